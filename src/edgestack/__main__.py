@@ -1,0 +1,3 @@
+from edgestack.cli import app
+
+app()

@@ -1,0 +1,110 @@
+"""The agent's side of the wire: typed calls to the hub, counting every byte sent."""
+
+import httpx
+
+from edgestack.protocol import (
+    DesiredState,
+    EnrolRequest,
+    EnrolResponse,
+    IngestAck,
+    ReportedState,
+    problem_detail,
+)
+
+__all__ = ["HubLink", "HubRejected", "HubUnavailable"]
+
+
+class HubUnavailable(Exception):
+    """The hub could not be reached or failed; the same call may succeed later."""
+
+
+class HubRejected(Exception):
+    """The hub refused the request; sending it again will not help."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"hub answered {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class HubLink:
+    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout_s, event_hooks={"request": [self._count]}
+        )
+        self._sent = 0
+        self.token = ""
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def take_sent_bytes(self) -> int:
+        """Bytes sent since the last call: request lines, headers and bodies."""
+        sent, self._sent = self._sent, 0
+        return sent
+
+    async def enrol(self, request: EnrolRequest) -> EnrolResponse:
+        response = await self._call("POST", "/v1/enrol", content=request.model_dump_json())
+        return EnrolResponse.model_validate_json(response.content)
+
+    async def desired(self, device_id: str, *, after: int, wait_s: float) -> DesiredState:
+        response = await self._call(
+            "GET",
+            f"/v1/devices/{device_id}/desired",
+            params={"after": after, "wait": wait_s},
+            timeout=wait_s + 10,
+        )
+        return DesiredState.model_validate_json(response.content)
+
+    async def report(self, device_id: str, state: ReportedState) -> None:
+        await self._call(
+            "PUT", f"/v1/devices/{device_id}/reported", content=state.model_dump_json()
+        )
+
+    async def ingest(self, device_id: str, kind: str, gzipped_json: bytes) -> IngestAck:
+        response = await self._call(
+            "POST",
+            f"/v1/devices/{device_id}/{kind}",
+            content=gzipped_json,
+            headers={"Content-Encoding": "gzip"},
+        )
+        return IngestAck.model_validate_json(response.content)
+
+    async def artifact(self, digest: str) -> bytes:
+        response = await self._call("GET", f"/v1/artifacts/{digest}", timeout=120)
+        return response.content
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: str | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, float] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        all_headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
+        if content is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+        try:
+            response = await self._client.request(
+                method,
+                url,
+                content=content,
+                headers=all_headers,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as exc:
+            raise HubUnavailable(f"{method} {url}: {exc!r}") from exc
+        if response.status_code >= 500:
+            raise HubUnavailable(f"{method} {url}: hub answered {response.status_code}")
+        if response.status_code >= 400:
+            raise HubRejected(response.status_code, problem_detail(response.content))
+        return response
+
+    async def _count(self, request: httpx.Request) -> None:
+        head = len(request.method) + len(request.url.raw_path) + 12
+        head += sum(len(k) + len(v) + 4 for k, v in request.headers.raw)
+        self._sent += head + 2 + len(request.content)

@@ -1,0 +1,193 @@
+"""The model bundle: the unit of deployment.
+
+A bundle is a tar archive holding ``manifest.json`` and ``model.onnx``. It is
+packed deterministically, so the same model and manifest always give the same
+bytes, and it is addressed by the sha256 of those bytes (its *digest*). What
+trained a model and what runs it read the same manifest.
+
+    data = Bundle.create(name="m", version=1, labels=["ok", "worn"], input=spec, model=onnx).pack()
+    Bundle.unpack(data, expected_digest=digest(data))   # raises BundleError if anything is off
+"""
+
+import hashlib
+import io
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "BundleStore",
+    "Digest",
+    "InputSpec",
+    "Manifest",
+    "Name",
+    "digest",
+]
+
+Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+MANIFEST = "manifest.json"
+MODEL = "model.onnx"
+MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be trusted or read; the message says why."""
+
+
+class InputSpec(BaseModel):
+    """What a model expects: which sensors, at what rate, windowed how, which features."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sensors: list[str] = Field(min_length=1)
+    rate_hz: float = Field(gt=0)
+    window: int = Field(ge=8)
+    hop: int = Field(ge=1)
+    features: list[str] = Field(min_length=1)
+
+    def fingerprint(self) -> str:
+        """A short stable id: two specs with the same fingerprint produce the same features."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal[1] = 1
+    name: Name
+    version: int = Field(ge=1)
+    labels: list[str] = Field(min_length=1)
+    input: InputSpec
+    metrics: dict[str, float] = Field(default_factory=dict)
+    model_sha256: Digest
+    created_at: datetime
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    manifest: Manifest
+    model: bytes
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        name: str,
+        version: int,
+        labels: list[str],
+        input: InputSpec,
+        model: bytes,
+        metrics: dict[str, float] | None = None,
+    ) -> "Bundle":
+        manifest = Manifest(
+            name=name,
+            version=version,
+            labels=labels,
+            input=input,
+            metrics=metrics or {},
+            model_sha256=digest(model),
+            created_at=datetime.now(UTC),
+        )
+        return cls(manifest, model)
+
+    def pack(self) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for member, payload in (
+                (MANIFEST, self.manifest.model_dump_json(indent=2).encode()),
+                (MODEL, self.model),
+            ):
+                info = tarfile.TarInfo(member)
+                info.size = len(payload)
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(payload))
+        return buffer.getvalue()
+
+    @classmethod
+    def unpack(cls, data: bytes, *, expected_digest: str | None = None) -> "Bundle":
+        """Read and verify a packed bundle; raise `BundleError` naming what is wrong."""
+        if expected_digest is not None and digest(data) != expected_digest:
+            raise BundleError(
+                f"digest mismatch: expected {expected_digest}, the bytes hash to {digest(data)}; "
+                "the bundle was altered or truncated in transit"
+            )
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+                files = {m.name: m for m in tar.getmembers() if m.isfile()}
+                missing = {MANIFEST, MODEL} - files.keys()
+                if missing:
+                    raise BundleError(f"bundle lacks {', '.join(sorted(missing))}")
+                raw_manifest = _read(tar, files[MANIFEST])
+                model = _read(tar, files[MODEL])
+        except tarfile.TarError as exc:
+            raise BundleError(f"bundle is not a tar archive: {exc}") from exc
+        try:
+            manifest = Manifest.model_validate_json(raw_manifest)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "manifest"
+            raise BundleError(f"manifest.json: {where}: {first['msg']}") from exc
+        if digest(model) != manifest.model_sha256:
+            raise BundleError(
+                "model.onnx does not match manifest.model_sha256: the model was replaced "
+                "after the manifest was written; repack the bundle"
+            )
+        return cls(manifest, model)
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(member)
+    if handle is None:
+        raise BundleError(f"{member.name} cannot be read")
+    return handle.read()
+
+
+class BundleStore:
+    """Packed bundles on disk, one file per digest, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.bundle"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put(self, data: bytes, *, expected_digest: str | None = None) -> Bundle:
+        """Verify and store; return the bundle. Nothing is written if verification fails."""
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise BundleError(f"bundle is {len(data)} bytes; the limit is {MAX_BUNDLE_BYTES}")
+        bundle = Bundle.unpack(data, expected_digest=expected_digest)
+        target = self.path(digest(data))
+        if not target.exists():
+            # Write aside and rename, so a kill mid-write never leaves a half bundle under its name.
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return bundle
+
+    def load(self, key: str) -> Bundle:
+        return Bundle.unpack(self.path(key).read_bytes(), expected_digest=key)

@@ -1,0 +1,132 @@
+"""A typed Python client for the hub's control API, for outside applications and the CLI.
+
+>>> with HubClient("http://127.0.0.1:8400", admin_token="...") as hub:
+...     for device in hub.devices():
+...         print(device.device_id, device.reported.status if device.reported else "silent")
+"""
+
+from types import TracebackType
+
+import httpx
+from pydantic import TypeAdapter
+
+from edgestack.protocol import (
+    DatasetView,
+    DeployRequest,
+    DeployResponse,
+    DesiredPatch,
+    DesiredState,
+    DeviceView,
+    EventView,
+    ModelView,
+    problem_detail,
+)
+
+__all__ = ["HubClient", "HubError"]
+
+_Devices = TypeAdapter(list[DeviceView])
+_Models = TypeAdapter(list[ModelView])
+_Events = TypeAdapter(list[EventView])
+
+
+class HubError(Exception):
+    """The hub refused a call or could not be reached; the message says which and why."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HubClient:
+    def __init__(self, url: str, *, admin_token: str, timeout_s: float = 30.0) -> None:
+        self.url = url
+        self._http = httpx.Client(
+            base_url=url,
+            timeout=timeout_s,
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+
+    def __enter__(self) -> "HubClient":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def devices(self) -> list[DeviceView]:
+        return _Devices.validate_json(self._call("GET", "/v1/devices").content)
+
+    def device(self, device_id: str) -> DeviceView:
+        return DeviceView.model_validate_json(self._call("GET", f"/v1/devices/{device_id}").content)
+
+    def update_desired(self, device_id: str, patch: DesiredPatch) -> DesiredState:
+        body = patch.model_dump_json(exclude_unset=True)
+        response = self._call("PATCH", f"/v1/devices/{device_id}/desired", content=body)
+        return DesiredState.model_validate_json(response.content)
+
+    def register_model(self, bundle: bytes, *, digest: str | None = None) -> ModelView:
+        response = self._call(
+            "POST",
+            "/v1/models",
+            content=bundle,
+            params={"digest": digest} if digest else None,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return ModelView.model_validate_json(response.content)
+
+    def models(self) -> list[ModelView]:
+        return _Models.validate_json(self._call("GET", "/v1/models").content)
+
+    def deploy(self, request: DeployRequest) -> DeployResponse:
+        response = self._call("POST", "/v1/deployments", content=request.model_dump_json())
+        return DeployResponse.model_validate_json(response.content)
+
+    def events(
+        self, *, after_id: int = 0, device: str | None = None, limit: int = 100
+    ) -> list[EventView]:
+        params: dict[str, str | int] = {"after_id": after_id, "limit": limit}
+        if device:
+            params["device"] = device
+        return _Events.validate_json(self._call("GET", "/v1/events", params=params).content)
+
+    def samples(self, *, label: str | None = None, device: str | None = None) -> DatasetView:
+        params = {k: v for k, v in (("label", label), ("device", device)) if v}
+        response = self._call("GET", "/v1/samples", params=params)
+        return DatasetView.model_validate_json(response.content)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: str | bytes | None = None,
+        params: dict[str, str | int] | dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        if content is not None and headers is None:
+            headers = {"Content-Type": "application/json"}
+        try:
+            response = self._http.request(
+                method, path, content=content, params=params, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise HubError(f"cannot reach the hub at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise HubError(
+                f"{method} {path}: {response.status_code} {problem_detail(response.content)}",
+                response.status_code,
+            )
+        return response

@@ -1,0 +1,268 @@
+"""The contract between hub, agents and outside applications.
+
+Every message on the wire is one of these models; neither side invents JSON.
+`PROTOCOL` is the version an agent states when it enrols; a hub refuses versions
+it does not speak, with a message saying which it does.
+"""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from edgestack.bundle import Digest, InputSpec, Manifest, Name
+
+__all__ = [
+    "PROTOCOL",
+    "BundleRef",
+    "Collection",
+    "DataSample",
+    "DatasetView",
+    "DeployRequest",
+    "DeployResponse",
+    "DesiredPatch",
+    "DesiredState",
+    "DeviceId",
+    "DeviceView",
+    "EnrolRequest",
+    "EnrolResponse",
+    "Event",
+    "EventBatch",
+    "EventView",
+    "FaultInjection",
+    "Hardware",
+    "IngestAck",
+    "Label",
+    "ModelView",
+    "Problem",
+    "ReportedState",
+    "RuleParams",
+    "SampleBatch",
+    "SampleRecord",
+    "TelemetryBatch",
+    "TelemetryTotals",
+    "problem_detail",
+]
+
+PROTOCOL = 1
+
+DeviceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    """The body of every error answer: one message naming what is wrong and the fix."""
+
+    detail: str
+
+
+def problem_detail(body: bytes) -> str:
+    """The one-line reason out of an error answer, or its first bytes if it is no `Problem`."""
+    try:
+        return Problem.model_validate_json(body).detail
+    except ValueError:
+        return body[:500].decode(errors="replace") or "no reason given"
+
+
+# -- enrolment ---------------------------------------------------------------
+
+
+class Hardware(Wire):
+    cores: int = Field(ge=1)
+    ram_mb: int = Field(ge=1)
+    arch: str
+    providers: list[str]
+
+
+class EnrolRequest(Wire):
+    protocol: int = PROTOCOL
+    device_id: DeviceId
+    enrol_token: str = Field(min_length=1)
+    hardware: Hardware
+
+
+class EnrolResponse(Wire):
+    device_id: DeviceId
+    device_token: str
+
+
+# -- the twin ----------------------------------------------------------------
+
+
+class BundleRef(Wire):
+    name: Name
+    version: int = Field(ge=1)
+    digest: Digest
+
+
+class RuleParams(Wire):
+    """When predictions become an alarm: `trigger_windows` confident fault windows in a row
+    raise it, `clear_windows` normal windows in a row clear it."""
+
+    normal_label: Label = "normal"
+    min_confidence: float = Field(default=0.7, ge=0, le=1)
+    trigger_windows: int = Field(default=4, ge=1, le=1000)
+    clear_windows: int = Field(default=8, ge=1, le=1000)
+
+
+class Collection(Wire):
+    """Send every window's features to the hub, labelled, to build a training set."""
+
+    label: Label
+
+
+class FaultInjection(Wire):
+    """Asks a simulated source to develop a fault; real sources report it as unsupported."""
+
+    kind: Label
+    severity: float = Field(default=1.0, ge=0, le=10)
+
+
+class DesiredState(Wire):
+    version: int = Field(default=0, ge=0)
+    bundle: BundleRef | None = None
+    rules: RuleParams = RuleParams()
+    collect: Collection | None = None
+    fault: FaultInjection | None = None
+    telemetry_interval_s: float = Field(default=5.0, ge=0.2, le=3600)
+
+
+class DesiredPatch(Wire):
+    """A change to a device's desired state. Fields left out stay as they are;
+    fields sent as null are cleared."""
+
+    rules: RuleParams | None = None
+    collect: Collection | None = None
+    fault: FaultInjection | None = None
+    telemetry_interval_s: float | None = Field(default=None, ge=0.2, le=3600)
+
+
+class ReportedState(Wire):
+    desired_version: int = Field(ge=0)
+    bundle: BundleRef | None = None
+    status: Literal["idle", "collecting", "running", "error"]
+    error: str | None = None
+    hardware: Hardware
+
+
+# -- data from the device ----------------------------------------------------
+
+
+class TelemetryBatch(Wire):
+    """Aggregates over one interval. `seq` counts a device's batches from 1 without gaps,
+    so the hub can tell a lost batch from one that never existed."""
+
+    batch_id: UUID
+    seq: int = Field(ge=1)
+    start: datetime
+    end: datetime
+    windows: int = Field(ge=0)
+    predictions: dict[str, int] = Field(default_factory=dict)
+    mean_confidence: float | None = Field(default=None, ge=0, le=1)
+    latency_ms_p50: float | None = Field(default=None, ge=0)
+    latency_ms_p95: float | None = Field(default=None, ge=0)
+    bad_samples: int = Field(default=0, ge=0)
+    raw_bytes: int = Field(ge=0, description="what streaming the raw samples would have cost")
+    uplink_bytes: int = Field(ge=0, description="bytes this device sent to the hub")
+    bundle_digest: Digest | None = None
+
+
+class Event(Wire):
+    event_id: UUID
+    at: datetime
+    kind: Literal["alarm_raised", "alarm_cleared", "model_loaded", "error"]
+    severity: Literal["info", "warning", "critical"]
+    label: str | None = None
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    message: str = Field(max_length=2000)
+    bundle_digest: Digest | None = None
+
+
+class EventBatch(Wire):
+    batch_id: UUID
+    events: list[Event] = Field(min_length=1, max_length=1000)
+
+
+class DataSample(Wire):
+    at: datetime
+    label: Label
+    features: list[float] = Field(min_length=1, max_length=100_000)
+
+
+class SampleBatch(Wire):
+    batch_id: UUID
+    spec: InputSpec
+    samples: list[DataSample] = Field(min_length=1, max_length=10_000)
+
+
+class IngestAck(Wire):
+    batch_id: UUID
+    accepted: int
+    duplicate: bool
+
+
+# -- control API views -------------------------------------------------------
+
+
+class TelemetryTotals(Wire):
+    batches: int = 0
+    last_seq: int = 0
+    windows: int = 0
+    predictions: dict[str, int] = Field(default_factory=dict)
+    bad_samples: int = 0
+    raw_bytes: int = 0
+    uplink_bytes: int = 0
+
+
+class DeviceView(Wire):
+    device_id: DeviceId
+    enrolled_at: datetime
+    last_seen: datetime | None
+    desired: DesiredState
+    reported: ReportedState | None
+    telemetry: TelemetryTotals
+
+
+class ModelView(Wire):
+    name: Name
+    version: int
+    digest: Digest
+    size_bytes: int
+    registered_at: datetime
+    manifest: Manifest
+
+
+class DeployRequest(Wire):
+    model: Name
+    version: int | None = Field(default=None, ge=1, description="latest when left out")
+    devices: list[DeviceId] | None = Field(default=None, description="every device when left out")
+
+
+class DeployResponse(Wire):
+    bundle: BundleRef
+    devices: list[DeviceId]
+
+
+class EventView(Wire):
+    id: int
+    device_id: DeviceId
+    received_at: datetime
+    event: Event
+
+
+class SampleRecord(Wire):
+    device_id: DeviceId
+    at: datetime
+    label: Label
+    spec: str = Field(description="InputSpec fingerprint")
+    features: list[float]
+
+
+class DatasetView(Wire):
+    specs: dict[str, InputSpec]
+    samples: list[SampleRecord]

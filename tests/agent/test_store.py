@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+
+from edgestack.agent.store import LocalStore
+
+
+def test_outbox_hands_out_oldest_first_until_acked(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db")
+    store.enqueue("events", b"one")
+    store.enqueue("samples", b"two")
+
+    first = store.peek()
+    again = store.peek()
+    assert first is not None and again == first and first.body == b"one"
+    store.ack(first)
+    second = store.peek()
+    assert second is not None and (second.kind, second.body) == ("samples", b"two")
+    store.ack(second)
+    assert store.peek() is None and store.pending() == 0
+
+
+def test_sequence_numbers_have_no_gaps_across_reopen(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db")
+    seqs = [store.enqueue_numbered("telemetry", lambda n: str(n).encode()) for _ in range(3)]
+    store.close()
+
+    reopened = LocalStore(tmp_path / "a.db")
+    seqs.append(reopened.enqueue_numbered("telemetry", lambda n: str(n).encode()))
+    bodies = []
+    while (item := reopened.peek()) is not None:
+        bodies.append(item.body)
+        reopened.ack(item)
+
+    assert seqs == [1, 2, 3, 4]
+    assert bodies == [b"1", b"2", b"3", b"4"]
+
+
+def test_failed_body_allocates_no_number(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db")
+
+    def broken(seq: int) -> bytes:
+        raise RuntimeError("serialisation failed")
+
+    with pytest.raises(RuntimeError):
+        store.enqueue_numbered("telemetry", broken)
+
+    assert store.enqueue_numbered("telemetry", lambda n: b"x") == 1
+    assert store.pending() == 1
+
+
+def test_full_outbox_drops_oldest_and_counts(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db", max_outbox_bytes=250)
+    for i in range(5):
+        store.enqueue("telemetry", bytes([i]) * 100)
+
+    kept = []
+    while (item := store.peek()) is not None:
+        kept.append(item.body[0])
+        store.ack(item)
+
+    assert kept == [3, 4]
+    assert store.dropped() == 3
+
+
+def test_kv_survives_reopen(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db")
+    store.set("device_token", "secret")
+    store.set("gone", "x")
+    store.set("gone", None)
+    store.close()
+
+    reopened = LocalStore(tmp_path / "a.db")
+    assert reopened.get("device_token") == "secret"
+    assert reopened.get("gone") is None

@@ -1,0 +1,53 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgestack.demo import LocalFleet, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def cli(fleet: LocalFleet, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgestack", *args, "--hub", fleet.hub_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"EDGESTACK_ADMIN_TOKEN": fleet.admin_token, "COLUMNS": "200", "PATH": ""},
+    )
+
+
+def test_listings_show_the_fleet_as_tables_and_json(tmp_path: Path) -> None:
+    with LocalFleet(tmp_path, ["edge-1"]) as fleet:
+        fleet.start_hub()
+        fleet.start_agents()
+        wait_until(
+            lambda: [d for d in fleet.client.devices() if d.reported],
+            timeout_s=60,
+            what="the agent to report",
+        )
+
+        as_json = cli(fleet, "devices", "--json")
+        table = cli(fleet, "devices")
+        models = cli(fleet, "models", "--json")
+        events = cli(fleet, "events", "--json")
+        refused = subprocess.run(
+            [sys.executable, "-m", "edgestack", "devices", "--hub", fleet.hub_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"EDGESTACK_ADMIN_TOKEN": "wrong", "COLUMNS": "200", "PATH": ""},
+        )
+
+    assert as_json.returncode == 0, as_json.stderr
+    devices = json.loads(as_json.stdout)
+    assert [d["device_id"] for d in devices] == ["edge-1"]
+    assert devices[0]["reported"]["status"] == "idle"
+    assert "edge-1" in table.stdout and "idle" in table.stdout
+    assert json.loads(models.stdout) == []
+    assert json.loads(events.stdout) == []
+    assert refused.returncode == 1
+    assert "401" in refused.stdout

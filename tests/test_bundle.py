@@ -1,0 +1,82 @@
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from edgestack.bundle import Bundle, BundleError, BundleStore, InputSpec, digest
+
+SPEC = InputSpec(sensors=["a"], rate_hz=100.0, window=16, hop=8, features=["a.rms"])
+
+
+def make(model: bytes = b"model-bytes", version: int = 1) -> Bundle:
+    return Bundle.create(name="m", version=version, labels=["x", "y"], input=SPEC, model=model)
+
+
+def retar(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()
+
+
+def test_pack_is_deterministic_and_round_trips() -> None:
+    bundle = make()
+
+    data = bundle.pack()
+
+    assert data == bundle.pack()
+    assert Bundle.unpack(data, expected_digest=digest(data)) == bundle
+
+
+def test_wrong_digest_is_refused() -> None:
+    data = make().pack()
+
+    with pytest.raises(BundleError, match="digest mismatch"):
+        Bundle.unpack(data, expected_digest="0" * 64)
+
+
+def test_model_swapped_after_manifest_is_refused() -> None:
+    bundle = make()
+    tampered = retar(
+        {"manifest.json": bundle.manifest.model_dump_json().encode(), "model.onnx": b"evil"}
+    )
+
+    with pytest.raises(BundleError, match="model_sha256"):
+        Bundle.unpack(tampered)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not a tar", "not a tar archive"),
+        (retar({"model.onnx": b"x"}), "lacks manifest.json"),
+        (retar({"manifest.json": b"{}", "model.onnx": b"x"}), "manifest.json: format|name"),
+    ],
+)
+def test_malformed_bundles_name_the_problem(data: bytes, message: str) -> None:
+    with pytest.raises(BundleError, match=message):
+        Bundle.unpack(data)
+
+
+def test_store_keeps_verified_bundles_by_digest(tmp_path: Path) -> None:
+    store = BundleStore(tmp_path)
+    data = make().pack()
+
+    store.put(data, expected_digest=digest(data))
+
+    assert store.has(digest(data))
+    assert store.load(digest(data)).model == b"model-bytes"
+
+
+def test_store_writes_nothing_for_a_bad_bundle(tmp_path: Path) -> None:
+    store = BundleStore(tmp_path)
+    data = make().pack()
+
+    with pytest.raises(BundleError):
+        store.put(data, expected_digest="f" * 64)
+
+    assert list(tmp_path.iterdir()) == []
