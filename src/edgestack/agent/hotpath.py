@@ -86,10 +86,10 @@ class HotPath:
         self.telemetry.add_windows(len(features))
         now = datetime.now(UTC)
         if self.collect_label is not None:
-            out.samples = [
-                DataSample(at=now, label=self.collect_label, features=row)
-                for row in features.tolist()
-            ]
+            # The shortest text that reads back as the same float32: float64 reprs of float32
+            # values would double the uplink with digits that carry nothing.
+            rows = features.astype(str).astype(np.float64).tolist()
+            out.samples = [DataSample(at=now, label=self.collect_label, features=r) for r in rows]
         if self.model is not None:
             started = time.perf_counter()
             indices, probabilities = self.model.predictor.predict(features)

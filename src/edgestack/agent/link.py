@@ -84,7 +84,9 @@ class HubLink:
         params: dict[str, float] | None = None,
         timeout: float | None = None,
     ) -> httpx.Response:
-        all_headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
+        all_headers = dict(headers or {})
+        if self.token:
+            all_headers["Authorization"] = f"Bearer {self.token}"
         if content is not None:
             all_headers.setdefault("Content-Type", "application/json")
         try:
