@@ -15,7 +15,7 @@ import random
 import signal
 import uuid
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import onnxruntime
 from pydantic import BaseModel
@@ -46,7 +46,7 @@ log = logging.getLogger("edgestack.agent")
 
 # Labelled windows leave in batches: at most this many, or this old, whichever comes first.
 _SAMPLE_BATCH = 64
-_SAMPLE_BATCH_AGE_S = 1.0
+_SAMPLE_BATCH_AGE_S = 3.0
 
 
 @runtime_checkable
@@ -235,17 +235,18 @@ class Agent:
         self.hot.restart_windows()
         return []
 
-    def _reported(self) -> ReportedState:
+    def _status(self) -> Literal["idle", "collecting", "running", "error"]:
         if self.error:
-            status = "error"
-        elif self.hot.collect_label is not None:
-            status = "collecting"
-        else:
-            status = "running" if self.hot.model else "idle"
+            return "error"
+        if self.hot.collect_label is not None:
+            return "collecting"
+        return "running" if self.hot.model else "idle"
+
+    def _reported(self) -> ReportedState:
         return ReportedState(
             desired_version=self.applied.version,
             bundle=self.hot.model.ref if self.hot.model else None,
-            status=status,
+            status=self._status(),
             error=self.error,
             hardware=_hardware(),
         )

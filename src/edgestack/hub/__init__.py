@@ -1,0 +1,12 @@
+"""The control plane of a fleet: enrolment, device twins, ingestion, the model registry
+and deployments, as one FastAPI app over SQLite.
+
+    settings = HubSettings(data_dir=Path("hub-data"))   # env vars EDGESTACK_HUB_*
+    serve(settings)                                      # or create_app(settings) for ASGI
+"""
+
+from edgestack.hub.app import create_app
+from edgestack.hub.server import serve
+from edgestack.hub.settings import HubSettings
+
+__all__ = ["HubSettings", "create_app", "serve"]

@@ -1,0 +1,30 @@
+"""The hub's HTTP API: one router per resource, and the answers to refused requests."""
+
+from edgestack.hub.api import (
+    artifacts,
+    deployments,
+    devices,
+    enrolment,
+    events,
+    health,
+    models,
+    samples,
+    telemetry,
+    twin,
+)
+from edgestack.hub.api.problems import install_problem_handlers
+
+__all__ = ["ROUTERS", "install_problem_handlers"]
+
+ROUTERS = (
+    health.router,
+    enrolment.router,
+    twin.router,
+    devices.router,
+    telemetry.router,
+    events.router,
+    samples.router,
+    models.router,
+    deployments.router,
+    artifacts.router,
+)

@@ -1,0 +1,62 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from edgestack.bundle import MAX_BUNDLE_BYTES
+from edgestack.hub.api.body import read_body
+from edgestack.hub.api.deps import AdminDep, HubDep, SessionDep, WriteSessionDep
+from edgestack.hub.store import registry
+from edgestack.protocol import ModelView
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["models"])
+
+
+async def _bundle_bytes(request: Request) -> bytes:
+    return await read_body(request, MAX_BUNDLE_BYTES)
+
+
+BundleBytes = Annotated[bytes, Depends(_bundle_bytes)]
+_RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post(
+    "/v1/models",
+    status_code=201,
+    operation_id="models-register",
+    openapi_extra=_RAW_BODY,
+    responses={200: {"model": ModelView, "description": "the same bundle was registered before"}},
+)
+def register_model(
+    _: AdminDep,
+    data: BundleBytes,
+    hub: HubDep,
+    session: WriteSessionDep,
+    response: Response,
+    digest: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9a-f]{64}$", description="sha256 the bytes must hash to"),
+    ] = None,
+) -> ModelView:
+    """Register a packed bundle (the body, as application/octet-stream).
+
+    201 for a new model version, 200 when the same bytes were registered before;
+    400 for a bundle that fails verification, 409 when its name and version are taken.
+    """
+    view, created = registry.register(session, hub.bundles, data, expected_digest=digest)
+    session.commit()
+    if not created:
+        response.status_code = 200
+    return view
+
+
+@router.get("/v1/models", operation_id="models-list")
+def list_models(_: AdminDep, session: SessionDep) -> list[ModelView]:
+    """Every registered model version, by name and version."""
+    return registry.models(session)

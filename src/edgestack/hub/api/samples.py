@@ -1,0 +1,33 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from edgestack.hub.api.body import json_body
+from edgestack.hub.api.deps import AdminDep, DeviceDep, SessionDep, WriteSessionDep
+from edgestack.hub.store import samples
+from edgestack.protocol import DatasetView, IngestAck, SampleBatch
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["samples"])
+
+SampleBody = Annotated[SampleBatch, Depends(json_body(SampleBatch))]
+
+
+@router.post("/v1/devices/{device_id}/samples", operation_id="samples-ingest")
+def ingest_samples(device_id: DeviceDep, batch: SampleBody, session: WriteSessionDep) -> IngestAck:
+    """Store labelled feature windows once; each needs one value per `spec.features`."""
+    ack = samples.ingest(session, device_id, batch)
+    session.commit()
+    return ack
+
+
+@router.get("/v1/samples", operation_id="samples-list")
+def list_samples(
+    _: AdminDep,
+    session: SessionDep,
+    label: Annotated[str | None, Query(description="only samples with this label")] = None,
+    device: Annotated[str | None, Query(description="only this device's samples")] = None,
+) -> DatasetView:
+    """The collected training set, with the input spec of every sample."""
+    return samples.dataset(session, label=label, device_id=device)

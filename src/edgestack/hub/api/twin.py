@@ -1,0 +1,81 @@
+"""The device twin: desired state (long-polled by the device, patched by admins) and
+reported state (put by the device)."""
+
+import asyncio
+from contextlib import suppress
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+
+from edgestack.hub.api.body import json_body
+from edgestack.hub.api.deps import AdminDep, DeviceDep, HubDep, WriteSessionDep
+from edgestack.hub.context import HubContext
+from edgestack.hub.store import devices
+from edgestack.protocol import DesiredPatch, DesiredState, ReportedState
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["twin"])
+
+PatchBody = Annotated[DesiredPatch, Depends(json_body(DesiredPatch))]
+ReportedBody = Annotated[ReportedState, Depends(json_body(ReportedState))]
+
+
+@router.get("/v1/devices/{device_id}/desired", operation_id="twin-get-desired")
+async def get_desired(
+    device_id: DeviceDep,
+    hub: HubDep,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="the version the device holds; left out, answer at once"),
+    ] = None,
+    wait: Annotated[
+        float, Query(ge=0, le=60, description="seconds to wait for a version other than after")
+    ] = 25,
+) -> DesiredState:
+    """The device's desired state, as soon as its version differs from `after`.
+
+    A version *below* `after` is answered at once too: the hub was restored from an older
+    copy, and the device must learn the truth rather than wait for a number it will not see.
+    """
+    changed = hub.notifier.watch(device_id)
+    state = await run_in_threadpool(_seen, hub, device_id)
+    if after is None or state.version != after:
+        return state
+    with suppress(TimeoutError):
+        await asyncio.wait_for(changed.wait(), timeout=wait)
+    return await run_in_threadpool(_current, hub, device_id)
+
+
+@router.patch("/v1/devices/{device_id}/desired", operation_id="twin-patch-desired")
+def patch_desired(
+    _: AdminDep, device_id: str, patch: PatchBody, hub: HubDep, session: WriteSessionDep
+) -> DesiredState:
+    """Change the fields given; a field given as null is cleared to its default."""
+    state = devices.update_desired(session, device_id, patch)
+    session.commit()
+    hub.notifier.notify(device_id)
+    return state
+
+
+@router.put("/v1/devices/{device_id}/reported", operation_id="twin-put-reported")
+def put_reported(
+    device_id: DeviceDep, reported: ReportedBody, session: WriteSessionDep
+) -> ReportedState:
+    stored = devices.report(session, device_id, reported)
+    session.commit()
+    return stored
+
+
+def _seen(hub: HubContext, device_id: str) -> DesiredState:
+    with hub.db.writer() as session:
+        devices.touch(session, device_id)
+        state = devices.desired(session, device_id)
+        session.commit()
+    return state
+
+
+def _current(hub: HubContext, device_id: str) -> DesiredState:
+    with hub.db.session() as session:
+        return devices.desired(session, device_id)

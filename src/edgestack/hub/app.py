@@ -1,0 +1,47 @@
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from edgestack.hub.api import ROUTERS, install_problem_handlers
+from edgestack.hub.context import HubContext
+from edgestack.hub.settings import HubSettings
+
+__all__ = ["create_app", "hub_of"]
+
+
+def create_app(settings: HubSettings) -> FastAPI:
+    """The hub as an ASGI app. Its database and files open when the app starts (its
+    lifespan) and close when it stops; nothing is touched before.
+
+        app = create_app(HubSettings(data_dir=Path("hub-data")))
+        uvicorn.run(app)   # any ASGI server; `serve` adds prompt stops with long-polls waiting
+    """
+    hub = HubContext(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.open(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            hub.close()
+
+    app = FastAPI(
+        title="edgestack hub",
+        summary="Control plane of an edgestack fleet: enrolment, twins, ingestion, "
+        "model registry, deployments.",
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    install_problem_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def hub_of(app: FastAPI) -> HubContext:
+    """The running state of an app made by `create_app`."""
+    hub: HubContext = app.state.hub
+    return hub

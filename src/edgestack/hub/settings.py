@@ -1,0 +1,41 @@
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEV_ADMIN_TOKEN", "DEV_ENROL_TOKEN", "HubSettings"]
+
+# Well known on purpose, so a development hub, the CLI and agents work with no set-up;
+# a production hub refuses them.
+DEV_ADMIN_TOKEN = "dev-admin-token"
+DEV_ENROL_TOKEN = "dev-enrol-token"
+
+
+class HubSettings(BaseSettings):
+    """Everything the hub process is configured with; env vars `EDGESTACK_HUB_*`.
+
+    The tokens default to `dev-admin-token` and `dev-enrol-token`, which are refused
+    when `environment` is `production`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EDGESTACK_HUB_")
+
+    data_dir: Path = Path("hub-data")
+    host: str = "127.0.0.1"
+    port: int = 8400
+    admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
+    enrol_token: SecretStr = SecretStr(DEV_ENROL_TOKEN)
+    environment: Literal["development", "production"] = "development"
+
+    @model_validator(mode="after")
+    def _no_development_tokens_in_production(self) -> "HubSettings":
+        if self.environment != "production":
+            return self
+        for field, default in (("admin_token", DEV_ADMIN_TOKEN), ("enrol_token", DEV_ENROL_TOKEN)):
+            if getattr(self, field).get_secret_value() == default:
+                raise ValueError(
+                    f"{field} is the development default, refused in production; "
+                    f"set EDGESTACK_HUB_{field.upper()} to a secret value"
+                )
+        return self

@@ -1,0 +1,29 @@
+"""The hub's storage: tables and the small functions the API calls on them.
+
+Functions take a `Session` and never commit: the caller owns the transaction, so a
+request's writes land together or not at all.
+"""
+
+from edgestack.hub.store import (
+    batches,
+    deployments,
+    devices,
+    events,
+    registry,
+    samples,
+    telemetry,
+)
+from edgestack.hub.store.db import Base, Database, utcnow
+
+__all__ = [
+    "Base",
+    "Database",
+    "batches",
+    "deployments",
+    "devices",
+    "events",
+    "registry",
+    "samples",
+    "telemetry",
+    "utcnow",
+]

@@ -1,0 +1,157 @@
+"""Devices and their twins: enrolment, tokens, desired and reported state, views."""
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from edgestack.hub.errors import NotFound
+from edgestack.hub.store.db import utcnow
+from edgestack.hub.store.tables import DeviceRow
+from edgestack.protocol import (
+    BundleRef,
+    DesiredPatch,
+    DesiredState,
+    DeviceView,
+    EnrolRequest,
+    ReportedState,
+    TelemetryTotals,
+)
+
+__all__ = [
+    "deploy",
+    "desired",
+    "device_for_token",
+    "enrol",
+    "get",
+    "hash_token",
+    "not_enrolled",
+    "report",
+    "token_hash",
+    "touch",
+    "update_desired",
+    "view",
+    "views",
+]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def not_enrolled(device_id: str) -> NotFound:
+    return NotFound(f"device '{device_id}' is not enrolled; enrol it with POST /v1/enrol")
+
+
+def get(session: Session, device_id: str) -> DeviceRow:
+    row = session.get(DeviceRow, device_id)
+    if row is None:
+        raise not_enrolled(device_id)
+    return row
+
+
+def enrol(session: Session, request: EnrolRequest) -> str:
+    """Enrol a device, or give an enrolled one a fresh token; return the new token.
+
+    Enrolling again keeps the twin and the totals: a device that lost its token, or whose
+    disk was wiped, picks up where the fleet left it.
+    """
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = session.get(DeviceRow, request.device_id)
+    if row is None:
+        row = DeviceRow(
+            device_id=request.device_id,
+            enrolled_at=now,
+            desired=_dump_desired(DesiredState()),
+            desired_version=0,
+            reported=None,
+            telemetry=TelemetryTotals().model_dump(mode="json"),
+        )
+        session.add(row)
+    row.token_sha256 = hash_token(token)
+    row.hardware = request.hardware.model_dump(mode="json")
+    row.last_seen = now
+    return token
+
+
+def token_hash(session: Session, device_id: str) -> str | None:
+    return session.scalar(select(DeviceRow.token_sha256).where(DeviceRow.device_id == device_id))
+
+
+def device_for_token(session: Session, token_sha256: str) -> str | None:
+    return session.scalar(
+        select(DeviceRow.device_id).where(DeviceRow.token_sha256 == token_sha256).limit(1)
+    )
+
+
+def touch(session: Session, device_id: str) -> None:
+    session.execute(
+        update(DeviceRow).where(DeviceRow.device_id == device_id).values(last_seen=utcnow())
+    )
+
+
+def desired(session: Session, device_id: str) -> DesiredState:
+    return _desired(get(session, device_id))
+
+
+def update_desired(session: Session, device_id: str, patch: DesiredPatch) -> DesiredState:
+    """Apply the fields the patch was given; a field given as null goes back to its default."""
+    row = get(session, device_id)
+    changes = {
+        field: getattr(patch, field)
+        if getattr(patch, field) is not None
+        else DesiredState.model_fields[field].get_default(call_default_factory=True)
+        for field in patch.model_fields_set
+    }
+    state = _desired(row).model_copy(update=changes)
+    return _store_desired(row, DesiredState.model_validate(state.model_dump()))
+
+
+def deploy(session: Session, device_ids: Iterable[str], ref: BundleRef) -> None:
+    for device_id in device_ids:
+        row = get(session, device_id)
+        _store_desired(row, _desired(row).model_copy(update={"bundle": ref}))
+
+
+def report(session: Session, device_id: str, reported: ReportedState) -> ReportedState:
+    row = get(session, device_id)
+    row.reported = reported.model_dump(mode="json")
+    row.last_seen = utcnow()
+    return reported
+
+
+def view(session: Session, device_id: str) -> DeviceView:
+    return _view(get(session, device_id))
+
+
+def views(session: Session) -> list[DeviceView]:
+    return [_view(row) for row in session.scalars(select(DeviceRow).order_by(DeviceRow.device_id))]
+
+
+def _desired(row: DeviceRow) -> DesiredState:
+    return DesiredState.model_validate({**row.desired, "version": row.desired_version})
+
+
+def _dump_desired(state: DesiredState) -> dict[str, object]:
+    return state.model_dump(mode="json", exclude={"version"})
+
+
+def _store_desired(row: DeviceRow, state: DesiredState) -> DesiredState:
+    """Store `state` as the next version of the row's desired state."""
+    row.desired = _dump_desired(state)
+    row.desired_version += 1
+    return state.model_copy(update={"version": row.desired_version})
+
+
+def _view(row: DeviceRow) -> DeviceView:
+    return DeviceView(
+        device_id=row.device_id,
+        enrolled_at=row.enrolled_at,
+        last_seen=row.last_seen,
+        desired=_desired(row),
+        reported=None if row.reported is None else ReportedState.model_validate(row.reported),
+        telemetry=TelemetryTotals.model_validate(row.telemetry),
+    )

@@ -1,0 +1,47 @@
+"""Events from the devices, kept in arrival order."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edgestack.hub.store import batches, devices
+from edgestack.hub.store.db import utcnow
+from edgestack.hub.store.tables import EventRow
+from edgestack.protocol import Event, EventBatch, EventView, IngestAck
+
+__all__ = ["ingest", "since"]
+
+
+def ingest(session: Session, device_id: str, batch: EventBatch) -> IngestAck:
+    row = devices.get(session, device_id)
+    if not batches.claim(session, device_id, "events", batch.batch_id, len(batch.events)):
+        return IngestAck(batch_id=batch.batch_id, accepted=0, duplicate=True)
+    now = utcnow()
+    session.add_all(
+        EventRow(
+            device_id=device_id,
+            batch_id=str(batch.batch_id),
+            received_at=now,
+            event=event.model_dump(mode="json"),
+        )
+        for event in batch.events
+    )
+    row.last_seen = now
+    return IngestAck(batch_id=batch.batch_id, accepted=len(batch.events), duplicate=False)
+
+
+def since(
+    session: Session, *, after_id: int = 0, device_id: str | None = None, limit: int = 100
+) -> list[EventView]:
+    """Events with an id above `after_id`, oldest first."""
+    query = select(EventRow).where(EventRow.id > after_id).order_by(EventRow.id).limit(limit)
+    if device_id is not None:
+        query = query.where(EventRow.device_id == device_id)
+    return [
+        EventView(
+            id=row.id,
+            device_id=row.device_id,
+            received_at=row.received_at,
+            event=Event.model_validate(row.event),
+        )
+        for row in session.scalars(query)
+    ]

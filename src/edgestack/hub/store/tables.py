@@ -1,0 +1,109 @@
+"""The hub's tables. Wire schemas live in `edgestack.protocol`; JSON columns hold their dumps."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from edgestack.hub.store.db import Base, UTCDateTime
+
+__all__ = [
+    "DeviceRow",
+    "EventRow",
+    "ModelRow",
+    "ReceivedBatchRow",
+    "SampleRow",
+    "SpecRow",
+    "TelemetryRow",
+]
+
+Json = dict[str, Any]
+
+
+class DeviceRow(Base):
+    """A device's twin. `desired` holds `DesiredState` without its version, which is
+    `desired_version`; `telemetry` holds `TelemetryTotals`."""
+
+    __tablename__ = "devices"
+
+    device_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hardware: Mapped[Json] = mapped_column(JSON)
+    desired: Mapped[Json] = mapped_column(JSON)
+    desired_version: Mapped[int]
+    reported: Mapped[Json | None] = mapped_column(JSON)
+    telemetry: Mapped[Json] = mapped_column(JSON)
+
+
+class TelemetryRow(Base):
+    __tablename__ = "telemetry_batches"
+    __table_args__ = (UniqueConstraint("device_id", "batch_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"))
+    batch_id: Mapped[str] = mapped_column(String(36))
+    seq: Mapped[int]
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    batch: Mapped[Json] = mapped_column(JSON)
+
+
+class ReceivedBatchRow(Base):
+    """Which event and sample batches arrived, so a batch sent again is stored once."""
+
+    __tablename__ = "received_batches"
+    __table_args__ = (UniqueConstraint("device_id", "kind", "batch_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[str] = mapped_column(String(36))
+    accepted: Mapped[int]
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), index=True)
+    batch_id: Mapped[str] = mapped_column(String(36))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event: Mapped[Json] = mapped_column(JSON)
+
+
+class SpecRow(Base):
+    __tablename__ = "specs"
+
+    fingerprint: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spec: Mapped[Json] = mapped_column(JSON)
+
+
+class SampleRow(Base):
+    __tablename__ = "samples"
+    __table_args__ = (Index("ix_samples_label_device", "label", "device_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), index=True)
+    batch_id: Mapped[str] = mapped_column(String(36))
+    spec: Mapped[str] = mapped_column(ForeignKey("specs.fingerprint"))
+    label: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    features: Mapped[list[float]] = mapped_column(JSON)
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    version: Mapped[int]
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int]
+    manifest: Mapped[Json] = mapped_column(JSON)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime)

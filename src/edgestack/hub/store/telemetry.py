@@ -1,0 +1,55 @@
+"""Telemetry batches, each stored once, summed into the device's totals."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edgestack.hub.store import devices
+from edgestack.hub.store.db import utcnow
+from edgestack.hub.store.tables import TelemetryRow
+from edgestack.protocol import IngestAck, TelemetryBatch, TelemetryTotals
+
+__all__ = ["ingest"]
+
+
+def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck:
+    """Store a batch and add it to the totals; a batch already stored changes nothing."""
+    row = devices.get(session, device_id)
+    stored = session.scalar(
+        select(TelemetryRow.id).where(
+            TelemetryRow.device_id == device_id, TelemetryRow.batch_id == str(batch.batch_id)
+        )
+    )
+    if stored is not None:
+        return IngestAck(batch_id=batch.batch_id, accepted=0, duplicate=True)
+    now = utcnow()
+    session.add(
+        TelemetryRow(
+            device_id=device_id,
+            batch_id=str(batch.batch_id),
+            seq=batch.seq,
+            start=batch.start,
+            end=batch.end,
+            received_at=now,
+            batch=batch.model_dump(mode="json"),
+        )
+    )
+    row.telemetry = _add(TelemetryTotals.model_validate(row.telemetry), batch).model_dump(
+        mode="json"
+    )
+    row.last_seen = now
+    return IngestAck(batch_id=batch.batch_id, accepted=1, duplicate=False)
+
+
+def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
+    predictions = dict(totals.predictions)
+    for label, count in batch.predictions.items():
+        predictions[label] = predictions.get(label, 0) + count
+    return TelemetryTotals(
+        batches=totals.batches + 1,
+        last_seq=max(totals.last_seq, batch.seq),
+        windows=totals.windows + batch.windows,
+        predictions=predictions,
+        bad_samples=totals.bad_samples + batch.bad_samples,
+        raw_bytes=totals.raw_bytes + batch.raw_bytes,
+        uplink_bytes=totals.uplink_bytes + batch.uplink_bytes,
+    )

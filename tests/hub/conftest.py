@@ -1,0 +1,69 @@
+"""A hub on a temporary data directory, driven in-process through httpx's ASGI transport."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from edgestack.hub import HubSettings, create_app
+from edgestack.hub.app import hub_of
+from edgestack.hub.context import HubContext
+
+from .factories import ADMIN_TOKEN, ENROL_TOKEN, HARDWARE, Device, Enrol
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> HubSettings:
+    return HubSettings(
+        data_dir=tmp_path / "hub",
+        admin_token=SecretStr(ADMIN_TOKEN),
+        enrol_token=SecretStr(ENROL_TOKEN),
+        environment="development",
+    )
+
+
+@pytest.fixture
+def app(settings: HubSettings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def hub(app: FastAPI) -> HubContext:
+    return hub_of(app)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://hub") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def enrol(client: httpx.AsyncClient) -> Enrol:
+    async def enrol(device_id: str) -> Device:
+        body = {
+            "device_id": device_id,
+            "enrol_token": ENROL_TOKEN,
+            "hardware": HARDWARE.model_dump(),
+        }
+        response = await client.post("/v1/enrol", json=body)
+        assert response.status_code == 200, response.text
+        return Device(device_id, response.json()["device_token"])
+
+    return enrol
+
+
+@pytest.fixture
+async def device(enrol: Enrol) -> Device:
+    return await enrol("motor-1")

@@ -1,0 +1,101 @@
+"""Builders for hub tests: wire messages, bundles, and looks into the hub's tables."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from edgestack.bundle import Bundle, InputSpec
+from edgestack.hub.context import HubContext
+from edgestack.protocol import DataSample, Event, EventBatch, Hardware, SampleBatch, TelemetryBatch
+
+ADMIN_TOKEN = "test-admin-token"
+ENROL_TOKEN = "test-enrol-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+HARDWARE = Hardware(cores=4, ram_mb=2048, arch="aarch64", providers=["CPUExecutionProvider"])
+SPEC = InputSpec(
+    sensors=["vib_x", "vib_y"], rate_hz=400, window=64, hop=32, features=["rms", "peak"]
+)
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+Enrol = Callable[[str], Awaitable[Device]]
+
+
+def telemetry_batch(seq: int = 1, **changes: object) -> TelemetryBatch:
+    end = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=5 * seq)
+    fields: dict[str, object] = {
+        "batch_id": uuid.uuid4(),
+        "seq": seq,
+        "start": end - timedelta(seconds=5),
+        "end": end,
+        "windows": 10,
+        "predictions": {"normal": 9, "worn": 1},
+        "bad_samples": 2,
+        "raw_bytes": 40_000,
+        "uplink_bytes": 900,
+    }
+    return TelemetryBatch.model_validate({**fields, **changes})
+
+
+def event_batch(count: int = 2) -> EventBatch:
+    return EventBatch(
+        batch_id=uuid.uuid4(),
+        events=[
+            Event(
+                event_id=uuid.uuid4(),
+                at=datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
+                kind="alarm_raised",
+                severity="warning",
+                label="worn",
+                confidence=0.9,
+                message=f"worn for {i + 4} windows",
+            )
+            for i in range(count)
+        ],
+    )
+
+
+def sample_batch(*widths: int, label: str = "normal") -> SampleBatch:
+    return SampleBatch(
+        batch_id=uuid.uuid4(),
+        spec=SPEC,
+        samples=[
+            DataSample(
+                at=datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
+                label=label,
+                features=[float(i)] * width,
+            )
+            for i, width in enumerate(widths or (2, 2))
+        ],
+    )
+
+
+def packed_bundle(name: str = "motor", version: int = 1, model: bytes = b"onnx-model") -> bytes:
+    labels = ["normal", "worn"]
+    return Bundle.create(name=name, version=version, labels=labels, input=SPEC, model=model).pack()
+
+
+def count(hub: HubContext, table: type) -> int:
+    with hub.db.session() as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+async def wait_until(condition: Callable[[], bool], *, timeout_s: float = 5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)

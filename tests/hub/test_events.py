@@ -1,0 +1,69 @@
+import httpx
+import pytest
+
+from edgestack.hub.context import HubContext
+from edgestack.hub.store.tables import EventRow
+from edgestack.protocol import EventView
+
+from .factories import ADMIN, Device, Enrol, count, event_batch
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_events_are_stored_once_and_listed_in_order(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    batch = event_batch(3)
+
+    first = await client.post(
+        "/v1/devices/motor-1/events", content=batch.model_dump_json(), headers=device.auth
+    )
+    again = await client.post(
+        "/v1/devices/motor-1/events", content=batch.model_dump_json(), headers=device.auth
+    )
+
+    assert first.json() == {"batch_id": str(batch.batch_id), "accepted": 3, "duplicate": False}
+    assert again.json() == {"batch_id": str(batch.batch_id), "accepted": 0, "duplicate": True}
+    assert count(hub, EventRow) == 3
+    listed = [
+        EventView.model_validate(e) for e in (await client.get("/v1/events", headers=ADMIN)).json()
+    ]
+    assert [view.event for view in listed] == batch.events
+    assert [view.id for view in listed] == sorted(view.id for view in listed)
+    assert {view.device_id for view in listed} == {"motor-1"}
+
+
+async def test_events_follow_after_id_device_and_limit(
+    client: httpx.AsyncClient, device: Device, enrol: Enrol
+) -> None:
+    other = await enrol("motor-2")
+    for who in (device, other, device):
+        await client.post(
+            f"/v1/devices/{who.device_id}/events",
+            content=event_batch(2).model_dump_json(),
+            headers=who.auth,
+        )
+    everything = (await client.get("/v1/events", headers=ADMIN)).json()
+
+    mine = await client.get("/v1/events", params={"device": "motor-1"}, headers=ADMIN)
+    later = await client.get(
+        "/v1/events", params={"after_id": everything[1]["id"], "limit": 3}, headers=ADMIN
+    )
+
+    assert len(everything) == 6
+    assert [e["id"] for e in mine.json()] == [
+        e["id"] for e in everything if e["device_id"] == "motor-1"
+    ]
+    assert [e["id"] for e in later.json()] == [e["id"] for e in everything[2:5]]
+
+
+async def test_an_empty_event_batch_is_refused(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    body = event_batch(1).model_copy(update={"events": []}).model_dump_json()
+
+    response = await client.post("/v1/devices/motor-1/events", content=body, headers=device.auth)
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("body.events: List should have at least 1 item")
+    assert count(hub, EventRow) == 0

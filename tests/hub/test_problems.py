@@ -1,0 +1,65 @@
+import httpx
+import pytest
+
+from edgestack.hub.api.problems import describe_errors
+
+from .factories import ADMIN
+
+pytestmark = pytest.mark.anyio
+
+
+def test_locations_read_like_paths() -> None:
+    errors = [
+        {"loc": ("body", "samples", 3, "features", 0), "msg": "Input should be a valid number"},
+        {"loc": ("query", "wait"), "msg": "Input should be less than or equal to 60"},
+        {"loc": ("query", "wait"), "msg": "Input should be less than or equal to 60"},
+    ]
+
+    described = describe_errors(errors)
+
+    assert described == (
+        "body.samples[3].features[0]: Input should be a valid number; "
+        "query.wait: Input should be less than or equal to 60"
+    )
+
+
+def test_a_long_list_is_cut() -> None:
+    errors = [{"loc": ("body", "x", i), "msg": "bad"} for i in range(25)]
+
+    described = describe_errors(errors)
+
+    assert described.endswith("body.x[9]: bad; and 15 more")
+
+
+async def test_health_needs_no_token(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+
+    assert response.json() == {"status": "ok"}
+
+
+async def test_an_unknown_route_answers_in_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/nothing", headers=ADMIN)
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no route GET /v1/nothing; the routes are listed at /docs"}
+
+
+async def test_an_unsupported_encoding_is_415(client: httpx.AsyncClient) -> None:
+    response = await client.patch(
+        "/v1/devices/motor-1/desired",
+        content=b"{}",
+        headers={**ADMIN, "Content-Encoding": "br"},
+    )
+
+    assert response.status_code == 415
+    assert response.json()["detail"] == (
+        "Content-Encoding 'br' is not supported; send gzip or no encoding"
+    )
+
+
+async def test_operation_ids_are_tag_and_name(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+
+    operations = [op for path in schema["paths"].values() for op in path.values()]
+
+    assert all(op["operationId"].startswith(f"{op['tags'][0]}-") for op in operations)

@@ -1,0 +1,77 @@
+import httpx
+import pytest
+
+from edgestack.hub.context import HubContext
+from edgestack.hub.store.tables import SampleRow, SpecRow
+from edgestack.protocol import DatasetView
+
+from .factories import ADMIN, SPEC, Device, Enrol, count, sample_batch
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_samples_are_stored_once_with_their_spec(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    batch = sample_batch(2, 2, 2, label="worn")
+
+    first = await client.post(
+        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+    )
+    again = await client.post(
+        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+    )
+
+    assert first.json()["accepted"] == 3
+    assert again.json()["duplicate"] is True
+    dataset = DatasetView.model_validate_json(
+        (await client.get("/v1/samples", headers=ADMIN)).content
+    )
+    assert dataset.specs == {SPEC.fingerprint(): SPEC}
+    assert [s.features for s in dataset.samples] == [s.features for s in batch.samples]
+    assert {(s.device_id, s.label, s.spec) for s in dataset.samples} == {
+        ("motor-1", "worn", SPEC.fingerprint())
+    }
+    assert count(hub, SampleRow) == 3
+
+
+async def test_samples_filter_by_label_and_device(
+    client: httpx.AsyncClient, device: Device, enrol: Enrol
+) -> None:
+    other = await enrol("motor-2")
+    for who, label in ((device, "normal"), (device, "worn"), (other, "worn")):
+        await client.post(
+            f"/v1/devices/{who.device_id}/samples",
+            content=sample_batch(2, label=label).model_dump_json(),
+            headers=who.auth,
+        )
+
+    worn = await client.get("/v1/samples", params={"label": "worn"}, headers=ADMIN)
+    mine = await client.get(
+        "/v1/samples", params={"label": "worn", "device": "motor-1"}, headers=ADMIN
+    )
+    none = await client.get("/v1/samples", params={"label": "imbalance"}, headers=ADMIN)
+
+    assert {(s["device_id"], s["label"]) for s in worn.json()["samples"]} == {
+        ("motor-1", "worn"),
+        ("motor-2", "worn"),
+    }
+    assert [(s["device_id"], s["label"]) for s in mine.json()["samples"]] == [("motor-1", "worn")]
+    assert none.json() == {"specs": {}, "samples": []}
+
+
+async def test_a_sample_with_the_wrong_feature_count_is_refused_with_its_index(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    batch = sample_batch(2, 3)
+
+    response = await client.post(
+        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(
+        "body.samples[1].features: has 3 values but spec.features names 2"
+    )
+    assert count(hub, SampleRow) == 0
+    assert count(hub, SpecRow) == 0

@@ -1,0 +1,189 @@
+import gzip
+
+import httpx
+import pytest
+
+from edgestack.hub.context import HubContext
+from edgestack.hub.store.tables import DeviceRow, TelemetryRow
+from edgestack.protocol import IngestAck, TelemetryTotals
+
+from .factories import ADMIN, Device, Enrol, count, telemetry_batch
+
+pytestmark = pytest.mark.anyio
+
+URL = "/v1/devices/motor-1/telemetry"
+
+
+async def _totals(client: httpx.AsyncClient) -> TelemetryTotals:
+    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    return TelemetryTotals.model_validate(view.json()["telemetry"])
+
+
+async def test_batches_add_up_in_the_totals(client: httpx.AsyncClient, device: Device) -> None:
+    first = telemetry_batch(1)
+    second = telemetry_batch(2, predictions={"worn": 5}, uplink_bytes=100)
+
+    acks = [
+        await client.post(URL, content=b.model_dump_json(), headers=device.auth)
+        for b in (first, second)
+    ]
+
+    assert [a.status_code for a in acks] == [200, 200]
+    assert IngestAck.model_validate_json(acks[0].content) == IngestAck(
+        batch_id=first.batch_id, accepted=1, duplicate=False
+    )
+    assert await _totals(client) == TelemetryTotals(
+        batches=2,
+        last_seq=2,
+        windows=20,
+        predictions={"normal": 9, "worn": 6},
+        bad_samples=4,
+        raw_bytes=80_000,
+        uplink_bytes=1_000,
+    )
+
+
+async def test_a_batch_sent_twice_is_stored_once(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    batch = telemetry_batch(1)
+    await client.post(URL, content=batch.model_dump_json(), headers=device.auth)
+    before = await client.get("/v1/devices/motor-1", headers=ADMIN)
+
+    again = await client.post(URL, content=batch.model_dump_json(), headers=device.auth)
+
+    assert again.status_code == 200
+    assert again.json() == {"batch_id": str(batch.batch_id), "accepted": 0, "duplicate": True}
+    assert count(hub, TelemetryRow) == 1
+    assert (await client.get("/v1/devices/motor-1", headers=ADMIN)).json() == before.json()
+
+
+async def test_a_gzip_body_is_accepted(client: httpx.AsyncClient, device: Device) -> None:
+    batch = telemetry_batch(1)
+
+    response = await client.post(
+        URL,
+        content=gzip.compress(batch.model_dump_json().encode()),
+        headers={**device.auth, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["duplicate"] is False
+    assert (await _totals(client)).batches == 1
+
+
+async def test_a_body_that_is_not_gzip_is_400(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    response = await client.post(
+        URL,
+        content=telemetry_batch(1).model_dump_json(),
+        headers={**device.auth, "Content-Encoding": "gzip"},
+    )
+
+    assert response.status_code == 400
+    assert "gzip" in response.json()["detail"]
+    assert count(hub, TelemetryRow) == 0
+
+
+async def test_a_truncated_gzip_body_is_400(client: httpx.AsyncClient, device: Device) -> None:
+    packed = gzip.compress(telemetry_batch(1).model_dump_json().encode())
+
+    response = await client.post(
+        URL, content=packed[:-12], headers={**device.auth, "Content-Encoding": "gzip"}
+    )
+
+    assert response.status_code == 400
+    assert "truncated" in response.json()["detail"]
+
+
+async def test_telemetry_from_an_unknown_device_is_404_and_stores_nothing(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    response = await client.post(
+        "/v1/devices/ghost/telemetry",
+        content=telemetry_batch(1).model_dump_json(),
+        headers=device.auth,
+    )
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "device 'ghost' is not enrolled; enrol it with POST /v1/enrol"
+    )
+    assert count(hub, TelemetryRow) == 0
+    assert count(hub, DeviceRow) == 1
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+async def test_telemetry_without_the_device_token_is_401(
+    client: httpx.AsyncClient, hub: HubContext, device: Device, headers: dict[str, str]
+) -> None:
+    response = await client.post(URL, content=telemetry_batch(1).model_dump_json(), headers=headers)
+
+    assert response.status_code == 401
+    assert "device token" in response.json()["detail"]
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert count(hub, TelemetryRow) == 0
+
+
+async def test_another_devices_token_is_401(
+    client: httpx.AsyncClient, hub: HubContext, device: Device, enrol: Enrol
+) -> None:
+    other = await enrol("motor-2")
+
+    response = await client.post(
+        URL, content=telemetry_batch(1).model_dump_json(), headers=other.auth
+    )
+
+    assert response.status_code == 401
+    assert count(hub, TelemetryRow) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        pytest.param(
+            telemetry_batch(1).model_dump_json(exclude={"windows"}),
+            "body.windows: Field required",
+            id="missing field",
+        ),
+        pytest.param(
+            telemetry_batch(1).model_dump_json().replace('"windows":10', '"windows":"ten"'),
+            "body.windows: Input should be a valid integer, unable to parse string as an integer",
+            id="wrong type",
+        ),
+        pytest.param(
+            telemetry_batch(1).model_dump_json().replace('"seq":1', '"seq":0'),
+            "body.seq: Input should be greater than or equal to 1",
+            id="out of range",
+        ),
+        pytest.param(
+            telemetry_batch(1).model_dump_json()[:-1],
+            "body: Invalid JSON: EOF while parsing an object at line 1 column",
+            id="bad json",
+        ),
+    ],
+)
+async def test_a_malformed_batch_names_the_field_and_stores_nothing(
+    client: httpx.AsyncClient, hub: HubContext, device: Device, body: str, detail: str
+) -> None:
+    before = await client.get("/v1/devices/motor-1", headers=ADMIN)
+
+    response = await client.post(URL, content=body, headers=device.auth)
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(detail)
+    assert count(hub, TelemetryRow) == 0
+    assert (await client.get("/v1/devices/motor-1", headers=ADMIN)).json() == before.json()
+
+
+async def test_several_problems_are_listed_on_one_line(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    body = telemetry_batch(1).model_dump_json(exclude={"windows", "raw_bytes"})
+
+    response = await client.post(URL, content=body, headers=device.auth)
+
+    assert response.json()["detail"] == (
+        "body.windows: Field required; body.raw_bytes: Field required"
+    )

@@ -1,0 +1,149 @@
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from edgestack.hub.context import HubContext
+from edgestack.protocol import DesiredState, DeviceView, ReportedState
+
+from .factories import ADMIN, HARDWARE, Device, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_long_poll_answers_at_once_when_the_device_is_behind(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    await client.patch(
+        "/v1/devices/motor-1/desired", json={"fault": {"kind": "wear"}}, headers=ADMIN
+    )
+    started = time.monotonic()
+
+    response = await client.get(
+        "/v1/devices/motor-1/desired", params={"after": 0, "wait": 30}, headers=device.auth
+    )
+
+    assert response.status_code == 200
+    assert response.json()["version"] == 1
+    assert response.json()["fault"] == {"kind": "wear", "severity": 1.0}
+    assert time.monotonic() - started < 5
+
+
+async def test_long_poll_answers_when_the_desired_state_changes(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    poll = asyncio.create_task(
+        client.get(
+            "/v1/devices/motor-1/desired", params={"after": 0, "wait": 30}, headers=device.auth
+        )
+    )
+    await wait_until(lambda: hub.notifier.watching("motor-1"))
+    started = time.monotonic()
+
+    patched = await client.patch(
+        "/v1/devices/motor-1/desired", json={"collect": {"label": "normal"}}, headers=ADMIN
+    )
+    response = await asyncio.wait_for(poll, timeout=10)
+
+    assert patched.status_code == 200
+    assert response.status_code == 200
+    assert response.json() == patched.json()
+    assert response.json()["version"] == 1
+    assert time.monotonic() - started < 5
+
+
+async def test_long_poll_times_out_with_the_same_version(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    started = time.monotonic()
+
+    response = await client.get(
+        "/v1/devices/motor-1/desired", params={"after": 0, "wait": 0.2}, headers=device.auth
+    )
+
+    assert response.status_code == 200
+    assert DesiredState.model_validate_json(response.content) == DesiredState()
+    assert time.monotonic() - started >= 0.2
+
+
+async def test_long_poll_answers_at_once_when_the_device_is_ahead_of_the_hub(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    response = await client.get(
+        "/v1/devices/motor-1/desired", params={"after": 7, "wait": 30}, headers=device.auth
+    )
+
+    assert response.json()["version"] == 0
+
+
+async def test_long_poll_wait_is_bounded(client: httpx.AsyncClient, device: Device) -> None:
+    response = await client.get(
+        "/v1/devices/motor-1/desired", params={"after": 0, "wait": 61}, headers=device.auth
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == "query.wait: Input should be less than or equal to 60"
+
+
+async def test_patch_changes_only_the_fields_given_and_null_clears(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    first = await client.patch(
+        "/v1/devices/motor-1/desired",
+        json={"collect": {"label": "worn"}, "rules": {"trigger_windows": 2}},
+        headers=ADMIN,
+    )
+
+    second = await client.patch(
+        "/v1/devices/motor-1/desired", json={"collect": None, "rules": None}, headers=ADMIN
+    )
+    third = await client.patch(
+        "/v1/devices/motor-1/desired", json={"telemetry_interval_s": 0.5}, headers=ADMIN
+    )
+
+    assert first.json()["collect"] == {"label": "worn"}
+    assert first.json()["rules"]["trigger_windows"] == 2
+    assert second.json()["version"] == 2
+    assert second.json()["collect"] is None
+    assert second.json()["rules"] == DesiredState().rules.model_dump()
+    assert third.json() == {**second.json(), "version": 3, "telemetry_interval_s": 0.5}
+
+
+async def test_patch_of_an_unknown_device_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.patch("/v1/devices/ghost/desired", json={}, headers=ADMIN)
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "device 'ghost' is not enrolled; enrol it with POST /v1/enrol"
+    )
+
+
+async def test_patch_with_a_bad_field_names_it_and_keeps_the_state(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    response = await client.patch(
+        "/v1/devices/motor-1/desired", json={"telemetry_interval_s": 0}, headers=ADMIN
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("body.telemetry_interval_s: ")
+    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    assert view.json()["desired"]["version"] == 0
+
+
+async def test_reported_state_is_stored_and_shown(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    reported = ReportedState(desired_version=0, status="idle", hardware=HARDWARE)
+
+    response = await client.put(
+        "/v1/devices/motor-1/reported", content=reported.model_dump_json(), headers=device.auth
+    )
+
+    assert response.status_code == 200
+    assert ReportedState.model_validate_json(response.content) == reported
+    view = DeviceView.model_validate_json(
+        (await client.get("/v1/devices/motor-1", headers=ADMIN)).content
+    )
+    assert view.reported == reported
