@@ -13,13 +13,18 @@ PACKAGES = [
 ]
 
 
+def _isort_style(name: str) -> tuple[int, str]:
+    """Constants, then classes, then functions: the order ruff keeps `__all__` in."""
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
 @pytest.mark.parametrize("name", PACKAGES)
 def test_package_exports_a_sorted_all_that_resolves(name: str) -> None:
     package = importlib.import_module(name)
 
     exported = package.__all__
 
-    assert exported == sorted(exported)
+    assert exported == sorted(exported, key=_isort_style)
     assert all(hasattr(package, item) for item in exported)
 
 

@@ -3,9 +3,9 @@
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -17,6 +17,7 @@ from edgestack.client import HubClient, HubError
 from edgestack.protocol import DeployRequest
 
 T = TypeVar("T")
+S = TypeVar("S", bound=BaseSettings)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
@@ -40,7 +41,7 @@ AdminOpt = Annotated[
 ]
 
 
-def _settings(cls: type[BaseSettings], **given: object) -> BaseSettings:
+def _settings(cls: type[S], **given: Any) -> S:
     """Settings from the environment, overridden by the options given on the command line."""
     try:
         return cls(**{k: v for k, v in given.items() if v is not None})
@@ -53,7 +54,6 @@ def _settings(cls: type[BaseSettings], **given: object) -> BaseSettings:
 
 def _client(hub: str | None, admin_token: str | None) -> HubClient:
     settings = _settings(ClientSettings, hub_url=hub, admin_token=admin_token)
-    assert isinstance(settings, ClientSettings)
     return HubClient(settings.hub_url, admin_token=settings.admin_token.get_secret_value())
 
 
@@ -76,7 +76,6 @@ def hub(
 
     _logging()
     settings = _settings(HubSettings, data_dir=data_dir, host=host, port=port)
-    assert isinstance(settings, HubSettings)
     serve(settings)
 
 
@@ -103,7 +102,6 @@ def agent(
         data_dir=data_dir,
         seed=seed,
     )
-    assert isinstance(settings, AgentSettings)
     serve(settings)
 
 
@@ -134,7 +132,7 @@ def demo(
         console.print(f"report written to {report}")
 
 
-def _emit(rows: list[BaseModel], as_json: bool, table: Table, cells: list[list[str]]) -> None:
+def _emit(rows: Sequence[BaseModel], as_json: bool, table: Table, cells: list[list[str]]) -> None:
     if as_json:
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return

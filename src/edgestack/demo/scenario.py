@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -114,9 +115,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             need = options.windows_per_label * len(options.devices)
             task = progress.add_task(f"collecting '{label}' windows", total=need)
             wait_until(
-                lambda label=label, task=task, need=need: _reach(
-                    progress, task, lambda: _collected(fleet, label, options), need
-                ),
+                partial(_reach, progress, task, partial(_collected, fleet, label, options), need),
                 timeout_s=20 + options.windows_per_label,
                 what=f"{need} '{label}' windows from the devices",
                 every_s=0.5,

@@ -1,0 +1,65 @@
+"""Running a classifier exported to ONNX, the same way on a device and in evaluation."""
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+__all__ = ["LABELS_KEY", "OnnxPredictor"]
+
+LABELS_KEY = "edgestack.labels"  # model metadata: the JSON list of class labels, in output order
+
+
+class OnnxPredictor:
+    """Class probabilities for feature rows, from an ONNX model on one CPU thread.
+
+        predictor = OnnxPredictor(trained.onnx, trained.labels)
+        indices, probabilities = predictor.predict(rows)   # (k,) int64, (k, len(labels)) float32
+
+    Probability columns follow `labels`. A model that records its labels (as `train_classifier`
+    does) is refused when they differ from `labels`.
+    """
+
+    def __init__(self, model: bytes, labels: Sequence[str]) -> None:
+        options = ort.SessionOptions()
+        # One thread each: a device runs this beside its sensors, and batches are small.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            model, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.labels = list(labels)
+        recorded = self._session.get_modelmeta().custom_metadata_map.get(LABELS_KEY)
+        if recorded is not None and json.loads(recorded) != self.labels:
+            raise ValueError(
+                f"labels {self.labels} differ from the labels the model was trained with, "
+                f"{json.loads(recorded)}; pass the model's own labels, in its order"
+            )
+        model_input = self._session.get_inputs()[0]
+        self._input = model_input.name
+        width = model_input.shape[-1] if model_input.shape else None
+        self.n_features = width if isinstance(width, int) else None
+        outputs = [o.name for o in self._session.get_outputs()]
+        self._output = "probabilities" if "probabilities" in outputs else outputs[-1]
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Most likely label index and every label's probability, for each row of `features`."""
+        if features.ndim != 2:
+            raise ValueError(f"features: shape {features.shape}, expected (rows, features)")
+        if self.n_features is not None and features.shape[1] != self.n_features:
+            raise ValueError(
+                f"features: {features.shape[1]} columns, the model takes {self.n_features}; "
+                "compute them with the input spec the model was trained on"
+            )
+        if not len(features):
+            return np.empty(0, dtype=np.int64), np.empty((0, len(self.labels)), dtype=np.float32)
+        rows = np.ascontiguousarray(features, dtype=np.float32)
+        (probabilities,) = self._session.run([self._output], {self._input: rows})
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        if probabilities.shape != (len(rows), len(self.labels)):
+            raise ValueError(
+                f"the model gives probabilities of shape {probabilities.shape} for "
+                f"{len(self.labels)} labels; pass one label per model class"
+            )
+        return probabilities.argmax(axis=1).astype(np.int64), probabilities
