@@ -107,7 +107,7 @@ class Agent:
         saved = self.store.get("desired")
         if saved:
             try:
-                await self._apply(DesiredState.model_validate_json(saved))
+                await self.apply(DesiredState.model_validate_json(saved))
             except HubUnavailable:
                 log.warning("the saved bundle is missing locally; waiting for the hub")
 
@@ -161,7 +161,7 @@ class Agent:
                 )
                 # A failed step is retried whenever the twin answers, not only on change.
                 if desired != self.applied or self.error:
-                    await self._apply(desired)
+                    await self.apply(desired)
                 backoff.reset()
             except HubUnavailable as exc:
                 backoff.note(exc)
@@ -169,7 +169,7 @@ class Agent:
             except HubRejected as exc:
                 await self._recover(exc, token)
 
-    async def _apply(self, desired: DesiredState) -> None:
+    async def apply(self, desired: DesiredState) -> None:
         """Move towards `desired`. A step that fails is reported, and the rest still applies;
         a bundle the hub cannot deliver now raises HubUnavailable and is tried again."""
         errors: list[str] = []
