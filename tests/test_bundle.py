@@ -1,8 +1,11 @@
+import contextlib
 import io
 import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgestack.bundle import Bundle, BundleError, BundleStore, InputSpec, digest
 
@@ -80,3 +83,25 @@ def test_store_writes_nothing_for_a_bad_bundle(tmp_path: Path) -> None:
         store.put(data, expected_digest="f" * 64)
 
     assert list(tmp_path.iterdir()) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=4096))
+def test_arbitrary_bytes_are_refused_only_as_bundle_errors(data: bytes) -> None:
+    with contextlib.suppress(BundleError):
+        Bundle.unpack(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_altered_byte_is_caught(data: st.DataObject) -> None:
+    packed = make().pack()
+    position = data.draw(st.integers(0, len(packed) - 1))
+    flip = data.draw(st.integers(1, 255))
+    altered = bytearray(packed)
+    altered[position] ^= flip
+
+    with pytest.raises(BundleError):
+        Bundle.unpack(bytes(altered), expected_digest=digest(packed))
+    with contextlib.suppress(BundleError):
+        Bundle.unpack(bytes(altered))
