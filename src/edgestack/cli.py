@@ -63,6 +63,8 @@ def _logging() -> None:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    # One line per request, long-polls included, drowns what the agent itself has to say.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -102,7 +104,7 @@ def agent(
         data_dir=data_dir,
         seed=seed,
     )
-    serve(settings)
+    raise typer.Exit(serve(settings))
 
 
 @app.command()

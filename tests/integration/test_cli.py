@@ -51,3 +51,33 @@ def test_listings_show_the_fleet_as_tables_and_json(tmp_path: Path) -> None:
     assert json.loads(events.stdout) == []
     assert refused.returncode == 1
     assert "401" in refused.stdout
+
+
+def test_an_agent_with_a_wrong_enrolment_token_stops_with_the_reason(tmp_path: Path) -> None:
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub()
+
+        agent = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edgestack",
+                "agent",
+                "--hub",
+                fleet.hub_url,
+                "--token",
+                "wrong",
+                "--device-id",
+                "intruder",
+                "--data-dir",
+                str(tmp_path / "intruder"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        devices = fleet.client.devices()
+
+    assert agent.returncode == 2
+    assert "enrol_token is not this hub's enrolment token" in agent.stderr
+    assert devices == []

@@ -378,8 +378,11 @@ def _hardware() -> Hardware:
     )
 
 
-def serve(settings: AgentSettings) -> None:
-    """Run an agent in this process until SIGINT or SIGTERM, then stop cleanly."""
+def serve(settings: AgentSettings) -> int:
+    """Run an agent in this process until SIGINT or SIGTERM, then stop cleanly.
+
+    Returns the exit status: 0 after a stop that was asked for, 2 when the hub refused
+    to enrol this device (a wrong enrolment token), with the hub's reason logged."""
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -390,4 +393,11 @@ def serve(settings: AgentSettings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await Agent(settings).run()
 
-    asyncio.run(main())
+    status = 0
+    try:
+        asyncio.run(main())
+    except* HubRejected as group:
+        for exc in group.exceptions:
+            log.error("stopping: %s", exc)
+        status = 2
+    return status
