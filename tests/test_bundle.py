@@ -7,9 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgestack.bundle import Bundle, BundleError, BundleStore, InputSpec, digest
+from edgestack.bundle import Bundle, BundleError, BundleStore, FeatureSpec, InputSpec, digest
 
-SPEC = InputSpec(sensors=["a"], rate_hz=100.0, window=16, hop=8, features=["a.rms"])
+SPEC = InputSpec(
+    sensors=["a"],
+    rate_hz=100.0,
+    window=16,
+    hop=8,
+    extractors=[FeatureSpec(kind="time_stats")],
+    features=["a.rms"],
+)
 
 
 def make(model: bytes = b"model-bytes", version: int = 1) -> Bundle:

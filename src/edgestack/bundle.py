@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -26,9 +26,11 @@ __all__ = [
     "BundleError",
     "BundleStore",
     "Digest",
+    "FeatureSpec",
     "InputSpec",
     "Manifest",
     "Name",
+    "StageSpec",
     "digest",
 ]
 
@@ -44,15 +46,33 @@ class BundleError(ValueError):
     """A bundle that cannot be trusted or read; the message says why."""
 
 
+class StageSpec(BaseModel):
+    """One processing step by its registered name, with that step's parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class FeatureSpec(StageSpec):
+    """One feature extractor over some of the sensors (all of them when `channels` is left out)."""
+
+    channels: list[str] | None = None
+
+
 class InputSpec(BaseModel):
-    """What a model expects: which sensors, at what rate, windowed how, which features."""
+    """What a model expects: which sensors at what rate, the steps that clean them, the
+    windows cut from them and the features extracted, whose column names are `features`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sensors: list[str] = Field(min_length=1)
     rate_hz: float = Field(gt=0)
-    window: int = Field(ge=8)
+    window: int = Field(ge=1)
     hop: int = Field(ge=1)
+    steps: list[StageSpec] = Field(default_factory=list)
+    extractors: list[FeatureSpec] = Field(min_length=1)
     features: list[str] = Field(min_length=1)
 
     def fingerprint(self) -> str:

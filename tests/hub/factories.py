@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from edgestack.bundle import Bundle, InputSpec
+from edgestack.bundle import Bundle, FeatureSpec, InputSpec
 from edgestack.hub.context import HubContext
 from edgestack.protocol import DataSample, Event, EventBatch, Hardware, SampleBatch, TelemetryBatch
 
@@ -18,7 +18,12 @@ ENROL_TOKEN = "test-enrol-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 HARDWARE = Hardware(cores=4, ram_mb=2048, arch="aarch64", providers=["CPUExecutionProvider"])
 SPEC = InputSpec(
-    sensors=["vib_x", "vib_y"], rate_hz=400, window=64, hop=32, features=["rms", "peak"]
+    sensors=["vib_x", "vib_y"],
+    rate_hz=400,
+    window=64,
+    hop=32,
+    extractors=[FeatureSpec(kind="time_stats")],
+    features=["rms", "peak"],
 )
 
 

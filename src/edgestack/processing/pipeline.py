@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from edgestack.bundle import InputSpec
+from edgestack.bundle import FeatureSpec, InputSpec
 from edgestack.processing.features import extract, feature_names
 from edgestack.processing.window import Windower
 from edgestack.sensing import Chunk, MotorSimulator
@@ -60,5 +60,6 @@ def vibration_spec(rate_hz: float = 8000.0, window: int = 2048, hop: int = 2048)
         rate_hz=rate_hz,
         window=window,
         hop=hop,
+        extractors=[FeatureSpec(kind="vibration")],
         features=feature_names(sensors),
     )

@@ -31,6 +31,8 @@ import numpy as np
 from scipy.signal import lfilter
 
 from edgestack.sensing.chunk import Chunk
+from edgestack.sensing.quality import Quality
+from edgestack.sensing.source import SOURCES
 
 __all__ = ["FAULTS", "MotorSimulator"]
 
@@ -109,6 +111,7 @@ class _Regime:
         return self.speed_from * tau + (self.speed_to - self.speed_from) * ramped
 
 
+@SOURCES.register("motor")
 class MotorSimulator:
     """A rotating machine that can be given a fault; implements `Source`."""
 
@@ -122,6 +125,7 @@ class MotorSimulator:
                 f"use at least {_MIN_RATE_HZ:.0f}"
             )
         self.rate_hz = float(rate_hz)
+        self.quality = Quality()
         self._start = time.time() if start is None else float(start)
         machine_rng, regime_rng, noise_rng, impact_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
@@ -172,6 +176,9 @@ class MotorSimulator:
             raise ValueError(f"severity: {severity} must be a finite number >= 0 (0 = no fault)")
         self._fault = kind
         self._severity = 0.0 if kind == "normal" else float(severity)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def read(self, n: int) -> Chunk:
         if n < 0:

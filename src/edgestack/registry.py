@@ -1,0 +1,119 @@
+"""Named extension points: sources, processing steps, feature extractors, row transforms.
+
+Built-ins register themselves here at import; third-party ones are loaded explicitly from an
+entry-point group at start-up, through the same `add`, so both meet the same checks.
+
+    STEPS = Registry[Step]("step", group="edgestack.steps")
+
+    @STEPS.register("lowpass")
+    class LowPass: ...
+
+    step = STEPS.build("lowpass", {"cutoff_hz": 50}, where="steps[0]")
+"""
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+__all__ = ["Registry", "RegistryError"]
+
+T = TypeVar("T")
+C = TypeVar("C", bound=type)
+
+
+class RegistryError(ValueError):
+    """An unknown name, a name registered twice, or parameters that do not fit; says which."""
+
+
+class Registry(Generic[T]):
+    """Names to classes of one kind; refuses duplicates; builds from validated parameters.
+
+    A registered class takes its parameters as typed keyword arguments of `__init__`
+    (`Annotated[float, Field(gt=0)]` for constraints); `build` validates a mapping of them
+    and names the bad field in its error.
+    """
+
+    def __init__(self, kind: str, *, group: str) -> None:
+        self.kind = kind
+        self.group = group
+        self._classes: dict[str, type] = {}
+        self._params: dict[str, type[BaseModel]] = {}
+
+    def register(self, name: str) -> Callable[[C], C]:
+        def decorate(cls: C) -> C:
+            self.add(name, cls)
+            return cls
+
+        return decorate
+
+    def add(self, name: str, cls: type) -> None:
+        if name in self._classes:
+            raise RegistryError(
+                f"{self.kind} {name!r} is registered twice ({self._classes[name].__qualname__} "
+                f"and {cls.__qualname__}); give the second one another name"
+            )
+        self._classes[name] = cls
+        self._params[name] = _params_model(cls)
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def get(self, name: str) -> type[T]:
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise RegistryError(
+                f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
+            ) from None
+
+    def params(self, name: str) -> type[BaseModel]:
+        """The pydantic model of `name`'s parameters, for validation and documentation."""
+        self.get(name)
+        return self._params[name]
+
+    def validate(self, name: str, params: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
+        """The parameters, validated and with defaults filled; `RegistryError` naming the field."""
+        model = self.params(name)
+        try:
+            return dict(model.model_validate(dict(params)))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join([*([where] if where else []), *(str(p) for p in first["loc"])])
+            expected = ", ".join(model.model_fields) or "no parameters"
+            raise RegistryError(
+                f"{path or self.kind}: {first['msg']} ({self.kind} {name!r} takes: {expected})"
+            ) from None
+
+    def build(self, name: str, params: Mapping[str, Any] | None = None, *, where: str = "") -> T:
+        """An instance of `name` from validated parameters."""
+        cls = self.get(name)
+        instance: T = cls(**self.validate(name, params or {}, where=where))
+        return instance
+
+    def load_entry_points(self) -> list[str]:
+        """Register every class in this registry's entry-point group; return their names."""
+        loaded = []
+        for point in entry_points(group=self.group):
+            self.add(point.name, point.load())
+            loaded.append(point.name)
+        return loaded
+
+
+def _params_model(cls: type) -> type[BaseModel]:
+    init = next(vars(k)["__init__"] for k in cls.__mro__ if "__init__" in vars(k))
+    hints = typing.get_type_hints(init, include_extras=True)
+    fields: dict[str, Any] = {}
+    for name, parameter in inspect.signature(cls).parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[name] = (hints.get(name, Any), default)
+    return create_model(
+        f"{cls.__name__}Params",
+        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        **fields,
+    )
