@@ -15,6 +15,7 @@ from edgestack.bundle import Digest, InputSpec, Manifest, Name
 
 __all__ = [
     "PROTOCOL",
+    "BadExample",
     "BundleRef",
     "Collection",
     "DataSample",
@@ -153,6 +154,13 @@ class ReportedState(Wire):
 # -- data from the device ----------------------------------------------------
 
 
+class BadExample(Wire):
+    """One piece of bad input a device kept for inspection, cut to its first 200 characters."""
+
+    reason: str = Field(max_length=64)
+    example: str = Field(max_length=200)
+
+
 class TelemetryBatch(Wire):
     """Aggregates over one interval. `seq` counts a device's batches from 1 without gaps,
     so the hub can tell a lost batch from one that never existed."""
@@ -166,7 +174,10 @@ class TelemetryBatch(Wire):
     mean_confidence: float | None = Field(default=None, ge=0, le=1)
     latency_ms_p50: float | None = Field(default=None, ge=0)
     latency_ms_p95: float | None = Field(default=None, ge=0)
-    bad_samples: int = Field(default=0, ge=0)
+    bad_input: dict[str, int] = Field(
+        default_factory=dict, description="bad input counted per reason: nan, time_backwards, ..."
+    )
+    bad_examples: list[BadExample] = Field(default_factory=list, max_length=100)
     raw_bytes: int = Field(ge=0, description="what streaming the raw samples would have cost")
     uplink_bytes: int = Field(ge=0, description="bytes this device sent to the hub")
     bundle_digest: Digest | None = None
@@ -214,7 +225,10 @@ class TelemetryTotals(Wire):
     last_seq: int = 0
     windows: int = 0
     predictions: dict[str, int] = Field(default_factory=dict)
-    bad_samples: int = 0
+    bad_input: dict[str, int] = Field(default_factory=dict)
+    bad_examples: list[BadExample] = Field(
+        default_factory=list, description="the newest examples of bad input"
+    )
     raw_bytes: int = 0
     uplink_bytes: int = 0
 

@@ -49,7 +49,8 @@ def telemetry_batch(seq: int = 1, **changes: object) -> TelemetryBatch:
         "end": end,
         "windows": 10,
         "predictions": {"normal": 9, "worn": 1},
-        "bad_samples": 2,
+        "bad_input": {"nan": 2},
+        "bad_examples": [{"reason": "nan", "example": "accel_x"}],
         "raw_bytes": 40_000,
         "uplink_bytes": 900,
     }

@@ -5,7 +5,7 @@ import pytest
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import DeviceRow, TelemetryRow
-from edgestack.protocol import IngestAck, TelemetryTotals
+from edgestack.protocol import BadExample, IngestAck, TelemetryTotals
 
 from .factories import ADMIN, Device, Enrol, count, telemetry_batch
 
@@ -37,7 +37,8 @@ async def test_batches_add_up_in_the_totals(client: httpx.AsyncClient, device: D
         last_seq=2,
         windows=20,
         predictions={"normal": 9, "worn": 6},
-        bad_samples=4,
+        bad_input={"nan": 4},
+        bad_examples=[BadExample(reason="nan", example="accel_x")] * 2,
         raw_bytes=80_000,
         uplink_bytes=1_000,
     )

@@ -12,7 +12,7 @@ from edgestack.bundle import Bundle, InputSpec
 from edgestack.learning import OnnxPredictor
 from edgestack.processing import FeaturePipeline
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
-from edgestack.sensing import Source
+from edgestack.sensing import Chunk, Quality, Source
 
 __all__ = ["HotPath", "LoadedModel", "StepOutput"]
 
@@ -53,6 +53,7 @@ class HotPath:
     def __init__(self, source: Source, default_spec: InputSpec) -> None:
         self.source = source
         self.telemetry = TelemetryWindow()
+        self.quality = Quality()
         self.rule = AlarmRule(RuleParams())
         self.collect_label: str | None = None
         self.model: LoadedModel | None = None
@@ -74,12 +75,14 @@ class HotPath:
     def step(self, samples: int) -> StepOutput:
         chunk = self.source.read(samples)
         bad = ~np.isfinite(chunk.data)
-        bad_count = int(bad.sum())
-        if bad_count:
+        if bad.any():
             # A bad sample is counted and zeroed; it must never stop the pipeline.
+            self.quality.count("non_finite", int(bad.sum()), example=_where(chunk, bad))
             chunk.data[bad] = 0.0
-        self.telemetry.add_chunk(chunk.nbytes, bad_count)
+        self.telemetry.add_chunk(chunk.nbytes)
         features = self._features.push(chunk)
+        for quality in (self.source.quality, self.quality):
+            self.telemetry.add_bad_input(quality)
         out = StepOutput()
         if not len(features):
             return out
@@ -99,3 +102,8 @@ class HotPath:
             self.telemetry.add_predictions(labels, confidences, latency_ms)
             out.events = self.rule.update(labels, confidences, now, self.model.ref.digest)
         return out
+
+
+def _where(chunk: Chunk, bad: np.ndarray) -> str:
+    channel, sample = (int(i[0]) for i in np.nonzero(bad)[:2])
+    return f"{chunk.channels[channel]} sample {sample} of a chunk at t0={chunk.t0:.3f}"

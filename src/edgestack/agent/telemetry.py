@@ -7,9 +7,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from edgestack.protocol import TelemetryBatch
+from edgestack.protocol import BadExample, TelemetryBatch
+from edgestack.sensing import Quality
 
 __all__ = ["TelemetryWindow"]
+
+_KEEP_EXAMPLES = 20  # per interval: enough to see what went wrong, too few to flood the uplink
 
 
 class TelemetryWindow:
@@ -20,14 +23,21 @@ class TelemetryWindow:
         self.start = datetime.now(UTC)
         self.windows = 0
         self.raw_bytes = 0
-        self.bad_samples = 0
+        self._bad: Counter[str] = Counter()
+        self._bad_examples: list[BadExample] = []
         self._predictions: Counter[str] = Counter()
         self._confidences: list[float] = []
         self._latencies_ms: list[float] = []
 
-    def add_chunk(self, raw_bytes: int, bad_samples: int) -> None:
+    def add_chunk(self, raw_bytes: int) -> None:
         self.raw_bytes += raw_bytes
-        self.bad_samples += bad_samples
+
+    def add_bad_input(self, quality: Quality) -> None:
+        """Take what `quality` counted since the last call into this interval."""
+        counts, examples = quality.take()
+        self._bad.update(counts)
+        room = _KEEP_EXAMPLES - len(self._bad_examples)
+        self._bad_examples.extend(BadExample(reason=r, example=e) for r, e in examples[:room])
 
     def add_windows(self, count: int) -> None:
         self.windows += count
@@ -52,7 +62,8 @@ class TelemetryWindow:
             mean_confidence=float(np.mean(self._confidences)) if self._confidences else None,
             latency_ms_p50=float(np.percentile(latencies, 50)) if latencies.size else None,
             latency_ms_p95=float(np.percentile(latencies, 95)) if latencies.size else None,
-            bad_samples=self.bad_samples,
+            bad_input=dict(self._bad),
+            bad_examples=self._bad_examples,
             raw_bytes=self.raw_bytes,
             uplink_bytes=uplink_bytes,
             bundle_digest=bundle_digest,

@@ -1,5 +1,7 @@
 """Telemetry batches, each stored once, summed into the device's totals."""
 
+from collections import Counter
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -9,6 +11,8 @@ from edgestack.hub.store.tables import TelemetryRow
 from edgestack.protocol import IngestAck, TelemetryBatch, TelemetryTotals
 
 __all__ = ["ingest"]
+
+_KEEP_EXAMPLES = 20
 
 
 def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck:
@@ -41,15 +45,13 @@ def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck
 
 
 def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
-    predictions = dict(totals.predictions)
-    for label, count in batch.predictions.items():
-        predictions[label] = predictions.get(label, 0) + count
     return TelemetryTotals(
         batches=totals.batches + 1,
         last_seq=max(totals.last_seq, batch.seq),
         windows=totals.windows + batch.windows,
-        predictions=predictions,
-        bad_samples=totals.bad_samples + batch.bad_samples,
+        predictions=dict(Counter(totals.predictions) + Counter(batch.predictions)),
+        bad_input=dict(Counter(totals.bad_input) + Counter(batch.bad_input)),
+        bad_examples=[*totals.bad_examples, *batch.bad_examples][-_KEEP_EXAMPLES:],
         raw_bytes=totals.raw_bytes + batch.raw_bytes,
         uplink_bytes=totals.uplink_bytes + batch.uplink_bytes,
     )
