@@ -183,14 +183,16 @@ class MotorSimulator:
     def read(self, n: int) -> Chunk:
         if n < 0:
             raise ValueError(f"n: {n} samples requested; ask for 0 or more")
+        t0 = self._start + self._index / self.rate_hz
+        if n == 0:
+            # lfilter gives a wrong state for empty input, which would leak into the next read.
+            return Chunk.empty(t0, self.rate_hz, self.channels, self.units)
         self._extend_regimes(self._index + n)
         speed, load, angle, impacts = self._kinematics(self._index + np.arange(n))
-        if n:
-            self._shaft_hz = float(speed[-1])
+        self._shaft_hz = float(speed[-1])
         noise = self._noise_rng.standard_normal((n, 7)).T  # sample-major keeps chunking invisible
         accel = self._vibration(speed, load, angle, impacts, noise[:6])
         temperature = self._temperature(load, noise[6])
-        t0 = self._start + self._index / self.rate_hz
         self._index += n
         data = np.vstack([accel, temperature]).astype(np.float32)
         return Chunk(t0, self.rate_hz, self.channels, self.units, data)
