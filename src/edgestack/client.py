@@ -11,6 +11,9 @@ import httpx
 from pydantic import TypeAdapter
 
 from edgestack.protocol import (
+    DatasetDetail,
+    DatasetSummary,
+    DatasetVersion,
     DatasetView,
     DeployRequest,
     DeployResponse,
@@ -18,7 +21,9 @@ from edgestack.protocol import (
     DesiredState,
     DeviceView,
     EventView,
+    IngestAck,
     ModelView,
+    SampleImport,
     problem_detail,
 )
 
@@ -27,6 +32,7 @@ __all__ = ["HubClient", "HubError"]
 _Devices = TypeAdapter(list[DeviceView])
 _Models = TypeAdapter(list[ModelView])
 _Events = TypeAdapter(list[EventView])
+_Datasets = TypeAdapter(list[DatasetSummary])
 
 
 class HubError(Exception):
@@ -106,6 +112,31 @@ class HubClient:
         params = {k: v for k, v in (("label", label), ("device", device)) if v}
         response = self._call("GET", "/v1/samples", params=params)
         return DatasetView.model_validate_json(response.content)
+
+    def datasets(self) -> list[DatasetSummary]:
+        return _Datasets.validate_json(self._call("GET", "/v1/datasets").content)
+
+    def dataset(self, name: str) -> DatasetDetail:
+        """Raises HubError with status 404 while `name` holds no samples."""
+        response = self._call("GET", f"/v1/datasets/{name}")
+        return DatasetDetail.model_validate_json(response.content)
+
+    def freeze(self, name: str, *, spec: str | None = None) -> DatasetVersion:
+        """Freeze what dataset `name` holds now as its next version; `spec` picks the input
+        spec's fingerprint when its samples mix several."""
+        params = {"spec": spec} if spec else None
+        response = self._call("POST", f"/v1/datasets/{name}/versions", params=params)
+        return DatasetVersion.model_validate_json(response.content)
+
+    def dataset_parquet(self, name: str, version: int) -> bytes:
+        """The Parquet file of a frozen version."""
+        return self._call("GET", f"/v1/datasets/{name}/versions/{version}/parquet").content
+
+    def import_samples(self, name: str, batch: SampleImport) -> IngestAck:
+        response = self._call(
+            "POST", f"/v1/datasets/{name}/samples", content=batch.model_dump_json()
+        )
+        return IngestAck.model_validate_json(response.content)
 
     def _call(
         self,

@@ -19,6 +19,9 @@ __all__ = [
     "BundleRef",
     "Collection",
     "DataSample",
+    "DatasetDetail",
+    "DatasetSummary",
+    "DatasetVersion",
     "DatasetView",
     "DeployRequest",
     "DeployResponse",
@@ -40,7 +43,10 @@ __all__ = [
     "ReportedState",
     "RuleParams",
     "SampleBatch",
+    "SampleCounts",
+    "SampleImport",
     "SampleRecord",
+    "Split",
     "TelemetryBatch",
     "TelemetryTotals",
     "problem_detail",
@@ -50,6 +56,7 @@ PROTOCOL = 1
 
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
+Split = Literal["train", "test"]
 
 
 class Wire(BaseModel):
@@ -112,9 +119,10 @@ class RuleParams(Wire):
 
 
 class Collection(Wire):
-    """Send every window's features to the hub, labelled, to build a training set."""
+    """Send every window's features to the hub, labelled, into the named dataset."""
 
     label: Label
+    dataset: Name = "default"
 
 
 class FaultInjection(Wire):
@@ -209,6 +217,17 @@ class SampleBatch(Wire):
     batch_id: UUID
     spec: InputSpec
     samples: list[DataSample] = Field(min_length=1, max_length=10_000)
+    dataset: Name = Field(default="default", description="Collection.dataset when collected")
+
+
+class SampleImport(Wire):
+    """Labelled feature rows recorded elsewhere, uploaded into a dataset by an admin.
+    `device_id` names where they came from; it need not be an enrolled device."""
+
+    batch_id: UUID
+    device_id: DeviceId = "import"
+    spec: InputSpec
+    samples: list[DataSample] = Field(min_length=1, max_length=10_000)
 
 
 class IngestAck(Wire):
@@ -280,3 +299,34 @@ class SampleRecord(Wire):
 class DatasetView(Wire):
     specs: dict[str, InputSpec]
     samples: list[SampleRecord]
+
+
+class SampleCounts(Wire):
+    total: int = 0
+    labels: dict[str, int] = Field(default_factory=dict)
+    devices: dict[str, int] = Field(default_factory=dict)
+    splits: dict[str, int] = Field(default_factory=dict)
+
+
+class DatasetVersion(Wire):
+    """A frozen, immutable snapshot of a dataset: every sample it held when frozen, all of
+    one input spec, exported as a Parquet file."""
+
+    version: int
+    frozen_at: datetime
+    spec: str = Field(description="InputSpec fingerprint")
+    counts: SampleCounts
+
+
+class DatasetSummary(Wire):
+    name: Name
+    counts: SampleCounts = Field(description="the samples it holds now, frozen or not")
+    versions: int
+    latest: int | None
+
+
+class DatasetDetail(Wire):
+    name: Name
+    counts: SampleCounts = Field(description="the samples it holds now, frozen or not")
+    specs: dict[str, InputSpec] = Field(description="by fingerprint: its samples' specs")
+    versions: list[DatasetVersion]

@@ -13,6 +13,7 @@ entry-point group at start-up, through the same `add`, so both meet the same che
 
 import inspect
 import typing
+import warnings
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -112,8 +113,12 @@ def _params_model(cls: type) -> type[BaseModel]:
             continue
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[name] = (hints.get(name, Any), default)
-    return create_model(
-        f"{cls.__name__}Params",
-        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
-        **fields,
-    )
+    with warnings.catch_warnings():
+        # scikit-learn transformers take `copy`, which shadows a BaseModel method; validation reads
+        # fields, not methods, so the shadowing is harmless.
+        warnings.filterwarnings("ignore", "Field name .* shadows an attribute", UserWarning)
+        return create_model(
+            f"{cls.__name__}Params",
+            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+            **fields,
+        )

@@ -75,10 +75,11 @@ def event_batch(count: int = 2) -> EventBatch:
     )
 
 
-def sample_batch(*widths: int, label: str = "normal") -> SampleBatch:
+def sample_batch(*widths: int, label: str = "normal", dataset: str = "default") -> SampleBatch:
     return SampleBatch(
         batch_id=uuid.uuid4(),
         spec=SPEC,
+        dataset=dataset,
         samples=[
             DataSample(
                 at=datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=i),

@@ -1,8 +1,9 @@
-"""Mutated device bodies: the hub answers each with a clear 4xx, never a 500, and stores
-only what validates."""
+"""Mutated device and import bodies: the hub answers each with a clear 4xx, never a 500,
+and stores only what validates."""
 
 import gzip
 import random
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -10,8 +11,9 @@ import pytest
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import EventRow, SampleRow, TelemetryRow
+from edgestack.protocol import SampleImport
 
-from .factories import Device, count, event_batch, sample_batch, telemetry_batch
+from .factories import ADMIN, SPEC, Device, count, event_batch, sample_batch, telemetry_batch
 
 pytestmark = pytest.mark.anyio
 
@@ -36,31 +38,41 @@ def _mutate(valid: bytes, rng: random.Random) -> bytes:
     return bytes(data)
 
 
+def _sample_import() -> str:
+    samples = sample_batch(2, 2).samples
+    return SampleImport(batch_id=uuid.uuid4(), spec=SPEC, samples=samples).model_dump_json()
+
+
 @pytest.mark.parametrize(
-    ("kind", "valid", "table", "rows_per_batch"),
+    ("path", "valid", "table", "rows_per_batch"),
     [
-        ("telemetry", lambda: telemetry_batch(1).model_dump_json(), TelemetryRow, 1),
-        ("events", lambda: event_batch(2).model_dump_json(), EventRow, 2),
-        ("samples", lambda: sample_batch(2, 2).model_dump_json(), SampleRow, 2),
+        (
+            "/v1/devices/motor-1/telemetry",
+            lambda: telemetry_batch(1).model_dump_json(),
+            TelemetryRow,
+            1,
+        ),
+        ("/v1/devices/motor-1/events", lambda: event_batch(2).model_dump_json(), EventRow, 2),
+        ("/v1/devices/motor-1/samples", lambda: sample_batch(2, 2).model_dump_json(), SampleRow, 2),
+        ("/v1/datasets/bench/samples", _sample_import, SampleRow, 2),
     ],
 )
 async def test_mutated_bodies_get_a_reason_and_never_a_crash(
     client: httpx.AsyncClient,
     hub: HubContext,
     device: Device,
-    kind: str,
+    path: str,
     valid: Callable[[], str],
     table: type,
     rows_per_batch: int,
 ) -> None:
-    rng = random.Random(kind)
+    rng = random.Random(path)
+    auth = ADMIN if path.startswith("/v1/datasets") else device.auth
     accepted = 0
 
     for _ in range(CASES):
         body = _mutate(valid().encode(), rng)
-        response = await client.post(
-            f"/v1/devices/motor-1/{kind}", content=body, headers=device.auth
-        )
+        response = await client.post(path, content=body, headers=auth)
         if response.status_code == 200:
             accepted += 1
             continue

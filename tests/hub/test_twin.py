@@ -102,7 +102,7 @@ async def test_patch_changes_only_the_fields_given_and_null_clears(
         "/v1/devices/motor-1/desired", json={"telemetry_interval_s": 0.5}, headers=ADMIN
     )
 
-    assert first.json()["collect"] == {"label": "worn"}
+    assert first.json()["collect"] == {"label": "worn", "dataset": "default"}
     assert first.json()["rules"]["trigger_windows"] == 2
     assert second.json()["version"] == 2
     assert second.json()["collect"] is None

@@ -1,145 +1,100 @@
 import numpy as np
 import pytest
 
-from edgestack.bundle import InputSpec
-from edgestack.processing import FeaturePipeline, extract, feature_names, vibration_spec
-from edgestack.sensing import Chunk, MotorSimulator
+from edgestack.processing import EXTRACTORS
 
 RATE = 4000.0
-SENSORS = ["accel_x", "temperature"]
-
-
-def _column(features: np.ndarray, sensors: list[str], name: str) -> np.ndarray:
-    return features[:, feature_names(sensors).index(name)]
 
 
 def _sine(freq: float, size: int = 1024, amplitude: float = 1.0) -> np.ndarray:
     return amplitude * np.sin(2 * np.pi * freq * np.arange(size) / RATE)
 
 
-def test_names_match_columns_and_read_sensor_dot_feature() -> None:
-    windows = np.random.default_rng(0).standard_normal((5, 2, 256))
-
-    features = extract(windows, SENSORS, RATE)
-    names = feature_names(SENSORS)
-
-    assert features.shape == (5, len(names))
-    assert features.dtype == np.float32
-    assert len(set(names)) == len(names)
-    assert {"accel_x.rms", "accel_x.kurtosis", "accel_x.band3", "accel_x.dominant_hz"} <= set(names)
-    assert names[-1] == "temperature.mean"
+def _columns(kind: str, windows: np.ndarray, **params: object) -> dict[str, np.ndarray]:
+    extractor = EXTRACTORS.build(kind, params)
+    rows = extractor(windows, RATE)
+    names = extractor.names([f"s{c}" for c in range(windows.shape[1])])
+    return {name: rows[:, i] for i, name in enumerate(names)}
 
 
 @pytest.mark.parametrize("value", [0.0, 1.0, -0.3, 1e6])
-def test_constant_windows_give_finite_features(value: float) -> None:
-    windows = np.full((3, 2, 512), value, dtype=np.float32)
+@pytest.mark.parametrize("kind", ["time_stats", "band_energies", "spectral_centroid"])
+def test_constant_windows_give_zero_shape_and_spectrum(kind: str, value: float) -> None:
+    windows = np.full((3, 1, 512), value, dtype=np.float32)
 
-    features = extract(windows, SENSORS, RATE)
+    columns = _columns(kind, windows)
 
-    assert np.isfinite(features).all()
-    assert _column(features, SENSORS, "accel_x.rms").tolist() == [0.0] * 3
-    assert _column(features, SENSORS, "accel_x.kurtosis").tolist() == [0.0] * 3
-    assert _column(features, SENSORS, "temperature.mean") == pytest.approx([value] * 3)
+    assert all(column.tolist() == [0.0] * 3 for column in columns.values())
 
 
-def test_no_windows_give_no_rows() -> None:
-    features = extract(np.empty((0, 2, 64), dtype=np.float32), SENSORS, RATE)
+def test_the_mean_of_a_constant_is_the_constant() -> None:
+    windows = np.full((2, 1, 64), 21.5, dtype=np.float32)
 
-    assert features.shape == (0, len(feature_names(SENSORS)))
+    assert _columns("mean", windows)["s0.mean"].tolist() == [21.5, 21.5]
 
 
 @pytest.mark.parametrize("freq", [37.0, 123.4, 997.0, 1512.3])
-def test_dominant_frequency_of_a_sine_is_found_within_one_bin(freq: float) -> None:
+def test_dominant_frequency_and_centroid_of_a_sine_are_within_a_bin_or_two(freq: float) -> None:
     windows = _sine(freq)[None, None, :]
 
-    features = extract(windows, ["accel_x"], RATE)
+    dominant = _columns("dominant_frequency", windows)["s0.dominant_hz"][0]
+    centroid = _columns("spectral_centroid", windows)["s0.centroid_hz"][0]
 
     bin_hz = RATE / 1024
-    assert abs(_column(features, ["accel_x"], "accel_x.dominant_hz")[0] - freq) <= bin_hz
-    assert abs(_column(features, ["accel_x"], "accel_x.centroid_hz")[0] - freq) <= 2 * bin_hz
+    assert abs(dominant - freq) <= bin_hz
+    assert abs(centroid - freq) <= 2 * bin_hz
 
 
-def test_time_features_match_their_definitions() -> None:
-    rng = np.random.default_rng(1)
-    noise = rng.standard_normal(200_000)
-    windows = np.stack([_sine(50.0, 200_000, 2.0), noise])[:, None, :]
+def test_time_stats_match_their_definitions() -> None:
+    noise = np.random.default_rng(1).standard_normal(200_000)
+    windows = np.stack([_sine(50.0, 200_000, 2.0) + 3.0, noise])[:, None, :]
 
-    features = extract(windows, ["accel_x"], RATE)
-    rms, peak, crest, kurtosis, skewness = features[:, :5].T
+    c = _columns(
+        "time_stats",
+        windows,
+        stats=["rms", "peak", "crest", "kurtosis", "skewness", "mean", "min", "max"],
+    )
 
-    assert rms == pytest.approx([np.sqrt(2.0), 1.0], rel=0.01)
-    assert peak[0] == pytest.approx(2.0, rel=1e-3)
-    assert crest[0] == pytest.approx(np.sqrt(2.0), rel=1e-3)
-    assert kurtosis == pytest.approx([1.5, 3.0], rel=0.03)
-    assert skewness == pytest.approx([0.0, 0.0], abs=0.03)
+    assert c["s0.rms"] == pytest.approx([np.sqrt(2.0), 1.0], rel=0.01)
+    assert c["s0.peak"][0] == pytest.approx(2.0, rel=1e-3)
+    assert c["s0.crest"][0] == pytest.approx(np.sqrt(2.0), rel=1e-3)
+    assert c["s0.kurtosis"] == pytest.approx([1.5, 3.0], rel=0.03)
+    assert c["s0.skewness"] == pytest.approx([0.0, 0.0], abs=0.03)
+    assert c["s0.mean"][0] == pytest.approx(3.0, abs=1e-3)
+    assert (c["s0.min"][0], c["s0.max"][0]) == pytest.approx((1.0, 5.0), abs=1e-3)
 
 
-def test_band_energies_are_shares_that_place_a_tone() -> None:
-    low, high = _sine(40.0), _sine(1500.0)
-    windows = np.stack([low, high])[:, None, :]
+def test_stats_come_per_channel_in_the_order_asked() -> None:
+    extractor = EXTRACTORS.build("time_stats", {"stats": ["max", "mean"]})
 
-    features = extract(windows, ["accel_x"], RATE)
-    bands = features[:, [feature_names(["accel_x"]).index(f"accel_x.band{b}") for b in range(8)]]
+    assert extractor.names(["a", "b"]) == ["a.max", "a.mean", "b.max", "b.mean"]
+
+
+def test_octave_band_energies_are_shares_that_place_a_tone() -> None:
+    windows = np.stack([_sine(40.0), _sine(1500.0)])[:, None, :]
+
+    c = _columns("band_energies", windows)
+    bands = np.column_stack([c[f"s0.band{b}"] for b in range(8)])
 
     assert bands.sum(axis=1) == pytest.approx([1.0, 1.0], rel=1e-5)
     assert np.argmax(bands[0]) == 2  # 31-62 Hz
     assert np.argmax(bands[1]) == 7  # 1-2 kHz
 
 
-def test_wrong_window_shape_is_refused() -> None:
-    with pytest.raises(ValueError, match="one row per sensor"):
-        extract(np.zeros((2, 3, 64)), SENSORS, RATE)
+def test_linear_bands_are_equally_wide() -> None:
+    windows = np.stack([_sine(300.0), _sine(1100.0)])[:, None, :]
+
+    c = _columns("band_energies", windows, bands=4, scale="linear")
+    bands = np.column_stack([c[f"s0.band{b}"] for b in range(4)])
+
+    assert np.argmax(bands, axis=1).tolist() == [0, 2]  # 500 Hz wide bands
 
 
-def test_the_pipeline_over_chunks_equals_extract_over_the_recording() -> None:
-    spec = vibration_spec(window=256, hop=128)
-    motor = MotorSimulator(1, start=0.0)
-    chunks = [motor.read(size) for size in (1, 300, 77, 1000, 5, 600)]
-    recording = np.hstack([c.data for c in chunks])
-    starts = range(0, recording.shape[1] - 256 + 1, 128)
-    windows = np.stack([recording[:, s : s + 256] for s in starts])
-
-    pipeline = FeaturePipeline(spec)
-    rows = np.concatenate([pipeline.push(c) for c in chunks])
-
-    assert rows.shape == (len(starts), len(spec.features))
-    assert np.array_equal(rows, extract(windows, spec.sensors, spec.rate_hz))
+def test_frames_are_refused_naming_the_image_extractor() -> None:
+    with pytest.raises(ValueError, match="image"):
+        EXTRACTORS.build("time_stats")(np.zeros((2, 1, 8, 4, 4)), RATE)
 
 
-def test_reset_starts_windows_afresh() -> None:
-    pipeline = FeaturePipeline(vibration_spec(window=256, hop=256))
-    motor = MotorSimulator(1, start=0.0)
-    pipeline.push(motor.read(200))
-
-    pipeline.reset()
-
-    assert len(pipeline.push(motor.read(100))) == 0
-    assert len(pipeline.push(motor.read(156))) == 1
-
-
-def test_the_vibration_spec_lists_every_feature_of_the_motor_channels() -> None:
-    spec = vibration_spec()
-
-    assert spec.sensors == list(MotorSimulator.channels)
-    assert (spec.rate_hz, spec.window, spec.hop) == (8000.0, 2048, 2048)
-    assert spec.features == feature_names(spec.sensors)
-
-
-def test_a_spec_whose_features_differ_is_refused_naming_the_field() -> None:
-    spec = vibration_spec()
-    stale = InputSpec(**{**spec.model_dump(), "features": spec.features[:-1]})
-
-    with pytest.raises(ValueError, match=r"features: .* feature_names\(sensors\)"):
-        FeaturePipeline(stale)
-
-
-def test_chunks_from_other_sensors_or_rates_are_refused() -> None:
-    pipeline = FeaturePipeline(vibration_spec())
-    chunk = MotorSimulator(1, start=0.0).read(10)
-    swapped = Chunk(0.0, RATE, chunk.channels[::-1], chunk.units[::-1], chunk.data[::-1])
-    slower = MotorSimulator(1, rate_hz=2000.0, start=0.0).read(10)
-
-    with pytest.raises(ValueError, match="channels"):
-        pipeline.push(swapped)
-    with pytest.raises(ValueError, match="rate"):
-        pipeline.push(slower)
+def test_an_unknown_stat_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValueError, match=r"extractors\[0\]\.stats"):
+        EXTRACTORS.build("time_stats", {"stats": ["median"]}, where="extractors[0]")

@@ -94,3 +94,12 @@ def test_a_change_of_channel_count_is_refused() -> None:
 def test_size_and_hop_must_be_positive() -> None:
     with pytest.raises(ValueError, match="hop"):
         Windower(8, 0)
+
+
+def test_frames_are_windowed_with_the_frame_kept_last() -> None:
+    frames = np.arange(2 * 7 * 3 * 2, dtype=np.float32).reshape(2, 7, 3, 2)  # (channels, n, h, w)
+
+    got = _chunked(frames, Windower(3, 2), [2, 0, 5])
+
+    assert got.shape == (3, 2, 3, 3, 2)
+    assert np.array_equal(got[1], frames[:, 2:5])

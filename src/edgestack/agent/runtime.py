@@ -25,8 +25,8 @@ from edgestack.agent.link import HubLink, HubRejected, HubUnavailable
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
 from edgestack.agent.store import LocalStore
+from edgestack.appspec import AppSpecError, load_app_spec, motor_app
 from edgestack.bundle import BundleError, BundleStore
-from edgestack.processing import vibration_spec
 from edgestack.protocol import (
     BundleRef,
     DataSample,
@@ -38,7 +38,7 @@ from edgestack.protocol import (
     ReportedState,
     SampleBatch,
 )
-from edgestack.sensing import MotorSimulator, Source
+from edgestack.sensing import Source
 
 __all__ = ["Agent", "serve"]
 
@@ -55,13 +55,20 @@ class _FaultInjectable(Protocol):
 
 
 class Agent:
+    """One device: the app spec's sources and sinks, the twin, the outbox.
+
+    Raises `AppSpecError` at construction when the app spec cannot run."""
+
     def __init__(self, settings: AgentSettings, source: Source | None = None) -> None:
         self.settings = settings
-        self.source = source or MotorSimulator(seed=settings.seed)
+        app = load_app_spec(settings.app) if settings.app else motor_app(settings.seed)
+        self.source = source or app.source()
+        self.sinks = app.build_sinks()
         self.store = LocalStore(settings.data_dir / "agent.db")
         self.bundles = BundleStore(settings.data_dir / "bundles")
         self.link = HubLink(settings.hub_url)
-        self.hot = HotPath(self.source, vibration_spec(rate_hz=self.source.rate_hz))
+        self.hot = HotPath(self.source, app.input_spec(self.source))
+        self.hot.rule = AlarmRule(app.rules)
         self.applied = DesiredState()
         self.error: str | None = None
         self._enrolled = asyncio.Event()
@@ -96,6 +103,9 @@ class Agent:
                     )
             await self.link.aclose()
             self.store.close()
+            self.source.close()
+            for sink in self.sinks:
+                sink.close()
 
     # -- start-up: last good state, offline --------------------------------
 
@@ -275,7 +285,11 @@ class Agent:
 
     def _flush_samples(self) -> None:
         if self._samples:
-            batch = SampleBatch(batch_id=uuid.uuid4(), spec=self.hot.spec, samples=self._samples)
+            # Flushed before a new collection applies: `applied` still names these samples'.
+            dataset = self.applied.collect.dataset if self.applied.collect else "default"
+            batch = SampleBatch(
+                batch_id=uuid.uuid4(), spec=self.hot.spec, samples=self._samples, dataset=dataset
+            )
             self._enqueue("samples", batch)
             self._samples = []
 
@@ -283,6 +297,8 @@ class Agent:
         for event in events:
             if event.kind.startswith("alarm"):
                 log.warning("%s: %s", event.kind, event.message)
+            for sink in self.sinks:
+                sink.emit(event)
         self._enqueue("events", EventBatch(batch_id=uuid.uuid4(), events=events))
 
     def _enqueue(self, kind: str, message: BaseModel) -> None:
@@ -381,8 +397,9 @@ def _hardware() -> Hardware:
 def serve(settings: AgentSettings) -> int:
     """Run an agent in this process until SIGINT or SIGTERM, then stop cleanly.
 
-    Returns the exit status: 0 after a stop that was asked for, 2 when the hub refused
-    to enrol this device (a wrong enrolment token), with the hub's reason logged."""
+    Returns the exit status: 0 after a stop that was asked for, 2 when the app spec cannot
+    run or the hub refused to enrol this device (a wrong enrolment token), with the reason
+    logged."""
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -391,13 +408,18 @@ def serve(settings: AgentSettings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            await Agent(settings).run()
+            await agent.run()
 
+    try:
+        agent = Agent(settings)
+    except AppSpecError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     status = 0
     try:
         asyncio.run(main())
     except* HubRejected as group:
-        for exc in group.exceptions:
-            log.error("stopping: %s", exc)
+        for refused in group.exceptions:
+            log.error("stopping: %s", refused)
         status = 2
     return status

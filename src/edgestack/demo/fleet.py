@@ -95,7 +95,8 @@ class LocalFleet:
         for device in self.devices:
             self.start_agent(device)
 
-    def start_agent(self, device: str) -> None:
+    def start_agent(self, device: str, *, app: Path | None = None) -> None:
+        """Start `device`'s agent on the simulated motor of its seed, or on the app spec `app`."""
         args = [
             "agent",
             "--hub",
@@ -106,6 +107,7 @@ class LocalFleet:
             str(self.root / device),
             "--seed",
             str(self.seeds[device]),
+            *(["--app", str(app)] if app else []),
         ]
         self._agents[device] = self._spawn(
             device, args, {"EDGESTACK_AGENT_ENROL_TOKEN": self.enrol_token}

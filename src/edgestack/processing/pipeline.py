@@ -1,32 +1,47 @@
 """Chunks in, feature rows out: one path from samples to model input, on devices and in training."""
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from edgestack.bundle import FeatureSpec, InputSpec
-from edgestack.processing.features import extract, feature_names
+from edgestack.bundle import FeatureSpec, InputSpec, StageSpec
+from edgestack.processing.step import EXTRACTORS, STEPS, Extractor
 from edgestack.processing.window import Windower
-from edgestack.sensing import Chunk, MotorSimulator
+from edgestack.sensing import Chunk, MotorSimulator, Quality
 
-__all__ = ["FeaturePipeline", "vibration_spec"]
+__all__ = ["FeaturePipeline", "make_spec", "vibration_spec"]
 
 
 class FeaturePipeline:
-    """Windows and features as `spec` describes them, carried across chunks.
+    """Steps, windows and extractors as `spec` describes them, state carried across chunks.
 
-    pipeline = FeaturePipeline(vibration_spec())
-    rows = pipeline.push(motor.read(8000))   # (k, len(spec.features)) float32
+    Chunks go through `spec.steps` in order, are cut into windows of `spec.window` samples every
+    `spec.hop`, and each extractor of `spec.extractors` adds its columns for its channels; the
+    columns are `spec.features`. Bad samples the steps find are counted in `quality`.
+
+        pipeline = FeaturePipeline(vibration_spec())
+        rows = pipeline.push(motor.read(8000))   # (k, len(spec.features)) float32
     """
 
     def __init__(self, spec: InputSpec) -> None:
-        expected = feature_names(spec.sensors)
-        if spec.features != expected:
-            raise ValueError(
-                f"features: {len(spec.features)} names that are not what sensors "
-                f"{spec.sensors} produce; set features to feature_names(sensors), "
-                f"which starts {expected[:3]}"
-            )
         self.spec = spec
+        self.quality = Quality()
         self._sensors = tuple(spec.sensors)
+        self._steps = [
+            STEPS.build(stage.kind, stage.params, where=f"steps[{i}]")
+            for i, stage in enumerate(spec.steps)
+        ]
+        self._extractors = _extractors(spec.extractors, spec.sensors)
+        names = [n for extractor, columns in self._extractors for n in extractor.names(columns)]
+        if spec.features != names:
+            raise ValueError(
+                f"features: {len(spec.features)} names that are not the {len(names)} the "
+                f"extractors give, which start {names[:3]}; build the spec with make_spec(), "
+                "which fills features from the extractors"
+            )
+        self._indices = [
+            tuple(spec.sensors.index(c) for c in columns) for _, columns in self._extractors
+        ]
         self._windower = Windower(spec.window, spec.hop)
 
     def push(self, chunk: Chunk) -> np.ndarray:
@@ -41,25 +56,95 @@ class FeaturePipeline:
                 f"chunk rate {chunk.rate_hz} Hz does not match rate_hz {self.spec.rate_hz}; "
                 "sample at the spec's rate"
             )
+        for step in self._steps:
+            chunk = step.push(chunk, self.quality)
         windows = self._windower.push(chunk.data)
-        return extract(windows, self._sensors, self.spec.rate_hz)
+        if not len(windows):
+            return np.empty((0, len(self.spec.features)), dtype=np.float32)
+        # One read-only array per group of channels: extractors may share work on it.
+        groups: dict[tuple[int, ...], np.ndarray] = {}
+        for index in self._indices:
+            if index not in groups:
+                groups[index] = windows if len(index) == windows.shape[1] else windows[:, index]
+                groups[index].flags.writeable = False
+        columns = [
+            extractor(groups[index], chunk.rate_hz)
+            for (extractor, _), index in zip(self._extractors, self._indices, strict=True)
+        ]
+        return np.hstack(columns)
 
     def reset(self) -> None:
-        """Drop the partial window, so no window mixes samples from before and after a change."""
+        """Forget the stream: the steps' state and the partial window, so nothing mixes samples
+        from before and after a change of source or model."""
+        for step in self._steps:
+            step.reset()
         self._windower.reset()
 
 
+def make_spec(
+    sensors: Sequence[str],
+    rate_hz: float,
+    window: int,
+    hop: int,
+    steps: Sequence[StageSpec] = (),
+    extractors: Sequence[FeatureSpec] = (),
+) -> InputSpec:
+    """An `InputSpec` whose `features` are the columns `extractors` give for `sensors`.
+
+    make_spec(["mic"], 16000.0, 16000, 8000, extractors=[FeatureSpec(kind="mfcc")])
+    """
+    built = _extractors(list(extractors), list(sensors))
+    features = [name for extractor, columns in built for name in extractor.names(columns)]
+    return InputSpec(
+        sensors=list(sensors),
+        rate_hz=rate_hz,
+        window=window,
+        hop=hop,
+        steps=list(steps),
+        extractors=list(extractors),
+        features=features,
+    )
+
+
 def vibration_spec(rate_hz: float = 8000.0, window: int = 2048, hop: int = 2048) -> InputSpec:
-    """The input spec for `MotorSimulator`'s channels, with every feature `extract` offers.
+    """The input spec for `MotorSimulator`'s channels: on each accelerometer axis the time
+    statistics, the energy shares of 8 octave bands, the dominant frequency and the spectral
+    centroid; the mean of the temperature.
 
     Windows of a quarter second do not overlap by default: each costs the uplink its
     features when collected, and overlapping ones would double that for little new."""
     sensors = list(MotorSimulator.channels)
-    return InputSpec(
-        sensors=sensors,
-        rate_hz=rate_hz,
-        window=window,
-        hop=hop,
-        extractors=[FeatureSpec(kind="vibration")],
-        features=feature_names(sensors),
+    accel = [s for s in sensors if s.startswith("accel")]
+    slow = [s for s in sensors if s not in accel]
+    return make_spec(
+        sensors,
+        rate_hz,
+        window,
+        hop,
+        extractors=[
+            FeatureSpec(kind="time_stats", channels=accel),
+            FeatureSpec(
+                kind="band_energies", params={"bands": 8, "scale": "octave"}, channels=accel
+            ),
+            FeatureSpec(kind="dominant_frequency", channels=accel),
+            FeatureSpec(kind="spectral_centroid", channels=accel),
+            FeatureSpec(kind="mean", channels=slow),
+        ],
     )
+
+
+def _extractors(
+    specs: Sequence[FeatureSpec], sensors: Sequence[str]
+) -> list[tuple[Extractor, list[str]]]:
+    """Each extractor built, with the channels it reads (all sensors when it names none)."""
+    built = []
+    for i, spec in enumerate(specs):
+        columns = list(sensors) if spec.channels is None else spec.channels
+        unknown = [c for c in columns if c not in sensors]
+        if unknown:
+            raise ValueError(
+                f"extractors[{i}].channels: {unknown} are not among the sensors {list(sensors)}; "
+                "name sensors of this input"
+            )
+        built.append((EXTRACTORS.build(spec.kind, spec.params, where=f"extractors[{i}]"), columns))
+    return built

@@ -2,6 +2,7 @@
 
 from edgestack.hub.api import (
     artifacts,
+    datasets,
     deployments,
     devices,
     enrolment,
@@ -24,6 +25,7 @@ ROUTERS = (
     telemetry.router,
     events.router,
     samples.router,
+    datasets.router,
     models.router,
     deployments.router,
     artifacts.router,

@@ -6,6 +6,7 @@ request's writes land together or not at all.
 
 from edgestack.hub.store import (
     batches,
+    datasets,
     deployments,
     devices,
     events,
@@ -19,6 +20,7 @@ __all__ = [
     "Base",
     "Database",
     "batches",
+    "datasets",
     "deployments",
     "devices",
     "events",

@@ -1,5 +1,10 @@
 """Labelled feature windows from the devices: the training set, with the spec of each."""
 
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -8,40 +13,73 @@ from edgestack.hub.errors import Unprocessable
 from edgestack.hub.store import batches, devices
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import SampleRow, SpecRow
-from edgestack.protocol import DatasetView, IngestAck, SampleBatch, SampleRecord
+from edgestack.protocol import (
+    DataSample,
+    DatasetView,
+    IngestAck,
+    SampleBatch,
+    SampleRecord,
+    Split,
+)
 
-__all__ = ["dataset", "ingest"]
+__all__ = ["TEST_PERCENT", "dataset", "ingest", "split_of", "store"]
+
+TEST_PERCENT = 20
 
 
 def ingest(session: Session, device_id: str, batch: SampleBatch) -> IngestAck:
-    """Store the samples under their spec's fingerprint; all or none of them."""
-    width = len(batch.spec.features)
-    for i, sample in enumerate(batch.samples):
+    """Store a device's samples in `batch.dataset`; all or none of them, once per batch id."""
+    row = devices.get(session, device_id)
+    ack = store(session, device_id, batch.dataset, batch.batch_id, batch.spec, batch.samples)
+    row.last_seen = utcnow()
+    return ack
+
+
+def store(
+    session: Session,
+    source: str,
+    dataset: str,
+    batch_id: UUID,
+    spec: InputSpec,
+    samples: Sequence[DataSample],
+) -> IngestAck:
+    """Store samples from `source` (a device, or an import's name) in `dataset` under their
+    spec's fingerprint, each with its split; all or none of them, once per batch id."""
+    width = len(spec.features)
+    for i, sample in enumerate(samples):
         if len(sample.features) != width:
             raise Unprocessable(
                 f"body.samples[{i}].features: has {len(sample.features)} values but "
                 f"spec.features names {width}; send one value per feature, in spec order"
             )
-    row = devices.get(session, device_id)
-    if not batches.claim(session, device_id, "samples", batch.batch_id, len(batch.samples)):
-        return IngestAck(batch_id=batch.batch_id, accepted=0, duplicate=True)
-    fingerprint = batch.spec.fingerprint()
+    if not batches.claim(session, source, "samples", batch_id, len(samples)):
+        return IngestAck(batch_id=batch_id, accepted=0, duplicate=True)
+    fingerprint = spec.fingerprint()
     if session.get(SpecRow, fingerprint) is None:
-        session.add(SpecRow(fingerprint=fingerprint, spec=batch.spec.model_dump(mode="json")))
+        session.add(SpecRow(fingerprint=fingerprint, spec=spec.model_dump(mode="json")))
         session.flush()  # the samples refer to it, and no relationship tells the ORM so
     session.add_all(
         SampleRow(
-            device_id=device_id,
-            batch_id=str(batch.batch_id),
+            device_id=source,
+            batch_id=str(batch_id),
+            dataset=dataset,
             spec=fingerprint,
             label=sample.label,
+            split=split_of(source, sample.at),
             at=sample.at,
             features=sample.features,
         )
-        for sample in batch.samples
+        for sample in samples
     )
-    row.last_seen = utcnow()
-    return IngestAck(batch_id=batch.batch_id, accepted=len(batch.samples), duplicate=False)
+    return IngestAck(batch_id=batch_id, accepted=len(samples), duplicate=False)
+
+
+def split_of(source: str, at: datetime) -> Split:
+    """`test` for about `TEST_PERCENT` in a hundred samples, the same for a sample every time:
+    a hash of where and when it was taken, so no export or retraining reshuffles the splits."""
+    key = f"{source}/{at.astimezone(UTC).isoformat()}".encode()
+    bucket = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % 100
+    return "test" if bucket < TEST_PERCENT else "train"
 
 
 def dataset(

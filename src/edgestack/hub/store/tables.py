@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from edgestack.hub.store.db import Base, UTCDateTime
 
 __all__ = [
+    "DatasetVersionRow",
     "DeviceRow",
     "EventRow",
     "ModelRow",
@@ -53,13 +54,14 @@ class TelemetryRow(Base):
 
 
 class ReceivedBatchRow(Base):
-    """Which event and sample batches arrived, so a batch sent again is stored once."""
+    """Which event and sample batches arrived, so a batch sent again is stored once.
+    `device_id` is the sender: an enrolled device, or the source named by a sample import."""
 
     __tablename__ = "received_batches"
     __table_args__ = (UniqueConstraint("device_id", "kind", "batch_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"))
+    device_id: Mapped[str] = mapped_column(String(63))
     kind: Mapped[str] = mapped_column(String(16))
     batch_id: Mapped[str] = mapped_column(String(36))
     accepted: Mapped[int]
@@ -84,16 +86,38 @@ class SpecRow(Base):
 
 
 class SampleRow(Base):
+    """One labelled feature window. `device_id` is where it came from: an enrolled device,
+    or the source an admin named when importing it. `split` is fixed when it arrives."""
+
     __tablename__ = "samples"
     __table_args__ = (Index("ix_samples_label_device", "label", "device_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), index=True)
+    device_id: Mapped[str] = mapped_column(String(63), index=True)
     batch_id: Mapped[str] = mapped_column(String(36))
+    dataset: Mapped[str] = mapped_column(String(63), index=True)
     spec: Mapped[str] = mapped_column(ForeignKey("specs.fingerprint"))
     label: Mapped[str] = mapped_column(String(40))
+    split: Mapped[str] = mapped_column(String(5))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     features: Mapped[list[float]] = mapped_column(JSON)
+
+
+class DatasetVersionRow(Base):
+    """A frozen version: the samples of `dataset` and `spec` with ids up to `last_sample_id`,
+    written once to `file` under the hub's data directory; `counts` holds `SampleCounts`."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(63))
+    version: Mapped[int]
+    spec: Mapped[str] = mapped_column(ForeignKey("specs.fingerprint"))
+    last_sample_id: Mapped[int]
+    frozen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    counts: Mapped[Json] = mapped_column(JSON)
+    file: Mapped[str] = mapped_column(String(255))
 
 
 class ModelRow(Base):

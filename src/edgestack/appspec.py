@@ -1,0 +1,191 @@
+"""The app spec: one validated YAML file naming an app's sources, steps, model, rules and sinks.
+
+The same spec drives feature extraction for training and the agent's hot path, so a model
+sees on the device exactly the features it was trained on. A wrong spec fails at load, with
+the path of the bad field and what was expected:
+
+    app = load_app_spec(Path("vibration.yaml"))
+    sources = app.build_sources()
+    spec = app.input_spec(sources)       # the InputSpec a bundle trained on this app carries
+
+    # vibration.yaml
+    name: vibration
+    sources:
+      - {kind: motor, params: {seed: 1}}
+    window: 2048
+    hop: 2048
+    steps:
+      - {kind: clean, params: {policy: interpolate}}
+    extractors:
+      - {kind: time_stats, channels: [accel_x, accel_y, accel_z]}
+      - {kind: mean, channels: [temperature]}
+    model: {name: motor-faults}
+    rules: {trigger_windows: 4}
+    sinks:
+      - {kind: jsonl, params: {path: events.jsonl}}
+"""
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgestack.bundle import FeatureSpec, InputSpec, Name, StageSpec
+from edgestack.processing import (
+    EXTRACTORS,
+    STEPS,
+    TRANSFORMS,
+    AlignedSource,
+    make_spec,
+    vibration_spec,
+)
+from edgestack.protocol import RuleParams
+from edgestack.registry import Registry, RegistryError
+from edgestack.sensing import SOURCES, Source
+from edgestack.sinks import SINKS, Sink
+
+__all__ = [
+    "AppSpec",
+    "AppSpecError",
+    "ModelSpec",
+    "load_app_spec",
+    "motor_app",
+    "parse_app_spec",
+]
+
+
+class AppSpecError(ValueError):
+    """A spec that cannot run: the message starts with the file and the path of the bad field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """The registered model this app runs, and the row transforms training fits before it."""
+
+    name: Name
+    preprocess: list[StageSpec] = Field(default_factory=list)
+
+
+class AppSpec(_Strict):
+    version: Literal[1] = 1
+    name: Name
+    sources: list[StageSpec] = Field(min_length=1)
+    align_hz: float | None = Field(
+        default=None, gt=0, description="common rate of several sources, aligned by timestamp"
+    )
+    window: int = Field(ge=1)
+    hop: int = Field(ge=1)
+    steps: list[StageSpec] = Field(default_factory=list)
+    extractors: list[FeatureSpec] = Field(min_length=1)
+    model: ModelSpec | None = None
+    rules: RuleParams = RuleParams()
+    sinks: list[StageSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _registered(self) -> "AppSpec":
+        if len(self.sources) > 1 and self.align_hz is None:
+            raise ValueError(
+                f"align_hz: {len(self.sources)} sources need a common rate to be aligned at; "
+                "set align_hz"
+            )
+        checks: list[tuple[Registry[Any], str, list[StageSpec]]] = [
+            (SOURCES, "sources", self.sources),
+            (STEPS, "steps", self.steps),
+            (EXTRACTORS, "extractors", list(self.extractors)),
+            (TRANSFORMS, "model.preprocess", self.model.preprocess if self.model else []),
+            (SINKS, "sinks", self.sinks),
+        ]
+        for registry, field, stages in checks:
+            for i, stage in enumerate(stages):
+                try:
+                    registry.validate(stage.kind, stage.params, where=f"{field}[{i}].params")
+                except RegistryError as exc:
+                    message = str(exc)
+                    if not message.startswith(field):
+                        message = f"{field}[{i}].kind: {message}"
+                    raise ValueError(message) from None
+        return self
+
+    def build_sources(self) -> list[Source]:
+        return [SOURCES.build(s.kind, s.params) for s in self.sources]
+
+    def source(self) -> Source:
+        """The app's input as one source: the only one, or all of them aligned at `align_hz`."""
+        sources = self.build_sources()
+        if len(sources) == 1:
+            return sources[0]
+        assert self.align_hz is not None  # the validator asks for it
+        return AlignedSource(sources, self.align_hz)
+
+    def input_spec(self, source: Source) -> InputSpec:
+        """The InputSpec of this app's features for `source`'s channels and rate."""
+        try:
+            return make_spec(
+                list(source.channels),
+                rate_hz=source.rate_hz,
+                window=self.window,
+                hop=self.hop,
+                steps=self.steps,
+                extractors=self.extractors,
+            )
+        except ValueError as exc:
+            raise AppSpecError(f"{self.name}: {exc}") from None
+
+    def build_sinks(self) -> list[Sink]:
+        return [SINKS.build(s.kind, s.params) for s in self.sinks]
+
+
+def parse_app_spec(text: str, origin: str = "app spec") -> AppSpec:
+    """Validate YAML text; `AppSpecError` names `origin`, the bad field and what was expected."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise AppSpecError(f"{origin}:{where}: not valid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise AppSpecError(
+            f"{origin}: expected a mapping with name, sources, window, hop, extractors; "
+            f"got {type(raw).__name__}"
+        )
+    try:
+        return AppSpec.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise AppSpecError(f"{origin}: " + "; ".join(lines)) from None
+
+
+def load_app_spec(path: Path) -> AppSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AppSpecError(f"{path}: cannot read the app spec: {exc.strerror}") from None
+    return parse_app_spec(text, origin=str(path))
+
+
+def _describe(error: Any) -> str:
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not where:
+        return message
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown field; remove it or check its spelling"
+    return f"{where}: {message}"
+
+
+def motor_app(seed: int) -> AppSpec:
+    """The built-in app: the simulated motor `seed`, with the vibration features."""
+    spec = vibration_spec()
+    return AppSpec(
+        name="motor",
+        sources=[StageSpec(kind="motor", params={"seed": seed})],
+        window=spec.window,
+        hop=spec.hop,
+        steps=spec.steps,
+        extractors=spec.extractors,
+    )

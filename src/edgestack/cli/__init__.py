@@ -1,0 +1,18 @@
+"""The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, and
+`data` for its datasets."""
+
+import typer
+
+from edgestack.cli import data, fleet, processes
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.command()(processes.hub)
+app.command()(processes.agent)
+app.command()(processes.demo)
+app.command()(fleet.devices)
+app.command()(fleet.models)
+app.command()(fleet.events)
+app.command()(fleet.deploy)
+app.add_typer(data.app, name="data")

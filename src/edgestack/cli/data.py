@@ -1,0 +1,395 @@
+"""Collect labelled windows from devices, import recordings, and list, show and export
+the hub's versioned datasets."""
+
+import io
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import typer
+from pydantic import ValidationError
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from edgestack.bundle import InputSpec
+from edgestack.cli.common import (
+    AdminOpt,
+    HubOpt,
+    JsonOpt,
+    call,
+    connect,
+    console,
+    emit,
+    fail,
+    print_json,
+)
+from edgestack.client import HubClient, HubError
+from edgestack.protocol import (
+    Collection,
+    DataSample,
+    DatasetVersion,
+    DesiredPatch,
+    SampleCounts,
+    SampleImport,
+)
+
+__all__ = [
+    "Format",
+    "app",
+    "collect",
+    "export",
+    "freeze",
+    "import_recording",
+    "list_datasets",
+    "show",
+]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="The dataset on the hub.")]
+DatasetArg = Annotated[str, typer.Argument(help="The dataset's name.")]
+VersionOpt = Annotated[
+    int | None, typer.Option(min=1, help="A frozen version; the latest when left out.")
+]
+LabelOpt = Annotated[str, typer.Option(help="What the samples show, e.g. normal or worn.")]
+
+# How often a running collection asks the hub how many samples arrived.
+_POLL_S = 0.5
+# How long, at most, to wait after a collection for the device to stop and send the rest.
+_SETTLE_S = 15.0
+# Rows per upload; the hub takes at most 10,000 samples a batch.
+_UPLOAD_ROWS = 2000
+
+
+class Format(StrEnum):
+    """The file formats `data export` writes."""
+
+    parquet = "parquet"
+    csv = "csv"
+
+
+@app.command()
+def collect(
+    device: Annotated[str, typer.Option(help="The device to collect from.")],
+    label: LabelOpt,
+    seconds: Annotated[float, typer.Option(min=0.5, max=86_400, help="How long to collect.")],
+    dataset: DatasetOpt = "default",
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Collect a device's windows under a label for some seconds, then freeze a version."""
+    collection = _collection(label, dataset)
+    with connect(hub, admin_token) as client:
+        before = _received(client, dataset, device)
+        call(partial(client.update_desired, device, DesiredPatch(collect=collection)))
+        try:
+            _watch(client, collection, device, seconds, before)
+        finally:
+            # Also on Ctrl-C: a device must not go on collecting with nobody watching.
+            stopped = call(partial(client.update_desired, device, DesiredPatch(collect=None)))
+        _settle(client, dataset, device, stopped.version)
+        if _received(client, dataset, device) == before:
+            raise fail(
+                f"no samples arrived from {device} in {seconds:g} s; "
+                "is its agent running? (edgestack devices)"
+            )
+        version = call(partial(client.freeze, dataset))
+    _print_version(dataset, version)
+
+
+@app.command("import")
+def import_recording(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A .csv or .parquet recording: a time column t or time (seconds or "
+            "timestamps) and one column per sensor of the spec."
+        ),
+    ],
+    label: LabelOpt,
+    dataset: DatasetOpt = "default",
+    spec: Annotated[
+        Path | None,
+        typer.Option(help="An InputSpec as JSON; the vibration spec when left out."),
+    ] = None,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Cut a recording into feature windows, upload them labelled, then freeze a version."""
+    # Imported here: processing pulls in numerical libraries the other commands never need.
+    from edgestack.cli.recording import RecordingError, windows
+    from edgestack.processing import vibration_spec
+
+    _collection(label, dataset)
+    input_spec = _spec(spec) if spec else vibration_spec()
+    table = _recording(file)
+    with _progress() as progress:
+        task = progress.add_task(f"windows of {file.name}", total=table.num_rows)
+        try:
+            cut = windows(
+                table,
+                input_spec,
+                recorded_at=datetime.now(UTC),
+                progress=lambda done: progress.update(task, completed=done),
+            )
+        except RecordingError as exc:
+            raise fail(str(exc), 2) from None
+    if cut.bad_readings:
+        console.print(f"[yellow]{cut.bad_readings} readings were not numbers and count as 0[/]")
+    rows = [
+        DataSample(at=at, label=label, features=features)
+        for at, features in zip(cut.times, cut.features.astype(float).tolist(), strict=True)
+    ]
+    with connect(hub, admin_token) as client, _progress() as progress:
+        task = progress.add_task(f"uploading to '{dataset}'", total=len(rows))
+        for batch in _batches(rows):
+            body = SampleImport(batch_id=uuid.uuid4(), spec=input_spec, samples=batch)
+            call(partial(client.import_samples, dataset, body))
+            progress.advance(task, len(batch))
+        version = call(partial(client.freeze, dataset, spec=input_spec.fingerprint()))
+    _print_version(dataset, version)
+
+
+@app.command()
+def freeze(
+    name: DatasetArg,
+    spec: Annotated[
+        str | None,
+        typer.Option(help="The input spec fingerprint to freeze, when the samples mix several."),
+    ] = None,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Freeze what a dataset holds now as its next version."""
+    with connect(hub, admin_token) as client:
+        version = call(partial(client.freeze, name, spec=spec))
+    _print_version(name, version)
+
+
+@app.command("list")
+def list_datasets(
+    hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List the hub's datasets with what they hold now and their versions."""
+    with connect(hub, admin_token) as client:
+        rows = call(client.datasets)
+    table = Table("dataset", "samples", "train/test", "labels", "versions", "latest")
+    cells = [
+        [
+            d.name,
+            str(d.counts.total),
+            _splits(d.counts),
+            _tally(d.counts.labels),
+            str(d.versions),
+            f"v{d.latest}" if d.latest else "-",
+        ]
+        for d in rows
+    ]
+    emit(rows, as_json, table, cells)
+
+
+@app.command()
+def show(
+    name: DatasetArg,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="One frozen version; all of them when left out.")
+    ] = None,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a dataset's versions, or one version's counts by label, device and split."""
+    with connect(hub, admin_token) as client:
+        detail = call(partial(client.dataset, name))
+    if version is None:
+        if as_json:
+            print_json(detail)
+            return
+        table = Table("version", "frozen", "spec", "samples", "train/test", "labels", "devices")
+        for v in detail.versions:
+            table.add_row(
+                f"v{v.version}",
+                v.frozen_at.strftime("%Y-%m-%d %H:%M:%S"),
+                v.spec,
+                str(v.counts.total),
+                _splits(v.counts),
+                _tally(v.counts.labels),
+                _tally(v.counts.devices),
+            )
+        console.print(table)
+        console.print(
+            f"{name} holds {detail.counts.total} samples now ({_splits(detail.counts)} "
+            f"train/test): {_tally(detail.counts.labels)}"
+        )
+        return
+    chosen = _version(detail.versions, name, version)
+    if as_json:
+        print_json(chosen)
+        return
+    table = Table("by", "value", "samples", title=f"{name} v{version}, spec {chosen.spec}")
+    for by, tally in (
+        ("label", chosen.counts.labels),
+        ("device", chosen.counts.devices),
+        ("split", chosen.counts.splits),
+    ):
+        for value, n in tally.items():
+            table.add_row(by, value, str(n))
+    console.print(table)
+
+
+@app.command()
+def export(
+    name: DatasetArg,
+    out: Annotated[Path, typer.Option(help="The file to write.")],
+    version: VersionOpt = None,
+    fmt: Annotated[
+        Format | None,
+        typer.Option("--format", help="parquet or csv; from the suffix of --out when left out."),
+    ] = None,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Write a frozen version to a file, as Parquet or CSV."""
+    with connect(hub, admin_token) as client:
+        if version is None:
+            version = _latest(client, name)
+        data = call(partial(client.dataset_parquet, name, version))
+    chosen = fmt or (Format.csv if out.suffix.lower() == ".csv" else Format.parquet)
+    table = pq.read_table(io.BytesIO(data))
+    try:
+        if chosen is Format.csv:
+            pa_csv.write_csv(table, out)
+        else:
+            out.write_bytes(data)
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc}") from None
+    console.print(f"{name} v{version}: {table.num_rows} samples written to {out} as {chosen.value}")
+
+
+def _latest(client: HubClient, name: str) -> int:
+    versions = call(partial(client.dataset, name)).versions
+    if not versions:
+        raise fail(
+            f"dataset '{name}' has no versions yet; freeze one with: edgestack data freeze {name}"
+        )
+    return versions[-1].version
+
+
+def _collection(label: str, dataset: str) -> Collection:
+    try:
+        return Collection(label=label, dataset=dataset)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"])
+        raise fail(f"--{field} {error['input']!r}: {error['msg']}", 2) from None
+
+
+def _spec(path: Path) -> InputSpec:
+    try:
+        return InputSpec.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise fail(f"cannot read the spec {path}: {exc}", 2) from None
+    except ValidationError as exc:
+        raise fail(f"{path} is not an InputSpec: {exc.errors()[0]['msg']}", 2) from None
+
+
+def _recording(path: Path) -> pa.Table:
+    from edgestack.cli.recording import RecordingError, read_recording
+
+    try:
+        return read_recording(path)
+    except RecordingError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _received(client: HubClient, dataset: str, device: str) -> int:
+    """How many samples of `device` the dataset holds; none while it does not exist."""
+    try:
+        return client.dataset(dataset).counts.devices.get(device, 0)
+    except HubError as exc:
+        if exc.status == 404:
+            return 0
+        raise fail(str(exc)) from None
+
+
+def _watch(
+    client: HubClient, collection: Collection, device: str, seconds: float, before: int
+) -> None:
+    with _progress(TextColumn("{task.fields[samples]} samples")) as progress:
+        task = progress.add_task(
+            f"collecting '{collection.label}' from {device}", total=seconds, samples=0
+        )
+        start = time.monotonic()
+        while (elapsed := time.monotonic() - start) < seconds:
+            received = _received(client, collection.dataset, device) - before
+            progress.update(task, completed=elapsed, samples=received)
+            time.sleep(min(_POLL_S, max(0.0, seconds - elapsed)))
+        received = _received(client, collection.dataset, device) - before
+        progress.update(task, completed=seconds, samples=received)
+
+
+def _settle(client: HubClient, dataset: str, device: str, desired_version: int) -> None:
+    """Wait, a bounded time, until the device reports it stopped collecting and its sample
+    count holds still: it sends what it holds when a collection ends."""
+    deadline = time.monotonic() + _SETTLE_S
+    last = -1
+    while time.monotonic() < deadline:
+        reported = call(partial(client.device, device)).reported
+        received = _received(client, dataset, device)
+        if reported and reported.desired_version >= desired_version and received == last:
+            return
+        last = received
+        time.sleep(_POLL_S)
+    console.print(
+        f"[yellow]{device} has not confirmed it stopped collecting; samples still on their "
+        "way go to the next version[/]"
+    )
+
+
+def _batches(rows: list[DataSample]) -> Iterator[list[DataSample]]:
+    for begin in range(0, len(rows), _UPLOAD_ROWS):
+        yield rows[begin : begin + _UPLOAD_ROWS]
+
+
+def _progress(*extra: TextColumn) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        *extra,
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _version(versions: list[DatasetVersion], name: str, version: int) -> DatasetVersion:
+    for v in versions:
+        if v.version == version:
+            return v
+    known = ", ".join(f"v{v.version}" for v in versions) or "none yet"
+    raise fail(f"dataset '{name}' has no version {version}; its versions: {known}")
+
+
+def _splits(counts: SampleCounts) -> str:
+    return f"{counts.splits.get('train', 0)}/{counts.splits.get('test', 0)}"
+
+
+def _tally(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} {n}" for key, n in counts.items()) or "-"
+
+
+def _print_version(name: str, version: DatasetVersion) -> None:
+    counts = version.counts
+    console.print(
+        f"{name} v{version.version}: {counts.total} samples ({_splits(counts)} train/test); "
+        f"labels: {_tally(counts.labels)}",
+        highlight=False,
+    )

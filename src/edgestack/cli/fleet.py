@@ -1,0 +1,103 @@
+"""Looking at a running hub's fleet, and steering it."""
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, emit
+from edgestack.protocol import DeployRequest
+
+__all__ = ["deploy", "devices", "events", "models"]
+
+
+def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
+    """List enrolled devices with what they report."""
+    with connect(hub, admin_token) as client:
+        rows = call(client.devices)
+    table = Table("device", "status", "model", "last seen", "windows", "predictions", "raw/uplink")
+    cells = []
+    for d in rows:
+        reported = d.reported
+        model = (
+            f"{reported.bundle.name} v{reported.bundle.version}"
+            if reported and reported.bundle
+            else "-"
+        )
+        t = d.telemetry
+        cells.append(
+            [
+                d.device_id,
+                reported.status if reported else "silent",
+                model,
+                d.last_seen.strftime("%H:%M:%S") if d.last_seen else "never",
+                str(t.windows),
+                str(sum(t.predictions.values())),
+                f"{t.raw_bytes / max(1, t.uplink_bytes):.0f}x",
+            ]
+        )
+    emit(rows, as_json, table, cells)
+
+
+def models(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
+    """List registered model versions."""
+    with connect(hub, admin_token) as client:
+        rows = call(client.models)
+    table = Table("name", "version", "digest", "accuracy", "labels", "size", "registered")
+    cells = [
+        [
+            m.name,
+            str(m.version),
+            m.digest[:12],
+            f"{m.manifest.metrics.get('accuracy', float('nan')):.3f}",
+            ", ".join(m.manifest.labels),
+            f"{m.size_bytes / 1e3:.0f} kB",
+            m.registered_at.strftime("%Y-%m-%d %H:%M"),
+        ]
+        for m in rows
+    ]
+    emit(rows, as_json, table, cells)
+
+
+def events(
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+    device: Annotated[str | None, typer.Option(help="Only this device's events.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """List events the devices raised, oldest first."""
+    with connect(hub, admin_token) as client:
+        rows = call(lambda: client.events(device=device, limit=limit))
+    table = Table("id", "device", "at", "kind", "label", "message")
+    cells = [
+        [
+            str(e.id),
+            e.device_id,
+            e.event.at.strftime("%H:%M:%S"),
+            e.event.kind,
+            e.event.label or "",
+            e.event.message,
+        ]
+        for e in rows
+    ]
+    emit(rows, as_json, table, cells)
+
+
+def deploy(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int | None, typer.Option(help="Latest when left out.")] = None,
+    device: Annotated[
+        list[str] | None, typer.Option(help="Repeat for several; all when left out.")
+    ] = None,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Set a model version as the desired bundle of devices; agents converge to it."""
+    with connect(hub, admin_token) as client:
+        result = call(
+            lambda: client.deploy(DeployRequest(model=model, version=version, devices=device))
+        )
+    console.print(
+        f"{result.bundle.name} v{result.bundle.version} desired on {', '.join(result.devices)}"
+    )

@@ -1,0 +1,82 @@
+"""The long-running commands: a hub, an agent, or the whole demo on this machine."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgestack.cli.common import console, load_settings, setup_logging
+from edgestack.client import HubError
+
+__all__ = ["agent", "demo", "hub"]
+
+
+def hub(
+    data_dir: Annotated[Path | None, typer.Option(help="[env EDGESTACK_HUB_DATA_DIR]")] = None,
+    host: Annotated[str | None, typer.Option(help="[env EDGESTACK_HUB_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="[env EDGESTACK_HUB_PORT]")] = None,
+) -> None:
+    """Run the hub: the fleet's control plane and API."""
+    from edgestack.hub import HubSettings, serve
+
+    setup_logging()
+    settings = load_settings(HubSettings, data_dir=data_dir, host=host, port=port)
+    serve(settings)
+
+
+def agent(
+    hub: Annotated[str | None, typer.Option("--hub", help="[env EDGESTACK_AGENT_HUB_URL]")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Enrolment token [env EDGESTACK_AGENT_ENROL_TOKEN]"),
+    ] = None,
+    device_id: Annotated[str | None, typer.Option(help="[env EDGESTACK_AGENT_DEVICE_ID]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="[env EDGESTACK_AGENT_DATA_DIR]")] = None,
+    app: Annotated[
+        Path | None,
+        typer.Option(help="App spec (YAML): sources, steps, features, rules, sinks."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Which simulated machine the built-in motor app watches.")
+    ] = None,
+) -> None:
+    """Run an edge agent: enrol, follow the twin, sense, infer, raise events."""
+    from edgestack.agent import AgentSettings, serve
+
+    setup_logging()
+    settings = load_settings(
+        AgentSettings,
+        hub_url=hub,
+        enrol_token=token,
+        device_id=device_id,
+        data_dir=data_dir,
+        app=app,
+        seed=seed,
+    )
+    raise typer.Exit(serve(settings))
+
+
+def demo(
+    quick: Annotated[
+        bool, typer.Option(help="Collect and watch less; done in about a minute.")
+    ] = False,
+    report: Annotated[Path | None, typer.Option(help="Write a JSON summary here.")] = None,
+    data_dir: Annotated[Path, typer.Option(help="Logs and databases of this run.")] = Path(
+        "demo-data"
+    ),
+) -> None:
+    """Hub, three agents, data collection, training, deployment and a fault, on this machine."""
+    from edgestack.demo import DemoOptions, run_demo
+
+    options = DemoOptions.quick(data_dir) if quick else DemoOptions(root=data_dir)
+    try:
+        result = run_demo(options, console)
+    except KeyboardInterrupt:
+        console.print("[yellow]stopped; every process the demo started has ended[/]")
+        raise typer.Exit(130) from None
+    except (TimeoutError, HubError, RuntimeError) as exc:
+        console.print(f"[red]demo failed:[/] {exc}\nlogs: {data_dir}")
+        raise typer.Exit(1) from None
+    if report is not None:
+        report.write_text(result.report.model_dump_json(indent=2) + "\n")
+        console.print(f"report written to {report}")

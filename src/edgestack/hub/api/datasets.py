@@ -1,0 +1,92 @@
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import FileResponse
+
+from edgestack.bundle import Name
+from edgestack.hub.api.body import json_body
+from edgestack.hub.api.deps import AdminDep, HubDep, SessionDep, WriteSessionDep
+from edgestack.hub.store import datasets, samples
+from edgestack.protocol import (
+    DatasetDetail,
+    DatasetSummary,
+    DatasetVersion,
+    IngestAck,
+    SampleImport,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["datasets"])
+
+ImportBody = Annotated[SampleImport, Depends(json_body(SampleImport))]
+DatasetName = Annotated[Name, Path(description="the dataset's name")]
+VersionNumber = Annotated[int, Path(ge=1, description="a frozen version, from 1")]
+
+
+def _root(hub: HubDep) -> FilePath:
+    return hub.settings.data_dir / "datasets"
+
+
+RootDep = Annotated[FilePath, Depends(_root)]
+
+
+@router.get("/v1/datasets", operation_id="datasets-list")
+def list_datasets(_: AdminDep, session: SessionDep) -> list[DatasetSummary]:
+    """Every dataset holding samples, by name, with its counts and versions."""
+    return datasets.summaries(session)
+
+
+@router.get("/v1/datasets/{name}", operation_id="datasets-get")
+def get_dataset(_: AdminDep, session: SessionDep, name: DatasetName) -> DatasetDetail:
+    """What a dataset holds now, and each frozen version's counts by label, device and split."""
+    return datasets.detail(session, name)
+
+
+@router.post("/v1/datasets/{name}/versions", status_code=201, operation_id="datasets-freeze")
+def freeze_dataset(
+    _: AdminDep,
+    session: WriteSessionDep,
+    root: RootDep,
+    name: DatasetName,
+    spec: Annotated[
+        str | None,
+        Query(description="the input spec fingerprint to freeze; needed when samples mix specs"),
+    ] = None,
+) -> DatasetVersion:
+    """Freeze every sample the dataset holds now as its next version, a Parquet file.
+
+    404 for a dataset without samples, 409 when its samples mix input specs and no `spec`
+    says which to freeze.
+    """
+    version = datasets.freeze(session, root, name, spec)
+    session.commit()
+    return version
+
+
+@router.get(
+    "/v1/datasets/{name}/versions/{version}/parquet",
+    operation_id="datasets-export",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/vnd.apache.parquet": {}}}},
+)
+def export_dataset(
+    _: AdminDep, session: SessionDep, root: RootDep, name: DatasetName, version: VersionNumber
+) -> FileResponse:
+    """A frozen version as Parquet: device, at, label, split, spec, then one float32 column
+    per feature, with the input spec as JSON under the schema metadata key `edgestack.spec`."""
+    path = datasets.parquet(session, root, name, version)
+    return FileResponse(
+        path, media_type="application/vnd.apache.parquet", filename=f"{name}-v{version}.parquet"
+    )
+
+
+@router.post("/v1/datasets/{name}/samples", operation_id="datasets-import")
+def import_samples(
+    _: AdminDep, session: WriteSessionDep, name: DatasetName, body: ImportBody
+) -> IngestAck:
+    """Add labelled feature rows recorded elsewhere; a batch id sent again is stored once."""
+    ack = samples.store(session, body.device_id, name, body.batch_id, body.spec, body.samples)
+    session.commit()
+    return ack
