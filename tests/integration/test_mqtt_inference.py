@@ -97,7 +97,8 @@ def test_mqtt_readings_are_classified_on_the_agent_and_alarms_reach_the_hub(
         fleet.start_hub()
         fleet.start_agent("press-4", app=app_path)
         model = fleet.client.register_model(bundle)
-        fleet.client.deploy(DeployRequest(model="press-shaking"))
+        wait_until(fleet.client.devices, timeout_s=60, what="the agent to enrol")
+        fleet.client.deploy(DeployRequest(model="press-shaking", devices=["press-4"]))
         wait_until(
             lambda: (
                 (d := fleet.client.device("press-4")).reported

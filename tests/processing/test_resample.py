@@ -58,3 +58,26 @@ def test_irregular_samples_land_on_a_regular_grid_and_going_back_is_counted() ->
     assert out[0].t0 == times[0]
     assert data[0] == pytest.approx((grid - 100.0) * 3.0, abs=1e-4)  # a line stays a line
     assert quality.totals == {"time_backwards": 2}
+
+
+def test_a_live_source_that_starts_empty_then_sends_irregular_readings_is_resampled() -> None:
+    step = STEPS.build("resample", {"rate_hz": 50.0})
+    times = 100.0 + np.arange(100) / 50.0
+    readings = Chunk(times[0], 50.0, ("x",), ("g",), np.ones((1, 100)), timestamps=times)
+
+    nothing = step.push(Chunk.empty(99.0, 50.0, ("x",), ("g",)), Quality())
+    out = step.push(readings, Quality())
+
+    assert nothing.n == 0
+    assert out.t0 == times[0]
+    assert out.n >= 99
+    assert np.all(out.data == 1.0)
+
+
+def test_regular_input_already_at_the_rate_passes_unchanged() -> None:
+    chunk = _sine(3.0, 50.0, 200)
+
+    out = STEPS.build("resample", {"rate_hz": 50.0}).push(chunk, Quality())
+
+    assert out.t0 == chunk.t0
+    assert np.array_equal(out.data, chunk.data)

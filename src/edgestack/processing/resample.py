@@ -45,6 +45,9 @@ class Resample:
         self._irregular: _Grid | None = None
 
     def push(self, chunk: Chunk, quality: Quality) -> Chunk:
+        if chunk.n == 0:
+            # A live source with nothing new says nothing about its timing yet.
+            return chunk.with_data(chunk.data, rate_hz=self.rate_hz, timestamps=None)
         values = series(chunk.data)
         if chunk.timestamps is not None:
             if self._irregular is None:
@@ -54,6 +57,8 @@ class Resample:
             t0, out = self._irregular(times, values, chunk.t0)
         else:
             values = self._hold(values, count_bad(values, quality, chunk.channels))
+            if chunk.rate_hz == self.rate_hz:
+                return chunk.with_data(unseries(values, chunk))
             if self._regular is None:
                 self._regular = _Polyphase(chunk.rate_hz, self.rate_hz, chunk.t0)
             t0, out = self._regular(values)
