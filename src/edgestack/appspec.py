@@ -102,12 +102,9 @@ class AppSpec(_Strict):
         for registry, field, stages in checks:
             for i, stage in enumerate(stages):
                 try:
-                    registry.validate(stage.kind, stage.params, where=f"{field}[{i}].params")
+                    registry.validate(stage.kind, stage.params, where=f"{field}[{i}]")
                 except RegistryError as exc:
-                    message = str(exc)
-                    if not message.startswith(field):
-                        message = f"{field}[{i}].kind: {message}"
-                    raise ValueError(message) from None
+                    raise ValueError(str(exc)) from None
         return self
 
     def build_sources(self) -> list[Source]:

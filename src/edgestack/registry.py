@@ -9,6 +9,7 @@ entry-point group at start-up, through the same `add`, so both meet the same che
     class LowPass: ...
 
     step = STEPS.build("lowpass", {"cutoff_hz": 50}, where="steps[0]")
+    # a bad value fails as "steps[0].params.cutoff_hz: ...", a bad name as "steps[0].kind: ..."
 """
 
 import inspect
@@ -63,27 +64,32 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._classes)
 
-    def get(self, name: str) -> type[T]:
+    def get(self, name: str, *, where: str = "") -> type[T]:
+        """The class registered as `name`; `where` is the stage's path in a spec, for errors."""
         try:
             return self._classes[name]
         except KeyError:
+            prefix = f"{where}.kind: " if where else ""
             raise RegistryError(
-                f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
+                f"{prefix}unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
             ) from None
 
-    def params(self, name: str) -> type[BaseModel]:
+    def params(self, name: str, *, where: str = "") -> type[BaseModel]:
         """The pydantic model of `name`'s parameters, for validation and documentation."""
-        self.get(name)
+        self.get(name, where=where)
         return self._params[name]
 
     def validate(self, name: str, params: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
-        """The parameters, validated and with defaults filled; `RegistryError` naming the field."""
-        model = self.params(name)
+        """The parameters, validated and with defaults filled; `RegistryError` naming the field
+        as `<where>.params.<field>`."""
+        model = self.params(name, where=where)
         try:
             return dict(model.model_validate(dict(params)))
         except ValidationError as exc:
             first = exc.errors()[0]
-            path = ".".join([*([where] if where else []), *(str(p) for p in first["loc"])])
+            path = ".".join(
+                [*([f"{where}.params"] if where else []), *(str(p) for p in first["loc"])]
+            )
             expected = ", ".join(model.model_fields) or "no parameters"
             raise RegistryError(
                 f"{path or self.kind}: {first['msg']} ({self.kind} {name!r} takes: {expected})"
@@ -91,7 +97,7 @@ class Registry(Generic[T]):
 
     def build(self, name: str, params: Mapping[str, Any] | None = None, *, where: str = "") -> T:
         """An instance of `name` from validated parameters."""
-        cls = self.get(name)
+        cls = self.get(name, where=where)
         instance: T = cls(**self.validate(name, params or {}, where=where))
         return instance
 

@@ -36,7 +36,7 @@ window: 50
 hop: 50
 extractors:
   - {{kind: time_stats}}
-model: {{name: press-shaking}}
+model: {{name: press-shaking, preprocess: [{{kind: normalise}}]}}
 rules: {{normal_label: calm, trigger_windows: 2, min_confidence: 0.6}}
 """
 
@@ -61,7 +61,8 @@ def _train(app: AppSpec, tmp_path: Path) -> bytes:
         features = FeaturePipeline(spec).push(chunk)
         rows.append(features)
         labels += [label] * len(features)
-    trained = train_classifier(np.vstack(rows), labels)
+    assert app.model is not None
+    trained = train_classifier(np.vstack(rows), labels, preprocess=app.model.preprocess)
     assert trained.metrics["accuracy"] >= 0.95
     bundle = Bundle.create(
         name="press-shaking",

@@ -2,6 +2,7 @@ import numpy as np
 import onnx
 import pytest
 
+from edgestack.bundle import StageSpec
 from edgestack.learning import OnnxPredictor, TrainedModel, train_classifier
 from edgestack.processing import FeaturePipeline, vibration_spec
 from edgestack.sensing import FAULTS, MotorSimulator
@@ -181,3 +182,27 @@ def test_non_finite_features_are_refused() -> None:
 
     with pytest.raises(ValueError, match="row 3"):
         train_classifier(features, labels)
+
+
+def test_the_apps_row_transforms_are_fitted_and_exported_inside_the_onnx_graph() -> None:
+    features, labels = _toy(per_label=40)
+    preprocess = [StageSpec(kind="normalise"), StageSpec(kind="pca", params={"n_components": 2})]
+
+    trained = train_classifier(features, labels, preprocess=preprocess)
+
+    graph = onnx.load_from_string(trained.onnx).graph
+    forest = next(node for node in graph.node if node.op_type == "TreeEnsembleClassifier")
+    splits_on = next(a for a in forest.attribute if a.name == "nodes_featureids").ints
+    assert graph.input[0].type.tensor_type.shape.dim[1].dim_value == 4  # raw features in
+    assert set(splits_on) <= {0, 1}  # the trees see the two PCA components, inside the graph
+    assert trained.metrics["onnx_agreement"] == 1.0
+    assert trained.metrics["accuracy"] >= 0.95
+
+
+def test_an_unknown_row_transform_is_refused_naming_it() -> None:
+    features, labels = _toy()
+
+    with pytest.raises(ValueError, match=r"preprocess\[1\].*unknown row transform 'whiten'"):
+        train_classifier(
+            features, labels, preprocess=[StageSpec(kind="standardise"), StageSpec(kind="whiten")]
+        )

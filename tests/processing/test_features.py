@@ -96,5 +96,5 @@ def test_frames_are_refused_naming_the_image_extractor() -> None:
 
 
 def test_an_unknown_stat_is_refused_naming_the_field() -> None:
-    with pytest.raises(ValueError, match=r"extractors\[0\]\.stats"):
+    with pytest.raises(ValueError, match=r"extractors\[0\]\.params\.stats"):
         EXTRACTORS.build("time_stats", {"stats": ["median"]}, where="extractors[0]")

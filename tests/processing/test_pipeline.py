@@ -86,7 +86,7 @@ def test_bad_stages_are_refused_naming_where_they_are() -> None:
     spec = vibration_spec()
     bad_step = InputSpec(**{**spec.model_dump(), "steps": [{"kind": "lowpass", "params": {}}]})
 
-    with pytest.raises(RegistryError, match=r"steps\[0\]\.cutoff_hz"):
+    with pytest.raises(RegistryError, match=r"steps\[0\]\.params\.cutoff_hz"):
         FeaturePipeline(bad_step)
     with pytest.raises(ValueError, match=r"extractors\[0\]\.channels: \['gyro'\]"):
         make_spec(["x"], RATE, 8, 8, extractors=[FeatureSpec(kind="mean", channels=["gyro"])])

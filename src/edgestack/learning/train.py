@@ -12,9 +12,10 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
+from edgestack.bundle import StageSpec
 from edgestack.learning.predictor import LABELS_KEY, OnnxPredictor
+from edgestack.processing import TRANSFORMS
 
 __all__ = ["TrainedModel", "train_classifier"]
 
@@ -38,9 +39,15 @@ class TrainedModel:
 
 
 def train_classifier(
-    features: np.ndarray, labels: Sequence[str], *, seed: int = 0, test_size: float = 0.25
+    features: np.ndarray,
+    labels: Sequence[str],
+    *,
+    seed: int = 0,
+    test_size: float = 0.25,
+    preprocess: Sequence[StageSpec] = (StageSpec(kind="standardise"),),
 ) -> TrainedModel:
-    """Fit a scaler and a random forest on a stratified split, export, evaluate the export.
+    """Fit row transforms (an app spec's `model.preprocess`; a scaler by default) and a random
+    forest on a stratified split; export both as one ONNX graph; evaluate the export.
 
     trained = train_classifier(rows, ["normal", "bearing_wear", ...])
     trained.metrics["accuracy"]
@@ -54,7 +61,11 @@ def train_classifier(
     forest = RandomForestClassifier(
         n_estimators=100, max_leaf_nodes=128, min_samples_leaf=2, random_state=seed, n_jobs=1
     )
-    model = Pipeline([("scale", StandardScaler()), ("forest", forest)])
+    transforms = [
+        (f"{i}-{stage.kind}", TRANSFORMS.build(stage.kind, stage.params, where=f"preprocess[{i}]"))
+        for i, stage in enumerate(preprocess)
+    ]
+    model = Pipeline([*transforms, ("forest", forest)])
     model.fit(x_train, y_train)
 
     exported = to_onnx(
