@@ -15,7 +15,16 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
     """List enrolled devices with what they report."""
     with connect(hub, admin_token) as client:
         rows = call(client.devices)
-    table = Table("device", "status", "model", "last seen", "windows", "predictions", "raw/uplink")
+    table = Table(
+        "device",
+        "status",
+        "model",
+        "last seen",
+        "windows",
+        "predictions",
+        "bad input",
+        "raw/uplink",
+    )
     cells = []
     for d in rows:
         reported = d.reported
@@ -33,6 +42,7 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
                 d.last_seen.strftime("%H:%M:%S") if d.last_seen else "never",
                 str(t.windows),
                 str(sum(t.predictions.values())),
+                ", ".join(f"{n} {reason}" for reason, n in sorted(t.bad_input.items())) or "-",
                 f"{t.raw_bytes / max(1, t.uplink_bytes):.0f}x",
             ]
         )
