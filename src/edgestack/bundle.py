@@ -27,7 +27,9 @@ __all__ = [
     "BundleStore",
     "Digest",
     "FeatureSpec",
+    "Footprint",
     "InputSpec",
+    "Lineage",
     "Manifest",
     "Name",
     "StageSpec",
@@ -80,6 +82,32 @@ class InputSpec(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 
+class Footprint(BaseModel):
+    """What running a model costs, measured on the reference machine."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_bytes: int = Field(ge=0, description="size of model.onnx: flash it needs")
+    peak_ram_bytes: int = Field(ge=0, description="memory a session running it adds")
+    latency_ms_p50: float = Field(ge=0)
+    latency_ms_p99: float = Field(ge=0)
+
+
+class Lineage(BaseModel):
+    """Where a model came from: the data, the trainer and its settings, and for an optimised
+    model the one it was made from and how."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str | None = None
+    dataset_version: int | None = Field(default=None, ge=1)
+    trainer: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    parent: Digest | None = Field(default=None, description="the bundle this was optimised from")
+    optimisation: str | None = Field(default=None, description="fp16, int8_static, pruned, ...")
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,6 +117,8 @@ class Manifest(BaseModel):
     labels: list[str] = Field(min_length=1)
     input: InputSpec
     metrics: dict[str, float] = Field(default_factory=dict)
+    footprint: Footprint | None = None
+    lineage: Lineage | None = None
     model_sha256: Digest
     created_at: datetime
 
@@ -112,6 +142,8 @@ class Bundle:
         input: InputSpec,
         model: bytes,
         metrics: dict[str, float] | None = None,
+        footprint: Footprint | None = None,
+        lineage: Lineage | None = None,
     ) -> "Bundle":
         manifest = Manifest(
             name=name,
@@ -119,6 +151,8 @@ class Bundle:
             labels=labels,
             input=input,
             metrics=metrics or {},
+            footprint=footprint,
+            lineage=lineage,
             model_sha256=digest(model),
             created_at=datetime.now(UTC),
         )
