@@ -2,5 +2,6 @@
 
 from edgestack.learning.predictor import OnnxPredictor
 from edgestack.learning.train import TrainedModel, train_classifier
+from edgestack.learning.trainer import TRAINERS, Trainer
 
-__all__ = ["OnnxPredictor", "TrainedModel", "train_classifier"]
+__all__ = ["TRAINERS", "OnnxPredictor", "Trainer", "TrainedModel", "train_classifier"]
