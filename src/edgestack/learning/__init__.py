@@ -4,4 +4,4 @@ from edgestack.learning.predictor import OnnxPredictor
 from edgestack.learning.train import TrainedModel, train_classifier
 from edgestack.learning.trainer import TRAINERS, Trainer
 
-__all__ = ["TRAINERS", "OnnxPredictor", "Trainer", "TrainedModel", "train_classifier"]
+__all__ = ["TRAINERS", "OnnxPredictor", "TrainedModel", "Trainer", "train_classifier"]
