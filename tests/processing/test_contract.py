@@ -86,6 +86,7 @@ EXTRACTOR_CASES: dict[str, list[tuple[dict[str, Any], tuple[int, ...], float]]] 
     "log_mel": [({"n_mels": 20, "frame": 128, "hop": 64}, (30, 1, 512), 8000.0)],
     "mfcc": [({"n_mfcc": 10, "n_mels": 20, "frame": 128, "hop": 64}, (30, 1, 512), 8000.0)],
     "image": [({"height": 4, "width": 5}, (20, 1, 2, 12, 15), 10.0)],
+    "raw": [({"size": 256}, SCALAR, 1000.0)],
 }
 EXTRACTOR_PARAMS = [
     pytest.param(name, params, shape, rate, id=f"{name}-{i}")

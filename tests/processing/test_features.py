@@ -98,3 +98,15 @@ def test_frames_are_refused_naming_the_image_extractor() -> None:
 def test_an_unknown_stat_is_refused_naming_the_field() -> None:
     with pytest.raises(ValueError, match=r"extractors\[0\]\.params\.stats"):
         EXTRACTORS.build("time_stats", {"stats": ["median"]}, where="extractors[0]")
+
+
+def test_raw_gives_every_sample_channel_by_channel_and_refuses_another_window_size() -> None:
+    windows = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    raw = EXTRACTORS.build("raw", {"size": 4})
+
+    rows = raw(windows, RATE)
+
+    assert raw.names(["a", "b", "c"])[:5] == ["a.s0", "a.s1", "a.s2", "a.s3", "b.s0"]
+    assert np.array_equal(rows, windows.reshape(2, 12))
+    with pytest.raises(ValueError, match="set size to the spec's window"):
+        EXTRACTORS.build("raw", {"size": 5})(windows, RATE)

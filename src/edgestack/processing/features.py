@@ -24,6 +24,7 @@ __all__ = [
     "BandEnergies",
     "DominantFrequency",
     "Mean",
+    "Raw",
     "SpectralCentroid",
     "TimeStats",
     "finite_columns",
@@ -280,3 +281,26 @@ class SpectralCentroid:
         w = _analysed(windows, "spectral_centroid")
         centroid = w.spectrum @ w.freqs(rate_hz) / w.total
         return finite_columns(centroid[..., None])
+
+
+@EXTRACTORS.register("raw")
+class Raw:
+    """Every sample of each window as a column, `channel.s0 .. channel.s<size-1>`, channel by
+    channel: the input of a network that learns its own features (a 1D-CNN folds the columns
+    back into `(channels, size)` inside its graph). `size` must be the spec's window.
+    """
+
+    def __init__(self, size: Annotated[int, Field(ge=1, le=65536)]) -> None:
+        self.size = size
+
+    def names(self, channels: Sequence[str]) -> list[str]:
+        return [f"{channel}.s{i}" for channel in channels for i in range(self.size)]
+
+    def __call__(self, windows: np.ndarray, rate_hz: float) -> np.ndarray:
+        x = scalar_windows(windows, "raw")
+        if x.shape[2] != self.size:
+            raise ValueError(
+                f"raw: windows of {x.shape[2]} samples, size is {self.size}; "
+                "set size to the spec's window"
+            )
+        return finite_columns(x)
