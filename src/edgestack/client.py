@@ -23,6 +23,7 @@ from edgestack.protocol import (
     EventView,
     IngestAck,
     ModelView,
+    ProfileView,
     SampleImport,
     problem_detail,
 )
@@ -33,6 +34,7 @@ _Devices = TypeAdapter(list[DeviceView])
 _Models = TypeAdapter(list[ModelView])
 _Events = TypeAdapter(list[EventView])
 _Datasets = TypeAdapter(list[DatasetSummary])
+_Profiles = TypeAdapter(list[ProfileView])
 
 
 class HubError(Exception):
@@ -95,6 +97,9 @@ class HubClient:
 
     def models(self) -> list[ModelView]:
         return _Models.validate_json(self._call("GET", "/v1/models").content)
+
+    def profiles(self) -> list[ProfileView]:
+        return _Profiles.validate_json(self._call("GET", "/v1/profiles").content)
 
     def deploy(self, request: DeployRequest) -> DeployResponse:
         response = self._call("POST", "/v1/deployments", content=request.model_dump_json())

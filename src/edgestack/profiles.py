@@ -8,27 +8,16 @@ slower than that reference machine it runs, so a measured latency scales to the 
     reasons = profile.refuses(footprint)   # [] when the model fits
 """
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from edgestack.bundle import Footprint
-from edgestack.protocol import Hardware
+from edgestack.protocol import Hardware, ProfileView
 
 __all__ = ["PROFILES", "DeviceProfile", "profile_for"]
 
 _MB = 1024 * 1024
 
 
-class DeviceProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    description: str
-    flash_bytes: int = Field(gt=0, description="room for one model")
-    ram_bytes: int = Field(gt=0, description="memory one model may take while it runs")
-    latency_ms: float = Field(gt=0, description="p99 per window the app can wait for")
-    speed_factor: float = Field(
-        gt=0, description="device latency over the reference machine's, for the same model"
-    )
+class DeviceProfile(ProfileView):
+    """A profile's budgets, as the hub lists them, and the check of a footprint against them."""
 
     def refuses(self, footprint: Footprint) -> list[str]:
         """Why a model with this footprint does not fit; empty when it does."""

@@ -40,6 +40,7 @@ __all__ = [
     "Label",
     "ModelView",
     "Problem",
+    "ProfileView",
     "ReportedState",
     "RuleParams",
     "SampleBatch",
@@ -132,6 +133,12 @@ class FaultInjection(Wire):
     severity: float = Field(default=1.0, ge=0, le=10)
 
 
+_PROFILE_OVERRIDE = (
+    "the device profile deployments are checked against, one of GET /v1/profiles; "
+    "null for the one the device's hardware puts it in. The agent ignores it"
+)
+
+
 class DesiredState(Wire):
     version: int = Field(default=0, ge=0)
     bundle: BundleRef | None = None
@@ -139,6 +146,7 @@ class DesiredState(Wire):
     collect: Collection | None = None
     fault: FaultInjection | None = None
     telemetry_interval_s: float = Field(default=5.0, ge=0.2, le=3600)
+    profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
 
 
 class DesiredPatch(Wire):
@@ -149,6 +157,7 @@ class DesiredPatch(Wire):
     collect: Collection | None = None
     fault: FaultInjection | None = None
     telemetry_interval_s: float | None = Field(default=None, ge=0.2, le=3600)
+    profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
 
 
 class ReportedState(Wire):
@@ -259,6 +268,26 @@ class DeviceView(Wire):
     desired: DesiredState
     reported: ReportedState | None
     telemetry: TelemetryTotals
+    profile: str = Field(
+        description="the profile deployments are checked against: desired.profile when set, "
+        "else the one its reported hardware puts it in"
+    )
+
+
+class ProfileView(Wire):
+    """A class of device: the budgets one model must fit. A bundle's measured footprint is
+    from the reference machine; `speed_factor` scales its latency to the device."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    flash_bytes: int = Field(gt=0, description="room for one model")
+    ram_bytes: int = Field(gt=0, description="memory one model may take while it runs")
+    latency_ms: float = Field(gt=0, description="p99 per window the app can wait for")
+    speed_factor: float = Field(
+        gt=0, description="device latency over the reference machine's, for the same model"
+    )
 
 
 class ModelView(Wire):
@@ -274,6 +303,10 @@ class DeployRequest(Wire):
     model: Name
     version: int | None = Field(default=None, ge=1, description="latest when left out")
     devices: list[DeviceId] | None = Field(default=None, description="every device when left out")
+    force: bool = Field(
+        default=False,
+        description="skip the check that the bundle's footprint fits each device's profile",
+    )
 
 
 class DeployResponse(Wire):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from edgestack.bundle import Bundle, FeatureSpec, InputSpec
+from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec
 from edgestack.hub.context import HubContext
 from edgestack.protocol import DataSample, Event, EventBatch, Hardware, SampleBatch, TelemetryBatch
 
@@ -91,9 +91,16 @@ def sample_batch(*widths: int, label: str = "normal", dataset: str = "default") 
     )
 
 
-def packed_bundle(name: str = "motor", version: int = 1, model: bytes = b"onnx-model") -> bytes:
+def packed_bundle(
+    name: str = "motor",
+    version: int = 1,
+    model: bytes = b"onnx-model",
+    footprint: Footprint | None = None,
+) -> bytes:
     labels = ["normal", "worn"]
-    return Bundle.create(name=name, version=version, labels=labels, input=SPEC, model=model).pack()
+    return Bundle.create(
+        name=name, version=version, labels=labels, input=SPEC, model=model, footprint=footprint
+    ).pack()
 
 
 def count(hub: HubContext, table: type) -> int:

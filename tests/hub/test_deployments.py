@@ -1,9 +1,10 @@
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
 
-from edgestack.bundle import digest
+from edgestack.bundle import Footprint, digest
 from edgestack.hub.context import HubContext
 
 from .factories import ADMIN, Device, Enrol, packed_bundle, wait_until
@@ -11,10 +12,17 @@ from .factories import ADMIN, Device, Enrol, packed_bundle, wait_until
 pytestmark = pytest.mark.anyio
 
 RAW = {**ADMIN, "Content-Type": "application/octet-stream"}
+# 4 ms p99 on the reference machine: 24 ms on a pi (budget 20), 6 ms on an ipc (budget 10).
+SLOW_ON_A_PI = Footprint(
+    model_bytes=200_000, peak_ram_bytes=4_000_000, latency_ms_p50=2, latency_ms_p99=4
+)
+PI_REFUSAL = "model takes about 24.00 ms per window (p99) on pi, the budget is 20.00 ms"
 
 
-async def _register(client: httpx.AsyncClient, version: int) -> str:
-    data = packed_bundle("motor", version, model=f"model v{version}".encode())
+async def _register(
+    client: httpx.AsyncClient, version: int, footprint: Footprint | None = None
+) -> str:
+    data = packed_bundle("motor", version, model=f"model v{version}".encode(), footprint=footprint)
     response = await client.post("/v1/models", content=data, headers=RAW)
     assert response.status_code == 201, response.text
     return digest(data)
@@ -92,3 +100,86 @@ async def test_deploy_of_something_unknown_is_404_and_changes_nothing(
     assert response.json()["detail"] == detail
     view = await client.get("/v1/devices/motor-1", headers=ADMIN)
     assert view.json()["desired"]["version"] == 0
+
+
+async def _desired(client: httpx.AsyncClient) -> dict[str, Any]:
+    views = (await client.get("/v1/devices", headers=ADMIN)).json()
+    return {view["device_id"]: view["desired"] for view in views}
+
+
+async def _set_profile(client: httpx.AsyncClient, device_id: str, profile: str | None) -> None:
+    response = await client.patch(
+        f"/v1/devices/{device_id}/desired", json={"profile": profile}, headers=ADMIN
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_a_bundle_that_fits_every_profile_deploys(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    fits = SLOW_ON_A_PI.model_copy(update={"latency_ms_p99": 1.0})
+    ref = await _register(client, 1, fits)
+
+    response = await client.post("/v1/deployments", json={"model": "motor"}, headers=ADMIN)
+
+    assert response.status_code == 200, response.text
+    assert (await _desired(client))["motor-1"]["bundle"]["digest"] == ref
+
+
+async def test_a_bundle_too_slow_for_one_device_is_refused_for_all_naming_why(
+    client: httpx.AsyncClient, device: Device, enrol: Enrol
+) -> None:
+    await enrol("motor-2")
+    await enrol("motor-3")
+    await _set_profile(client, "motor-2", "ipc")
+    await _register(client, 1, SLOW_ON_A_PI)
+    before = await _desired(client)
+
+    response = await client.post("/v1/deployments", json={"model": "motor"}, headers=ADMIN)
+
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"model 'motor' version 1 does not fit 2 of 3 devices: motor-1 (profile pi): "
+        f"{PI_REFUSAL} | motor-3 (profile pi): {PI_REFUSAL}; deploy a smaller or optimised "
+        "version, set the devices' profile in their desired state if it is wrong, or set "
+        "force (edgestack deploy --force) to deploy anyway"
+    )
+    assert await _desired(client) == before
+
+
+async def test_force_deploys_where_the_bundle_does_not_fit(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    ref = await _register(client, 1, SLOW_ON_A_PI)
+
+    response = await client.post(
+        "/v1/deployments", json={"model": "motor", "force": True}, headers=ADMIN
+    )
+
+    assert response.status_code == 200, response.text
+    assert (await _desired(client))["motor-1"]["bundle"]["digest"] == ref
+
+
+async def test_the_profile_in_the_desired_state_decides_the_verdict(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    await _register(client, 1, SLOW_ON_A_PI)
+    deploy = {"model": "motor", "devices": ["motor-1"]}
+    refused = await client.post("/v1/deployments", json=deploy, headers=ADMIN)
+
+    await _set_profile(client, "motor-1", "ipc")
+    accepted = await client.post("/v1/deployments", json=deploy, headers=ADMIN)
+
+    assert refused.status_code == 409
+    assert accepted.status_code == 200, accepted.text
+
+
+async def test_a_bundle_never_measured_deploys_to_any_profile(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    await _set_profile(client, "motor-1", "mcu")
+    await _register(client, 1, footprint=None)
+
+    response = await client.post("/v1/deployments", json={"model": "motor"}, headers=ADMIN)
+
+    assert response.status_code == 200, response.text

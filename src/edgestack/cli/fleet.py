@@ -8,7 +8,7 @@ from rich.table import Table
 from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, emit
 from edgestack.protocol import DeployRequest
 
-__all__ = ["deploy", "devices", "events", "models"]
+__all__ = ["deploy", "devices", "events", "models", "profiles"]
 
 
 def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
@@ -17,6 +17,7 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
         rows = call(client.devices)
     table = Table(
         "device",
+        "profile",
         "status",
         "model",
         "last seen",
@@ -37,6 +38,7 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
         cells.append(
             [
                 d.device_id,
+                d.profile,
                 reported.status if reported else "silent",
                 model,
                 d.last_seen.strftime("%H:%M:%S") if d.last_seen else "never",
@@ -94,20 +96,48 @@ def events(
     emit(rows, as_json, table, cells)
 
 
+def profiles(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
+    """List the device profiles a deployment is checked against."""
+    with connect(hub, admin_token) as client:
+        rows = call(client.profiles)
+    table = Table("profile", "flash", "RAM", "latency p99", "slowdown", "description")
+    cells = [
+        [
+            p.name,
+            _size(p.flash_bytes),
+            _size(p.ram_bytes),
+            f"{p.latency_ms:g} ms",
+            f"{p.speed_factor:g}x",
+            p.description,
+        ]
+        for p in rows
+    ]
+    emit(rows, as_json, table, cells)
+
+
 def deploy(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int | None, typer.Option(help="Latest when left out.")] = None,
     device: Annotated[
         list[str] | None, typer.Option(help="Repeat for several; all when left out.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Deploy even where the model does not fit the profile.")
+    ] = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
 ) -> None:
-    """Set a model version as the desired bundle of devices; agents converge to it."""
+    """Set a model version as the desired bundle of devices; agents converge to it.
+
+    Refused, naming each device and why, when the model's measured footprint does not fit
+    a device's profile (see `edgestack profiles`), unless --force is given."""
+    request = DeployRequest(model=model, version=version, devices=device, force=force)
     with connect(hub, admin_token) as client:
-        result = call(
-            lambda: client.deploy(DeployRequest(model=model, version=version, devices=device))
-        )
+        result = call(lambda: client.deploy(request))
     console.print(
         f"{result.bundle.name} v{result.bundle.version} desired on {', '.join(result.devices)}"
     )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024**3:g} GB" if n >= 1024**3 else f"{n / 1024**2:g} MB"

@@ -9,6 +9,7 @@ from edgestack.hub.api import (
     events,
     health,
     models,
+    profiles,
     samples,
     telemetry,
     twin,
@@ -27,6 +28,7 @@ ROUTERS = (
     samples.router,
     datasets.router,
     models.router,
+    profiles.router,
     deployments.router,
     artifacts.router,
 )

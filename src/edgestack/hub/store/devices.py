@@ -7,15 +7,17 @@ from collections.abc import Iterable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from edgestack.hub.errors import NotFound
+from edgestack.hub.errors import NotFound, Unprocessable
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import DeviceRow
+from edgestack.profiles import PROFILES, DeviceProfile, profile_for
 from edgestack.protocol import (
     BundleRef,
     DesiredPatch,
     DesiredState,
     DeviceView,
     EnrolRequest,
+    Hardware,
     ReportedState,
     TelemetryTotals,
 )
@@ -28,6 +30,7 @@ __all__ = [
     "get",
     "hash_token",
     "not_enrolled",
+    "profile",
     "report",
     "token_hash",
     "touch",
@@ -99,6 +102,12 @@ def desired(session: Session, device_id: str) -> DesiredState:
 
 def update_desired(session: Session, device_id: str, patch: DesiredPatch) -> DesiredState:
     """Apply the fields the patch was given; a field given as null goes back to its default."""
+    if patch.profile is not None and patch.profile not in PROFILES:
+        raise Unprocessable(
+            f"profile: '{patch.profile}' is no device profile; choose one of "
+            f"{', '.join(PROFILES)} (GET /v1/profiles), or null for the one the device's "
+            "hardware puts it in"
+        )
     row = get(session, device_id)
     changes = {
         field: getattr(patch, field)
@@ -114,6 +123,17 @@ def deploy(session: Session, device_ids: Iterable[str], ref: BundleRef) -> None:
     for device_id in device_ids:
         row = get(session, device_id)
         _store_desired(row, _desired(row).model_copy(update={"bundle": ref}))
+
+
+def profile(row: DeviceRow) -> DeviceProfile:
+    """The profile deployments to the device are checked against: the one its desired state
+    names, else the one its hardware puts it in, as last reported or else as at enrolment."""
+    name = _desired(row).profile
+    # A name this hub no longer knows (a profile dropped since) falls back to the hardware's.
+    if name in PROFILES:
+        return PROFILES[name]
+    hardware = row.hardware if row.reported is None else row.reported["hardware"]
+    return profile_for(Hardware.model_validate(hardware))
 
 
 def report(session: Session, device_id: str, reported: ReportedState) -> ReportedState:
@@ -154,4 +174,5 @@ def _view(row: DeviceRow) -> DeviceView:
         desired=_desired(row),
         reported=None if row.reported is None else ReportedState.model_validate(row.reported),
         telemetry=TelemetryTotals.model_validate(row.telemetry),
+        profile=profile(row).name,
     )
