@@ -1,9 +1,9 @@
-"""The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, and
-`data` for its datasets."""
+"""The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
+for its datasets and `train` for models."""
 
 import typer
 
-from edgestack.cli import data, fleet, processes
+from edgestack.cli import data, fleet, processes, train
 
 __all__ = ["app"]
 
@@ -16,4 +16,5 @@ app.command()(fleet.models)
 app.command()(fleet.events)
 app.command()(fleet.profiles)
 app.command()(fleet.deploy)
+app.command()(train.train)
 app.add_typer(data.app, name="data")

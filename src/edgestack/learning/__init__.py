@@ -1,7 +1,47 @@
-"""Training classifiers on window features and running them through ONNX Runtime."""
+"""Training models on window features, evaluating them, and running them through ONNX Runtime.
 
+Every built-in trainer of the model zoo (`edgestack.learning.zoo`) is registered in
+`TRAINERS` when this package is imported.
+"""
+
+# The zoo's modules, imported for their registrations.
+from edgestack.learning import zoo as zoo
+from edgestack.learning.evaluate import ClassScores, Evaluation, confusion_png, evaluate
+from edgestack.learning.fit import (
+    ANOMALY_LABELS,
+    AUTO_CANDIDATES,
+    AutoResult,
+    Candidate,
+    FitResult,
+    Progress,
+    Rows,
+    auto,
+    fit,
+)
 from edgestack.learning.predictor import OnnxPredictor
 from edgestack.learning.train import TrainedModel, train_classifier
 from edgestack.learning.trainer import TRAINERS, Trainer
+from edgestack.learning.zoo import NetTrainer, SklearnTrainer
 
-__all__ = ["TRAINERS", "OnnxPredictor", "TrainedModel", "Trainer", "train_classifier"]
+__all__ = [
+    "ANOMALY_LABELS",
+    "AUTO_CANDIDATES",
+    "TRAINERS",
+    "AutoResult",
+    "Candidate",
+    "ClassScores",
+    "Evaluation",
+    "FitResult",
+    "NetTrainer",
+    "OnnxPredictor",
+    "Progress",
+    "Rows",
+    "SklearnTrainer",
+    "TrainedModel",
+    "Trainer",
+    "auto",
+    "confusion_png",
+    "evaluate",
+    "fit",
+    "train_classifier",
+]

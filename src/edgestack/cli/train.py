@@ -1,0 +1,256 @@
+"""`edgestack train`: fit a model on a frozen dataset version from the hub and register it."""
+
+import io
+import json
+import logging
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgestack.bundle import Bundle, InputSpec
+from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, fail
+from edgestack.client import HubClient
+from edgestack.protocol import ModelView
+
+if TYPE_CHECKING:
+    from edgestack.learning import Candidate, FitResult
+
+__all__ = ["train"]
+
+_AUTO = "auto"
+
+
+def train(
+    dataset: Annotated[str, typer.Argument(help="The dataset on the hub.")],
+    model: Annotated[
+        str, typer.Option(help="A registered trainer, or auto to try the classifiers.")
+    ],
+    version: Annotated[
+        int | None, typer.Option(min=1, help="A frozen version; the latest when left out.")
+    ] = None,
+    params: Annotated[
+        str | None,
+        typer.Option(help="The trainer's parameters as JSON, e.g. '{\"shape\": [3, 512]}'."),
+    ] = None,
+    cv: Annotated[
+        int, typer.Option(min=0, help="Cross-validate in K folds of the training rows first.")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the splits and the training.")] = 0,
+    budget_s: Annotated[
+        float, typer.Option(min=0, help="With --model auto: seconds to try candidates for.")
+    ] = 120.0,
+    name: Annotated[
+        str | None, typer.Option(help="Register as this model; the dataset's name by default.")
+    ] = None,
+    png: Annotated[Path | None, typer.Option(help="Write the confusion matrix here.")] = None,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train on a dataset version (the hub's test split held out), print the held-out metrics
+    and register the model as the next version of --name."""
+    # Imported here: training pulls in numerical libraries the other commands never need.
+    from edgestack.learning import TRAINERS, auto, confusion_png, fit
+    from edgestack.registry import RegistryError
+
+    # The exporters log each opset conversion they make; the pinned opset makes them routine.
+    # torch resets its own top-level loggers when imported, so the exporter's is named.
+    for logger in ("torch.onnx._internal.exporter", "onnxscript"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+    chosen = _params(params)
+    if model != _AUTO:
+        try:
+            TRAINERS.get(model)
+        except RegistryError as exc:
+            raise fail(f"--model: {exc}, or auto", 2) from None
+        try:
+            TRAINERS.validate(model, chosen)
+        except RegistryError as exc:
+            raise fail(f"--params: {exc}", 2) from None
+    elif chosen:
+        raise fail("--params: auto tries each candidate with its defaults; leave it out", 2)
+    target = name or dataset
+    with connect(hub, admin_token) as client:
+        if version is None:
+            version = _latest(client, dataset)
+        data = call(partial(client.dataset_parquet, dataset, version))
+        spec, x, labels, test = _table(data)
+        leaderboard: list[Candidate] = []
+        # Beside JSON the bar goes to stderr, so stdout stays one document.
+        with _progress(Console(stderr=True) if as_json else console) as progress:
+            task = progress.add_task(f"{model} on {dataset} v{version}", total=None)
+
+            def advance(what: str, done: int, total: int) -> None:
+                progress.update(task, description=what, completed=done, total=total)
+
+            try:
+                if model == _AUTO:
+                    found = auto(
+                        x,
+                        labels,
+                        budget_s=budget_s,
+                        seed=seed,
+                        test=test,
+                        dataset=dataset,
+                        dataset_version=version,
+                        progress=advance,
+                    )
+                    result, leaderboard = found.best, found.leaderboard
+                else:
+                    result = fit(
+                        model,
+                        x,
+                        labels,
+                        params=chosen,
+                        seed=seed,
+                        test=test,
+                        cv=cv,
+                        dataset=dataset,
+                        dataset_version=version,
+                        progress=advance,
+                    )
+            except ValueError as exc:
+                raise fail(str(exc), 2) from None
+        registered = _register(client, target, spec, result)
+    if png is not None:
+        title = f"{target} v{registered.version}: {result.lineage.trainer}"
+        try:
+            png.write_bytes(confusion_png(result.evaluation, title))
+        except OSError as exc:
+            raise fail(f"cannot write {png}: {exc}") from None
+    if as_json:
+        print(
+            json.dumps(_summary(registered.model_dump(mode="json"), result, leaderboard), indent=2)
+        )
+        return
+    _print(result, leaderboard)
+    console.print(
+        f"registered {registered.name} v{registered.version} ({registered.digest[:12]}), "
+        f"held out: {len(result.test.y)} rows ({result.split} split)"
+        + (f"; confusion matrix in {png}" if png else ""),
+        highlight=False,
+    )
+
+
+def _params(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise fail(
+            f"--params: not JSON ({exc}); give an object such as '{{\"epochs\": 5}}'", 2
+        ) from None
+    if not isinstance(parsed, dict):
+        raise fail("--params: give a JSON object such as '{\"epochs\": 5}'", 2)
+    return parsed
+
+
+def _latest(client: HubClient, dataset: str) -> int:
+    versions = call(partial(client.dataset, dataset)).versions
+    if not versions:
+        raise fail(
+            f"dataset '{dataset}' has no versions yet; freeze one with: "
+            f"edgestack data freeze {dataset}"
+        )
+    return versions[-1].version
+
+
+def _table(data: bytes) -> tuple[InputSpec, Any, list[str], Any]:
+    """The version's spec, feature rows, labels and held-out marks, from its Parquet file."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from edgestack.hub.store.datasets import SPEC_METADATA_KEY
+
+    table = pq.read_table(io.BytesIO(data))
+    raw_spec = (table.schema.metadata or {}).get(SPEC_METADATA_KEY)
+    if raw_spec is None:
+        raise fail("the dataset's Parquet file carries no input spec; freeze it again")
+    try:
+        spec = InputSpec.model_validate_json(raw_spec)
+    except ValidationError as exc:
+        raise fail(f"the dataset's input spec is not valid: {exc.errors()[0]['msg']}") from None
+    x = np.column_stack([table.column(f).to_numpy() for f in spec.features]).astype(np.float32)
+    test = np.asarray(table.column("split").to_pylist()) == "test"
+    return spec, x, table.column("label").to_pylist(), test
+
+
+def _register(client: HubClient, name: str, spec: InputSpec, result: "FitResult") -> ModelView:
+    """Register `result` as the next version of `name`."""
+    versions = [m.version for m in call(client.models) if m.name == name]
+    try:
+        bundle = Bundle.create(
+            name=name,
+            version=max(versions, default=0) + 1,
+            labels=result.labels,
+            input=spec,
+            model=result.onnx,
+            metrics=result.metrics(),
+            lineage=result.lineage,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise fail(f"--name {name!r}: {error['msg']}; give a model name", 2) from None
+    return call(partial(client.register_model, bundle.pack()))
+
+
+def _progress(where: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=where,
+    )
+
+
+def _print(result: "FitResult", leaderboard: "list[Candidate]") -> None:
+    if leaderboard:
+        board = Table("trainer", "validation macro-F1", "seconds", "note", title="auto")
+        for c in leaderboard:
+            score = "-" if c.macro_f1 is None else f"{c.macro_f1:.3f}"
+            board.add_row(c.trainer, score, f"{c.seconds:.1f}", c.error or "")
+        console.print(board)
+    metrics = result.metrics()
+    summary = Table("metric", "value", title=f"{result.lineage.trainer}, held-out rows")
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "roc_auc",
+        "cv_macro_f1_mean",
+        "cv_macro_f1_std",
+        "onnx_agreement",
+        "n_train",
+        "n_test",
+    ):
+        if key in metrics:
+            summary.add_row(key, f"{metrics[key]:.4g}")
+    console.print(summary)
+    per_class = Table("label", "precision", "recall", "F1", "rows")
+    for label, s in result.evaluation.per_class.items():
+        per_class.add_row(
+            label, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support)
+        )
+    console.print(per_class)
+
+
+def _summary(
+    model: dict[str, Any], result: "FitResult", leaderboard: "list[Candidate]"
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "metrics": result.metrics(),
+        "confusion": result.evaluation.confusion,
+        "split": result.split,
+        "leaderboard": [
+            {"trainer": c.trainer, "macro_f1": c.macro_f1, "seconds": c.seconds, "error": c.error}
+            for c in leaderboard
+        ],
+    }

@@ -1,0 +1,383 @@
+"""Fitting a registered trainer on labelled rows: a held-out split, optional cross-validation,
+the ONNX export checked against the native model, and what the optimiser needs next.
+
+    result = fit("gradient_boosting", rows, labels, seed=0, cv=5)
+    result.metrics()["macro_f1"], result.onnx, result.lineage, result.test.x
+"""
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from edgestack.bundle import Lineage
+from edgestack.learning._onnx import with_labels
+from edgestack.learning.evaluate import Evaluation, evaluate
+from edgestack.learning.predictor import OnnxPredictor
+from edgestack.learning.trainer import TRAINERS, Trainer
+from edgestack.learning.zoo import NetTrainer
+from edgestack.learning.zoo._rows import as_rows
+
+__all__ = [
+    "ANOMALY_LABELS",
+    "AUTO_CANDIDATES",
+    "AutoResult",
+    "Candidate",
+    "FitResult",
+    "Progress",
+    "Rows",
+    "auto",
+    "fit",
+]
+
+AUTO_CANDIDATES = (
+    "logistic_regression",
+    "decision_tree",
+    "random_forest",
+    "gradient_boosting",
+    "svm",
+    "mlp",
+)
+"""The classifiers `auto` tries, roughly cheapest first: the ones that take feature rows as
+they come, with no shape to give."""
+ANOMALY_LABELS = ["normal", "anomaly"]
+"""The labels of every anomaly detector's two probability columns."""
+
+Progress = Callable[[str, int, int], None]
+"""Called as work advances: what was just done, steps done, steps in all."""
+
+_MIN_PER_LABEL = 8  # enough windows to put some of each label in both the train and test split
+_VALIDATION_SHARE = 0.25  # of the training rows, for `auto` to compare candidates on
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Feature rows and their class indices into the result's labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted model and how it did on rows it never saw.
+
+    `trainer` is the fitted native model, `onnx` its export (recording `labels`, the order of
+    its probability columns), `evaluation` measured through the ONNX model on `test`.
+    `split` says where the held-out rows came from: `given` (the caller's, such as the hub's
+    split column) or `stratified` (drawn here). An anomaly detector fits on the normal rows of
+    `train` only and its labels are `ANOMALY_LABELS`.
+    """
+
+    trainer: Trainer
+    onnx: bytes
+    labels: list[str]
+    evaluation: Evaluation
+    lineage: Lineage
+    train: Rows
+    test: Rows
+    split: Literal["given", "stratified"]
+    onnx_agreement: float
+    cv_macro_f1: list[float] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        """The evaluation's numbers, `n_train`, `n_test`, `onnx_agreement` (the share of
+        held-out rows where the export and the native model pick the same class) and, after
+        cross-validation, `cv_macro_f1_mean` and `cv_macro_f1_std`."""
+        metrics = self.evaluation.metrics() | {
+            "n_train": float(len(self.train.y)),
+            "n_test": float(len(self.test.y)),
+            "onnx_agreement": self.onnx_agreement,
+        }
+        if self.cv_macro_f1:
+            metrics["cv_macro_f1_mean"] = float(np.mean(self.cv_macro_f1))
+            metrics["cv_macro_f1_std"] = float(np.std(self.cv_macro_f1))
+        return metrics
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One trainer `auto` tried: its macro-F1 on the validation rows and the seconds it took,
+    or why it has none (`error`)."""
+
+    trainer: str
+    macro_f1: float | None
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AutoResult:
+    """The best candidate refitted on all training rows and evaluated on the test rows, and
+    every candidate best first."""
+
+    best: FitResult
+    leaderboard: list[Candidate]
+
+
+def fit(
+    trainer: str,
+    features: np.ndarray,
+    labels: Sequence[str],
+    *,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    test_size: float = 0.25,
+    test: np.ndarray | None = None,
+    cv: int = 0,
+    dataset: str | None = None,
+    dataset_version: int | None = None,
+    normal_label: str = "normal",
+    progress: Progress | None = None,
+) -> FitResult:
+    """Fit the registered `trainer` with `params` on the training rows and evaluate it on
+    the held-out ones.
+
+    `test` marks held-out rows (the hub's split column); it is used when every label has rows
+    on both sides, otherwise a stratified `test_size` is drawn. With `cv` >= 2, the training
+    rows are first cross-validated in `cv` stratified folds. Anomaly detectors see rows of
+    `normal_label` as normal and every other label as an anomaly.
+    """
+    task = TRAINERS.get(trainer).task
+    x, y, classes = _validated(features, labels, test_size, task, normal_label)
+    mask, how = _split(y, test, test_size, seed)
+    return _fit(
+        trainer,
+        dict(params or {}),
+        x,
+        y,
+        classes,
+        mask,
+        how,
+        seed,
+        cv,
+        dataset,
+        dataset_version,
+        progress,
+    )
+
+
+def auto(
+    features: np.ndarray,
+    labels: Sequence[str],
+    *,
+    budget_s: float = 120.0,
+    candidates: Sequence[str] = AUTO_CANDIDATES,
+    seed: int = 0,
+    test_size: float = 0.25,
+    test: np.ndarray | None = None,
+    dataset: str | None = None,
+    dataset_version: int | None = None,
+    progress: Progress | None = None,
+) -> AutoResult:
+    """Try `candidates` with their default settings, in order, while `budget_s` lasts; keep
+    the best by macro-F1 on validation rows carved from the training rows (stratified, a
+    quarter), so the test rows judge only the winner, refitted on all training rows.
+
+    The first candidate always runs; later ones start only while time is left.
+    """
+    x, y, classes = _validated(features, labels, test_size, "classify", "normal")
+    mask, how = _split(y, test, test_size, seed)
+    x_fit, x_val, y_fit, y_val = train_test_split(
+        x[~mask], y[~mask], test_size=_VALIDATION_SHARE, stratify=y[~mask], random_state=seed
+    )
+    total = len(candidates) + 1
+    start = time.monotonic()
+    board = []
+    for i, name in enumerate(candidates):
+        began = time.monotonic()
+        if i and began - start >= budget_s:
+            board.append(
+                Candidate(name, None, 0.0, f"not tried: the {budget_s:g} s budget ran out")
+            )
+            continue
+        try:
+            model = TRAINERS.build(name)
+            model.fit(x_fit, y_fit, seed=seed)
+            predicted = model.predict_proba(x_val).argmax(axis=1)
+            score = evaluate(y_val, predicted, classes).macro_f1
+            board.append(Candidate(name, score, time.monotonic() - began))
+        except (ValueError, RuntimeError) as exc:
+            board.append(Candidate(name, None, time.monotonic() - began, str(exc)))
+        if progress is not None:
+            progress(f"tried {name}", i + 1, total)
+    board.sort(key=lambda c: -1.0 if c.macro_f1 is None else -c.macro_f1)
+    if board[0].macro_f1 is None:
+        reasons = "; ".join(f"{c.trainer}: {c.error}" for c in board)
+        raise ValueError(f"candidates: none of them fitted ({reasons})")
+    best = _fit(
+        board[0].trainer, {}, x, y, classes, mask, how, seed, 0, dataset, dataset_version, None
+    )
+    if progress is not None:
+        progress(f"refitted {board[0].trainer}", total, total)
+    return AutoResult(best=best, leaderboard=board)
+
+
+def _fit(
+    name: str,
+    params: dict[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: list[str],
+    test: np.ndarray,
+    how: Literal["given", "stratified"],
+    seed: int,
+    cv: int,
+    dataset: str | None,
+    dataset_version: int | None,
+    progress: Progress | None,
+) -> FitResult:
+    settings = TRAINERS.validate(name, params)
+    train, held_out = Rows(x[~test], y[~test]), Rows(x[test], y[test])
+    steps = _Steps(progress, cv + 1, settings.get("epochs", 1))
+    scores = []
+    if cv:
+        if cv < 2:
+            raise ValueError(f"cv: {cv} folds; give 2 or more, or 0 for none")
+        counts = Counter(train.y.tolist())
+        if min(counts.values()) < cv:
+            label, n = classes[min(counts, key=counts.__getitem__)], min(counts.values())
+            raise ValueError(
+                f"cv: {cv} folds need {cv} training rows of each label; {label!r} has {n}; "
+                "ask for fewer folds"
+            )
+        folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
+        for k, (inner, outer) in enumerate(folds.split(train.x, train.y)):
+            model = _fitted(
+                name,
+                settings,
+                Rows(train.x[inner], train.y[inner]),
+                seed,
+                steps,
+                f"fold {k + 1}/{cv}",
+            )
+            predicted = model.predict_proba(train.x[outer]).argmax(axis=1)
+            scores.append(evaluate(train.y[outer], predicted, classes).macro_f1)
+    model = _fitted(name, settings, train, seed, steps, "final fit")
+    labels = list(ANOMALY_LABELS) if model.task == "anomaly" else classes
+    onnx = with_labels(model.to_onnx(), labels)
+    predicted, probabilities = OnnxPredictor(onnx, labels).predict(held_out.x)
+    native = model.predict_proba(held_out.x).argmax(axis=1)
+    anomaly = probabilities[:, 1] if model.task == "anomaly" else None
+    return FitResult(
+        trainer=model,
+        onnx=onnx,
+        labels=labels,
+        evaluation=evaluate(held_out.y, predicted, labels, anomaly_scores=anomaly),
+        lineage=Lineage(
+            dataset=dataset,
+            dataset_version=dataset_version,
+            trainer=name,
+            params=TRAINERS.params(name).model_validate(settings).model_dump(mode="json"),
+            seed=seed,
+        ),
+        train=train,
+        test=held_out,
+        split=how,
+        onnx_agreement=float(np.mean(predicted == native)),
+        cv_macro_f1=scores,
+    )
+
+
+class _Steps:
+    """Progress in steps: one per fit, or one per epoch for a net."""
+
+    def __init__(self, progress: Progress | None, fits: int, epochs: int) -> None:
+        self._progress = progress
+        self._epochs = epochs
+        self._total = fits * epochs
+        self._done = 0
+
+    def attach(self, model: Trainer, stage: str) -> None:
+        if self._progress is not None and isinstance(model, NetTrainer):
+            model.on_epoch = lambda epoch, epochs: self._advance(f"{stage}, epoch {epoch}/{epochs}")
+
+    def fitted(self, model: Trainer, stage: str) -> None:
+        if isinstance(model, NetTrainer):
+            model.on_epoch = None
+        else:
+            self._done += self._epochs - 1
+            self._advance(stage)
+
+    def _advance(self, what: str) -> None:
+        self._done += 1
+        if self._progress is not None:
+            self._progress(what, self._done, self._total)
+
+
+def _fitted(
+    name: str, settings: dict[str, Any], rows: Rows, seed: int, steps: _Steps, stage: str
+) -> Trainer:
+    model = TRAINERS.build(name, settings)
+    steps.attach(model, stage)
+    # Anomaly detectors learn what normal looks like: class 0 only.
+    normal = rows.y == 0 if model.task == "anomaly" else np.ones(len(rows.y), dtype=bool)
+    model.fit(rows.x[normal], rows.y[normal], seed=seed)
+    steps.fitted(model, stage)
+    return model
+
+
+def _split(
+    y: np.ndarray, test: np.ndarray | None, test_size: float, seed: int
+) -> tuple[np.ndarray, Literal["given", "stratified"]]:
+    """The held-out mask: `test` when every class has rows on both sides, else stratified."""
+    if test is not None:
+        given = np.asarray(test, dtype=bool)
+        if given.shape != y.shape:
+            raise ValueError(f"test: {given.shape} marks for {len(y)} rows; give one per row")
+        classes = set(y.tolist())
+        if set(y[given].tolist()) == classes == set(y[~given].tolist()):
+            return given, "given"
+    counts = Counter(y.tolist())
+    stratify = y if min(counts.values()) >= 2 else None
+    _, held_out = train_test_split(
+        np.arange(len(y)), test_size=test_size, stratify=stratify, random_state=seed
+    )
+    mask = np.zeros(len(y), dtype=bool)
+    mask[held_out] = True
+    return mask, "stratified"
+
+
+def _validated(
+    features: np.ndarray,
+    labels: Sequence[str],
+    test_size: float,
+    task: Literal["classify", "anomaly"],
+    normal_label: str,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Rows as float32, labels as indices into the class names, and those names: the sorted
+    distinct labels for a classifier, normal first then anomaly for a detector."""
+    x = as_rows(features)
+    if len(labels) != len(x):
+        raise ValueError(
+            f"labels: {len(labels)} given for {len(x)} feature rows; give one label per row"
+        )
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size: {test_size}, expected a share between 0 and 1")
+    counts = Counter(labels)
+    if task == "anomaly":
+        if counts[normal_label] < _MIN_PER_LABEL:
+            raise ValueError(
+                f"labels: {counts[normal_label]} rows of {normal_label!r}; an anomaly detector "
+                f"fits on at least {_MIN_PER_LABEL} normal rows (the label is set by "
+                "normal_label)"
+            )
+        anomalous = np.array([label != normal_label for label in labels], np.int64)
+        return x, anomalous, list(ANOMALY_LABELS)
+    if len(counts) < 2:
+        raise ValueError(
+            f"labels: only {sorted(counts)} present; a classifier needs at least 2 distinct labels"
+        )
+    for label, count in sorted(counts.items()):
+        if count < _MIN_PER_LABEL:
+            raise ValueError(
+                f"labels: {label!r} has {count} rows; at least {_MIN_PER_LABEL} per label are "
+                "needed, collect more windows of it"
+            )
+    classes = sorted(counts)
+    index = {label: i for i, label in enumerate(classes)}
+    return x, np.array([index[label] for label in labels], dtype=np.int64), classes

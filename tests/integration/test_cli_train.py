@@ -1,0 +1,73 @@
+"""`edgestack train` against a real hub process."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from edgestack.demo import LocalFleet
+from edgestack.processing import vibration_spec
+from edgestack.protocol import DataSample, SampleImport
+from edgestack.sensing import FAULTS
+from learning.motor import motor_features
+
+from .test_cli import cli
+
+pytestmark = pytest.mark.integration
+
+
+def _upload(fleet: LocalFleet, dataset: str) -> None:
+    """The simulated motor's feature windows, labelled by fault, as one frozen version."""
+    x, faults = motor_features(seconds=4.0)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    samples = [
+        DataSample(at=start + timedelta(seconds=i / 4), label=FAULTS[k], features=row.tolist())
+        for i, (row, k) in enumerate(zip(x, faults, strict=True))
+    ]
+    fleet.client.import_samples(
+        dataset, SampleImport(batch_id=uuid.uuid4(), spec=vibration_spec(), samples=samples)
+    )
+    fleet.client.freeze(dataset)
+
+
+def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
+    tmp_path: Path,
+) -> None:
+    png = tmp_path / "confusion.png"
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub()
+        _upload(fleet, "motors")
+
+        trained = cli(
+            fleet, "train", "motors", "--model", "decision_tree", "--cv", "3", "--png", str(png)
+        )
+        again = cli(fleet, "train", "motors", "--model", "logistic_regression", "--json")
+        unknown = cli(fleet, "train", "motors", "--model", "oracle")
+        listed = cli(fleet, "models", "--json")
+
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "registered motors v1" in trained.stdout
+    assert "macro_f1" in trained.stdout and "bearing_wear" in trained.stdout
+    assert again.returncode == 0, again.stdout + again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["model"]["version"] == 2
+    assert summary["metrics"]["accuracy"] >= 0.9
+    assert unknown.returncode == 2
+    assert "unknown trainer 'oracle'" in unknown.stdout
+    first, second = json.loads(listed.stdout)
+    manifest = first["manifest"]
+    assert manifest["labels"] == sorted(FAULTS)
+    assert manifest["input"]["features"] == vibration_spec().features
+    assert manifest["lineage"]["trainer"] == "decision_tree"
+    assert (manifest["lineage"]["dataset"], manifest["lineage"]["dataset_version"]) == (
+        "motors",
+        1,
+    )
+    assert manifest["metrics"]["accuracy"] >= 0.9
+    assert "cv_macro_f1_mean" in manifest["metrics"]
+    assert second["manifest"]["lineage"]["trainer"] == "logistic_regression"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.image.imread(png).ndim == 3

@@ -1,0 +1,111 @@
+import numpy as np
+import onnx
+import pytest
+
+from edgestack.learning import ANOMALY_LABELS, OnnxPredictor, auto, fit
+from edgestack.learning.predictor import LABELS_KEY
+from edgestack.sensing import FAULTS
+
+from .motor import motor_features
+
+
+@pytest.fixture(scope="module")
+def motor() -> tuple[np.ndarray, list[str]]:
+    x, faults = motor_features(seconds=4.0)
+    return x, [FAULTS[k] for k in faults]
+
+
+def test_a_fit_holds_rows_out_cross_validates_and_records_its_lineage(
+    motor: tuple[np.ndarray, list[str]],
+) -> None:
+    x, labels = motor
+    steps: list[tuple[int, int]] = []
+
+    result = fit(
+        "decision_tree",
+        x,
+        labels,
+        params={"max_depth": 5},
+        seed=3,
+        cv=3,
+        dataset="motors",
+        dataset_version=2,
+        progress=lambda _, d, t: steps.append((d, t)),
+    )
+
+    metrics = result.metrics()
+    assert result.labels == sorted(FAULTS)
+    assert result.split == "stratified"
+    assert len(result.cv_macro_f1) == 3 and metrics["cv_macro_f1_mean"] >= 0.8
+    assert metrics["accuracy"] >= 0.9 and metrics["onnx_agreement"] == 1.0
+    assert len(result.train.y) + len(result.test.y) == len(x)
+    assert result.lineage.trainer == "decision_tree"
+    assert result.lineage.params["max_depth"] == 5
+    assert (result.lineage.dataset, result.lineage.dataset_version, result.lineage.seed) == (
+        "motors",
+        2,
+        3,
+    )
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    recorded = {p.key: p.value for p in onnx.load_from_string(result.onnx).metadata_props}
+    assert LABELS_KEY in recorded
+
+
+def test_a_given_split_is_kept_when_every_label_is_on_both_sides(
+    motor: tuple[np.ndarray, list[str]],
+) -> None:
+    x, labels = motor
+    test = np.arange(len(x)) % 5 == 0
+
+    result = fit("logistic_regression", x, labels, test=test)
+
+    assert result.split == "given"
+    assert np.array_equal(result.test.x, x[test])
+
+
+def test_an_anomaly_detector_fits_on_normal_rows_and_scores_faults(
+    motor: tuple[np.ndarray, list[str]],
+) -> None:
+    x, labels = motor
+
+    result = fit("isolation_forest", x, labels, params={"n_estimators": 20})
+
+    assert result.labels == ANOMALY_LABELS
+    assert (result.train.y == 0).sum() < len(result.train.y)  # faults held in train, unused
+    assert result.metrics()["roc_auc"] >= 0.95
+
+
+def test_auto_keeps_the_best_candidate_by_validation_macro_f1(
+    motor: tuple[np.ndarray, list[str]],
+) -> None:
+    x, labels = motor
+
+    found = auto(x, labels, candidates=["decision_tree", "logistic_regression"], budget_s=60)
+
+    scores = [c.macro_f1 for c in found.leaderboard]
+    assert {c.trainer for c in found.leaderboard} == {"decision_tree", "logistic_regression"}
+    assert scores == sorted(scores, reverse=True)
+    assert found.best.lineage.trainer == found.leaderboard[0].trainer
+    predicted, _ = OnnxPredictor(found.best.onnx, found.best.labels).predict(found.best.test.x)
+    assert np.mean(predicted == found.best.test.y) >= 0.9
+
+
+def test_auto_stops_starting_candidates_when_the_budget_is_spent(
+    motor: tuple[np.ndarray, list[str]],
+) -> None:
+    x, labels = motor
+
+    found = auto(x, labels, candidates=["decision_tree", "mlp"], budget_s=0)
+
+    skipped = [c for c in found.leaderboard if c.macro_f1 is None]
+    assert [c.trainer for c in skipped] == ["mlp"]
+    assert "budget ran out" in (skipped[0].error or "")
+
+
+def test_too_few_rows_for_the_folds_are_refused_naming_the_label(
+    motor: tuple[np.ndarray, list[str]],
+) -> None:
+    x, labels = motor
+
+    with pytest.raises(ValueError, match=r"cv: 500 folds need 500 training rows of each label"):
+        fit("decision_tree", x, labels, cv=500)
