@@ -1,6 +1,5 @@
 """`edgestack train`: fit a model on a frozen dataset version from the hub and register it."""
 
-import io
 import json
 import logging
 from functools import partial
@@ -16,6 +15,7 @@ from rich.table import Table
 from edgestack.bundle import Bundle, InputSpec
 from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, fail
 from edgestack.client import HubClient
+from edgestack.dataset import DatasetFileError, read_dataset
 from edgestack.protocol import ModelView
 
 if TYPE_CHECKING:
@@ -80,7 +80,11 @@ def train(
         if version is None:
             version = _latest(client, dataset)
         data = call(partial(client.dataset_parquet, dataset, version))
-        spec, x, labels, test = _table(data)
+        try:
+            table = read_dataset(data)
+        except DatasetFileError as exc:
+            raise fail(f"dataset {dataset} v{version}: {exc}") from None
+        spec, x, labels, test = table.spec, table.features, table.labels, table.test
         leaderboard: list[Candidate] = []
         # Beside JSON the bar goes to stderr, so stdout stays one document.
         with _progress(Console(stderr=True) if as_json else console) as progress:
@@ -160,26 +164,6 @@ def _latest(client: HubClient, dataset: str) -> int:
             f"edgestack data freeze {dataset}"
         )
     return versions[-1].version
-
-
-def _table(data: bytes) -> tuple[InputSpec, Any, list[str], Any]:
-    """The version's spec, feature rows, labels and held-out marks, from its Parquet file."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    from edgestack.hub.store.datasets import SPEC_METADATA_KEY
-
-    table = pq.read_table(io.BytesIO(data))
-    raw_spec = (table.schema.metadata or {}).get(SPEC_METADATA_KEY)
-    if raw_spec is None:
-        raise fail("the dataset's Parquet file carries no input spec; freeze it again")
-    try:
-        spec = InputSpec.model_validate_json(raw_spec)
-    except ValidationError as exc:
-        raise fail(f"the dataset's input spec is not valid: {exc.errors()[0]['msg']}") from None
-    x = np.column_stack([table.column(f).to_numpy() for f in spec.features]).astype(np.float32)
-    test = np.asarray(table.column("split").to_pylist()) == "test"
-    return spec, x, table.column("label").to_pylist(), test
 
 
 def _register(client: HubClient, name: str, spec: InputSpec, result: "FitResult") -> ModelView:

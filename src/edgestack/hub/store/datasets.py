@@ -6,18 +6,13 @@ later versions. A version holds samples of one input spec, since windows of diff
 specs are different columns; a dataset that mixes specs is frozen one spec at a time.
 """
 
-import os
-from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from edgestack.bundle import InputSpec
+from edgestack.dataset import COLUMNS, write_dataset
 from edgestack.hub.errors import Conflict, NotFound, Unprocessable
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import DatasetVersionRow, SampleRow, SpecRow
@@ -28,12 +23,7 @@ from edgestack.protocol import (
     SampleCounts,
 )
 
-__all__ = ["COLUMNS", "SPEC_METADATA_KEY", "detail", "freeze", "parquet", "summaries"]
-
-COLUMNS = ("device", "at", "label", "split", "spec")
-"""The columns of every version's Parquet file before its features, one float32 column each."""
-SPEC_METADATA_KEY = b"edgestack.spec"
-"""The Parquet schema metadata key holding the version's `InputSpec` as JSON."""
+__all__ = ["detail", "freeze", "parquet", "summaries"]
 
 
 def summaries(session: Session) -> list[DatasetSummary]:
@@ -130,7 +120,7 @@ def freeze(session: Session, root: Path, name: str, spec: str | None = None) -> 
         .where(*chosen)
         .order_by(SampleRow.id)
     )
-    _write(root / file, input_spec, spec, rows)
+    write_dataset(root / file, input_spec, spec, rows)
     row = DatasetVersionRow(
         dataset=name,
         version=version,
@@ -203,24 +193,3 @@ def _view(row: DatasetVersionRow) -> DatasetVersion:
         spec=row.spec,
         counts=SampleCounts.model_validate(row.counts),
     )
-
-
-def _write(path: Path, spec: InputSpec, fingerprint: str, rows: Iterable[Sequence[Any]]) -> None:
-    devices, times, labels, splits, features = (list(column) for column in zip(*rows, strict=True))
-    matrix = np.asarray(features, dtype=np.float32).reshape(len(devices), len(spec.features))
-    columns = {
-        "device": pa.array(devices, pa.string()),
-        "at": pa.array(times, pa.timestamp("us", tz="UTC")),
-        "label": pa.array(labels, pa.string()),
-        "split": pa.array(splits, pa.string()),
-        "spec": pa.array([fingerprint] * len(devices), pa.string()),
-        **{feature: pa.array(matrix[:, j]) for j, feature in enumerate(spec.features)},
-    }
-    table = pa.table(columns).replace_schema_metadata(
-        {SPEC_METADATA_KEY: spec.model_dump_json().encode()}
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written aside and renamed, so a crash never leaves half a version where a reader looks.
-    partial = path.with_name(path.name + ".partial")
-    pq.write_table(table, partial)
-    os.replace(partial, path)

@@ -1,0 +1,99 @@
+"""The dataset file: one frozen version of a hub dataset, as Parquet that pandas and pyarrow read.
+
+Columns `device`, `at` (UTC), `label`, `split` (`train`/`test`), `spec` (the input spec's
+fingerprint), then one float32 column per feature in the spec's order; the `InputSpec` itself,
+as JSON, under the schema metadata key `edgestack.spec`. The hub writes it; training and
+optimisation read it.
+
+    table = read_dataset(client.dataset_parquet("motors", 3))
+    table.features, table.labels, table.test    # (n, F) float32, n labels, (n,) bool
+"""
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from edgestack.bundle import InputSpec
+
+__all__ = [
+    "COLUMNS",
+    "SPEC_KEY",
+    "DatasetFileError",
+    "DatasetTable",
+    "read_dataset",
+    "write_dataset",
+]
+
+COLUMNS = ("device", "at", "label", "split", "spec")
+"""The columns before the features."""
+SPEC_KEY = b"edgestack.spec"
+"""The schema metadata key holding the `InputSpec` as JSON."""
+
+
+class DatasetFileError(ValueError):
+    """A file that is no dataset version; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class DatasetTable:
+    spec: InputSpec
+    features: np.ndarray
+    labels: list[str]
+    test: np.ndarray
+    devices: list[str]
+
+
+def write_dataset(
+    path: Path, spec: InputSpec, fingerprint: str, rows: Iterable[Sequence[Any]]
+) -> None:
+    """Write rows `(device, at, label, split, features)` atomically to `path`."""
+    devices, times, labels, splits, features = (list(column) for column in zip(*rows, strict=True))
+    matrix = np.asarray(features, dtype=np.float32).reshape(len(devices), len(spec.features))
+    columns = {
+        "device": pa.array(devices, pa.string()),
+        "at": pa.array(times, pa.timestamp("us", tz="UTC")),
+        "label": pa.array(labels, pa.string()),
+        "split": pa.array(splits, pa.string()),
+        "spec": pa.array([fingerprint] * len(devices), pa.string()),
+        **{feature: pa.array(matrix[:, j]) for j, feature in enumerate(spec.features)},
+    }
+    table = pa.table(columns).replace_schema_metadata({SPEC_KEY: spec.model_dump_json().encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside and renamed, so a crash never leaves half a version where a reader looks.
+    partial = path.with_name(path.name + ".partial")
+    pq.write_table(table, partial)
+    os.replace(partial, path)
+
+
+def read_dataset(data: bytes) -> DatasetTable:
+    """The spec, feature rows, labels and held-out marks of a dataset version's file."""
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except pa.ArrowInvalid as exc:
+        raise DatasetFileError(f"not a Parquet file: {exc}") from None
+    raw_spec = (table.schema.metadata or {}).get(SPEC_KEY)
+    if raw_spec is None:
+        raise DatasetFileError("the file carries no input spec; freeze the dataset again")
+    try:
+        spec = InputSpec.model_validate_json(raw_spec)
+    except ValidationError as exc:
+        raise DatasetFileError(f"the input spec is not valid: {exc.errors()[0]['msg']}") from None
+    missing = [c for c in (*COLUMNS, *spec.features) if c not in table.column_names]
+    if missing:
+        raise DatasetFileError(f"the file lacks columns {missing[:5]}; freeze the dataset again")
+    features = np.column_stack([table.column(f).to_numpy() for f in spec.features])
+    return DatasetTable(
+        spec=spec,
+        features=features.astype(np.float32),
+        labels=table.column("label").to_pylist(),
+        test=np.asarray(table.column("split").to_pylist()) == "test",
+        devices=table.column("device").to_pylist(),
+    )
