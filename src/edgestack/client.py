@@ -98,6 +98,10 @@ class HubClient:
     def models(self) -> list[ModelView]:
         return _Models.validate_json(self._call("GET", "/v1/models").content)
 
+    def bundle(self, digest: str) -> bytes:
+        """The packed bundle registered under `digest`."""
+        return self._call("GET", f"/v1/artifacts/{digest}").content
+
     def profiles(self) -> list[ProfileView]:
         return _Profiles.validate_json(self._call("GET", "/v1/profiles").content)
 

@@ -1,9 +1,9 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
-for its datasets and `train` for models."""
+for its datasets, `train` for models and `optimize` to fit them to a device."""
 
 import typer
 
-from edgestack.cli import data, fleet, processes, train
+from edgestack.cli import data, fleet, optimize, processes, train
 
 __all__ = ["app"]
 
@@ -17,4 +17,5 @@ app.command()(fleet.events)
 app.command()(fleet.profiles)
 app.command()(fleet.deploy)
 app.command()(train.train)
+app.command()(optimize.optimize)
 app.add_typer(data.app, name="data")

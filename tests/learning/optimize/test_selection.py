@@ -1,0 +1,69 @@
+from edgestack.bundle import Footprint
+from edgestack.learning.optimize import Candidate, Measurement, judge, pareto_png
+from edgestack.profiles import PROFILES
+
+PI = PROFILES["pi"]
+
+
+def _measured(name: str, accuracy: float, p99_ms: float = 0.5, size: int = 10_000) -> Candidate:
+    footprint = Footprint(
+        model_bytes=size, peak_ram_bytes=4_000_000, latency_ms_p50=p99_ms / 2, latency_ms_p99=p99_ms
+    )
+    return Candidate(name, b"onnx", Measurement(footprint, accuracy))
+
+
+PARENT = _measured("parent", 0.95, p99_ms=1.0)
+
+
+def test_the_gate_rejects_a_candidate_losing_more_points_than_it_allows() -> None:
+    broken = _measured("int8_static", 0.93, p99_ms=0.1)
+    close = _measured("fp16", 0.945, p99_ms=0.8)
+
+    report = judge(PARENT, [broken, close], PI, gate_pts=1.0)
+
+    assert [v.status for v in report.verdicts] == ["parent", "rejected", "chosen"]
+    assert "loses 2.00 accuracy points" in report.verdicts[1].reason
+    assert report.winner is not None and report.winner.candidate is close
+
+
+def test_a_candidate_too_big_for_the_profile_is_rejected_with_its_budget() -> None:
+    big = _measured("fp32", 0.95, size=PI.flash_bytes + 1)
+
+    report = judge(PARENT, [big], PI)
+
+    assert report.verdicts[1].status == "rejected"
+    assert report.verdicts[1].fits is False
+    assert "profile pi holds" in report.verdicts[1].reason
+    assert report.winner is None
+
+
+def test_the_fastest_passing_candidate_wins_then_the_smaller() -> None:
+    slow = _measured("fp32", 0.96, p99_ms=0.9)
+    fast_big = _measured("fp16", 0.95, p99_ms=0.3, size=20_000)
+    fast_small = _measured("int8_static", 0.95, p99_ms=0.3, size=5_000)
+
+    report = judge(PARENT, [slow, fast_big, fast_small], PI)
+
+    assert report.winner is not None and report.winner.candidate is fast_small
+    assert [v.status for v in report.verdicts[1:]] == ["passed", "passed", "chosen"]
+
+
+def test_candidates_without_a_model_keep_their_reason() -> None:
+    skipped = Candidate("fp16", problem="not applicable: no Conv, MatMul or Gemm")
+    broken = Candidate("int8_static", problem="failed: RuntimeError: boom")
+
+    report = judge(PARENT, [skipped, broken], PI)
+
+    assert [(v.status, v.reason) for v in report.verdicts[1:]] == [
+        ("not applicable", "no Conv, MatMul or Gemm"),
+        ("failed", "RuntimeError: boom"),
+    ]
+    assert report.winner is None
+
+
+def test_the_pareto_plot_is_a_png_of_every_verdict() -> None:
+    report = judge(PARENT, [_measured("fp16", 0.9), _measured("int8_static", 0.95, 0.2)], PI)
+
+    png = pareto_png(report, title="digits on pi")
+
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
