@@ -47,10 +47,10 @@ class ClientSettings(BaseSettings):
     admin_token: SecretStr = SecretStr("dev-admin-token")
 
 
-HubOpt = Annotated[str | None, typer.Option("--hub", help="Hub URL [env EDGESTACK_HUB_URL].")]
+HubOpt = Annotated[str | None, typer.Option("--hub", help=r"Hub URL \[env EDGESTACK_HUB_URL].")]
 AdminOpt = Annotated[
     str | None,
-    typer.Option("--admin-token", help="[env EDGESTACK_ADMIN_TOKEN]", show_default=False),
+    typer.Option("--admin-token", help=r"\[env EDGESTACK_ADMIN_TOKEN]", show_default=False),
 ]
 
 

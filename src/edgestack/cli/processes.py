@@ -12,9 +12,9 @@ __all__ = ["agent", "demo", "hub"]
 
 
 def hub(
-    data_dir: Annotated[Path | None, typer.Option(help="[env EDGESTACK_HUB_DATA_DIR]")] = None,
-    host: Annotated[str | None, typer.Option(help="[env EDGESTACK_HUB_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="[env EDGESTACK_HUB_PORT]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help=r"\[env EDGESTACK_HUB_DATA_DIR]")] = None,
+    host: Annotated[str | None, typer.Option(help=r"\[env EDGESTACK_HUB_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help=r"\[env EDGESTACK_HUB_PORT]")] = None,
 ) -> None:
     """Run the hub: the fleet's control plane and API."""
     from edgestack.hub import HubSettings, serve
@@ -25,13 +25,15 @@ def hub(
 
 
 def agent(
-    hub: Annotated[str | None, typer.Option("--hub", help="[env EDGESTACK_AGENT_HUB_URL]")] = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help=r"\[env EDGESTACK_AGENT_HUB_URL]")
+    ] = None,
     token: Annotated[
         str | None,
-        typer.Option("--token", help="Enrolment token [env EDGESTACK_AGENT_ENROL_TOKEN]"),
+        typer.Option("--token", help=r"Enrolment token \[env EDGESTACK_AGENT_ENROL_TOKEN]"),
     ] = None,
-    device_id: Annotated[str | None, typer.Option(help="[env EDGESTACK_AGENT_DEVICE_ID]")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="[env EDGESTACK_AGENT_DATA_DIR]")] = None,
+    device_id: Annotated[str | None, typer.Option(help=r"\[env EDGESTACK_AGENT_DEVICE_ID]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help=r"\[env EDGESTACK_AGENT_DATA_DIR]")] = None,
     app: Annotated[
         Path | None,
         typer.Option(help="App spec (YAML): sources, steps, features, rules, sinks."),
