@@ -71,3 +71,36 @@ def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
     assert second["manifest"]["lineage"]["trainer"] == "logistic_regression"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.image.imread(png).ndim == 3
+
+
+def test_optimize_registers_the_best_candidate_that_fits_with_its_footprint_and_parent(
+    tmp_path: Path,
+) -> None:
+    png = tmp_path / "pareto.png"
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub()
+        _upload(fleet, "motors")
+        trained = cli(fleet, "train", "motors", "--model", "mlp")
+        optimized = cli(fleet, "optimize", "motors", "--profile", "pi", "--png", str(png), "--json")
+        tiny = cli(fleet, "optimize", "motors", "--version", "1", "--profile", "mcu")
+        listed = cli(fleet, "models", "--json")
+
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert optimized.returncode == 0, optimized.stdout + optimized.stderr
+    report = json.loads(optimized.stdout)
+    verdicts = {c["name"]: c for c in report["candidates"]}
+    assert {"fp32", "fp16", "int8_dynamic", "int8_static"} <= set(verdicts)
+    parent, best = json.loads(listed.stdout)
+    lineage = best["manifest"]["lineage"]
+    assert lineage["parent"] == parent["digest"]
+    assert lineage["optimisation"] in verdicts
+    footprint = best["manifest"]["footprint"]
+    assert 0 < footprint["model_bytes"] < best["size_bytes"]  # the model, inside its bundle
+    assert footprint["peak_ram_bytes"] > 0
+    assert 0 < footprint["latency_ms_p50"] <= footprint["latency_ms_p99"]
+    gate = parent["manifest"]["metrics"]["accuracy"] - 0.01
+    assert best["manifest"]["metrics"]["accuracy"] >= gate
+    # Every model needs megabytes of RAM for ONNX Runtime itself: none fits a microcontroller.
+    assert tiny.returncode == 1
+    assert "mcu" in tiny.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
