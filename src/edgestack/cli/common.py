@@ -11,6 +11,15 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from edgestack.client import HubClient, HubError
@@ -27,6 +36,7 @@ __all__ = [
     "fail",
     "load_settings",
     "print_json",
+    "progress_bar",
     "setup_logging",
 ]
 
@@ -111,3 +121,17 @@ def call(action: Callable[[], T]) -> T:
         return action()
     except HubError as exc:
         raise fail(str(exc)) from None
+
+
+def progress_bar(*extra: ProgressColumn, to: Console = console) -> Progress:
+    """The bar long commands show: what is going on, how far, `extra` columns, time taken and
+    left. Commands printing JSON pass `to=Console(stderr=True)`, so stdout stays one document."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=to,
+    )

@@ -16,7 +16,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import typer
 from pydantic import ValidationError
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import TextColumn
 from rich.table import Table
 
 from edgestack.bundle import InputSpec
@@ -30,6 +30,7 @@ from edgestack.cli.common import (
     emit,
     fail,
     print_json,
+    progress_bar,
 )
 from edgestack.client import HubClient, HubError
 from edgestack.protocol import (
@@ -131,7 +132,7 @@ def import_recording(
     _collection(label, dataset)
     input_spec = _spec(spec) if spec else vibration_spec()
     table = _recording(file)
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"windows of {file.name}", total=table.num_rows)
         try:
             cut = windows(
@@ -148,7 +149,7 @@ def import_recording(
         DataSample(at=at, label=label, features=features)
         for at, features in zip(cut.times, cut.features.astype(float).tolist(), strict=True)
     ]
-    with connect(hub, admin_token) as client, _progress() as progress:
+    with connect(hub, admin_token) as client, progress_bar() as progress:
         task = progress.add_task(f"uploading to '{dataset}'", total=len(rows))
         for batch in _batches(rows):
             body = SampleImport(batch_id=uuid.uuid4(), spec=input_spec, samples=batch)
@@ -323,7 +324,7 @@ def _received(client: HubClient, dataset: str, device: str) -> int:
 def _watch(
     client: HubClient, collection: Collection, device: str, seconds: float, before: int
 ) -> None:
-    with _progress(TextColumn("{task.fields[samples]} samples")) as progress:
+    with progress_bar(TextColumn("{task.fields[samples]} samples")) as progress:
         task = progress.add_task(
             f"collecting '{collection.label}' from {device}", total=seconds, samples=0
         )
@@ -357,17 +358,6 @@ def _settle(client: HubClient, dataset: str, device: str, desired_version: int) 
 def _batches(rows: list[DataSample]) -> Iterator[list[DataSample]]:
     for begin in range(0, len(rows), _UPLOAD_ROWS):
         yield rows[begin : begin + _UPLOAD_ROWS]
-
-
-def _progress(*extra: TextColumn) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        *extra,
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 def _version(versions: list[DatasetVersion], name: str, version: int) -> DatasetVersion:

@@ -9,11 +9,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from edgestack.bundle import Bundle, Lineage
-from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, fail
+from edgestack.cli.common import (
+    AdminOpt,
+    HubOpt,
+    JsonOpt,
+    call,
+    connect,
+    console,
+    fail,
+    progress_bar,
+)
 from edgestack.client import HubClient
 from edgestack.dataset import DatasetFileError, read_dataset
 from edgestack.profiles import PROFILES
@@ -68,7 +76,7 @@ def optimize(
             table = read_dataset(data)
         except DatasetFileError as exc:
             raise fail(f"dataset {lineage.dataset} v{lineage.dataset_version}: {exc}") from None
-        with _progress(Console(stderr=True) if as_json else console) as progress:
+        with progress_bar(to=Console(stderr=True) if as_json else console) as progress:
             task = progress.add_task(f"refitting {lineage.trainer}", total=None)
 
             def advance(what: str, done: int, total: int) -> None:
@@ -149,16 +157,6 @@ def _register(client: HubClient, parent: ModelView, report: "Report", profile: s
         ),
     )
     return call(partial(client.register_model, bundle.pack()))
-
-
-def _progress(where: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=where,
-    )
 
 
 def _table(report: "Report", title: str) -> Table:

@@ -9,11 +9,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from edgestack.bundle import Bundle, InputSpec
-from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, fail
+from edgestack.cli.common import (
+    AdminOpt,
+    HubOpt,
+    JsonOpt,
+    call,
+    connect,
+    console,
+    fail,
+    progress_bar,
+)
 from edgestack.client import HubClient
 from edgestack.dataset import DatasetFileError, read_dataset
 from edgestack.protocol import ModelView
@@ -87,7 +95,7 @@ def train(
         spec, x, labels, test = table.spec, table.features, table.labels, table.test
         leaderboard: list[Candidate] = []
         # Beside JSON the bar goes to stderr, so stdout stays one document.
-        with _progress(Console(stderr=True) if as_json else console) as progress:
+        with progress_bar(to=Console(stderr=True) if as_json else console) as progress:
             task = progress.add_task(f"{model} on {dataset} v{version}", total=None)
 
             def advance(what: str, done: int, total: int) -> None:
@@ -183,16 +191,6 @@ def _register(client: HubClient, name: str, spec: InputSpec, result: "FitResult"
         error = exc.errors()[0]
         raise fail(f"--name {name!r}: {error['msg']}; give a model name", 2) from None
     return call(partial(client.register_model, bundle.pack()))
-
-
-def _progress(where: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=where,
-    )
 
 
 def _print(result: "FitResult", leaderboard: "list[Candidate]") -> None:
