@@ -94,3 +94,15 @@ def test_the_built_in_motor_app_extracts_the_vibration_features() -> None:
     app = motor_app(seed=1)
 
     assert app.input_spec(app.source()) == vibration_spec()
+
+
+def test_a_step_that_cannot_run_on_the_sources_stream_fails_at_load() -> None:
+    app = parse_app_spec(
+        GOOD.replace(
+            "{kind: clean, params: {policy: clip}}",
+            "{kind: lowpass, params: {cutoff_hz: 5000}}",
+        )
+    )
+
+    with pytest.raises(AppSpecError, match="cutoff"):
+        app.input_spec(app.source())

@@ -28,6 +28,7 @@ the path of the bad field and what was expected:
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -37,12 +38,13 @@ from edgestack.processing import (
     STEPS,
     TRANSFORMS,
     AlignedSource,
+    FeaturePipeline,
     make_spec,
     vibration_spec,
 )
 from edgestack.protocol import RuleParams
 from edgestack.registry import Registry, RegistryError
-from edgestack.sensing import SOURCES, Source
+from edgestack.sensing import SOURCES, Chunk, Source
 from edgestack.sinks import SINKS, Sink
 
 __all__ = [
@@ -119,9 +121,14 @@ class AppSpec(_Strict):
         return AlignedSource(sources, self.align_hz)
 
     def input_spec(self, source: Source) -> InputSpec:
-        """The InputSpec of this app's features for `source`'s channels and rate."""
+        """The InputSpec of this app's features for `source`'s channels and rate.
+
+        Some parameters can only be checked against the stream (a filter's cutoff against the
+        source's Nyquist rate, a resampling ratio): a few windows of silence go through the
+        pipeline once here, so such a mistake stops the app at load, not on the device later.
+        """
         try:
-            return make_spec(
+            spec = make_spec(
                 list(source.channels),
                 rate_hz=source.rate_hz,
                 window=self.window,
@@ -129,8 +136,14 @@ class AppSpec(_Strict):
                 steps=self.steps,
                 extractors=self.extractors,
             )
+            frame = source.read(0).frame
+            silence = np.zeros((len(spec.sensors), 2 * spec.window + spec.hop, *frame))
+            FeaturePipeline(spec).push(
+                Chunk(0.0, spec.rate_hz, tuple(spec.sensors), source.units, silence)
+            )
         except ValueError as exc:
             raise AppSpecError(f"{self.name}: {exc}") from None
+        return spec
 
     def build_sinks(self) -> list[Sink]:
         return [SINKS.build(s.kind, s.params) for s in self.sinks]
