@@ -102,3 +102,18 @@ def test_chunks_from_other_sensors_or_rates_are_refused() -> None:
         pipeline.push(swapped)
     with pytest.raises(ValueError, match="rate"):
         pipeline.push(slower)
+
+
+def test_values_no_step_repairs_are_counted_zeroed_and_leave_the_input_alone() -> None:
+    spec = make_spec(
+        ["x"], RATE, 8, 8, extractors=[FeatureSpec(kind="time_stats", params={"stats": ["max"]})]
+    )
+    data = np.full((1, 16), -1.0, dtype=np.float32)
+    data[0, [3, 12]] = [np.inf, np.nan]
+    pipeline = FeaturePipeline(spec)
+
+    rows = pipeline.push(Chunk(0.0, RATE, ("x",), ("g",), data))
+
+    assert rows[:, 0].tolist() == [0.0, 0.0]  # the zeroed samples are each window's maximum
+    assert pipeline.quality.totals == {"non_finite": 2}
+    assert np.isnan(data[0, 12])  # the source's array is not written to

@@ -12,7 +12,7 @@ from edgestack.bundle import Bundle, InputSpec
 from edgestack.learning import OnnxPredictor
 from edgestack.processing import FeaturePipeline
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
-from edgestack.sensing import Chunk, Quality, Source
+from edgestack.sensing import Source
 
 __all__ = ["HotPath", "LoadedModel", "StepOutput"]
 
@@ -53,7 +53,6 @@ class HotPath:
     def __init__(self, source: Source, default_spec: InputSpec) -> None:
         self.source = source
         self.telemetry = TelemetryWindow()
-        self.quality = Quality()
         self.rule = AlarmRule(RuleParams())
         self.collect_label: str | None = None
         self.model: LoadedModel | None = None
@@ -74,14 +73,9 @@ class HotPath:
 
     def step(self, samples: int) -> StepOutput:
         chunk = self.source.read(samples)
-        bad = ~np.isfinite(chunk.data)
-        if bad.any():
-            # A bad sample is counted and zeroed; it must never stop the pipeline.
-            self.quality.count("non_finite", int(bad.sum()), example=_where(chunk, bad))
-            chunk.data[bad] = 0.0
         self.telemetry.add_chunk(chunk.nbytes)
         features = self._features.push(chunk)
-        for quality in (self.source.quality, self.quality):
+        for quality in (self.source.quality, self._features.quality):
             self.telemetry.add_bad_input(quality)
         out = StepOutput()
         if not len(features):
@@ -102,8 +96,3 @@ class HotPath:
             self.telemetry.add_predictions(labels, confidences, latency_ms)
             out.events = self.rule.update(labels, confidences, now, self.model.ref.digest)
         return out
-
-
-def _where(chunk: Chunk, bad: np.ndarray) -> str:
-    channel, sample = (int(i[0]) for i in np.nonzero(bad)[:2])
-    return f"{chunk.channels[channel]} sample {sample} of a chunk at t0={chunk.t0:.3f}"

@@ -58,7 +58,14 @@ class FeaturePipeline:
             )
         for step in self._steps:
             chunk = step.push(chunk, self.quality)
-        windows = self._windower.push(chunk.data)
+        data = chunk.data
+        bad = ~np.isfinite(data)
+        if bad.any():
+            # What no step repaired is counted and zeroed here, after the steps, so a `clean`
+            # step sees the bad values it exists for; they must never stop the pipeline.
+            self.quality.count("non_finite", int(bad.sum()), example=_where(chunk, bad))
+            data = np.where(bad, np.float32(0.0), data)
+        windows = self._windower.push(data)
         if not len(windows):
             return np.empty((0, len(self.spec.features)), dtype=np.float32)
         # One read-only array per group of channels: extractors may share work on it.
@@ -148,3 +155,8 @@ def _extractors(
             )
         built.append((EXTRACTORS.build(spec.kind, spec.params, where=f"extractors[{i}]"), columns))
     return built
+
+
+def _where(chunk: Chunk, bad: np.ndarray) -> str:
+    channel, sample = (int(i[0]) for i in np.nonzero(bad)[:2])
+    return f"{chunk.channels[channel]} sample {sample} of a chunk at t0={chunk.t0:.3f}"
