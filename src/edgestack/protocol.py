@@ -33,6 +33,7 @@ __all__ = [
     "EnrolResponse",
     "Event",
     "EventBatch",
+    "EventKind",
     "EventView",
     "FaultInjection",
     "Hardware",
@@ -200,10 +201,28 @@ class TelemetryBatch(Wire):
     bundle_digest: Digest | None = None
 
 
+EventKind = Literal[
+    # from a device
+    "alarm_raised",
+    "alarm_cleared",
+    "model_loaded",
+    "error",
+    "bundle_refused",  # digest or signature check failed; the running model stays
+    "load_failed",  # a verified bundle this device cannot run; not retried until desired changes
+    "model_failed",  # repeated failures at run time; fell back to the previous bundle
+    "outbox_dropped",  # the outbox was full and dropped telemetry, counted
+    # from the hub itself
+    "device_enrolled",
+    "device_reenrolled",
+    "reenrol_refused",
+    "store_corrupt",
+]
+
+
 class Event(Wire):
     event_id: UUID
     at: datetime
-    kind: Literal["alarm_raised", "alarm_cleared", "model_loaded", "error"]
+    kind: EventKind
     severity: Literal["info", "warning", "critical"]
     label: str | None = None
     confidence: float | None = Field(default=None, ge=0, le=1)
@@ -316,7 +335,7 @@ class DeployResponse(Wire):
 
 class EventView(Wire):
     id: int
-    device_id: DeviceId
+    device_id: DeviceId | None = Field(description="the device it concerns; null for the hub's own")
     received_at: datetime
     event: Event
 

@@ -85,7 +85,7 @@ def events(
     cells = [
         [
             str(e.id),
-            e.device_id,
+            e.device_id or "hub",
             e.event.at.strftime("%H:%M:%S"),
             e.event.kind,
             e.event.label or "",

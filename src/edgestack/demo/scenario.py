@@ -210,7 +210,7 @@ def _alarms(fleet: LocalFleet, after_id: int, device: str | None = None) -> list
     return [
         e.device_id
         for e in fleet.client.events(after_id=after_id, device=device, limit=1000)
-        if e.event.kind == "alarm_raised"
+        if e.event.kind == "alarm_raised" and e.device_id is not None
     ]
 
 
@@ -235,7 +235,7 @@ def _report(
     alarms = [
         AlarmSummary(device=e.device_id, label=e.event.label or "", at=e.event.at)
         for e in fleet.client.events(limit=1000)
-        if e.event.kind == "alarm_raised"
+        if e.event.kind == "alarm_raised" and e.device_id is not None
     ]
     return DemoReport(
         devices=sum(d.reported is not None and d.telemetry.batches > 0 for d in devices),

@@ -1,4 +1,7 @@
-"""Events from the devices, kept in arrival order."""
+"""Events from the devices and the hub's own, kept in arrival order."""
+
+import uuid
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -6,9 +9,9 @@ from sqlalchemy.orm import Session
 from edgestack.hub.store import batches, devices
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import EventRow
-from edgestack.protocol import Event, EventBatch, EventView, IngestAck
+from edgestack.protocol import Event, EventBatch, EventKind, EventView, IngestAck
 
-__all__ = ["ingest", "since"]
+__all__ = ["ingest", "record", "since"]
 
 
 def ingest(session: Session, device_id: str, batch: EventBatch) -> IngestAck:
@@ -27,6 +30,33 @@ def ingest(session: Session, device_id: str, batch: EventBatch) -> IngestAck:
     )
     row.last_seen = now
     return IngestAck(batch_id=batch.batch_id, accepted=len(batch.events), duplicate=False)
+
+
+def record(
+    session: Session,
+    kind: EventKind,
+    message: str,
+    *,
+    device_id: str | None = None,
+    severity: Literal["info", "warning", "critical"] = "warning",
+    bundle_digest: str | None = None,
+) -> Event:
+    """Store an event the hub raises itself, about `device_id` or about no device."""
+    now = utcnow()
+    event = Event(
+        event_id=uuid.uuid4(),
+        at=now,
+        kind=kind,
+        severity=severity,
+        message=message[:2000],
+        bundle_digest=bundle_digest,
+    )
+    session.add(
+        EventRow(
+            device_id=device_id, batch_id="", received_at=now, event=event.model_dump(mode="json")
+        )
+    )
+    return event
 
 
 def since(

@@ -69,10 +69,13 @@ class ReceivedBatchRow(Base):
 
 
 class EventRow(Base):
+    """An event a device sent, or one the hub raised itself (`batch_id` empty); `device_id` is
+    the device it concerns, null when none."""
+
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), index=True)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.device_id"), index=True)
     batch_id: Mapped[str] = mapped_column(String(36))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     event: Mapped[Json] = mapped_column(JSON)
