@@ -8,7 +8,7 @@ from edgestack.cli import data, fleet, optimize, processes, train
 __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-app.command()(processes.hub)
+app.add_typer(processes.hub_app, name="hub")
 app.command()(processes.agent)
 app.command()(processes.demo)
 app.command()(fleet.devices)

@@ -5,23 +5,53 @@ from typing import Annotated
 
 import typer
 
-from edgestack.cli.common import console, load_settings, setup_logging
+from edgestack.cli.common import console, fail, load_settings, setup_logging
 from edgestack.client import HubError
 
-__all__ = ["agent", "demo", "hub"]
+__all__ = ["agent", "demo", "hub", "hub_app", "migrate"]
 
 
+hub_app = typer.Typer()
+
+DataDirOpt = Annotated[Path | None, typer.Option(help=r"\[env EDGESTACK_HUB_DATA_DIR]")]
+
+
+@hub_app.callback(invoke_without_command=True)
 def hub(
-    data_dir: Annotated[Path | None, typer.Option(help=r"\[env EDGESTACK_HUB_DATA_DIR]")] = None,
+    ctx: typer.Context,
+    data_dir: DataDirOpt = None,
     host: Annotated[str | None, typer.Option(help=r"\[env EDGESTACK_HUB_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help=r"\[env EDGESTACK_HUB_PORT]")] = None,
 ) -> None:
-    """Run the hub: the fleet's control plane and API."""
+    """Run the hub: the fleet's control plane and API. It upgrades its database first;
+    `edgestack hub migrate` does only that."""
+    if ctx.invoked_subcommand is not None:
+        return
     from edgestack.hub import HubSettings, serve
+    from edgestack.hub.errors import StartRefused
 
     setup_logging()
     settings = load_settings(HubSettings, data_dir=data_dir, host=host, port=port)
-    serve(settings)
+    try:
+        serve(settings)
+    except StartRefused as exc:
+        raise fail(str(exc)) from None
+
+
+@hub_app.command()
+def migrate(data_dir: DataDirOpt = None) -> None:
+    """Upgrade the hub's database to this release's schema and say from which revision.
+
+    Refused while a hub runs on the data dir."""
+    from edgestack.hub import HubSettings, migrate
+    from edgestack.hub.errors import StartRefused
+
+    settings = load_settings(HubSettings, data_dir=data_dir)
+    try:
+        change = migrate(settings.data_dir)
+    except StartRefused as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{settings.data_dir}: {change}", highlight=False)
 
 
 def agent(

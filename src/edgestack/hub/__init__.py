@@ -6,7 +6,8 @@ and deployments, as one FastAPI app over SQLite.
 """
 
 from edgestack.hub.app import create_app
+from edgestack.hub.datadir import migrate
 from edgestack.hub.server import serve
 from edgestack.hub.settings import HubSettings
 
-__all__ = ["HubSettings", "create_app", "serve"]
+__all__ = ["HubSettings", "create_app", "migrate", "serve"]

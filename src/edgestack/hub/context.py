@@ -1,13 +1,20 @@
-"""What one running hub holds: settings, database, bundle store, long-poll notifier."""
+"""What one running hub holds: settings, data directory, database, bundle store, long-poll
+notifier."""
 
 import asyncio
+import logging
+import os
+from contextlib import ExitStack
 
 from edgestack.bundle import BundleStore
+from edgestack.hub import datadir
 from edgestack.hub.notify import DesiredNotifier
 from edgestack.hub.settings import HubSettings
 from edgestack.hub.store import Database
 
 __all__ = ["HubContext"]
+
+log = logging.getLogger("edgestack.hub")
 
 
 class HubContext:
@@ -18,6 +25,7 @@ class HubContext:
         self.notifier = DesiredNotifier()
         self._db: Database | None = None
         self._bundles: BundleStore | None = None
+        self._held = ExitStack()
 
     @property
     def db(self) -> Database:
@@ -32,15 +40,33 @@ class HubContext:
         return self._bundles
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
-        data_dir = self.settings.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._db = Database(data_dir / "hub.db")
-        self._bundles = BundleStore(data_dir / "artifacts")
+        self.open_files()
         self.notifier.bind(loop)
+
+    def open_files(self) -> None:
+        """Hold the data directory, upgrade and open the database; nothing when already open.
+
+        Raises `StartRefused` when another process holds the data directory or a newer
+        release made its database."""
+        if self._db is not None:
+            return
+        data_dir = self.settings.data_dir
+        holder = (
+            f"the hub of process {os.getpid()} (http://{self.settings.host}:{self.settings.port})"
+        )
+        with ExitStack() as held:
+            held.enter_context(datadir.hold(data_dir, holder))
+            self._db = Database(data_dir / datadir.DATABASE)
+            self._held = held.pop_all()
+        change = self._db.schema_change
+        if change.before != change.after:
+            log.info("%s: %s", data_dir / datadir.DATABASE, change)
+        self._bundles = BundleStore(data_dir / "artifacts")
 
     def close(self) -> None:
         self.notifier.close()
         if self._db is not None:
             self._db.close()
+        self._held.close()
         self._db = None
         self._bundles = None

@@ -1,6 +1,13 @@
 """Refusals raised below the API; each becomes `{"detail": message}` with its status."""
 
-__all__ = ["BadRequest", "Conflict", "HubProblem", "NotFound", "Unprocessable"]
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "HubProblem",
+    "NotFound",
+    "StartRefused",
+    "Unprocessable",
+]
 
 
 class HubProblem(Exception):
@@ -27,3 +34,7 @@ class Conflict(HubProblem):
 
 class Unprocessable(HubProblem):
     status = 422
+
+
+class StartRefused(Exception):
+    """The hub cannot start on its data directory; the message says why and what to do."""

@@ -17,8 +17,15 @@ GRACE_S = 10
 
 
 def serve(settings: HubSettings) -> None:
-    """Run the hub until SIGTERM or SIGINT, then finish the requests under way and stop."""
+    """Run the hub until SIGTERM or SIGINT, then finish the requests under way and stop.
+
+    Raises `StartRefused` before serving anything when another process holds the data
+    directory or a newer release made its database."""
     app = create_app(settings)
+    hub = hub_of(app)
+    # Opened here rather than in the app's lifespan, so a refusal ends the process with its
+    # reason instead of a traceback from the ASGI server.
+    hub.open_files()
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -26,7 +33,7 @@ def serve(settings: HubSettings) -> None:
         log_level="warning",
         timeout_graceful_shutdown=GRACE_S,
     )
-    server = _Server(config, hub_of(app).notifier)
+    server = _Server(config, hub.notifier)
     log.info(
         "hub on http://%s:%d, data in %s (%s)",
         settings.host,
@@ -35,8 +42,11 @@ def serve(settings: HubSettings) -> None:
         settings.environment,
     )
     # uvicorn raises the signal again once it has stopped; a stop asked for is no error.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        hub.close()
 
 
 class _Server(uvicorn.Server):

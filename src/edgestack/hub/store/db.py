@@ -11,6 +11,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from edgestack.hub.store import schema
+
 __all__ = ["Base", "Database", "UTCDateTime", "utcnow"]
 
 
@@ -42,6 +44,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Database:
     """Sessions on the hub's SQLite file.
 
+    Opening it brings its schema to the newest revision (`schema_change` says from which).
     `session()` reads a consistent snapshot. `writer()` takes SQLite's write lock when its
     transaction begins, so a read-modify-write in it cannot interleave with another writer
     (a deferred transaction that reads, then writes, fails outright when someone else
@@ -50,7 +53,11 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self.engine = _engine(path)
-        Base.metadata.create_all(self.engine)
+        try:
+            self.schema_change = schema.upgrade(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False

@@ -1,0 +1,52 @@
+"""A hub's data directory: held by one process at a time, its database at the newest schema."""
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from edgestack.hub.errors import StartRefused
+from edgestack.hub.store import Database
+from edgestack.hub.store.schema import SchemaChange
+
+__all__ = ["DATABASE", "LOCK", "hold", "migrate"]
+
+DATABASE = "hub.db"
+LOCK = "hub.lock"
+
+
+@contextmanager
+def hold(data_dir: Path, holder: str) -> Iterator[None]:
+    """Hold `data_dir` for `holder` (who it is, for the message others get) until the block ends.
+
+    An OS lock on `data_dir/hub.lock`, so it ends with the process however that ends: a hub
+    killed with -9 leaves nothing stale behind. Raises `StartRefused`, naming the directory
+    and who holds it, while another process does.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held_by = os.read(fd, 500).decode(errors="replace").strip() or "another process"
+            raise StartRefused(
+                f"data dir {data_dir} is held by {held_by}; one hub runs on a data dir at a "
+                "time: stop that one, or give this one another (--data-dir, or "
+                "EDGESTACK_HUB_DATA_DIR)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, holder.encode())
+        yield
+    finally:
+        # Closing the file releases the lock.
+        os.close(fd)
+
+
+def migrate(data_dir: Path) -> SchemaChange:
+    """Bring the database in `data_dir` to the newest schema while no hub runs on it."""
+    with hold(data_dir, f"edgestack hub migrate (process {os.getpid()})"):
+        database = Database(data_dir / DATABASE)
+        database.close()
+    return database.schema_change

@@ -1,0 +1,100 @@
+"""The hub's schema revisions against `tables.py`, and databases of other releases."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from edgestack.hub import migrate
+from edgestack.hub.errors import StartRefused
+from edgestack.hub.store import Base, Database, events, schema
+
+
+def older_database(path: Path, revision: str, *, before_revisions: bool = False) -> None:
+    """A database at `revision`; without `alembic_version`, as releases before revisions made
+    it, when `before_revisions`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path}")
+    schema.upgrade(engine, to=revision)
+    engine.dispose()
+    if before_revisions:
+        with sqlite3.connect(path) as db:
+            db.execute("DROP TABLE alembic_version")
+
+
+def test_the_newest_revision_builds_exactly_the_tables_declared(tmp_path: Path) -> None:
+    database = Database(tmp_path / "hub.db")
+
+    with database.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    database.close()
+
+    assert differences == [], (
+        "tables.py and the schema revisions disagree; write the revision that makes "
+        f"these changes (see edgestack.hub.store.schema): {differences}"
+    )
+
+
+def test_a_new_database_starts_at_the_newest_revision(tmp_path: Path) -> None:
+    database = Database(tmp_path / "hub.db")
+    database.close()
+
+    assert database.schema_change == schema.SchemaChange(before=None, after=schema.head())
+    assert schema.revisions()[0] == schema.FIRST_REVISION
+
+
+def test_a_database_made_before_revisions_is_taken_as_the_first_and_upgraded(
+    tmp_path: Path,
+) -> None:
+    older_database(tmp_path / "hub.db", schema.FIRST_REVISION, before_revisions=True)
+
+    database = Database(tmp_path / "hub.db")
+    with database.writer() as session:
+        # Revision 0001 refused events about no device.
+        events.record(session, "store_corrupt", "the hub's own event")
+        session.commit()
+    with database.session() as session:
+        stored = events.since(session)
+    database.close()
+
+    assert database.schema_change == schema.SchemaChange(
+        before=schema.FIRST_REVISION, after=schema.head(), adopted=True
+    )
+    assert [(e.device_id, e.event.message) for e in stored] == [(None, "the hub's own event")]
+
+
+def test_migrate_says_from_which_revision_to_which(tmp_path: Path) -> None:
+    older_database(tmp_path / "hub.db", schema.FIRST_REVISION)
+
+    first = migrate(tmp_path)
+    again = migrate(tmp_path)
+
+    assert (first.before, first.after, first.adopted) == (
+        schema.FIRST_REVISION,
+        schema.head(),
+        False,
+    )
+    assert f"{schema.FIRST_REVISION} upgraded to {schema.head()}" in str(first)
+    assert (again.before, again.after) == (schema.head(), schema.head())
+
+
+def test_a_database_of_a_newer_release_is_refused_and_left_alone(tmp_path: Path) -> None:
+    older_database(tmp_path / "hub.db", schema.head())
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'f00d'")
+        tables_before = db.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+
+    with pytest.raises(StartRefused) as refused:
+        Database(tmp_path / "hub.db")
+
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        version = db.execute("SELECT version_num FROM alembic_version").fetchall()
+        tables_after = db.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    assert "schema revision f00d" in str(refused.value)
+    assert "upgrade edgestack" in str(refused.value)
+    assert str(tmp_path / "hub.db") in str(refused.value)
+    assert version == [("f00d",)]
+    assert tables_after == tables_before
