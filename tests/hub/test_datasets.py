@@ -1,7 +1,10 @@
+import asyncio
 import io
+import threading
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import numpy as np
@@ -11,7 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from edgestack.bundle import InputSpec
+from edgestack.dataset import write_dataset
 from edgestack.hub.context import HubContext
+from edgestack.hub.store import datasets
 from edgestack.hub.store.samples import split_of
 from edgestack.hub.store.tables import DatasetVersionRow, SampleRow
 from edgestack.protocol import (
@@ -22,7 +27,7 @@ from edgestack.protocol import (
     SampleImport,
 )
 
-from .factories import ADMIN, SPEC, Device, count, sample_batch
+from .factories import ADMIN, SPEC, Device, count, sample_batch, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -252,3 +257,29 @@ async def test_datasets_need_the_admin_token(
 def _summaries(response: httpx.Response) -> list[DatasetSummary]:
     assert response.status_code == 200, response.text
     return [DatasetSummary.model_validate(item) for item in response.json()]
+
+
+async def test_samples_arrive_while_a_version_is_written(
+    client: httpx.AsyncClient, device: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _send(client, device, sample_batch(2, 2, label="normal"))
+    writing, ingested = threading.Event(), threading.Event()
+
+    def slow_write(*args: Any) -> None:
+        writing.set()
+        # Stands for a large file: the freeze goes on only once a sample got in meanwhile.
+        ingested.wait(timeout=30)
+        write_dataset(*args)
+
+    monkeypatch.setattr(datasets, "write_dataset", slow_write)
+    freezing = asyncio.create_task(_freeze(client, "default"))
+    await wait_until(writing.is_set, timeout_s=30)
+    await _send(client, device, sample_batch(2, label="worn"))
+    ingested.set()
+    first = await freezing
+    monkeypatch.undo()
+    second = await _freeze(client, "default")
+
+    assert not freezing.cancelled()
+    assert (first.version, first.counts.labels) == (1, {"normal": 2})
+    assert (second.version, second.counts.labels) == (2, {"normal": 2, "worn": 1})

@@ -4,6 +4,7 @@ notifier."""
 import asyncio
 import logging
 import os
+import threading
 from contextlib import ExitStack
 
 from edgestack.bundle import BundleStore
@@ -23,6 +24,8 @@ class HubContext:
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
         self.notifier = DesiredNotifier()
+        # One dataset freeze at a time, since each chooses the next version's number.
+        self.freezing = threading.Lock()
         self._db: Database | None = None
         self._bundles: BundleStore | None = None
         self._held = ExitStack()

@@ -47,7 +47,7 @@ def get_dataset(_: AdminDep, session: SessionDep, name: DatasetName) -> DatasetD
 @router.post("/v1/datasets/{name}/versions", status_code=201, operation_id="datasets-freeze")
 def freeze_dataset(
     _: AdminDep,
-    session: WriteSessionDep,
+    hub: HubDep,
     root: RootDep,
     name: DatasetName,
     spec: Annotated[
@@ -60,8 +60,14 @@ def freeze_dataset(
     404 for a dataset without samples, 409 when its samples mix input specs and no `spec`
     says which to freeze.
     """
-    version = datasets.freeze(session, root, name, spec)
-    session.commit()
+    # The file is written from a read snapshot, so samples keep arriving meanwhile; only
+    # recording the version takes the write lock.
+    with hub.freezing:
+        with hub.db.session() as session:
+            row = datasets.freeze(session, root, name, spec)
+        with hub.db.writer() as session:
+            version = datasets.record(session, row)
+            session.commit()
     return version
 
 

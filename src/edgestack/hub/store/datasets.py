@@ -23,7 +23,7 @@ from edgestack.protocol import (
     SampleCounts,
 )
 
-__all__ = ["detail", "freeze", "parquet", "summaries"]
+__all__ = ["detail", "freeze", "parquet", "record", "summaries"]
 
 
 def summaries(session: Session) -> list[DatasetSummary]:
@@ -68,12 +68,14 @@ def detail(session: Session, name: str) -> DatasetDetail:
     )
 
 
-def freeze(session: Session, root: Path, name: str, spec: str | None = None) -> DatasetVersion:
-    """Write every sample `name` holds now, of `spec` (needed only when it holds several),
-    to `root` as its next version.
+def freeze(session: Session, root: Path, name: str, spec: str | None = None) -> DatasetVersionRow:
+    """Write every sample `name` holds in `session`'s snapshot, of `spec` (needed only when it
+    holds several), to `root` as its next version; return the row that records it, for
+    `record` to add.
 
-    The caller must hold the write lock until it commits, so no sample arrives between
-    choosing the samples and recording the version.
+    Only reads: run it in a read session, so samples keep arriving while the file is written,
+    and `record` the row in a write session afterwards. Freezes of one hub run one at a time,
+    since the next version's number is chosen here.
     """
     present = {
         fingerprint: last_id
@@ -121,7 +123,7 @@ def freeze(session: Session, root: Path, name: str, spec: str | None = None) -> 
         .order_by(SampleRow.id)
     )
     write_dataset(root / file, input_spec, spec, rows)
-    row = DatasetVersionRow(
+    return DatasetVersionRow(
         dataset=name,
         version=version,
         spec=spec,
@@ -130,9 +132,13 @@ def freeze(session: Session, root: Path, name: str, spec: str | None = None) -> 
         counts=_counts(session, *chosen)[name].model_dump(mode="json"),
         file=file,
     )
-    session.add(row)
+
+
+def record(session: Session, version: DatasetVersionRow) -> DatasetVersion:
+    """Record a version `freeze` wrote."""
+    session.add(version)
     session.flush()
-    return _view(row)
+    return _view(version)
 
 
 def parquet(session: Session, root: Path, name: str, version: int) -> Path:
