@@ -5,11 +5,14 @@
 ...         print(device.device_id, device.reported.status if device.reported else "silent")
 """
 
+import time
+from collections.abc import Iterator
 from types import TracebackType
 
 import httpx
 from pydantic import TypeAdapter
 
+from edgestack.bundle import InputSpec
 from edgestack.protocol import (
     DatasetDetail,
     DatasetSummary,
@@ -25,6 +28,7 @@ from edgestack.protocol import (
     ModelView,
     ProfileView,
     SampleImport,
+    SampleRecord,
     problem_detail,
 )
 
@@ -35,6 +39,20 @@ _Models = TypeAdapter(list[ModelView])
 _Events = TypeAdapter(list[EventView])
 _Datasets = TypeAdapter(list[DatasetSummary])
 _Profiles = TypeAdapter(list[ProfileView])
+
+# The most one page of a listing holds.
+_PAGE = 1000
+
+
+def _window(
+    after_id: int, before_id: int | None, newest_first: bool, limit: int
+) -> dict[str, str | int]:
+    params: dict[str, str | int] = {"after_id": after_id, "limit": limit}
+    if before_id is not None:
+        params["before_id"] = before_id
+    if newest_first:
+        params["order"] = "newest"
+    return params
 
 
 class HubError(Exception):
@@ -110,17 +128,51 @@ class HubClient:
         return DeployResponse.model_validate_json(response.content)
 
     def events(
-        self, *, after_id: int = 0, device: str | None = None, limit: int = 100
+        self,
+        *,
+        after_id: int = 0,
+        before_id: int | None = None,
+        newest_first: bool = False,
+        device: str | None = None,
+        limit: int = 100,
     ) -> list[EventView]:
-        params: dict[str, str | int] = {"after_id": after_id, "limit": limit}
+        """One page of events: oldest first after `after_id`, or newest first before
+        `before_id` when `newest_first`."""
+        params = _window(after_id, before_id, newest_first, limit)
         if device:
             params["device"] = device
         return _Events.validate_json(self._call("GET", "/v1/events", params=params).content)
 
+    def follow_events(
+        self, *, after_id: int = 0, device: str | None = None, every_s: float = 1.0
+    ) -> Iterator[EventView]:
+        """Every event after `after_id` as it arrives, asking the hub every `every_s`; endless,
+        so stop iterating (or press Ctrl-C) to end it."""
+        while True:
+            page = self.events(after_id=after_id, device=device, limit=_PAGE)
+            yield from page
+            if page:
+                after_id = page[-1].id
+            if len(page) < _PAGE:
+                time.sleep(every_s)
+
     def samples(self, *, label: str | None = None, device: str | None = None) -> DatasetView:
-        params = {k: v for k, v in (("label", label), ("device", device)) if v}
-        response = self._call("GET", "/v1/samples", params=params)
-        return DatasetView.model_validate_json(response.content)
+        """Every collected sample, oldest first, asked for a page at a time."""
+        specs: dict[str, InputSpec] = {}
+        records: list[SampleRecord] = []
+        after_id = 0
+        while True:
+            params = _window(after_id, None, False, _PAGE)
+            params.update((k, v) for k, v in (("label", label), ("device", device)) if v)
+            response = self._call("GET", "/v1/samples", params=params)
+            page = DatasetView.model_validate_json(response.content)
+            specs.update(page.specs)
+            records.extend(page.samples)
+            last = page.samples[-1].id if page.samples else None
+            # A hub without paging gives no ids, and everything at once.
+            if len(page.samples) < _PAGE or last is None:
+                return DatasetView(specs=specs, samples=records)
+            after_id = last
 
     def datasets(self) -> list[DatasetSummary]:
         return _Datasets.validate_json(self._call("GET", "/v1/datasets").content)

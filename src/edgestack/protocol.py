@@ -341,6 +341,9 @@ class EventView(Wire):
 
 
 class SampleRecord(Wire):
+    id: int | None = Field(
+        default=None, description="the hub's id, for paging with after_id and before_id"
+    )
     device_id: DeviceId
     at: datetime
     label: Label

@@ -67,3 +67,49 @@ async def test_an_empty_event_batch_is_refused(
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.events: List should have at least 1 item")
     assert count(hub, EventRow) == 0
+
+
+async def test_events_page_newest_first_before_an_id(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    for _ in range(3):
+        await client.post(
+            "/v1/devices/motor-1/events",
+            content=event_batch(2).model_dump_json(),
+            headers=device.auth,
+        )
+    ids = [e["id"] for e in (await client.get("/v1/events", headers=ADMIN)).json()]
+
+    newest = await client.get("/v1/events", params={"order": "newest", "limit": 4}, headers=ADMIN)
+    before = await client.get(
+        "/v1/events",
+        params={"order": "newest", "limit": 4, "before_id": newest.json()[-1]["id"]},
+        headers=ADMIN,
+    )
+    between = await client.get(
+        "/v1/events", params={"after_id": ids[0], "before_id": ids[3]}, headers=ADMIN
+    )
+
+    assert [e["id"] for e in newest.json()] == ids[:1:-1]
+    assert [e["id"] for e in before.json()] == ids[1::-1]
+    assert [e["id"] for e in between.json()] == ids[1:3]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "query.limit"),
+        ({"limit": 1001}, "query.limit"),
+        ({"before_id": 0}, "query.before_id"),
+        ({"after_id": 2**63}, "query.after_id"),
+        ({"order": "sideways"}, "query.order"),
+    ],
+)
+async def test_a_page_out_of_bounds_is_refused_naming_the_parameter(
+    client: httpx.AsyncClient, params: dict[str, object], field: str
+) -> None:
+    for path in ("/v1/events", "/v1/samples"):
+        response = await client.get(path, params=params, headers=ADMIN)
+
+        assert response.status_code == 422
+        assert response.json()["detail"].startswith(f"{field}:")

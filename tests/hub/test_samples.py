@@ -75,3 +75,33 @@ async def test_a_sample_with_the_wrong_feature_count_is_refused_with_its_index(
     )
     assert count(hub, SampleRow) == 0
     assert count(hub, SpecRow) == 0
+
+
+async def test_samples_page_by_id_oldest_or_newest_first(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    await client.post(
+        "/v1/devices/motor-1/samples",
+        content=sample_batch(2, 2, 2, 2, 2).model_dump_json(),
+        headers=device.auth,
+    )
+
+    first = DatasetView.model_validate_json(
+        (await client.get("/v1/samples", params={"limit": 2}, headers=ADMIN)).content
+    )
+    after = first.samples[-1].id
+    assert after is not None
+    rest = DatasetView.model_validate_json(
+        (await client.get("/v1/samples", params={"after_id": after}, headers=ADMIN)).content
+    )
+    newest = DatasetView.model_validate_json(
+        (
+            await client.get("/v1/samples", params={"order": "newest", "limit": 2}, headers=ADMIN)
+        ).content
+    )
+
+    ids = [s.id for s in first.samples + rest.samples]
+    assert [s.features for s in first.samples + rest.samples] == [[float(i)] * 2 for i in range(5)]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    assert [s.id for s in newest.samples] == ids[:2:-1]
+    assert first.specs == rest.specs == {SPEC.fingerprint(): SPEC}

@@ -5,8 +5,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, emit
-from edgestack.protocol import DeployRequest
+from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, emit, fail
+from edgestack.client import HubError
+from edgestack.protocol import DeployRequest, EventView
 
 __all__ = ["deploy", "devices", "events", "models", "profiles"]
 
@@ -75,25 +76,41 @@ def events(
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     device: Annotated[str | None, typer.Option(help="Only this device's events.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="The newest this many.")] = 100,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Then print each new event as it comes, until Ctrl-C."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List events the devices raised, oldest first."""
+    """List the events of the devices and the hub, newest first."""
     with connect(hub, admin_token) as client:
-        rows = call(lambda: client.events(device=device, limit=limit))
-    table = Table("id", "device", "at", "kind", "label", "message")
-    cells = [
-        [
-            str(e.id),
-            e.device_id or "hub",
-            e.event.at.strftime("%H:%M:%S"),
-            e.event.kind,
-            e.event.label or "",
-            e.event.message,
-        ]
-        for e in rows
+        rows = call(lambda: client.events(device=device, limit=limit, newest_first=True))
+        table = Table("id", "device", "at", "kind", "label", "message")
+        emit(rows, as_json, table, [_event_cells(e) for e in rows])
+        if not follow:
+            return
+        after_id = max((e.id for e in rows), default=0)
+        try:
+            for event in client.follow_events(after_id=after_id, device=device):
+                # One line each, JSON Lines with --json, written at once for a pipe to see.
+                line = event.model_dump_json() if as_json else "  ".join(_event_cells(event))
+                print(line, flush=True)
+        except HubError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            return
+
+
+def _event_cells(e: EventView) -> list[str]:
+    return [
+        str(e.id),
+        e.device_id or "hub",
+        e.event.at.strftime("%H:%M:%S"),
+        e.event.kind,
+        e.event.label or "",
+        e.event.message,
     ]
-    emit(rows, as_json, table, cells)
 
 
 def profiles(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:

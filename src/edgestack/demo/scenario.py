@@ -151,7 +151,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         )
 
         _observe(progress, "inference on healthy machines", options.observe_s)
-        first_event = max((e.id for e in hub.events()), default=0)
+        newest = hub.events(newest_first=True, limit=1)
+        first_event = newest[0].id if newest else 0
         hub.update_desired(
             options.faulty_device, DesiredPatch(fault=FaultInjection(kind=options.fault))
         )

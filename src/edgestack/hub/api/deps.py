@@ -2,15 +2,16 @@
 
 import hmac
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import devices
+from edgestack.hub.store.db import Window
 
 __all__ = [
     "AdminDep",
@@ -18,6 +19,7 @@ __all__ = [
     "DeviceDep",
     "HubDep",
     "SessionDep",
+    "WindowDep",
     "WriteSessionDep",
     "matches",
 ]
@@ -48,6 +50,30 @@ def _write_session(hub: HubDep) -> Iterator[Session]:
 # not hold a pooled connection.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 WriteSessionDep = Annotated[Session, Depends(_write_session, scope="function")]
+
+
+# SQLite's integers are 64-bit; a larger id would not reach the query.
+_MAX_ID = 2**63 - 1
+
+
+def _window(
+    after_id: Annotated[int, Query(ge=0, le=_MAX_ID, description="only rows with a larger id")] = 0,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=_MAX_ID, description="only rows with a smaller id")
+    ] = None,
+    order: Annotated[
+        Literal["oldest", "newest"],
+        Query(description="oldest first (follow with after_id) or newest first (before_id)"),
+    ] = "oldest",
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+) -> Window:
+    return Window(
+        after_id=after_id, before_id=before_id, newest_first=order == "newest", limit=limit
+    )
+
+
+# One page of a listing; the next starts after (or, newest first, before) its last id.
+WindowDep = Annotated[Window, Depends(_window)]
 
 
 def _unauthorized(detail: str) -> HTTPException:

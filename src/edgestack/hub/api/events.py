@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, DeviceDep, SessionDep, WriteSessionDep
+from edgestack.hub.api.deps import AdminDep, DeviceDep, SessionDep, WindowDep, WriteSessionDep
 from edgestack.hub.store import events
 from edgestack.protocol import EventBatch, EventView, IngestAck
 
@@ -26,9 +26,10 @@ def ingest_events(device_id: DeviceDep, batch: EventBody, session: WriteSessionD
 def list_events(
     _: AdminDep,
     session: SessionDep,
+    window: WindowDep,
     device: Annotated[str | None, Query(description="only this device's events")] = None,
-    after_id: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EventView]:
-    """Events oldest first; pass the last id seen as `after_id` to follow the stream."""
-    return events.since(session, after_id=after_id, device_id=device, limit=limit)
+    """One page of events, oldest first: pass the last id seen as `after_id` for the next page
+    and to follow the stream. With `order=newest`, newest first: pass the last id seen as
+    `before_id` for the page before."""
+    return events.since(session, window, device_id=device)

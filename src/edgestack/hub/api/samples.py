@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, DeviceDep, SessionDep, WriteSessionDep
+from edgestack.hub.api.deps import AdminDep, DeviceDep, SessionDep, WindowDep, WriteSessionDep
 from edgestack.hub.store import samples
 from edgestack.protocol import DatasetView, IngestAck, SampleBatch
 
@@ -26,8 +26,10 @@ def ingest_samples(device_id: DeviceDep, batch: SampleBody, session: WriteSessio
 def list_samples(
     _: AdminDep,
     session: SessionDep,
+    window: WindowDep,
     label: Annotated[str | None, Query(description="only samples with this label")] = None,
     device: Annotated[str | None, Query(description="only this device's samples")] = None,
 ) -> DatasetView:
-    """The collected training set, with the input spec of every sample."""
-    return samples.dataset(session, label=label, device_id=device)
+    """One page of the collected training set, with the input spec of every sample on it;
+    pages as `GET /v1/events` does, by the samples' `id`."""
+    return samples.dataset(session, window, label=label, device_id=device)

@@ -2,18 +2,21 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Dialect, Engine, create_engine, event
+from sqlalchemy import DateTime, Dialect, Engine, Select, create_engine, event
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from edgestack.hub.store import schema
 
-__all__ = ["Base", "Database", "UTCDateTime", "utcnow"]
+__all__ = ["Base", "Database", "UTCDateTime", "Window", "utcnow"]
+
+Q = TypeVar("Q", bound=Select[Any])
 
 
 def utcnow() -> datetime:
@@ -39,6 +42,25 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which rows a listing returns: ids above `after_id` and below `before_id`, oldest first
+    or newest first, at most `limit`. The next page starts after (oldest first) or before
+    (newest first) the last id of this one; a page shorter than `limit` is the last."""
+
+    after_id: int = 0
+    before_id: int | None = None
+    newest_first: bool = False
+    limit: int = 100
+
+    def apply(self, query: Q, id_column: InstrumentedAttribute[int]) -> Q:
+        query = query.where(id_column > self.after_id)
+        if self.before_id is not None:
+            query = query.where(id_column < self.before_id)
+        order = id_column.desc() if self.newest_first else id_column.asc()
+        return query.order_by(order).limit(self.limit)
 
 
 class Database:

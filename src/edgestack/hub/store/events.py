@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgestack.hub.store import batches, devices
-from edgestack.hub.store.db import utcnow
+from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import EventRow
 from edgestack.protocol import Event, EventBatch, EventKind, EventView, IngestAck
 
@@ -60,10 +60,10 @@ def record(
 
 
 def since(
-    session: Session, *, after_id: int = 0, device_id: str | None = None, limit: int = 100
+    session: Session, window: Window | None = None, *, device_id: str | None = None
 ) -> list[EventView]:
-    """Events with an id above `after_id`, oldest first."""
-    query = select(EventRow).where(EventRow.id > after_id).order_by(EventRow.id).limit(limit)
+    """The events in `window`, of `device_id` only when given."""
+    query = (window or Window()).apply(select(EventRow), EventRow.id)
     if device_id is not None:
         query = query.where(EventRow.device_id == device_id)
     return [

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from edgestack.bundle import InputSpec
 from edgestack.hub.errors import Unprocessable
 from edgestack.hub.store import batches, devices
-from edgestack.hub.store.db import utcnow
+from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import SampleRow, SpecRow
 from edgestack.protocol import (
     DataSample,
@@ -83,16 +83,21 @@ def split_of(source: str, at: datetime) -> Split:
 
 
 def dataset(
-    session: Session, *, label: str | None = None, device_id: str | None = None
+    session: Session,
+    window: Window | None = None,
+    *,
+    label: str | None = None,
+    device_id: str | None = None,
 ) -> DatasetView:
-    """Samples in arrival order, with every spec they were computed under."""
-    query = select(SampleRow).order_by(SampleRow.id)
+    """The samples in `window`, with every spec they were computed under."""
+    query = (window or Window()).apply(select(SampleRow), SampleRow.id)
     if label is not None:
         query = query.where(SampleRow.label == label)
     if device_id is not None:
         query = query.where(SampleRow.device_id == device_id)
     records = [
         SampleRecord(
+            id=row.id,
             device_id=row.device_id,
             at=row.at,
             label=row.label,
