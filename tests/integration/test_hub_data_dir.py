@@ -193,3 +193,18 @@ def test_a_second_hub_on_the_same_data_dir_is_refused_until_the_first_dies(
     assert migrating.returncode == 1
     assert f"process {first}" in migrating.stdout
     assert after_kill
+
+
+def test_migrate_upgrades_a_data_dir_of_the_release_before_and_says_how(tmp_path: Path) -> None:
+    released_data_dir(tmp_path / "hub")
+
+    first = edgestack("hub", "migrate", "--data-dir", str(tmp_path / "hub"))
+    again = edgestack("hub", "migrate", "--data-dir", str(tmp_path / "hub"))
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (
+        f"schema revision {schema.FIRST_REVISION} (made before schema revisions were kept) "
+        f"upgraded to {schema.head()}"
+    ) in first.stdout
+    assert again.returncode == 0
+    assert f"schema revision {schema.head()}, the newest; nothing to do" in again.stdout
