@@ -43,12 +43,13 @@ def migrate(data_dir: DataDirOpt = None) -> None:
     """Upgrade the hub's database to this release's schema and say from which revision.
 
     Refused while a hub runs on the data dir."""
-    from edgestack.hub import HubSettings, migrate
+    from edgestack.hub import HubSettings
+    from edgestack.hub import migrate as migrate_data_dir
     from edgestack.hub.errors import StartRefused
 
     settings = load_settings(HubSettings, data_dir=data_dir)
     try:
-        change = migrate(settings.data_dir)
+        change = migrate_data_dir(settings.data_dir)
     except StartRefused as exc:
         raise fail(str(exc)) from None
     console.print(f"{settings.data_dir}: {change}", highlight=False)

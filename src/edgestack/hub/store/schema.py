@@ -78,13 +78,15 @@ def upgrade(engine: Engine, *, to: str = "head") -> SchemaChange:
     Raises `StartRefused` when the database is at a revision this release does not know.
     """
     with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None, "a connection just opened"
         # Batch mode drops and recreates tables that others refer to, which SQLite allows
         # only with foreign keys off, a setting it ignores inside a transaction.
-        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        driver.execute("PRAGMA foreign_keys=OFF")
         try:
             return _upgrade(engine, connection, to)
         finally:
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+            driver.execute("PRAGMA foreign_keys=ON")
 
 
 def _upgrade(engine: Engine, connection: Connection, to: str) -> SchemaChange:
