@@ -98,3 +98,35 @@ def test_a_database_of_a_newer_release_is_refused_and_left_alone(tmp_path: Path)
     assert str(tmp_path / "hub.db") in str(refused.value)
     assert version == [("f00d",)]
     assert tables_after == tables_before
+
+
+def test_every_revision_goes_back_and_up_again_keeping_what_the_older_schema_holds(
+    tmp_path: Path,
+) -> None:
+    database = Database(tmp_path / "hub.db")
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        db.execute(
+            "INSERT INTO devices VALUES ('motor-1', 'x', '2025-01-01 00:00:00', NULL, '{}', '{}',"
+            " 0, NULL, '{}')"
+        )
+        db.executemany(
+            "INSERT INTO events (device_id, batch_id, received_at, event) VALUES"
+            " (?, '', '2025-01-01 00:00:00', '{}')",
+            [("motor-1",), (None,)],
+        )
+
+    schema.downgrade(database.engine, to=schema.FIRST_REVISION)
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        kept = db.execute("SELECT device_id FROM events").fetchall()
+    schema.downgrade(database.engine, to="base")
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        left = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    again = schema.upgrade(database.engine)
+    with database.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    database.close()
+
+    assert kept == [("motor-1",)]
+    assert left == [("alembic_version",)]
+    assert (again.before, again.after) == (None, schema.head())
+    assert differences == []

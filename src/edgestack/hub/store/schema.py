@@ -22,6 +22,8 @@ To change the schema (add a column, a table, an index):
     op.add_column("devices", sa.Column("note", sa.String(200), nullable=True))
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from edgestack.hub.errors import StartRefused
 
-__all__ = ["FIRST_REVISION", "SchemaChange", "head", "revisions", "upgrade"]
+__all__ = ["FIRST_REVISION", "SchemaChange", "downgrade", "head", "revisions", "upgrade"]
 
 FIRST_REVISION = "0001"
 """The schema as released before the hub kept revisions."""
@@ -55,7 +57,7 @@ class SchemaChange:
         if self.before is None:
             return f"new database at schema revision {self.after}"
         if self.before == self.after and not self.adopted:
-            return f"schema revision {self.after}, the newest; nothing to do"
+            return f"schema revision {self.after} already; nothing to do"
         made = " (made before schema revisions were kept)" if self.adopted else ""
         return f"schema revision {self.before}{made} upgraded to {self.after}"
 
@@ -77,6 +79,36 @@ def upgrade(engine: Engine, *, to: str = "head") -> SchemaChange:
 
     Raises `StartRefused` when the database is at a revision this release does not know.
     """
+    with _connect(engine) as connection:
+        before = _current(connection)
+        adopted = before is None and inspect(connection).has_table("devices")
+        connection.rollback()
+        known = revisions()
+        if before is not None and before not in known:
+            raise StartRefused(
+                f"{engine.url.database} is at schema revision {before}, which this release "
+                f"of edgestack does not know (it knows {', '.join(known)}): a newer release "
+                "made it; run that release, or upgrade edgestack"
+            )
+        config = _config(connection)
+        if adopted:
+            command.stamp(config, FIRST_REVISION)
+            before = FIRST_REVISION
+        command.upgrade(config, to)
+        return SchemaChange(before=before, after=_done(connection), adopted=adopted)
+
+
+def downgrade(engine: Engine, *, to: str) -> None:
+    """Take the database on `engine` back to revision `to`, for an older release to run on;
+    what later revisions can hold and earlier ones cannot (say, the hub's own events before
+    0002) is lost."""
+    with _connect(engine) as connection:
+        command.downgrade(_config(connection), to)
+        _done(connection)
+
+
+@contextmanager
+def _connect(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         driver = connection.connection.driver_connection
         assert driver is not None, "a connection just opened"
@@ -84,39 +116,33 @@ def upgrade(engine: Engine, *, to: str = "head") -> SchemaChange:
         # only with foreign keys off, a setting it ignores inside a transaction.
         driver.execute("PRAGMA foreign_keys=OFF")
         try:
-            return _upgrade(engine, connection, to)
+            yield connection
         finally:
             driver.execute("PRAGMA foreign_keys=ON")
 
 
-def _upgrade(engine: Engine, connection: Connection, to: str) -> SchemaChange:
-    before = MigrationContext.configure(connection).get_current_revision()
-    connection.rollback()
-    adopted = before is None and inspect(connection).has_table("devices")
-    connection.rollback()
-    known = revisions()
-    if before is not None and before not in known:
-        raise StartRefused(
-            f"{engine.url.database} is at schema revision {before}, which this release of "
-            f"edgestack does not know (it knows {', '.join(known)}): a newer release made it; "
-            "run that release, or upgrade edgestack"
-        )
+def _config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_SCRIPTS))
     config.attributes["connection"] = connection
-    if adopted:
-        command.stamp(config, FIRST_REVISION)
-        before = FIRST_REVISION
-    command.upgrade(config, to)
+    return config
+
+
+def _current(connection: Connection) -> str | None:
+    revision = MigrationContext.configure(connection).get_current_revision()
+    connection.rollback()
+    return revision
+
+
+def _done(connection: Connection) -> str:
+    """Commit the migration and return the revision it reached; fails when it left rows
+    that refer to none, which foreign keys, off while migrating, did not stop."""
     connection.commit()
     violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
     connection.rollback()
     if violations:
-        raise RuntimeError(f"the schema upgrade left rows pointing nowhere: {violations[:5]}")
-    after = MigrationContext.configure(connection).get_current_revision()
-    connection.rollback()
-    assert after is not None
-    return SchemaChange(before=before, after=after, adopted=adopted)
+        raise RuntimeError(f"the schema migration left rows pointing nowhere: {violations[:5]}")
+    return _current(connection) or "base"
 
 
 def _scripts() -> ScriptDirectory:
