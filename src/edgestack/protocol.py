@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from edgestack.bundle import Digest, InputSpec, Manifest, Name
+from edgestack.bundle import Digest, InputSpec, Manifest, Name, PublicKey
 
 __all__ = [
     "PROTOCOL",
@@ -38,6 +38,7 @@ __all__ = [
     "FaultInjection",
     "Hardware",
     "IngestAck",
+    "KeyView",
     "Label",
     "ModelView",
     "Problem",
@@ -99,6 +100,11 @@ class EnrolRequest(Wire):
 class EnrolResponse(Wire):
     device_id: DeviceId
     device_token: str
+    signing_keys: list[PublicKey] = Field(
+        default_factory=list,
+        description="the hub's bundle signing keys, oldest first, for the device to pin",
+        max_length=100,
+    )
 
 
 # -- the twin ----------------------------------------------------------------
@@ -307,6 +313,13 @@ class ProfileView(Wire):
     speed_factor: float = Field(
         gt=0, description="device latency over the reference machine's, for the same model"
     )
+
+
+class KeyView(Wire):
+    """One of the hub's bundle signing keys; the active one signs new registrations."""
+
+    key: PublicKey
+    active: bool
 
 
 class ModelView(Wire):

@@ -4,7 +4,7 @@ from typing import Any
 import httpx
 import pytest
 
-from edgestack.bundle import Footprint, digest
+from edgestack.bundle import Footprint
 from edgestack.hub.context import HubContext
 
 from .factories import ADMIN, Device, Enrol, packed_bundle, wait_until
@@ -25,7 +25,9 @@ async def _register(
     data = packed_bundle("motor", version, model=f"model v{version}".encode(), footprint=footprint)
     response = await client.post("/v1/models", content=data, headers=RAW)
     assert response.status_code == 201, response.text
-    return digest(data)
+    assert response.json()["version"] == version
+    digest: str = response.json()["digest"]
+    return digest
 
 
 async def test_deploy_sets_the_latest_bundle_on_every_device(

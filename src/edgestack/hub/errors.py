@@ -1,12 +1,15 @@
 """Refusals raised below the API; each becomes `{"detail": message}` with its status."""
 
-__all__ = ["BadRequest", "Conflict", "HubProblem", "NotFound", "Unprocessable"]
+from typing import ClassVar
+
+__all__ = ["BadRequest", "Conflict", "HubProblem", "NotFound", "Unavailable", "Unprocessable"]
 
 
 class HubProblem(Exception):
     """A request the hub refuses; the message names what is wrong and the fix."""
 
     status = 400
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -27,3 +30,10 @@ class Conflict(HubProblem):
 
 class Unprocessable(HubProblem):
     status = 422
+
+
+class Unavailable(HubProblem):
+    """The hub cannot serve this now; clients retry after `Retry-After` seconds."""
+
+    status = 503
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "60"}
