@@ -36,6 +36,7 @@ __all__ = [
     "EventKind",
     "EventView",
     "FaultInjection",
+    "Feeds",
     "Hardware",
     "IngestAck",
     "KeyView",
@@ -167,12 +168,25 @@ class DesiredPatch(Wire):
     profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
 
 
+_Word = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Feeds(Wire):
+    """What a device can feed a model: its source's channels at its rate, and the feature
+    extractors it has registered. Deployments are checked against it."""
+
+    sensors: list[_Word] = Field(max_length=256)
+    rate_hz: float = Field(gt=0)
+    extractors: list[_Word] = Field(max_length=256)
+
+
 class ReportedState(Wire):
     desired_version: int = Field(ge=0)
     bundle: BundleRef | None = None
     status: Literal["idle", "collecting", "running", "error"]
     error: str | None = None
     hardware: Hardware
+    feeds: Feeds | None = Field(default=None, description="what the device can feed a model")
 
 
 # -- data from the device ----------------------------------------------------
@@ -332,12 +346,18 @@ class ModelView(Wire):
 
 
 class DeployRequest(Wire):
+    """Which model version goes to which devices: name them in `devices`, or set `all`."""
+
     model: Name
     version: int | None = Field(default=None, ge=1, description="latest when left out")
-    devices: list[DeviceId] | None = Field(default=None, description="every device when left out")
+    devices: list[DeviceId] | None = Field(
+        default=None, description="the devices to deploy to; leave out with all"
+    )
+    all: bool = Field(default=False, description="deploy to every enrolled device")
     force: bool = Field(
         default=False,
-        description="skip the check that the bundle's footprint fits each device's profile",
+        description="skip the checks that each device can feed the bundle and that its "
+        "footprint fits the device's profile",
     )
 
 

@@ -27,6 +27,7 @@ from edgestack.agent.settings import AgentSettings
 from edgestack.agent.store import LocalStore
 from edgestack.appspec import AppSpecError, load_app_spec, motor_app
 from edgestack.bundle import BundleError, BundleStore, PublicKey, TrustedKeys
+from edgestack.processing import EXTRACTORS
 from edgestack.protocol import (
     BundleRef,
     DataSample,
@@ -34,6 +35,7 @@ from edgestack.protocol import (
     EnrolRequest,
     Event,
     EventBatch,
+    Feeds,
     Hardware,
     ReportedState,
     SampleBatch,
@@ -272,6 +274,11 @@ class Agent:
             status=self._status(),
             error=self.error,
             hardware=_hardware(),
+            feeds=Feeds(
+                sensors=list(self.source.channels),
+                rate_hz=self.source.rate_hz,
+                extractors=EXTRACTORS.names(),
+            ),
         )
 
     # -- the hot path ------------------------------------------------------
