@@ -22,6 +22,7 @@ from edgestack.protocol import (
     DeviceView,
     EventView,
     IngestAck,
+    KeyView,
     ModelView,
     ProfileView,
     SampleImport,
@@ -35,6 +36,7 @@ _Models = TypeAdapter(list[ModelView])
 _Events = TypeAdapter(list[EventView])
 _Datasets = TypeAdapter(list[DatasetSummary])
 _Profiles = TypeAdapter(list[ProfileView])
+_Keys = TypeAdapter(list[KeyView])
 
 
 class HubError(Exception):
@@ -108,6 +110,14 @@ class HubClient:
 
     def profiles(self) -> list[ProfileView]:
         return _Profiles.validate_json(self._call("GET", "/v1/profiles").content)
+
+    def keys(self) -> list[KeyView]:
+        """The hub's bundle signing keys, oldest first; the active one signs."""
+        return _Keys.validate_json(self._call("GET", "/v1/keys").content)
+
+    def rotate_keys(self) -> list[KeyView]:
+        """Make the hub sign with a new key, endorsed by the active one; answer every key."""
+        return _Keys.validate_json(self._call("POST", "/v1/keys/rotate").content)
 
     def deploy(self, request: DeployRequest) -> DeployResponse:
         response = self._call("POST", "/v1/deployments", content=request.model_dump_json())

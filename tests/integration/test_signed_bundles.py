@@ -1,6 +1,7 @@
 """An agent refuses a bundle whose signature does not hold and keeps its model, against a
 real hub and agent; a hub refuses to serve a bundle corrupt on its disk."""
 
+import json
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,9 @@ from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import ModelRow
 from edgestack.learning import train_classifier
 from edgestack.processing import vibration_spec
-from edgestack.protocol import DeployRequest, ReportedState
+from edgestack.protocol import DeployRequest, KeyView, ReportedState
+
+from .test_cli import cli
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +136,29 @@ def test_a_bundle_corrupt_on_the_hubs_disk_never_reaches_the_agent(tmp_path: Pat
     assert rotten.digest in corrupt[0].event.message
     assert last is not None and last.bundle is not None
     assert last.bundle.digest == good.digest
+
+
+def test_after_a_key_rotation_an_enrolled_agent_runs_bundles_the_new_key_signed(
+    tmp_path: Path,
+) -> None:
+    with LocalFleet(tmp_path, [DEVICE]) as fleet:
+        fleet.start_hub()
+        fleet.start_agents()
+        wait_until(lambda: _reported(fleet), timeout_s=60, what="the agent to report")
+
+        rotated = cli(fleet, "keys", "rotate")
+        listed = cli(fleet, "keys", "list", "--json")
+        model = fleet.client.register_model(_bundle(1).pack())
+        fleet.client.deploy(DeployRequest(model="motor", devices=[DEVICE]))
+        running = wait_until(
+            lambda: (r := _reported(fleet)) and r.bundle and r.bundle.digest == model.digest,
+            timeout_s=60,
+            what="the bundle signed by the new key to run",
+        )
+
+    keys = [KeyView.model_validate(k) for k in json.loads(listed.stdout)]
+    assert rotated.returncode == 0, rotated.stdout
+    assert [k.active for k in keys] == [False, True]
+    assert f"signing with key {keys[1].key.key_id}" in rotated.stdout
+    assert model.manifest.key_id == keys[1].key.key_id
+    assert running

@@ -138,7 +138,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         model = hub.register_model(bundle.pack())
         progress.advance(task)
 
-        deployment = hub.deploy(DeployRequest(model=MODEL_NAME, version=model.version))
+        deployment = hub.deploy(
+            DeployRequest(model=MODEL_NAME, version=model.version, devices=list(options.devices))
+        )
         task = progress.add_task("deploying to every device", total=len(deployment.devices))
         wait_until(
             lambda: _reach(
