@@ -168,16 +168,17 @@ class DesiredPatch(Wire):
     profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
 
 
-_Word = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# Generous: a real source's channels are named after its topics or ports.
+_Word = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class Feeds(Wire):
     """What a device can feed a model: its source's channels at its rate, and the feature
     extractors it has registered. Deployments are checked against it."""
 
-    sensors: list[_Word] = Field(max_length=256)
+    sensors: list[_Word] = Field(max_length=1024)
     rate_hz: float = Field(gt=0)
-    extractors: list[_Word] = Field(max_length=256)
+    extractors: list[_Word] = Field(max_length=1024)
 
 
 class ReportedState(Wire):
