@@ -1,6 +1,6 @@
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -148,3 +148,16 @@ async def test_models_are_listed_by_name_and_version(client: httpx.AsyncClient) 
         ("motor", 2),
         ("pump", 1),
     ]
+
+
+async def test_a_signature_lasts_as_long_as_the_hub_is_set_to(
+    client: httpx.AsyncClient, hub: HubContext
+) -> None:
+    hub.settings.signature_days = 2
+    before = datetime.now(UTC)
+
+    created = await client.post("/v1/models", content=packed_bundle(), headers=RAW)
+
+    expires = ModelView.model_validate_json(created.content).manifest.expires_at
+    assert expires is not None
+    assert before + timedelta(days=2) <= expires <= datetime.now(UTC) + timedelta(days=2)

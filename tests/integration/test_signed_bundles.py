@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
-from edgestack.bundle import Bundle, BundleStore, digest
+from edgestack.agent.store import LocalStore
+from edgestack.bundle import Bundle, BundleStore, PublicKey, digest
 from edgestack.demo import LocalFleet, wait_until
 from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database
@@ -20,6 +22,8 @@ from edgestack.processing import vibration_spec
 from edgestack.protocol import DeployRequest, KeyView, ReportedState
 
 from .test_cli import cli
+
+_PINNED = TypeAdapter(list[PublicKey])
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +166,37 @@ def test_after_a_key_rotation_an_enrolled_agent_runs_bundles_the_new_key_signed(
     assert f"signing with key {keys[1].key.key_id}" in rotated.stdout
     assert model.manifest.key_id == keys[1].key.key_id
     assert running
+
+
+def test_an_agent_enrolled_before_bundles_were_signed_enrols_again_to_pin_the_keys(
+    tmp_path: Path,
+) -> None:
+    store_path = tmp_path / DEVICE / "agent.db"
+    with LocalFleet(tmp_path, [DEVICE]) as fleet:
+        fleet.start_hub()
+        fleet.start_agents()
+        wait_until(lambda: _reported(fleet), timeout_s=60, what="the agent to enrol")
+        fleet.stop_agents()
+        store = LocalStore(store_path)
+        old_token = store.get("device_token")
+        store.set("signing_keys", None)
+        store.close()
+
+        fleet.start_agents()
+        pinned = wait_until(
+            partial(_stored, store_path, "signing_keys"), timeout_s=60, what="keys pinned again"
+        )
+        new_token = _stored(store_path, "device_token")
+
+    assert new_token != old_token
+    assert [k.key_id for k in _PINNED.validate_json(pinned)] == [
+        k.key_id for k in HubKeys(tmp_path / "hub" / "keys").public()
+    ]
+
+
+def _stored(path: Path, key: str) -> str | None:
+    store = LocalStore(path)
+    try:
+        return store.get(key)
+    finally:
+        store.close()
