@@ -1,5 +1,6 @@
 import contextlib
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -7,7 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgestack.bundle import Bundle, BundleError, BundleStore, FeatureSpec, InputSpec, digest
+from edgestack.bundle import (
+    Bundle,
+    BundleError,
+    BundleStore,
+    FeatureSpec,
+    InputSpec,
+    Manifest,
+    SignatureError,
+    TrustedKeys,
+    digest,
+)
 
 SPEC = InputSpec(
     sensors=["a"],
@@ -112,3 +123,27 @@ def test_any_altered_byte_is_caught(data: st.DataObject) -> None:
         Bundle.unpack(bytes(altered), expected_digest=digest(packed))
     with contextlib.suppress(BundleError):
         Bundle.unpack(bytes(altered))
+
+
+def test_a_manifest_from_before_signing_still_parses_and_verifies_as_unsigned() -> None:
+    bundle = make()
+    old = bundle.manifest.model_dump(
+        mode="json", exclude={"key_id", "key_chain", "expires_at", "signature"}
+    )
+
+    parsed = Manifest.model_validate_json(json.dumps(old))
+
+    assert parsed == bundle.manifest
+    with pytest.raises(SignatureError) as refused:
+        TrustedKeys([]).verify(parsed)
+    assert refused.value.reason == "unsigned"
+
+
+def test_the_signed_bytes_leave_out_the_signature_and_ignore_layout() -> None:
+    manifest = make().manifest.model_copy(update={"signature": "ab" * 64})
+
+    reread = Manifest.model_validate_json(manifest.model_dump_json(indent=4))
+
+    assert reread.signed_bytes() == manifest.signed_bytes()
+    assert b"signature" not in manifest.signed_bytes()
+    assert b'"key_id":null' in manifest.signed_bytes()

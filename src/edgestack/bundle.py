@@ -7,18 +7,25 @@ trained a model and what runs it read the same manifest.
 
     data = Bundle.create(name="m", version=1, labels=["ok", "worn"], input=spec, model=onnx).pack()
     Bundle.unpack(data, expected_digest=digest(data))   # raises BundleError if anything is off
+
+The hub signs each manifest it registers with its Ed25519 key; a device verifies the
+signature against the keys it pinned at enrolment (`TrustedKeys`) before it stores a bundle.
 """
 
 import hashlib
 import io
+import json
 import os
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 __all__ = [
@@ -29,15 +36,23 @@ __all__ = [
     "FeatureSpec",
     "Footprint",
     "InputSpec",
+    "KeyId",
     "Lineage",
     "Manifest",
     "Name",
+    "PublicKey",
+    "SignatureError",
     "StageSpec",
+    "TrustedKeys",
     "digest",
+    "key_id",
 ]
 
 Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+_RawKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+_Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 
 MANIFEST = "manifest.json"
 MODEL = "model.onnx"
@@ -46,6 +61,18 @@ MAX_BUNDLE_BYTES = 256 * 1024 * 1024
 
 class BundleError(ValueError):
     """A bundle that cannot be trusted or read; the message says why."""
+
+
+class SignatureError(BundleError):
+    """A bundle whose signature does not hold; `reason` says which check failed:
+    `unsigned`, `unknown_key` (signed by no key this device trusts), `forged` (the signature
+    does not match the manifest) or `expired`."""
+
+    def __init__(
+        self, reason: Literal["unsigned", "unknown_key", "forged", "expired"], message: str
+    ) -> None:
+        super().__init__(f"signature {reason}: {message}")
+        self.reason = reason
 
 
 class StageSpec(BaseModel):
@@ -108,6 +135,29 @@ class Lineage(BaseModel):
     optimisation: str | None = Field(default=None, description="fp16, int8_static, pruned, ...")
 
 
+class PublicKey(BaseModel):
+    """A hub's signing key as devices pin it. A key made by rotation is endorsed by the key
+    that signed before it, so a device that pinned the older key comes to trust the new one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_id: KeyId = Field(description="the first 16 hex digits of the raw key's sha256")
+    public_key: _RawKey = Field(description="the raw Ed25519 public key, hex")
+    endorsed_by: KeyId | None = None
+    endorsement: _Signature | None = Field(
+        default=None, description="endorsed_by's signature over endorsed_bytes()"
+    )
+
+    def endorsed_bytes(self) -> bytes:
+        """What an endorsement signs: this key's id and raw key."""
+        return f"edgestack-key:{self.key_id}:{self.public_key}".encode()
+
+
+def key_id(raw_public_key: bytes) -> str:
+    """The id of a raw Ed25519 public key."""
+    return hashlib.sha256(raw_public_key).hexdigest()[:16]
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -121,6 +171,94 @@ class Manifest(BaseModel):
     lineage: Lineage | None = None
     model_sha256: Digest
     created_at: datetime
+    key_id: KeyId | None = Field(default=None, description="the hub key that signed it")
+    key_chain: list[PublicKey] = Field(
+        default_factory=list,
+        description="the hub's keys up to key_id, each endorsed by the one before, for "
+        "devices that pinned an older key",
+        max_length=100,
+    )
+    expires_at: datetime | None = Field(default=None, description="devices refuse it after")
+    signature: _Signature | None = Field(
+        default=None, description="Ed25519 over signed_bytes(), hex; set by the hub"
+    )
+
+    def signed_bytes(self) -> bytes:
+        """What the signature covers: the manifest without its signature, as compact JSON
+        with sorted keys, so it does not depend on how manifest.json was laid out."""
+        fields = self.model_dump(mode="json", exclude={"signature"})
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+class TrustedKeys:
+    """The hub keys a device trusts: those it pinned at enrolment and those they endorsed.
+
+    trusted = TrustedKeys(enrol_response.signing_keys)
+    trusted.verify(bundle.manifest)   # raises SignatureError naming the reason
+    """
+
+    def __init__(self, keys: Iterable[PublicKey]) -> None:
+        self._keys = {key.key_id: key for key in keys}
+
+    @property
+    def keys(self) -> list[PublicKey]:
+        return list(self._keys.values())
+
+    def verify(self, manifest: Manifest, *, now: datetime | None = None) -> bool:
+        """Check the manifest's signature; True when its key chain taught new trusted keys
+        (worth saving), which happens only for a manifest whose signature holds."""
+        if manifest.signature is None or manifest.key_id is None:
+            raise SignatureError(
+                "unsigned", "the manifest carries no signature; register it with the hub"
+            )
+        learnt = self._endorsed(manifest.key_chain)
+        signer = learnt.get(manifest.key_id) or self._keys.get(manifest.key_id)
+        if signer is None:
+            raise SignatureError(
+                "unknown_key",
+                f"key {manifest.key_id} is not one this device pinned, nor endorsed by one; "
+                "enrol the device again with the hub that signed it",
+            )
+        if not _holds(signer.public_key, manifest.signature, manifest.signed_bytes()):
+            raise SignatureError(
+                "forged",
+                f"the signature of key {manifest.key_id} does not match the manifest: "
+                "it was altered after signing",
+            )
+        when = now or datetime.now(UTC)
+        if manifest.expires_at is not None and manifest.expires_at <= when:
+            raise SignatureError(
+                "expired",
+                f"the signature expired at {manifest.expires_at.isoformat()}; register the "
+                "model again for a fresh signature",
+            )
+        self._keys.update(learnt)
+        return bool(learnt)
+
+    def _endorsed(self, chain: list[PublicKey]) -> dict[str, PublicKey]:
+        learnt: dict[str, PublicKey] = {}
+        for link in chain:
+            if link.key_id in self._keys or link.key_id in learnt:
+                continue
+            endorser = learnt.get(link.endorsed_by or "") or self._keys.get(link.endorsed_by or "")
+            if (
+                endorser is not None
+                and link.endorsement is not None
+                and link.key_id == key_id(bytes.fromhex(link.public_key))
+                and _holds(endorser.public_key, link.endorsement, link.endorsed_bytes())
+            ):
+                learnt[link.key_id] = link
+        return learnt
+
+
+def _holds(public_key: str, signature: str, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(
+            bytes.fromhex(signature), message
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def digest(data: bytes) -> str:
@@ -137,7 +275,7 @@ class Bundle:
         cls,
         *,
         name: str,
-        version: int,
+        version: int = 1,
         labels: list[str],
         input: InputSpec,
         model: bytes,
@@ -145,6 +283,8 @@ class Bundle:
         footprint: Footprint | None = None,
         lineage: Lineage | None = None,
     ) -> "Bundle":
+        """A bundle of `model`, unsigned; the hub sets its version and signs it when it
+        registers it, so `version` matters only to bundles that never meet a hub."""
         manifest = Manifest(
             name=name,
             version=version,
@@ -223,11 +363,20 @@ class BundleStore:
     def has(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def put(self, data: bytes, *, expected_digest: str | None = None) -> Bundle:
-        """Verify and store; return the bundle. Nothing is written if verification fails."""
+    def put(
+        self,
+        data: bytes,
+        *,
+        expected_digest: str | None = None,
+        trusted: TrustedKeys | None = None,
+    ) -> Bundle:
+        """Verify (its signature too, against `trusted`, when given) and store; return the
+        bundle. Nothing is written if verification fails."""
         if len(data) > MAX_BUNDLE_BYTES:
             raise BundleError(f"bundle is {len(data)} bytes; the limit is {MAX_BUNDLE_BYTES}")
         bundle = Bundle.unpack(data, expected_digest=expected_digest)
+        if trusted is not None:
+            trusted.verify(bundle.manifest)
         target = self.path(digest(data))
         if not target.exists():
             # Write aside and rename, so a kill mid-write never leaves a half bundle under its name.

@@ -25,6 +25,7 @@ from edgestack.protocol import (
     DeviceView,
     EventView,
     IngestAck,
+    KeyView,
     ModelView,
     ProfileView,
     SampleImport,
@@ -39,6 +40,7 @@ _Models = TypeAdapter(list[ModelView])
 _Events = TypeAdapter(list[EventView])
 _Datasets = TypeAdapter(list[DatasetSummary])
 _Profiles = TypeAdapter(list[ProfileView])
+_Keys = TypeAdapter(list[KeyView])
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -104,6 +106,10 @@ class HubClient:
         return DesiredState.model_validate_json(response.content)
 
     def register_model(self, bundle: bytes, *, digest: str | None = None) -> ModelView:
+        """Register a packed bundle (`digest`: what its bytes must hash to). The hub numbers
+        it the next version of its name and signs it: the answer holds that version and the
+        signed bundle's digest, which deployments and devices use. The same bytes again
+        answer the version they got the first time."""
         response = self._call(
             "POST",
             "/v1/models",
@@ -122,6 +128,14 @@ class HubClient:
 
     def profiles(self) -> list[ProfileView]:
         return _Profiles.validate_json(self._call("GET", "/v1/profiles").content)
+
+    def keys(self) -> list[KeyView]:
+        """The hub's bundle signing keys, oldest first; the active one signs."""
+        return _Keys.validate_json(self._call("GET", "/v1/keys").content)
+
+    def rotate_keys(self) -> list[KeyView]:
+        """Make the hub sign with a new key, endorsed by the active one; answer every key."""
+        return _Keys.validate_json(self._call("POST", "/v1/keys/rotate").content)
 
     def deploy(self, request: DeployRequest) -> DeployResponse:
         response = self._call("POST", "/v1/deployments", content=request.model_dump_json())

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from edgestack.bundle import Digest, InputSpec, Manifest, Name
+from edgestack.bundle import Digest, InputSpec, Manifest, Name, PublicKey
 
 __all__ = [
     "PROTOCOL",
@@ -36,8 +36,10 @@ __all__ = [
     "EventKind",
     "EventView",
     "FaultInjection",
+    "Feeds",
     "Hardware",
     "IngestAck",
+    "KeyView",
     "Label",
     "ModelView",
     "Problem",
@@ -99,6 +101,11 @@ class EnrolRequest(Wire):
 class EnrolResponse(Wire):
     device_id: DeviceId
     device_token: str
+    signing_keys: list[PublicKey] = Field(
+        default_factory=list,
+        description="the hub's bundle signing keys, oldest first, for the device to pin",
+        max_length=100,
+    )
 
 
 # -- the twin ----------------------------------------------------------------
@@ -161,12 +168,26 @@ class DesiredPatch(Wire):
     profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
 
 
+# Generous: a real source's channels are named after its topics or ports.
+_Word = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class Feeds(Wire):
+    """What a device can feed a model: its source's channels at its rate, and the feature
+    extractors it has registered. Deployments are checked against it."""
+
+    sensors: list[_Word] = Field(max_length=1024)
+    rate_hz: float = Field(gt=0)
+    extractors: list[_Word] = Field(max_length=1024)
+
+
 class ReportedState(Wire):
     desired_version: int = Field(ge=0)
     bundle: BundleRef | None = None
     status: Literal["idle", "collecting", "running", "error"]
     error: str | None = None
     hardware: Hardware
+    feeds: Feeds | None = Field(default=None, description="what the device can feed a model")
 
 
 # -- data from the device ----------------------------------------------------
@@ -309,6 +330,13 @@ class ProfileView(Wire):
     )
 
 
+class KeyView(Wire):
+    """One of the hub's bundle signing keys; the active one signs new registrations."""
+
+    key: PublicKey
+    active: bool
+
+
 class ModelView(Wire):
     name: Name
     version: int
@@ -319,12 +347,18 @@ class ModelView(Wire):
 
 
 class DeployRequest(Wire):
+    """Which model version goes to which devices: name them in `devices`, or set `all`."""
+
     model: Name
     version: int | None = Field(default=None, ge=1, description="latest when left out")
-    devices: list[DeviceId] | None = Field(default=None, description="every device when left out")
+    devices: list[DeviceId] | None = Field(
+        default=None, description="the devices to deploy to; leave out with all"
+    )
+    all: bool = Field(default=False, description="deploy to every enrolled device")
     force: bool = Field(
         default=False,
-        description="skip the check that the bundle's footprint fits each device's profile",
+        description="skip the checks that each device can feed the bundle and that its "
+        "footprint fits the device's profile",
     )
 
 

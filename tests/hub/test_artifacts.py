@@ -2,20 +2,23 @@ import httpx
 import pytest
 
 from edgestack.bundle import digest
+from edgestack.hub.context import HubContext
+from edgestack.hub.store.tables import EventRow
 
-from .factories import ADMIN, Device, packed_bundle
+from .factories import ADMIN, Device, count, packed_bundle
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def bundle(client: httpx.AsyncClient) -> bytes:
+async def bundle(client: httpx.AsyncClient, hub: HubContext) -> bytes:
+    """The signed bundle the hub stored for one it was given."""
     data = packed_bundle(model=bytes(range(256)) * 40)
     response = await client.post(
         "/v1/models", content=data, headers={**ADMIN, "Content-Type": "application/octet-stream"}
     )
     assert response.status_code == 201
-    return data
+    return hub.bundles.path(response.json()["digest"]).read_bytes()
 
 
 async def test_a_device_downloads_a_bundle_by_digest(
@@ -61,3 +64,40 @@ async def test_artifacts_need_a_token_of_the_fleet(
 
     assert response.status_code == 401
     assert "token" in response.json()["detail"]
+
+
+async def test_a_bundle_corrupt_on_disk_is_refused_with_503_and_one_store_corrupt_event(
+    client: httpx.AsyncClient, hub: HubContext, device: Device, bundle: bytes
+) -> None:
+    url = f"/v1/artifacts/{digest(bundle)}"
+    served = await client.get(url, headers=device.auth)
+    path = hub.bundles.path(digest(bundle))
+    path.write_bytes(bundle[:-1] + bytes([bundle[-1] ^ 1]))
+
+    first = await client.get(url, headers=device.auth)
+    second = await client.get(url, headers=device.auth)
+
+    assert served.status_code == 200
+    for refused in (first, second):
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "60"
+        assert refused.json()["detail"].startswith(f"bundle {digest(bundle)} is corrupt")
+    assert count(hub, EventRow) == 1
+    listed = (await client.get("/v1/events", headers=ADMIN)).json()
+    assert [(e["device_id"], e["event"]["kind"]) for e in listed] == [(None, "store_corrupt")]
+
+
+async def test_a_bundle_restored_on_disk_is_served_again(
+    client: httpx.AsyncClient, hub: HubContext, device: Device, bundle: bytes
+) -> None:
+    url = f"/v1/artifacts/{digest(bundle)}"
+    path = hub.bundles.path(digest(bundle))
+    path.write_bytes(b"garbage")
+    refused = await client.get(url, headers=device.auth)
+
+    path.write_bytes(bundle)
+    served = await client.get(url, headers=device.auth)
+
+    assert refused.status_code == 503
+    assert served.status_code == 200
+    assert served.content == bundle

@@ -1,13 +1,15 @@
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from edgestack.bundle import Footprint, digest
+from edgestack.bundle import Footprint
 from edgestack.hub.context import HubContext
+from edgestack.protocol import Feeds, ReportedState
 
-from .factories import ADMIN, Device, Enrol, packed_bundle, wait_until
+from .factories import ADMIN, HARDWARE, SPEC, Device, Enrol, packed_bundle, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -16,7 +18,34 @@ RAW = {**ADMIN, "Content-Type": "application/octet-stream"}
 SLOW_ON_A_PI = Footprint(
     model_bytes=200_000, peak_ram_bytes=4_000_000, latency_ms_p50=2, latency_ms_p99=4
 )
-PI_REFUSAL = "model takes about 24.00 ms per window (p99) on pi, the budget is 20.00 ms"
+PI_REFUSAL = (
+    "(profile pi) model takes about 24.00 ms per window (p99) on pi, the budget is 20.00 ms"
+)
+Ready = Callable[..., Awaitable[Device]]
+FEEDS = Feeds(sensors=SPEC.sensors, rate_hz=SPEC.rate_hz, extractors=["fft_bands", "time_stats"])
+
+
+@pytest.fixture
+def ready(client: httpx.AsyncClient, enrol: Enrol) -> Ready:
+    """Enrol a device that reports it can feed the bundles `packed_bundle` makes."""
+
+    async def ready(device_id: str, feeds: Feeds | None = FEEDS) -> Device:
+        device = await enrol(device_id)
+        state = ReportedState(desired_version=0, status="idle", hardware=HARDWARE, feeds=feeds)
+        response = await client.put(
+            f"/v1/devices/{device_id}/reported",
+            content=state.model_dump_json(),
+            headers=device.auth,
+        )
+        assert response.status_code == 200, response.text
+        return device
+
+    return ready
+
+
+@pytest.fixture
+async def device(ready: Ready) -> Device:
+    return await ready("motor-1")
 
 
 async def _register(
@@ -25,17 +54,21 @@ async def _register(
     data = packed_bundle("motor", version, model=f"model v{version}".encode(), footprint=footprint)
     response = await client.post("/v1/models", content=data, headers=RAW)
     assert response.status_code == 201, response.text
-    return digest(data)
+    assert response.json()["version"] == version
+    digest: str = response.json()["digest"]
+    return digest
 
 
 async def test_deploy_sets_the_latest_bundle_on_every_device(
-    client: httpx.AsyncClient, device: Device, enrol: Enrol
+    client: httpx.AsyncClient, device: Device, ready: Ready
 ) -> None:
-    await enrol("motor-2")
+    await ready("motor-2")
     await _register(client, 1)
     latest = await _register(client, 2)
 
-    response = await client.post("/v1/deployments", json={"model": "motor"}, headers=ADMIN)
+    response = await client.post(
+        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+    )
 
     assert response.status_code == 200
     ref = {"name": "motor", "version": 2, "digest": latest}
@@ -46,9 +79,9 @@ async def test_deploy_sets_the_latest_bundle_on_every_device(
 
 
 async def test_deploy_to_named_devices_at_a_version_wakes_their_long_polls(
-    client: httpx.AsyncClient, hub: HubContext, device: Device, enrol: Enrol
+    client: httpx.AsyncClient, hub: HubContext, device: Device, ready: Ready
 ) -> None:
-    await enrol("motor-2")
+    await ready("motor-2")
     first = await _register(client, 1)
     await _register(client, 2)
     poll = asyncio.create_task(
@@ -75,11 +108,11 @@ async def test_deploy_to_named_devices_at_a_version_wakes_their_long_polls(
     ("request_body", "detail"),
     [
         (
-            {"model": "pump"},
+            {"model": "pump", "all": True},
             "model 'pump' is not registered; register it with POST /v1/models",
         ),
         (
-            {"model": "motor", "version": 3},
+            {"model": "motor", "version": 3, "all": True},
             "model 'motor' has no version 3; registered versions: 1",
         ),
         (
@@ -120,29 +153,33 @@ async def test_a_bundle_that_fits_every_profile_deploys(
     fits = SLOW_ON_A_PI.model_copy(update={"latency_ms_p99": 1.0})
     ref = await _register(client, 1, fits)
 
-    response = await client.post("/v1/deployments", json={"model": "motor"}, headers=ADMIN)
+    response = await client.post(
+        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+    )
 
     assert response.status_code == 200, response.text
     assert (await _desired(client))["motor-1"]["bundle"]["digest"] == ref
 
 
 async def test_a_bundle_too_slow_for_one_device_is_refused_for_all_naming_why(
-    client: httpx.AsyncClient, device: Device, enrol: Enrol
+    client: httpx.AsyncClient, device: Device, ready: Ready
 ) -> None:
-    await enrol("motor-2")
-    await enrol("motor-3")
+    await ready("motor-2")
+    await ready("motor-3")
     await _set_profile(client, "motor-2", "ipc")
     await _register(client, 1, SLOW_ON_A_PI)
     before = await _desired(client)
 
-    response = await client.post("/v1/deployments", json={"model": "motor"}, headers=ADMIN)
+    response = await client.post(
+        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+    )
 
     assert response.status_code == 409
     assert response.json()["detail"] == (
-        f"model 'motor' version 1 does not fit 2 of 3 devices: motor-1 (profile pi): "
-        f"{PI_REFUSAL} | motor-3 (profile pi): {PI_REFUSAL}; deploy a smaller or optimised "
-        "version, set the devices' profile in their desired state if it is wrong, or set "
-        "force (edgestack deploy --force) to deploy anyway"
+        f"model 'motor' version 1 cannot run on 2 of 3 devices: motor-1: {PI_REFUSAL} | "
+        f"motor-3: {PI_REFUSAL}; deploy a version they can run, set the devices' profile in "
+        "their desired state if it is wrong, or set force (edgestack deploy --force) to "
+        "deploy anyway"
     )
     assert await _desired(client) == before
 
@@ -153,7 +190,7 @@ async def test_force_deploys_where_the_bundle_does_not_fit(
     ref = await _register(client, 1, SLOW_ON_A_PI)
 
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", "force": True}, headers=ADMIN
+        "/v1/deployments", json={"model": "motor", "all": True, "force": True}, headers=ADMIN
     )
 
     assert response.status_code == 200, response.text
@@ -180,6 +217,72 @@ async def test_a_bundle_never_measured_deploys_to_any_profile(
     await _set_profile(client, "motor-1", "mcu")
     await _register(client, 1, footprint=None)
 
-    response = await client.post("/v1/deployments", json={"model": "motor"}, headers=ADMIN)
+    response = await client.post(
+        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+    )
 
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("targets", "detail"),
+    [
+        ({}, "neither was given"),
+        ({"devices": ["motor-1"], "all": True}, "not both"),
+        ({"devices": []}, "devices: the list is empty"),
+    ],
+)
+async def test_a_deployment_must_name_its_targets_or_all_else_422(
+    client: httpx.AsyncClient, device: Device, targets: dict[str, object], detail: str
+) -> None:
+    await _register(client, 1)
+
+    response = await client.post(
+        "/v1/deployments", json={"model": "motor", **targets}, headers=ADMIN
+    )
+
+    assert response.status_code == 422
+    assert detail in response.json()["detail"]
+    assert "--all" in response.json()["detail"]
+    assert (await _desired(client))["motor-1"]["version"] == 0
+
+
+async def test_a_device_that_cannot_feed_the_model_is_refused_for_all_naming_why(
+    client: httpx.AsyncClient, device: Device, ready: Ready
+) -> None:
+    imu = Feeds(sensors=["accel_x", "accel_y", "accel_z"], rate_hz=100, extractors=["fft_bands"])
+    await ready("imu-1", imu)
+    await _register(client, 1)
+    before = await _desired(client)
+
+    refused = await client.post(
+        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+    )
+    forced = await client.post(
+        "/v1/deployments", json={"model": "motor", "all": True, "force": True}, headers=ADMIN
+    )
+
+    assert refused.status_code == 409
+    assert refused.json()["detail"].startswith(
+        "model 'motor' version 1 cannot run on 1 of 2 devices: imu-1: model needs sensors "
+        "vib_x, vib_y, the device feeds accel_x, accel_y, accel_z; model needs 400 Hz, the "
+        "device samples at 100 Hz; model needs feature extractors the device lacks: time_stats;"
+    )
+    assert before["motor-1"]["version"] == before["imu-1"]["version"] == 0
+    assert forced.status_code == 200, forced.text
+    assert forced.json()["devices"] == ["imu-1", "motor-1"]
+
+
+async def test_a_device_that_never_reported_what_it_feeds_is_a_misfit_unless_forced(
+    client: httpx.AsyncClient, enrol: Enrol
+) -> None:
+    await enrol("silent-1")
+    await _register(client, 1)
+    deploy = {"model": "motor", "devices": ["silent-1"]}
+
+    refused = await client.post("/v1/deployments", json=deploy, headers=ADMIN)
+    forced = await client.post("/v1/deployments", json={**deploy, "force": True}, headers=ADMIN)
+
+    assert refused.status_code == 409
+    assert "silent-1: it has not reported what it can feed a model" in refused.json()["detail"]
+    assert forced.status_code == 200, forced.text

@@ -1,8 +1,15 @@
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import httpx
 import pytest
 
-from edgestack.bundle import Bundle, digest
+from edgestack.bundle import Bundle, BundleStore, TrustedKeys, digest
 from edgestack.hub.context import HubContext
+from edgestack.hub.signing import HubKeys
+from edgestack.hub.store import Database, registry
 from edgestack.hub.store.tables import ModelRow
 from edgestack.protocol import ModelView
 
@@ -17,28 +24,45 @@ def _files(hub: HubContext) -> list[str]:
     return sorted(p.name for p in hub.bundles.root.iterdir())
 
 
-async def test_a_bundle_is_registered_once(client: httpx.AsyncClient, hub: HubContext) -> None:
-    data = packed_bundle()
+async def test_a_bundle_is_registered_once_signed_as_the_next_version(
+    client: httpx.AsyncClient, hub: HubContext
+) -> None:
+    data = packed_bundle(version=7)
 
     created = await client.post(
         "/v1/models", content=data, params={"digest": digest(data)}, headers=RAW
     )
     again = await client.post("/v1/models", content=data, headers=RAW)
 
-    assert created.status_code == 201
+    assert created.status_code == 201, created.text
     view = ModelView.model_validate_json(created.content)
-    assert (view.name, view.version, view.digest, view.size_bytes) == (
-        "motor",
-        1,
-        digest(data),
-        len(data),
-    )
-    assert view.manifest == Bundle.unpack(data).manifest
+    stored = hub.bundles.path(view.digest).read_bytes()
+    assert (view.name, view.version, view.size_bytes) == ("motor", 1, len(stored))
+    assert digest(stored) == view.digest != digest(data)
+    signed = Bundle.unpack(stored).manifest
+    assert view.manifest == signed
+    assert signed.key_id == hub.keys.public()[-1].key_id
+    assert TrustedKeys(hub.keys.public()).verify(signed) is False
+    uploaded = Bundle.unpack(data).manifest
+    unsigned = {"version", "key_id", "key_chain", "expires_at", "signature"}
+    assert signed.model_dump(exclude=unsigned) == uploaded.model_dump(exclude=unsigned)
     assert again.status_code == 200
     assert again.json() == created.json()
-    assert _files(hub) == [f"{digest(data)}.bundle"]
+    assert _files(hub) == [f"{view.digest}.bundle"]
     listed = await client.get("/v1/models", headers=ADMIN)
     assert listed.json() == [created.json()]
+
+
+async def test_the_signed_bundle_registered_again_is_the_same_version(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post("/v1/models", content=packed_bundle(), headers=RAW)
+    signed = await client.get(f"/v1/artifacts/{created.json()['digest']}", headers=ADMIN)
+
+    again = await client.post("/v1/models", content=signed.content, headers=RAW)
+
+    assert again.status_code == 200
+    assert again.json() == created.json()
 
 
 async def test_a_digest_mismatch_is_400_and_stores_nothing(
@@ -78,23 +102,44 @@ async def test_bytes_that_are_no_bundle_are_400(client: httpx.AsyncClient, hub: 
     assert _files(hub) == []
 
 
-async def test_other_bytes_under_a_taken_name_and_version_are_409(
+async def test_other_bytes_under_a_name_become_its_next_version(
     client: httpx.AsyncClient, hub: HubContext
 ) -> None:
-    first = packed_bundle(model=b"first")
-    await client.post("/v1/models", content=first, headers=RAW)
+    first = await client.post("/v1/models", content=packed_bundle(model=b"first"), headers=RAW)
 
-    response = await client.post("/v1/models", content=packed_bundle(model=b"second"), headers=RAW)
+    second = await client.post("/v1/models", content=packed_bundle(model=b"second"), headers=RAW)
 
-    assert response.status_code == 409
-    assert "bump manifest.version" in response.json()["detail"]
-    assert count(hub, ModelRow) == 1
-    assert _files(hub) == [f"{digest(first)}.bundle"]
+    assert second.status_code == 201
+    assert (first.json()["version"], second.json()["version"]) == (1, 2)
+    assert count(hub, ModelRow) == 2
+    assert _files(hub) == sorted(f"{r.json()['digest']}.bundle" for r in (first, second))
+
+
+def test_concurrent_registrations_of_a_name_all_succeed_with_different_versions(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "hub.db")
+    bundles, keys = BundleStore(tmp_path / "artifacts"), HubKeys(tmp_path / "keys")
+    start = threading.Barrier(4)
+
+    def register(n: int) -> int:
+        start.wait()
+        with db.writer() as session:
+            data = packed_bundle(model=f"trainer {n}".encode())
+            view, _ = registry.register(session, bundles, keys, data, ttl=timedelta(days=1))
+            session.commit()
+            return view.version
+
+    with ThreadPoolExecutor(4) as pool:
+        versions = list(pool.map(register, range(4)))
+    db.close()
+
+    assert sorted(versions) == [1, 2, 3, 4]
 
 
 async def test_models_are_listed_by_name_and_version(client: httpx.AsyncClient) -> None:
-    for name, version in (("motor", 2), ("pump", 1), ("motor", 1)):
-        await client.post("/v1/models", content=packed_bundle(name, version), headers=RAW)
+    for name, model in (("motor", b"a"), ("pump", b"b"), ("motor", b"c")):
+        await client.post("/v1/models", content=packed_bundle(name, model=model), headers=RAW)
 
     listed = await client.get("/v1/models", headers=ADMIN)
 
@@ -103,3 +148,16 @@ async def test_models_are_listed_by_name_and_version(client: httpx.AsyncClient) 
         ("motor", 2),
         ("pump", 1),
     ]
+
+
+async def test_a_signature_lasts_as_long_as_the_hub_is_set_to(
+    client: httpx.AsyncClient, hub: HubContext
+) -> None:
+    hub.settings.signature_days = 2
+    before = datetime.now(UTC)
+
+    created = await client.post("/v1/models", content=packed_bundle(), headers=RAW)
+
+    expires = ModelView.model_validate_json(created.content).manifest.expires_at
+    assert expires is not None
+    assert before + timedelta(days=2) <= expires <= datetime.now(UTC) + timedelta(days=2)

@@ -1,15 +1,17 @@
-"""`edgestack deploy` and `profiles` against a real hub process."""
+"""`edgestack deploy`, `profiles` and `devices` against a real hub process and agents."""
 
 import json
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from edgestack.bundle import Bundle, Footprint
-from edgestack.demo import LocalFleet
-from edgestack.processing import vibration_spec
-from edgestack.protocol import EnrolRequest, Hardware
+from edgestack.demo import LocalFleet, wait_until
+from edgestack.learning import train_classifier
+from edgestack.processing import EXTRACTORS, vibration_spec
+from edgestack.protocol import EnrolRequest, EnrolResponse, Feeds, Hardware, ReportedState
 
 from .test_cli import cli
 
@@ -19,35 +21,112 @@ PI = Hardware(cores=4, ram_mb=2048, arch="aarch64", providers=["CPUExecutionProv
 TOO_BIG_FOR_A_PI = Footprint(
     model_bytes=100 * 1024 * 1024, peak_ram_bytes=1024, latency_ms_p50=0.1, latency_ms_p99=0.1
 )
+IMU_APP = """
+name: fall-watch
+sources:
+  - kind: imu
+    params: {seed: 1}
+window: 100
+hop: 100
+extractors:
+  - {kind: time_stats}
+"""
 
 
-def test_deploy_names_the_device_a_model_does_not_fit_and_force_overrides(
+def _enrol_a_pi(fleet: LocalFleet, device_id: str, feeds: Feeds) -> None:
+    """A device without an agent: enrolled with a pi's hardware, reporting `feeds`."""
+    enrol = EnrolRequest(device_id=device_id, enrol_token=fleet.enrol_token, hardware=PI)
+    answer = httpx.post(f"{fleet.hub_url}/v1/enrol", content=enrol.model_dump_json())
+    token = EnrolResponse.model_validate_json(answer.raise_for_status().content).device_token
+    state = ReportedState(desired_version=0, status="idle", hardware=PI, feeds=feeds)
+    httpx.put(
+        f"{fleet.hub_url}/v1/devices/{device_id}/reported",
+        content=state.model_dump_json(),
+        headers={"Authorization": f"Bearer {token}"},
+    ).raise_for_status()
+
+
+def test_deploy_names_its_targets_and_the_device_a_model_does_not_fit_and_force_overrides(
     tmp_path: Path,
 ) -> None:
+    spec = vibration_spec(rate_hz=1000.0, window=250, hop=250)
     bundle = Bundle.create(
         name="motor",
-        version=1,
         labels=["normal", "worn"],
-        input=vibration_spec(rate_hz=1000.0, window=250, hop=250),
+        input=spec,
         model=b"onnx-model",
         footprint=TOO_BIG_FOR_A_PI,
     )
+    feeds = Feeds(sensors=spec.sensors, rate_hz=spec.rate_hz, extractors=EXTRACTORS.names())
     with LocalFleet(tmp_path, []) as fleet:
         fleet.start_hub()
-        enrol = EnrolRequest(device_id="edge-1", enrol_token=fleet.enrol_token, hardware=PI)
-        httpx.post(f"{fleet.hub_url}/v1/enrol", content=enrol.model_dump_json()).raise_for_status()
+        _enrol_a_pi(fleet, "edge-1", feeds)
         fleet.client.register_model(bundle.pack())
 
         profiles = cli(fleet, "profiles", "--json")
         devices = cli(fleet, "devices")
-        refused = cli(fleet, "deploy", "motor")
-        forced = cli(fleet, "deploy", "motor", "--force")
+        untargeted = cli(fleet, "deploy", "motor")
+        refused = cli(fleet, "deploy", "motor", "--device", "edge-1")
+        forced = cli(fleet, "deploy", "motor", "--all", "--force")
 
     assert [p["name"] for p in json.loads(profiles.stdout)] == ["mcu", "pi", "ipc", "cloud"]
     assert "edge-1" in devices.stdout and "pi" in devices.stdout
+    assert untargeted.returncode == 1
+    assert "422" in untargeted.stdout and "--all" in untargeted.stdout
     assert refused.returncode == 1
     refusal = " ".join(refused.stdout.split())
     assert "409" in refusal
-    assert "edge-1 (profile pi): model is 100.00 MB, profile pi holds 64.00 MB" in refusal
+    assert "edge-1: (profile pi) model is 100.00 MB, profile pi holds 64.00 MB" in refusal
     assert forced.returncode == 0, forced.stdout
     assert "motor v1 desired on edge-1" in forced.stdout
+
+
+def _motor_bundle() -> bytes:
+    spec = vibration_spec()
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(30, len(spec.features))).astype(np.float32)
+    trained = train_classifier(features, ["normal", "imbalance", "bearing_wear"] * 10, seed=1)
+    return Bundle.create(name="motor", labels=trained.labels, input=spec, model=trained.onnx).pack()
+
+
+def test_a_motor_model_is_refused_for_an_imu_device_and_a_forced_one_shows_why_it_fails(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "imu.yaml"
+    app.write_text(IMU_APP)
+    with LocalFleet(tmp_path, ["edge-1", "imu-1"]) as fleet:
+        fleet.start_hub()
+        fleet.start_agent("edge-1")
+        fleet.start_agent("imu-1", app=app)
+        wait_until(
+            lambda: len([d for d in fleet.client.devices() if d.reported]) == 2,
+            timeout_s=60,
+            what="both agents to report",
+        )
+        fleet.client.register_model(_motor_bundle())
+
+        refused = cli(fleet, "deploy", "motor", "--all")
+        deployed = cli(fleet, "deploy", "motor", "--device", "edge-1")
+        forced = cli(fleet, "deploy", "motor", "--device", "imu-1", "--force")
+        wait_until(
+            lambda: all(
+                d.reported and d.reported.status in ("running", "error")
+                for d in fleet.client.devices()
+            ),
+            timeout_s=60,
+            what="both agents to apply the model",
+        )
+        table = cli(fleet, "devices")
+        as_json = cli(fleet, "devices", "--json")
+
+    assert refused.returncode == 1
+    refusal = " ".join(refused.stdout.split())
+    assert "cannot run on 1 of 2 devices: imu-1: model needs sensors" in refusal
+    assert deployed.returncode == 0, deployed.stdout
+    assert forced.returncode == 0, forced.stdout
+    reported = {d["device_id"]: d["reported"] for d in json.loads(as_json.stdout)}
+    assert reported["edge-1"]["status"] == "running"
+    assert reported["imu-1"]["status"] == "error"
+    assert "expects sensors" in reported["imu-1"]["error"]
+    imu_row = next(line for line in table.stdout.splitlines() if "imu-1" in line)
+    assert "error" in imu_row and "bundle: " in imu_row

@@ -68,6 +68,10 @@ def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
     )
     assert manifest["metrics"]["accuracy"] >= 0.9
     assert "cv_macro_f1_mean" in manifest["metrics"]
+    # Measured like an optimised model, so deployments check it against device profiles.
+    footprint = manifest["footprint"]
+    assert 0 < footprint["model_bytes"] < first["size_bytes"]
+    assert 0 < footprint["latency_ms_p50"] <= footprint["latency_ms_p99"]
     assert second["manifest"]["lineage"]["trainer"] == "logistic_regression"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.image.imread(png).ndim == 3

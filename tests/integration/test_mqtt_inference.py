@@ -98,7 +98,11 @@ def test_mqtt_readings_are_classified_on_the_agent_and_alarms_reach_the_hub(
         fleet.start_hub()
         fleet.start_agent("press-4", app=app_path)
         model = fleet.client.register_model(bundle)
-        wait_until(fleet.client.devices, timeout_s=60, what="the agent to enrol")
+        wait_until(
+            lambda: [d for d in fleet.client.devices() if d.reported],
+            timeout_s=60,
+            what="the agent to report what it can feed",
+        )
         fleet.client.deploy(DeployRequest(model="press-shaking", devices=["press-4"]))
         wait_until(
             lambda: (

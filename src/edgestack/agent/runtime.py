@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol, runtime_checkable
 
 import onnxruntime
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from edgestack.agent.hotpath import HotPath, LoadedModel
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable
@@ -26,7 +26,8 @@ from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
 from edgestack.agent.store import LocalStore
 from edgestack.appspec import AppSpecError, load_app_spec, motor_app
-from edgestack.bundle import BundleError, BundleStore
+from edgestack.bundle import BundleError, BundleStore, PublicKey, TrustedKeys
+from edgestack.processing import EXTRACTORS
 from edgestack.protocol import (
     BundleRef,
     DataSample,
@@ -34,6 +35,7 @@ from edgestack.protocol import (
     EnrolRequest,
     Event,
     EventBatch,
+    Feeds,
     Hardware,
     ReportedState,
     SampleBatch,
@@ -47,6 +49,7 @@ log = logging.getLogger("edgestack.agent")
 # Labelled windows leave in batches: at most this many, or this old, whichever comes first.
 _SAMPLE_BATCH = 64
 _SAMPLE_BATCH_AGE_S = 3.0
+_PINNED = TypeAdapter(list[PublicKey])
 
 
 @runtime_checkable
@@ -67,6 +70,8 @@ class Agent:
         self.store = LocalStore(settings.data_dir / "agent.db")
         self.bundles = BundleStore(settings.data_dir / "bundles")
         self.link = HubLink(settings.hub_url)
+        pinned = self.store.get("signing_keys")
+        self.trusted = TrustedKeys(_PINNED.validate_json(pinned) if pinned else [])
         self.hot = HotPath(self.source, app.input_spec(self.source))
         self.hot.rule = AlarmRule(app.rules)
         self.applied = DesiredState()
@@ -111,7 +116,8 @@ class Agent:
 
     async def _restore(self) -> None:
         token = self.store.get("device_token")
-        if token:
+        # Enrolled before the hub signed bundles: enrol again to pin its keys.
+        if token and self.trusted.keys:
             self.link.token = token
             self._enrolled.set()
         saved = self.store.get("desired")
@@ -136,6 +142,8 @@ class Agent:
                 backoff.note(exc)
                 await backoff.sleep()
         self.store.set("device_token", response.device_token)
+        self.trusted = TrustedKeys(response.signing_keys)
+        self.store.set("signing_keys", _PINNED.dump_json(self.trusted.keys).decode())
         self.link.token = response.device_token
         self._report_due = True
         self._enrolled.set()
@@ -207,7 +215,14 @@ class Agent:
     async def _fetch(self, ref: BundleRef) -> LoadedModel:
         if not self.bundles.has(ref.digest):
             data = await self.link.artifact(ref.digest)
-            self.bundles.put(data, expected_digest=ref.digest)
+            pinned = len(self.trusted.keys)
+            # Its signature is checked before it is stored, so a refused bundle never lands.
+            await asyncio.to_thread(
+                self.bundles.put, data, expected_digest=ref.digest, trusted=self.trusted
+            )
+            if len(self.trusted.keys) != pinned:
+                # The key chain of a bundle signed after a rotation taught a newer hub key.
+                self.store.set("signing_keys", _PINNED.dump_json(self.trusted.keys).decode())
         bundle = await asyncio.to_thread(self.bundles.load, ref.digest)
         return await asyncio.to_thread(LoadedModel.load, bundle, ref, self.source)
 
@@ -259,6 +274,11 @@ class Agent:
             status=self._status(),
             error=self.error,
             hardware=_hardware(),
+            feeds=Feeds(
+                sensors=list(self.source.channels),
+                rate_hz=self.source.rate_hz,
+                extractors=EXTRACTORS.names(),
+            ),
         )
 
     # -- the hot path ------------------------------------------------------

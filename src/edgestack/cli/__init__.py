@@ -1,9 +1,10 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
-for its datasets, `train` for models and `optimize` to fit them to a device."""
+for its datasets, `train` for models, `optimize` to fit them to a device and `keys` for the
+hub's signing keys."""
 
 import typer
 
-from edgestack.cli import data, fleet, optimize, processes, train
+from edgestack.cli import data, fleet, keys, optimize, processes, train
 
 __all__ = ["app"]
 
@@ -19,3 +20,4 @@ app.command()(fleet.deploy)
 app.command()(train.train)
 app.command()(optimize.optimize)
 app.add_typer(data.app, name="data")
+app.add_typer(keys.app, name="keys")

@@ -13,13 +13,15 @@ __all__ = ["deploy", "devices", "events", "models", "profiles"]
 
 
 def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
-    """List enrolled devices with what they report."""
+    """List enrolled devices with what they report; a failing device's reason is cut short
+    here, whole in --json (reported.error)."""
     with connect(hub, admin_token) as client:
         rows = call(client.devices)
     table = Table(
         "device",
         "profile",
         "status",
+        "error",
         "model",
         "last seen",
         "windows",
@@ -41,6 +43,7 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
                 d.device_id,
                 d.profile,
                 reported.status if reported else "silent",
+                _short(reported.error) if reported and reported.error else "-",
                 model,
                 d.last_seen.strftime("%H:%M:%S") if d.last_seen else "never",
                 str(t.windows),
@@ -136,24 +139,38 @@ def deploy(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int | None, typer.Option(help="Latest when left out.")] = None,
     device: Annotated[
-        list[str] | None, typer.Option(help="Repeat for several; all when left out.")
+        list[str] | None, typer.Option(help="A device to deploy to; repeat for several.")
     ] = None,
+    all_devices: Annotated[
+        bool, typer.Option("--all", help="Deploy to every enrolled device.")
+    ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Deploy even where the model does not fit the profile.")
+        bool,
+        typer.Option(
+            "--force", help="Deploy even where a device cannot feed the model or it does not fit."
+        ),
     ] = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
 ) -> None:
-    """Set a model version as the desired bundle of devices; agents converge to it.
+    """Set a model version as the desired bundle of the devices named with --device, or of
+    every device with --all; agents converge to it.
 
-    Refused, naming each device and why, when the model's measured footprint does not fit
-    a device's profile (see `edgestack profiles`), unless --force is given."""
-    request = DeployRequest(model=model, version=version, devices=device, force=force)
+    Refused, naming each device and why, when a device cannot feed the model (sensors, rate,
+    feature extractors) or the model's measured footprint does not fit its profile (see
+    `edgestack profiles`), unless --force is given."""
+    request = DeployRequest(
+        model=model, version=version, devices=device, all=all_devices, force=force
+    )
     with connect(hub, admin_token) as client:
         result = call(lambda: client.deploy(request))
     console.print(
         f"{result.bundle.name} v{result.bundle.version} desired on {', '.join(result.devices)}"
     )
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _size(n: int) -> str:

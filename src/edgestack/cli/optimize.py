@@ -143,10 +143,8 @@ def _register(client: HubClient, parent: ModelView, report: "Report", profile: s
     assert winner is not None and winner.candidate.measurement is not None  # chosen: measured
     measured = winner.candidate.measurement
     lineage = parent.manifest.lineage or Lineage(trainer="unknown")
-    versions = [m.version for m in call(client.models) if m.name == parent.name]
     bundle = Bundle.create(
         name=parent.name,
-        version=max(versions) + 1,
         labels=parent.manifest.labels,
         input=parent.manifest.input,
         model=winner.candidate.model or b"",

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from edgestack.bundle import Bundle, InputSpec
+from edgestack.bundle import InputSpec
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
@@ -61,8 +61,9 @@ def train(
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train on a dataset version (the hub's test split held out), print the held-out metrics
-    and register the model as the next version of --name."""
+    """Train on a dataset version (the hub's test split held out), print the held-out metrics,
+    measure the model's footprint as a device runs it, and register the model; the hub makes
+    it the next version of --name."""
     # Imported here: training pulls in numerical libraries the other commands never need.
     from edgestack.learning import TRAINERS, auto, confusion_png, fit
     from edgestack.registry import RegistryError
@@ -175,21 +176,17 @@ def _latest(client: HubClient, dataset: str) -> int:
 
 
 def _register(client: HubClient, name: str, spec: InputSpec, result: "FitResult") -> ModelView:
-    """Register `result` as the next version of `name`."""
-    versions = [m.version for m in call(client.models) if m.name == name]
+    """Measure `result` and register it; the hub answers the version it became."""
+    from edgestack.learning import package
+    from edgestack.learning.optimize import MeasurementError
+
     try:
-        bundle = Bundle.create(
-            name=name,
-            version=max(versions, default=0) + 1,
-            labels=result.labels,
-            input=spec,
-            model=result.onnx,
-            metrics=result.metrics(),
-            lineage=result.lineage,
-        )
+        bundle = package(result, name=name, spec=spec)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise fail(f"--name {name!r}: {error['msg']}; give a model name", 2) from None
+    except MeasurementError as exc:
+        raise fail(f"ONNX Runtime cannot run the trained model: {exc}") from None
     return call(partial(client.register_model, bundle.pack()))
 
 

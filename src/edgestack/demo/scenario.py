@@ -128,10 +128,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         spec_id, features, labels = _training_set(dataset)
         trained = train_classifier(features, labels, seed=options.seed)
         progress.advance(task)
-        version = 1 + max((m.version for m in hub.models() if m.name == MODEL_NAME), default=0)
         bundle = Bundle.create(
             name=MODEL_NAME,
-            version=version,
             labels=trained.labels,
             input=dataset.specs[spec_id],
             model=trained.onnx,
@@ -140,7 +138,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         model = hub.register_model(bundle.pack())
         progress.advance(task)
 
-        deployment = hub.deploy(DeployRequest(model=MODEL_NAME, version=version))
+        deployment = hub.deploy(
+            DeployRequest(model=MODEL_NAME, version=model.version, devices=list(options.devices))
+        )
         task = progress.add_task("deploying to every device", total=len(deployment.devices))
         wait_until(
             lambda: _reach(

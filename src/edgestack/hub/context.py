@@ -1,5 +1,5 @@
-"""What one running hub holds: settings, data directory, database, bundle store, long-poll
-notifier."""
+"""What one running hub holds: settings, data directory, database, bundle store, signing
+keys, long-poll notifier."""
 
 import asyncio
 import logging
@@ -11,7 +11,9 @@ from edgestack.bundle import BundleStore
 from edgestack.hub import datadir
 from edgestack.hub.notify import DesiredNotifier
 from edgestack.hub.settings import HubSettings
+from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database
+from edgestack.hub.store.artifacts import CheckedArtifacts
 
 __all__ = ["HubContext"]
 
@@ -29,6 +31,8 @@ class HubContext:
         self._db: Database | None = None
         self._bundles: BundleStore | None = None
         self._held = ExitStack()
+        self._keys: HubKeys | None = None
+        self._artifacts: CheckedArtifacts | None = None
 
     @property
     def db(self) -> Database:
@@ -41,6 +45,18 @@ class HubContext:
         if self._bundles is None:
             raise RuntimeError("the hub is not started; run the app inside its lifespan")
         return self._bundles
+
+    @property
+    def keys(self) -> HubKeys:
+        if self._keys is None:
+            raise RuntimeError("the hub is not started; run the app inside its lifespan")
+        return self._keys
+
+    @property
+    def artifacts(self) -> CheckedArtifacts:
+        if self._artifacts is None:
+            raise RuntimeError("the hub is not started; run the app inside its lifespan")
+        return self._artifacts
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         self.open_files()
@@ -65,6 +81,8 @@ class HubContext:
         if change.before != change.after:
             log.info("%s: %s", data_dir / datadir.DATABASE, change)
         self._bundles = BundleStore(data_dir / "artifacts")
+        self._keys = HubKeys(data_dir / "keys")
+        self._artifacts = CheckedArtifacts(self._bundles)
 
     def close(self) -> None:
         self.notifier.close()
@@ -73,3 +91,5 @@ class HubContext:
         self._held.close()
         self._db = None
         self._bundles = None
+        self._keys = None
+        self._artifacts = None

@@ -1,11 +1,14 @@
 """Refusals raised below the API; each becomes `{"detail": message}` with its status."""
 
+from typing import ClassVar
+
 __all__ = [
     "BadRequest",
     "Conflict",
     "HubProblem",
     "NotFound",
     "StartRefused",
+    "Unavailable",
     "Unprocessable",
 ]
 
@@ -14,6 +17,7 @@ class HubProblem(Exception):
     """A request the hub refuses; the message names what is wrong and the fix."""
 
     status = 400
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -38,3 +42,10 @@ class Unprocessable(HubProblem):
 
 class StartRefused(Exception):
     """The hub cannot start on its data directory; the message says why and what to do."""
+
+
+class Unavailable(HubProblem):
+    """The hub cannot serve this now; clients retry after `Retry-After` seconds."""
+
+    status = 503
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "60"}

@@ -1,7 +1,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEV_ADMIN_TOKEN", "DEV_ENROL_TOKEN", "HubSettings"]
@@ -27,6 +27,9 @@ class HubSettings(BaseSettings):
     admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
     enrol_token: SecretStr = SecretStr(DEV_ENROL_TOKEN)
     environment: Literal["development", "production"] = "development"
+    signature_days: float = Field(
+        default=365, gt=0, description="how long a bundle's signature lets devices install it"
+    )
 
     @model_validator(mode="after")
     def _no_development_tokens_in_production(self) -> "HubSettings":

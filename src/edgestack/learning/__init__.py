@@ -18,6 +18,7 @@ from edgestack.learning.fit import (
     auto,
     fit,
 )
+from edgestack.learning.package import package
 from edgestack.learning.predictor import OnnxPredictor
 from edgestack.learning.train import TrainedModel, train_classifier
 from edgestack.learning.trainer import TRAINERS, Trainer
@@ -43,5 +44,6 @@ __all__ = [
     "confusion_png",
     "evaluate",
     "fit",
+    "package",
     "train_classifier",
 ]

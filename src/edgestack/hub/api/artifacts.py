@@ -4,7 +4,8 @@ from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
 from edgestack.hub.api.deps import ArtifactReaderDep, HubDep
-from edgestack.hub.errors import NotFound
+from edgestack.hub.errors import NotFound, Unavailable
+from edgestack.hub.store import events
 
 __all__ = ["router"]
 
@@ -15,17 +16,40 @@ router = APIRouter(tags=["artifacts"])
     "/v1/artifacts/{digest}",
     operation_id="artifacts-get",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        503: {"description": "the stored bundle no longer matches its digest"},
+    },
 )
 def get_artifact(
     _: ArtifactReaderDep,
     hub: HubDep,
     digest: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256 of the bundle")],
 ) -> FileResponse:
-    """A packed bundle by digest; `Range` requests resume an interrupted download."""
-    path = hub.bundles.path(digest)
-    if not path.is_file():
+    """A packed bundle by digest; `Range` requests resume an interrupted download.
+
+    The file is checked against its digest before it is served (again only once it
+    changed on disk). One that no longer matches is never served: the answer is 503 with
+    Retry-After, and the hub raises a `store_corrupt` event the first time it finds it.
+    """
+    # A sync route: FastAPI runs it in a worker thread, so hashing stays off the event loop.
+    try:
+        verdict = hub.artifacts.check(digest)
+    except FileNotFoundError:
         raise NotFound(
             f"no bundle with digest {digest} is stored; register it with POST /v1/models"
+        ) from None
+    if not verdict.sound:
+        problem = (
+            f"bundle {digest} is corrupt on the hub's disk: {verdict.path.name} in its "
+            "artifact store no longer hashes to its digest"
         )
-    return FileResponse(path, media_type="application/octet-stream")
+        if verdict.fresh:
+            with hub.db.writer() as session:
+                events.record(session, "store_corrupt", problem, severity="critical")
+                session.commit()
+        raise Unavailable(
+            f"{problem}; the hub operator must restore that file from a backup, or register "
+            "the model again and deploy the new version"
+        )
+    return FileResponse(verdict.path, media_type="application/octet-stream")

@@ -18,15 +18,17 @@ DeployBody = Annotated[DeployRequest, Depends(json_body(DeployRequest))]
 def deploy(
     _: AdminDep, request: DeployBody, hub: HubDep, session: WriteSessionDep
 ) -> DeployResponse:
-    """Point devices at a model version: the latest when none is given, every enrolled
-    device when none are listed. Devices pick it up on their next long-poll.
+    """Point devices at a model version (the latest when none is given): the devices named
+    in `devices`, or every enrolled device with `all`; a request with neither, or both, is
+    refused with 422. Devices pick it up on their next long-poll.
 
-    The bundle's measured footprint is checked against each device's profile (`profile` in
-    GET /v1/devices); if it does not fit even one, the whole request is refused with 409,
-    naming each such device, its profile and why, and no desired state changes. 409, not
-    422: the request is well formed, it conflicts with the devices as they are, and it
-    succeeds once their profile or the bundle changes, or with `force`. A bundle without a
-    footprint has not been measured, so there is nothing to check it against: it deploys.
+    Unless `force` is set, each device is first checked: its reported sensors, rate and
+    feature extractors against the bundle's input (a device that never reported them
+    cannot be checked and is refused), and the bundle's measured footprint, when it has
+    one, against the device's profile (`profile` in GET /v1/devices). If even one device
+    fails, the whole request is refused with 409, naming each such device and why, and no
+    desired state changes. 409, not 422: the request is well formed, it conflicts with the
+    devices as they are, and succeeds once they or the bundle change, or with `force`.
     """
     deployment = deployments.deploy(session, request)
     session.commit()

@@ -17,7 +17,8 @@ EnrolBody = Annotated[EnrolRequest, Depends(json_body(EnrolRequest))]
 
 @router.post("/v1/enrol", operation_id="enrolment-enrol")
 def enrol(request: EnrolBody, hub: HubDep, session: WriteSessionDep) -> EnrolResponse:
-    """Enrol a device with the fleet's enrolment token, and hand it a device token.
+    """Enrol a device with the fleet's enrolment token, and hand it a device token and the
+    keys the hub signs bundles with, for the device to pin.
 
     Enrolling an enrolled device again replaces its token and keeps its twin.
     """
@@ -34,4 +35,6 @@ def enrol(request: EnrolBody, hub: HubDep, session: WriteSessionDep) -> EnrolRes
         )
     token = devices.enrol(session, request)
     session.commit()
-    return EnrolResponse(device_id=request.device_id, device_token=token)
+    return EnrolResponse(
+        device_id=request.device_id, device_token=token, signing_keys=hub.keys.public()
+    )

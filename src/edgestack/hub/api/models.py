@@ -1,3 +1,4 @@
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -44,12 +45,21 @@ def register_model(
         Query(pattern=r"^[0-9a-f]{64}$", description="sha256 the bytes must hash to"),
     ] = None,
 ) -> ModelView:
-    """Register a packed bundle (the body, as application/octet-stream).
+    """Register a packed bundle (the body, as application/octet-stream) as the next version
+    of its name; the hub sets manifest.version and signs the manifest, so the answer's
+    version and digest are those of the signed bundle devices will get.
 
-    201 for a new model version, 200 when the same bytes were registered before;
-    400 for a bundle that fails verification, 409 when its name and version are taken.
+    201 for a new model version, 200 when the same bytes were registered before (with the
+    version they got then); 400 for a bundle that fails verification.
     """
-    view, created = registry.register(session, hub.bundles, data, expected_digest=digest)
+    view, created = registry.register(
+        session,
+        hub.bundles,
+        hub.keys,
+        data,
+        ttl=timedelta(days=hub.settings.signature_days),
+        expected_digest=digest,
+    )
     session.commit()
     if not created:
         response.status_code = 200

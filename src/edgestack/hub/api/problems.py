@@ -65,7 +65,7 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 async def _problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HubProblem)
-    return _answer(exc.status, exc.detail)
+    return _answer(exc.status, exc.detail, exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

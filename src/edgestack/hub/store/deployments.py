@@ -1,57 +1,105 @@
-"""Deployments: point devices' desired state at a registered bundle."""
+"""Deployments: point devices' desired state at a registered bundle, once each of them has
+been checked to be able to run it."""
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from edgestack.bundle import Footprint, Manifest
-from edgestack.hub.errors import Conflict, NotFound
+from edgestack.bundle import Manifest
+from edgestack.hub.errors import Conflict, NotFound, Unprocessable
 from edgestack.hub.store import devices, registry
 from edgestack.hub.store.tables import DeviceRow, ModelRow
-from edgestack.protocol import BundleRef, DeployRequest, DeployResponse
+from edgestack.protocol import BundleRef, DeployRequest, DeployResponse, ReportedState
 
-__all__ = ["deploy"]
+__all__ = ["deploy", "misfits"]
 
 
 def deploy(session: Session, request: DeployRequest) -> DeployResponse:
-    """Set `desired.bundle` on the devices asked for (every enrolled one when none are),
-    bumping each desired version; refuse the lot if any model or device is unknown, or,
-    unless forced, if the bundle's footprint does not fit any device's profile."""
-    ref = registry.resolve(session, request.model, request.version)
+    """Set `desired.bundle` on the devices the request names (or on every enrolled one, with
+    `all`), bumping each desired version. Refuse the lot if a model or device is unknown or,
+    unless forced, if any device cannot run the bundle (see `misfits`)."""
+    targets = _targets(session, request)
+    manifest, ref = _manifest(session, request)
+    if not request.force:
+        refused = {
+            device_id: reasons
+            for device_id in targets
+            if (reasons := misfits(manifest, devices.get(session, device_id)))
+        }
+        if refused:
+            listed = " | ".join(f"{d}: {'; '.join(why)}" for d, why in refused.items())
+            raise Conflict(
+                f"model '{ref.name}' version {ref.version} cannot run on {len(refused)} of "
+                f"{len(targets)} devices: {listed}; deploy a version they can run, set the "
+                "devices' profile in their desired state if it is wrong, or set force "
+                "(edgestack deploy --force) to deploy anyway"
+            )
+    devices.deploy(session, targets, ref)
+    return DeployResponse(bundle=ref, devices=targets)
+
+
+def misfits(manifest: Manifest, device: DeviceRow) -> list[str]:
+    """Why `device` cannot run the bundle of `manifest`; empty when it can. Checked: the
+    sensors and rate its source feeds and the extractors it has, as it last reported them
+    (a device that never did is a misfit), and the bundle's measured footprint, if it was
+    measured, against the device's profile."""
+    reported = None if device.reported is None else ReportedState.model_validate(device.reported)
+    feeds = reported.feeds if reported else None
+    spec = manifest.input
+    reasons = []
+    if feeds is None:
+        reasons.append(
+            "it has not reported what it can feed a model; start its agent (of this release) "
+            "and deploy again once it reports"
+        )
+    else:
+        if spec.sensors != feeds.sensors:
+            reasons.append(
+                f"model needs sensors {', '.join(spec.sensors)}, "
+                f"the device feeds {', '.join(feeds.sensors) or 'none'}"
+            )
+        if spec.rate_hz != feeds.rate_hz:
+            reasons.append(
+                f"model needs {spec.rate_hz:g} Hz, the device samples at {feeds.rate_hz:g} Hz"
+            )
+        missing = sorted({e.kind for e in spec.extractors} - set(feeds.extractors))
+        if missing:
+            reasons.append(f"model needs feature extractors the device lacks: {', '.join(missing)}")
+    if manifest.footprint is not None:
+        profile = devices.profile(device)
+        reasons.extend(
+            f"(profile {profile.name}) {why}" for why in profile.refuses(manifest.footprint)
+        )
+    return reasons
+
+
+def _targets(session: Session, request: DeployRequest) -> list[str]:
+    if request.all == (request.devices is not None):
+        raise Unprocessable(
+            "name the devices to deploy to in devices (edgestack deploy --device ID ...), or "
+            "set all (edgestack deploy --all) for every enrolled device; "
+            + ("not both" if request.all else "neither was given")
+        )
     enrolled = set(session.scalars(select(DeviceRow.device_id)))
-    targets = sorted(enrolled if request.devices is None else set(request.devices))
+    if request.devices is None:
+        return sorted(enrolled)
+    if not request.devices:
+        raise Unprocessable(
+            "devices: the list is empty; name at least one device (--device ID), or set all "
+            "(--all) instead"
+        )
+    targets = sorted(set(request.devices))
     unknown = [device_id for device_id in targets if device_id not in enrolled]
     if unknown:
         raise NotFound(
             f"devices not enrolled: {', '.join(unknown)}; enrol them with POST /v1/enrol "
             "or leave them out of devices"
         )
-    footprint = _footprint(session, ref)
-    if footprint is not None and not request.force:
-        _refuse_misfits(session, ref, footprint, targets)
-    devices.deploy(session, targets, ref)
-    return DeployResponse(bundle=ref, devices=targets)
+    return targets
 
 
-def _footprint(session: Session, ref: BundleRef) -> Footprint | None:
+def _manifest(session: Session, request: DeployRequest) -> tuple[Manifest, BundleRef]:
+    ref = registry.resolve(session, request.model, request.version)
     manifest = session.scalar(
         select(ModelRow.manifest).where(ModelRow.name == ref.name, ModelRow.version == ref.version)
     )
-    return Manifest.model_validate(manifest).footprint
-
-
-def _refuse_misfits(
-    session: Session, ref: BundleRef, footprint: Footprint, targets: list[str]
-) -> None:
-    misfits = []
-    for device_id in targets:
-        profile = devices.profile(devices.get(session, device_id))
-        reasons = profile.refuses(footprint)
-        if reasons:
-            misfits.append(f"{device_id} (profile {profile.name}): {'; '.join(reasons)}")
-    if misfits:
-        raise Conflict(
-            f"model '{ref.name}' version {ref.version} does not fit {len(misfits)} of "
-            f"{len(targets)} devices: {' | '.join(misfits)}; deploy a smaller or optimised "
-            "version, set the devices' profile in their desired state if it is wrong, or "
-            "set force (edgestack deploy --force) to deploy anyway"
-        )
+    return Manifest.model_validate(manifest), ref

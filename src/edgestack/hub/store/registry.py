@@ -1,10 +1,16 @@
-"""The model registry: one row per name and version, the bundle itself kept by digest."""
+"""The model registry: one row per name and version, the bundle itself kept by digest.
 
-from sqlalchemy import func, select
+The hub numbers the versions of a name and signs each bundle it registers, so what it
+stores and serves is the signed bundle, under that bundle's digest."""
+
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from edgestack.bundle import Bundle, BundleError, BundleStore, Manifest, digest
-from edgestack.hub.errors import BadRequest, Conflict, NotFound
+from edgestack.hub.errors import BadRequest, NotFound
+from edgestack.hub.signing import HubKeys
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import ModelRow
 from edgestack.protocol import BundleRef, ModelView
@@ -13,39 +19,50 @@ __all__ = ["models", "register", "resolve"]
 
 
 def register(
-    session: Session, bundles: BundleStore, data: bytes, *, expected_digest: str | None = None
+    session: Session,
+    bundles: BundleStore,
+    keys: HubKeys,
+    data: bytes,
+    *,
+    ttl: timedelta,
+    expected_digest: str | None = None,
 ) -> tuple[ModelView, bool]:
-    """Verify and register a packed bundle; return its view and whether it is new.
+    """Verify a packed bundle, number it the next version of its name, sign it for `ttl`
+    and register it; return its view and whether it is new.
 
-    The same bundle again is no error. Nothing is stored, neither row nor file, for a
-    bundle that fails verification or whose name and version are taken by other bytes.
+    The version in the uploaded manifest is ignored. The same bytes again (or the signed
+    bundle the hub made of them) are no error: they answer the version registered before.
+    Nothing is stored, neither row nor file, for a bundle that fails verification. Run it
+    in a writer session, so two registrations of one name cannot take the same version.
     """
     try:
         bundle = Bundle.unpack(data, expected_digest=expected_digest)
     except BundleError as exc:
         raise BadRequest(str(exc)) from exc
-    key = digest(data)
-    name, version = bundle.manifest.name, bundle.manifest.version
+    submitted = digest(data)
     existing = session.scalar(
-        select(ModelRow).where(ModelRow.name == name, ModelRow.version == version)
-    )
-    if existing is not None and existing.digest != key:
-        raise Conflict(
-            f"model '{name}' version {version} is registered with digest {existing.digest}; "
-            "bump manifest.version to register different bytes"
+        select(ModelRow).where(
+            or_(ModelRow.submitted_digest == submitted, ModelRow.digest == submitted)
         )
-    try:
-        bundles.put(data, expected_digest=key)
-    except BundleError as exc:
-        raise BadRequest(str(exc)) from exc
+    )
     if existing is not None:
         return _view(existing), False
+    name = bundle.manifest.name
+    latest = session.scalar(select(func.max(ModelRow.version)).where(ModelRow.name == name))
+    numbered = bundle.manifest.model_copy(update={"version": (latest or 0) + 1})
+    signed = Bundle(keys.sign(numbered, ttl=ttl), bundle.model).pack()
+    key = digest(signed)
+    try:
+        stored = bundles.put(signed, expected_digest=key)
+    except BundleError as exc:
+        raise BadRequest(str(exc)) from exc
     row = ModelRow(
         name=name,
-        version=version,
+        version=numbered.version,
         digest=key,
-        size_bytes=len(data),
-        manifest=bundle.manifest.model_dump(mode="json"),
+        submitted_digest=submitted,
+        size_bytes=len(signed),
+        manifest=stored.manifest.model_dump(mode="json"),
         registered_at=utcnow(),
     )
     session.add(row)

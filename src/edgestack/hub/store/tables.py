@@ -124,6 +124,9 @@ class DatasetVersionRow(Base):
 
 
 class ModelRow(Base):
+    """A registered model version: `digest` names the signed bundle the hub made and
+    serves, `submitted_digest` the bytes it was registered with."""
+
     __tablename__ = "models"
     __table_args__ = (UniqueConstraint("name", "version"),)
 
@@ -131,6 +134,7 @@ class ModelRow(Base):
     name: Mapped[str] = mapped_column(String(63))
     version: Mapped[int]
     digest: Mapped[str] = mapped_column(String(64), index=True)
+    submitted_digest: Mapped[str | None] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int]
     manifest: Mapped[Json] = mapped_column(JSON)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,31 @@
+from fastapi import APIRouter
+
+from edgestack.hub.api.deps import AdminDep, HubDep
+from edgestack.protocol import KeyView
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["keys"])
+
+
+def _views(hub: HubDep) -> list[KeyView]:
+    keys = hub.keys.public()
+    return [KeyView(key=key, active=key is keys[-1]) for key in keys]
+
+
+@router.get("/v1/keys", operation_id="keys-list")
+def list_keys(_: AdminDep, hub: HubDep) -> list[KeyView]:
+    """The hub's bundle signing keys, oldest first; the active one signs new registrations."""
+    return _views(hub)
+
+
+@router.post("/v1/keys/rotate", operation_id="keys-rotate")
+def rotate_keys(_: AdminDep, hub: HubDep) -> list[KeyView]:
+    """Make a new signing key, endorsed by the active one, and sign with it from now on.
+
+    The older keys stay trusted: bundles they signed still verify, and a device that pinned
+    one learns the new key from the endorsed key chain in the next bundle it gets. Devices
+    enrolled from now on pin every key.
+    """
+    hub.keys.rotate()
+    return _views(hub)

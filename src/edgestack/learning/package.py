@@ -1,0 +1,30 @@
+"""A fitted model as a bundle, measured as a device runs it."""
+
+from edgestack.bundle import Bundle, InputSpec
+from edgestack.learning.fit import FitResult
+from edgestack.learning.optimize.measure import measure
+
+__all__ = ["package"]
+
+
+def package(result: FitResult, *, name: str, spec: InputSpec, runs: int = 200) -> Bundle:
+    """The bundle of `result` as model `name` on inputs `spec`, with its metrics, lineage and
+    footprint, measured on its held-out rows as `optimise` measures each candidate: so a
+    trained model is checked against device profiles when it is deployed, like an optimised
+    one. The hub numbers the version when it registers the bundle.
+
+    Raises `pydantic.ValidationError` for a bad `name` before measuring anything, and
+    `MeasurementError` when ONNX Runtime cannot run the model.
+    """
+    unmeasured = Bundle.create(
+        name=name,
+        labels=result.labels,
+        input=spec,
+        model=result.onnx,
+        metrics=result.metrics(),
+        lineage=result.lineage,
+    )
+    measured = measure(result.onnx, result.test.x, result.test.y, runs=runs)
+    return Bundle(
+        unmeasured.manifest.model_copy(update={"footprint": measured.footprint}), result.onnx
+    )
