@@ -40,7 +40,7 @@ async def test_enrol_with_a_wrong_token_is_refused_and_creates_nothing(
 
     assert response.status_code == 401
     assert "enrol_token" in response.json()["detail"]
-    assert "EDGESTACK_HUB_ENROL_TOKEN" in response.json()["detail"]
+    assert "EDGESTACK_ENROL_TOKEN" in response.json()["detail"]
     assert count(hub, DeviceRow) == 0
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.markup import escape
@@ -51,10 +51,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 class ClientSettings(BaseSettings):
     """How the CLI reaches a hub; env vars `EDGESTACK_HUB_URL`, `EDGESTACK_ADMIN_TOKEN`."""
 
-    model_config = SettingsConfigDict(env_prefix="EDGESTACK_")
+    model_config = SettingsConfigDict(populate_by_name=True)
 
-    hub_url: str = "http://127.0.0.1:8400"
-    admin_token: SecretStr = SecretStr("dev-admin-token")
+    hub_url: str = Field(default="http://127.0.0.1:8400", validation_alias="EDGESTACK_HUB_URL")
+    admin_token: SecretStr = Field(
+        default=SecretStr("dev-admin-token"), validation_alias="EDGESTACK_ADMIN_TOKEN"
+    )
 
 
 HubOpt = Annotated[str | None, typer.Option("--hub", help=r"Hub URL \[env EDGESTACK_HUB_URL].")]
