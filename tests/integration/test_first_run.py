@@ -67,3 +67,36 @@ def test_a_development_hub_prints_an_agent_command_that_enrols_as_printed(
     assert [d["device_id"] for d in enrolled] == ["device-1"]
     assert listing.returncode == 0, listing.stdout + listing.stderr
     assert "device-1" in listing.stdout
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ("sinks:\n  - {kind: jsonl, params: {path: file/events.jsonl}}\n", "sinks[0]: path"),
+        ("window: 5000000000\n", "window: windows of 5000000000 samples"),
+    ],
+)
+def test_an_impossible_app_stops_the_agent_with_one_line_naming_the_field(
+    tmp_path: Path, spec: str, field: str
+) -> None:
+    (tmp_path / "file").write_text("")
+    app = tmp_path / "app.yaml"
+    app.write_text(
+        "name: press\nsources: [{kind: imu}]\nhop: 100\nextractors: [{kind: time_stats}]\n"
+        + ("window: 100\n" if "window" not in spec else "")
+        + spec
+    )
+
+    command = ["agent", "--app", str(app), "--token", "t", "--device-id", "press-1"]
+    agent = subprocess.run(
+        [sys.executable, "-m", "edgestack", *command, "--data-dir", str(tmp_path / "agent")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+    assert agent.returncode == 2
+    assert "Traceback" not in agent.stderr
+    [line] = [line for line in agent.stderr.splitlines() if "cannot start" in line]
+    assert f"press: {field}" in line
