@@ -68,6 +68,7 @@ class Agent:
         self.bundles = BundleStore(settings.data_dir / "bundles")
         self.link = HubLink(settings.hub_url)
         self.hot = HotPath(self.source, app.input_spec(self.source))
+        self.app_rules = app.rules
         self.hot.rule = AlarmRule(app.rules)
         self.applied = DesiredState()
         self.error: str | None = None
@@ -196,7 +197,7 @@ class Agent:
             self.hot.collect_label = desired.collect.label if desired.collect else None
             self.hot.restart_windows()
         if desired.rules != before.rules:
-            self.hot.rule = AlarmRule(desired.rules)
+            self.hot.rule = AlarmRule(desired.rules or self.app_rules)
         self.applied = desired
         self.store.set("desired", desired.model_dump_json())
         self.error = "; ".join(errors) or None
@@ -259,6 +260,7 @@ class Agent:
             status=self._status(),
             error=self.error,
             hardware=_hardware(),
+            rules=self.hot.rule.params,
         )
 
     # -- the hot path ------------------------------------------------------
