@@ -1,31 +1,35 @@
 """Looking at a running hub's fleet, and steering it."""
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, emit
-from edgestack.protocol import DeployRequest
+from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, Listing, call, connect, console, emit
+from edgestack.protocol import DeployRequest, DeviceView, EventView, ModelView, ProfileView
 
-__all__ = ["deploy", "devices", "events", "models", "profiles"]
+__all__ = [
+    "deploy",
+    "devices",
+    "devices_listing",
+    "events",
+    "events_listing",
+    "models",
+    "models_listing",
+    "profiles",
+    "profiles_listing",
+]
 
 
 def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
     """List enrolled devices with what they report."""
     with connect(hub, admin_token) as client:
         rows = call(client.devices)
-    table = Table(
-        "device",
-        "profile",
-        "status",
-        "model",
-        "last seen",
-        "windows",
-        "predictions",
-        "bad input",
-        "raw/uplink",
-    )
+    emit(rows, as_json, devices_listing(rows))
+
+
+def devices_listing(rows: Sequence[DeviceView]) -> Listing:
+    """Devices as a table; on a narrow terminal the totals go before what needs attention."""
     cells = []
     for d in rows:
         reported = d.reported
@@ -48,14 +52,33 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
                 f"{t.raw_bytes / max(1, t.uplink_bytes):.0f}x",
             ]
         )
-    emit(rows, as_json, table, cells)
+    return Listing(
+        [
+            "device",
+            "profile",
+            "status",
+            "model",
+            "last seen",
+            "windows",
+            "predictions",
+            "bad input",
+            "raw/uplink",
+        ],
+        cells,
+        wrap=["bad input"],
+        hide_first=["raw/uplink", "predictions", "windows", "profile", "last seen"],
+    )
 
 
 def models(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
     """List registered model versions."""
     with connect(hub, admin_token) as client:
         rows = call(client.models)
-    table = Table("name", "version", "digest", "accuracy", "labels", "size", "registered")
+    emit(rows, as_json, models_listing(rows))
+
+
+def models_listing(rows: Sequence[ModelView]) -> Listing:
+    """Model versions as a table; the digest and size go first on a narrow terminal."""
     cells = [
         [
             m.name,
@@ -68,7 +91,12 @@ def models(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = 
         ]
         for m in rows
     ]
-    emit(rows, as_json, table, cells)
+    return Listing(
+        ["name", "version", "digest", "accuracy", "labels", "size", "registered"],
+        cells,
+        wrap=["labels"],
+        hide_first=["digest", "size", "registered"],
+    )
 
 
 def events(
@@ -81,7 +109,11 @@ def events(
     """List events the devices raised, oldest first."""
     with connect(hub, admin_token) as client:
         rows = call(lambda: client.events(device=device, limit=limit))
-    table = Table("id", "device", "at", "kind", "label", "message")
+    emit(rows, as_json, events_listing(rows))
+
+
+def events_listing(rows: Sequence[EventView]) -> Listing:
+    """Events as a table, the message wrapped to what the terminal leaves it."""
     cells = [
         [
             str(e.id),
@@ -93,14 +125,23 @@ def events(
         ]
         for e in rows
     ]
-    emit(rows, as_json, table, cells)
+    return Listing(
+        ["id", "device", "at", "kind", "label", "message"],
+        cells,
+        wrap=["message"],
+        hide_first=["id", "label"],
+    )
 
 
 def profiles(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
     """List the device profiles a deployment is checked against."""
     with connect(hub, admin_token) as client:
         rows = call(client.profiles)
-    table = Table("profile", "flash", "RAM", "latency p99", "slowdown", "description")
+    emit(rows, as_json, profiles_listing(rows))
+
+
+def profiles_listing(rows: Sequence[ProfileView]) -> Listing:
+    """Device profiles as a table, the description wrapped."""
     cells = [
         [
             p.name,
@@ -112,7 +153,12 @@ def profiles(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt 
         ]
         for p in rows
     ]
-    emit(rows, as_json, table, cells)
+    return Listing(
+        ["profile", "flash", "RAM", "latency p99", "slowdown", "description"],
+        cells,
+        wrap=["description"],
+        hide_first=["slowdown"],
+    )
 
 
 def deploy(
