@@ -86,7 +86,12 @@ def load_settings(cls: type[S], **given: Any) -> S:
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
-            console.print(f"[red]error:[/] {field}: {error['msg']}")
+            message = (
+                "not set; give its option or set it in the environment (see --help)"
+                if error["type"] == "missing"
+                else error["msg"]
+            )
+            console.print(f"[red]error:[/] {escape(field)}: {escape(message)}", highlight=False)
         raise typer.Exit(2) from None
 
 
