@@ -157,3 +157,23 @@ def test_sources_whose_channels_clash_fail_naming_them() -> None:
 
     with pytest.raises(AppSpecError, match=r"weather-watch: sources: channels: .*temperature"):
         app.source()
+
+
+def test_a_source_rate_needing_absurd_memory_names_the_sources_rate() -> None:
+    app = parse_app_spec(
+        GOOD.replace(
+            "{seed: 3}",
+            '{topics: {"plant/press": [level]}, port: 1, rate_hz: 1000000000000}',
+        ).replace("kind: weather", "kind: mqtt")
+    )
+    source = app.source()
+
+    try:
+        with pytest.raises(AppSpecError) as caught:
+            app.input_spec(source)
+    finally:
+        source.close()
+
+    assert "weather-watch: sources[0].params.rate_hz: 1e+12 Hz of 1 channel would take" in str(
+        caught.value
+    )

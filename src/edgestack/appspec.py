@@ -170,7 +170,9 @@ class AppSpec(_Strict):
     def _check_memory(self, source: Source, frame: tuple[int, ...]) -> None:
         channels = len(source.channels)
         sample_bytes = channels * math.prod(frame) * _SAMPLE_BYTES
-        what = f"{channels} channels" + (f" of {'x'.join(map(str, frame))} frames" if frame else "")
+        what = f"{channels} channel{'s' * (channels != 1)}" + (
+            f" of {'x'.join(map(str, frame))} frames" if frame else ""
+        )
         # The windows being cut and the hop between them, as the dry run below holds them.
         held = (2 * self.window + self.hop) * sample_bytes
         if held > MAX_APP_BYTES:
