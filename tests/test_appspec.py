@@ -106,3 +106,74 @@ def test_a_step_that_cannot_run_on_the_sources_stream_fails_at_load() -> None:
 
     with pytest.raises(AppSpecError, match="cutoff"):
         app.input_spec(app.source())
+
+
+def test_a_sink_path_that_cannot_be_written_fails_naming_the_sink(tmp_path: Path) -> None:
+    # A path under a regular file cannot be created, whoever runs the test.
+    (tmp_path / "file").write_text("")
+    bad = tmp_path / "file" / "events.jsonl"
+    app = parse_app_spec(GOOD.replace("path: events.jsonl", f"path: {bad}"))
+
+    with pytest.raises(AppSpecError) as caught:
+        app.build_sinks()
+
+    assert str(caught.value).startswith(f"weather-watch: sinks[0]: path: cannot write {bad}")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ([("window: 16", "window: 5000000000")], "window: windows of 5000000000 samples"),
+        ([("hop: 8", "hop: 5000000000")], "hop: windows of 16 samples every 5000000000"),
+        (
+            [
+                ("params: {seed: 3}", "params: {seed: 3}\n  - {kind: light, params: {seed: 4}}"),
+                ("hop: 8", "hop: 8\nalign_hz: 1000000000000"),
+            ],
+            "align_hz: 1e+12 Hz",
+        ),
+    ],
+)
+def test_a_spec_needing_absurd_memory_is_refused_before_it_takes_any(
+    changes: list[tuple[str, str]], field: str
+) -> None:
+    text = GOOD
+    for change in changes:
+        text = text.replace(*change, 1)
+    app = parse_app_spec(text)
+
+    with pytest.raises(AppSpecError) as caught:
+        app.input_spec(app.source())
+
+    assert f"weather-watch: {field}" in str(caught.value)
+    assert "an app may hold" in str(caught.value)
+
+
+def test_sources_whose_channels_clash_fail_naming_them() -> None:
+    two = GOOD.replace(
+        "params: {seed: 3}", "params: {seed: 3}\n  - {kind: weather, params: {seed: 4}}"
+    )
+    app = parse_app_spec(two.replace("hop: 8", "hop: 8\nalign_hz: 1"))
+
+    with pytest.raises(AppSpecError, match=r"weather-watch: sources: channels: .*temperature"):
+        app.source()
+
+
+def test_a_source_rate_needing_absurd_memory_names_the_sources_rate() -> None:
+    app = parse_app_spec(
+        GOOD.replace(
+            "{seed: 3}",
+            '{topics: {"plant/press": [level]}, port: 1, rate_hz: 1000000000000}',
+        ).replace("kind: weather", "kind: mqtt")
+    )
+    source = app.source()
+
+    try:
+        with pytest.raises(AppSpecError) as caught:
+            app.input_spec(source)
+    finally:
+        source.close()
+
+    assert "weather-watch: sources[0].params.rate_hz: 1e+12 Hz of 1 channel would take" in str(
+        caught.value
+    )

@@ -25,8 +25,9 @@ the path of the bad field and what was expected:
       - {kind: jsonl, params: {path: events.jsonl}}
 """
 
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import yaml
@@ -48,6 +49,7 @@ from edgestack.sensing import SOURCES, Chunk, Source
 from edgestack.sinks import SINKS, Sink
 
 __all__ = [
+    "MAX_APP_BYTES",
     "AppSpec",
     "AppSpecError",
     "ModelSpec",
@@ -55,6 +57,15 @@ __all__ = [
     "motor_app",
     "parse_app_spec",
 ]
+
+
+T = TypeVar("T")
+
+MAX_APP_BYTES = 256 * 1024**2
+"""What two windows and a hop, or one second, of an app's input may take in memory; an app
+spec asking for more is refused at load rather than exhausting the device."""
+# Windows are cut from float64 copies in the worst case.
+_SAMPLE_BYTES = 8
 
 
 class AppSpecError(ValueError):
@@ -110,7 +121,11 @@ class AppSpec(_Strict):
         return self
 
     def build_sources(self) -> list[Source]:
-        return [SOURCES.build(s.kind, s.params) for s in self.sources]
+        """The app's sources, started; `AppSpecError` names the one that cannot start."""
+        return [
+            _build(SOURCES, stage, self.name, f"sources[{i}]")
+            for i, stage in enumerate(self.sources)
+        ]
 
     def source(self) -> Source:
         """The app's input as one source: the only one, or all of them aligned at `align_hz`."""
@@ -118,7 +133,12 @@ class AppSpec(_Strict):
         if len(sources) == 1:
             return sources[0]
         assert self.align_hz is not None  # the validator asks for it
-        return AlignedSource(sources, self.align_hz)
+        try:
+            return AlignedSource(sources, self.align_hz)
+        except ValueError as exc:
+            for source in sources:
+                source.close()
+            raise AppSpecError(f"{self.name}: sources: {exc}") from None
 
     def input_spec(self, source: Source) -> InputSpec:
         """The InputSpec of this app's features for `source`'s channels and rate.
@@ -126,6 +146,7 @@ class AppSpec(_Strict):
         Some parameters can only be checked against the stream (a filter's cutoff against the
         source's Nyquist rate, a resampling ratio): a few windows of silence go through the
         pipeline once here, so such a mistake stops the app at load, not on the device later.
+        So does a window, a hop or a rate that would take more than `MAX_APP_BYTES`.
         """
         try:
             spec = make_spec(
@@ -137,6 +158,7 @@ class AppSpec(_Strict):
                 extractors=self.extractors,
             )
             frame = source.read(0).frame
+            self._check_memory(source, frame)
             silence = np.zeros((len(spec.sensors), 2 * spec.window + spec.hop, *frame))
             FeaturePipeline(spec).push(
                 Chunk(0.0, spec.rate_hz, tuple(spec.sensors), source.units, silence)
@@ -145,8 +167,53 @@ class AppSpec(_Strict):
             raise AppSpecError(f"{self.name}: {exc}") from None
         return spec
 
+    def _check_memory(self, source: Source, frame: tuple[int, ...]) -> None:
+        channels = len(source.channels)
+        sample_bytes = channels * math.prod(frame) * _SAMPLE_BYTES
+        what = f"{channels} channel{'s' * (channels != 1)}" + (
+            f" of {'x'.join(map(str, frame))} frames" if frame else ""
+        )
+        # The windows being cut and the hop between them, as the dry run below holds them.
+        held = (2 * self.window + self.hop) * sample_bytes
+        if held > MAX_APP_BYTES:
+            field = "window" if 2 * self.window >= self.hop else "hop"
+            raise ValueError(
+                f"{field}: windows of {self.window} samples every {self.hop} of {what} would "
+                f"take {_size(held)}, more than the {_size(MAX_APP_BYTES)} an app may hold; "
+                f"use a shorter {field}"
+            )
+        if source.rate_hz * sample_bytes > MAX_APP_BYTES:
+            field = "align_hz" if len(self.sources) > 1 else "sources[0].params.rate_hz"
+            raise ValueError(
+                f"{field}: {source.rate_hz:g} Hz of {what} would take "
+                f"{_size(source.rate_hz * sample_bytes)} a second, more than the "
+                f"{_size(MAX_APP_BYTES)} an app may hold; use a lower rate"
+            )
+
     def build_sinks(self) -> list[Sink]:
-        return [SINKS.build(s.kind, s.params) for s in self.sinks]
+        """The app's sinks, opened; `AppSpecError` names the one that cannot open (a path
+        that cannot be written), closing those opened before it."""
+        sinks: list[Sink] = []
+        try:
+            for i, stage in enumerate(self.sinks):
+                sinks.append(_build(SINKS, stage, self.name, f"sinks[{i}]"))
+        except AppSpecError:
+            for sink in sinks:
+                sink.close()
+            raise
+        return sinks
+
+
+def _build(registry: Registry[T], stage: StageSpec, app: str, where: str) -> T:
+    """`stage` built; what stops it (a port, a path) as an `AppSpecError` naming `where`."""
+    try:
+        return registry.build(stage.kind, stage.params)
+    except (OSError, ValueError) as exc:
+        raise AppSpecError(f"{app}: {where}: {exc}") from None
+
+
+def _size(n: float) -> str:
+    return f"{n / 1024**3:.3g} GiB" if n >= 1024**3 else f"{n / 1024**2:.3g} MiB"
 
 
 def parse_app_spec(text: str, origin: str = "app spec") -> AppSpec:
@@ -155,9 +222,10 @@ def parse_app_spec(text: str, origin: str = "app spec") -> AppSpec:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or exc
-        raise AppSpecError(f"{origin}:{where}: not valid YAML: {problem}") from None
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        # One line: a reader error spreads itself over several.
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise AppSpecError(f"{origin}:{where} not valid YAML: {problem}") from None
     if not isinstance(raw, dict):
         raise AppSpecError(
             f"{origin}: expected a mapping with name, sources, window, hop, extractors; "
@@ -179,13 +247,21 @@ def load_app_spec(path: Path) -> AppSpec:
 
 
 def _describe(error: Any) -> str:
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
+    where = "".join(_step(p) for p in error["loc"]).lstrip(".")
     message = str(error["msg"]).removeprefix("Value error, ")
     if not where:
         return message
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown field; remove it or check its spelling"
     return f"{where}: {message}"
+
+
+def _step(part: int | str) -> str:
+    if isinstance(part, int):
+        return f"[{part}]"
+    # A key with spaces, line breaks or nothing in it is quoted, so the path stays one line.
+    plain = part and part.isprintable() and not any(c.isspace() for c in part)
+    return f".{part}" if plain else f"[{part!r}]"
 
 
 def motor_app(seed: int) -> AppSpec:

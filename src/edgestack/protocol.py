@@ -147,10 +147,17 @@ _PROFILE_OVERRIDE = (
 )
 
 
+_RULES_OVERRIDE = (
+    "alarm rules overriding those of the app the device runs; null for the app's own. "
+    "Devices are sent the state with its null fields left out: an agent of protocol 1 "
+    "without this meaning reads a missing field as its default"
+)
+
+
 class DesiredState(Wire):
     version: int = Field(default=0, ge=0)
     bundle: BundleRef | None = None
-    rules: RuleParams = RuleParams()
+    rules: RuleParams | None = Field(default=None, description=_RULES_OVERRIDE)
     collect: Collection | None = None
     fault: FaultInjection | None = None
     telemetry_interval_s: float = Field(default=5.0, ge=0.2, le=3600)
@@ -161,7 +168,9 @@ class DesiredPatch(Wire):
     """A change to a device's desired state. Fields left out stay as they are;
     fields sent as null are cleared."""
 
-    rules: RuleParams | None = None
+    rules: RuleParams | None = Field(
+        default=None, description="alarm rules overriding the app's; null for the app's own"
+    )
     collect: Collection | None = None
     fault: FaultInjection | None = None
     telemetry_interval_s: float | None = Field(default=None, ge=0.2, le=3600)
@@ -188,6 +197,11 @@ class ReportedState(Wire):
     error: str | None = None
     hardware: Hardware
     feeds: Feeds | None = Field(default=None, description="what the device can feed a model")
+    rules: RuleParams | None = Field(
+        default=None,
+        description="the alarm rules the device applies: desired.rules, else its app's; "
+        "null from agents that do not say",
+    )
 
 
 # -- data from the device ----------------------------------------------------

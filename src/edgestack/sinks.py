@@ -39,13 +39,21 @@ SINKS: Registry[Sink] = Registry("sink", group="edgestack.sinks")
 
 @SINKS.register("jsonl")
 class JsonLinesSink:
-    """Appends each event as one JSON line to a file, flushed at once."""
+    """Appends each event as one JSON line to a file, flushed at once.
+
+    Raises ValueError naming `path` when the file cannot be opened for writing."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.failed = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(
+                f"path: cannot write {path}: {exc.strerror or exc}; "
+                "choose a file in a folder this process may write to"
+            ) from None
 
     def emit(self, event: Event) -> None:
         try:

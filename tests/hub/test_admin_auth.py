@@ -25,7 +25,7 @@ async def test_admin_routes_refuse_a_device_token(
 
     assert response.status_code == 401
     assert "admin token" in response.json()["detail"]
-    assert "EDGESTACK_HUB_ADMIN_TOKEN" in response.json()["detail"]
+    assert "EDGESTACK_ADMIN_TOKEN" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)

@@ -3,15 +3,27 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from edgestack.agent import AgentSettings
+from edgestack.cli.common import ClientSettings
 from edgestack.hub import HubSettings
 
-_ENV = ("DATA_DIR", "HOST", "PORT", "ADMIN_TOKEN", "ENROL_TOKEN", "ENVIRONMENT")
+_ENV = (
+    "EDGESTACK_HUB_DATA_DIR",
+    "EDGESTACK_HUB_HOST",
+    "EDGESTACK_HUB_PORT",
+    "EDGESTACK_HUB_ENVIRONMENT",
+    "EDGESTACK_ADMIN_TOKEN",
+    "EDGESTACK_ENROL_TOKEN",
+    "EDGESTACK_HUB_URL",
+    "EDGESTACK_HUB_ADMIN_TOKEN",
+    "EDGESTACK_HUB_ENROL_TOKEN",
+)
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _ENV:
-        monkeypatch.delenv(f"EDGESTACK_HUB_{name}", raising=False)
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_development_works_with_the_default_tokens() -> None:
@@ -29,8 +41,8 @@ def test_development_works_with_the_default_tokens() -> None:
 @pytest.mark.parametrize(
     ("given", "named"),
     [
-        ({"enrol_token": SecretStr("s3cret-enrol")}, "EDGESTACK_HUB_ADMIN_TOKEN"),
-        ({"admin_token": SecretStr("s3cret-admin")}, "EDGESTACK_HUB_ENROL_TOKEN"),
+        ({"enrol_token": SecretStr("s3cret-enrol")}, "EDGESTACK_ADMIN_TOKEN"),
+        ({"admin_token": SecretStr("s3cret-admin")}, "EDGESTACK_ENROL_TOKEN"),
     ],
 )
 def test_production_refuses_a_default_token_and_names_the_variable(
@@ -44,8 +56,8 @@ def test_production_reads_its_tokens_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("EDGESTACK_HUB_ENVIRONMENT", "production")
-    monkeypatch.setenv("EDGESTACK_HUB_ADMIN_TOKEN", "s3cret-admin")
-    monkeypatch.setenv("EDGESTACK_HUB_ENROL_TOKEN", "s3cret-enrol")
+    monkeypatch.setenv("EDGESTACK_ADMIN_TOKEN", "s3cret-admin")
+    monkeypatch.setenv("EDGESTACK_ENROL_TOKEN", "s3cret-enrol")
     monkeypatch.setenv("EDGESTACK_HUB_DATA_DIR", str(tmp_path))
 
     settings = HubSettings()
@@ -53,3 +65,28 @@ def test_production_reads_its_tokens_from_the_environment(
     assert settings.environment == "production"
     assert settings.admin_token.get_secret_value() == "s3cret-admin"
     assert settings.data_dir == tmp_path
+
+
+def test_hub_agent_and_cli_read_one_setting_by_one_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGESTACK_HUB_URL", "http://hub.example:9000")
+    monkeypatch.setenv("EDGESTACK_ADMIN_TOKEN", "s3cret-admin")
+    monkeypatch.setenv("EDGESTACK_ENROL_TOKEN", "s3cret-enrol")
+
+    hub = HubSettings()
+    agent = AgentSettings(device_id="motor-1")
+    cli = ClientSettings()
+
+    assert hub.enrol_token == agent.enrol_token == SecretStr("s3cret-enrol")
+    assert hub.admin_token == cli.admin_token == SecretStr("s3cret-admin")
+    assert agent.hub_url == cli.hub_url == "http://hub.example:9000"
+
+
+def test_the_shared_name_wins_over_a_process_prefixed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EDGESTACK_HUB_ADMIN_TOKEN", "old-admin")
+    monkeypatch.setenv("EDGESTACK_ADMIN_TOKEN", "s3cret-admin")
+
+    settings = HubSettings()
+
+    assert settings.admin_token.get_secret_value() == "s3cret-admin"

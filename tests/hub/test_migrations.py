@@ -1,5 +1,6 @@
 """The hub's schema revisions against `tables.py`, and databases of other releases."""
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from sqlalchemy import create_engine
 
 from edgestack.hub import migrate
 from edgestack.hub.errors import StartRefused
-from edgestack.hub.store import Base, Database, events, schema
+from edgestack.hub.store import Base, Database, devices, events, schema
 
 
 def older_database(path: Path, revision: str, *, before_revisions: bool = False) -> None:
@@ -130,3 +131,31 @@ def test_every_revision_goes_back_and_up_again_keeping_what_the_older_schema_hol
     assert left == [("alembic_version",)]
     assert (again.before, again.after) == (None, schema.head())
     assert differences == []
+
+
+def test_twins_stored_with_the_old_default_rules_follow_their_app_and_overrides_stay(
+    tmp_path: Path,
+) -> None:
+    older_database(tmp_path / "hub.db", "0003")
+    old_defaults = {
+        "normal_label": "normal",
+        "min_confidence": 0.7,
+        "trigger_windows": 4,
+        "clear_windows": 8,
+    }
+    override = {**old_defaults, "trigger_windows": 2}
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        for device_id, rules in (("motor-1", old_defaults), ("motor-2", override)):
+            db.execute(
+                "INSERT INTO devices VALUES (?, ?, '2026-01-01 00:00:00', NULL, '{}', ?, 1, "
+                "NULL, '{}')",
+                (device_id, "0" * 64, json.dumps({"rules": rules, "telemetry_interval_s": 5.0})),
+            )
+
+    database = Database(tmp_path / "hub.db")
+    with database.session() as session:
+        desired = {d: devices.desired(session, d).rules for d in ("motor-1", "motor-2")}
+    database.close()
+
+    assert desired["motor-1"] is None
+    assert desired["motor-2"] is not None and desired["motor-2"].trigger_windows == 2

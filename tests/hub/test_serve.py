@@ -49,8 +49,8 @@ def test_sigterm_answers_waiting_long_polls_and_stops(tmp_path: Path) -> None:
         **os.environ,
         "EDGESTACK_HUB_DATA_DIR": str(tmp_path / "hub"),
         "EDGESTACK_HUB_PORT": str(port),
-        "EDGESTACK_HUB_ENROL_TOKEN": ENROL_TOKEN,
-        "EDGESTACK_HUB_ADMIN_TOKEN": ADMIN_TOKEN,
+        "EDGESTACK_ENROL_TOKEN": ENROL_TOKEN,
+        "EDGESTACK_ADMIN_TOKEN": ADMIN_TOKEN,
         "EDGESTACK_HUB_ENVIRONMENT": "development",
     }
     code = "from edgestack.hub import HubSettings, serve; serve(HubSettings())"

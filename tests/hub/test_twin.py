@@ -3,9 +3,18 @@ import time
 
 import httpx
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from edgestack.hub.context import HubContext
-from edgestack.protocol import DesiredState, DeviceView, ReportedState
+from edgestack.protocol import (
+    BundleRef,
+    Collection,
+    DesiredState,
+    DeviceView,
+    FaultInjection,
+    ReportedState,
+    RuleParams,
+)
 
 from .factories import ADMIN, HARDWARE, Device, wait_until
 
@@ -48,7 +57,9 @@ async def test_long_poll_answers_when_the_desired_state_changes(
 
     assert patched.status_code == 200
     assert response.status_code == 200
-    assert response.json() == patched.json()
+    assert DesiredState.model_validate_json(response.content) == DesiredState.model_validate_json(
+        patched.content
+    )
     assert response.json()["version"] == 1
     assert time.monotonic() - started < 5
 
@@ -106,7 +117,7 @@ async def test_patch_changes_only_the_fields_given_and_null_clears(
     assert first.json()["rules"]["trigger_windows"] == 2
     assert second.json()["version"] == 2
     assert second.json()["collect"] is None
-    assert second.json()["rules"] == DesiredState().rules.model_dump()
+    assert second.json()["rules"] is None
     assert third.json() == {**second.json(), "version": 3, "telemetry_interval_s": 0.5}
 
 
@@ -147,3 +158,36 @@ async def test_reported_state_is_stored_and_shown(
         (await client.get("/v1/devices/motor-1", headers=ADMIN)).content
     )
     assert view.reported == reported
+
+
+class _DesiredOfTheLastRelease(BaseModel):
+    """`DesiredState` as agents of the previous release read it: `rules` never null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(default=0, ge=0)
+    bundle: BundleRef | None = None
+    rules: RuleParams = RuleParams()
+    collect: Collection | None = None
+    fault: FaultInjection | None = None
+    telemetry_interval_s: float = Field(default=5.0, ge=0.2, le=3600)
+    profile: str | None = None
+
+
+@pytest.mark.parametrize("rules", [None, {"normal_label": "calm", "trigger_windows": 2}])
+async def test_an_agent_of_the_last_release_still_reads_its_desired_state(
+    client: httpx.AsyncClient, device: Device, rules: dict[str, object] | None
+) -> None:
+    await client.patch(
+        "/v1/devices/motor-1/desired",
+        json={"collect": {"label": "worn"}, "rules": rules},
+        headers=ADMIN,
+    )
+
+    response = await client.get("/v1/devices/motor-1/desired", headers=device.auth)
+    old = _DesiredOfTheLastRelease.model_validate_json(response.content)
+    new = DesiredState.model_validate_json(response.content)
+
+    assert old.collect == new.collect == Collection(label="worn")
+    assert new.rules == (None if rules is None else RuleParams.model_validate(rules))
+    assert old.rules == (new.rules or RuleParams())

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +11,19 @@ from edgestack.demo import LocalFleet, wait_until
 pytestmark = pytest.mark.integration
 
 
+def bare_env(**given: str) -> dict[str, str]:
+    """`given` and where Python finds edgestack, nothing else of the caller's environment."""
+    kept = {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}
+    return {"PATH": "", "COLUMNS": "200", **kept, **given}
+
+
 def cli(fleet: LocalFleet, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "edgestack", *args, "--hub", fleet.hub_url],
         capture_output=True,
         text=True,
         timeout=60,
-        env={"EDGESTACK_ADMIN_TOKEN": fleet.admin_token, "COLUMNS": "200", "PATH": ""},
+        env=bare_env(EDGESTACK_ADMIN_TOKEN=fleet.admin_token),
     )
 
 
@@ -39,7 +46,7 @@ def test_listings_show_the_fleet_as_tables_and_json(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
-            env={"EDGESTACK_ADMIN_TOKEN": "wrong", "COLUMNS": "200", "PATH": ""},
+            env=bare_env(EDGESTACK_ADMIN_TOKEN="wrong"),
         )
 
     assert as_json.returncode == 0, as_json.stderr

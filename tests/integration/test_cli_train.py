@@ -19,12 +19,14 @@ from .test_cli import cli
 pytestmark = pytest.mark.integration
 
 
-def _upload(fleet: LocalFleet, dataset: str) -> None:
-    """The simulated motor's feature windows, labelled by fault, as one frozen version."""
+def _upload(fleet: LocalFleet, dataset: str, normal: str = "normal") -> None:
+    """The simulated motor's feature windows, labelled by fault (`normal` for no fault), as one
+    frozen version."""
     x, faults = motor_features(seconds=4.0)
     start = datetime(2026, 1, 1, tzinfo=UTC)
+    label = [normal if fault == "normal" else fault for fault in FAULTS]
     samples = [
-        DataSample(at=start + timedelta(seconds=i / 4), label=FAULTS[k], features=row.tolist())
+        DataSample(at=start + timedelta(seconds=i / 4), label=label[k], features=row.tolist())
         for i, (row, k) in enumerate(zip(x, faults, strict=True))
     ]
     fleet.client.import_samples(
@@ -75,6 +77,29 @@ def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
     assert second["manifest"]["lineage"]["trainer"] == "logistic_regression"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.image.imread(png).ndim == 3
+
+
+def test_an_anomaly_detector_learns_the_apps_normal_label_as_normal(tmp_path: Path) -> None:
+    app = tmp_path / "app.yaml"
+    app.write_text(
+        "name: quiet-motor\nsources: [{kind: motor}]\nwindow: 2048\nhop: 2048\n"
+        "extractors: [{kind: time_stats}]\nrules: {normal_label: calm}\n"
+    )
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub()
+        _upload(fleet, "calm-motors", normal="calm")
+
+        default = cli(fleet, "train", "calm-motors", "--model", "isolation_forest")
+        trained = cli(
+            fleet, "train", "calm-motors", "--model", "isolation_forest", "--app", str(app)
+        )
+        listed = cli(fleet, "models", "--json")
+
+    assert default.returncode == 2
+    assert "0 rows of 'normal'" in default.stdout
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    [model] = json.loads(listed.stdout)
+    assert model["manifest"]["labels"] == ["calm", "anomaly"]
 
 
 def test_optimize_registers_the_best_candidate_that_fits_with_its_footprint_and_parent(

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -73,6 +75,29 @@ def test_an_anomaly_detector_fits_on_normal_rows_and_scores_faults(
     assert result.labels == ANOMALY_LABELS
     assert (result.train.y == 0).sum() < len(result.train.y)  # faults held in train, unused
     assert result.metrics()["roc_auc"] >= 0.95
+
+
+def test_an_anomaly_detector_calls_normal_what_the_app_calls_normal(
+    motor: tuple[np.ndarray, list[str]],
+) -> None:
+    x, labels = motor
+    calm = ["calm" if label == "normal" else label for label in labels]
+
+    result = fit("isolation_forest", x, calm, params={"n_estimators": 20}, normal_label="calm")
+    recorded = {p.key: p.value for p in onnx.load_from_string(result.onnx).metadata_props}
+
+    assert result.labels == ["calm", "anomaly"]
+    assert json.loads(recorded[LABELS_KEY]) == ["calm", "anomaly"]
+    assert result.metrics()["roc_auc"] >= 0.95
+
+
+def test_a_detector_refuses_anomaly_as_the_normal_label(
+    motor: tuple[np.ndarray, list[str]],
+) -> None:
+    x, labels = motor
+
+    with pytest.raises(ValueError, match="normal_label: 'anomaly'"):
+        fit("isolation_forest", x, labels, normal_label="anomaly")
 
 
 def test_auto_keeps_the_best_candidate_by_validation_macro_f1(

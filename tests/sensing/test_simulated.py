@@ -179,16 +179,26 @@ def test_unknown_kinds_and_bad_severities_are_refused_with_the_valid_ones(name: 
         ("audio", {"defects": {"dropout": 2}}, "defects.dropout"),
         ("light", {"defects": {"noisy": 1}}, "defects.noisy"),
         ("ranger", {"min_range_m": 5.0, "max_range_m": 4.0}, "max_range_m"),
-        ("colour", {}, "seed"),
+        ("colour", {"seed": "blue"}, "seed"),
     ],
 )
 def test_bad_parameters_are_refused_naming_the_field(
     name: str, params: dict[str, Any], field: str
 ) -> None:
-    spec = params if field == "seed" else {"seed": 1, **params}
-
     with pytest.raises(ValueError, match=field):
-        SOURCES.build(name, spec)
+        SOURCES.build(name, {"seed": 1, **params})
+
+
+@pytest.mark.parametrize("name", ["imu", "motor"])
+def test_a_source_given_no_seed_is_seed_0(name: str) -> None:
+    unseeded = SOURCES.build(name, {"start": 0.0})
+    zero = SOURCES.build(name, {"seed": 0, "start": 0.0})
+    one = SOURCES.build(name, {"seed": 1, "start": 0.0})
+
+    data = unseeded.read(64).data
+
+    np.testing.assert_array_equal(data, zero.read(64).data)
+    assert not np.array_equal(data, one.read(64).data)
 
 
 def test_defects_default_to_a_little_of_everything() -> None:

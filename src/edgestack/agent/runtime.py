@@ -73,6 +73,7 @@ class Agent:
         pinned = self.store.get("signing_keys")
         self.trusted = TrustedKeys(_PINNED.validate_json(pinned) if pinned else [])
         self.hot = HotPath(self.source, app.input_spec(self.source))
+        self.app_rules = app.rules
         self.hot.rule = AlarmRule(app.rules)
         self.applied = DesiredState()
         self.error: str | None = None
@@ -204,7 +205,7 @@ class Agent:
             self.hot.collect_label = desired.collect.label if desired.collect else None
             self.hot.restart_windows()
         if desired.rules != before.rules:
-            self.hot.rule = AlarmRule(desired.rules)
+            self.hot.rule = AlarmRule(desired.rules or self.app_rules)
         self.applied = desired
         self.store.set("desired", desired.model_dump_json())
         self.error = "; ".join(errors) or None
@@ -279,6 +280,7 @@ class Agent:
                 rate_hz=self.source.rate_hz,
                 extractors=EXTRACTORS.names(),
             ),
+            rules=self.hot.rule.params,
         )
 
     # -- the hot path ------------------------------------------------------

@@ -9,12 +9,16 @@ __all__ = ["AgentSettings"]
 
 
 class AgentSettings(BaseSettings):
-    """Everything one agent process is configured with; env vars `EDGESTACK_AGENT_*`."""
+    """Everything one agent process is configured with; env vars `EDGESTACK_AGENT_*`, except
+    `EDGESTACK_HUB_URL` and `EDGESTACK_ENROL_TOKEN`, named as the hub and the CLI name them."""
 
-    model_config = SettingsConfigDict(env_prefix="EDGESTACK_AGENT_")
+    model_config = SettingsConfigDict(env_prefix="EDGESTACK_AGENT_", populate_by_name=True)
 
-    hub_url: str = "http://127.0.0.1:8400"
-    enrol_token: SecretStr = Field(description="the fleet's enrolment token, from the hub operator")
+    hub_url: str = Field(default="http://127.0.0.1:8400", validation_alias="EDGESTACK_HUB_URL")
+    enrol_token: SecretStr = Field(
+        validation_alias="EDGESTACK_ENROL_TOKEN",
+        description="the fleet's enrolment token, printed by a development hub at start",
+    )
     device_id: DeviceId
     data_dir: Path = Path("agent-data")
     app: Path | None = Field(

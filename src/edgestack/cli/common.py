@@ -4,12 +4,14 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -21,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from edgestack.client import HubClient, HubError
 
@@ -29,6 +32,7 @@ __all__ = [
     "ClientSettings",
     "HubOpt",
     "JsonOpt",
+    "Listing",
     "call",
     "connect",
     "console",
@@ -45,16 +49,21 @@ S = TypeVar("S", bound=BaseSettings)
 
 console = Console()
 
+# Free text narrower than this reads as a column of single words.
+_MIN_TEXT = 20
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 class ClientSettings(BaseSettings):
     """How the CLI reaches a hub; env vars `EDGESTACK_HUB_URL`, `EDGESTACK_ADMIN_TOKEN`."""
 
-    model_config = SettingsConfigDict(env_prefix="EDGESTACK_")
+    model_config = SettingsConfigDict(populate_by_name=True)
 
-    hub_url: str = "http://127.0.0.1:8400"
-    admin_token: SecretStr = SecretStr("dev-admin-token")
+    hub_url: str = Field(default="http://127.0.0.1:8400", validation_alias="EDGESTACK_HUB_URL")
+    admin_token: SecretStr = Field(
+        default=SecretStr("dev-admin-token"), validation_alias="EDGESTACK_ADMIN_TOKEN"
+    )
 
 
 HubOpt = Annotated[str | None, typer.Option("--hub", help=r"Hub URL \[env EDGESTACK_HUB_URL].")]
@@ -77,7 +86,12 @@ def load_settings(cls: type[S], **given: Any) -> S:
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
-            console.print(f"[red]error:[/] {field}: {error['msg']}")
+            message = (
+                "not set; give its option or set it in the environment (see --help)"
+                if error["type"] == "missing"
+                else error["msg"]
+            )
+            console.print(f"[red]error:[/] {escape(field)}: {escape(message)}", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -105,14 +119,76 @@ def print_json(data: BaseModel | Sequence[BaseModel]) -> None:
     print(json.dumps(dumped, indent=2))
 
 
-def emit(rows: Sequence[BaseModel], as_json: bool, table: Table, cells: list[list[str]]) -> None:
-    """`rows` as JSON, or `cells` as the rows of `table`."""
+@dataclass(frozen=True)
+class Listing:
+    """A listing's table, readable on a terminal of any width down to 80 columns.
+
+    Values never shrink below their own width: `wrap` columns (free text) break between
+    words, the others stay whole on one line. Where even that is too wide, the columns of
+    `hide_first` go, in that order, and a note below names them (`--json` has every field).
+    Past that, the terminal is too narrow to help and values fold.
+    """
+
+    headers: Sequence[str]
+    cells: Sequence[Sequence[str]]
+    wrap: Sequence[str] = ()
+    hide_first: Sequence[str] = ()
+
+    def render(self, to: Console = console) -> RenderableType:
+        """The table as `to` prints it at its width."""
+        hidden: list[str] = []
+        for header in self.hide_first:
+            if self._least_width(hidden) <= to.width:
+                break
+            hidden.append(header)
+        table = self._table(hidden)
+        if not hidden:
+            return table
+        note = Text(f"hidden to fit: {', '.join(hidden)} (--json)")
+        return Group(table, note)
+
+    def _widths(self, hidden: Sequence[str]) -> dict[int, int]:
+        """The least width of each shown column, by index: its longest value whole, or for
+        free text its longest word and room for a few more."""
+        widths = {}
+        for i, header in enumerate(self.headers):
+            if header in hidden:
+                continue
+            values = [row[i] for row in self.cells]
+            if header in self.wrap:
+                widths[i] = max(
+                    _MIN_TEXT, len(header), *(len(w) for v in values for w in v.split())
+                )
+            else:
+                widths[i] = max(len(header), *map(len, values))
+        return widths
+
+    def _least_width(self, hidden: Sequence[str]) -> int:
+        widths = self._widths(hidden)
+        # One space of padding each side of a column and one for the rule between columns.
+        return sum(widths.values()) + 3 * (len(widths) - 1)
+
+    def _table(self, hidden: Sequence[str]) -> Table:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        widths = self._widths(hidden)
+        for i, least in widths.items():
+            header = self.headers[i]
+            if header in self.wrap:
+                table.add_column(header, min_width=least, overflow="fold")
+            else:
+                table.add_column(header, min_width=least, no_wrap=True)
+        for row in self.cells:
+            # Text, not markup: a device's message prints as it was sent.
+            table.add_row(*(Text(row[i]) for i in widths))
+        return table
+
+
+def emit(rows: Sequence[BaseModel], as_json: bool, listing: Listing) -> None:
+    """`rows` as JSON, or `listing` as a table as wide as the terminal."""
     if as_json:
         print_json(rows)
         return
-    for row in cells:
-        table.add_row(*row)
-    console.print(table)
+    console.print(listing.render())
 
 
 def call(action: Callable[[], T]) -> T:

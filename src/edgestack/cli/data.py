@@ -4,7 +4,7 @@ the hub's versioned datasets."""
 import io
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
@@ -24,6 +24,7 @@ from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
     JsonOpt,
+    Listing,
     call,
     connect,
     console,
@@ -36,6 +37,7 @@ from edgestack.client import HubClient, HubError
 from edgestack.protocol import (
     Collection,
     DataSample,
+    DatasetSummary,
     DatasetVersion,
     DesiredPatch,
     SampleCounts,
@@ -46,6 +48,7 @@ __all__ = [
     "Format",
     "app",
     "collect",
+    "datasets_listing",
     "export",
     "freeze",
     "import_recording",
@@ -182,7 +185,11 @@ def list_datasets(
     """List the hub's datasets with what they hold now and their versions."""
     with connect(hub, admin_token) as client:
         rows = call(client.datasets)
-    table = Table("dataset", "samples", "train/test", "labels", "versions", "latest")
+    emit(rows, as_json, datasets_listing(rows))
+
+
+def datasets_listing(rows: Sequence[DatasetSummary]) -> Listing:
+    """Datasets as a table, the label counts wrapped."""
     cells = [
         [
             d.name,
@@ -194,7 +201,11 @@ def list_datasets(
         ]
         for d in rows
     ]
-    emit(rows, as_json, table, cells)
+    return Listing(
+        ["dataset", "samples", "train/test", "labels", "versions", "latest"],
+        cells,
+        wrap=["labels"],
+    )
 
 
 @app.command()

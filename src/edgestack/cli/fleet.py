@@ -1,15 +1,35 @@
 """Looking at a running hub's fleet, and steering it."""
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, emit, fail
+from edgestack.cli.common import (
+    AdminOpt,
+    HubOpt,
+    JsonOpt,
+    Listing,
+    call,
+    connect,
+    console,
+    emit,
+    fail,
+)
 from edgestack.client import HubError
-from edgestack.protocol import DeployRequest, EventView
+from edgestack.protocol import DeployRequest, DeviceView, EventView, ModelView, ProfileView
 
-__all__ = ["deploy", "devices", "events", "models", "profiles"]
+__all__ = [
+    "deploy",
+    "devices",
+    "devices_listing",
+    "events",
+    "events_listing",
+    "models",
+    "models_listing",
+    "profiles",
+    "profiles_listing",
+]
 
 
 def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
@@ -17,18 +37,11 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
     here, whole in --json (reported.error)."""
     with connect(hub, admin_token) as client:
         rows = call(client.devices)
-    table = Table(
-        "device",
-        "profile",
-        "status",
-        "error",
-        "model",
-        "last seen",
-        "windows",
-        "predictions",
-        "bad input",
-        "raw/uplink",
-    )
+    emit(rows, as_json, devices_listing(rows))
+
+
+def devices_listing(rows: Sequence[DeviceView]) -> Listing:
+    """Devices as a table; on a narrow terminal the totals go before what needs attention."""
     cells = []
     for d in rows:
         reported = d.reported
@@ -52,14 +65,34 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
                 f"{t.raw_bytes / max(1, t.uplink_bytes):.0f}x",
             ]
         )
-    emit(rows, as_json, table, cells)
+    return Listing(
+        [
+            "device",
+            "profile",
+            "status",
+            "error",
+            "model",
+            "last seen",
+            "windows",
+            "predictions",
+            "bad input",
+            "raw/uplink",
+        ],
+        cells,
+        wrap=["bad input"],
+        hide_first=["raw/uplink", "predictions", "windows", "profile", "last seen"],
+    )
 
 
 def models(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
     """List registered model versions."""
     with connect(hub, admin_token) as client:
         rows = call(client.models)
-    table = Table("name", "version", "digest", "accuracy", "labels", "size", "registered")
+    emit(rows, as_json, models_listing(rows))
+
+
+def models_listing(rows: Sequence[ModelView]) -> Listing:
+    """Model versions as a table; the digest and size go first on a narrow terminal."""
     cells = [
         [
             m.name,
@@ -72,7 +105,12 @@ def models(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = 
         ]
         for m in rows
     ]
-    emit(rows, as_json, table, cells)
+    return Listing(
+        ["name", "version", "digest", "accuracy", "labels", "size", "registered"],
+        cells,
+        wrap=["labels"],
+        hide_first=["digest", "size", "registered"],
+    )
 
 
 def events(
@@ -89,8 +127,7 @@ def events(
     """List the events of the devices and the hub, newest first."""
     with connect(hub, admin_token) as client:
         rows = call(lambda: client.events(device=device, limit=limit, newest_first=True))
-        table = Table("id", "device", "at", "kind", "label", "message")
-        emit(rows, as_json, table, [_event_cells(e) for e in rows])
+        emit(rows, as_json, events_listing(rows))
         if not follow:
             return
         after_id = max((e.id for e in rows), default=0)
@@ -103,6 +140,16 @@ def events(
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
             return
+
+
+def events_listing(rows: Sequence[EventView]) -> Listing:
+    """Events as a table, the message wrapped to what the terminal leaves it."""
+    return Listing(
+        ["id", "device", "at", "kind", "label", "message"],
+        [_event_cells(e) for e in rows],
+        wrap=["message"],
+        hide_first=["id", "label"],
+    )
 
 
 def _event_cells(e: EventView) -> list[str]:
@@ -120,7 +167,11 @@ def profiles(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt 
     """List the device profiles a deployment is checked against."""
     with connect(hub, admin_token) as client:
         rows = call(client.profiles)
-    table = Table("profile", "flash", "RAM", "latency p99", "slowdown", "description")
+    emit(rows, as_json, profiles_listing(rows))
+
+
+def profiles_listing(rows: Sequence[ProfileView]) -> Listing:
+    """Device profiles as a table, the description wrapped."""
     cells = [
         [
             p.name,
@@ -132,7 +183,12 @@ def profiles(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt 
         ]
         for p in rows
     ]
-    emit(rows, as_json, table, cells)
+    return Listing(
+        ["profile", "flash", "RAM", "latency p99", "slowdown", "description"],
+        cells,
+        wrap=["description"],
+        hide_first=["slowdown"],
+    )
 
 
 def deploy(

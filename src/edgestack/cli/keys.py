@@ -1,12 +1,12 @@
 """`edgestack keys`: the hub's bundle signing keys."""
 
 import typer
-from rich.table import Table
 
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
     JsonOpt,
+    Listing,
     call,
     connect,
     console,
@@ -20,13 +20,13 @@ __all__ = ["app"]
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
-def _table(rows: list[KeyView]) -> tuple[Table, list[list[str]]]:
-    table = Table("key", "active", "endorsed by", "public key")
+def _listing(rows: list[KeyView]) -> Listing:
+    """Keys as a table; the public key, long and in --json whole, goes first when narrow."""
     cells = [
         [v.key.key_id, "yes" if v.active else "", v.key.endorsed_by or "-", v.key.public_key]
         for v in rows
     ]
-    return table, cells
+    return Listing(["key", "active", "endorsed by", "public key"], cells, hide_first=["public key"])
 
 
 @app.command("list")
@@ -34,7 +34,7 @@ def list_keys(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt
     """List the hub's signing keys, oldest first; the active one signs new registrations."""
     with connect(hub, admin_token) as client:
         rows = call(client.keys)
-    emit(rows, as_json, *_table(rows))
+    emit(rows, as_json, _listing(rows))
 
 
 @app.command()

@@ -56,12 +56,13 @@ def migrate(data_dir: DataDirOpt = None) -> None:
 
 
 def agent(
-    hub: Annotated[
-        str | None, typer.Option("--hub", help=r"\[env EDGESTACK_AGENT_HUB_URL]")
-    ] = None,
+    hub: Annotated[str | None, typer.Option("--hub", help=r"\[env EDGESTACK_HUB_URL]")] = None,
     token: Annotated[
         str | None,
-        typer.Option("--token", help=r"Enrolment token \[env EDGESTACK_AGENT_ENROL_TOKEN]"),
+        typer.Option(
+            "--token",
+            help=r"Enrolment token, printed by a development hub \[env EDGESTACK_ENROL_TOKEN]",
+        ),
     ] = None,
     device_id: Annotated[str | None, typer.Option(help=r"\[env EDGESTACK_AGENT_DEVICE_ID]")] = None,
     data_dir: Annotated[Path | None, typer.Option(help=r"\[env EDGESTACK_AGENT_DATA_DIR]")] = None,

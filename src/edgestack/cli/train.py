@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from edgestack.appspec import AppSpecError, load_app_spec
 from edgestack.bundle import InputSpec
 from edgestack.cli.common import (
     AdminOpt,
@@ -24,7 +25,7 @@ from edgestack.cli.common import (
 )
 from edgestack.client import HubClient
 from edgestack.dataset import DatasetFileError, read_dataset
-from edgestack.protocol import ModelView
+from edgestack.protocol import ModelView, RuleParams
 
 if TYPE_CHECKING:
     from edgestack.learning import Candidate, FitResult
@@ -57,6 +58,13 @@ def train(
         str | None, typer.Option(help="Register as this model; the dataset's name by default.")
     ] = None,
     png: Annotated[Path | None, typer.Option(help="Write the confusion matrix here.")] = None,
+    app: Annotated[
+        Path | None,
+        typer.Option(
+            help="The app spec the model is for: an anomaly detector learns its rules' "
+            "normal_label as normal (normal when left out)."
+        ),
+    ] = None,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
@@ -84,6 +92,7 @@ def train(
             raise fail(f"--params: {exc}", 2) from None
     elif chosen:
         raise fail("--params: auto tries each candidate with its defaults; leave it out", 2)
+    normal_label = _normal_label(app)
     target = name or dataset
     with connect(hub, admin_token) as client:
         if version is None:
@@ -126,6 +135,7 @@ def train(
                         cv=cv,
                         dataset=dataset,
                         dataset_version=version,
+                        normal_label=normal_label,
                         progress=advance,
                     )
             except ValueError as exc:
@@ -163,6 +173,15 @@ def _params(raw: str | None) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise fail("--params: give a JSON object such as '{\"epochs\": 5}'", 2)
     return parsed
+
+
+def _normal_label(app: Path | None) -> str:
+    if app is None:
+        return RuleParams().normal_label
+    try:
+        return load_app_spec(app).rules.normal_label
+    except AppSpecError as exc:
+        raise fail(f"--app: {exc}", 2) from None
 
 
 def _latest(client: HubClient, dataset: str) -> int:

@@ -73,8 +73,8 @@ class LocalFleet:
 
     def start_hub(self, *, timeout_s: float = 30) -> None:
         env = {
-            "EDGESTACK_HUB_ADMIN_TOKEN": self.admin_token,
-            "EDGESTACK_HUB_ENROL_TOKEN": self.enrol_token,
+            "EDGESTACK_ADMIN_TOKEN": self.admin_token,
+            "EDGESTACK_ENROL_TOKEN": self.enrol_token,
         }
         args = ["hub", "--data-dir", str(self.root / "hub"), "--port", str(self.port)]
         self._hub = self._spawn("hub", args, env)
@@ -110,7 +110,7 @@ class LocalFleet:
             *(["--app", str(app)] if app else []),
         ]
         self._agents[device] = self._spawn(
-            device, args, {"EDGESTACK_AGENT_ENROL_TOKEN": self.enrol_token}
+            device, args, {"EDGESTACK_ENROL_TOKEN": self.enrol_token}
         )
 
     def stop_agents(self) -> None:

@@ -1,7 +1,7 @@
 """The control plane of a fleet: enrolment, device twins, ingestion, the model registry
 and deployments, as one FastAPI app over SQLite.
 
-    settings = HubSettings(data_dir=Path("hub-data"))   # env vars EDGESTACK_HUB_*
+    settings = HubSettings(data_dir=Path("hub-data"))   # env EDGESTACK_HUB_*, EDGESTACK_*_TOKEN
     serve(settings)                                      # or create_app(settings) for ASGI
 """
 

@@ -1,5 +1,7 @@
 import contextlib
 import logging
+import shlex
+import sys
 from types import FrameType
 
 import uvicorn
@@ -41,12 +43,40 @@ def serve(settings: HubSettings) -> None:
         settings.data_dir,
         settings.environment,
     )
+    if settings.environment == "development":
+        print(_first_run(settings), file=sys.stdout, flush=True)
     # uvicorn raises the signal again once it has stopped; a stop asked for is no error.
     try:
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
     finally:
         hub.close()
+
+
+def _first_run(settings: HubSettings) -> str:
+    """What a development hub prints at start: its tokens, an agent command that enrols as
+    printed, and what to export for the CLI. Production hubs keep their tokens to themselves."""
+    # An agent cannot connect to a wildcard address; on this machine, loopback reaches it.
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = (
+        f"http://{host}:{settings.port}" if ":" not in host else f"http://[{host}]:{settings.port}"
+    )
+    enrol = settings.enrol_token.get_secret_value()
+    admin = settings.admin_token.get_secret_value()
+    agent = ["edgestack", "agent", "--hub", url, "--token", enrol, "--device-id", "device-1"]
+    exports = {"EDGESTACK_HUB_URL": url, "EDGESTACK_ADMIN_TOKEN": admin}
+    return "\n".join(
+        [
+            f"development hub on {url}",
+            f"  enrolment token: {enrol}",
+            f"  admin token:     {admin}",
+            "run an agent (another --device-id for each one):",
+            f"  {shlex.join(agent)}",
+            "use the CLI from another shell:",
+            "  export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in exports.items()),
+            "  edgestack devices",
+        ]
+    )
 
 
 class _Server(uvicorn.Server):

@@ -13,19 +13,25 @@ DEV_ENROL_TOKEN = "dev-enrol-token"
 
 
 class HubSettings(BaseSettings):
-    """Everything the hub process is configured with; env vars `EDGESTACK_HUB_*`.
+    """Everything the hub process is configured with; env vars `EDGESTACK_HUB_*`, except the
+    tokens, `EDGESTACK_ADMIN_TOKEN` and `EDGESTACK_ENROL_TOKEN`, named as the CLI and the
+    agents name them.
 
     The tokens default to `dev-admin-token` and `dev-enrol-token`, which are refused
     when `environment` is `production`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="EDGESTACK_HUB_")
+    model_config = SettingsConfigDict(env_prefix="EDGESTACK_HUB_", populate_by_name=True)
 
     data_dir: Path = Path("hub-data")
     host: str = "127.0.0.1"
     port: int = 8400
-    admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
-    enrol_token: SecretStr = SecretStr(DEV_ENROL_TOKEN)
+    admin_token: SecretStr = Field(
+        default=SecretStr(DEV_ADMIN_TOKEN), validation_alias="EDGESTACK_ADMIN_TOKEN"
+    )
+    enrol_token: SecretStr = Field(
+        default=SecretStr(DEV_ENROL_TOKEN), validation_alias="EDGESTACK_ENROL_TOKEN"
+    )
     environment: Literal["development", "production"] = "development"
     signature_days: float = Field(
         default=365, gt=0, description="how long a bundle's signature lets devices install it"
@@ -39,6 +45,6 @@ class HubSettings(BaseSettings):
             if getattr(self, field).get_secret_value() == default:
                 raise ValueError(
                     f"{field} is the development default, refused in production; "
-                    f"set EDGESTACK_HUB_{field.upper()} to a secret value"
+                    f"set EDGESTACK_{field.upper()} to a secret value"
                 )
         return self

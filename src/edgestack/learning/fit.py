@@ -45,7 +45,9 @@ AUTO_CANDIDATES = (
 """The classifiers `auto` tries, roughly cheapest first: the ones that take feature rows as
 they come, with no shape to give."""
 ANOMALY_LABELS = ["normal", "anomaly"]
-"""The labels of every anomaly detector's two probability columns."""
+"""The labels of an anomaly detector's two probability columns when the normal label is
+`normal`; the first is always the `normal_label` it was fitted with, so the device's alarm rule
+with that `normal_label` reads its normal windows as normal."""
 
 Progress = Callable[[str, int, int], None]
 """Called as work advances: what was just done, steps done, steps in all."""
@@ -70,7 +72,7 @@ class FitResult:
     its probability columns), `evaluation` measured through the ONNX model on `test`.
     `split` says where the held-out rows came from: `given` (the caller's, such as the hub's
     split column) or `stratified` (drawn here). An anomaly detector fits on the normal rows of
-    `train` only and its labels are `ANOMALY_LABELS`.
+    `train` only and its labels are its `normal_label`, then `anomaly`.
     """
 
     trainer: Trainer
@@ -258,16 +260,15 @@ def _fit(
             predicted = model.predict_proba(train.x[outer]).argmax(axis=1)
             scores.append(evaluate(train.y[outer], predicted, classes).macro_f1)
     model = _fitted(name, settings, train, seed, steps, "final fit")
-    labels = list(ANOMALY_LABELS) if model.task == "anomaly" else classes
-    onnx = with_labels(model.to_onnx(), labels)
-    predicted, probabilities = OnnxPredictor(onnx, labels).predict(held_out.x)
+    onnx = with_labels(model.to_onnx(), classes)
+    predicted, probabilities = OnnxPredictor(onnx, classes).predict(held_out.x)
     native = model.predict_proba(held_out.x).argmax(axis=1)
     anomaly = probabilities[:, 1] if model.task == "anomaly" else None
     return FitResult(
         trainer=model,
         onnx=onnx,
-        labels=labels,
-        evaluation=evaluate(held_out.y, predicted, labels, anomaly_scores=anomaly),
+        labels=classes,
+        evaluation=evaluate(held_out.y, predicted, classes, anomaly_scores=anomaly),
         lineage=Lineage(
             dataset=dataset,
             dataset_version=dataset_version,
@@ -360,6 +361,11 @@ def _validated(
         raise ValueError(f"test_size: {test_size}, expected a share between 0 and 1")
     counts = Counter(labels)
     if task == "anomaly":
+        if normal_label == ANOMALY_LABELS[1]:
+            raise ValueError(
+                f"normal_label: {normal_label!r} names what a detector finds abnormal; "
+                "label the normal rows otherwise"
+            )
         if counts[normal_label] < _MIN_PER_LABEL:
             raise ValueError(
                 f"labels: {counts[normal_label]} rows of {normal_label!r}; an anomaly detector "
@@ -367,7 +373,7 @@ def _validated(
                 "normal_label)"
             )
         anomalous = np.array([label != normal_label for label in labels], np.int64)
-        return x, anomalous, list(ANOMALY_LABELS)
+        return x, anomalous, [normal_label, ANOMALY_LABELS[1]]
     if len(counts) < 2:
         raise ValueError(
             f"labels: only {sorted(counts)} present; a classifier needs at least 2 distinct labels"

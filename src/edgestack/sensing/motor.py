@@ -118,7 +118,7 @@ class MotorSimulator:
     channels: tuple[str, ...] = ("accel_x", "accel_y", "accel_z", "temperature")
     units: tuple[str, ...] = ("g", "g", "g", "degC")
 
-    def __init__(self, seed: int, rate_hz: float = 8000.0, start: float | None = None) -> None:
+    def __init__(self, seed: int = 0, rate_hz: float = 8000.0, start: float | None = None) -> None:
         if not rate_hz >= _MIN_RATE_HZ:
             raise ValueError(
                 f"rate_hz: {rate_hz} is too slow to show the bearing resonance; "

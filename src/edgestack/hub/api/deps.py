@@ -97,7 +97,7 @@ def _require_admin(hub: HubDep, credentials: Credentials) -> None:
     if not _is_admin(credentials, hub):
         raise _unauthorized(
             "this route needs the admin token: send 'Authorization: Bearer <token>' with the "
-            "value of EDGESTACK_HUB_ADMIN_TOKEN set on the hub"
+            "value of EDGESTACK_ADMIN_TOKEN set on the hub"
         )
 
 

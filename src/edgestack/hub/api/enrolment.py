@@ -26,7 +26,7 @@ def enrol(request: EnrolBody, hub: HubDep, session: WriteSessionDep) -> EnrolRes
         raise HTTPException(
             401,
             "enrol_token is not this hub's enrolment token; use the value of "
-            "EDGESTACK_HUB_ENROL_TOKEN set on the hub",
+            "EDGESTACK_ENROL_TOKEN set on the hub",
         )
     if request.protocol != PROTOCOL:
         raise BadRequest(

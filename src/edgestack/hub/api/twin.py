@@ -22,7 +22,13 @@ PatchBody = Annotated[DesiredPatch, Depends(json_body(DesiredPatch))]
 ReportedBody = Annotated[ReportedState, Depends(json_body(ReportedState))]
 
 
-@router.get("/v1/devices/{device_id}/desired", operation_id="twin-get-desired")
+# Null fields are left out for the device: an agent of the previous version reads a missing
+# field as its default, where a null it never allowed (`rules`) would fail its validation.
+@router.get(
+    "/v1/devices/{device_id}/desired",
+    operation_id="twin-get-desired",
+    response_model_exclude_none=True,
+)
 async def get_desired(
     device_id: DeviceDep,
     hub: HubDep,

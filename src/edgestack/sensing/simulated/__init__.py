@@ -1,8 +1,9 @@
 """Simulated sensors of every kind, each a `Source` registered under a short name.
 
-Seeded and reproducible however the reads are sized, with the defects of real sensors (`Defects`)
-and injectable sensor faults (`SENSOR_FAULTS`) besides each simulator's own events; `kinds` on
-each source lists what `inject` accepts.
+Seeded (`seed`, 0 by default: each seed one machine, place or trip) and reproducible however
+the reads are sized, with the defects of real sensors (`Defects`) and injectable sensor faults
+(`SENSOR_FAULTS`) besides each simulator's own events; `kinds` on each source lists what
+`inject` accepts.
 
 - vehicle (`VehicleSimulator`): latitude, longitude (deg), altitude (m), speed (m/s), heading (deg)
 - imu (`ImuSimulator`): accel_x/y/z (g), gyro_x/y/z (deg/s)

@@ -41,7 +41,7 @@ class AudioSimulator(Simulator):
 
     def __init__(
         self,
-        seed: int,
+        seed: int = 0,
         rate_hz: Annotated[float, Field(ge=8000, le=96000)] = 16000.0,
         start: float | None = None,
         defects: Defects = NOMINAL,

@@ -54,7 +54,7 @@ class CameraSimulator(Simulator):
 
     def __init__(
         self,
-        seed: int,
+        seed: int = 0,
         rate_hz: Annotated[float, Field(gt=0, le=120)] = 5.0,
         start: float | None = None,
         height: Annotated[int, Field(ge=8, le=512)] = 32,

@@ -68,7 +68,7 @@ class ColourSimulator(Simulator):
 
     def __init__(
         self,
-        seed: int,
+        seed: int = 0,
         rate_hz: Annotated[float, Field(gt=0, le=1000)] = 20.0,
         start: float | None = None,
         defects: Defects = NOMINAL,

@@ -39,7 +39,7 @@ class ImuSimulator(Simulator):
 
     def __init__(
         self,
-        seed: int,
+        seed: int = 0,
         rate_hz: Annotated[float, Field(ge=20, le=1000)] = 100.0,
         start: float | None = None,
         activity: Activity = "idle",

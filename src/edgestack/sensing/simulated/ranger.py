@@ -50,7 +50,7 @@ class RangerSimulator(Simulator):
 
     def __init__(
         self,
-        seed: int,
+        seed: int = 0,
         rate_hz: Annotated[float, Field(gt=0, le=1000)] = 10.0,
         start: float | None = None,
         min_range_m: Annotated[float, Field(ge=0)] = 0.02,

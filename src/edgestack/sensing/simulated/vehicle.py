@@ -44,7 +44,7 @@ class VehicleSimulator(Simulator):
 
     def __init__(
         self,
-        seed: int,
+        seed: int = 0,
         rate_hz: Annotated[float, Field(gt=0, le=100)] = 1.0,
         start: float | None = None,
         latitude: Annotated[float, Field(ge=-80, le=80)] = 48.137,

@@ -46,7 +46,7 @@ class WeatherSimulator(Simulator):
 
     def __init__(
         self,
-        seed: int,
+        seed: int = 0,
         rate_hz: Annotated[float, Field(gt=0, le=100)] = 1.0,
         start: float | None = None,
         time_scale: Annotated[float, Field(gt=0, le=1e6)] = 1.0,

@@ -1,0 +1,146 @@
+"""Listings stay readable at 80 columns: no value cut or broken, what is hidden said."""
+
+import io
+import re
+from datetime import UTC, datetime
+
+import pytest
+from rich.console import Console
+
+from edgestack.bundle import Bundle
+from edgestack.cli.common import Listing
+from edgestack.cli.data import datasets_listing
+from edgestack.cli.fleet import devices_listing, events_listing, models_listing, profiles_listing
+from edgestack.processing import vibration_spec
+from edgestack.profiles import PROFILES
+from edgestack.protocol import (
+    BundleRef,
+    DatasetSummary,
+    DesiredState,
+    DeviceView,
+    Event,
+    EventView,
+    Hardware,
+    ModelView,
+    ReportedState,
+    SampleCounts,
+    TelemetryTotals,
+)
+
+AT = datetime(2026, 11, 30, 12, 30, 1, tzinfo=UTC)
+DIGEST = "ab" * 32
+LABELS = ["normal", "imbalance", "bearing_wear", "misalignment"]
+
+
+def _device() -> DeviceView:
+    hardware = Hardware(cores=4, ram_mb=4096, arch="aarch64", providers=["CPUExecutionProvider"])
+    return DeviceView(
+        device_id="press-line-4-motor-12",
+        enrolled_at=AT,
+        last_seen=AT,
+        desired=DesiredState(),
+        reported=ReportedState(
+            desired_version=3,
+            bundle=BundleRef(name="motor-faults", version=12, digest=DIGEST),
+            status="collecting",
+            hardware=hardware,
+        ),
+        telemetry=TelemetryTotals(
+            windows=1234567,
+            predictions={"normal": 1234000},
+            bad_input={"nan": 3, "time_backwards": 12, "wrong_channel_count": 1},
+            raw_bytes=10**9,
+            uplink_bytes=10**6,
+        ),
+        profile="pi",
+    )
+
+
+def _model() -> ModelView:
+    bundle = Bundle.create(
+        name="motor-faults-line-4",
+        version=12,
+        labels=LABELS,
+        input=vibration_spec(),
+        model=b"onnx",
+        metrics={"accuracy": 0.987},
+    )
+    return ModelView(
+        name="motor-faults-line-4",
+        version=12,
+        digest=DIGEST,
+        size_bytes=123_456,
+        registered_at=AT,
+        manifest=bundle.manifest,
+    )
+
+
+def _event() -> EventView:
+    event = Event(
+        event_id="12345678-1234-5678-1234-567812345678",
+        at=AT,
+        kind="alarm_raised",
+        severity="critical",
+        label="bearing_wear",
+        message="bearing_wear in 4 windows in a row (mean confidence 0.93); check the bearing",
+    )
+    return EventView(id=123456, device_id="press-line-4-motor-12", received_at=AT, event=event)
+
+
+def _dataset() -> DatasetSummary:
+    counts = SampleCounts(
+        total=123456,
+        labels={label: 30864 for label in LABELS},
+        splits={"train": 92592, "test": 30864},
+    )
+    return DatasetSummary(name="line-4-motors", counts=counts, versions=3, latest=3)
+
+
+LISTINGS = {
+    "devices": devices_listing([_device()]),
+    "models": models_listing([_model()]),
+    "events": events_listing([_event()]),
+    "profiles": profiles_listing(list(PROFILES.values())),
+    "data list": datasets_listing([_dataset()]),
+}
+
+
+def _render(listing: Listing, width: int) -> str:
+    to = Console(width=width, record=True, file=io.StringIO())
+    to.print(listing.render(to))
+    return to.export_text()
+
+
+@pytest.mark.parametrize("name", LISTINGS)
+def test_a_listing_at_80_columns_shows_each_value_whole_or_says_it_is_hidden(name: str) -> None:
+    listing = LISTINGS[name]
+
+    text = _render(listing, 80)
+
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in text
+    words = " ".join(text.split())
+    hidden = re.search(r"hidden to fit: (.*) \(--json\)", words)
+    hidden_columns = hidden.group(1).split(", ") if hidden else []
+    assert set(hidden_columns) <= set(listing.hide_first)
+    for row in listing.cells:
+        for header, value in zip(listing.headers, row, strict=True):
+            if header in hidden_columns:
+                continue
+            if header in listing.wrap:
+                # Wrapped between words: every word of it is there, whole.
+                assert all(word in text for word in value.split()), (header, value)
+            else:
+                assert any(value in line for line in lines), (header, value)
+    for header in listing.headers:
+        if header not in hidden_columns:
+            assert header in words, header
+
+
+@pytest.mark.parametrize("name", LISTINGS)
+def test_a_wide_terminal_shows_every_column(name: str) -> None:
+    text = _render(LISTINGS[name], 200)
+
+    assert "hidden to fit" not in text
+    assert all(header in text for header in LISTINGS[name].headers)
