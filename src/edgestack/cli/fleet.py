@@ -56,7 +56,7 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
                 d.device_id,
                 d.profile,
                 reported.status if reported else "silent",
-                _short(reported.error) if reported and reported.error else "-",
+                _short(reported.error, 24) if reported and reported.error else "-",
                 model,
                 d.last_seen.strftime("%H:%M:%S") if d.last_seen else "never",
                 str(t.windows),
@@ -80,7 +80,7 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
         ],
         cells,
         wrap=["bad input"],
-        hide_first=["raw/uplink", "predictions", "windows", "profile", "last seen"],
+        hide_first=["raw/uplink", "predictions", "windows", "profile", "last seen", "bad input"],
     )
 
 
@@ -225,7 +225,7 @@ def deploy(
     )
 
 
-def _short(text: str, width: int = 40) -> str:
+def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
