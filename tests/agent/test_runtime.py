@@ -2,10 +2,12 @@ import asyncio
 import gzip
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 from edgestack.agent import Agent, AgentSettings
+from edgestack.agent.link import HubLink
 from edgestack.agent.store import LocalStore
 from edgestack.bundle import Bundle, BundleStore, digest
 from edgestack.learning import train_classifier
@@ -36,6 +38,22 @@ def _installed(data_dir: Path, data: bytes, version: int) -> BundleRef:
     store.set("desired", DesiredState(version=3, bundle=ref).model_dump_json())
     store.close()
     return ref
+
+
+class _Artifacts:
+    """A hub that serves only bundles, by digest, and counts the downloads."""
+
+    def __init__(self, served: dict[str, bytes]) -> None:
+        self.served = served
+        self.downloads: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        key = request.url.path.rsplit("/", 1)[-1]
+        self.downloads.append(key)
+        return httpx.Response(200, content=self.served[key])
+
+    def link(self) -> HubLink:
+        return HubLink("http://hub", transport=httpx.MockTransport(self))
 
 
 def _agent(data_dir: Path) -> Agent:
@@ -92,12 +110,9 @@ async def test_a_tampered_download_is_refused_and_the_old_model_keeps_running(
     other = _bundle(2, seed=2)
     wanted = BundleRef(name="m", version=2, digest=digest(other))
 
-    async def tampered(key: str) -> bytes:
-        altered = bytearray(other)
-        altered[len(altered) // 2] ^= 0xFF
-        return bytes(altered)
-
-    agent.link.artifact = tampered  # type: ignore[method-assign]
+    altered = bytearray(other)
+    altered[len(altered) // 2] ^= 0xFF
+    agent.link = _Artifacts({wanted.digest: bytes(altered)}).link()
     await agent.apply(DesiredState(version=4, bundle=wanted))
 
     assert agent.hot.model is not None and agent.hot.model.ref == good

@@ -1,26 +1,45 @@
 """The edge runtime: senses in real time, follows its twin, and sends through the outbox.
 
-Four tasks share one event loop. Sensing never awaits the network; the twin and
-the uplink tasks retry with backoff while the hub is away, and the outbox keeps
-what must be sent on disk until the hub has acknowledged it.
+Four tasks share one event loop, which only waits: everything that computes or
+writes (features, inference, rules, gzip, the outbox's SQLite writes) runs on one
+worker thread, in order, and bundles are hashed and unpacked in other threads. The
+twin and the uplink tasks retry with backoff while the hub is away, and the outbox
+keeps what must be sent on disk until the hub has acknowledged it.
+
+A bundle that cannot be fetched, verified or loaded is reported with its reason and
+not tried again until the desired state changes; one that keeps failing at run time
+is given up for the bundle before it. Either way the device keeps sensing.
 """
 
 import asyncio
 import contextlib
 import gzip
+import json
 import logging
 import os
 import platform
 import random
 import signal
+import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import (
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 
 import onnxruntime
 from pydantic import BaseModel
 
-from edgestack.agent.hotpath import HotPath, LoadedModel
+from edgestack.agent.download import download, prune, touch
+from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
@@ -34,6 +53,7 @@ from edgestack.protocol import (
     EnrolRequest,
     Event,
     EventBatch,
+    EventKind,
     Hardware,
     ReportedState,
     SampleBatch,
@@ -47,6 +67,13 @@ log = logging.getLogger("edgestack.agent")
 # Labelled windows leave in batches: at most this many, or this old, whichever comes first.
 _SAMPLE_BATCH = 64
 _SAMPLE_BATCH_AGE_S = 3.0
+
+# Refusals about who the device is, not about the message: it waits in the outbox.
+_AUTH_STATUSES = (401, 403, 404)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Severity = Literal["info", "warning", "critical"]
 
 
 @runtime_checkable
@@ -69,11 +96,20 @@ class Agent:
         self.link = HubLink(settings.hub_url)
         self.hot = HotPath(self.source, app.input_spec(self.source))
         self.hot.rule = AlarmRule(app.rules)
+        # The shape of one sample (a camera's picture), for the dry run of each new bundle.
+        self._frame = self.source.read(0).frame
         self.applied = DesiredState()
         self.error: str | None = None
+        self.failed = False
+        # One thread runs the hot path and every change to it, so changes fall between chunks.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="edgestack-hotpath")
+        self._dropped_seen = self.store.dropped()
         self._enrolled = asyncio.Event()
         self._outbox_filled = asyncio.Event()
-        self._report_due = True
+        self._report_due = asyncio.Event()
+        self._report_due.set()
+        # Set by `_on_worker`, before anything on the worker can need it.
+        self._loop: asyncio.AbstractEventLoop
         self._samples: list[DataSample] = []
         self._samples_since = 0.0
         self._enrol_lock = asyncio.Lock()
@@ -92,8 +128,8 @@ class Agent:
                 tasks.create_task(self._send())
                 tasks.create_task(self._report_telemetry())
         finally:
-            self._flush_samples()
-            self._cut_telemetry()
+            await self._on_worker(self._flush_samples)
+            await self._on_worker(self._cut_telemetry)
             if self._enrolled.is_set():
                 try:
                     await asyncio.wait_for(self._drain(), self.settings.drain_timeout_s)
@@ -102,10 +138,16 @@ class Agent:
                         "%d messages stay in the outbox for next time", self.store.pending()
                     )
             await self.link.aclose()
+            self._worker.shutdown()
             self.store.close()
             self.source.close()
             for sink in self.sinks:
                 sink.close()
+
+    async def _on_worker(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run `fn` on the hot path's thread, after what was queued there before it."""
+        self._loop = asyncio.get_running_loop()
+        return await self._loop.run_in_executor(self._worker, lambda: fn(*args, **kwargs))
 
     # -- start-up: last good state, offline --------------------------------
 
@@ -114,6 +156,12 @@ class Agent:
         if token:
             self.link.token = token
             self._enrolled.set()
+        running = self.store.get("running")
+        if running:
+            # What ran last, even when the desired bundle failed: it is the last good one.
+            with contextlib.suppress(BundleError, ValueError, HubUnavailable, HubRejected):
+                model = await self._fetch(BundleRef.model_validate_json(running))
+                await self._on_worker(self.hot.use_model, model)
         saved = self.store.get("desired")
         if saved:
             try:
@@ -137,7 +185,7 @@ class Agent:
                 await backoff.sleep()
         self.store.set("device_token", response.device_token)
         self.link.token = response.device_token
-        self._report_due = True
+        self._report_due.set()
         self._enrolled.set()
         log.info("enrolled as %s", self.device_id)
 
@@ -163,32 +211,84 @@ class Agent:
         while True:
             token = self.link.token
             try:
-                if self._report_due:
+                if self._report_due.is_set():
+                    self._report_due.clear()
                     await self.link.report(self.device_id, self._reported())
-                    self._report_due = False
-                desired = await self.link.desired(
-                    self.device_id, after=self.applied.version, wait_s=self.settings.poll_wait_s
-                )
-                # A failed step is retried whenever the twin answers, not only on change.
-                if desired != self.applied or self.error:
+                desired = await self._poll_desired()
+                # What failed is tried again when the desired state changes, not before.
+                if desired is not None and desired != self.applied:
                     await self.apply(desired)
                 backoff.reset()
             except HubUnavailable as exc:
+                self._report_due.set()
                 backoff.note(exc)
                 await backoff.sleep()
             except HubRejected as exc:
+                self._report_due.set()
                 await self._recover(exc, token)
+
+    async def _poll_desired(self) -> DesiredState | None:
+        """The long-poll's answer, or None when a report fell due first (a model given up)."""
+        poll = asyncio.ensure_future(
+            self.link.desired(
+                self.device_id, after=self.applied.version, wait_s=self.settings.poll_wait_s
+            )
+        )
+        due = asyncio.ensure_future(self._report_due.wait())
+        try:
+            await asyncio.wait({poll, due}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            due.cancel()
+            if not poll.done():
+                poll.cancel()
+        return poll.result() if poll.done() and not poll.cancelled() else None
 
     async def apply(self, desired: DesiredState) -> None:
         """Move towards `desired`. A step that fails is reported, and the rest still applies;
-        a bundle the hub cannot deliver now raises HubUnavailable and is tried again."""
+        a bundle the hub cannot deliver now raises HubUnavailable and is tried again. A bundle
+        that failed to load or run is not tried again for the same desired version."""
         errors: list[str] = []
+        events: list[Event] = []
+        wanted = desired.bundle
+        running = self.hot.model.ref if self.hot.model else None
+        model: LoadedModel | None = None
+        swap = wanted is None and running is not None
+        failed = self._failed_bundle()
+        if wanted is not None and wanted != running:
+            if (
+                failed
+                and failed["digest"] == wanted.digest
+                and failed["version"] == desired.version
+            ):
+                errors.append(failed["reason"])
+            else:
+                kind: EventKind = "load_failed"
+                try:
+                    model = await self._fetch(wanted)
+                    swap = True
+                except BundleError as exc:
+                    kind, reason = "bundle_refused", f"refused: {exc}"
+                except (ValueError, HubRejected) as exc:
+                    reason = f"cannot run here: {exc}"
+                if not swap:
+                    message = f"bundle {wanted.name} v{wanted.version} {reason}"
+                    errors.append(message)
+                    events.append(_event(kind, "warning", message, wanted.digest))
+                    self._mark_failed(kind, desired.version, wanted.digest, message)
+        await self._on_worker(self._commit, desired, model, swap, events, errors)
+
+    def _commit(
+        self,
+        desired: DesiredState,
+        model: LoadedModel | None,
+        swap: bool,
+        events: list[Event],
+        errors: list[str],
+    ) -> None:
+        """Apply what was prepared, between two chunks; runs on the hot path's thread."""
         before = self.applied
-        if desired.bundle != before.bundle or (desired.bundle and self.hot.model is None):
-            try:
-                self._switch_model(await self._fetch(desired.bundle) if desired.bundle else None)
-            except (BundleError, ValueError, HubRejected) as exc:
-                errors.append(f"bundle: {exc}")
+        if swap:
+            self._switch_model(model)
         if desired.fault != before.fault:
             errors.extend(self._inject(desired))
         if desired.collect != before.collect:
@@ -199,35 +299,57 @@ class Agent:
             self.hot.rule = AlarmRule(desired.rules)
         self.applied = desired
         self.store.set("desired", desired.model_dump_json())
+        failed = self._failed_bundle()
+        self.failed = bool(
+            failed
+            and failed["kind"] == "model_failed"
+            and desired.bundle is not None
+            and failed["digest"] == desired.bundle.digest
+            and failed["version"] == desired.version
+        )
         self.error = "; ".join(errors) or None
         if self.error:
             log.error("desired state v%d: %s", desired.version, self.error)
-        self._report_due = True
+        if events:
+            self._enqueue_events(events)
+        self._want_report()
+
+    def _failed_bundle(self) -> "_FailedBundle | None":
+        saved = self.store.get("bundle.failed")
+        return None if saved is None else cast(_FailedBundle, json.loads(saved))
+
+    def _mark_failed(self, kind: EventKind, version: int, digest: str, reason: str) -> None:
+        """Remember a bundle that failed, across restarts, until the desired state changes."""
+        mark = _FailedBundle(kind=kind, version=version, digest=digest, reason=reason)
+        self.store.set("bundle.failed", json.dumps(mark))
+
+    def _want_report(self) -> None:
+        """Have the twin task report now; called on the hot path's thread."""
+        self._loop.call_soon_threadsafe(self._report_due.set)
 
     async def _fetch(self, ref: BundleRef) -> LoadedModel:
-        if not self.bundles.has(ref.digest):
-            data = await self.link.artifact(ref.digest)
-            self.bundles.put(data, expected_digest=ref.digest)
+        path = await download(self.link, self.bundles, ref.digest)
+        await asyncio.to_thread(touch, path)
         bundle = await asyncio.to_thread(self.bundles.load, ref.digest)
-        return await asyncio.to_thread(LoadedModel.load, bundle, ref, self.source)
+        return await asyncio.to_thread(LoadedModel.load, bundle, ref, self.source, self._frame)
 
     def _switch_model(self, model: LoadedModel | None) -> None:
         self.hot.use_model(model)
+        self._running_changed()
         if model is not None:
             ref = model.ref
             log.info("running %s v%d (%s)", ref.name, ref.version, ref.digest[:12])
-            self._enqueue_events(
-                [
-                    Event(
-                        event_id=uuid.uuid4(),
-                        at=datetime.now(UTC),
-                        kind="model_loaded",
-                        severity="info",
-                        message=f"running {ref.name} v{ref.version}",
-                        bundle_digest=ref.digest,
-                    )
-                ]
-            )
+            message = f"running {ref.name} v{ref.version}"
+            self._enqueue_events([_event("model_loaded", "info", message, ref.digest)])
+
+    def _running_changed(self) -> None:
+        """Save what runs now, for the next start, and remove bundles no rollback needs."""
+        model, previous = self.hot.model, self.hot.previous
+        self.store.set("running", model.ref.model_dump_json() if model else None)
+        keep = {m.ref.digest for m in (model, previous) if m is not None}
+        if self.applied.bundle is not None:
+            keep.add(self.applied.bundle.digest)
+        prune(self.bundles, keep)
 
     def _inject(self, desired: DesiredState) -> list[str]:
         fault = desired.fault
@@ -245,7 +367,9 @@ class Agent:
         self.hot.restart_windows()
         return []
 
-    def _status(self) -> Literal["idle", "collecting", "running", "error"]:
+    def _status(self) -> Literal["idle", "collecting", "running", "error", "failed"]:
+        if self.failed:
+            return "failed"
         if self.error:
             return "error"
         if self.hot.collect_label is not None:
@@ -253,15 +377,16 @@ class Agent:
         return "running" if self.hot.model else "idle"
 
     def _reported(self) -> ReportedState:
+        model = self.hot.model
         return ReportedState(
             desired_version=self.applied.version,
-            bundle=self.hot.model.ref if self.hot.model else None,
+            bundle=model.ref if model else None,
             status=self._status(),
             error=self.error,
             hardware=_hardware(),
         )
 
-    # -- the hot path ------------------------------------------------------
+    # -- the hot path, on its worker thread ----------------------------------
 
     async def _sense(self) -> None:
         period = self.settings.chunk_s
@@ -269,19 +394,43 @@ class Agent:
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         while True:
-            out = self.hot.step(samples)
-            if out.events:
-                self._enqueue_events(out.events)
-            self._samples.extend(out.samples)
-            if self._samples and (
-                len(self._samples) >= _SAMPLE_BATCH
-                or loop.time() - self._samples_since >= _SAMPLE_BATCH_AGE_S
-            ):
-                self._flush_samples()
-            elif not self._samples:
-                self._samples_since = loop.time()
+            await self._on_worker(self._tick, samples)
             deadline = max(deadline + period, loop.time() - period)
             await asyncio.sleep(deadline - loop.time())
+
+    def _tick(self, samples: int) -> None:
+        out = self.hot.step(samples)
+        if out.failure is not None:
+            self._failed_chunk(out)
+        if out.events:
+            self._enqueue_events(out.events)
+        self._samples.extend(out.samples)
+        now = time.monotonic()
+        if self._samples and (
+            len(self._samples) >= _SAMPLE_BATCH or now - self._samples_since >= _SAMPLE_BATCH_AGE_S
+        ):
+            self._flush_samples()
+        elif not self._samples:
+            self._samples_since = now
+
+    def _failed_chunk(self, out: StepOutput) -> None:
+        if self.hot.failures == 1:
+            # Once per run of failures: every chunk would flood the log.
+            log.error("the hot path failed, counting until it recovers: %s", out.failure)
+        failed = out.given_up
+        if failed is None:
+            return
+        ref = failed.ref
+        message = (
+            f"bundle {ref.name} v{ref.version} failed at run time and was given up: {out.failure}"
+        )
+        log.error("%s", message)
+        self._mark_failed("model_failed", self.applied.version, ref.digest, message)
+        self.failed = True
+        self.error = message
+        self._running_changed()
+        self._enqueue_events([_event("model_failed", "critical", message, ref.digest)])
+        self._want_report()
 
     def _flush_samples(self) -> None:
         if self._samples:
@@ -303,22 +452,36 @@ class Agent:
 
     def _enqueue(self, kind: str, message: BaseModel) -> None:
         self.store.enqueue(kind, _gzip(message))
-        self._outbox_filled.set()
+        self._loop.call_soon_threadsafe(self._outbox_filled.set)
 
     # -- telemetry and the uplink -------------------------------------------
 
     async def _report_telemetry(self) -> None:
         while True:
             await asyncio.sleep(self.applied.telemetry_interval_s)
-            self._cut_telemetry()
+            await self._on_worker(self._cut_telemetry)
 
     def _cut_telemetry(self) -> None:
+        """Close the telemetry interval; runs on the hot path's thread."""
         digest = self.hot.model.ref.digest if self.hot.model else None
         uplink = self.link.take_sent_bytes()
+        dropped, dead = self.store.dropped(), self.store.dead_lettered()
+        if dropped > self._dropped_seen:
+            message = (
+                f"the outbox was full and dropped {dropped - self._dropped_seen} messages, "
+                "oldest telemetry first; the hub was away longer than the outbox holds"
+            )
+            self._dropped_seen = dropped
+            self._enqueue_events([_event("outbox_dropped", "warning", message, None)])
         self.store.enqueue_numbered(
-            "telemetry", lambda seq: _gzip(self.hot.telemetry.cut(seq, uplink, digest))
+            "telemetry",
+            lambda seq: _gzip(
+                self.hot.telemetry.cut(
+                    seq, uplink, digest, outbox_dropped=dropped, dead_lettered=dead
+                )
+            ),
         )
-        self._outbox_filled.set()
+        self._loop.call_soon_threadsafe(self._outbox_filled.set)
 
     async def _send(self) -> None:
         await self._enrolled.wait()
@@ -328,7 +491,7 @@ class Agent:
             try:
                 if not await self._drain():
                     self._outbox_filled.clear()
-                    if self.store.peek() is None:
+                    if await asyncio.to_thread(self.store.peek) is None:
                         await self._outbox_filled.wait()
                 backoff.reset()
             except HubUnavailable as exc:
@@ -343,28 +506,40 @@ class Agent:
         The hub drops a batch id it has seen, so a batch that arrived but whose
         answer was lost is sent again without being counted twice."""
         sent = False
-        while (item := self.store.peek()) is not None:
+        while (item := await asyncio.to_thread(self.store.peek)) is not None:
             try:
                 await self.link.ingest(self.device_id, item.kind, item.body)
             except HubRejected as exc:
-                if exc.status in (401, 404):
+                if exc.status in _AUTH_STATUSES:
                     raise
-                # The hub will never take this message; keeping it would block the rest.
-                log.error("dropped a %s batch the hub refused: %s", item.kind, exc.detail)
-            self.store.ack(item)
+                # The hub will never take this message; kept aside, it blocks nothing behind.
+                log.error("dead-lettered a %s batch the hub refused: %s", item.kind, exc)
+                await asyncio.to_thread(self.store.dead_letter, item, str(exc))
+            else:
+                await asyncio.to_thread(self.store.ack, item)
             sent = True
         return sent
 
 
+class _FailedBundle(TypedDict):
+    kind: str
+    version: int
+    digest: str
+    reason: str
+
+
 class _Backoff:
-    """Exponential backoff with jitter, logging an outage once rather than every retry."""
+    """Exponential backoff with jitter, logging an outage once rather than every retry;
+    never shorter than the wait a hub asked for with `Retry-After`."""
 
     def __init__(self, first_s: float = 0.2, max_s: float = 5.0) -> None:
         self._first, self._max = first_s, max_s
         self._delay = first_s
+        self._asked_s = 0.0
         self._down = False
 
-    def note(self, exc: Exception) -> None:
+    def note(self, exc: HubUnavailable) -> None:
+        self._asked_s = exc.retry_after_s or 0.0
         if not self._down:
             log.warning("hub unreachable, buffering locally: %s", exc)
             self._down = True
@@ -376,8 +551,19 @@ class _Backoff:
         self._delay = self._first
 
     async def sleep(self) -> None:
-        await asyncio.sleep(self._delay * random.uniform(0.5, 1.0))
+        await asyncio.sleep(max(self._asked_s, self._delay * random.uniform(0.5, 1.0)))
         self._delay = min(self._delay * 2, self._max)
+
+
+def _event(kind: EventKind, severity: Severity, message: str, digest: str | None) -> Event:
+    return Event(
+        event_id=uuid.uuid4(),
+        at=datetime.now(UTC),
+        kind=kind,
+        severity=severity,
+        message=message[:2000],
+        bundle_digest=digest,
+    )
 
 
 def _gzip(message: BaseModel) -> bytes:

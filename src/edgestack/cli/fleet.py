@@ -25,6 +25,7 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
         "predictions",
         "bad input",
         "raw/uplink",
+        "dropped/dead",
     )
     cells = []
     for d in rows:
@@ -46,6 +47,7 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
                 str(sum(t.predictions.values())),
                 ", ".join(f"{n} {reason}" for reason, n in sorted(t.bad_input.items())) or "-",
                 f"{t.raw_bytes / max(1, t.uplink_bytes):.0f}x",
+                f"{t.outbox_dropped}/{t.dead_lettered}",
             ]
         )
     emit(rows, as_json, table, cells)
