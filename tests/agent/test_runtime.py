@@ -1,5 +1,6 @@
 import asyncio
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -7,21 +8,25 @@ import numpy as np
 import pytest
 
 from edgestack.agent import Agent, AgentSettings
+from edgestack.agent.hotpath import FAILURE_LIMIT
 from edgestack.agent.link import HubLink
 from edgestack.agent.store import LocalStore
-from edgestack.bundle import Bundle, BundleStore, digest
+from edgestack.bundle import Bundle, BundleStore, InputSpec, StageSpec, digest
 from edgestack.learning import train_classifier
 from edgestack.processing import vibration_spec
-from edgestack.protocol import BundleRef, DesiredState, TelemetryBatch
+from edgestack.protocol import BundleRef, DesiredState, Event, EventBatch, TelemetryBatch
 
 # Nothing listens on the discard port: the hub is down for the whole test.
 DEAD_HUB = "http://127.0.0.1:9"
 
 
-def _bundle(version: int, seed: int) -> bytes:
-    spec = vibration_spec()
+def _bundle(
+    version: int, seed: int, *, spec: InputSpec | None = None, width: int | None = None
+) -> bytes:
+    """A random model on the motor's features; `width` gives it another number of inputs."""
+    spec = spec or vibration_spec()
     rng = np.random.default_rng(seed)
-    features = rng.normal(size=(30, len(spec.features))).astype(np.float32)
+    features = rng.normal(size=(30, width or len(spec.features))).astype(np.float32)
     trained = train_classifier(features, ["normal", "imbalance", "bearing_wear"] * 10, seed=seed)
     bundle = Bundle.create(
         name="m", version=version, labels=trained.labels, input=spec, model=trained.onnx
@@ -118,5 +123,100 @@ async def test_a_tampered_download_is_refused_and_the_old_model_keeps_running(
     assert agent.hot.model is not None and agent.hot.model.ref == good
     assert agent.error is not None and "digest mismatch" in agent.error
     assert not agent.bundles.has(wanted.digest)
+    assert [(e.kind, e.bundle_digest) for e in _events(agent)] == [
+        ("model_loaded", good.digest),
+        ("bundle_refused", wanted.digest),
+    ]
     await agent.link.aclose()
     agent.store.close()
+
+
+def _events(agent: Agent) -> list[Event]:
+    """Take every event out of the agent's outbox."""
+    events = []
+    while (item := agent.store.peek()) is not None:
+        if item.kind == "events":
+            events.extend(EventBatch.model_validate_json(gzip.decompress(item.body)).events)
+        agent.store.ack(item)
+    return events
+
+
+def _unbuildable_spec() -> InputSpec:
+    spec = vibration_spec()
+    return spec.model_copy(update={"steps": [StageSpec(kind="no_such_step")]})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (lambda: _bundle(2, seed=2, width=3), "its model takes 3"),
+        (lambda: _bundle(2, seed=2, spec=_unbuildable_spec()), "no_such_step"),
+    ],
+    ids=["feature-width", "pipeline"],
+)
+async def test_a_bundle_that_cannot_run_is_reported_once_and_the_old_model_keeps_running(
+    tmp_path: Path, bad: Callable[[], bytes], reason: str
+) -> None:
+    good = _installed(tmp_path, _bundle(1, seed=1), version=1)
+    agent = _agent(tmp_path)
+    await agent.apply(DesiredState(version=3, bundle=good))
+    data = bad()
+    wanted = BundleRef(name="m", version=2, digest=digest(data))
+    agent.link = _Artifacts({wanted.digest: data}).link()
+
+    await agent.apply(DesiredState(version=4, bundle=wanted))
+    # The same desired state again, as a restart or a twin answer brings it: not retried.
+    await agent.apply(DesiredState(version=3, bundle=good))
+    await agent.apply(DesiredState(version=4, bundle=wanted))
+    events_before_new_version = _events(agent)
+    await agent.apply(DesiredState(version=5, bundle=wanted))
+
+    assert agent.hot.model is not None and agent.hot.model.ref == good
+    assert agent.error is not None and reason in agent.error
+    assert agent._reported().status == "error"
+    assert [e.kind for e in events_before_new_version].count("load_failed") == 1
+    failed = [e for e in events_before_new_version if e.kind == "load_failed"]
+    assert reason in failed[0].message and failed[0].bundle_digest == wanted.digest
+    assert [e.kind for e in _events(agent)] == ["load_failed"]
+    await agent.link.aclose()
+    agent.store.close()
+
+
+@pytest.mark.anyio
+async def test_a_model_that_keeps_failing_is_given_up_for_the_one_before(tmp_path: Path) -> None:
+    good = _installed(tmp_path, _bundle(1, seed=1), version=1)
+    agent = _agent(tmp_path)
+    await agent.apply(DesiredState(version=3, bundle=good))
+    data = _bundle(2, seed=2)
+    wanted = BundleRef(name="m", version=2, digest=digest(data))
+    agent.link = _Artifacts({wanted.digest: data}).link()
+    await agent.apply(DesiredState(version=4, bundle=wanted))
+    assert agent.hot.model is not None and agent.hot.model.ref == wanted
+
+    def broken(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise RuntimeError("the model's kernel crashed")
+
+    agent.hot.model.predictor.predict = broken  # type: ignore[method-assign]
+    for _ in range(FAILURE_LIMIT * 2):
+        await agent._on_worker(agent._tick, 8000)
+    telemetry = agent.hot.telemetry.cut(1, 0, None)
+    await agent.apply(DesiredState(version=4, bundle=wanted))
+    events = _events(agent)
+
+    assert agent.hot.model is not None and agent.hot.model.ref == good
+    assert telemetry.failed_chunks == FAILURE_LIMIT
+    assert sum(telemetry.predictions.values()) > 0, "the model before took over"
+    reported = agent._reported()
+    assert reported.status == "failed" and reported.bundle == good
+    assert reported.error is not None and "the model's kernel crashed" in reported.error
+    assert [e.kind for e in events] == ["model_loaded", "model_loaded", "model_failed"]
+
+    restarted = _agent(tmp_path)
+    await restarted._restore()
+    assert restarted.hot.model is not None and restarted.hot.model.ref == good
+    assert restarted._reported().status == "failed"
+    await agent.link.aclose()
+    agent.store.close()
+    await restarted.link.aclose()
+    restarted.store.close()
