@@ -1,5 +1,6 @@
 import asyncio
 import gzip
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from edgestack.agent import Agent, AgentSettings
 from edgestack.agent.hotpath import FAILURE_LIMIT
-from edgestack.agent.link import HubLink
+from edgestack.agent.link import HubLink, HubUnavailable
 from edgestack.agent.store import LocalStore
 from edgestack.bundle import Bundle, BundleStore, InputSpec, StageSpec, digest
 from edgestack.learning import train_classifier
@@ -220,3 +221,61 @@ async def test_a_model_that_keeps_failing_is_given_up_for_the_one_before(tmp_pat
     agent.store.close()
     await restarted.link.aclose()
     restarted.store.close()
+
+
+class _Refusing:
+    """A hub whose answer to each message (by body) is scripted, then 200."""
+
+    def __init__(self, answers: dict[bytes, list[httpx.Response]]) -> None:
+        self.answers = answers
+        self.received: list[bytes] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = request.content
+        self.received.append(body)
+        scripted = self.answers.get(body)
+        if scripted:
+            return scripted.pop(0)
+        return httpx.Response(
+            200, json={"batch_id": str(uuid.uuid4()), "accepted": 1, "duplicate": False}
+        )
+
+
+def _refusal(status: int, **headers: str) -> httpx.Response:
+    return httpx.Response(status, json={"detail": f"refused with {status}"}, headers=headers)
+
+
+@pytest.mark.anyio
+async def test_a_message_leaves_only_on_2xx_and_a_final_refusal_is_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    agent = _agent(tmp_path)
+    hub = _Refusing(
+        {
+            b"busy": [_refusal(429, **{"Retry-After": "7"}), _refusal(503), _refusal(408)],
+            b"invalid": [_refusal(422)],
+            b"conflict": [_refusal(409)],
+        }
+    )
+    agent.link = HubLink("http://hub", transport=httpx.MockTransport(hub))
+    for body in (b"busy", b"invalid", b"conflict", b"fine"):
+        agent.store.enqueue("events", body)
+
+    retries = []
+    while True:
+        try:
+            await agent._drain()
+            break
+        except HubUnavailable as exc:
+            retries.append(exc.retry_after_s)
+
+    assert retries == [7.0, None, None]
+    assert hub.received == [b"busy"] * 4 + [b"invalid", b"conflict", b"fine"]
+    dead = agent.store.dead_letters()
+    assert [(p.body, reason.split(":")[0]) for p, reason in dead] == [
+        (b"invalid", "hub answered 422"),
+        (b"conflict", "hub answered 409"),
+    ]
+    assert agent.store.pending() == 0 and agent.store.dead_lettered() == 2
+    await agent.link.aclose()
+    agent.store.close()

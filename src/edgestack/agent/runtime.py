@@ -439,7 +439,7 @@ class Agent:
             batch = SampleBatch(
                 batch_id=uuid.uuid4(), spec=self.hot.spec, samples=self._samples, dataset=dataset
             )
-            self._enqueue("samples", batch)
+            self._enqueue("samples", batch, len(self._samples))
             self._samples = []
 
     def _enqueue_events(self, events: list[Event]) -> None:
@@ -448,10 +448,10 @@ class Agent:
                 log.warning("%s: %s", event.kind, event.message)
             for sink in self.sinks:
                 sink.emit(event)
-        self._enqueue("events", EventBatch(batch_id=uuid.uuid4(), events=events))
+        self._enqueue("events", EventBatch(batch_id=uuid.uuid4(), events=events), len(events))
 
-    def _enqueue(self, kind: str, message: BaseModel) -> None:
-        self.store.enqueue(kind, _gzip(message))
+    def _enqueue(self, kind: str, message: BaseModel, items: int) -> None:
+        self.store.enqueue(kind, _gzip(message), items=items)
         self._loop.call_soon_threadsafe(self._outbox_filled.set)
 
     # -- telemetry and the uplink -------------------------------------------

@@ -78,9 +78,11 @@ class LocalStore:
             else:
                 self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
 
-    def enqueue(self, kind: str, body: bytes) -> None:
+    def enqueue(self, kind: str, body: bytes, *, items: int = 1) -> None:
+        """Queue `body`, a message of `items` events or samples, to be sent."""
         with self._transaction():
             self._insert(kind, body)
+            self._bump(f"enqueued.{kind}", items)
 
     def enqueue_numbered(self, kind: str, make_body: Callable[[int], bytes]) -> int:
         """Allocate the next sequence number of `kind` and enqueue the body made from it,
@@ -125,6 +127,11 @@ class LocalStore:
     def pending(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def enqueued(self, kind: str) -> int:
+        """Events or samples of `kind` ever queued here: what the hub should hold of this
+        device, less what was dropped or dead-lettered."""
+        return int(self.get(f"enqueued.{kind}") or 0)
 
     def dropped(self) -> int:
         """Messages dropped because the outbox was full, since this store was created."""
