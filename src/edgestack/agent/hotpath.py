@@ -8,6 +8,7 @@ before it again.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -113,12 +114,13 @@ class HotPath:
     def step(self, samples: int) -> StepOutput:
         """Read `samples` from the source and take them through features, model and rules."""
         chunk = self.source.read(samples)
-        self.telemetry.add_chunk(chunk.nbytes)
+        # Counted at the end, all at once: a cut from another thread never splits a chunk.
+        record: list[Callable[[TelemetryWindow], None]] = [lambda t: t.add_chunk(chunk.nbytes)]
         try:
-            out = self._run(chunk)
+            out = self._run(chunk, record)
         except Exception as exc:  # a bundle's own code must never stop the device
             out = StepOutput(failure=f"{type(exc).__name__}: {exc}")
-            self.telemetry.add_failure()
+            record.append(TelemetryWindow.add_failure)
             # A step that raised may have kept half its state: start its windows afresh.
             self.restart_windows()
             self.failures += 1
@@ -127,16 +129,19 @@ class HotPath:
                 self.model, self.previous = self.previous, None
                 self.failures = 0
                 self.restart_windows()
-        for quality in (self.source.quality, self._features.quality):
-            self.telemetry.add_bad_input(quality)
+        with self.telemetry.lock:
+            for note in record:
+                note(self.telemetry)
+            for quality in (self.source.quality, self._features.quality):
+                self.telemetry.add_bad_input(quality)
         return out
 
-    def _run(self, chunk: Chunk) -> StepOutput:
+    def _run(self, chunk: Chunk, record: list[Callable[[TelemetryWindow], None]]) -> StepOutput:
         features = self._features.push(chunk)
         out = StepOutput()
         if not len(features):
             return out
-        self.telemetry.add_windows(len(features))
+        record.append(lambda t: t.add_windows(len(features)))
         now = datetime.now(UTC)
         if self.collect_label is not None:
             # The shortest text that reads back as the same float32: float64 reprs of float32
@@ -149,7 +154,7 @@ class HotPath:
             latency_ms = (time.perf_counter() - started) * 1000 / len(features)
             labels = [self.model.labels[i] for i in indices.tolist()]
             confidences = probabilities[np.arange(len(indices)), indices]
-            self.telemetry.add_predictions(labels, confidences, latency_ms)
+            record.append(lambda t: t.add_predictions(labels, confidences, latency_ms))
             out.events = self.rule.update(labels, confidences, now, self.model.ref.digest)
         # Only a window that went all the way through ends a run of failures.
         self.failures = 0

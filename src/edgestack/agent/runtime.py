@@ -108,7 +108,7 @@ class Agent:
         self._outbox_filled = asyncio.Event()
         self._report_due = asyncio.Event()
         self._report_due.set()
-        # Set by `_on_worker`, before anything on the worker can need it.
+        # Set by `run` and `_on_worker`, before any other thread can need it.
         self._loop: asyncio.AbstractEventLoop
         self._samples: list[DataSample] = []
         self._samples_since = 0.0
@@ -120,6 +120,7 @@ class Agent:
 
     async def run(self) -> None:
         """Run until cancelled; on the way out, cut a last telemetry batch and try to send it."""
+        self._loop = asyncio.get_running_loop()
         await self._restore()
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -129,7 +130,7 @@ class Agent:
                 tasks.create_task(self._report_telemetry())
         finally:
             await self._on_worker(self._flush_samples)
-            await self._on_worker(self._cut_telemetry)
+            await asyncio.to_thread(self._cut_telemetry, self.link.take_sent_bytes())
             if self._enrolled.is_set():
                 try:
                     await asyncio.wait_for(self._drain(), self.settings.drain_timeout_s)
@@ -459,12 +460,13 @@ class Agent:
     async def _report_telemetry(self) -> None:
         while True:
             await asyncio.sleep(self.applied.telemetry_interval_s)
-            await self._on_worker(self._cut_telemetry)
+            await asyncio.to_thread(self._cut_telemetry, self.link.take_sent_bytes())
 
-    def _cut_telemetry(self) -> None:
-        """Close the telemetry interval; runs on the hot path's thread."""
-        digest = self.hot.model.ref.digest if self.hot.model else None
-        uplink = self.link.take_sent_bytes()
+    def _cut_telemetry(self, uplink: int) -> None:
+        """Close the telemetry interval; runs in a thread of its own, so a slow model never
+        holds up the heartbeat."""
+        model = self.hot.model
+        digest = model.ref.digest if model else None
         dropped, dead = self.store.dropped(), self.store.dead_lettered()
         if dropped > self._dropped_seen:
             message = (
@@ -472,7 +474,9 @@ class Agent:
                 "oldest telemetry first; the hub was away longer than the outbox holds"
             )
             self._dropped_seen = dropped
-            self._enqueue_events([_event("outbox_dropped", "warning", message, None)])
+            event = _event("outbox_dropped", "warning", message, None)
+            # Events reach the sinks from the hot path's thread only.
+            self._worker.submit(self._enqueue_events, [event])
         self.store.enqueue_numbered(
             "telemetry",
             lambda seq: _gzip(

@@ -1,5 +1,6 @@
 """Aggregates the hot path's work into one telemetry batch per interval: counts, not samples."""
 
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -16,7 +17,11 @@ _KEEP_EXAMPLES = 20  # per interval: enough to see what went wrong, too few to f
 
 
 class TelemetryWindow:
+    """Counts of one interval. The hot path adds a chunk's counts holding `lock`, and `cut`
+    takes it too, so an interval closed from another thread never splits a chunk."""
+
     def __init__(self) -> None:
+        self.lock = threading.RLock()
         self._reset()
 
     def _reset(self) -> None:
@@ -64,6 +69,17 @@ class TelemetryWindow:
     ) -> TelemetryBatch:
         """Close the interval as batch number `seq` and start the next one. The outbox's
         counts are totals since the device was set up, so a lost batch loses none of them."""
+        with self.lock:
+            return self._cut(seq, uplink_bytes, bundle_digest, outbox_dropped, dead_lettered)
+
+    def _cut(
+        self,
+        seq: int,
+        uplink_bytes: int,
+        bundle_digest: str | None,
+        outbox_dropped: int,
+        dead_lettered: int,
+    ) -> TelemetryBatch:
         latencies = np.asarray(self._latencies_ms)
         batch = TelemetryBatch(
             batch_id=uuid.uuid4(),
