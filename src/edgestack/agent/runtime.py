@@ -160,9 +160,14 @@ class Agent:
         running = self.store.get("running")
         if running:
             # What ran last, even when the desired bundle failed: it is the last good one.
-            with contextlib.suppress(BundleError, ValueError, HubUnavailable, HubRejected):
-                model = await self._fetch(BundleRef.model_validate_json(running))
+            ref = BundleRef.model_validate_json(running)
+            try:
+                model = await self._fetch(ref)
+            except (BundleError, ValueError, HubUnavailable, HubRejected) as exc:
+                log.warning("%s v%d, which ran last, cannot run: %s", ref.name, ref.version, exc)
+            else:
                 await self._on_worker(self.hot.use_model, model)
+                log.info("running %s v%d again (%s)", ref.name, ref.version, ref.digest[:12])
         saved = self.store.get("desired")
         if saved:
             try:
