@@ -101,6 +101,8 @@ class Agent:
         self.applied = DesiredState()
         self.error: str | None = None
         self.failed = False
+        saved_failure = self.store.get("bundle.failed")
+        self._failure = cast(_Failure, json.loads(saved_failure)) if saved_failure else None
         # One thread runs the hot path and every change to it, so changes fall between chunks.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="edgestack-hotpath")
         self._dropped_seen = self.store.dropped()
@@ -163,15 +165,21 @@ class Agent:
             ref = BundleRef.model_validate_json(running)
             try:
                 model = await self._fetch(ref)
-            except (BundleError, ValueError, HubUnavailable, HubRejected) as exc:
+            except (BundleError, ValueError, OSError, HubUnavailable, HubRejected) as exc:
                 log.warning("%s v%d, which ran last, cannot run: %s", ref.name, ref.version, exc)
             else:
                 await self._on_worker(self.hot.use_model, model)
                 log.info("running %s v%d again (%s)", ref.name, ref.version, ref.digest[:12])
         saved = self.store.get("desired")
-        if saved:
+        desired = DesiredState.model_validate_json(saved) if saved else None
+        # Bundles a killed run left behind; the desired one's partial download is resumed.
+        keep = self._rollback_digests()
+        if desired is not None and desired.bundle is not None:
+            keep.add(desired.bundle.digest)
+        await asyncio.to_thread(prune, self.bundles, keep)
+        if desired is not None:
             try:
-                await self.apply(DesiredState.model_validate_json(saved))
+                await self.apply(desired)
             except HubUnavailable:
                 log.warning("the saved bundle is missing locally; waiting for the hub")
 
@@ -189,7 +197,7 @@ class Agent:
             except HubUnavailable as exc:
                 backoff.note(exc)
                 await backoff.sleep()
-        self.store.set("device_token", response.device_token)
+        await asyncio.to_thread(self.store.set, "device_token", response.device_token)
         self.link.token = response.device_token
         self._report_due.set()
         self._enrolled.set()
@@ -259,14 +267,11 @@ class Agent:
         running = self.hot.model.ref if self.hot.model else None
         model: LoadedModel | None = None
         swap = wanted is None and running is not None
-        failed = self._failed_bundle()
+        failure = None
         if wanted is not None and wanted != running:
-            if (
-                failed
-                and failed["digest"] == wanted.digest
-                and failed["version"] == desired.version
-            ):
-                errors.append(failed["reason"])
+            if self._failed_for(desired):
+                assert self._failure is not None
+                errors.append(self._failure["reason"])
             else:
                 kind: EventKind = "load_failed"
                 try:
@@ -274,14 +279,18 @@ class Agent:
                     swap = True
                 except BundleError as exc:
                     kind, reason = "bundle_refused", f"refused: {exc}"
-                except (ValueError, HubRejected) as exc:
+                except (ValueError, HubRejected, OSError) as exc:
                     reason = f"cannot run here: {exc}"
                 if not swap:
                     message = f"bundle {wanted.name} v{wanted.version} {reason}"
                     errors.append(message)
                     events.append(_event(kind, "warning", message, wanted.digest))
-                    self._mark_failed(kind, desired.version, wanted.digest, message)
-        await self._on_worker(self._commit, desired, model, swap, events, errors)
+                    failure = _Failure(
+                        kind=kind, version=desired.version, digest=wanted.digest, reason=message
+                    )
+        await self._on_worker(self._commit, desired, model, swap, events, errors, failure)
+        if swap:
+            await asyncio.to_thread(prune, self.bundles, self._rollback_digests())
 
     def _commit(
         self,
@@ -290,9 +299,12 @@ class Agent:
         swap: bool,
         events: list[Event],
         errors: list[str],
+        failure: "_Failure | None",
     ) -> None:
         """Apply what was prepared, between two chunks; runs on the hot path's thread."""
         before = self.applied
+        if failure is not None:
+            self._save_failure(failure)
         if swap:
             self._switch_model(model)
         if desired.fault != before.fault:
@@ -305,14 +317,7 @@ class Agent:
             self.hot.rule = AlarmRule(desired.rules)
         self.applied = desired
         self.store.set("desired", desired.model_dump_json())
-        failed = self._failed_bundle()
-        self.failed = bool(
-            failed
-            and failed["kind"] == "model_failed"
-            and desired.bundle is not None
-            and failed["digest"] == desired.bundle.digest
-            and failed["version"] == desired.version
-        )
+        self.failed = self._failed_for(desired, "model_failed")
         self.error = "; ".join(errors) or None
         if self.error:
             log.error("desired state v%d: %s", desired.version, self.error)
@@ -320,14 +325,21 @@ class Agent:
             self._enqueue_events(events)
         self._want_report()
 
-    def _failed_bundle(self) -> "_FailedBundle | None":
-        saved = self.store.get("bundle.failed")
-        return None if saved is None else cast(_FailedBundle, json.loads(saved))
+    def _failed_for(self, desired: DesiredState, kind: EventKind | None = None) -> bool:
+        """Whether `desired`'s bundle failed (as `kind`, when given) for this very version."""
+        failure, wanted = self._failure, desired.bundle
+        return bool(
+            failure
+            and wanted
+            and failure["digest"] == wanted.digest
+            and failure["version"] == desired.version
+            and kind in (None, failure["kind"])
+        )
 
-    def _mark_failed(self, kind: EventKind, version: int, digest: str, reason: str) -> None:
+    def _save_failure(self, failure: "_Failure") -> None:
         """Remember a bundle that failed, across restarts, until the desired state changes."""
-        mark = _FailedBundle(kind=kind, version=version, digest=digest, reason=reason)
-        self.store.set("bundle.failed", json.dumps(mark))
+        self._failure = failure
+        self.store.set("bundle.failed", json.dumps(failure))
 
     def _want_report(self) -> None:
         """Have the twin task report now; called on the hot path's thread."""
@@ -341,21 +353,21 @@ class Agent:
 
     def _switch_model(self, model: LoadedModel | None) -> None:
         self.hot.use_model(model)
-        self._running_changed()
+        self._save_running()
         if model is not None:
             ref = model.ref
             log.info("running %s v%d (%s)", ref.name, ref.version, ref.digest[:12])
             message = f"running {ref.name} v{ref.version}"
             self._enqueue_events([_event("model_loaded", "info", message, ref.digest)])
 
-    def _running_changed(self) -> None:
-        """Save what runs now, for the next start, and remove bundles no rollback needs."""
-        model, previous = self.hot.model, self.hot.previous
+    def _save_running(self) -> None:
+        """Save what runs now: the next start runs it first, whatever the desired state."""
+        model = self.hot.model
         self.store.set("running", model.ref.model_dump_json() if model else None)
-        keep = {m.ref.digest for m in (model, previous) if m is not None}
-        if self.applied.bundle is not None:
-            keep.add(self.applied.bundle.digest)
-        prune(self.bundles, keep)
+
+    def _rollback_digests(self) -> set[str]:
+        """The bundles pruning must keep, besides the newest: what runs and what ran before."""
+        return {m.ref.digest for m in (self.hot.model, self.hot.previous) if m is not None}
 
     def _inject(self, desired: DesiredState) -> list[str]:
         fault = desired.fault
@@ -431,10 +443,14 @@ class Agent:
             f"bundle {ref.name} v{ref.version} failed at run time and was given up: {out.failure}"
         )
         log.error("%s", message)
-        self._mark_failed("model_failed", self.applied.version, ref.digest, message)
+        self._save_failure(
+            _Failure(
+                kind="model_failed", version=self.applied.version, digest=ref.digest, reason=message
+            )
+        )
         self.failed = True
         self.error = message
-        self._running_changed()
+        self._save_running()
         self._enqueue_events([_event("model_failed", "critical", message, ref.digest)])
         self._want_report()
 
@@ -530,8 +546,10 @@ class Agent:
         return sent
 
 
-class _FailedBundle(TypedDict):
-    kind: str
+class _Failure(TypedDict):
+    """A bundle that failed for one desired version, and how."""
+
+    kind: EventKind
     version: int
     digest: str
     reason: str
