@@ -183,6 +183,14 @@ async def test_a_bundle_that_cannot_run_is_reported_once_and_the_old_model_keeps
     await agent.link.aclose()
     agent.store.close()
 
+    restarted = _agent(tmp_path)
+    await restarted._restore()
+    assert restarted.hot.model is not None and restarted.hot.model.ref == good
+    assert restarted.error is not None and reason in restarted.error
+    assert _events(restarted) == []
+    await restarted.link.aclose()
+    restarted.store.close()
+
 
 @pytest.mark.anyio
 async def test_a_model_that_keeps_failing_is_given_up_for_the_one_before(tmp_path: Path) -> None:
