@@ -68,6 +68,8 @@ log = logging.getLogger("edgestack.agent")
 _SAMPLE_BATCH = 64
 _SAMPLE_BATCH_AGE_S = 3.0
 
+_MAX_RETRY_AFTER_S = 300.0
+
 # Refusals about who the device is, not about the message: it waits in the outbox.
 _AUTH_STATUSES = (401, 403, 404)
 
@@ -566,7 +568,8 @@ class _Backoff:
         self._down = False
 
     def note(self, exc: HubUnavailable) -> None:
-        self._asked_s = exc.retry_after_s or 0.0
+        # Honoured up to a bound: a hub's mistake must not silence a device for a day.
+        self._asked_s = min(exc.retry_after_s or 0.0, _MAX_RETRY_AFTER_S)
         if not self._down:
             log.warning("hub unreachable, buffering locally: %s", exc)
             self._down = True
