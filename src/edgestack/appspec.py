@@ -29,7 +29,6 @@ import math
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -41,11 +40,12 @@ from edgestack.processing import (
     AlignedSource,
     FeaturePipeline,
     make_spec,
+    silence,
     vibration_spec,
 )
 from edgestack.protocol import RuleParams
 from edgestack.registry import Registry, RegistryError
-from edgestack.sensing import SOURCES, Chunk, Source
+from edgestack.sensing import SOURCES, Source
 from edgestack.sinks import SINKS, Sink
 
 __all__ = [
@@ -159,10 +159,7 @@ class AppSpec(_Strict):
             )
             frame = source.read(0).frame
             self._check_memory(source, frame)
-            silence = np.zeros((len(spec.sensors), 2 * spec.window + spec.hop, *frame))
-            FeaturePipeline(spec).push(
-                Chunk(0.0, spec.rate_hz, tuple(spec.sensors), source.units, silence)
-            )
+            FeaturePipeline(spec).push(silence(spec, source.units, frame))
         except ValueError as exc:
             raise AppSpecError(f"{self.name}: {exc}") from None
         return spec

@@ -363,20 +363,11 @@ class BundleStore:
     def has(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def put(
-        self,
-        data: bytes,
-        *,
-        expected_digest: str | None = None,
-        trusted: TrustedKeys | None = None,
-    ) -> Bundle:
-        """Verify (its signature too, against `trusted`, when given) and store; return the
-        bundle. Nothing is written if verification fails."""
+    def put(self, data: bytes, *, expected_digest: str | None = None) -> Bundle:
+        """Verify and store; return the bundle. Nothing is written if verification fails."""
         if len(data) > MAX_BUNDLE_BYTES:
             raise BundleError(f"bundle is {len(data)} bytes; the limit is {MAX_BUNDLE_BYTES}")
         bundle = Bundle.unpack(data, expected_digest=expected_digest)
-        if trusted is not None:
-            trusted.verify(bundle.manifest)
         target = self.path(digest(data))
         if not target.exists():
             # Write aside and rename, so a kill mid-write never leaves a half bundle under its name.

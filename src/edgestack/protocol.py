@@ -193,7 +193,9 @@ class Feeds(Wire):
 class ReportedState(Wire):
     desired_version: int = Field(ge=0)
     bundle: BundleRef | None = None
-    status: Literal["idle", "collecting", "running", "error"]
+    status: Literal["idle", "collecting", "running", "error", "failed"] = Field(
+        description="failed: the desired bundle kept failing at run time and was given up"
+    )
     error: str | None = None
     hardware: Hardware
     feeds: Feeds | None = Field(default=None, description="what the device can feed a model")
@@ -234,6 +236,15 @@ class TelemetryBatch(Wire):
     raw_bytes: int = Field(ge=0, description="what streaming the raw samples would have cost")
     uplink_bytes: int = Field(ge=0, description="bytes this device sent to the hub")
     bundle_digest: Digest | None = None
+    failed_chunks: int = Field(
+        default=0, ge=0, description="chunks whose steps, extractors or model raised; skipped"
+    )
+    outbox_dropped: int = Field(
+        default=0, ge=0, description="messages the full outbox dropped, since the device began"
+    )
+    dead_lettered: int = Field(
+        default=0, ge=0, description="messages the hub refused for good, since the device began"
+    )
 
 
 EventKind = Literal[
@@ -313,6 +324,9 @@ class TelemetryTotals(Wire):
     )
     raw_bytes: int = 0
     uplink_bytes: int = 0
+    failed_chunks: int = 0
+    outbox_dropped: int = Field(default=0, description="the device's latest total")
+    dead_lettered: int = Field(default=0, description="the device's latest total")
 
 
 class DeviceView(Wire):

@@ -1,7 +1,10 @@
 import numpy as np
 
-from edgestack.agent.hotpath import HotPath
+from edgestack.agent.hotpath import HotPath, LoadedModel
+from edgestack.bundle import Bundle, digest
+from edgestack.learning import train_classifier
 from edgestack.processing import vibration_spec
+from edgestack.protocol import BundleRef
 from edgestack.sensing import Chunk, MotorSimulator
 
 
@@ -29,3 +32,35 @@ def test_bad_samples_are_counted_per_reason_with_examples_and_windows_still_come
     assert reasons == {"non_finite", "malformed_payload"}
     assert any("accel_y" in e.example for e in batch.bad_examples)
     assert hot.telemetry.cut(seq=2, uplink_bytes=0, bundle_digest=None).bad_input == {}
+
+
+def _model(seed: int) -> LoadedModel:
+    spec = vibration_spec(rate_hz=MotorSimulator(seed=0).rate_hz)
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(30, len(spec.features))).astype(np.float32)
+    trained = train_classifier(rows, ["normal", "imbalance"] * 15, seed=seed)
+    bundle = Bundle.create(
+        name="m", version=seed, labels=trained.labels, input=spec, model=trained.onnx
+    )
+    data = bundle.pack()
+    ref = BundleRef(name="m", version=seed, digest=digest(data))
+    return LoadedModel.load(bundle, ref, MotorSimulator(seed=0))
+
+
+def test_a_swap_between_chunks_loses_no_window_and_counts_none_twice() -> None:
+    first, second = _model(1), _model(2)
+    hot = HotPath(MotorSimulator(seed=1), first.spec)
+    hot.use_model(first)
+
+    hot.step(4000)  # one window, and most of the next
+    before = hot.telemetry.cut(seq=1, uplink_bytes=0, bundle_digest=None)
+    hot.use_model(second)
+    for _ in range(3):
+        hot.step(2800)
+    after = hot.telemetry.cut(seq=2, uplink_bytes=0, bundle_digest=None)
+
+    # 12400 samples make 6 windows of 2048, whichever model each went to.
+    assert before.windows + after.windows == 12_400 // 2048
+    assert sum(before.predictions.values()) == before.windows == 1
+    assert sum(after.predictions.values()) == after.windows
+    assert hot.previous is first

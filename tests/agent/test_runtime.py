@@ -1,25 +1,33 @@
 import asyncio
 import gzip
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 from edgestack.agent import Agent, AgentSettings
+from edgestack.agent.hotpath import FAILURE_LIMIT
+from edgestack.agent.link import HubLink, HubUnavailable
 from edgestack.agent.store import LocalStore
-from edgestack.bundle import Bundle, BundleStore, digest
+from edgestack.bundle import Bundle, BundleStore, InputSpec, StageSpec, digest
 from edgestack.learning import train_classifier
 from edgestack.processing import vibration_spec
-from edgestack.protocol import BundleRef, DesiredState, TelemetryBatch
+from edgestack.protocol import BundleRef, DesiredState, Event, EventBatch, TelemetryBatch
 
 # Nothing listens on the discard port: the hub is down for the whole test.
 DEAD_HUB = "http://127.0.0.1:9"
 
 
-def _bundle(version: int, seed: int) -> bytes:
-    spec = vibration_spec()
+def _bundle(
+    version: int, seed: int, *, spec: InputSpec | None = None, width: int | None = None
+) -> bytes:
+    """A random model on the motor's features; `width` gives it another number of inputs."""
+    spec = spec or vibration_spec()
     rng = np.random.default_rng(seed)
-    features = rng.normal(size=(30, len(spec.features))).astype(np.float32)
+    features = rng.normal(size=(30, width or len(spec.features))).astype(np.float32)
     trained = train_classifier(features, ["normal", "imbalance", "bearing_wear"] * 10, seed=seed)
     bundle = Bundle.create(
         name="m", version=version, labels=trained.labels, input=spec, model=trained.onnx
@@ -36,6 +44,22 @@ def _installed(data_dir: Path, data: bytes, version: int) -> BundleRef:
     store.set("desired", DesiredState(version=3, bundle=ref).model_dump_json())
     store.close()
     return ref
+
+
+class _Artifacts:
+    """A hub that serves only bundles, by digest, and counts the downloads."""
+
+    def __init__(self, served: dict[str, bytes]) -> None:
+        self.served = served
+        self.downloads: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        key = request.url.path.rsplit("/", 1)[-1]
+        self.downloads.append(key)
+        return httpx.Response(200, content=self.served[key])
+
+    def link(self) -> HubLink:
+        return HubLink("http://hub", transport=httpx.MockTransport(self))
 
 
 def _agent(data_dir: Path) -> Agent:
@@ -92,16 +116,174 @@ async def test_a_tampered_download_is_refused_and_the_old_model_keeps_running(
     other = _bundle(2, seed=2)
     wanted = BundleRef(name="m", version=2, digest=digest(other))
 
-    async def tampered(key: str) -> bytes:
-        altered = bytearray(other)
-        altered[len(altered) // 2] ^= 0xFF
-        return bytes(altered)
-
-    agent.link.artifact = tampered  # type: ignore[method-assign]
+    altered = bytearray(other)
+    altered[len(altered) // 2] ^= 0xFF
+    agent.link = _Artifacts({wanted.digest: bytes(altered)}).link()
     await agent.apply(DesiredState(version=4, bundle=wanted))
 
     assert agent.hot.model is not None and agent.hot.model.ref == good
     assert agent.error is not None and "digest mismatch" in agent.error
     assert not agent.bundles.has(wanted.digest)
+    assert [(e.kind, e.bundle_digest) for e in _events(agent)] == [
+        ("model_loaded", good.digest),
+        ("bundle_refused", wanted.digest),
+    ]
+    await agent.link.aclose()
+    agent.store.close()
+
+
+def _events(agent: Agent) -> list[Event]:
+    """Take every event out of the agent's outbox."""
+    events = []
+    while (item := agent.store.peek()) is not None:
+        if item.kind == "events":
+            events.extend(EventBatch.model_validate_json(gzip.decompress(item.body)).events)
+        agent.store.ack(item)
+    return events
+
+
+def _unbuildable_spec() -> InputSpec:
+    spec = vibration_spec()
+    return spec.model_copy(update={"steps": [StageSpec(kind="no_such_step")]})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (lambda: _bundle(2, seed=2, width=3), "its model takes 3"),
+        (lambda: _bundle(2, seed=2, spec=_unbuildable_spec()), "no_such_step"),
+    ],
+    ids=["feature-width", "pipeline"],
+)
+async def test_a_bundle_that_cannot_run_is_reported_once_and_the_old_model_keeps_running(
+    tmp_path: Path, bad: Callable[[], bytes], reason: str
+) -> None:
+    good = _installed(tmp_path, _bundle(1, seed=1), version=1)
+    agent = _agent(tmp_path)
+    await agent.apply(DesiredState(version=3, bundle=good))
+    data = bad()
+    wanted = BundleRef(name="m", version=2, digest=digest(data))
+    agent.link = _Artifacts({wanted.digest: data}).link()
+
+    await agent.apply(DesiredState(version=4, bundle=wanted))
+    # The same desired state again, as a restart or a twin answer brings it: not retried.
+    await agent.apply(DesiredState(version=3, bundle=good))
+    await agent.apply(DesiredState(version=4, bundle=wanted))
+    events_before_new_version = _events(agent)
+    await agent.apply(DesiredState(version=5, bundle=wanted))
+
+    assert agent.hot.model is not None and agent.hot.model.ref == good
+    assert agent.error is not None and reason in agent.error
+    assert agent._reported().status == "error"
+    assert [e.kind for e in events_before_new_version].count("load_failed") == 1
+    failed = [e for e in events_before_new_version if e.kind == "load_failed"]
+    assert reason in failed[0].message and failed[0].bundle_digest == wanted.digest
+    assert [e.kind for e in _events(agent)] == ["load_failed"]
+    await agent.link.aclose()
+    agent.store.close()
+
+    restarted = _agent(tmp_path)
+    await restarted._restore()
+    assert restarted.hot.model is not None and restarted.hot.model.ref == good
+    assert restarted.error is not None and reason in restarted.error
+    assert _events(restarted) == []
+    await restarted.link.aclose()
+    restarted.store.close()
+
+
+@pytest.mark.anyio
+async def test_a_model_that_keeps_failing_is_given_up_for_the_one_before(tmp_path: Path) -> None:
+    good = _installed(tmp_path, _bundle(1, seed=1), version=1)
+    agent = _agent(tmp_path)
+    await agent.apply(DesiredState(version=3, bundle=good))
+    data = _bundle(2, seed=2)
+    wanted = BundleRef(name="m", version=2, digest=digest(data))
+    agent.link = _Artifacts({wanted.digest: data}).link()
+    await agent.apply(DesiredState(version=4, bundle=wanted))
+    assert agent.hot.model is not None and agent.hot.model.ref == wanted
+
+    def broken(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise RuntimeError("the model's kernel crashed")
+
+    agent.hot.model.predictor.predict = broken  # type: ignore[method-assign]
+    for _ in range(FAILURE_LIMIT * 2):
+        await agent._on_worker(agent._tick, 8000)
+    telemetry = agent.hot.telemetry.cut(1, 0, None)
+    await agent.apply(DesiredState(version=4, bundle=wanted))
+    events = _events(agent)
+
+    assert agent.hot.model is not None and agent.hot.model.ref == good
+    assert telemetry.failed_chunks == FAILURE_LIMIT
+    assert sum(telemetry.predictions.values()) > 0, "the model before took over"
+    reported = agent._reported()
+    assert reported.status == "failed" and reported.bundle == good
+    assert reported.error is not None and "the model's kernel crashed" in reported.error
+    assert [e.kind for e in events] == ["model_loaded", "model_loaded", "model_failed"]
+
+    restarted = _agent(tmp_path)
+    await restarted._restore()
+    assert restarted.hot.model is not None and restarted.hot.model.ref == good
+    assert restarted._reported().status == "failed"
+    await agent.link.aclose()
+    agent.store.close()
+    await restarted.link.aclose()
+    restarted.store.close()
+
+
+class _Refusing:
+    """A hub whose answer to each message (by body) is scripted, then 200."""
+
+    def __init__(self, answers: dict[bytes, list[httpx.Response]]) -> None:
+        self.answers = answers
+        self.received: list[bytes] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = request.content
+        self.received.append(body)
+        scripted = self.answers.get(body)
+        if scripted:
+            return scripted.pop(0)
+        return httpx.Response(
+            200, json={"batch_id": str(uuid.uuid4()), "accepted": 1, "duplicate": False}
+        )
+
+
+def _refusal(status: int, **headers: str) -> httpx.Response:
+    return httpx.Response(status, json={"detail": f"refused with {status}"}, headers=headers)
+
+
+@pytest.mark.anyio
+async def test_a_message_leaves_only_on_2xx_and_a_final_refusal_is_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    agent = _agent(tmp_path)
+    hub = _Refusing(
+        {
+            b"busy": [_refusal(429, **{"Retry-After": "7"}), _refusal(503), _refusal(408)],
+            b"invalid": [_refusal(422)],
+            b"conflict": [_refusal(409)],
+        }
+    )
+    agent.link = HubLink("http://hub", transport=httpx.MockTransport(hub))
+    for body in (b"busy", b"invalid", b"conflict", b"fine"):
+        agent.store.enqueue("events", body)
+
+    retries = []
+    while True:
+        try:
+            await agent._drain()
+            break
+        except HubUnavailable as exc:
+            retries.append(exc.retry_after_s)
+
+    assert retries == [7.0, None, None]
+    assert hub.received == [b"busy"] * 4 + [b"invalid", b"conflict", b"fine"]
+    dead = agent.store.dead_letters()
+    assert [(p.body, reason.split(":")[0]) for p, reason in dead] == [
+        (b"invalid", "hub answered 422"),
+        (b"conflict", "hub answered 409"),
+    ]
+    assert agent.store.pending() == 0 and agent.store.dead_lettered() == 2
     await agent.link.aclose()
     agent.store.close()

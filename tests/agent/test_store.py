@@ -73,3 +73,63 @@ def test_kv_survives_reopen(tmp_path: Path) -> None:
     reopened = LocalStore(tmp_path / "a.db")
     assert reopened.get("device_token") == "secret"
     assert reopened.get("gone") is None
+
+
+def test_full_outbox_drops_telemetry_then_samples_and_never_events(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db", max_outbox_bytes=350)
+    store.enqueue("events", b"e" * 100)
+    store.enqueue("samples", b"s" * 100)
+    store.enqueue("telemetry", b"t" * 100)
+    store.enqueue("events", b"E" * 100)
+    store.enqueue("events", b"F" * 100)
+    store.enqueue("events", b"G" * 100)
+
+    kept = []
+    while (item := store.peek()) is not None:
+        kept.append(item.body[:1])
+        store.ack(item)
+
+    # Over its bound with nothing left to drop but events: events are kept all the same.
+    assert kept == [b"e", b"E", b"F", b"G"]
+    assert store.dropped() == 2
+
+
+def test_the_byte_bound_holds_across_reopen(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db", max_outbox_bytes=250)
+    store.enqueue("telemetry", b"1" * 100)
+    store.enqueue("telemetry", b"2" * 100)
+    store.close()
+
+    reopened = LocalStore(tmp_path / "a.db", max_outbox_bytes=250)
+    reopened.enqueue("telemetry", b"3" * 100)
+
+    assert reopened.pending() == 2
+    assert reopened.dropped() == 1
+
+
+def test_a_refused_message_moves_to_dead_letters_with_its_reason(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db")
+    store.enqueue("events", b"bad")
+    store.enqueue("events", b"good")
+    refused = store.peek()
+    assert refused is not None
+
+    store.dead_letter(refused, "hub answered 422: events.0.kind: not a kind")
+
+    assert [(p.body, reason) for p, reason in store.dead_letters()] == [
+        (b"bad", "hub answered 422: events.0.kind: not a kind")
+    ]
+    nxt = store.peek()
+    assert nxt is not None and nxt.body == b"good"
+    assert store.dead_lettered() == 1
+
+
+def test_the_database_holding_the_token_is_owner_only(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db")
+    store.set("device_token", "secret")
+    store.enqueue("events", b"x")
+
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes["a.db"] == 0o600
+    assert all(mode == 0o600 for mode in modes.values()), modes
+    store.close()

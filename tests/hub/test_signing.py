@@ -5,7 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgestack.bundle import Bundle, BundleStore, SignatureError, TrustedKeys, digest
+from edgestack.bundle import Bundle, SignatureError, TrustedKeys
 from edgestack.hub.context import HubContext
 from edgestack.hub.signing import HubKeys
 from edgestack.protocol import EnrolResponse, KeyView
@@ -128,16 +128,3 @@ async def test_keys_need_the_admin_token(client: httpx.AsyncClient, method: str,
     response = await client.request(method, path)
 
     assert response.status_code == 401
-
-
-def test_a_store_given_trusted_keys_keeps_only_bundles_they_signed(tmp_path: Path) -> None:
-    keys = HubKeys(tmp_path / "keys")
-    store = BundleStore(tmp_path / "bundles")
-    unsigned = _bundle()
-    signed = Bundle(keys.sign(unsigned.manifest, ttl=DAY), unsigned.model).pack()
-
-    with pytest.raises(SignatureError, match="signature unsigned"):
-        store.put(unsigned.pack(), trusted=TrustedKeys(keys.public()))
-    store.put(signed, trusted=TrustedKeys(keys.public()))
-
-    assert sorted(p.name for p in store.root.iterdir()) == [f"{digest(signed)}.bundle"]

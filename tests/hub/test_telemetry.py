@@ -188,3 +188,20 @@ async def test_several_problems_are_listed_on_one_line(
     assert response.json()["detail"] == (
         "body.windows: Field required; body.raw_bytes: Field required"
     )
+
+
+async def test_the_outbox_counts_are_the_devices_latest_totals_in_any_order(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    batches = [
+        telemetry_batch(1, outbox_dropped=2, failed_chunks=1),
+        telemetry_batch(3, outbox_dropped=7, dead_lettered=1, failed_chunks=2),
+        # Sent late: it carries older totals, which must not lower the newer ones.
+        telemetry_batch(2, outbox_dropped=5, dead_lettered=0),
+    ]
+
+    for batch in batches:
+        await client.post(URL, content=batch.model_dump_json(), headers=device.auth)
+    totals = await _totals(client)
+
+    assert (totals.outbox_dropped, totals.dead_lettered, totals.failed_chunks) == (7, 1, 3)

@@ -1,6 +1,14 @@
-"""source -> features -> model -> rules -> events, a chunk at a time, never touching the network."""
+"""source -> features -> model -> rules -> events, a chunk at a time, never touching the network.
+
+A bundle is checked before it may run: its pipeline is built, its feature width matched
+against the model's input and a dry window of silence sent through both. A step, an
+extractor or a model that raises later is counted, never allowed to stop the agent; after
+`FAILURE_LIMIT` failing chunks in a row the hot path gives the model up and runs the one
+before it again.
+"""
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -10,11 +18,13 @@ from edgestack.agent.rules import AlarmRule
 from edgestack.agent.telemetry import TelemetryWindow
 from edgestack.bundle import Bundle, InputSpec
 from edgestack.learning import OnnxPredictor
-from edgestack.processing import FeaturePipeline
+from edgestack.processing import FeaturePipeline, silence
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
-from edgestack.sensing import Source
+from edgestack.sensing import Chunk, Source
 
-__all__ = ["HotPath", "LoadedModel", "StepOutput"]
+__all__ = ["FAILURE_LIMIT", "HotPath", "LoadedModel", "StepOutput"]
+
+FAILURE_LIMIT = 5  # failing chunks in a row before a model is given up
 
 
 @dataclass(frozen=True)
@@ -25,8 +35,11 @@ class LoadedModel:
     spec: InputSpec
 
     @classmethod
-    def load(cls, bundle: Bundle, ref: BundleRef, source: Source) -> "LoadedModel":
-        """Load a verified bundle; refuse it, saying why, if this device cannot feed it."""
+    def load(
+        cls, bundle: Bundle, ref: BundleRef, source: Source, frame: tuple[int, ...] = ()
+    ) -> "LoadedModel":
+        """Load a verified bundle; refuse it, saying why, if this device cannot feed it.
+        `frame` is the shape of one of `source`'s samples (a camera's picture)."""
         spec = bundle.manifest.input
         if tuple(spec.sensors) != tuple(source.channels):
             raise ValueError(
@@ -38,24 +51,41 @@ class LoadedModel:
                 f"bundle {ref.name} v{ref.version} expects {spec.rate_hz} Hz, "
                 f"this device samples at {source.rate_hz} Hz"
             )
-        return cls(
-            ref, bundle.manifest.labels, OnnxPredictor(bundle.model, bundle.manifest.labels), spec
-        )
+        predictor = OnnxPredictor(bundle.model, bundle.manifest.labels)
+        if predictor.n_features is not None and predictor.n_features != len(spec.features):
+            raise ValueError(
+                f"bundle {ref.name} v{ref.version}: its input spec gives {len(spec.features)} "
+                f"features, its model takes {predictor.n_features}; repack it with the spec "
+                "the model was trained on"
+            )
+        # A dry window through a fresh pipeline and the model, before either may run.
+        rows = FeaturePipeline(spec).push(silence(spec, source.units, frame))
+        predictor.predict(rows)
+        return cls(ref, bundle.manifest.labels, predictor, spec)
 
 
 @dataclass
 class StepOutput:
     events: list[Event] = field(default_factory=list)
     samples: list[DataSample] = field(default_factory=list)
+    failure: str | None = None
+    """Why this chunk's steps, extractors or model raised, when they did."""
+    given_up: LoadedModel | None = None
+    """The model this chunk gave up after `FAILURE_LIMIT` failures in a row."""
 
 
 class HotPath:
+    """Not thread-safe: one thread steps it and makes every change to it, so a change always
+    falls between two chunks."""
+
     def __init__(self, source: Source, default_spec: InputSpec) -> None:
         self.source = source
         self.telemetry = TelemetryWindow()
         self.rule = AlarmRule(RuleParams())
         self.collect_label: str | None = None
         self.model: LoadedModel | None = None
+        self.previous: LoadedModel | None = None
+        self.failures = 0
         self._default_spec = default_spec
         self._features = FeaturePipeline(default_spec)
 
@@ -64,23 +94,54 @@ class HotPath:
         return self.model.spec if self.model else self._default_spec
 
     def use_model(self, model: LoadedModel | None) -> None:
-        self.model = model
-        self.restart_windows()
+        """Run `model` from the next chunk on; the one running now becomes `previous`.
+
+        Model and pipeline change together. A model of the same input spec keeps the
+        pipeline and its partial window, so no window is lost or counted twice; another
+        spec starts a fresh pipeline, as windows of two specs cannot be joined."""
+        if model is self.model:
+            return
+        same_spec = self.spec == (model.spec if model else self._default_spec)
+        self.previous, self.model = self.model, model
+        self.failures = 0
+        if not same_spec:
+            self.restart_windows()
 
     def restart_windows(self) -> None:
         """Drop the partial window, so no window mixes samples from before and after a change."""
         self._features = FeaturePipeline(self.spec)
 
     def step(self, samples: int) -> StepOutput:
+        """Read `samples` from the source and take them through features, model and rules."""
         chunk = self.source.read(samples)
-        self.telemetry.add_chunk(chunk.nbytes)
+        # Counted at the end, all at once: a cut from another thread never splits a chunk.
+        record: list[Callable[[TelemetryWindow], None]] = [lambda t: t.add_chunk(chunk.nbytes)]
+        try:
+            out = self._run(chunk, record)
+        except Exception as exc:  # a bundle's own code must never stop the device
+            out = StepOutput(failure=f"{type(exc).__name__}: {exc}")
+            record.append(TelemetryWindow.add_failure)
+            # A step that raised may have kept half its state: start its windows afresh.
+            self.restart_windows()
+            self.failures += 1
+            if self.model is not None and self.failures >= FAILURE_LIMIT:
+                out.given_up = self.model
+                self.model, self.previous = self.previous, None
+                self.failures = 0
+                self.restart_windows()
+        with self.telemetry.lock:
+            for note in record:
+                note(self.telemetry)
+            for quality in (self.source.quality, self._features.quality):
+                self.telemetry.add_bad_input(quality)
+        return out
+
+    def _run(self, chunk: Chunk, record: list[Callable[[TelemetryWindow], None]]) -> StepOutput:
         features = self._features.push(chunk)
-        for quality in (self.source.quality, self._features.quality):
-            self.telemetry.add_bad_input(quality)
         out = StepOutput()
         if not len(features):
             return out
-        self.telemetry.add_windows(len(features))
+        record.append(lambda t: t.add_windows(len(features)))
         now = datetime.now(UTC)
         if self.collect_label is not None:
             # The shortest text that reads back as the same float32: float64 reprs of float32
@@ -93,6 +154,8 @@ class HotPath:
             latency_ms = (time.perf_counter() - started) * 1000 / len(features)
             labels = [self.model.labels[i] for i in indices.tolist()]
             confidences = probabilities[np.arange(len(indices)), indices]
-            self.telemetry.add_predictions(labels, confidences, latency_ms)
+            record.append(lambda t: t.add_predictions(labels, confidences, latency_ms))
             out.events = self.rule.update(labels, confidences, now, self.model.ref.digest)
+        # Only a window that went all the way through ends a run of failures.
+        self.failures = 0
         return out

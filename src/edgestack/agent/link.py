@@ -1,5 +1,11 @@
 """The agent's side of the wire: typed calls to the hub, counting every byte sent."""
 
+import contextlib
+import email.utils
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
 import httpx
 
 from edgestack.protocol import (
@@ -11,11 +17,20 @@ from edgestack.protocol import (
     problem_detail,
 )
 
-__all__ = ["HubLink", "HubRejected", "HubUnavailable"]
+__all__ = ["Artifact", "HubLink", "HubRejected", "HubUnavailable"]
+
+
+# Answers that say "not now" rather than "never": the same call is tried again later.
+_RETRY_STATUSES = frozenset({408, 425, 429})
 
 
 class HubUnavailable(Exception):
-    """The hub could not be reached or failed; the same call may succeed later."""
+    """The hub could not be reached, failed or asked to wait; the same call may succeed later.
+    `retry_after_s` is how long the hub asked us to wait, when it said."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class HubRejected(Exception):
@@ -27,10 +42,27 @@ class HubRejected(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """A bundle arriving: its bytes from `start` on, in chunks."""
+
+    start: int
+    chunks: AsyncIterator[bytes]
+
+
 class HubLink:
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout_s, event_hooks={"request": [self._count]}
+            base_url=base_url,
+            timeout=timeout_s,
+            event_hooks={"request": [self._count]},
+            transport=transport,
         )
         self._sent = 0
         self.token = ""
@@ -70,9 +102,22 @@ class HubLink:
         )
         return IngestAck.model_validate_json(response.content)
 
-    async def artifact(self, digest: str) -> bytes:
-        response = await self._call("GET", f"/v1/artifacts/{digest}", timeout=120)
-        return response.content
+    @contextlib.asynccontextmanager
+    async def artifact(self, digest: str, *, offset: int = 0) -> AsyncIterator[Artifact]:
+        """Stream bundle `digest` from byte `offset` on, resuming an interrupted download.
+        The hub may answer with the whole file instead; `Artifact.start` says which."""
+        response = await self._call(
+            "GET",
+            f"/v1/artifacts/{digest}",
+            headers={"Range": f"bytes={offset}-"} if offset else None,
+            timeout=120,
+            stream=True,
+        )
+        try:
+            start = offset if response.status_code == 206 else 0
+            yield Artifact(start, _chunks(response, f"GET /v1/artifacts/{digest}"))
+        finally:
+            await response.aclose()
 
     async def _call(
         self,
@@ -83,25 +128,32 @@ class HubLink:
         headers: dict[str, str] | None = None,
         params: dict[str, float] | None = None,
         timeout: float | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
         all_headers = dict(headers or {})
         if self.token:
             all_headers["Authorization"] = f"Bearer {self.token}"
         if content is not None:
             all_headers.setdefault("Content-Type", "application/json")
+        request = self._client.build_request(
+            method,
+            url,
+            content=content,
+            headers=all_headers,
+            params=params,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
         try:
-            response = await self._client.request(
-                method,
-                url,
-                content=content,
-                headers=all_headers,
-                params=params,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            response = await self._client.send(request, stream=stream)
+            if stream and response.status_code >= 400:
+                await response.aread()
         except httpx.TransportError as exc:
             raise HubUnavailable(f"{method} {url}: {exc!r}") from exc
-        if response.status_code >= 500:
-            raise HubUnavailable(f"{method} {url}: hub answered {response.status_code}")
+        if response.status_code >= 500 or response.status_code in _RETRY_STATUSES:
+            raise HubUnavailable(
+                f"{method} {url}: hub answered {response.status_code}",
+                _retry_after(response.headers.get("Retry-After")),
+            )
         if response.status_code >= 400:
             raise HubRejected(response.status_code, problem_detail(response.content))
         return response
@@ -110,3 +162,29 @@ class HubLink:
         head = len(request.method) + len(request.url.raw_path) + 12
         head += sum(len(k) + len(v) + 4 for k, v in request.headers.raw)
         self._sent += head + 2 + len(request.content)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+async def _chunks(response: httpx.Response, what: str) -> AsyncIterator[bytes]:
+    try:
+        # As they arrive: a buffer would lose what came before a broken connection.
+        async for chunk in response.aiter_bytes():
+            yield chunk
+    except httpx.TransportError as exc:
+        raise HubUnavailable(f"{what}: {exc!r}") from exc

@@ -1,32 +1,52 @@
 """The edge runtime: senses in real time, follows its twin, and sends through the outbox.
 
-Four tasks share one event loop. Sensing never awaits the network; the twin and
-the uplink tasks retry with backoff while the hub is away, and the outbox keeps
-what must be sent on disk until the hub has acknowledged it.
+Four tasks share one event loop, which only waits: everything that computes or
+writes (features, inference, rules, gzip, the outbox's SQLite writes) runs on one
+worker thread, in order, and bundles are hashed and unpacked in other threads. The
+twin and the uplink tasks retry with backoff while the hub is away, and the outbox
+keeps what must be sent on disk until the hub has acknowledged it.
+
+A bundle that cannot be fetched, verified or loaded is reported with its reason and
+not tried again until the desired state changes; one that keeps failing at run time
+is given up for the bundle before it. Either way the device keeps sensing.
 """
 
 import asyncio
 import contextlib
 import gzip
+import json
 import logging
 import os
 import platform
 import random
 import signal
+import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Literal, Protocol, runtime_checkable
+from pathlib import Path
+from typing import (
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 
 import onnxruntime
 from pydantic import BaseModel, TypeAdapter
 
-from edgestack.agent.hotpath import HotPath, LoadedModel
+from edgestack.agent.download import download, prune, touch
+from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
 from edgestack.agent.store import LocalStore
 from edgestack.appspec import AppSpecError, load_app_spec, motor_app
-from edgestack.bundle import BundleError, BundleStore, PublicKey, TrustedKeys
+from edgestack.bundle import Bundle, BundleError, BundleStore, PublicKey, TrustedKeys
 from edgestack.processing import EXTRACTORS
 from edgestack.protocol import (
     BundleRef,
@@ -35,6 +55,7 @@ from edgestack.protocol import (
     EnrolRequest,
     Event,
     EventBatch,
+    EventKind,
     Feeds,
     Hardware,
     ReportedState,
@@ -50,6 +71,15 @@ log = logging.getLogger("edgestack.agent")
 _SAMPLE_BATCH = 64
 _SAMPLE_BATCH_AGE_S = 3.0
 _PINNED = TypeAdapter(list[PublicKey])
+
+_MAX_RETRY_AFTER_S = 300.0
+
+# Refusals about who the device is, not about the message: it waits in the outbox.
+_AUTH_STATUSES = (401, 403, 404)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Severity = Literal["info", "warning", "critical"]
 
 
 @runtime_checkable
@@ -75,11 +105,22 @@ class Agent:
         self.hot = HotPath(self.source, app.input_spec(self.source))
         self.app_rules = app.rules
         self.hot.rule = AlarmRule(app.rules)
+        # The shape of one sample (a camera's picture), for the dry run of each new bundle.
+        self._frame = self.source.read(0).frame
         self.applied = DesiredState()
         self.error: str | None = None
+        self.failed = False
+        saved_failure = self.store.get("bundle.failed")
+        self._failure = cast(_Failure, json.loads(saved_failure)) if saved_failure else None
+        # One thread runs the hot path and every change to it, so changes fall between chunks.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="edgestack-hotpath")
+        self._dropped_seen = self.store.dropped()
         self._enrolled = asyncio.Event()
         self._outbox_filled = asyncio.Event()
-        self._report_due = True
+        self._report_due = asyncio.Event()
+        self._report_due.set()
+        # Set by `run` and `_on_worker`, before any other thread can need it.
+        self._loop: asyncio.AbstractEventLoop
         self._samples: list[DataSample] = []
         self._samples_since = 0.0
         self._enrol_lock = asyncio.Lock()
@@ -90,6 +131,7 @@ class Agent:
 
     async def run(self) -> None:
         """Run until cancelled; on the way out, cut a last telemetry batch and try to send it."""
+        self._loop = asyncio.get_running_loop()
         await self._restore()
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -98,8 +140,8 @@ class Agent:
                 tasks.create_task(self._send())
                 tasks.create_task(self._report_telemetry())
         finally:
-            self._flush_samples()
-            self._cut_telemetry()
+            await self._on_worker(self._flush_samples)
+            await asyncio.to_thread(self._cut_telemetry, self.link.take_sent_bytes())
             if self._enrolled.is_set():
                 try:
                     await asyncio.wait_for(self._drain(), self.settings.drain_timeout_s)
@@ -108,10 +150,16 @@ class Agent:
                         "%d messages stay in the outbox for next time", self.store.pending()
                     )
             await self.link.aclose()
+            self._worker.shutdown()
             self.store.close()
             self.source.close()
             for sink in self.sinks:
                 sink.close()
+
+    async def _on_worker(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run `fn` on the hot path's thread, after what was queued there before it."""
+        self._loop = asyncio.get_running_loop()
+        return await self._loop.run_in_executor(self._worker, lambda: fn(*args, **kwargs))
 
     # -- start-up: last good state, offline --------------------------------
 
@@ -121,10 +169,27 @@ class Agent:
         if token and self.trusted.keys:
             self.link.token = token
             self._enrolled.set()
-        saved = self.store.get("desired")
-        if saved:
+        running = self.store.get("running")
+        if running:
+            # What ran last, even when the desired bundle failed: it is the last good one.
+            ref = BundleRef.model_validate_json(running)
             try:
-                await self.apply(DesiredState.model_validate_json(saved))
+                model = await self._fetch(ref)
+            except (BundleError, ValueError, OSError, HubUnavailable, HubRejected) as exc:
+                log.warning("%s v%d, which ran last, cannot run: %s", ref.name, ref.version, exc)
+            else:
+                await self._on_worker(self.hot.use_model, model)
+                log.info("running %s v%d again (%s)", ref.name, ref.version, ref.digest[:12])
+        saved = self.store.get("desired")
+        desired = DesiredState.model_validate_json(saved) if saved else None
+        # Bundles a killed run left behind; the desired one's partial download is resumed.
+        keep = self._rollback_digests()
+        if desired is not None and desired.bundle is not None:
+            keep.add(desired.bundle.digest)
+        await asyncio.to_thread(prune, self.bundles, keep)
+        if desired is not None:
+            try:
+                await self.apply(desired)
             except HubUnavailable:
                 log.warning("the saved bundle is missing locally; waiting for the hub")
 
@@ -142,11 +207,9 @@ class Agent:
             except HubUnavailable as exc:
                 backoff.note(exc)
                 await backoff.sleep()
-        self.store.set("device_token", response.device_token)
-        self.trusted = TrustedKeys(response.signing_keys)
-        self.store.set("signing_keys", _PINNED.dump_json(self.trusted.keys).decode())
+        await asyncio.to_thread(self._pin, response.device_token, response.signing_keys)
         self.link.token = response.device_token
-        self._report_due = True
+        self._report_due.set()
         self._enrolled.set()
         log.info("enrolled as %s", self.device_id)
 
@@ -172,32 +235,88 @@ class Agent:
         while True:
             token = self.link.token
             try:
-                if self._report_due:
+                if self._report_due.is_set():
+                    self._report_due.clear()
                     await self.link.report(self.device_id, self._reported())
-                    self._report_due = False
-                desired = await self.link.desired(
-                    self.device_id, after=self.applied.version, wait_s=self.settings.poll_wait_s
-                )
-                # A failed step is retried whenever the twin answers, not only on change.
-                if desired != self.applied or self.error:
+                desired = await self._poll_desired()
+                # What failed is tried again when the desired state changes, not before.
+                if desired is not None and desired != self.applied:
                     await self.apply(desired)
                 backoff.reset()
             except HubUnavailable as exc:
+                self._report_due.set()
                 backoff.note(exc)
                 await backoff.sleep()
             except HubRejected as exc:
+                self._report_due.set()
                 await self._recover(exc, token)
+
+    async def _poll_desired(self) -> DesiredState | None:
+        """The long-poll's answer, or None when a report fell due first (a model given up)."""
+        poll = asyncio.ensure_future(
+            self.link.desired(
+                self.device_id, after=self.applied.version, wait_s=self.settings.poll_wait_s
+            )
+        )
+        due = asyncio.ensure_future(self._report_due.wait())
+        try:
+            await asyncio.wait({poll, due}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            due.cancel()
+            if not poll.done():
+                poll.cancel()
+        return poll.result() if poll.done() and not poll.cancelled() else None
 
     async def apply(self, desired: DesiredState) -> None:
         """Move towards `desired`. A step that fails is reported, and the rest still applies;
-        a bundle the hub cannot deliver now raises HubUnavailable and is tried again."""
+        a bundle the hub cannot deliver now raises HubUnavailable and is tried again. A bundle
+        that failed to load or run is not tried again for the same desired version."""
         errors: list[str] = []
+        events: list[Event] = []
+        wanted = desired.bundle
+        running = self.hot.model.ref if self.hot.model else None
+        model: LoadedModel | None = None
+        swap = wanted is None and running is not None
+        failure = None
+        if wanted is not None and wanted != running:
+            if self._failed_for(desired):
+                assert self._failure is not None
+                errors.append(self._failure["reason"])
+            else:
+                kind: EventKind = "load_failed"
+                try:
+                    model = await self._fetch(wanted)
+                    swap = True
+                except BundleError as exc:
+                    kind, reason = "bundle_refused", f"refused: {exc}"
+                except (ValueError, HubRejected, OSError) as exc:
+                    reason = f"cannot run here: {exc}"
+                if not swap:
+                    message = f"bundle {wanted.name} v{wanted.version} {reason}"
+                    errors.append(message)
+                    events.append(_event(kind, "warning", message, wanted.digest))
+                    failure = _Failure(
+                        kind=kind, version=desired.version, digest=wanted.digest, reason=message
+                    )
+        await self._on_worker(self._commit, desired, model, swap, events, errors, failure)
+        if swap:
+            await asyncio.to_thread(prune, self.bundles, self._rollback_digests())
+
+    def _commit(
+        self,
+        desired: DesiredState,
+        model: LoadedModel | None,
+        swap: bool,
+        events: list[Event],
+        errors: list[str],
+        failure: "_Failure | None",
+    ) -> None:
+        """Apply what was prepared, between two chunks; runs on the hot path's thread."""
         before = self.applied
-        if desired.bundle != before.bundle or (desired.bundle and self.hot.model is None):
-            try:
-                self._switch_model(await self._fetch(desired.bundle) if desired.bundle else None)
-            except (BundleError, ValueError, HubRejected) as exc:
-                errors.append(f"bundle: {exc}")
+        if failure is not None:
+            self._save_failure(failure)
+        if swap:
+            self._switch_model(model)
         if desired.fault != before.fault:
             errors.extend(self._inject(desired))
         if desired.collect != before.collect:
@@ -208,42 +327,72 @@ class Agent:
             self.hot.rule = AlarmRule(desired.rules or self.app_rules)
         self.applied = desired
         self.store.set("desired", desired.model_dump_json())
+        self.failed = self._failed_for(desired, "model_failed")
         self.error = "; ".join(errors) or None
         if self.error:
             log.error("desired state v%d: %s", desired.version, self.error)
-        self._report_due = True
+        if events:
+            self._enqueue_events(events)
+        self._want_report()
+
+    def _failed_for(self, desired: DesiredState, kind: EventKind | None = None) -> bool:
+        """Whether `desired`'s bundle failed (as `kind`, when given) for this very version."""
+        failure, wanted = self._failure, desired.bundle
+        return bool(
+            failure
+            and wanted
+            and failure["digest"] == wanted.digest
+            and failure["version"] == desired.version
+            and kind in (None, failure["kind"])
+        )
+
+    def _save_failure(self, failure: "_Failure") -> None:
+        """Remember a bundle that failed, across restarts, until the desired state changes."""
+        self._failure = failure
+        self.store.set("bundle.failed", json.dumps(failure))
+
+    def _want_report(self) -> None:
+        """Have the twin task report now; called on the hot path's thread."""
+        self._loop.call_soon_threadsafe(self._report_due.set)
+
+    def _pin(self, device_token: str, keys: list[PublicKey]) -> None:
+        """Keep the device token and the hub keys it trusts from now on."""
+        self.store.set("device_token", device_token)
+        self.trusted = TrustedKeys(keys)
+        self.store.set("signing_keys", _PINNED.dump_json(self.trusted.keys).decode())
+
+    def _trust(self, path: Path) -> None:
+        """Refuse a downloaded bundle whose signature does not hold; blocking."""
+        bundle = Bundle.unpack(path.read_bytes())
+        if self.trusted.verify(bundle.manifest):
+            # The key chain of a bundle signed after a rotation taught a newer hub key.
+            self.store.set("signing_keys", _PINNED.dump_json(self.trusted.keys).decode())
 
     async def _fetch(self, ref: BundleRef) -> LoadedModel:
-        if not self.bundles.has(ref.digest):
-            data = await self.link.artifact(ref.digest)
-            pinned = len(self.trusted.keys)
-            # Its signature is checked before it is stored, so a refused bundle never lands.
-            await asyncio.to_thread(
-                self.bundles.put, data, expected_digest=ref.digest, trusted=self.trusted
-            )
-            if len(self.trusted.keys) != pinned:
-                # The key chain of a bundle signed after a rotation taught a newer hub key.
-                self.store.set("signing_keys", _PINNED.dump_json(self.trusted.keys).decode())
+        # A bundle takes its name on disk only once its signature holds, so one that was
+        # refused never lands, and one that is there was trusted when it came.
+        path = await download(self.link, self.bundles, ref.digest, accept=self._trust)
+        await asyncio.to_thread(touch, path)
         bundle = await asyncio.to_thread(self.bundles.load, ref.digest)
-        return await asyncio.to_thread(LoadedModel.load, bundle, ref, self.source)
+        return await asyncio.to_thread(LoadedModel.load, bundle, ref, self.source, self._frame)
 
     def _switch_model(self, model: LoadedModel | None) -> None:
         self.hot.use_model(model)
+        self._save_running()
         if model is not None:
             ref = model.ref
             log.info("running %s v%d (%s)", ref.name, ref.version, ref.digest[:12])
-            self._enqueue_events(
-                [
-                    Event(
-                        event_id=uuid.uuid4(),
-                        at=datetime.now(UTC),
-                        kind="model_loaded",
-                        severity="info",
-                        message=f"running {ref.name} v{ref.version}",
-                        bundle_digest=ref.digest,
-                    )
-                ]
-            )
+            message = f"running {ref.name} v{ref.version}"
+            self._enqueue_events([_event("model_loaded", "info", message, ref.digest)])
+
+    def _save_running(self) -> None:
+        """Save what runs now: the next start runs it first, whatever the desired state."""
+        model = self.hot.model
+        self.store.set("running", model.ref.model_dump_json() if model else None)
+
+    def _rollback_digests(self) -> set[str]:
+        """The bundles pruning must keep, besides the newest: what runs and what ran before."""
+        return {m.ref.digest for m in (self.hot.model, self.hot.previous) if m is not None}
 
     def _inject(self, desired: DesiredState) -> list[str]:
         fault = desired.fault
@@ -261,7 +410,9 @@ class Agent:
         self.hot.restart_windows()
         return []
 
-    def _status(self) -> Literal["idle", "collecting", "running", "error"]:
+    def _status(self) -> Literal["idle", "collecting", "running", "error", "failed"]:
+        if self.failed:
+            return "failed"
         if self.error:
             return "error"
         if self.hot.collect_label is not None:
@@ -269,9 +420,10 @@ class Agent:
         return "running" if self.hot.model else "idle"
 
     def _reported(self) -> ReportedState:
+        model = self.hot.model
         return ReportedState(
             desired_version=self.applied.version,
-            bundle=self.hot.model.ref if self.hot.model else None,
+            bundle=model.ref if model else None,
             status=self._status(),
             error=self.error,
             hardware=_hardware(),
@@ -283,7 +435,7 @@ class Agent:
             rules=self.hot.rule.params,
         )
 
-    # -- the hot path ------------------------------------------------------
+    # -- the hot path, on its worker thread ----------------------------------
 
     async def _sense(self) -> None:
         period = self.settings.chunk_s
@@ -291,19 +443,47 @@ class Agent:
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         while True:
-            out = self.hot.step(samples)
-            if out.events:
-                self._enqueue_events(out.events)
-            self._samples.extend(out.samples)
-            if self._samples and (
-                len(self._samples) >= _SAMPLE_BATCH
-                or loop.time() - self._samples_since >= _SAMPLE_BATCH_AGE_S
-            ):
-                self._flush_samples()
-            elif not self._samples:
-                self._samples_since = loop.time()
+            await self._on_worker(self._tick, samples)
             deadline = max(deadline + period, loop.time() - period)
             await asyncio.sleep(deadline - loop.time())
+
+    def _tick(self, samples: int) -> None:
+        out = self.hot.step(samples)
+        if out.failure is not None:
+            self._failed_chunk(out)
+        if out.events:
+            self._enqueue_events(out.events)
+        self._samples.extend(out.samples)
+        now = time.monotonic()
+        if self._samples and (
+            len(self._samples) >= _SAMPLE_BATCH or now - self._samples_since >= _SAMPLE_BATCH_AGE_S
+        ):
+            self._flush_samples()
+        elif not self._samples:
+            self._samples_since = now
+
+    def _failed_chunk(self, out: StepOutput) -> None:
+        if self.hot.failures == 1:
+            # Once per run of failures: every chunk would flood the log.
+            log.error("the hot path failed, counting until it recovers: %s", out.failure)
+        failed = out.given_up
+        if failed is None:
+            return
+        ref = failed.ref
+        message = (
+            f"bundle {ref.name} v{ref.version} failed at run time and was given up: {out.failure}"
+        )
+        log.error("%s", message)
+        self._save_failure(
+            _Failure(
+                kind="model_failed", version=self.applied.version, digest=ref.digest, reason=message
+            )
+        )
+        self.failed = True
+        self.error = message
+        self._save_running()
+        self._enqueue_events([_event("model_failed", "critical", message, ref.digest)])
+        self._want_report()
 
     def _flush_samples(self) -> None:
         if self._samples:
@@ -312,7 +492,7 @@ class Agent:
             batch = SampleBatch(
                 batch_id=uuid.uuid4(), spec=self.hot.spec, samples=self._samples, dataset=dataset
             )
-            self._enqueue("samples", batch)
+            self._enqueue("samples", batch, len(self._samples))
             self._samples = []
 
     def _enqueue_events(self, events: list[Event]) -> None:
@@ -321,26 +501,43 @@ class Agent:
                 log.warning("%s: %s", event.kind, event.message)
             for sink in self.sinks:
                 sink.emit(event)
-        self._enqueue("events", EventBatch(batch_id=uuid.uuid4(), events=events))
+        self._enqueue("events", EventBatch(batch_id=uuid.uuid4(), events=events), len(events))
 
-    def _enqueue(self, kind: str, message: BaseModel) -> None:
-        self.store.enqueue(kind, _gzip(message))
-        self._outbox_filled.set()
+    def _enqueue(self, kind: str, message: BaseModel, items: int) -> None:
+        self.store.enqueue(kind, _gzip(message), items=items)
+        self._loop.call_soon_threadsafe(self._outbox_filled.set)
 
     # -- telemetry and the uplink -------------------------------------------
 
     async def _report_telemetry(self) -> None:
         while True:
             await asyncio.sleep(self.applied.telemetry_interval_s)
-            self._cut_telemetry()
+            await asyncio.to_thread(self._cut_telemetry, self.link.take_sent_bytes())
 
-    def _cut_telemetry(self) -> None:
-        digest = self.hot.model.ref.digest if self.hot.model else None
-        uplink = self.link.take_sent_bytes()
+    def _cut_telemetry(self, uplink: int) -> None:
+        """Close the telemetry interval; runs in a thread of its own, so a slow model never
+        holds up the heartbeat."""
+        model = self.hot.model
+        digest = model.ref.digest if model else None
+        dropped, dead = self.store.dropped(), self.store.dead_lettered()
+        if dropped > self._dropped_seen:
+            message = (
+                f"the outbox was full and dropped {dropped - self._dropped_seen} messages, "
+                "oldest telemetry first; the hub was away longer than the outbox holds"
+            )
+            self._dropped_seen = dropped
+            event = _event("outbox_dropped", "warning", message, None)
+            # Events reach the sinks from the hot path's thread only.
+            self._worker.submit(self._enqueue_events, [event])
         self.store.enqueue_numbered(
-            "telemetry", lambda seq: _gzip(self.hot.telemetry.cut(seq, uplink, digest))
+            "telemetry",
+            lambda seq: _gzip(
+                self.hot.telemetry.cut(
+                    seq, uplink, digest, outbox_dropped=dropped, dead_lettered=dead
+                )
+            ),
         )
-        self._outbox_filled.set()
+        self._loop.call_soon_threadsafe(self._outbox_filled.set)
 
     async def _send(self) -> None:
         await self._enrolled.wait()
@@ -350,7 +547,7 @@ class Agent:
             try:
                 if not await self._drain():
                     self._outbox_filled.clear()
-                    if self.store.peek() is None:
+                    if await asyncio.to_thread(self.store.peek) is None:
                         await self._outbox_filled.wait()
                 backoff.reset()
             except HubUnavailable as exc:
@@ -365,28 +562,43 @@ class Agent:
         The hub drops a batch id it has seen, so a batch that arrived but whose
         answer was lost is sent again without being counted twice."""
         sent = False
-        while (item := self.store.peek()) is not None:
+        while (item := await asyncio.to_thread(self.store.peek)) is not None:
             try:
                 await self.link.ingest(self.device_id, item.kind, item.body)
             except HubRejected as exc:
-                if exc.status in (401, 404):
+                if exc.status in _AUTH_STATUSES:
                     raise
-                # The hub will never take this message; keeping it would block the rest.
-                log.error("dropped a %s batch the hub refused: %s", item.kind, exc.detail)
-            self.store.ack(item)
+                # The hub will never take this message; kept aside, it blocks nothing behind.
+                log.error("dead-lettered a %s batch the hub refused: %s", item.kind, exc)
+                await asyncio.to_thread(self.store.dead_letter, item, str(exc))
+            else:
+                await asyncio.to_thread(self.store.ack, item)
             sent = True
         return sent
 
 
+class _Failure(TypedDict):
+    """A bundle that failed for one desired version, and how."""
+
+    kind: EventKind
+    version: int
+    digest: str
+    reason: str
+
+
 class _Backoff:
-    """Exponential backoff with jitter, logging an outage once rather than every retry."""
+    """Exponential backoff with jitter, logging an outage once rather than every retry;
+    never shorter than the wait a hub asked for with `Retry-After`."""
 
     def __init__(self, first_s: float = 0.2, max_s: float = 5.0) -> None:
         self._first, self._max = first_s, max_s
         self._delay = first_s
+        self._asked_s = 0.0
         self._down = False
 
-    def note(self, exc: Exception) -> None:
+    def note(self, exc: HubUnavailable) -> None:
+        # Honoured up to a bound: a hub's mistake must not silence a device for a day.
+        self._asked_s = min(exc.retry_after_s or 0.0, _MAX_RETRY_AFTER_S)
         if not self._down:
             log.warning("hub unreachable, buffering locally: %s", exc)
             self._down = True
@@ -398,8 +610,19 @@ class _Backoff:
         self._delay = self._first
 
     async def sleep(self) -> None:
-        await asyncio.sleep(self._delay * random.uniform(0.5, 1.0))
+        await asyncio.sleep(max(self._asked_s, self._delay * random.uniform(0.5, 1.0)))
         self._delay = min(self._delay * 2, self._max)
+
+
+def _event(kind: EventKind, severity: Severity, message: str, digest: str | None) -> Event:
+    return Event(
+        event_id=uuid.uuid4(),
+        at=datetime.now(UTC),
+        kind=kind,
+        severity=severity,
+        message=message[:2000],
+        bundle_digest=digest,
+    )
 
 
 def _gzip(message: BaseModel) -> bytes:

@@ -1,5 +1,6 @@
 """Aggregates the hot path's work into one telemetry batch per interval: counts, not samples."""
 
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -16,13 +17,18 @@ _KEEP_EXAMPLES = 20  # per interval: enough to see what went wrong, too few to f
 
 
 class TelemetryWindow:
+    """Counts of one interval. The hot path adds a chunk's counts holding `lock`, and `cut`
+    takes it too, so an interval closed from another thread never splits a chunk."""
+
     def __init__(self) -> None:
+        self.lock = threading.RLock()
         self._reset()
 
     def _reset(self) -> None:
         self.start = datetime.now(UTC)
         self.windows = 0
         self.raw_bytes = 0
+        self.failed_chunks = 0
         self._bad: Counter[str] = Counter()
         self._bad_examples: list[BadExample] = []
         self._predictions: Counter[str] = Counter()
@@ -39,6 +45,9 @@ class TelemetryWindow:
         room = _KEEP_EXAMPLES - len(self._bad_examples)
         self._bad_examples.extend(BadExample(reason=r, example=e) for r, e in examples[:room])
 
+    def add_failure(self) -> None:
+        self.failed_chunks += 1
+
     def add_windows(self, count: int) -> None:
         self.windows += count
 
@@ -49,8 +58,28 @@ class TelemetryWindow:
         self._confidences.extend(confidences.tolist())
         self._latencies_ms.append(latency_ms)
 
-    def cut(self, seq: int, uplink_bytes: int, bundle_digest: str | None) -> TelemetryBatch:
-        """Close the interval as batch number `seq` and start the next one."""
+    def cut(
+        self,
+        seq: int,
+        uplink_bytes: int,
+        bundle_digest: str | None,
+        *,
+        outbox_dropped: int = 0,
+        dead_lettered: int = 0,
+    ) -> TelemetryBatch:
+        """Close the interval as batch number `seq` and start the next one. The outbox's
+        counts are totals since the device was set up, so a lost batch loses none of them."""
+        with self.lock:
+            return self._cut(seq, uplink_bytes, bundle_digest, outbox_dropped, dead_lettered)
+
+    def _cut(
+        self,
+        seq: int,
+        uplink_bytes: int,
+        bundle_digest: str | None,
+        outbox_dropped: int,
+        dead_lettered: int,
+    ) -> TelemetryBatch:
         latencies = np.asarray(self._latencies_ms)
         batch = TelemetryBatch(
             batch_id=uuid.uuid4(),
@@ -67,6 +96,9 @@ class TelemetryWindow:
             raw_bytes=self.raw_bytes,
             uplink_bytes=uplink_bytes,
             bundle_digest=bundle_digest,
+            failed_chunks=self.failed_chunks,
+            outbox_dropped=outbox_dropped,
+            dead_lettered=dead_lettered,
         )
         self._reset()
         return batch

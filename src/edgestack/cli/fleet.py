@@ -63,6 +63,7 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
                 str(sum(t.predictions.values())),
                 ", ".join(f"{n} {reason}" for reason, n in sorted(t.bad_input.items())) or "-",
                 f"{t.raw_bytes / max(1, t.uplink_bytes):.0f}x",
+                f"{t.outbox_dropped}/{t.dead_lettered}",
             ]
         )
     return Listing(
@@ -77,10 +78,19 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
             "predictions",
             "bad input",
             "raw/uplink",
+            "dropped/dead",
         ],
         cells,
         wrap=["bad input"],
-        hide_first=["raw/uplink", "predictions", "windows", "profile", "last seen", "bad input"],
+        hide_first=[
+            "raw/uplink",
+            "predictions",
+            "windows",
+            "dropped/dead",
+            "profile",
+            "last seen",
+            "bad input",
+        ],
     )
 
 

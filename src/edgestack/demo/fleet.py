@@ -113,6 +113,12 @@ class LocalFleet:
             device, args, {"EDGESTACK_ENROL_TOKEN": self.enrol_token}
         )
 
+    def kill_agent(self, device: str) -> None:
+        """End `device`'s agent with SIGKILL, as a power cut would: nothing gets to clean up."""
+        proc = self._agents.pop(device)
+        proc.kill()
+        proc.wait()
+
     def stop_agents(self) -> None:
         _terminate(list(self._agents.values()))
         self._agents.clear()

@@ -14,7 +14,7 @@ from edgestack.processing import resample as resample
 from edgestack.processing import sound as sound
 from edgestack.processing import transforms as transforms
 from edgestack.processing.align import AlignedSource, Aligner
-from edgestack.processing.pipeline import FeaturePipeline, make_spec, vibration_spec
+from edgestack.processing.pipeline import FeaturePipeline, make_spec, silence, vibration_spec
 from edgestack.processing.step import EXTRACTORS, STEPS, TRANSFORMS, Extractor, Step
 from edgestack.processing.window import Windower
 
@@ -29,5 +29,6 @@ __all__ = [
     "Step",
     "Windower",
     "make_spec",
+    "silence",
     "vibration_spec",
 ]

@@ -9,7 +9,7 @@ from edgestack.processing.step import EXTRACTORS, STEPS, Extractor
 from edgestack.processing.window import Windower
 from edgestack.sensing import Chunk, MotorSimulator, Quality
 
-__all__ = ["FeaturePipeline", "make_spec", "vibration_spec"]
+__all__ = ["FeaturePipeline", "make_spec", "silence", "vibration_spec"]
 
 
 class FeaturePipeline:
@@ -86,6 +86,14 @@ class FeaturePipeline:
         for step in self._steps:
             step.reset()
         self._windower.reset()
+
+
+def silence(spec: InputSpec, units: Sequence[str], frame: tuple[int, ...] = ()) -> Chunk:
+    """Two windows and a hop of zeros on `spec`'s sensors and rate. Pushed through a fresh
+    pipeline before use, it finds the step parameters that only the stream can check (a
+    cutoff above the Nyquist rate, a resampling ratio) at load time, not later on a device."""
+    data = np.zeros((len(spec.sensors), 2 * spec.window + spec.hop, *frame), dtype=np.float32)
+    return Chunk(0.0, spec.rate_hz, tuple(spec.sensors), tuple(units), data)
 
 
 def make_spec(

@@ -54,4 +54,8 @@ def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
         bad_examples=[*totals.bad_examples, *batch.bad_examples][-_KEEP_EXAMPLES:],
         raw_bytes=totals.raw_bytes + batch.raw_bytes,
         uplink_bytes=totals.uplink_bytes + batch.uplink_bytes,
+        failed_chunks=totals.failed_chunks + batch.failed_chunks,
+        # Totals kept on the device: the largest seen is the latest, whatever order batches come.
+        outbox_dropped=max(totals.outbox_dropped, batch.outbox_dropped),
+        dead_lettered=max(totals.dead_lettered, batch.dead_lettered),
     )
