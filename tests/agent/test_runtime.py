@@ -2,17 +2,20 @@ import asyncio
 import gzip
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
 from edgestack.agent import Agent, AgentSettings
 from edgestack.agent.hotpath import FAILURE_LIMIT
 from edgestack.agent.link import HubLink, HubUnavailable
 from edgestack.agent.store import LocalStore
-from edgestack.bundle import Bundle, BundleStore, InputSpec, StageSpec, digest
+from edgestack.bundle import Bundle, BundleStore, InputSpec, PublicKey, StageSpec, digest
+from edgestack.hub.signing import HubKeys
 from edgestack.learning import train_classifier
 from edgestack.processing import vibration_spec
 from edgestack.protocol import BundleRef, DesiredState, Event, EventBatch, TelemetryBatch
@@ -21,10 +24,22 @@ from edgestack.protocol import BundleRef, DesiredState, Event, EventBatch, Telem
 DEAD_HUB = "http://127.0.0.1:9"
 
 
+@pytest.fixture(scope="module")
+def hub_keys(tmp_path_factory: pytest.TempPathFactory) -> HubKeys:
+    """The keys of the hub the bundles come from; agents made by `_installed` pin them."""
+    return HubKeys(tmp_path_factory.mktemp("hub-keys"))
+
+
 def _bundle(
-    version: int, seed: int, *, spec: InputSpec | None = None, width: int | None = None
+    version: int,
+    seed: int,
+    *,
+    keys: HubKeys,
+    spec: InputSpec | None = None,
+    width: int | None = None,
 ) -> bytes:
-    """A random model on the motor's features; `width` gives it another number of inputs."""
+    """A random model on the motor's features, signed by `keys`; `width` gives it another
+    number of inputs."""
     spec = spec or vibration_spec()
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(30, width or len(spec.features))).astype(np.float32)
@@ -32,15 +47,17 @@ def _bundle(
     bundle = Bundle.create(
         name="m", version=version, labels=trained.labels, input=spec, model=trained.onnx
     )
-    return bundle.pack()
+    return Bundle(keys.sign(bundle.manifest, ttl=timedelta(days=1)), bundle.model).pack()
 
 
-def _installed(data_dir: Path, data: bytes, version: int) -> BundleRef:
-    """A device as a previous run left it: the bundle stored and its desired state applied."""
+def _installed(data_dir: Path, data: bytes, version: int, keys: HubKeys) -> BundleRef:
+    """A device as a previous run left it: the hub's keys pinned, the bundle stored and its
+    desired state applied."""
     BundleStore(data_dir / "bundles").put(data)
     ref = BundleRef(name="m", version=version, digest=digest(data))
     store = LocalStore(data_dir / "agent.db")
     store.set("device_token", "from-last-run")
+    store.set("signing_keys", TypeAdapter(list[PublicKey]).dump_json(keys.public()).decode())
     store.set("desired", DesiredState(version=3, bundle=ref).model_dump_json())
     store.close()
     return ref
@@ -86,8 +103,10 @@ def _telemetry(data_dir: Path) -> list[TelemetryBatch]:
 
 
 @pytest.mark.anyio
-async def test_offline_restart_runs_the_last_good_bundle_and_buffers(tmp_path: Path) -> None:
-    ref = _installed(tmp_path, _bundle(1, seed=1), version=1)
+async def test_offline_restart_runs_the_last_good_bundle_and_buffers(
+    tmp_path: Path, hub_keys: HubKeys
+) -> None:
+    ref = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
     agent = _agent(tmp_path)
     run = asyncio.create_task(agent.run())
 
@@ -109,11 +128,12 @@ async def test_offline_restart_runs_the_last_good_bundle_and_buffers(tmp_path: P
 @pytest.mark.anyio
 async def test_a_tampered_download_is_refused_and_the_old_model_keeps_running(
     tmp_path: Path,
+    hub_keys: HubKeys,
 ) -> None:
-    good = _installed(tmp_path, _bundle(1, seed=1), version=1)
+    good = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
     agent = _agent(tmp_path)
     await agent.apply(DesiredState(version=3, bundle=good))
-    other = _bundle(2, seed=2)
+    other = _bundle(2, seed=2, keys=hub_keys)
     wanted = BundleRef(name="m", version=2, digest=digest(other))
 
     altered = bytearray(other)
@@ -151,18 +171,18 @@ def _unbuildable_spec() -> InputSpec:
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
-        (lambda: _bundle(2, seed=2, width=3), "its model takes 3"),
-        (lambda: _bundle(2, seed=2, spec=_unbuildable_spec()), "no_such_step"),
+        (lambda keys: _bundle(2, seed=2, keys=keys, width=3), "its model takes 3"),
+        (lambda keys: _bundle(2, seed=2, keys=keys, spec=_unbuildable_spec()), "no_such_step"),
     ],
     ids=["feature-width", "pipeline"],
 )
 async def test_a_bundle_that_cannot_run_is_reported_once_and_the_old_model_keeps_running(
-    tmp_path: Path, bad: Callable[[], bytes], reason: str
+    tmp_path: Path, hub_keys: HubKeys, bad: Callable[[HubKeys], bytes], reason: str
 ) -> None:
-    good = _installed(tmp_path, _bundle(1, seed=1), version=1)
+    good = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
     agent = _agent(tmp_path)
     await agent.apply(DesiredState(version=3, bundle=good))
-    data = bad()
+    data = bad(hub_keys)
     wanted = BundleRef(name="m", version=2, digest=digest(data))
     agent.link = _Artifacts({wanted.digest: data}).link()
 
@@ -193,11 +213,13 @@ async def test_a_bundle_that_cannot_run_is_reported_once_and_the_old_model_keeps
 
 
 @pytest.mark.anyio
-async def test_a_model_that_keeps_failing_is_given_up_for_the_one_before(tmp_path: Path) -> None:
-    good = _installed(tmp_path, _bundle(1, seed=1), version=1)
+async def test_a_model_that_keeps_failing_is_given_up_for_the_one_before(
+    tmp_path: Path, hub_keys: HubKeys
+) -> None:
+    good = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
     agent = _agent(tmp_path)
     await agent.apply(DesiredState(version=3, bundle=good))
-    data = _bundle(2, seed=2)
+    data = _bundle(2, seed=2, keys=hub_keys)
     wanted = BundleRef(name="m", version=2, digest=digest(data))
     agent.link = _Artifacts({wanted.digest: data}).link()
     await agent.apply(DesiredState(version=4, bundle=wanted))
