@@ -11,6 +11,8 @@ import httpx
 from pydantic import TypeAdapter
 
 from edgestack.protocol import (
+    PROTOCOL,
+    PROTOCOL_HEADER,
     DatasetDetail,
     DatasetSummary,
     DatasetVersion,
@@ -51,7 +53,7 @@ class HubClient:
         self._http = httpx.Client(
             base_url=url,
             timeout=timeout_s,
-            headers={"Authorization": f"Bearer {admin_token}"},
+            headers={"Authorization": f"Bearer {admin_token}", PROTOCOL_HEADER: str(PROTOCOL)},
         )
 
     def __enter__(self) -> "HubClient":
@@ -79,6 +81,12 @@ class HubClient:
 
     def device(self, device_id: str) -> DeviceView:
         return DeviceView.model_validate_json(self._call("GET", f"/v1/devices/{device_id}").content)
+
+    def approve(self, device_id: str) -> DeviceView:
+        """Let the next enrolment of `device_id` through without its device token, once."""
+        return DeviceView.model_validate_json(
+            self._call("POST", f"/v1/devices/{device_id}/approval").content
+        )
 
     def update_desired(self, device_id: str, patch: DesiredPatch) -> DesiredState:
         body = patch.model_dump_json(exclude_unset=True)

@@ -98,7 +98,7 @@ async def test_a_truncated_gzip_body_is_400(client: httpx.AsyncClient, device: D
     assert "truncated" in response.json()["detail"]
 
 
-async def test_telemetry_from_an_unknown_device_is_404_and_stores_nothing(
+async def test_telemetry_for_an_unknown_device_is_401_like_a_wrong_token(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
     response = await client.post(
@@ -107,10 +107,8 @@ async def test_telemetry_from_an_unknown_device_is_404_and_stores_nothing(
         headers=device.auth,
     )
 
-    assert response.status_code == 404
-    assert response.json()["detail"] == (
-        "device 'ghost' is not enrolled; enrol it with POST /v1/enrol"
-    )
+    assert response.status_code == 401
+    assert response.json()["detail"].startswith("device 'ghost' needs its own device token")
     assert count(hub, TelemetryRow) == 0
     assert count(hub, DeviceRow) == 1
 

@@ -3,6 +3,8 @@
 import httpx
 
 from edgestack.protocol import (
+    PROTOCOL,
+    PROTOCOL_HEADER,
     DesiredState,
     EnrolRequest,
     EnrolResponse,
@@ -11,7 +13,7 @@ from edgestack.protocol import (
     problem_detail,
 )
 
-__all__ = ["HubLink", "HubRejected", "HubUnavailable"]
+__all__ = ["HubLink", "HubRejected", "HubUnavailable", "ProtocolRefused"]
 
 
 class HubUnavailable(Exception):
@@ -27,10 +29,20 @@ class HubRejected(Exception):
         self.detail = detail
 
 
+class ProtocolRefused(HubRejected):
+    """The hub does not speak this agent's protocol; no call will succeed until one of them
+    is upgraded."""
+
+
 class HubLink:
+    """Every call states this release's protocol in the `PROTOCOL_HEADER` header."""
+
     def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
         self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout_s, event_hooks={"request": [self._count]}
+            base_url=base_url,
+            timeout=timeout_s,
+            headers={PROTOCOL_HEADER: str(PROTOCOL)},
+            event_hooks={"request": [self._count]},
         )
         self._sent = 0
         self.token = ""
@@ -103,7 +115,9 @@ class HubLink:
         if response.status_code >= 500:
             raise HubUnavailable(f"{method} {url}: hub answered {response.status_code}")
         if response.status_code >= 400:
-            raise HubRejected(response.status_code, problem_detail(response.content))
+            # Only a refused protocol names the ones the hub speaks.
+            refused = ProtocolRefused if PROTOCOL_HEADER in response.headers else HubRejected
+            raise refused(response.status_code, problem_detail(response.content))
         return response
 
     async def _count(self, request: httpx.Request) -> None:

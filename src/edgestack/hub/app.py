@@ -2,9 +2,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from edgestack.hub.api import ROUTERS, install_problem_handlers
+from edgestack.hub.api.deps import check_protocol
 from edgestack.hub.context import HubContext
 from edgestack.hub.settings import HubSettings
 
@@ -33,6 +34,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         summary="Control plane of an edgestack fleet: enrolment, twins, ingestion, "
         "model registry, deployments.",
         lifespan=lifespan,
+        dependencies=[Depends(check_protocol)],
     )
     app.state.hub = hub
     install_problem_handlers(app)

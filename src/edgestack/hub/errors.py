@@ -1,6 +1,6 @@
 """Refusals raised below the API; each becomes `{"detail": message}` with its status."""
 
-__all__ = ["BadRequest", "Conflict", "HubProblem", "NotFound", "Unprocessable"]
+__all__ = ["BadRequest", "Conflict", "Forbidden", "HubProblem", "NotFound", "Unprocessable"]
 
 
 class HubProblem(Exception):
@@ -15,6 +15,10 @@ class HubProblem(Exception):
 
 class BadRequest(HubProblem):
     status = 400
+
+
+class Forbidden(HubProblem):
+    status = 403
 
 
 class NotFound(HubProblem):
