@@ -37,9 +37,16 @@ class ProtocolRefused(HubRejected):
 class HubLink:
     """Every call states this release's protocol in the `PROTOCOL_HEADER` header."""
 
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
+            transport=transport,
             timeout=timeout_s,
             headers={PROTOCOL_HEADER: str(PROTOCOL)},
             event_hooks={"request": [self._count]},

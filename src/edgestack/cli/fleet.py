@@ -8,11 +8,21 @@ from rich.table import Table
 from edgestack.cli.common import AdminOpt, HubOpt, JsonOpt, call, connect, console, emit
 from edgestack.protocol import DeployRequest
 
-__all__ = ["deploy", "devices", "events", "models", "profiles"]
+__all__ = ["approve", "deploy", "devices", "devices_app", "events", "models", "profiles"]
+
+devices_app = typer.Typer(add_completion=False, invoke_without_command=True)
 
 
-def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
-    """List enrolled devices with what they report."""
+@devices_app.callback()
+def devices(
+    ctx: typer.Context,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List enrolled devices with what they report; `approve` lets one enrol again."""
+    if ctx.invoked_subcommand is not None:
+        return
     with connect(hub, admin_token) as client:
         rows = call(client.devices)
     table = Table(
@@ -39,7 +49,8 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
             [
                 d.device_id,
                 d.profile,
-                reported.status if reported else "silent",
+                (reported.status if reported else "silent")
+                + (f", re-enrolment {d.reenrolment}" if d.reenrolment else ""),
                 model,
                 d.last_seen.strftime("%H:%M:%S") if d.last_seen else "never",
                 str(t.windows),
@@ -49,6 +60,19 @@ def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt =
             ]
         )
     emit(rows, as_json, table, cells)
+
+
+@devices_app.command()
+def approve(
+    device_id: Annotated[str, typer.Argument(help="The enrolled device's id.")],
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Let the next enrolment of DEVICE_ID through without its device token, once: for a
+    device that lost its token, or was replaced. Its current token works until then."""
+    with connect(hub, admin_token) as client:
+        call(lambda: client.approve(device_id))
+    console.print(f"{device_id} may enrol again once; its agent picks that up on its next try")
 
 
 def models(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
