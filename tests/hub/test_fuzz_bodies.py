@@ -13,7 +13,16 @@ from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import EventRow, SampleRow, TelemetryRow
 from edgestack.protocol import SampleImport
 
-from .factories import ADMIN, SPEC, Device, count, event_batch, sample_batch, telemetry_batch
+from .factories import (
+    ADMIN,
+    SPEC,
+    Device,
+    collecting,
+    count,
+    event_batch,
+    sample_batch,
+    telemetry_batch,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -70,6 +79,7 @@ async def test_mutated_bodies_get_a_reason_and_never_a_crash(
     auth = ADMIN if path.startswith("/v1/datasets") else device.auth
     accepted = 0
     before = count(hub, table)  # the hub's own event of the enrolment
+    await collecting(client, device.device_id)
 
     for _ in range(CASES):
         body = _mutate(valid().encode(), rng)

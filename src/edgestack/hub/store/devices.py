@@ -14,6 +14,7 @@ from edgestack.hub.store.tables import DeviceRow
 from edgestack.profiles import PROFILES, DeviceProfile, profile_for
 from edgestack.protocol import (
     BundleRef,
+    Collection,
     DesiredPatch,
     DesiredState,
     DeviceView,
@@ -33,6 +34,7 @@ __all__ = [
     "get",
     "hash_token",
     "holds_token",
+    "may_collect",
     "not_enrolled",
     "profile",
     "report",
@@ -138,8 +140,23 @@ def update_desired(session: Session, device_id: str, patch: DesiredPatch) -> Des
         else DesiredState.model_fields[field].get_default(call_default_factory=True)
         for field in patch.model_fields_set
     }
-    state = _desired(row).model_copy(update=changes)
-    return _store_desired(row, DesiredState.model_validate(state.model_dump()))
+    before = _desired(row)
+    state = DesiredState.model_validate(before.model_copy(update=changes).model_dump())
+    if before.collect is not None and state.collect != before.collect:
+        row.previous_collect = before.collect.model_dump(mode="json")
+    return _store_desired(row, state)
+
+
+def may_collect(session: Session, device_id: str) -> list[Collection]:
+    """The collections a device may send samples of: the one its desired state asks for, and
+    the one before it, whose last samples the device sends after the change reached it."""
+    row = get(session, device_id)
+    current = _desired(row).collect
+    previous = row.previous_collect
+    return [
+        *([current] if current else []),
+        *([Collection.model_validate(previous)] if previous else []),
+    ]
 
 
 def deploy(session: Session, device_ids: Iterable[str], ref: BundleRef) -> None:

@@ -26,7 +26,8 @@ class DeviceRow(Base):
     """A device's twin. `desired` holds `DesiredState` without its version, which is
     `desired_version`; `telemetry` holds `TelemetryTotals`. `reenrolment` is null, or
     `waiting` once an enrolment of this id without its token was refused, or `approved` by
-    an operator for the next one."""
+    an operator for the next one. `previous_collect` is the `Collection` the desired state
+    asked for before its current one, if any."""
 
     __tablename__ = "devices"
 
@@ -42,6 +43,7 @@ class DeviceRow(Base):
     reenrolment: Mapped[Literal["waiting", "approved"] | None] = mapped_column(
         String(8), default=None
     )
+    previous_collect: Mapped[Json | None] = mapped_column(JSON, default=None)
 
 
 class TelemetryRow(Base):
