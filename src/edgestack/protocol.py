@@ -33,6 +33,7 @@ __all__ = [
     "PROTOCOL",
     "PROTOCOL_HEADER",
     "BadExample",
+    "BoundedSpec",
     "BundleRef",
     "Collection",
     "Count",
@@ -160,7 +161,7 @@ class EnrolResponse(Wire):
 
 class BundleRef(Wire):
     name: Name
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT64_MAX)
     digest: Digest
 
 
@@ -212,7 +213,7 @@ class DesiredPatch(_Command):
     collect: Collection | None = None
     fault: FaultInjection | None = None
     telemetry_interval_s: float | None = Field(default=None, ge=0.2, le=3600)
-    profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
+    profile: str | None = Field(default=None, max_length=64, description=_PROFILE_OVERRIDE)
 
 
 class ReportedState(Wire):
@@ -306,9 +307,22 @@ class DataSample(Wire):
     features: list[_Feature] = Field(min_length=1, max_length=100_000)
 
 
+def _bounded_spec(spec: InputSpec) -> InputSpec:
+    if len(spec.model_dump_json()) > _MAX_SPEC_BYTES:
+        raise ValueError(f"is longer than {_MAX_SPEC_BYTES} bytes as JSON; name fewer features")
+    if spec.rate_hz == float("inf"):
+        raise ValueError("rate_hz must be finite")
+    return spec
+
+
+_MAX_SPEC_BYTES = 1024 * 1024
+BoundedSpec = Annotated[InputSpec, AfterValidator(_bounded_spec)]
+"""An input spec a device may send: finite, and at most a mebibyte as JSON."""
+
+
 class SampleBatch(Wire):
     batch_id: UUID
-    spec: InputSpec
+    spec: BoundedSpec
     samples: list[DataSample] = Field(min_length=1, max_length=10_000)
     dataset: Name = Field(default="default", description="Collection.dataset when collected")
 
@@ -319,7 +333,7 @@ class SampleImport(_Command):
 
     batch_id: UUID
     device_id: DeviceId = "import"
-    spec: InputSpec
+    spec: BoundedSpec
     samples: list[DataSample] = Field(min_length=1, max_length=10_000)
 
 
@@ -390,8 +404,12 @@ class ModelView(Wire):
 
 class DeployRequest(_Command):
     model: Name
-    version: int | None = Field(default=None, ge=1, description="latest when left out")
-    devices: list[DeviceId] | None = Field(default=None, description="every device when left out")
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
+    devices: list[DeviceId] | None = Field(
+        default=None, max_length=10_000, description="every device when left out"
+    )
     force: bool = Field(
         default=False,
         description="skip the check that the bundle's footprint fits each device's profile",

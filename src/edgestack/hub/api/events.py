@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, DeviceDep, SessionDep, WriteSessionDep
 from edgestack.hub.store import events
-from edgestack.protocol import EventBatch, EventView, IngestAck
+from edgestack.protocol import INT64_MAX, EventBatch, EventView, IngestAck
 
 __all__ = ["router"]
 
@@ -26,8 +26,12 @@ def ingest_events(device_id: DeviceDep, batch: EventBody, session: WriteSessionD
 def list_events(
     _: AdminDep,
     session: SessionDep,
-    device: Annotated[str | None, Query(description="only this device's events")] = None,
-    after_id: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
+    device: Annotated[
+        str | None, Query(max_length=63, description="only this device's events")
+    ] = None,
+    after_id: Annotated[
+        int, Query(ge=0, le=INT64_MAX, description="only events with a larger id")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EventView]:
     """Events oldest first; pass the last id seen as `after_id` to follow the stream."""

@@ -26,8 +26,12 @@ def ingest_samples(device_id: DeviceDep, batch: SampleBody, session: WriteSessio
 def list_samples(
     _: AdminDep,
     session: SessionDep,
-    label: Annotated[str | None, Query(description="only samples with this label")] = None,
-    device: Annotated[str | None, Query(description="only this device's samples")] = None,
+    label: Annotated[
+        str | None, Query(max_length=40, description="only samples with this label")
+    ] = None,
+    device: Annotated[
+        str | None, Query(max_length=63, description="only this device's samples")
+    ] = None,
 ) -> DatasetView:
     """The collected training set, with the input spec of every sample."""
     return samples.dataset(session, label=label, device_id=device)
