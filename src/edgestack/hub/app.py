@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from edgestack.hub.api import ROUTERS, install_problem_handlers
+from edgestack.hub.api.body import document_bodies
 from edgestack.hub.api.deps import check_protocol
 from edgestack.hub.context import HubContext
 from edgestack.hub.settings import HubSettings
@@ -40,6 +41,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    document_bodies(app, ROUTERS)
     return app
 
 
