@@ -186,3 +186,18 @@ async def test_several_problems_are_listed_on_one_line(
     assert response.json()["detail"] == (
         "body.windows: Field required; body.raw_bytes: Field required"
     )
+
+
+async def test_totals_keep_a_bounded_number_of_names_and_lose_no_count(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    for seq in (1, 2):
+        names = {f"label_{seq}_{i}": 1 for i in range(200)}
+        batch = telemetry_batch(seq, predictions=names, bad_input={})
+        await client.post(URL, content=batch.model_dump_json(), headers=device.auth)
+
+    totals = (await client.get("/v1/devices/motor-1", headers=ADMIN)).json()["telemetry"]
+
+    assert len(totals["predictions"]) == 256
+    assert sum(totals["predictions"].values()) == 400
+    assert totals["predictions"]["other"] == 400 - 255

@@ -63,7 +63,9 @@ class HubLink:
         return sent
 
     async def enrol(self, request: EnrolRequest) -> EnrolResponse:
-        response = await self._call("POST", "/v1/enrol", content=request.model_dump_json())
+        # Without a token to show, send no field for it: a hub of protocol 1 refuses fields.
+        body = request.model_dump_json(exclude_none=True)
+        response = await self._call("POST", "/v1/enrol", content=body)
         return EnrolResponse.model_validate_json(response.content)
 
     async def desired(self, device_id: str, *, after: int, wait_s: float) -> DesiredState:
