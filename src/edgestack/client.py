@@ -48,10 +48,18 @@ class HubError(Exception):
 
 
 class HubClient:
-    def __init__(self, url: str, *, admin_token: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        admin_token: str,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = url
         self._http = httpx.Client(
             base_url=url,
+            transport=transport,
             timeout=timeout_s,
             headers={"Authorization": f"Bearer {admin_token}", PROTOCOL_HEADER: str(PROTOCOL)},
         )
