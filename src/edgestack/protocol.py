@@ -10,6 +10,7 @@ Everything a device sends is bounded here: counts fit a signed 64-bit integer, s
 maps have a length, floats are finite, times carry a zone and fall in `MIN_TIME`..`MAX_TIME`.
 """
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -310,7 +311,7 @@ class DataSample(Wire):
 def _bounded_spec(spec: InputSpec) -> InputSpec:
     if len(spec.model_dump_json()) > _MAX_SPEC_BYTES:
         raise ValueError(f"is longer than {_MAX_SPEC_BYTES} bytes as JSON; name fewer features")
-    if spec.rate_hz == float("inf"):
+    if not math.isfinite(spec.rate_hz):
         raise ValueError("rate_hz must be finite")
     return spec
 

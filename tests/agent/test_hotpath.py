@@ -29,3 +29,20 @@ def test_bad_samples_are_counted_per_reason_with_examples_and_windows_still_come
     assert reasons == {"non_finite", "malformed_payload"}
     assert any("accel_y" in e.example for e in batch.bad_examples)
     assert hot.telemetry.cut(seq=2, uplink_bytes=0, bundle_digest=None).bad_input == {}
+
+
+def test_collected_windows_with_non_finite_features_are_counted_and_not_sent() -> None:
+    source = MotorSimulator(seed=1)
+    hot = HotPath(source, vibration_spec(rate_hz=source.rate_hz))
+    hot.collect_label = "normal"
+    width = len(hot.spec.features)
+    windows = np.ones((3, width), dtype=np.float32)
+    windows[1, 0] = np.inf
+    hot._features.push = lambda chunk: windows  # type: ignore[method-assign]
+
+    out = hot.step(100)
+
+    assert [s.features for s in out.samples] == [[1.0] * width] * 2
+    batch = hot.telemetry.cut(seq=1, uplink_bytes=0, bundle_digest=None)
+    assert batch.bad_input == {"nonfinite_features": 1}
+    assert batch.windows == 3
