@@ -53,9 +53,11 @@ SessionDep = Annotated[Session, Depends(_session, scope="function")]
 WriteSessionDep = Annotated[Session, Depends(_write_session, scope="function")]
 
 
-# No token hashes to this: hex digits only, and the wrong length.
+# What a token for an unknown id is compared with: no sha256 hex digest equals it.
 _NO_DEVICE = "no device"
 _SPOKEN = f"{OLDEST_PROTOCOL}-{PROTOCOL}"
+# Protocol 1 had no header: a call without one speaks it, whatever this hub speaks now.
+_HEADERLESS = 1
 
 
 def refuse_protocol(where: str, version: object) -> HTTPException:
@@ -77,13 +79,13 @@ def check_protocol(
         Header(
             alias=PROTOCOL_HEADER,
             description=f"the protocol the caller speaks, {OLDEST_PROTOCOL} to {PROTOCOL}; "
-            "1 when left out",
+            f"{_HEADERLESS} when left out",
             max_length=20,
         ),
     ] = None,
 ) -> None:
-    """Refuse a call whose protocol this hub does not speak. Protocol 1 sent no header."""
-    stated = str(OLDEST_PROTOCOL) if protocol_header is None else protocol_header.strip()
+    """Refuse a call whose protocol this hub does not speak."""
+    stated = str(_HEADERLESS) if protocol_header is None else protocol_header.strip()
     if (
         not (stated.isascii() and stated.isdigit())
         or not OLDEST_PROTOCOL <= int(stated) <= PROTOCOL
