@@ -97,3 +97,20 @@ def test_no_request_to_any_operation_gets_a_5xx(hub_app: FastAPI, device_token: 
         fuzz()
 
     assert len(operations) >= 20
+
+
+def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
+    document = hub_app.openapi()
+
+    bodies = {
+        (method, path): op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    }
+
+    assert bodies[("post", "/v1/devices/{device_id}/telemetry")].endswith("/TelemetryBatch")
+    assert bodies[("post", "/v1/enrol")].endswith("/EnrolRequest")
+    assert len(bodies) == 8
+    schemas = document["components"]["schemas"]
+    assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()
