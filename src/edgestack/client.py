@@ -14,6 +14,8 @@ from pydantic import TypeAdapter
 
 from edgestack.bundle import InputSpec
 from edgestack.protocol import (
+    PROTOCOL,
+    PROTOCOL_HEADER,
     DatasetDetail,
     DatasetSummary,
     DatasetVersion,
@@ -66,12 +68,20 @@ class HubError(Exception):
 
 
 class HubClient:
-    def __init__(self, url: str, *, admin_token: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        admin_token: str,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = url
         self._http = httpx.Client(
             base_url=url,
+            transport=transport,
             timeout=timeout_s,
-            headers={"Authorization": f"Bearer {admin_token}"},
+            headers={"Authorization": f"Bearer {admin_token}", PROTOCOL_HEADER: str(PROTOCOL)},
         )
 
     def __enter__(self) -> "HubClient":
@@ -99,6 +109,12 @@ class HubClient:
 
     def device(self, device_id: str) -> DeviceView:
         return DeviceView.model_validate_json(self._call("GET", f"/v1/devices/{device_id}").content)
+
+    def approve(self, device_id: str) -> DeviceView:
+        """Let the next enrolment of `device_id` through without its device token, once."""
+        return DeviceView.model_validate_json(
+            self._call("POST", f"/v1/devices/{device_id}/approval").content
+        )
 
     def update_desired(self, device_id: str, patch: DesiredPatch) -> DesiredState:
         body = patch.model_dump_json(exclude_unset=True)

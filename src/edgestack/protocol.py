@@ -1,23 +1,43 @@
 """The contract between hub, agents and outside applications.
 
 Every message on the wire is one of these models; neither side invents JSON.
-`PROTOCOL` is the version an agent states when it enrols; a hub refuses versions
-it does not speak, with a message saying which it does.
+Every call states its sender's `PROTOCOL` in the `PROTOCOL_HEADER` header (a call without
+it speaks protocol 1, which had none); a hub speaks `OLDEST_PROTOCOL` to `PROTOCOL` and
+refuses others, saying which it speaks. Readers ignore fields they do not know, so a field
+added with a default is no break; any change to these models bumps `PROTOCOL`.
+
+Everything a device sends is bounded here: counts fit a signed 64-bit integer, strings and
+maps have a length, floats are finite, times carry a zone and fall in `MIN_TIME`..`MAX_TIME`.
 """
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from edgestack.bundle import Digest, InputSpec, Manifest, Name, PublicKey
 
 __all__ = [
+    "INT64_MAX",
+    "MAX_TIME",
+    "MIN_TIME",
+    "OLDEST_PROTOCOL",
     "PROTOCOL",
+    "PROTOCOL_HEADER",
     "BadExample",
+    "BoundedSpec",
     "BundleRef",
     "Collection",
+    "Count",
     "DataSample",
     "DatasetDetail",
     "DatasetSummary",
@@ -39,6 +59,7 @@ __all__ = [
     "Feeds",
     "Hardware",
     "IngestAck",
+    "Key",
     "KeyView",
     "Label",
     "ModelView",
@@ -53,17 +74,48 @@ __all__ = [
     "Split",
     "TelemetryBatch",
     "TelemetryTotals",
+    "Timestamp",
     "problem_detail",
 ]
 
-PROTOCOL = 1
+PROTOCOL = 2
+OLDEST_PROTOCOL = 1
+PROTOCOL_HEADER = "Edgestack-Protocol"
+
+INT64_MAX = 2**63 - 1
+MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+"""A name in a device's counters or events: a model's label, a reason for bad input."""
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""A count a database column can hold."""
 Split = Literal["train", "test"]
 
 
+def _plausible(at: datetime) -> datetime:
+    if not MIN_TIME <= at <= MAX_TIME:
+        raise ValueError(
+            f"must lie between {MIN_TIME.date()} and {MAX_TIME.date()}; set the device's clock"
+        )
+    return at
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
+"""A time with its zone, in a range every database and time zone can hold."""
+
+
 class Wire(BaseModel):
+    # Unknown fields are ignored so a reader keeps working when a newer sender adds one.
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Command(Wire):
+    """A request carrying an operator's intent: a field this hub does not know is refused,
+    since ignoring it would silently drop what was asked for."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -85,17 +137,21 @@ def problem_detail(body: bytes) -> str:
 
 
 class Hardware(Wire):
-    cores: int = Field(ge=1)
-    ram_mb: int = Field(ge=1)
-    arch: str
-    providers: list[str]
+    cores: int = Field(ge=1, le=1_000_000)
+    ram_mb: int = Field(ge=1, le=INT64_MAX)
+    arch: str = Field(max_length=64)
+    providers: list[Key] = Field(max_length=64)
 
 
 class EnrolRequest(Wire):
-    protocol: int = PROTOCOL
+    """`device_token`, when the device already holds one, proves that re-enrolling its id
+    is the device itself; without it, an enrolled id needs an operator's approval."""
+
+    protocol: int = Field(default=PROTOCOL, ge=0, le=INT64_MAX)
     device_id: DeviceId
-    enrol_token: str = Field(min_length=1)
+    enrol_token: str = Field(min_length=1, max_length=1024)
     hardware: Hardware
+    device_token: str | None = Field(default=None, max_length=1024)
 
 
 class EnrolResponse(Wire):
@@ -113,7 +169,7 @@ class EnrolResponse(Wire):
 
 class BundleRef(Wire):
     name: Name
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT64_MAX)
     digest: Digest
 
 
@@ -164,7 +220,7 @@ class DesiredState(Wire):
     profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
 
 
-class DesiredPatch(Wire):
+class DesiredPatch(_Command):
     """A change to a device's desired state. Fields left out stay as they are;
     fields sent as null are cleared."""
 
@@ -174,7 +230,7 @@ class DesiredPatch(Wire):
     collect: Collection | None = None
     fault: FaultInjection | None = None
     telemetry_interval_s: float | None = Field(default=None, ge=0.2, le=3600)
-    profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
+    profile: str | None = Field(default=None, max_length=64, description=_PROFILE_OVERRIDE)
 
 
 # Generous: a real source's channels are named after its topics or ports.
@@ -191,12 +247,12 @@ class Feeds(Wire):
 
 
 class ReportedState(Wire):
-    desired_version: int = Field(ge=0)
+    desired_version: Count
     bundle: BundleRef | None = None
     status: Literal["idle", "collecting", "running", "error", "failed"] = Field(
         description="failed: the desired bundle kept failing at run time and was given up"
     )
-    error: str | None = None
+    error: str | None = Field(default=None, max_length=4000)
     hardware: Hardware
     feeds: Feeds | None = Field(default=None, description="what the device can feed a model")
     rules: RuleParams | None = Field(
@@ -216,34 +272,40 @@ class BadExample(Wire):
     example: str = Field(max_length=200)
 
 
+_MAX_KEYS = 256
+_MAX_LATENCY_MS = 3_600_000.0
+
+
 class TelemetryBatch(Wire):
     """Aggregates over one interval. `seq` counts a device's batches from 1 without gaps,
     so the hub can tell a lost batch from one that never existed."""
 
     batch_id: UUID
-    seq: int = Field(ge=1)
-    start: datetime
-    end: datetime
-    windows: int = Field(ge=0)
-    predictions: dict[str, int] = Field(default_factory=dict)
+    seq: int = Field(ge=1, le=INT64_MAX)
+    start: Timestamp
+    end: Timestamp
+    windows: Count
+    predictions: dict[Key, Count] = Field(default_factory=dict, max_length=_MAX_KEYS)
     mean_confidence: float | None = Field(default=None, ge=0, le=1)
-    latency_ms_p50: float | None = Field(default=None, ge=0)
-    latency_ms_p95: float | None = Field(default=None, ge=0)
-    bad_input: dict[str, int] = Field(
-        default_factory=dict, description="bad input counted per reason: nan, time_backwards, ..."
+    latency_ms_p50: float | None = Field(default=None, ge=0, le=_MAX_LATENCY_MS)
+    latency_ms_p95: float | None = Field(default=None, ge=0, le=_MAX_LATENCY_MS)
+    bad_input: dict[Key, Count] = Field(
+        default_factory=dict,
+        max_length=_MAX_KEYS,
+        description="bad input counted per reason: nan, time_backwards, ...",
     )
     bad_examples: list[BadExample] = Field(default_factory=list, max_length=100)
-    raw_bytes: int = Field(ge=0, description="what streaming the raw samples would have cost")
-    uplink_bytes: int = Field(ge=0, description="bytes this device sent to the hub")
+    raw_bytes: Count = Field(description="what streaming the raw samples would have cost")
+    uplink_bytes: Count = Field(description="bytes this device sent to the hub")
     bundle_digest: Digest | None = None
-    failed_chunks: int = Field(
-        default=0, ge=0, description="chunks whose steps, extractors or model raised; skipped"
+    failed_chunks: Count = Field(
+        default=0, description="chunks whose steps, extractors or model raised; skipped"
     )
-    outbox_dropped: int = Field(
-        default=0, ge=0, description="messages the full outbox dropped, since the device began"
+    outbox_dropped: Count = Field(
+        default=0, description="messages the full outbox dropped, since the device began"
     )
-    dead_lettered: int = Field(
-        default=0, ge=0, description="messages the hub refused for good, since the device began"
+    dead_lettered: Count = Field(
+        default=0, description="messages the hub refused for good, since the device began"
     )
 
 
@@ -267,10 +329,10 @@ EventKind = Literal[
 
 class Event(Wire):
     event_id: UUID
-    at: datetime
+    at: Timestamp
     kind: EventKind
     severity: Literal["info", "warning", "critical"]
-    label: str | None = None
+    label: Key | None = None
     confidence: float | None = Field(default=None, ge=0, le=1)
     message: str = Field(max_length=2000)
     bundle_digest: Digest | None = None
@@ -281,26 +343,44 @@ class EventBatch(Wire):
     events: list[Event] = Field(min_length=1, max_length=1000)
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+_Feature = Annotated[float, Field(ge=-_FLOAT32_MAX, le=_FLOAT32_MAX, allow_inf_nan=False)]
+"""A finite value that training's float32 columns can hold."""
+
+
 class DataSample(Wire):
-    at: datetime
+    at: Timestamp
     label: Label
-    features: list[float] = Field(min_length=1, max_length=100_000)
+    features: list[_Feature] = Field(min_length=1, max_length=100_000)
+
+
+def _bounded_spec(spec: InputSpec) -> InputSpec:
+    if len(spec.model_dump_json()) > _MAX_SPEC_BYTES:
+        raise ValueError(f"is longer than {_MAX_SPEC_BYTES} bytes as JSON; name fewer features")
+    if not math.isfinite(spec.rate_hz):
+        raise ValueError("rate_hz must be finite")
+    return spec
+
+
+_MAX_SPEC_BYTES = 1024 * 1024
+BoundedSpec = Annotated[InputSpec, AfterValidator(_bounded_spec)]
+"""An input spec a device may send: finite, and at most a mebibyte as JSON."""
 
 
 class SampleBatch(Wire):
     batch_id: UUID
-    spec: InputSpec
+    spec: BoundedSpec
     samples: list[DataSample] = Field(min_length=1, max_length=10_000)
     dataset: Name = Field(default="default", description="Collection.dataset when collected")
 
 
-class SampleImport(Wire):
+class SampleImport(_Command):
     """Labelled feature rows recorded elsewhere, uploaded into a dataset by an admin.
     `device_id` names where they came from; it need not be an enrolled device."""
 
     batch_id: UUID
     device_id: DeviceId = "import"
-    spec: InputSpec
+    spec: BoundedSpec
     samples: list[DataSample] = Field(min_length=1, max_length=10_000)
 
 
@@ -340,6 +420,11 @@ class DeviceView(Wire):
         description="the profile deployments are checked against: desired.profile when set, "
         "else the one its reported hardware puts it in"
     )
+    reenrolment: Literal["waiting", "approved"] | None = Field(
+        default=None,
+        description="waiting: an enrolment of this id without its device token was refused "
+        "and awaits an operator's approval; approved: the next enrolment will be let through",
+    )
 
 
 class ProfileView(Wire):
@@ -374,13 +459,15 @@ class ModelView(Wire):
     manifest: Manifest
 
 
-class DeployRequest(Wire):
+class DeployRequest(_Command):
     """Which model version goes to which devices: name them in `devices`, or set `all`."""
 
     model: Name
-    version: int | None = Field(default=None, ge=1, description="latest when left out")
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
     devices: list[DeviceId] | None = Field(
-        default=None, description="the devices to deploy to; leave out with all"
+        default=None, max_length=10_000, description="the devices to deploy to; leave out with all"
     )
     all: bool = Field(default=False, description="deploy to every enrolled device")
     force: bool = Field(

@@ -64,3 +64,20 @@ def test_a_swap_between_chunks_loses_no_window_and_counts_none_twice() -> None:
     assert sum(before.predictions.values()) == before.windows == 1
     assert sum(after.predictions.values()) == after.windows
     assert hot.previous is first
+
+
+def test_collected_windows_with_non_finite_features_are_counted_and_not_sent() -> None:
+    source = MotorSimulator(seed=1)
+    hot = HotPath(source, vibration_spec(rate_hz=source.rate_hz))
+    hot.collect_label = "normal"
+    width = len(hot.spec.features)
+    windows = np.ones((3, width), dtype=np.float32)
+    windows[1, 0] = np.inf
+    hot._features.push = lambda chunk: windows  # type: ignore[method-assign]
+
+    out = hot.step(100)
+
+    assert [s.features for s in out.samples] == [[1.0] * width] * 2
+    batch = hot.telemetry.cut(seq=1, uplink_bytes=0, bundle_digest=None)
+    assert batch.bad_input == {"nonfinite_features": 1}
+    assert batch.windows == 3

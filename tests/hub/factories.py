@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from sqlalchemy import func, select
 
 from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec
@@ -113,3 +114,16 @@ async def wait_until(condition: Callable[[], bool], *, timeout_s: float = 5) -> 
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.005)
+
+
+async def collecting(
+    client: httpx.AsyncClient, device_id: str, label: str = "normal", dataset: str = "default"
+) -> None:
+    """Ask a device, through its desired state, to collect `label` into `dataset`: the only
+    samples it may send."""
+    response = await client.patch(
+        f"/v1/devices/{device_id}/desired",
+        json={"collect": {"label": label, "dataset": dataset}},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200, response.text

@@ -27,7 +27,7 @@ from edgestack.protocol import (
     SampleImport,
 )
 
-from .factories import ADMIN, SPEC, Device, count, sample_batch, wait_until
+from .factories import ADMIN, SPEC, Device, collecting, count, sample_batch, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +35,7 @@ OTHER_SPEC = SPEC.model_copy(update={"rate_hz": 800.0})
 
 
 async def _send(client: httpx.AsyncClient, device: Device, batch: SampleBatch) -> None:
+    await collecting(client, device.device_id, batch.samples[0].label, batch.dataset)
     response = await client.post(
         f"/v1/devices/{device.device_id}/samples",
         content=batch.model_dump_json(),

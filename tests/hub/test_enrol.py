@@ -3,9 +3,9 @@ import pytest
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import DeviceRow
-from edgestack.protocol import PROTOCOL, DesiredState, DeviceView
+from edgestack.protocol import PROTOCOL, DesiredState, DeviceView, EventView
 
-from .factories import ADMIN, ENROL_TOKEN, HARDWARE, Enrol, count
+from .factories import ADMIN, ENROL_TOKEN, HARDWARE, Device, Enrol, count, event_batch
 
 pytestmark = pytest.mark.anyio
 
@@ -50,12 +50,17 @@ async def test_enrol_with_another_protocol_names_the_one_spoken(
     response = await client.post("/v1/enrol", json=_enrolment(protocol=PROTOCOL + 1))
 
     assert response.status_code == 400
-    assert f"protocol {PROTOCOL + 1}" in response.json()["detail"]
-    assert f"speaks protocol {PROTOCOL}" in response.json()["detail"]
+    assert response.json()["detail"].startswith(f"body.protocol: protocol {PROTOCOL + 1}")
+    assert f"speaks protocols 1 to {PROTOCOL}" in response.json()["detail"]
     assert count(hub, DeviceRow) == 0
 
 
-async def test_enrolling_again_rotates_the_token_and_keeps_the_desired_state(
+async def _events(client: httpx.AsyncClient) -> list[EventView]:
+    response = await client.get("/v1/events", headers=ADMIN)
+    return [EventView.model_validate(e) for e in response.json()]
+
+
+async def test_enrolling_again_with_the_device_token_rotates_it_and_keeps_the_desired_state(
     client: httpx.AsyncClient, enrol: Enrol
 ) -> None:
     first = await enrol("motor-1")
@@ -63,7 +68,8 @@ async def test_enrolling_again_rotates_the_token_and_keeps_the_desired_state(
         "/v1/devices/motor-1/desired", json={"telemetry_interval_s": 1.0}, headers=ADMIN
     )
 
-    second = await enrol("motor-1")
+    answer = await client.post("/v1/enrol", json=_enrolment(device_token=first.token))
+    second = Device("motor-1", answer.json()["device_token"])
 
     assert second.token != first.token
     old = await client.get("/v1/devices/motor-1/desired", headers=first.auth)
@@ -84,3 +90,86 @@ async def test_enrol_with_a_bad_device_id_names_the_field(
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.device_id: String should match pattern")
     assert count(hub, DeviceRow) == 0
+
+
+async def test_an_impostor_with_the_enrolment_token_cannot_take_over_an_enrolled_id(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    stolen = await client.post("/v1/enrol", json=_enrolment(device_token="a guess"))
+    again = await client.post("/v1/enrol", json=_enrolment())
+
+    assert stolen.status_code == again.status_code == 403
+    assert "edgestack devices approve motor-1" in stolen.json()["detail"]
+    batch = event_batch(1).model_dump(mode="json")
+    still = await client.post("/v1/devices/motor-1/events", json=batch, headers=device.auth)
+    assert still.status_code == 200
+    kinds = [(e.event.kind, e.device_id) for e in await _events(client)]
+    # One refusal recorded for the wait, not one per attempt.
+    assert kinds == [
+        ("device_enrolled", "motor-1"),
+        ("reenrol_refused", "motor-1"),
+        ("alarm_raised", "motor-1"),
+    ]
+    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    assert view.json()["reenrolment"] == "waiting"
+
+
+async def test_an_approval_lets_one_enrolment_through_and_revokes_the_old_token(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    await client.post("/v1/enrol", json=_enrolment())
+
+    approved = await client.post("/v1/devices/motor-1/approval", headers=ADMIN)
+    first = await client.post("/v1/enrol", json=_enrolment())
+    second = await client.post("/v1/enrol", json=_enrolment())
+
+    assert approved.status_code == 200
+    assert approved.json()["reenrolment"] == "approved"
+    assert first.status_code == 200
+    assert second.status_code == 403
+    old = await client.get("/v1/devices/motor-1/desired", headers=device.auth)
+    assert old.status_code == 401
+    fresh = Device("motor-1", first.json()["device_token"])
+    assert (await client.get("/v1/devices/motor-1/desired", headers=fresh.auth)).status_code == 200
+    events = await _events(client)
+    assert [e.event.kind for e in events] == [
+        "device_enrolled",
+        "reenrol_refused",
+        "device_reenrolled",
+        "reenrol_refused",
+    ]
+    assert "as approved" in events[2].event.message
+
+
+async def test_approving_an_unknown_device_or_without_the_admin_token_is_refused(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    unknown = await client.post("/v1/devices/motor-9/approval", headers=ADMIN)
+    by_device = await client.post("/v1/devices/motor-1/approval", headers=device.auth)
+
+    assert unknown.status_code == 404
+    assert by_device.status_code == 401
+    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    assert view.json()["reenrolment"] is None
+
+
+@pytest.mark.parametrize("path", ["desired", "reported", "telemetry", "events", "samples"])
+async def test_an_unknown_id_and_a_wrong_token_get_the_same_answer(
+    client: httpx.AsyncClient, device: Device, path: str
+) -> None:
+    method = "GET" if path == "desired" else "PUT" if path == "reported" else "POST"
+    wrong = {"Authorization": "Bearer not-the-token"}
+
+    answers = [
+        await client.request(method, f"/v1/devices/{device_id}/{path}", headers=headers, json={})
+        for device_id, headers in (
+            ("motor-1", wrong),
+            ("motor-404", wrong),
+            ("motor-404", device.auth),
+            ("motor-404", {}),
+        )
+    ]
+
+    assert {a.status_code for a in answers} == {401}
+    details = {a.json()["detail"].replace("motor-404", "motor-1") for a in answers}
+    assert len(details) == 1

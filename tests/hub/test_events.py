@@ -24,11 +24,12 @@ async def test_events_are_stored_once_and_listed_in_order(
 
     assert first.json() == {"batch_id": str(batch.batch_id), "accepted": 3, "duplicate": False}
     assert again.json() == {"batch_id": str(batch.batch_id), "accepted": 0, "duplicate": True}
-    assert count(hub, EventRow) == 3
+    assert count(hub, EventRow) == 1 + 3  # the hub's own of the enrolment, then the batch
     listed = [
         EventView.model_validate(e) for e in (await client.get("/v1/events", headers=ADMIN)).json()
     ]
-    assert [view.event for view in listed] == batch.events
+    assert listed[0].event.kind == "device_enrolled"
+    assert [view.event for view in listed[1:]] == batch.events
     assert [view.id for view in listed] == sorted(view.id for view in listed)
     assert {view.device_id for view in listed} == {"motor-1"}
 
@@ -43,7 +44,7 @@ async def test_events_follow_after_id_device_and_limit(
             content=event_batch(2).model_dump_json(),
             headers=who.auth,
         )
-    everything = (await client.get("/v1/events", headers=ADMIN)).json()
+    everything = (await client.get("/v1/events", headers=ADMIN)).json()[2:]  # past enrolments
 
     mine = await client.get("/v1/events", params={"device": "motor-1"}, headers=ADMIN)
     later = await client.get(
@@ -51,7 +52,7 @@ async def test_events_follow_after_id_device_and_limit(
     )
 
     assert len(everything) == 6
-    assert [e["id"] for e in mine.json()] == [
+    assert [e["id"] for e in mine.json()][1:] == [
         e["id"] for e in everything if e["device_id"] == "motor-1"
     ]
     assert [e["id"] for e in later.json()] == [e["id"] for e in everything[2:5]]
@@ -66,7 +67,7 @@ async def test_an_empty_event_batch_is_refused(
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.events: List should have at least 1 item")
-    assert count(hub, EventRow) == 0
+    assert count(hub, EventRow) == 1  # the enrolment's
 
 
 async def test_events_page_newest_first_before_an_id(

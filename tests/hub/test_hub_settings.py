@@ -7,6 +7,9 @@ from edgestack.agent import AgentSettings
 from edgestack.cli.common import ClientSettings
 from edgestack.hub import HubSettings
 
+ADMIN = "a" * 31 + "-admin-token-of-production"
+ENROL = "e" * 31 + "-enrol-token-of-production"
+
 _ENV = (
     "EDGESTACK_HUB_DATA_DIR",
     "EDGESTACK_HUB_HOST",
@@ -41,8 +44,8 @@ def test_development_works_with_the_default_tokens() -> None:
 @pytest.mark.parametrize(
     ("given", "named"),
     [
-        ({"enrol_token": SecretStr("s3cret-enrol")}, "EDGESTACK_ADMIN_TOKEN"),
-        ({"admin_token": SecretStr("s3cret-admin")}, "EDGESTACK_ENROL_TOKEN"),
+        ({"enrol_token": SecretStr(ENROL)}, "EDGESTACK_ADMIN_TOKEN"),
+        ({"admin_token": SecretStr(ADMIN)}, "EDGESTACK_ENROL_TOKEN"),
     ],
 )
 def test_production_refuses_a_default_token_and_names_the_variable(
@@ -56,14 +59,14 @@ def test_production_reads_its_tokens_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("EDGESTACK_HUB_ENVIRONMENT", "production")
-    monkeypatch.setenv("EDGESTACK_ADMIN_TOKEN", "s3cret-admin")
-    monkeypatch.setenv("EDGESTACK_ENROL_TOKEN", "s3cret-enrol")
+    monkeypatch.setenv("EDGESTACK_ADMIN_TOKEN", ADMIN)
+    monkeypatch.setenv("EDGESTACK_ENROL_TOKEN", ENROL)
     monkeypatch.setenv("EDGESTACK_HUB_DATA_DIR", str(tmp_path))
 
     settings = HubSettings()
 
     assert settings.environment == "production"
-    assert settings.admin_token.get_secret_value() == "s3cret-admin"
+    assert settings.admin_token.get_secret_value() == ADMIN
     assert settings.data_dir == tmp_path
 
 
@@ -90,3 +93,26 @@ def test_the_shared_name_wins_over_a_process_prefixed_one(
     settings = HubSettings()
 
     assert settings.admin_token.get_secret_value() == "s3cret-admin"
+
+
+@pytest.mark.parametrize(
+    ("admin", "enrol", "message"),
+    [
+        ("short-admin", ENROL, "admin_token has 11 characters"),
+        (ADMIN, "e" * 31, "enrol_token has 31 characters"),
+        (ADMIN, ADMIN, "admin_token equals enrol_token"),
+    ],
+)
+def test_production_refuses_short_tokens_and_an_admin_token_that_enrols(
+    admin: str, enrol: str, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        HubSettings(
+            environment="production", admin_token=SecretStr(admin), enrol_token=SecretStr(enrol)
+        )
+
+
+def test_development_keeps_short_and_equal_tokens() -> None:
+    settings = HubSettings(admin_token=SecretStr("same"), enrol_token=SecretStr("same"))
+
+    assert settings.admin_token == settings.enrol_token

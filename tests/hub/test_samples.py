@@ -5,7 +5,7 @@ from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import SampleRow, SpecRow
 from edgestack.protocol import DatasetView
 
-from .factories import ADMIN, SPEC, Device, Enrol, count, sample_batch
+from .factories import ADMIN, SPEC, Device, Enrol, collecting, count, sample_batch
 
 pytestmark = pytest.mark.anyio
 
@@ -14,6 +14,7 @@ async def test_samples_are_stored_once_with_their_spec(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
     batch = sample_batch(2, 2, 2, label="worn")
+    await collecting(client, "motor-1", "worn")
 
     first = await client.post(
         "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
@@ -40,6 +41,7 @@ async def test_samples_filter_by_label_and_device(
 ) -> None:
     other = await enrol("motor-2")
     for who, label in ((device, "normal"), (device, "worn"), (other, "worn")):
+        await collecting(client, who.device_id, label)
         await client.post(
             f"/v1/devices/{who.device_id}/samples",
             content=sample_batch(2, label=label).model_dump_json(),
@@ -64,6 +66,7 @@ async def test_a_sample_with_the_wrong_feature_count_is_refused_with_its_index(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
     batch = sample_batch(2, 3)
+    await collecting(client, "motor-1")
 
     response = await client.post(
         "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
@@ -105,3 +108,61 @@ async def test_samples_page_by_id_oldest_or_newest_first(
     assert ids == sorted(ids) and len(set(ids)) == 5
     assert [s.id for s in newest.samples] == ids[:2:-1]
     assert first.specs == rest.specs == {SPEC.fingerprint(): SPEC}
+
+
+async def test_a_device_never_asked_to_collect_may_send_no_samples(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    batch = sample_batch(2, 2, label="bearing_wear")
+
+    response = await client.post(
+        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+    )
+
+    assert response.status_code == 403
+    assert response.json()["detail"] == (
+        "body.samples[0]: device 'motor-1' may not send samples labelled 'bearing_wear' into "
+        "dataset 'default': its desired state asks for no collection; an operator sets it "
+        "with `edgestack data collect`"
+    )
+    assert count(hub, SampleRow) == 0
+
+
+@pytest.mark.parametrize(
+    ("label", "dataset"), [("worn", "default"), ("normal", "other"), ("worn", "other")]
+)
+async def test_samples_outside_the_asked_collection_are_refused_naming_it(
+    client: httpx.AsyncClient, hub: HubContext, device: Device, label: str, dataset: str
+) -> None:
+    await collecting(client, "motor-1", "normal", "default")
+    batch = sample_batch(2, 2).model_copy(update={"dataset": dataset})
+    batch.samples[1] = batch.samples[1].model_copy(update={"label": label})
+
+    response = await client.post(
+        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+    )
+
+    assert response.status_code == 403
+    assert "asks for label 'normal' into dataset 'default'" in response.json()["detail"]
+    assert count(hub, SampleRow) == 0
+
+
+async def test_the_last_samples_of_the_previous_collection_still_arrive(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    await collecting(client, "motor-1", "worn", "bearings")
+    await client.patch("/v1/devices/motor-1/desired", json={"collect": None}, headers=ADMIN)
+    late = sample_batch(2, 2, label="worn", dataset="bearings")
+    other = sample_batch(2, label="normal", dataset="bearings")
+
+    accepted = await client.post(
+        "/v1/devices/motor-1/samples", content=late.model_dump_json(), headers=device.auth
+    )
+    refused = await client.post(
+        "/v1/devices/motor-1/samples", content=other.model_dump_json(), headers=device.auth
+    )
+
+    assert accepted.json()["accepted"] == 2
+    assert refused.status_code == 403
+    assert "asks for no collection" in refused.json()["detail"]
+    assert count(hub, SampleRow) == 2

@@ -98,7 +98,7 @@ async def test_a_truncated_gzip_body_is_400(client: httpx.AsyncClient, device: D
     assert "truncated" in response.json()["detail"]
 
 
-async def test_telemetry_from_an_unknown_device_is_404_and_stores_nothing(
+async def test_telemetry_for_an_unknown_device_is_401_like_a_wrong_token(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
     response = await client.post(
@@ -107,10 +107,8 @@ async def test_telemetry_from_an_unknown_device_is_404_and_stores_nothing(
         headers=device.auth,
     )
 
-    assert response.status_code == 404
-    assert response.json()["detail"] == (
-        "device 'ghost' is not enrolled; enrol it with POST /v1/enrol"
-    )
+    assert response.status_code == 401
+    assert response.json()["detail"].startswith("device 'ghost' needs its own device token")
     assert count(hub, TelemetryRow) == 0
     assert count(hub, DeviceRow) == 1
 
@@ -205,3 +203,18 @@ async def test_the_outbox_counts_are_the_devices_latest_totals_in_any_order(
     totals = await _totals(client)
 
     assert (totals.outbox_dropped, totals.dead_lettered, totals.failed_chunks) == (7, 1, 3)
+
+
+async def test_totals_keep_a_bounded_number_of_names_and_lose_no_count(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    for seq in (1, 2):
+        names = {f"label_{seq}_{i}": 1 for i in range(200)}
+        batch = telemetry_batch(seq, predictions=names, bad_input={})
+        await client.post(URL, content=batch.model_dump_json(), headers=device.auth)
+
+    totals = (await client.get("/v1/devices/motor-1", headers=ADMIN)).json()["telemetry"]
+
+    assert len(totals["predictions"]) == 256
+    assert sum(totals["predictions"].values()) == 400
+    assert totals["predictions"]["other"] == 400 - 255

@@ -20,7 +20,7 @@ from edgestack.bundle import Bundle, InputSpec
 from edgestack.learning import OnnxPredictor
 from edgestack.processing import FeaturePipeline, silence
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
-from edgestack.sensing import Chunk, Source
+from edgestack.sensing import Chunk, Quality, Source
 
 __all__ = ["FAILURE_LIMIT", "HotPath", "LoadedModel", "StepOutput"]
 
@@ -146,7 +146,13 @@ class HotPath:
         if self.collect_label is not None:
             # The shortest text that reads back as the same float32: float64 reprs of float32
             # values would double the uplink with digits that carry nothing.
-            rows = features.astype(str).astype(np.float64).tolist()
+            finite = np.isfinite(features).all(axis=1)
+            if not finite.all():
+                # The hub takes finite features only; such windows are counted, not sent.
+                dropped = Quality()
+                dropped.count("nonfinite_features", int((~finite).sum()))
+                self.telemetry.add_bad_input(dropped)
+            rows = features[finite].astype(str).astype(np.float64).tolist()
             out.samples = [DataSample(at=now, label=self.collect_label, features=r) for r in rows]
         if self.model is not None:
             started = time.perf_counter()

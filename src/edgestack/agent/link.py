@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import httpx
 
 from edgestack.protocol import (
+    PROTOCOL,
+    PROTOCOL_HEADER,
     DesiredState,
     EnrolRequest,
     EnrolResponse,
@@ -17,7 +19,7 @@ from edgestack.protocol import (
     problem_detail,
 )
 
-__all__ = ["Artifact", "HubLink", "HubRejected", "HubUnavailable"]
+__all__ = ["Artifact", "HubLink", "HubRejected", "HubUnavailable", "ProtocolRefused"]
 
 
 # Answers that say "not now" rather than "never": the same call is tried again later.
@@ -42,6 +44,11 @@ class HubRejected(Exception):
         self.detail = detail
 
 
+class ProtocolRefused(HubRejected):
+    """The hub does not speak this agent's protocol; no call will succeed until one of them
+    is upgraded."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A bundle arriving: its bytes from `start` on, in chunks."""
@@ -51,6 +58,8 @@ class Artifact:
 
 
 class HubLink:
+    """Every call states this release's protocol in the `PROTOCOL_HEADER` header."""
+
     def __init__(
         self,
         base_url: str,
@@ -60,9 +69,10 @@ class HubLink:
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            timeout=timeout_s,
-            event_hooks={"request": [self._count]},
             transport=transport,
+            timeout=timeout_s,
+            headers={PROTOCOL_HEADER: str(PROTOCOL)},
+            event_hooks={"request": [self._count]},
         )
         self._sent = 0
         self.token = ""
@@ -76,7 +86,9 @@ class HubLink:
         return sent
 
     async def enrol(self, request: EnrolRequest) -> EnrolResponse:
-        response = await self._call("POST", "/v1/enrol", content=request.model_dump_json())
+        # Without a token to show, send no field for it: a hub of protocol 1 refuses fields.
+        body = request.model_dump_json(exclude_none=True)
+        response = await self._call("POST", "/v1/enrol", content=body)
         return EnrolResponse.model_validate_json(response.content)
 
     async def desired(self, device_id: str, *, after: int, wait_s: float) -> DesiredState:
@@ -155,7 +167,9 @@ class HubLink:
                 _retry_after(response.headers.get("Retry-After")),
             )
         if response.status_code >= 400:
-            raise HubRejected(response.status_code, problem_detail(response.content))
+            # Only a refused protocol names the ones the hub speaks.
+            refused = ProtocolRefused if PROTOCOL_HEADER in response.headers else HubRejected
+            raise refused(response.status_code, problem_detail(response.content))
         return response
 
     async def _count(self, request: httpx.Request) -> None:

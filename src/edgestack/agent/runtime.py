@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import (
     Literal,
+    NoReturn,
     ParamSpec,
     Protocol,
     TypedDict,
@@ -41,7 +42,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from edgestack.agent.download import download, prune, touch
 from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
-from edgestack.agent.link import HubLink, HubRejected, HubUnavailable
+from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, ProtocolRefused
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
 from edgestack.agent.store import LocalStore
@@ -74,8 +75,12 @@ _PINNED = TypeAdapter(list[PublicKey])
 
 _MAX_RETRY_AFTER_S = 300.0
 
-# Refusals about who the device is, not about the message: it waits in the outbox.
-_AUTH_STATUSES = (401, 403, 404)
+# Refusals about who the device is, not about the message: it waits in the outbox while
+# the device enrols again.
+_AUTH_STATUSES = (401, 404)
+
+# An operator may take a while to approve a re-enrolment; asking this often costs nothing.
+_APPROVAL_POLL_S = 15.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -194,12 +199,19 @@ class Agent:
                 log.warning("the saved bundle is missing locally; waiting for the hub")
 
     async def _enrol(self) -> None:
+        """Enrol, proving with the token held, if any, that this is the enrolled device.
+
+        Without a token the hub holds for this id, the enrolment waits for an operator's
+        approval: retried with backoff, logged once. Any other refusal stops the agent."""
         request = EnrolRequest(
             device_id=self.device_id,
             enrol_token=self.settings.enrol_token.get_secret_value(),
             hardware=_hardware(),
+            device_token=self.store.get("device_token"),
         )
         backoff = _Backoff()
+        approval = _Backoff(max_s=_APPROVAL_POLL_S)
+        waiting = False
         while True:
             try:
                 response = await self.link.enrol(request)
@@ -207,6 +219,13 @@ class Agent:
             except HubUnavailable as exc:
                 backoff.note(exc)
                 await backoff.sleep()
+            except HubRejected as exc:
+                if exc.status != 403 or isinstance(exc, ProtocolRefused):
+                    raise
+                if not waiting:
+                    log.warning("waiting for approval: %s", exc.detail)
+                    waiting = True
+                await approval.sleep()
         await asyncio.to_thread(self._pin, response.device_token, response.signing_keys)
         self.link.token = response.device_token
         self._report_due.set()
@@ -214,10 +233,13 @@ class Agent:
         log.info("enrolled as %s", self.device_id)
 
     async def _recover(self, exc: HubRejected, token: str) -> None:
-        """A hub that no longer knows this device gets a fresh enrolment; anything else waits.
-        `token` is the one the refused call used: when the twin and the uplink are refused at
-        once, only the first enrols again."""
-        if exc.status in (401, 404):
+        """A hub that no longer knows this device gets a fresh enrolment; a hub that does not
+        speak our protocol stops the agent; anything else waits. `token` is the one the
+        refused call used: when the twin and the uplink are refused at once, only the first
+        enrols again."""
+        if isinstance(exc, ProtocolRefused):
+            await self._stop_for(exc)
+        if exc.status in _AUTH_STATUSES:
             async with self._enrol_lock:
                 if self.link.token == token:
                     log.warning("hub refused our token (%s); enrolling again", exc.detail)
@@ -225,6 +247,13 @@ class Agent:
         else:
             log.error("%s", exc)
             await asyncio.sleep(1)
+
+    async def _stop_for(self, exc: ProtocolRefused) -> NoReturn:
+        """Report why in the twin if the hub takes it, then stop: no retry can succeed."""
+        self.error = f"hub: {exc.detail}"
+        with contextlib.suppress(HubUnavailable, HubRejected):
+            await self.link.report(self.device_id, self._reported())
+        raise exc
 
     # -- the twin ----------------------------------------------------------
 
@@ -566,7 +595,7 @@ class Agent:
             try:
                 await self.link.ingest(self.device_id, item.kind, item.body)
             except HubRejected as exc:
-                if exc.status in _AUTH_STATUSES:
+                if exc.status in _AUTH_STATUSES or isinstance(exc, ProtocolRefused):
                     raise
                 # The hub will never take this message; kept aside, it blocks nothing behind.
                 log.error("dead-lettered a %s batch the hub refused: %s", item.kind, exc)
@@ -643,8 +672,9 @@ def serve(settings: AgentSettings) -> int:
     """Run an agent in this process until SIGINT or SIGTERM, then stop cleanly.
 
     Returns the exit status: 0 after a stop that was asked for, 2 when the app spec cannot
-    run or the hub refused to enrol this device (a wrong enrolment token), with the reason
-    logged."""
+    run, the hub refused to enrol this device (a wrong enrolment token) or does not speak
+    its protocol, with the reason logged. An enrolment awaiting an operator's approval
+    keeps waiting."""
 
     async def main() -> None:
         task = asyncio.current_task()

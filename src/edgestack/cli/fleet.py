@@ -20,8 +20,10 @@ from edgestack.client import HubError
 from edgestack.protocol import DeployRequest, DeviceView, EventView, ModelView, ProfileView
 
 __all__ = [
+    "approve",
     "deploy",
     "devices",
+    "devices_app",
     "devices_listing",
     "events",
     "events_listing",
@@ -31,10 +33,20 @@ __all__ = [
     "profiles_listing",
 ]
 
+devices_app = typer.Typer(add_completion=False, invoke_without_command=True)
 
-def devices(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
+
+@devices_app.callback()
+def devices(
+    ctx: typer.Context,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List enrolled devices with what they report; a failing device's reason is cut short
-    here, whole in --json (reported.error)."""
+    here, whole in --json (reported.error). `approve` lets one enrol again."""
+    if ctx.invoked_subcommand is not None:
+        return
     with connect(hub, admin_token) as client:
         rows = call(client.devices)
     emit(rows, as_json, devices_listing(rows))
@@ -55,7 +67,8 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
             [
                 d.device_id,
                 d.profile,
-                reported.status if reported else "silent",
+                (reported.status if reported else "silent")
+                + (f", re-enrolment {d.reenrolment}" if d.reenrolment else ""),
                 _short(reported.error, 24) if reported and reported.error else "-",
                 model,
                 d.last_seen.strftime("%H:%M:%S") if d.last_seen else "never",
@@ -92,6 +105,19 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
             "bad input",
         ],
     )
+
+
+@devices_app.command()
+def approve(
+    device_id: Annotated[str, typer.Argument(help="The enrolled device's id.")],
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Let the next enrolment of DEVICE_ID through without its device token, once: for a
+    device that lost its token, or was replaced. Its current token works until then."""
+    with connect(hub, admin_token) as client:
+        call(lambda: client.approve(device_id))
+    console.print(f"{device_id} may enrol again once; its agent picks that up on its next try")
 
 
 def models(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:

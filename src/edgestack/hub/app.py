@@ -2,9 +2,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from edgestack.hub.api import ROUTERS, install_problem_handlers
+from edgestack.hub.api.body import document_bodies
+from edgestack.hub.api.deps import check_protocol
 from edgestack.hub.context import HubContext
 from edgestack.hub.settings import HubSettings
 
@@ -33,11 +35,13 @@ def create_app(settings: HubSettings) -> FastAPI:
         summary="Control plane of an edgestack fleet: enrolment, twins, ingestion, "
         "model registry, deployments.",
         lifespan=lifespan,
+        dependencies=[Depends(check_protocol)],
     )
     app.state.hub = hub
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    document_bodies(app, ROUTERS)
     return app
 
 

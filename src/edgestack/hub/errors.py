@@ -5,6 +5,7 @@ from typing import ClassVar
 __all__ = [
     "BadRequest",
     "Conflict",
+    "Forbidden",
     "HubProblem",
     "NotFound",
     "StartRefused",
@@ -26,6 +27,10 @@ class HubProblem(Exception):
 
 class BadRequest(HubProblem):
     status = 400
+
+
+class Forbidden(HubProblem):
+    status = 403
 
 
 class NotFound(HubProblem):

@@ -4,12 +4,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEV_ADMIN_TOKEN", "DEV_ENROL_TOKEN", "HubSettings"]
+__all__ = ["DEV_ADMIN_TOKEN", "DEV_ENROL_TOKEN", "MIN_TOKEN_LENGTH", "HubSettings"]
 
 # Well known on purpose, so a development hub, the CLI and agents work with no set-up;
 # a production hub refuses them.
 DEV_ADMIN_TOKEN = "dev-admin-token"
 DEV_ENROL_TOKEN = "dev-enrol-token"
+MIN_TOKEN_LENGTH = 32
 
 
 class HubSettings(BaseSettings):
@@ -17,8 +18,9 @@ class HubSettings(BaseSettings):
     tokens, `EDGESTACK_ADMIN_TOKEN` and `EDGESTACK_ENROL_TOKEN`, named as the CLI and the
     agents name them.
 
-    The tokens default to `dev-admin-token` and `dev-enrol-token`, which are refused
-    when `environment` is `production`.
+    The tokens default to `dev-admin-token` and `dev-enrol-token`. When `environment` is
+    `production`, each token must be at least `MIN_TOKEN_LENGTH` characters and the two
+    must differ: whoever enrols devices must not thereby hold the fleet.
     """
 
     model_config = SettingsConfigDict(env_prefix="EDGESTACK_HUB_", populate_by_name=True)
@@ -38,13 +40,27 @@ class HubSettings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _no_development_tokens_in_production(self) -> "HubSettings":
+    def _secret_tokens_in_production(self) -> "HubSettings":
         if self.environment != "production":
             return self
         for field, default in (("admin_token", DEV_ADMIN_TOKEN), ("enrol_token", DEV_ENROL_TOKEN)):
-            if getattr(self, field).get_secret_value() == default:
+            value = getattr(self, field).get_secret_value()
+            variable = f"EDGESTACK_{field.upper()}"
+            if value == default:
                 raise ValueError(
                     f"{field} is the development default, refused in production; "
-                    f"set EDGESTACK_{field.upper()} to a secret value"
+                    f"set {variable} to a secret value"
                 )
+            if len(value) < MIN_TOKEN_LENGTH:
+                raise ValueError(
+                    f"{field} has {len(value)} characters, refused in production; set "
+                    f"{variable} to a random value of at least {MIN_TOKEN_LENGTH}, e.g. from "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+        if self.admin_token.get_secret_value() == self.enrol_token.get_secret_value():
+            raise ValueError(
+                "admin_token equals enrol_token, refused in production: a device's enrolment "
+                "token would also run the fleet; set EDGESTACK_ADMIN_TOKEN and "
+                "EDGESTACK_ENROL_TOKEN to different values"
+            )
         return self

@@ -5,15 +5,17 @@ raw body here also lets a cap apply before a large upload is held in memory.
 """
 
 import zlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
-from fastapi import HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
 
-__all__ = ["MAX_JSON_BYTES", "json_body", "read_body"]
+__all__ = ["MAX_JSON_BYTES", "document_bodies", "json_body", "read_body"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,7 +43,45 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
         return await run_in_threadpool(_validate, model, data)
 
     parse.__name__ = f"{model.__name__}_body"
+    parse.body_model = model  # type: ignore[attr-defined]  # read by `document_bodies`
     return parse
+
+
+def document_bodies(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+    """Put the bodies that `json_body` reads on the routes of `routers` (included without a
+    prefix) into the app's OpenAPI document, which FastAPI cannot see, so the docs and the
+    clients generated from them know what to send."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = plain()
+        bodies = {
+            (route.path, method.lower()): model
+            for router in routers
+            for route in router.routes
+            if isinstance(route, APIRoute)
+            for dependency in route.dependant.dependencies
+            if (model := getattr(dependency.call, "body_model", None)) is not None
+            for method in route.methods or ()
+        }
+        refs, schemas = models_json_schema(
+            [(model, "validation") for model in set(bodies.values())],
+            ref_template="#/components/schemas/{model}",
+        )
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in schemas.get("$defs", {}).items():
+            components.setdefault(name, schema)
+        for (path, method), model in bodies.items():
+            document["paths"][path][method]["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[(model, "validation")]}},
+            }
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 def _too_large(limit: int) -> HTTPException:

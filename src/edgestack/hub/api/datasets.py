@@ -9,6 +9,7 @@ from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, HubDep, SessionDep, WriteSessionDep
 from edgestack.hub.store import datasets, samples
 from edgestack.protocol import (
+    INT64_MAX,
     DatasetDetail,
     DatasetSummary,
     DatasetVersion,
@@ -22,7 +23,7 @@ router = APIRouter(tags=["datasets"])
 
 ImportBody = Annotated[SampleImport, Depends(json_body(SampleImport))]
 DatasetName = Annotated[Name, Path(description="the dataset's name")]
-VersionNumber = Annotated[int, Path(ge=1, description="a frozen version, from 1")]
+VersionNumber = Annotated[int, Path(ge=1, le=INT64_MAX, description="a frozen version, from 1")]
 
 
 def _root(hub: HubDep) -> FilePath:
@@ -52,7 +53,10 @@ def freeze_dataset(
     name: DatasetName,
     spec: Annotated[
         str | None,
-        Query(description="the input spec fingerprint to freeze; needed when samples mix specs"),
+        Query(
+            max_length=64,
+            description="the input spec fingerprint to freeze; needed when samples mix specs",
+        ),
     ] = None,
 ) -> DatasetVersion:
     """Freeze every sample the dataset holds now as its next version, a Parquet file.

@@ -4,7 +4,7 @@ import hmac
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, Header, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import devices
 from edgestack.hub.store.db import Window
+from edgestack.protocol import INT64_MAX, OLDEST_PROTOCOL, PROTOCOL, PROTOCOL_HEADER
 
 __all__ = [
     "AdminDep",
@@ -21,7 +22,9 @@ __all__ = [
     "SessionDep",
     "WindowDep",
     "WriteSessionDep",
+    "check_protocol",
     "matches",
+    "refuse_protocol",
 ]
 
 _bearer = HTTPBearer(auto_error=False, description="the admin token or a device token")
@@ -52,14 +55,12 @@ SessionDep = Annotated[Session, Depends(_session, scope="function")]
 WriteSessionDep = Annotated[Session, Depends(_write_session, scope="function")]
 
 
-# SQLite's integers are 64-bit; a larger id would not reach the query.
-_MAX_ID = 2**63 - 1
-
-
 def _window(
-    after_id: Annotated[int, Query(ge=0, le=_MAX_ID, description="only rows with a larger id")] = 0,
+    after_id: Annotated[
+        int, Query(ge=0, le=INT64_MAX, description="only rows with a larger id")
+    ] = 0,
     before_id: Annotated[
-        int | None, Query(ge=1, le=_MAX_ID, description="only rows with a smaller id")
+        int | None, Query(ge=1, le=INT64_MAX, description="only rows with a smaller id")
     ] = None,
     order: Annotated[
         Literal["oldest", "newest"],
@@ -74,19 +75,56 @@ def _window(
 
 # One page of a listing; the next starts after (or, newest first, before) its last id.
 WindowDep = Annotated[Window, Depends(_window)]
+# What a token for an unknown id is compared with: no sha256 hex digest equals it.
+_NO_DEVICE = "no device"
+_SPOKEN = f"{OLDEST_PROTOCOL}-{PROTOCOL}"
+# Protocol 1 had no header: a call without one speaks it, whatever this hub speaks now.
+_HEADERLESS = 1
+
+
+def refuse_protocol(where: str, version: object) -> HTTPException:
+    """The answer to a call in a protocol this hub does not speak, stated in `where`; its
+    header names the range spoken, which tells an agent that no retry will help."""
+    return HTTPException(
+        400,
+        f"{where}: protocol {version} is not spoken here; this hub speaks protocols "
+        f"{OLDEST_PROTOCOL} to {PROTOCOL}: run an agent or client of a release that speaks one "
+        "of them, or upgrade the hub",
+        headers={PROTOCOL_HEADER: _SPOKEN},
+    )
+
+
+def check_protocol(
+    # Not named after anything a route's path holds (`version`), or it would be taken for it.
+    protocol_header: Annotated[
+        str | None,
+        Header(
+            alias=PROTOCOL_HEADER,
+            description=f"the protocol the caller speaks, {OLDEST_PROTOCOL} to {PROTOCOL}; "
+            f"{_HEADERLESS} when left out",
+            max_length=20,
+        ),
+    ] = None,
+) -> None:
+    """Refuse a call whose protocol this hub does not speak."""
+    stated = str(_HEADERLESS) if protocol_header is None else protocol_header.strip()
+    if (
+        not (stated.isascii() and stated.isdigit())
+        or not OLDEST_PROTOCOL <= int(stated) <= PROTOCOL
+    ):
+        raise refuse_protocol(PROTOCOL_HEADER, stated)
 
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
 def matches(given: str, secret: SecretStr) -> bool:
-    """Whether `given` is the secret, in a time that does not depend on where they differ."""
-    return _same(given, secret.get_secret_value())
+    """Whether `given` is the secret, in a time that depends neither on where they differ nor
+    on the secret's length: their hashes are compared."""
+    return hmac.compare_digest(
+        devices.hash_token(given), devices.hash_token(secret.get_secret_value())
+    )
 
 
 def _is_admin(credentials: HTTPAuthorizationCredentials | None, hub: HubContext) -> bool:
@@ -105,9 +143,9 @@ def _authenticate_device(device_id: str, hub: HubDep, credentials: Credentials) 
     # A short session of its own: a long-poll must not hold a connection while it waits.
     with hub.db.session() as session:
         stored = devices.token_hash(session, device_id)
-    if stored is None:
-        raise devices.not_enrolled(device_id)
-    if credentials is None or not _same(devices.hash_token(credentials.credentials), stored):
+    # An unknown id gets the same answer as a wrong token, so ids cannot be probed for.
+    given = "" if credentials is None else devices.hash_token(credentials.credentials)
+    if not hmac.compare_digest(given, stored or _NO_DEVICE):
         raise _unauthorized(
             f"device '{device_id}' needs its own device token: send 'Authorization: Bearer "
             "<device_token>' as returned by POST /v1/enrol; enrol again if it was lost"

@@ -27,7 +27,9 @@ def list_events(
     _: AdminDep,
     session: SessionDep,
     window: WindowDep,
-    device: Annotated[str | None, Query(description="only this device's events")] = None,
+    device: Annotated[
+        str | None, Query(max_length=63, description="only this device's events")
+    ] = None,
 ) -> list[EventView]:
     """One page of events, oldest first: pass the last id seen as `after_id` for the next page
     and to follow the stream. With `order=newest`, newest first: pass the last id seen as

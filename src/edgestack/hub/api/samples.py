@@ -27,8 +27,12 @@ def list_samples(
     _: AdminDep,
     session: SessionDep,
     window: WindowDep,
-    label: Annotated[str | None, Query(description="only samples with this label")] = None,
-    device: Annotated[str | None, Query(description="only this device's samples")] = None,
+    label: Annotated[
+        str | None, Query(max_length=40, description="only samples with this label")
+    ] = None,
+    device: Annotated[
+        str | None, Query(max_length=63, description="only this device's samples")
+    ] = None,
 ) -> DatasetView:
     """One page of the collected training set, with the input spec of every sample on it;
     pages as `GET /v1/events` does, by the samples' `id`."""

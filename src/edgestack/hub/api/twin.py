@@ -5,14 +5,14 @@ import asyncio
 from contextlib import suppress
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, DeviceDep, HubDep, WriteSessionDep
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import devices
-from edgestack.protocol import DesiredPatch, DesiredState, ReportedState
+from edgestack.protocol import INT64_MAX, DesiredPatch, DesiredState, DeviceId, ReportedState
 
 __all__ = ["router"]
 
@@ -34,7 +34,11 @@ async def get_desired(
     hub: HubDep,
     after: Annotated[
         int | None,
-        Query(ge=0, description="the version the device holds; left out, answer at once"),
+        Query(
+            ge=0,
+            le=INT64_MAX,
+            description="the version the device holds; left out, answer at once",
+        ),
     ] = None,
     wait: Annotated[
         float, Query(ge=0, le=60, description="seconds to wait for a version other than after")
@@ -56,7 +60,11 @@ async def get_desired(
 
 @router.patch("/v1/devices/{device_id}/desired", operation_id="twin-patch-desired")
 def patch_desired(
-    _: AdminDep, device_id: str, patch: PatchBody, hub: HubDep, session: WriteSessionDep
+    _: AdminDep,
+    device_id: Annotated[DeviceId, Path(description="the device's id")],
+    patch: PatchBody,
+    hub: HubDep,
+    session: WriteSessionDep,
 ) -> DesiredState:
     """Change the fields given; a field given as null is cleared to its default."""
     state = devices.update_desired(session, device_id, patch)

@@ -1,6 +1,7 @@
 """Devices and their twins: enrolment, tokens, desired and reported state, views."""
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Iterable
 
@@ -13,6 +14,7 @@ from edgestack.hub.store.tables import DeviceRow
 from edgestack.profiles import PROFILES, DeviceProfile, profile_for
 from edgestack.protocol import (
     BundleRef,
+    Collection,
     DesiredPatch,
     DesiredState,
     DeviceView,
@@ -23,12 +25,16 @@ from edgestack.protocol import (
 )
 
 __all__ = [
+    "approve",
     "deploy",
     "desired",
     "device_for_token",
     "enrol",
+    "find",
     "get",
     "hash_token",
+    "holds_token",
+    "may_collect",
     "not_enrolled",
     "profile",
     "report",
@@ -48,6 +54,10 @@ def not_enrolled(device_id: str) -> NotFound:
     return NotFound(f"device '{device_id}' is not enrolled; enrol it with POST /v1/enrol")
 
 
+def find(session: Session, device_id: str) -> DeviceRow | None:
+    return session.get(DeviceRow, device_id)
+
+
 def get(session: Session, device_id: str) -> DeviceRow:
     row = session.get(DeviceRow, device_id)
     if row is None:
@@ -59,7 +69,8 @@ def enrol(session: Session, request: EnrolRequest) -> str:
     """Enrol a device, or give an enrolled one a fresh token; return the new token.
 
     Enrolling again keeps the twin and the totals: a device that lost its token, or whose
-    disk was wiped, picks up where the fleet left it.
+    disk was wiped, picks up where the fleet left it. Whether it may is the caller's call
+    (`holds_token`, an approval); this revokes the previous token and uses up an approval.
     """
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -77,7 +88,21 @@ def enrol(session: Session, request: EnrolRequest) -> str:
     row.token_sha256 = hash_token(token)
     row.hardware = request.hardware.model_dump(mode="json")
     row.last_seen = now
+    row.reenrolment = None
+    session.flush()  # events about it refer to it, and no relationship tells the ORM so
     return token
+
+
+def holds_token(row: DeviceRow, token: str | None) -> bool:
+    """Whether `token` is the device's current token, compared in constant time."""
+    return token is not None and hmac.compare_digest(hash_token(token), row.token_sha256)
+
+
+def approve(session: Session, device_id: str) -> DeviceView:
+    """Let the next enrolment of `device_id` through without its token, once."""
+    row = get(session, device_id)
+    row.reenrolment = "approved"
+    return _view(row)
 
 
 def token_hash(session: Session, device_id: str) -> str | None:
@@ -115,8 +140,23 @@ def update_desired(session: Session, device_id: str, patch: DesiredPatch) -> Des
         else DesiredState.model_fields[field].get_default(call_default_factory=True)
         for field in patch.model_fields_set
     }
-    state = _desired(row).model_copy(update=changes)
-    return _store_desired(row, DesiredState.model_validate(state.model_dump()))
+    before = _desired(row)
+    state = DesiredState.model_validate(before.model_copy(update=changes).model_dump())
+    if before.collect is not None and state.collect != before.collect:
+        row.previous_collect = before.collect.model_dump(mode="json")
+    return _store_desired(row, state)
+
+
+def may_collect(session: Session, device_id: str) -> list[Collection]:
+    """The collections a device may send samples of: the one its desired state asks for, and
+    the one before it, whose last samples the device sends after the change reached it."""
+    row = get(session, device_id)
+    current = _desired(row).collect
+    previous = row.previous_collect
+    return [
+        *([current] if current else []),
+        *([Collection.model_validate(previous)] if previous else []),
+    ]
 
 
 def deploy(session: Session, device_ids: Iterable[str], ref: BundleRef) -> None:
@@ -175,4 +215,5 @@ def _view(row: DeviceRow) -> DeviceView:
         reported=None if row.reported is None else ReportedState.model_validate(row.reported),
         telemetry=TelemetryTotals.model_validate(row.telemetry),
         profile=profile(row).name,
+        reenrolment=row.reenrolment,
     )

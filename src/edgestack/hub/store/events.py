@@ -6,6 +6,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from edgestack.hub.errors import Forbidden
 from edgestack.hub.store import batches, devices
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import EventRow
@@ -14,7 +15,17 @@ from edgestack.protocol import Event, EventBatch, EventKind, EventView, IngestAc
 __all__ = ["ingest", "record", "since"]
 
 
+# Raised by the hub alone: a device sending one would forge the hub's word.
+_HUB_KINDS = frozenset(("device_enrolled", "device_reenrolled", "reenrol_refused", "store_corrupt"))
+
+
 def ingest(session: Session, device_id: str, batch: EventBatch) -> IngestAck:
+    for i, event in enumerate(batch.events):
+        if event.kind in _HUB_KINDS:
+            raise Forbidden(
+                f"body.events[{i}].kind: '{event.kind}' is raised by the hub alone; a device "
+                "sends the kinds of its own: alarms, model loads, failures, drops and errors"
+            )
     row = devices.get(session, device_id)
     if not batches.claim(session, device_id, "events", batch.batch_id, len(batch.events)):
         return IngestAck(batch_id=batch.batch_id, accepted=0, duplicate=True)

@@ -9,11 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgestack.bundle import InputSpec
-from edgestack.hub.errors import Unprocessable
+from edgestack.hub.errors import Forbidden, Unprocessable
 from edgestack.hub.store import batches, devices
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import SampleRow, SpecRow
 from edgestack.protocol import (
+    Collection,
     DataSample,
     DatasetView,
     IngestAck,
@@ -28,8 +29,26 @@ TEST_PERCENT = 20
 
 
 def ingest(session: Session, device_id: str, batch: SampleBatch) -> IngestAck:
-    """Store a device's samples in `batch.dataset`; all or none of them, once per batch id."""
+    """Store a device's samples in `batch.dataset`; all or none of them, once per batch id.
+
+    A device writes only the collection its desired state asks for, that dataset and that
+    label, or the one it asked for before (`devices.may_collect`); anything else is refused.
+    """
     row = devices.get(session, device_id)
+    allowed = devices.may_collect(session, device_id)
+    for i, sample in enumerate(batch.samples):
+        if Collection(label=sample.label, dataset=batch.dataset) not in allowed:
+            current = devices.desired(session, device_id).collect
+            asked = (
+                f"label '{current.label}' into dataset '{current.dataset}'"
+                if current
+                else "no collection"
+            )
+            raise Forbidden(
+                f"body.samples[{i}]: device '{device_id}' may not send samples labelled "
+                f"'{sample.label}' into dataset '{batch.dataset}': its desired state asks for "
+                f"{asked}; an operator sets it with `edgestack data collect`"
+            )
     ack = store(session, device_id, batch.dataset, batch.batch_id, batch.spec, batch.samples)
     row.last_seen = utcnow()
     return ack

@@ -1,7 +1,7 @@
 """The hub's tables. Wire schemas live in `edgestack.protocol`; JSON columns hold their dumps."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -24,7 +24,10 @@ Json = dict[str, Any]
 
 class DeviceRow(Base):
     """A device's twin. `desired` holds `DesiredState` without its version, which is
-    `desired_version`; `telemetry` holds `TelemetryTotals`."""
+    `desired_version`; `telemetry` holds `TelemetryTotals`. `reenrolment` is null, or
+    `waiting` once an enrolment of this id without its token was refused, or `approved` by
+    an operator for the next one. `previous_collect` is the `Collection` the desired state
+    asked for before its current one, if any."""
 
     __tablename__ = "devices"
 
@@ -37,6 +40,10 @@ class DeviceRow(Base):
     desired_version: Mapped[int]
     reported: Mapped[Json | None] = mapped_column(JSON)
     telemetry: Mapped[Json] = mapped_column(JSON)
+    reenrolment: Mapped[Literal["waiting", "approved"] | None] = mapped_column(
+        String(8), default=None
+    )
+    previous_collect: Mapped[Json | None] = mapped_column(JSON, default=None)
 
 
 class TelemetryRow(Base):

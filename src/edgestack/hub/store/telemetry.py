@@ -13,6 +13,10 @@ from edgestack.protocol import IngestAck, TelemetryBatch, TelemetryTotals
 __all__ = ["ingest"]
 
 _KEEP_EXAMPLES = 20
+# A device's totals keep this many names per map; rarer ones are summed under `_OTHER`, so a
+# device sending new names in every batch cannot grow its row without end.
+_KEEP_KEYS = 256
+_OTHER = "other"
 
 
 def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck:
@@ -49,8 +53,8 @@ def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
         batches=totals.batches + 1,
         last_seq=max(totals.last_seq, batch.seq),
         windows=totals.windows + batch.windows,
-        predictions=dict(Counter(totals.predictions) + Counter(batch.predictions)),
-        bad_input=dict(Counter(totals.bad_input) + Counter(batch.bad_input)),
+        predictions=_capped(Counter(totals.predictions) + Counter(batch.predictions)),
+        bad_input=_capped(Counter(totals.bad_input) + Counter(batch.bad_input)),
         bad_examples=[*totals.bad_examples, *batch.bad_examples][-_KEEP_EXAMPLES:],
         raw_bytes=totals.raw_bytes + batch.raw_bytes,
         uplink_bytes=totals.uplink_bytes + batch.uplink_bytes,
@@ -59,3 +63,11 @@ def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
         outbox_dropped=max(totals.outbox_dropped, batch.outbox_dropped),
         dead_lettered=max(totals.dead_lettered, batch.dead_lettered),
     )
+
+
+def _capped(counts: Counter[str]) -> dict[str, int]:
+    if len(counts) <= _KEEP_KEYS:
+        return dict(counts)
+    kept = Counter(dict(counts.most_common(_KEEP_KEYS - 1)))
+    kept[_OTHER] += sum(counts.values()) - sum(kept.values())
+    return dict(kept)
