@@ -107,8 +107,9 @@ def test_every_revision_goes_back_and_up_again_keeping_what_the_older_schema_hol
     database = Database(tmp_path / "hub.db")
     with sqlite3.connect(tmp_path / "hub.db") as db:
         db.execute(
-            "INSERT INTO devices VALUES ('motor-1', 'x', '2025-01-01 00:00:00', NULL, '{}', '{}',"
-            " 0, NULL, '{}')"
+            "INSERT INTO devices (device_id, token_sha256, enrolled_at, last_seen, hardware,"
+            " desired, desired_version, reported, telemetry) VALUES ('motor-1', 'x',"
+            " '2025-01-01 00:00:00', NULL, '{}', '{}', 0, NULL, '{}')"
         )
         db.executemany(
             "INSERT INTO events (device_id, batch_id, received_at, event) VALUES"

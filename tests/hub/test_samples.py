@@ -83,6 +83,7 @@ async def test_a_sample_with_the_wrong_feature_count_is_refused_with_its_index(
 async def test_samples_page_by_id_oldest_or_newest_first(
     client: httpx.AsyncClient, device: Device
 ) -> None:
+    await collecting(client, "motor-1")
     await client.post(
         "/v1/devices/motor-1/samples",
         content=sample_batch(2, 2, 2, 2, 2).model_dump_json(),
