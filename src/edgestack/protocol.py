@@ -12,7 +12,7 @@ maps have a length, floats are finite, times carry a zone and fall in `MIN_TIME`
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -27,6 +27,7 @@ from pydantic import (
 from edgestack.bundle import Digest, InputSpec, Manifest, Name, PublicKey
 
 __all__ = [
+    "HUB_EVENT_KINDS",
     "INT64_MAX",
     "MAX_TIME",
     "MIN_TIME",
@@ -47,6 +48,7 @@ __all__ = [
     "DeployResponse",
     "DesiredPatch",
     "DesiredState",
+    "DeviceEventKind",
     "DeviceId",
     "DeviceView",
     "EnrolRequest",
@@ -58,6 +60,7 @@ __all__ = [
     "FaultInjection",
     "Feeds",
     "Hardware",
+    "HubEventKind",
     "IngestAck",
     "Key",
     "KeyView",
@@ -309,8 +312,7 @@ class TelemetryBatch(Wire):
     )
 
 
-EventKind = Literal[
-    # from a device
+DeviceEventKind = Literal[
     "alarm_raised",
     "alarm_cleared",
     "model_loaded",
@@ -319,12 +321,11 @@ EventKind = Literal[
     "load_failed",  # a verified bundle this device cannot run; not retried until desired changes
     "model_failed",  # repeated failures at run time; fell back to the previous bundle
     "outbox_dropped",  # the outbox was full and dropped telemetry, counted
-    # from the hub itself
-    "device_enrolled",
-    "device_reenrolled",
-    "reenrol_refused",
-    "store_corrupt",
 ]
+HubEventKind = Literal["device_enrolled", "device_reenrolled", "reenrol_refused", "store_corrupt"]
+EventKind = DeviceEventKind | HubEventKind
+HUB_EVENT_KINDS: frozenset[str] = frozenset(get_args(HubEventKind))
+"""The kinds of event only the hub raises; a device that sends one is refused."""
 
 
 class Event(Wire):

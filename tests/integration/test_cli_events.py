@@ -103,6 +103,7 @@ def test_events_lists_newest_first_then_follows_new_ones_until_ctrl_c(tmp_path: 
     assert [e["event"]["message"] for e in json.loads(listed.stdout)] == [
         "second alarm",
         "first alarm",
+        "edge-1 enrolled",
     ]
     rows = [line for line in table if "alarm" in line]
     assert ["second alarm" in rows[0], "first alarm" in rows[1]] == [True, True]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgestack.agent.download import KEEP_BUNDLES
-from edgestack.bundle import Bundle, digest
+from edgestack.bundle import Bundle
 from edgestack.demo import LocalFleet, wait_until
 from edgestack.learning import train_classifier
 from edgestack.processing import vibration_spec
@@ -15,7 +15,7 @@ from edgestack.protocol import BundleRef, DeployRequest, DesiredPatch, RuleParam
 pytestmark = pytest.mark.integration
 
 DEVICE = "edge-1"
-KILLS = 12
+KILLS = 20
 
 
 def _bundle(version: int) -> bytes:
@@ -30,13 +30,12 @@ def _bundle(version: int) -> bytes:
 def test_an_agent_killed_during_download_install_or_swap_restarts_on_a_valid_model(
     tmp_path: Path,
 ) -> None:
-    bundles = [_bundle(1), _bundle(2), _bundle(3)]
-    refs = [BundleRef(name="motor", version=i + 1, digest=digest(b)) for i, b in enumerate(bundles)]
     rng = random.Random(7)
     with LocalFleet(tmp_path, [DEVICE]) as fleet:
         fleet.start_hub()
-        for data in bundles:
-            fleet.client.register_model(data)
+        # As the hub signed them: the digests devices are sent.
+        registered = [fleet.client.register_model(_bundle(seed)) for seed in (1, 2, 3)]
+        refs = [BundleRef(name=m.name, version=m.version, digest=m.digest) for m in registered]
         fleet.start_agents()
         wait_until(lambda: fleet.client.devices(), timeout_s=60, what="the agent to enrol")
         ran = []

@@ -65,6 +65,11 @@ def _reported(fleet: LocalFleet) -> ReportedState | None:
     return next((d.reported for d in fleet.client.devices() if d.device_id == DEVICE), None)
 
 
+def _bundle_refusals(fleet: LocalFleet) -> list[str]:
+    events = fleet.client.events(device=DEVICE, limit=100)
+    return [e.event.message for e in events if e.event.kind == "bundle_refused"]
+
+
 def _refused(fleet: LocalFleet, why: str) -> ReportedState | None:
     reported = _reported(fleet)
     return reported if reported and why in (reported.error or "") else None
@@ -101,12 +106,20 @@ def test_the_agent_refuses_unsigned_forged_and_expired_bundles_and_keeps_its_mod
             )
             assert deployed.bundle.version == version
             refusals[reason] = wait_until(
-                partial(_refused, fleet, f"bundle: signature {reason}: "),
+                partial(_refused, fleet, f"refused: signature {reason}: "),
                 timeout_s=60,
                 what=f"the {reason} bundle to be refused",
             )
         stored = sorted(p.name for p in (tmp_path / DEVICE / "bundles").iterdir())
+        refused_events = wait_until(
+            lambda: (found := _bundle_refusals(fleet)) and len(found) >= len(manifests) and found,
+            timeout_s=60,
+            what="an event for each refusal",
+        )
 
+    assert all(
+        any(f"signature {reason}" in message for message in refused_events) for reason in manifests
+    )
     for state in refusals.values():
         assert state.status == "error"
         assert state.bundle is not None and state.bundle.digest == good.digest

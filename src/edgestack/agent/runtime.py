@@ -219,8 +219,10 @@ class Agent:
             except HubUnavailable as exc:
                 backoff.note(exc)
                 await backoff.sleep()
+            except ProtocolRefused as exc:
+                await self._stop_for(exc)
             except HubRejected as exc:
-                if exc.status != 403 or isinstance(exc, ProtocolRefused):
+                if exc.status != 403:
                     raise
                 if not waiting:
                     log.warning("waiting for approval: %s", exc.detail)

@@ -10,18 +10,22 @@ from edgestack.hub.errors import Forbidden
 from edgestack.hub.store import batches, devices
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import EventRow
-from edgestack.protocol import Event, EventBatch, EventKind, EventView, IngestAck
+from edgestack.protocol import (
+    HUB_EVENT_KINDS,
+    Event,
+    EventBatch,
+    EventKind,
+    EventView,
+    IngestAck,
+)
 
 __all__ = ["ingest", "record", "since"]
 
 
-# Raised by the hub alone: a device sending one would forge the hub's word.
-_HUB_KINDS = frozenset(("device_enrolled", "device_reenrolled", "reenrol_refused", "store_corrupt"))
-
-
 def ingest(session: Session, device_id: str, batch: EventBatch) -> IngestAck:
     for i, event in enumerate(batch.events):
-        if event.kind in _HUB_KINDS:
+        # A device sending one of these would forge the hub's word.
+        if event.kind in HUB_EVENT_KINDS:
             raise Forbidden(
                 f"body.events[{i}].kind: '{event.kind}' is raised by the hub alone; a device "
                 "sends the kinds of its own: alarms, model loads, failures, drops and errors"
