@@ -103,6 +103,12 @@ LISTINGS = {
     "profiles": profiles_listing(list(PROFILES.values())),
     "data list": datasets_listing([_dataset()]),
 }
+EMPTY_LISTINGS = {
+    "devices": devices_listing([]),
+    "models": models_listing([]),
+    "events": events_listing([]),
+    "data list": datasets_listing([]),
+}
 
 
 def _render(listing: Listing, width: int) -> str:
@@ -144,3 +150,14 @@ def test_a_wide_terminal_shows_every_column(name: str) -> None:
 
     assert "hidden to fit" not in text
     assert all(header in text for header in LISTINGS[name].headers)
+
+
+@pytest.mark.parametrize("name", EMPTY_LISTINGS)
+def test_an_empty_listing_shows_its_headers_at_80_columns(name: str) -> None:
+    listing = EMPTY_LISTINGS[name]
+
+    text = _render(listing, 80)
+
+    assert max(len(line) for line in text.splitlines()) <= 80
+    shown = [header for header in listing.headers if header not in listing.hide_first]
+    assert all(header in text for header in shown)

@@ -157,10 +157,11 @@ class Listing:
             values = [row[i] for row in self.cells]
             if header in self.wrap:
                 widths[i] = max(
-                    _MIN_TEXT, len(header), *(len(w) for v in values for w in v.split())
+                    [_MIN_TEXT, len(header), *(len(w) for v in values for w in v.split())]
                 )
             else:
-                widths[i] = max(len(header), *map(len, values))
+                # A list, not arguments: an empty listing still has its header's width.
+                widths[i] = max([len(header), *map(len, values)])
         return widths
 
     def _least_width(self, hidden: Sequence[str]) -> int:
