@@ -12,3 +12,19 @@ def test_an_agent_without_an_enrolment_token_names_the_setting_and_the_fix() -> 
 
     assert result.exit_code == 2
     assert "EDGESTACK_ENROL_TOKEN: not set; give its option" in " ".join(result.output.split())
+
+
+def test_a_production_hub_with_a_short_token_says_which_and_the_fix_in_one_line() -> None:
+    env = {
+        "EDGESTACK_HUB_ENVIRONMENT": "production",
+        "EDGESTACK_ADMIN_TOKEN": "short",
+        "EDGESTACK_ENROL_TOKEN": "e" * 40,
+    }
+
+    result = CliRunner().invoke(app, ["hub", "--port", "0"], env=env)
+
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert output.startswith("error: admin_token has 5 characters, refused in production")
+    assert "EDGESTACK_ADMIN_TOKEN" in output
+    assert "Value error" not in output

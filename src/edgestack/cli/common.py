@@ -86,12 +86,16 @@ def load_settings(cls: type[S], **given: Any) -> S:
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
-            message = (
-                "not set; give its option or set it in the environment (see --help)"
-                if error["type"] == "missing"
-                else error["msg"]
-            )
-            console.print(f"[red]error:[/] {escape(field)}: {escape(message)}", highlight=False)
+            if error["type"] == "missing":
+                message = "not set; give its option or set it in the environment (see --help)"
+            elif error["type"] == "value_error":
+                # The validator's own sentence, which names its fields, without pydantic's
+                # "Value error, " before it.
+                message = str(error["ctx"]["error"])
+            else:
+                message = error["msg"]
+            line = f"{field}: {message}" if field else message
+            console.print(f"[red]error:[/] {escape(line)}", highlight=False)
         raise typer.Exit(2) from None
 
 
