@@ -245,7 +245,8 @@ class Feeds(Wire):
     extractors it has registered. Deployments are checked against it."""
 
     sensors: list[_Word] = Field(max_length=1024)
-    rate_hz: float = Field(gt=0)
+    # Finite: an infinite rate would be stored, then read back as null by every client.
+    rate_hz: float = Field(gt=0, allow_inf_nan=False)
     extractors: list[_Word] = Field(max_length=1024)
 
 
@@ -360,6 +361,11 @@ def _bounded_spec(spec: InputSpec) -> InputSpec:
         raise ValueError(f"is longer than {_MAX_SPEC_BYTES} bytes as JSON; name fewer features")
     if not math.isfinite(spec.rate_hz):
         raise ValueError("rate_hz must be finite")
+    for field in ("window", "hop"):
+        if getattr(spec, field) > INT64_MAX:
+            raise ValueError(
+                f"{field} is a count of samples and must fit int64 (at most {INT64_MAX})"
+            )
     return spec
 
 

@@ -8,8 +8,18 @@ import pytest
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import EventRow, SampleRow, TelemetryRow
+from edgestack.protocol import DeviceView
 
-from .factories import ADMIN, Device, collecting, count, event_batch, sample_batch, telemetry_batch
+from .factories import (
+    ADMIN,
+    HARDWARE,
+    Device,
+    collecting,
+    count,
+    event_batch,
+    sample_batch,
+    telemetry_batch,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -68,6 +78,45 @@ async def test_an_event_with_a_long_label_or_a_kind_of_the_hubs_is_refused(
     assert hub_kind.status_code == 403
     assert hub_kind.json()["detail"].startswith("body.events[0].kind: 'device_reenrolled'")
     assert count(hub, EventRow) == before
+
+
+@pytest.mark.parametrize("field", ["window", "hop"])
+async def test_a_sample_spec_whose_counts_do_not_fit_int64_is_refused(
+    client: httpx.AsyncClient, hub: HubContext, device: Device, field: str
+) -> None:
+    await collecting(client, "motor-1")
+    body = sample_batch(2).model_dump(mode="json")
+    body["spec"][field] = 2**70
+
+    response = await client.post("/v1/devices/motor-1/samples", json=body, headers=device.auth)
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("body.spec")
+    assert f"{field} is a count of samples and must fit int64" in response.json()["detail"]
+    assert count(hub, SampleRow) == 0
+
+
+async def test_an_infinite_rate_reported_is_refused_and_the_device_stays_readable(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    state = {
+        "desired_version": 0,
+        "status": "idle",
+        "hardware": HARDWARE.model_dump(mode="json"),
+        "feeds": {"sensors": ["vib_x"], "rate_hz": 1.0, "extractors": ["time_stats"]},
+    }
+    text = json.dumps(state).replace('"rate_hz": 1.0', '"rate_hz": 1e999')
+
+    response = await client.put(
+        "/v1/devices/motor-1/reported",
+        content=text,
+        headers={**device.auth, "Content-Type": "application/json"},
+    )
+    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("body.feeds.rate_hz")
+    DeviceView.model_validate_json(view.content)
 
 
 @pytest.mark.parametrize("value", [1e30, float("inf"), 3.5e38])
