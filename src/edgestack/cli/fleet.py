@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from edgestack.cli.common import (
     AdminOpt,
@@ -227,6 +228,10 @@ def profiles_listing(rows: Sequence[ProfileView]) -> Listing:
     )
 
 
+# What each field of a deployment is called on the command line, for its errors.
+_DEPLOY_OPTIONS = {"model": "MODEL", "version": "--version", "devices": "--device"}
+
+
 def deploy(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int | None, typer.Option(help="Latest when left out.")] = None,
@@ -251,9 +256,14 @@ def deploy(
     Refused, naming each device and why, when a device cannot feed the model (sensors, rate,
     feature extractors) or the model's measured footprint does not fit its profile (see
     `edgestack profiles`), unless --force is given."""
-    request = DeployRequest(
-        model=model, version=version, devices=device, all=all_devices, force=force
-    )
+    try:
+        request = DeployRequest(
+            model=model, version=version, devices=device, all=all_devices, force=force
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = _DEPLOY_OPTIONS.get(str(error["loc"][0]), str(error["loc"][0]))
+        raise fail(f"{option} {error['input']!r}: {error['msg']}", 2) from None
     with connect(hub, admin_token) as client:
         result = call(lambda: client.deploy(request))
     console.print(

@@ -1,0 +1,26 @@
+"""Steering the fleet from the command line: bad options are named before the hub is asked."""
+
+import pytest
+from typer.testing import CliRunner
+
+from edgestack.cli import app
+
+# No hub listens here: an option refused before any call never gets that far.
+NO_HUB = {"EDGESTACK_HUB_URL": "http://127.0.0.1:9"}
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["deploy", "motors", "--device", "Motor_7"], "--device 'Motor_7'"),
+        (["deploy", "motors", "--version", "0", "--all"], "--version 0"),
+        (["deploy", "Motors!", "--all"], "MODEL 'Motors!'"),
+    ],
+)
+def test_deploy_with_a_bad_option_names_it_in_one_line(args: list[str], named: str) -> None:
+    result = CliRunner().invoke(app, args, env=NO_HUB)
+
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert output.startswith(f"error: {named}: ")
+    assert "Traceback" not in output
