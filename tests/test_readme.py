@@ -4,8 +4,10 @@ import re
 from pathlib import Path
 
 import pytest
+import typer.main
 
 from edgestack.appspec import parse_app_spec
+from edgestack.cli import app as cli_app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 YAML_BLOCKS = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.DOTALL)
@@ -33,3 +35,29 @@ def test_every_app_spec_of_the_readme_loads_and_starts(
 
     assert spec.window == app.window
     assert spec.features
+
+
+def _command_lines() -> list[list[str]]:
+    return [line.split() for line in README.read_text().splitlines() if "edgestack " in line]
+
+
+def _commands() -> list[tuple[str, ...]]:
+    group = typer.main.get_command(cli_app)
+    assert isinstance(group, typer.core.TyperGroup)
+    found: list[tuple[str, ...]] = []
+    for name, command in group.commands.items():
+        found.append((name,))
+        found.extend((name, sub) for sub in getattr(command, "commands", {}))
+    return found
+
+
+@pytest.mark.parametrize("command", _commands(), ids=" ".join)
+def test_the_readme_names_every_command(command: tuple[str, ...]) -> None:
+    group, *sub = command
+    lines = _command_lines()
+
+    # `edgestack devices | models | events` names models too; a subcommand sits on a line
+    # of its group.
+    assert any(group in words for words in lines), group
+    if sub:
+        assert any(f"edgestack {group}" in " ".join(w) and sub[0] in w for w in lines), sub
