@@ -1,4 +1,5 @@
-"""Steering the fleet from the command line: bad options are named before the hub is asked."""
+"""Steering the fleet and training from the command line: bad options are named before the
+hub is asked."""
 
 import pytest
 from typer.testing import CliRunner
@@ -24,3 +25,14 @@ def test_deploy_with_a_bad_option_names_it_in_one_line(args: list[str], named: s
     output = " ".join(result.output.split())
     assert output.startswith(f"error: {named}: ")
     assert "Traceback" not in output
+
+
+def test_train_under_a_name_no_model_may_have_is_refused_before_any_call() -> None:
+    args = ["train", "motors", "--model", "decision_tree", "--name", "Motors!"]
+
+    result = CliRunner().invoke(app, args, env=NO_HUB)
+
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert output.startswith("error: --name 'Motors!': ")
+    assert "cannot reach the hub" not in output

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from edgestack.appspec import AppSpecError, load_app_spec
-from edgestack.bundle import InputSpec
+from edgestack.bundle import InputSpec, Name
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
@@ -93,7 +93,7 @@ def train(
     elif chosen:
         raise fail("--params: auto tries each candidate with its defaults; leave it out", 2)
     normal_label = _normal_label(app)
-    target = name or dataset
+    target = _model_name(name or dataset)
     with connect(hub, admin_token) as client:
         if version is None:
             version = _latest(client, dataset)
@@ -175,6 +175,16 @@ def _params(raw: str | None) -> dict[str, Any]:
     return parsed
 
 
+def _model_name(name: str) -> str:
+    """`name`, if a model may be registered under it: checked before training, which may
+    take minutes."""
+    try:
+        return TypeAdapter(Name).validate_python(name)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise fail(f"--name {name!r}: {error['msg']}; give a model name", 2) from None
+
+
 def _normal_label(app: Path | None) -> str:
     if app is None:
         return RuleParams().normal_label
@@ -201,9 +211,6 @@ def _register(client: HubClient, name: str, spec: InputSpec, result: "FitResult"
 
     try:
         bundle = package(result, name=name, spec=spec)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise fail(f"--name {name!r}: {error['msg']}; give a model name", 2) from None
     except MeasurementError as exc:
         raise fail(f"ONNX Runtime cannot run the trained model: {exc}") from None
     return call(partial(client.register_model, bundle.pack()))
