@@ -124,6 +124,22 @@ def test_a_refused_message_moves_to_dead_letters_with_its_reason(tmp_path: Path)
     assert store.dead_lettered() == 1
 
 
+def test_dead_letters_keep_the_newest_and_count_them_all(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "a.db", keep_dead_letters=3)
+    for i in range(5):
+        store.enqueue("samples", f"refused {i}".encode())
+        item = store.peek()
+        assert item is not None
+        store.dead_letter(item, f"hub answered 403 to {i}")
+
+    kept = store.dead_letters()
+
+    assert [p.body for p, _ in kept] == [b"refused 2", b"refused 3", b"refused 4"]
+    assert store.dead_lettered() == 5
+    assert store.pending() == 0
+    store.close()
+
+
 def test_the_database_holding_the_token_is_owner_only(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "a.db")
     store.set("device_token", "secret")

@@ -5,7 +5,7 @@ the device must send goes through the outbox first, so the hot path never waits 
 the network and a dead hub costs nothing but disk. The outbox is bounded: when full
 it drops its oldest telemetry, then its oldest samples, never events, and counts what
 it dropped. A message the hub will never take moves to the dead-letter table with
-the hub's reason, also counted.
+the hub's reason, also counted; that table keeps only the newest few, for a person to read.
 """
 
 import contextlib
@@ -47,7 +47,9 @@ class Pending:
 class LocalStore:
     """Thread-safe: the hot path's worker writes while the uplink reads and acknowledges."""
 
-    def __init__(self, path: Path, *, max_outbox_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self, path: Path, *, max_outbox_bytes: int = 64 * 1024 * 1024, keep_dead_letters: int = 100
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Created owner-only before SQLite opens it; its -wal and -shm files take this mode too.
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -58,6 +60,7 @@ class LocalStore:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._max_outbox_bytes = max_outbox_bytes
+        self._keep_dead_letters = keep_dead_letters
         # Summed once here, then kept up to date, so no enqueue reads the whole table.
         self._outbox_bytes = int(
             self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM outbox").fetchone()[0]
@@ -115,9 +118,16 @@ class LocalStore:
             )
             self._delete(item.id)
             self._bump("outbox.dead_lettered", 1)
+            # Nothing resends them: a device the hub refuses for good must not fill its disk.
+            self._db.execute(
+                "DELETE FROM dead_letter WHERE id NOT IN "
+                "(SELECT id FROM dead_letter ORDER BY id DESC LIMIT ?)",
+                (self._keep_dead_letters,),
+            )
 
     def dead_letters(self) -> list[tuple[Pending, str]]:
-        """What the hub refused for good, oldest first, each with the hub's reason."""
+        """The newest of what the hub refused for good, oldest first, each with the hub's
+        reason; `dead_lettered` counts them all."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, kind, body, reason FROM dead_letter ORDER BY id"
