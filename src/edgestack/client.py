@@ -177,9 +177,16 @@ class HubClient:
         self, *, after_id: int = 0, device: str | None = None, every_s: float = 1.0
     ) -> Iterator[EventView]:
         """Every event after `after_id` as it arrives, asking the hub every `every_s`; endless,
-        so stop iterating (or press Ctrl-C) to end it."""
+        so stop iterating (or press Ctrl-C) to end it. A hub that cannot be reached is asked
+        again, as a restarted one comes back; a refusal raises `HubError`."""
         while True:
-            page = self.events(after_id=after_id, device=device, limit=_PAGE)
+            try:
+                page = self.events(after_id=after_id, device=device, limit=_PAGE)
+            except HubError as exc:
+                if exc.status is not None:
+                    raise
+                time.sleep(every_s)
+                continue
             yield from page
             if page:
                 after_id = page[-1].id
