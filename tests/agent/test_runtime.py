@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-from edgestack.agent import Agent, AgentSettings
+from edgestack.agent import Agent, AgentSettings, DataDirError, serve
 from edgestack.agent.hotpath import FAILURE_LIMIT
 from edgestack.agent.link import HubLink, HubUnavailable
 from edgestack.agent.store import LocalStore
@@ -309,3 +309,24 @@ async def test_a_message_leaves_only_on_2xx_and_a_final_refusal_is_dead_lettered
     assert agent.store.pending() == 0 and agent.store.dead_lettered() == 2
     await agent.link.aclose()
     agent.store.close()
+
+
+@pytest.mark.anyio
+async def test_a_data_dir_runs_only_the_device_that_first_used_it(tmp_path: Path) -> None:
+    first = _agent(tmp_path)
+    first.store.set("device_token", "token of edge-1")
+    await first.link.aclose()
+    first.store.close()
+    other = AgentSettings(
+        hub_url=DEAD_HUB, enrol_token="t", device_id="edge-2", data_dir=tmp_path, chunk_s=0.05
+    )
+
+    with pytest.raises(DataDirError, match="holds device 'edge-1', not 'edge-2'"):
+        Agent(other)
+    status = serve(other)
+    again = _agent(tmp_path)
+
+    assert status == 2
+    assert again.store.get("device_token") == "token of edge-1"
+    await again.link.aclose()
+    again.store.close()

@@ -1,6 +1,6 @@
 """The edge runtime: one process per device."""
 
-from edgestack.agent.runtime import Agent, serve
+from edgestack.agent.runtime import Agent, DataDirError, serve
 from edgestack.agent.settings import AgentSettings
 
-__all__ = ["Agent", "AgentSettings", "serve"]
+__all__ = ["Agent", "AgentSettings", "DataDirError", "serve"]

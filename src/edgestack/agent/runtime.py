@@ -64,7 +64,7 @@ from edgestack.protocol import (
 )
 from edgestack.sensing import Source
 
-__all__ = ["Agent", "serve"]
+__all__ = ["Agent", "DataDirError", "serve"]
 
 log = logging.getLogger("edgestack.agent")
 
@@ -92,10 +92,15 @@ class _FaultInjectable(Protocol):
     def inject(self, kind: str, severity: float = 1.0) -> None: ...
 
 
+class DataDirError(Exception):
+    """The agent's data dir belongs to another device id."""
+
+
 class Agent:
     """One device: the app spec's sources and sinks, the twin, the outbox.
 
-    Raises `AppSpecError` at construction when the app spec cannot run."""
+    Raises `AppSpecError` at construction when the app spec cannot run, and `DataDirError`
+    when the data dir holds another device."""
 
     def __init__(self, settings: AgentSettings, source: Source | None = None) -> None:
         self.settings = settings
@@ -103,6 +108,7 @@ class Agent:
         self.source = source or app.source()
         self.sinks = app.build_sinks()
         self.store = LocalStore(settings.data_dir / "agent.db")
+        self._claim_data_dir()
         self.bundles = BundleStore(settings.data_dir / "bundles")
         self.link = HubLink(settings.hub_url)
         pinned = self.store.get("signing_keys")
@@ -133,6 +139,20 @@ class Agent:
     @property
     def device_id(self) -> str:
         return self.settings.device_id
+
+    def _claim_data_dir(self) -> None:
+        # A data dir holds one device's token, model and outbox: run under another id, it
+        # would send that device's messages as this one's.
+        owner = self.store.get("device_id")
+        if owner is None:
+            self.store.set("device_id", self.device_id)
+        elif owner != self.device_id:
+            self.store.close()
+            raise DataDirError(
+                f"data dir {self.settings.data_dir} holds device '{owner}', not "
+                f"'{self.device_id}'; run '{owner}' there, or give this device a data dir of "
+                "its own (--data-dir, or EDGESTACK_AGENT_DATA_DIR)"
+            )
 
     async def run(self) -> None:
         """Run until cancelled; on the way out, cut a last telemetry batch and try to send it."""
@@ -674,9 +694,9 @@ def serve(settings: AgentSettings) -> int:
     """Run an agent in this process until SIGINT or SIGTERM, then stop cleanly.
 
     Returns the exit status: 0 after a stop that was asked for, 2 when the app spec cannot
-    run, the hub refused to enrol this device (a wrong enrolment token) or does not speak
-    its protocol, with the reason logged. An enrolment awaiting an operator's approval
-    keeps waiting."""
+    run, the data dir holds another device, the hub refused to enrol this device (a wrong
+    enrolment token) or does not speak its protocol, with the reason logged. An enrolment
+    awaiting an operator's approval keeps waiting."""
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -689,7 +709,7 @@ def serve(settings: AgentSettings) -> int:
 
     try:
         agent = Agent(settings)
-    except AppSpecError as exc:
+    except (AppSpecError, DataDirError) as exc:
         log.error("cannot start: %s", exc)
         return 2
     status = 0
