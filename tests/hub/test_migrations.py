@@ -82,6 +82,14 @@ def test_migrate_says_from_which_revision_to_which(tmp_path: Path) -> None:
     assert (again.before, again.after) == (schema.head(), schema.head())
 
 
+def test_a_data_dir_that_cannot_be_made_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    data_dir = tmp_path / "a-file" / "hub"
+
+    with pytest.raises(StartRefused, match=f"data dir {data_dir} cannot be used: Not a directory"):
+        migrate(data_dir)
+
+
 def test_a_database_of_a_newer_release_is_refused_and_left_alone(tmp_path: Path) -> None:
     older_database(tmp_path / "hub.db", schema.head())
     with sqlite3.connect(tmp_path / "hub.db") as db:

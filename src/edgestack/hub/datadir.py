@@ -22,10 +22,16 @@ def hold(data_dir: Path, holder: str) -> Iterator[None]:
 
     An OS lock on `data_dir/hub.lock`, so it ends with the process however that ends: a hub
     killed with -9 leaves nothing stale behind. Raises `StartRefused`, naming the directory
-    and who holds it, while another process does.
+    and who holds it, while another process does, or why, when it cannot be made or written.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(data_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StartRefused(
+            f"data dir {data_dir} cannot be used: {exc.strerror}; give one this process may "
+            "create and write (--data-dir, or EDGESTACK_HUB_DATA_DIR)"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
