@@ -28,3 +28,13 @@ def test_a_production_hub_with_a_short_token_says_which_and_the_fix_in_one_line(
     assert output.startswith("error: admin_token has 5 characters, refused in production")
     assert "EDGESTACK_ADMIN_TOKEN" in output
     assert "Value error" not in output
+
+
+def test_an_agent_given_no_http_url_for_the_hub_says_so_instead_of_retrying() -> None:
+    args = ["agent", "--hub", "127.0.0.1:8400", "--token", "t", "--device-id", "motor-1"]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert output.startswith("error: hub_url: '127.0.0.1:8400' is no hub URL")

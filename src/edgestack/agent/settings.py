@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgestack.protocol import DeviceId
@@ -28,3 +28,14 @@ class AgentSettings(BaseSettings):
     chunk_s: float = Field(default=0.1, gt=0, le=5, description="sensor read period")
     poll_wait_s: float = Field(default=25, ge=0, le=60, description="long-poll wait for the twin")
     drain_timeout_s: float = Field(default=3, ge=0, description="time to flush the outbox on stop")
+
+    @field_validator("hub_url")
+    @classmethod
+    def _an_http_url(cls, url: str) -> str:
+        # Anything else would be retried as an outage, forever.
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"{url!r} is no hub URL; give one starting with http:// or https://, such as "
+                "http://127.0.0.1:8400"
+            )
+        return url
