@@ -112,6 +112,9 @@ def setup_logging() -> None:
     )
     # One line per request, long-polls included, drowns what the agent itself has to say.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic logs each revision's whole docstring above a first hub's tokens; the hub says
+    # in one line from which revision to which it went.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def print_json(data: BaseModel | Sequence[BaseModel]) -> None:
