@@ -2,6 +2,7 @@
 
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,50 @@ def test_an_impossible_app_stops_the_agent_with_one_line_naming_the_field(
     assert "Traceback" not in agent.stderr
     [line] = [line for line in agent.stderr.splitlines() if "cannot start" in line]
     assert f"press: {field}" in line
+
+
+def test_a_hub_on_port_0_prints_the_port_it_got(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGESTACK_")}
+    hub_log = tmp_path / "hub.out"
+    with hub_log.open("wb") as out:
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "edgestack", "hub", "--port", "0"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+        )
+    try:
+        export = wait_until(
+            lambda: _printed(hub_log, "export "), timeout_s=60, what="the hub's start-up text"
+        )
+        url = dict(item.split("=", 1) for item in shlex.split(export)[1:])["EDGESTACK_HUB_URL"]
+        health = httpx.get(f"{url}/healthz", timeout=10)
+    finally:
+        hub.terminate()
+        hub.wait(timeout=30)
+
+    assert not url.endswith(":0")
+    assert health.status_code == 200
+    assert f"--hub {url}" in _printed(hub_log, "edgestack agent ")
+
+
+def test_a_hub_whose_port_is_taken_prints_no_agent_command(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGESTACK_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        hub = subprocess.run(
+            [sys.executable, "-m", "edgestack", "hub", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+
+    assert hub.returncode != 0
+    assert "address already in use" in hub.stderr
+    assert "edgestack agent" not in hub.stdout

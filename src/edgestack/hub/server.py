@@ -1,7 +1,9 @@
 import contextlib
 import logging
 import shlex
+import socket
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -35,16 +37,19 @@ def serve(settings: HubSettings) -> None:
         log_level="warning",
         timeout_graceful_shutdown=GRACE_S,
     )
-    server = _Server(config, hub.notifier)
-    log.info(
-        "hub on http://%s:%d, data in %s (%s)",
-        settings.host,
-        settings.port,
-        settings.data_dir,
-        settings.environment,
-    )
-    if settings.environment == "development":
-        print(_first_run(settings), file=sys.stdout, flush=True)
+
+    def listening(port: int) -> None:
+        log.info(
+            "hub on http://%s:%d, data in %s (%s)",
+            settings.host,
+            port,
+            settings.data_dir,
+            settings.environment,
+        )
+        if settings.environment == "development":
+            print(_first_run(settings, port), file=sys.stdout, flush=True)
+
+    server = _Server(config, hub.notifier, listening)
     # uvicorn raises the signal again once it has stopped; a stop asked for is no error.
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -53,14 +58,12 @@ def serve(settings: HubSettings) -> None:
         hub.close()
 
 
-def _first_run(settings: HubSettings) -> str:
+def _first_run(settings: HubSettings, port: int) -> str:
     """What a development hub prints at start: its tokens, an agent command that enrols as
     printed, and what to export for the CLI. Production hubs keep their tokens to themselves."""
     # An agent cannot connect to a wildcard address; on this machine, loopback reaches it.
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = (
-        f"http://{host}:{settings.port}" if ":" not in host else f"http://[{host}]:{settings.port}"
-    )
+    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     enrol = settings.enrol_token.get_secret_value()
     admin = settings.admin_token.get_secret_value()
     agent = ["edgestack", "agent", "--hub", url, "--token", enrol, "--device-id", "device-1"]
@@ -83,9 +86,18 @@ class _Server(uvicorn.Server):
     """A server that answers every waiting long-poll as soon as it is asked to stop,
     rather than holding the stop until each one times out."""
 
-    def __init__(self, config: uvicorn.Config, notifier: DesiredNotifier) -> None:
+    def __init__(
+        self, config: uvicorn.Config, notifier: DesiredNotifier, listening: Callable[[int], None]
+    ) -> None:
         super().__init__(config)
         self._notifier = notifier
+        self._listening = listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Told once the port is held: a hub whose port is taken prints no agent command to
+        # run against another process, and `--port 0` tells which port it got.
+        self._listening(self.servers[0].sockets[0].getsockname()[1])
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._notifier.close()
