@@ -146,11 +146,16 @@ async def test_approving_an_unknown_device_or_without_the_admin_token_is_refused
 ) -> None:
     unknown = await client.post("/v1/devices/motor-9/approval", headers=ADMIN)
     by_device = await client.post("/v1/devices/motor-1/approval", headers=device.auth)
+    not_waiting = await client.post("/v1/devices/motor-1/approval", headers=ADMIN)
+    taken = await client.post("/v1/enrol", json=_enrolment())
 
     assert unknown.status_code == 404
     assert by_device.status_code == 401
+    assert not_waiting.status_code == 409
+    assert "is not waiting for approval" in not_waiting.json()["detail"]
+    assert taken.status_code == 403
     view = await client.get("/v1/devices/motor-1", headers=ADMIN)
-    assert view.json()["reenrolment"] is None
+    assert view.json()["reenrolment"] == "waiting"
 
 
 @pytest.mark.parametrize("path", ["desired", "reported", "telemetry", "events", "samples"])

@@ -115,7 +115,8 @@ def approve(
     admin_token: AdminOpt = None,
 ) -> None:
     """Let the next enrolment of DEVICE_ID through without its device token, once: for a
-    device that lost its token, or was replaced. Its current token works until then."""
+    device that lost its token, or was replaced, whose enrolment was refused and now waits
+    (`edgestack devices` shows "re-enrolment waiting"). Its current token works until then."""
     with connect(hub, admin_token) as client:
         call(lambda: client.approve(device_id))
     console.print(f"{device_id} may enrol again once; its agent picks that up on its next try")

@@ -24,10 +24,15 @@ def get_device(_: AdminDep, device_id: DevicePath, session: SessionDep) -> Devic
     return devices.view(session, device_id)
 
 
-@router.post("/v1/devices/{device_id}/approval", operation_id="devices-approve")
+@router.post(
+    "/v1/devices/{device_id}/approval",
+    operation_id="devices-approve",
+    responses={409: {"description": "no enrolment of the id waits for approval"}},
+)
 def approve_reenrolment(_: AdminDep, device_id: DevicePath, session: WriteSessionDep) -> DeviceView:
     """Let the next enrolment of this enrolled id through without its device token, once: for
-    a device that lost its token. Its current token stays valid until that enrolment."""
+    a device that lost its token, whose enrolment was refused and now waits. Its current token
+    stays valid until that enrolment."""
     view = devices.approve(session, device_id)
     session.commit()
     return view

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from edgestack.hub.errors import NotFound, Unprocessable
+from edgestack.hub.errors import Conflict, NotFound, Unprocessable
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import DeviceRow
 from edgestack.profiles import PROFILES, DeviceProfile, profile_for
@@ -99,8 +99,16 @@ def holds_token(row: DeviceRow, token: str | None) -> bool:
 
 
 def approve(session: Session, device_id: str) -> DeviceView:
-    """Let the next enrolment of `device_id` through without its token, once."""
+    """Let the next enrolment of `device_id` through without its token, once. Only an id
+    whose enrolment was refused may be approved: a standing approval would hand the id to
+    whoever holds the enrolment token next."""
     row = get(session, device_id)
+    if row.reenrolment != "waiting":
+        raise Conflict(
+            f"device '{device_id}' is not waiting for approval: no enrolment of it without its "
+            "device token was refused since it last enrolled; start its agent, then approve "
+            "it once `edgestack devices` shows 're-enrolment waiting'"
+        )
     row.reenrolment = "approved"
     return _view(row)
 
