@@ -114,3 +114,12 @@ async def test_a_page_out_of_bounds_is_refused_naming_the_parameter(
 
         assert response.status_code == 422
         assert response.json()["detail"].startswith(f"{field}:")
+
+
+async def test_events_of_a_malformed_device_id_are_refused_naming_it(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/v1/events", params={"device": "Motor 1!"}, headers=ADMIN)
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("query.device:")

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, DeviceDep, SessionDep, WindowDep, WriteSessionDep
 from edgestack.hub.store import events
-from edgestack.protocol import EventBatch, EventView, IngestAck
+from edgestack.protocol import DeviceId, EventBatch, EventView, IngestAck
 
 __all__ = ["router"]
 
@@ -27,9 +27,7 @@ def list_events(
     _: AdminDep,
     session: SessionDep,
     window: WindowDep,
-    device: Annotated[
-        str | None, Query(max_length=63, description="only this device's events")
-    ] = None,
+    device: Annotated[DeviceId | None, Query(description="only this device's events")] = None,
 ) -> list[EventView]:
     """One page of events, oldest first: pass the last id seen as `after_id` for the next page
     and to follow the stream. With `order=newest`, newest first: pass the last id seen as

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, DeviceDep, SessionDep, WindowDep, WriteSessionDep
 from edgestack.hub.store import samples
-from edgestack.protocol import DatasetView, IngestAck, SampleBatch
+from edgestack.protocol import DatasetView, DeviceId, IngestAck, SampleBatch
 
 __all__ = ["router"]
 
@@ -30,9 +30,7 @@ def list_samples(
     label: Annotated[
         str | None, Query(max_length=40, description="only samples with this label")
     ] = None,
-    device: Annotated[
-        str | None, Query(max_length=63, description="only this device's samples")
-    ] = None,
+    device: Annotated[DeviceId | None, Query(description="only this device's samples")] = None,
 ) -> DatasetView:
     """One page of the collected training set, with the input spec of every sample on it;
     pages as `GET /v1/events` does, by the samples' `id`."""
