@@ -68,6 +68,8 @@ class LoadedModel:
 class StepOutput:
     events: list[Event] = field(default_factory=list)
     samples: list[DataSample] = field(default_factory=list)
+    predicted: int = 0
+    """How many windows the model classified in this chunk."""
     failure: str | None = None
     """Why this chunk's steps, extractors or model raised, when they did."""
     given_up: LoadedModel | None = None
@@ -161,6 +163,7 @@ class HotPath:
             labels = [self.model.labels[i] for i in indices.tolist()]
             confidences = probabilities[np.arange(len(indices)), indices]
             record.append(lambda t: t.add_predictions(labels, confidences, latency_ms))
+            out.predicted = len(labels)
             out.events = self.rule.update(labels, confidences, now, self.model.ref.digest)
         # Only a window that went all the way through ends a run of failures.
         self.failures = 0
