@@ -17,7 +17,7 @@ import numpy as np
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.telemetry import TelemetryWindow
 from edgestack.bundle import Bundle, InputSpec
-from edgestack.learning import OnnxPredictor
+from edgestack.predictor import OnnxPredictor
 from edgestack.processing import FeaturePipeline, silence
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
 from edgestack.sensing import Chunk, Quality, Source

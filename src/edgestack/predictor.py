@@ -1,4 +1,8 @@
-"""Running a classifier exported to ONNX, the same way on a device and in evaluation."""
+"""Running a classifier exported to ONNX, the same way on a device and in evaluation.
+
+Outside `edgestack.learning`, which re-exports it, so that a device runs models without
+loading what trains them (scikit-learn, the ONNX converters, matplotlib): that would triple
+an agent's memory."""
 
 import json
 from collections.abc import Sequence
