@@ -66,4 +66,4 @@ class OnnxPredictor:
                 f"the model gives probabilities of shape {probabilities.shape} for "
                 f"{len(self.labels)} labels; pass one label per model class"
             )
-        return probabilities.argmax(axis=1).astype(np.int64), probabilities
+        return probabilities.argmax(axis=1).astype(np.int64, copy=False), probabilities

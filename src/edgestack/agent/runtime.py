@@ -484,7 +484,7 @@ class Agent:
         if out.failure is not None:
             self._failed_chunk(out)
         model = self.hot.model
-        if out.predicted and model is not None and model is not self._proven:
+        if out.labels and model is not None and model is not self._proven:
             self._proven = model
             log.info("%s v%d classified its first window", model.ref.name, model.ref.version)
         if out.events:

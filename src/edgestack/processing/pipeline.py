@@ -43,6 +43,9 @@ class FeaturePipeline:
             tuple(spec.sensors.index(c) for c in columns) for _, columns in self._extractors
         ]
         self._windower = Windower(spec.window, spec.hop)
+        # What most pushes of a stream give; read-only, so it can be handed out every time.
+        self._no_rows = np.empty((0, len(spec.features)), dtype=np.float32)
+        self._no_rows.flags.writeable = False
 
     def push(self, chunk: Chunk) -> np.ndarray:
         """Features of the windows this chunk completes, `(k, F)` float32, k >= 0."""
@@ -59,15 +62,15 @@ class FeaturePipeline:
         for step in self._steps:
             chunk = step.push(chunk, self.quality)
         data = chunk.data
-        bad = ~np.isfinite(data)
-        if bad.any():
+        if not np.isfinite(data).all():
+            bad = ~np.isfinite(data)
             # What no step repaired is counted and zeroed here, after the steps, so a `clean`
             # step sees the bad values it exists for; they must never stop the pipeline.
             self.quality.count("non_finite", int(bad.sum()), example=_where(chunk, bad))
             data = np.where(bad, np.float32(0.0), data)
         windows = self._windower.push(data)
         if not len(windows):
-            return np.empty((0, len(self.spec.features)), dtype=np.float32)
+            return self._no_rows
         # One read-only array per group of channels: extractors may share work on it.
         groups: dict[tuple[int, ...], np.ndarray] = {}
         for index in self._indices:
