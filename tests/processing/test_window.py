@@ -93,7 +93,7 @@ def test_a_window_completed_across_chunks_keeps_its_samples_whatever_comes_next(
     later = windower.push(np.full((1, 6), 9.0))
 
     assert windows.tolist() == [[[0.0, 1.0, 2.0, 3.0]]]
-    assert later.tolist() == [[[4.0, 5.0, 9.0, 9.0]]]
+    assert later.tolist() == [[[4.0, 5.0, 9.0, 9.0]], [[9.0, 9.0, 9.0, 9.0]]]
 
 
 def test_a_change_of_channel_count_is_refused() -> None:
