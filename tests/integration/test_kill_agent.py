@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgestack.agent.download import KEEP_BUNDLES
-from edgestack.bundle import Bundle, digest
+from edgestack.bundle import Bundle
 from edgestack.demo import LocalFleet, wait_until
 from edgestack.learning import train_classifier
 from edgestack.processing import vibration_spec
@@ -31,12 +31,12 @@ def test_an_agent_killed_during_download_install_or_swap_restarts_on_a_valid_mod
     tmp_path: Path,
 ) -> None:
     bundles = [_bundle(1), _bundle(2), _bundle(3)]
-    refs = [BundleRef(name="motor", version=i + 1, digest=digest(b)) for i, b in enumerate(bundles)]
     rng = random.Random(7)
     with LocalFleet(tmp_path, [DEVICE]) as fleet:
         fleet.start_hub()
-        for data in bundles:
-            fleet.client.register_model(data)
+        # The hub signs what it registers: devices run the signed bundles, of other digests.
+        models = [fleet.client.register_model(data) for data in bundles]
+        refs = [BundleRef(name=m.name, version=m.version, digest=m.digest) for m in models]
         fleet.start_agents()
         wait_until(lambda: fleet.client.devices(), timeout_s=60, what="the agent to enrol")
         ran = []

@@ -59,7 +59,9 @@ async def test_a_slow_model_holds_up_neither_heartbeats_nor_the_twin(tmp_path: P
         run = asyncio.create_task(agent.run())
         await _until(lambda: asyncio.to_thread(lambda: bool(client.devices())), "enrolment")
         await asyncio.to_thread(client.register_model, _model())
-        await asyncio.to_thread(client.deploy, DeployRequest(model="slow", force=True))
+        await asyncio.to_thread(
+            client.deploy, DeployRequest(model="slow", devices=["edge-1"], force=True)
+        )
         await asyncio.to_thread(
             client.update_desired, "edge-1", DesiredPatch(telemetry_interval_s=0.2)
         )
