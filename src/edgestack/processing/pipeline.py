@@ -39,8 +39,14 @@ class FeaturePipeline:
                 f"extractors give, which start {names[:3]}; build the spec with make_spec(), "
                 "which fills features from the extractors"
             )
-        self._indices = [
-            tuple(spec.sensors.index(c) for c in columns) for _, columns in self._extractors
+        indices = [tuple(spec.sensors.index(c) for c in cols) for _, cols in self._extractors]
+        # One array per group of channels, which its extractors share work on: a view when the
+        # channels lie side by side, in order.
+        groups = list(dict.fromkeys(indices))
+        self._selectors = [_selector(index) for index in groups]
+        self._plan = [
+            (extractor, groups.index(index))
+            for (extractor, _), index in zip(self._extractors, indices, strict=True)
         ]
         self._windower = Windower(spec.window, spec.hop)
         # What most pushes of a stream give; read-only, so it can be handed out every time.
@@ -71,17 +77,13 @@ class FeaturePipeline:
         windows = self._windower.push(data)
         if not len(windows):
             return self._no_rows
-        # One read-only array per group of channels: extractors may share work on it.
-        groups: dict[tuple[int, ...], np.ndarray] = {}
-        for index in self._indices:
-            if index not in groups:
-                groups[index] = windows if len(index) == windows.shape[1] else windows[:, index]
-                groups[index].flags.writeable = False
-        columns = [
-            extractor(groups[index], chunk.rate_hz)
-            for (extractor, _), index in zip(self._extractors, self._indices, strict=True)
-        ]
-        return np.hstack(columns)
+        groups = []
+        for selector in self._selectors:
+            group = windows[:, selector]
+            group.flags.writeable = False  # read-only: extractors may share work on it
+            groups.append(group)
+        rate = chunk.rate_hz
+        return np.hstack([extractor(groups[g], rate) for extractor, g in self._plan])
 
     def reset(self) -> None:
         """Forget the stream: the steps' state and the partial window, so nothing mixes samples
@@ -166,6 +168,13 @@ def _extractors(
             )
         built.append((EXTRACTORS.build(spec.kind, spec.params, where=f"extractors[{i}]"), columns))
     return built
+
+
+def _selector(index: tuple[int, ...]) -> slice | np.ndarray:
+    """What takes the channels `index` from windows `(k, channels, ...)`."""
+    if index and index == tuple(range(index[0], index[0] + len(index))):
+        return slice(index[0], index[0] + len(index))
+    return np.array(index, dtype=np.intp)
 
 
 def _where(chunk: Chunk, bad: np.ndarray) -> str:
