@@ -101,7 +101,7 @@ def test_the_agent_refuses_unsigned_forged_and_expired_bundles_and_keeps_its_mod
             )
             assert deployed.bundle.version == version
             refusals[reason] = wait_until(
-                partial(_refused, fleet, f"bundle: signature {reason}: "),
+                partial(_refused, fleet, f"refused: signature {reason}: "),
                 timeout_s=60,
                 what=f"the {reason} bundle to be refused",
             )
