@@ -223,7 +223,9 @@ class Agent:
                 backoff.note(exc)
                 await backoff.sleep()
             except HubRejected as exc:
-                if exc.status != 403 or isinstance(exc, ProtocolRefused):
+                if isinstance(exc, ProtocolRefused):
+                    await self._stop_for(exc)
+                if exc.status != 403:
                     raise
                 if not waiting:
                     log.warning("waiting for approval: %s", exc.detail)
