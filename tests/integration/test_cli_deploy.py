@@ -129,4 +129,4 @@ def test_a_motor_model_is_refused_for_an_imu_device_and_a_forced_one_shows_why_i
     assert reported["imu-1"]["status"] == "error"
     assert "expects sensors" in reported["imu-1"]["error"]
     imu_row = next(line for line in table.stdout.splitlines() if "imu-1" in line)
-    assert "error" in imu_row and "bundle: " in imu_row
+    assert "error" in imu_row and "bundle motor v1 cannot" in imu_row
