@@ -1,7 +1,8 @@
 """Named extension points: sources, processing steps, feature extractors, row transforms.
 
 Built-ins register themselves here at import; third-party ones are loaded explicitly from an
-entry-point group at start-up, through the same `add`, so both meet the same checks.
+entry-point group at start-up, through the same `add`, so both meet the same checks. A class
+from a heavy library is registered by its import path (`add_lazy`) and loaded when first used.
 
     STEPS = Registry[Step]("step", group="edgestack.steps")
 
@@ -12,6 +13,7 @@ entry-point group at start-up, through the same `add`, so both meet the same che
     # a bad value fails as "steps[0].params.cutoff_hz: ...", a bad name as "steps[0].kind: ..."
 """
 
+import importlib
 import inspect
 import typing
 import warnings
@@ -44,6 +46,7 @@ class Registry(Generic[T]):
         self.group = group
         self._classes: dict[str, type] = {}
         self._params: dict[str, type[BaseModel]] = {}
+        self._lazy: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[C], C]:
         def decorate(cls: C) -> C:
@@ -53,19 +56,34 @@ class Registry(Generic[T]):
         return decorate
 
     def add(self, name: str, cls: type) -> None:
-        if name in self._classes:
-            raise RegistryError(
-                f"{self.kind} {name!r} is registered twice ({self._classes[name].__qualname__} "
-                f"and {cls.__qualname__}); give the second one another name"
-            )
+        self._refuse_twice(name, cls.__qualname__)
         self._classes[name] = cls
         self._params[name] = _params_model(cls)
 
+    def add_lazy(self, name: str, path: str) -> None:
+        """Register the class at `path`, `"module:attribute"`, importing it when first used: a
+        process that never uses it never pays for its library."""
+        self._refuse_twice(name, path)
+        self._lazy[name] = path
+
+    def _refuse_twice(self, name: str, what: str) -> None:
+        if name in self._classes or name in self._lazy:
+            first = self._classes[name].__qualname__ if name in self._classes else self._lazy[name]
+            raise RegistryError(
+                f"{self.kind} {name!r} is registered twice ({first} and {what}); "
+                "give the second one another name"
+            )
+
     def names(self) -> list[str]:
-        return sorted(self._classes)
+        return sorted([*self._classes, *self._lazy])
 
     def get(self, name: str, *, where: str = "") -> type[T]:
         """The class registered as `name`; `where` is the stage's path in a spec, for errors."""
+        if name in self._lazy:
+            module, attribute = self._lazy[name].split(":")
+            cls = getattr(importlib.import_module(module), attribute)
+            del self._lazy[name]
+            self.add(name, cls)
         try:
             return self._classes[name]
         except KeyError:

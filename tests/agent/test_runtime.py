@@ -1,5 +1,6 @@
 import asyncio
 import gzip
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -104,8 +105,9 @@ def _telemetry(data_dir: Path) -> list[TelemetryBatch]:
 
 @pytest.mark.anyio
 async def test_offline_restart_runs_the_last_good_bundle_and_buffers(
-    tmp_path: Path, hub_keys: HubKeys
+    tmp_path: Path, hub_keys: HubKeys, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="edgestack.agent")
     ref = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
     agent = _agent(tmp_path)
     run = asyncio.create_task(agent.run())
@@ -123,6 +125,8 @@ async def test_offline_restart_runs_the_last_good_bundle_and_buffers(
     assert [b.seq for b in batches] == [1]
     assert batches[0].bundle_digest == ref.digest
     assert sum(batches[0].predictions.values()) == batches[0].windows >= 3
+    # Said once, when the model first classified a live window, not at every window.
+    assert [r.getMessage() for r in caplog.records].count("m v1 classified its first window") == 1
 
 
 @pytest.mark.anyio

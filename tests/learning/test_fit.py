@@ -5,7 +5,7 @@ import onnx
 import pytest
 
 from edgestack.learning import ANOMALY_LABELS, OnnxPredictor, auto, fit
-from edgestack.learning.predictor import LABELS_KEY
+from edgestack.predictor import LABELS_KEY
 from edgestack.sensing import FAULTS
 
 from .motor import motor_features

@@ -117,3 +117,27 @@ def test_values_no_step_repairs_are_counted_zeroed_and_leave_the_input_alone() -
     assert rows[:, 0].tolist() == [0.0, 0.0]  # the zeroed samples are each window's maximum
     assert pipeline.quality.totals == {"non_finite": 2}
     assert np.isnan(data[0, 12])  # the source's array is not written to
+
+
+def test_finite_values_too_large_to_square_are_not_counted_bad() -> None:
+    spec = make_spec(
+        ["x"], RATE, 8, 8, extractors=[FeatureSpec(kind="time_stats", params={"stats": ["max"]})]
+    )
+    data = np.full((1, 8), 3e38, dtype=np.float32)
+    pipeline = FeaturePipeline(spec)
+
+    rows = pipeline.push(Chunk(0.0, RATE, ("x",), ("g",), data))
+
+    assert pipeline.quality.totals == {}
+    assert rows[:, 0].tolist() == [pytest.approx(3e38)]
+
+
+def test_an_extractor_reads_its_channels_in_the_order_it_names_them() -> None:
+    mean = FeatureSpec(kind="time_stats", params={"stats": ["mean"]}, channels=["y", "x"])
+    spec = make_spec(["x", "y"], RATE, 4, 4, extractors=[mean])
+    data = np.array([[1.0] * 4, [2.0] * 4], dtype=np.float32)
+
+    rows = FeaturePipeline(spec).push(Chunk(0.0, RATE, ("x", "y"), ("g", "g"), data))
+
+    assert spec.features == ["y.mean", "x.mean"]
+    assert rows.tolist() == [[2.0, 1.0]]

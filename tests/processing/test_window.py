@@ -83,6 +83,19 @@ def test_windows_do_not_change_when_later_data_arrives() -> None:
     assert windows[:, 0, 0].tolist() == [0.0, 2.0]
 
 
+def test_a_window_completed_across_chunks_keeps_its_samples_whatever_comes_next() -> None:
+    windower = Windower(4, 4)
+    first, second = np.arange(3.0).reshape(1, 3), np.arange(3.0, 6.0).reshape(1, 3)
+
+    windower.push(first)
+    windows = windower.push(second)
+    first[:] = second[:] = -1
+    later = windower.push(np.full((1, 6), 9.0))
+
+    assert windows.tolist() == [[[0.0, 1.0, 2.0, 3.0]]]
+    assert later.tolist() == [[[4.0, 5.0, 9.0, 9.0]], [[9.0, 9.0, 9.0, 9.0]]]
+
+
 def test_a_change_of_channel_count_is_refused() -> None:
     windower = Windower(8, 4)
     windower.push(np.zeros((3, 5)))

@@ -8,7 +8,6 @@ before it again.
 """
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,7 +16,7 @@ import numpy as np
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.telemetry import TelemetryWindow
 from edgestack.bundle import Bundle, InputSpec
-from edgestack.learning import OnnxPredictor
+from edgestack.predictor import OnnxPredictor
 from edgestack.processing import FeaturePipeline, silence
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
 from edgestack.sensing import Chunk, Quality, Source
@@ -64,10 +63,18 @@ class LoadedModel:
         return cls(ref, bundle.manifest.labels, predictor, spec)
 
 
-@dataclass
+@dataclass(slots=True)  # one or two a chunk: slots make them cheaper to build
 class StepOutput:
     events: list[Event] = field(default_factory=list)
     samples: list[DataSample] = field(default_factory=list)
+    windows: int = 0
+    """How many windows this chunk completed."""
+    labels: list[str] = field(default_factory=list)
+    """The model's label for each of them, when a model ran."""
+    confidences: np.ndarray | None = None
+    """The probability of each of those labels."""
+    latency_ms: float = 0.0
+    """The model's time per window."""
     failure: str | None = None
     """Why this chunk's steps, extractors or model raised, when they did."""
     given_up: LoadedModel | None = None
@@ -114,13 +121,10 @@ class HotPath:
     def step(self, samples: int) -> StepOutput:
         """Read `samples` from the source and take them through features, model and rules."""
         chunk = self.source.read(samples)
-        # Counted at the end, all at once: a cut from another thread never splits a chunk.
-        record: list[Callable[[TelemetryWindow], None]] = [lambda t: t.add_chunk(chunk.nbytes)]
         try:
-            out = self._run(chunk, record)
+            out = self._run(chunk)
         except Exception as exc:  # a bundle's own code must never stop the device
             out = StepOutput(failure=f"{type(exc).__name__}: {exc}")
-            record.append(TelemetryWindow.add_failure)
             # A step that raised may have kept half its state: start its windows afresh.
             self.restart_windows()
             self.failures += 1
@@ -129,19 +133,21 @@ class HotPath:
                 self.model, self.previous = self.previous, None
                 self.failures = 0
                 self.restart_windows()
-        with self.telemetry.lock:
-            for note in record:
-                note(self.telemetry)
-            for quality in (self.source.quality, self._features.quality):
-                self.telemetry.add_bad_input(quality)
+        telemetry = self.telemetry
+        # Counted at the end, all at once: a cut from another thread never splits a chunk.
+        with telemetry.lock:
+            telemetry.add_chunk(chunk.nbytes, out.windows, failed=out.failure is not None)
+            if out.confidences is not None:
+                telemetry.add_predictions(out.labels, out.confidences, out.latency_ms)
+            telemetry.add_bad_input(self.source.quality)
+            telemetry.add_bad_input(self._features.quality)
         return out
 
-    def _run(self, chunk: Chunk, record: list[Callable[[TelemetryWindow], None]]) -> StepOutput:
+    def _run(self, chunk: Chunk) -> StepOutput:
         features = self._features.push(chunk)
-        out = StepOutput()
         if not len(features):
-            return out
-        record.append(lambda t: t.add_windows(len(features)))
+            return StepOutput()
+        out = StepOutput(windows=len(features))
         now = datetime.now(UTC)
         if self.collect_label is not None:
             # The shortest text that reads back as the same float32: float64 reprs of float32
@@ -154,14 +160,14 @@ class HotPath:
                 self.telemetry.add_bad_input(dropped)
             rows = features[finite].astype(str).astype(np.float64).tolist()
             out.samples = [DataSample(at=now, label=self.collect_label, features=r) for r in rows]
-        if self.model is not None:
+        model = self.model
+        if model is not None:
             started = time.perf_counter()
-            indices, probabilities = self.model.predictor.predict(features)
-            latency_ms = (time.perf_counter() - started) * 1000 / len(features)
-            labels = [self.model.labels[i] for i in indices.tolist()]
-            confidences = probabilities[np.arange(len(indices)), indices]
-            record.append(lambda t: t.add_predictions(labels, confidences, latency_ms))
-            out.events = self.rule.update(labels, confidences, now, self.model.ref.digest)
+            indices, probabilities = model.predictor.predict(features)
+            out.latency_ms = (time.perf_counter() - started) * 1000 / len(features)
+            out.labels = [model.labels[i] for i in indices.tolist()]
+            out.confidences = probabilities.max(axis=1)  # the chosen label's probability
+            out.events = self.rule.update(out.labels, out.confidences, now, model.ref.digest)
         # Only a window that went all the way through ends a run of failures.
         self.failures = 0
         return out

@@ -134,6 +134,9 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop
         self._samples: list[DataSample] = []
         self._samples_since = 0.0
+        # The model whose first classified window was logged: a loaded model may still fail
+        # on live windows that the dry run's silence never showed it.
+        self._proven: LoadedModel | None = None
         self._enrol_lock = asyncio.Lock()
 
     @property
@@ -502,6 +505,10 @@ class Agent:
         out = self.hot.step(samples)
         if out.failure is not None:
             self._failed_chunk(out)
+        model = self.hot.model
+        if out.labels and model is not None and model is not self._proven:
+            self._proven = model
+            log.info("%s v%d classified its first window", model.ref.name, model.ref.version)
         if out.events:
             self._enqueue_events(out.events)
         self._samples.extend(out.samples)

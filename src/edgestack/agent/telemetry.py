@@ -35,26 +35,26 @@ class TelemetryWindow:
         self._confidences: list[float] = []
         self._latencies_ms: list[float] = []
 
-    def add_chunk(self, raw_bytes: int) -> None:
+    def add_chunk(self, raw_bytes: int, windows: int, *, failed: bool = False) -> None:
+        """A chunk of `raw_bytes` that completed `windows`, or whose steps or model raised."""
         self.raw_bytes += raw_bytes
+        self.windows += windows
+        self.failed_chunks += failed
 
     def add_bad_input(self, quality: Quality) -> None:
         """Take what `quality` counted since the last call into this interval."""
         counts, examples = quality.take()
+        if not counts:
+            return
         self._bad.update(counts)
         room = _KEEP_EXAMPLES - len(self._bad_examples)
         self._bad_examples.extend(BadExample(reason=r, example=e) for r, e in examples[:room])
 
-    def add_failure(self) -> None:
-        self.failed_chunks += 1
-
-    def add_windows(self, count: int) -> None:
-        self.windows += count
-
     def add_predictions(
         self, labels: Sequence[str], confidences: np.ndarray, latency_ms: float
     ) -> None:
-        self._predictions.update(labels)
+        for label in labels:  # a window or two a chunk: cheaper than Counter.update's checks
+            self._predictions[label] += 1
         self._confidences.extend(confidences.tolist())
         self._latencies_ms.append(latency_ms)
 

@@ -9,11 +9,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 import typer
 from pydantic import ValidationError
 from rich.progress import TextColumn
@@ -43,6 +40,9 @@ from edgestack.protocol import (
     SampleCounts,
     SampleImport,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "Format",
@@ -275,6 +275,11 @@ def export(
             version = _latest(client, name)
         data = call(partial(client.dataset_parquet, name, version))
     chosen = fmt or (Format.csv if out.suffix.lower() == ".csv" else Format.parquet)
+    # pyarrow loads here, not with the command line: every command, `edgestack agent` too,
+    # would carry its 30 MB.
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
     table = pq.read_table(io.BytesIO(data))
     try:
         if chosen is Format.csv:
@@ -313,7 +318,7 @@ def _spec(path: Path) -> InputSpec:
         raise fail(f"{path} is not an InputSpec: {exc.errors()[0]['msg']}", 2) from None
 
 
-def _recording(path: Path) -> pa.Table:
+def _recording(path: Path) -> "pa.Table":
     from edgestack.cli.recording import RecordingError, read_recording
 
     try:

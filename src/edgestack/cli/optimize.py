@@ -23,7 +23,6 @@ from edgestack.cli.common import (
     progress_bar,
 )
 from edgestack.client import HubClient
-from edgestack.dataset import DatasetFileError, read_dataset
 from edgestack.profiles import PROFILES
 from edgestack.protocol import ModelView
 
@@ -55,6 +54,7 @@ def optimize(
     The registry holds ONNX only, so the model is first refitted from its lineage (dataset
     version, trainer, settings, seed) for pruning and distillation and for the training rows
     that calibrate int8; the held-out rows are the ones its training held out."""
+    from edgestack.dataset import DatasetFileError, read_dataset
     from edgestack.learning import fit
     from edgestack.learning.optimize import Baseline, optimise, pareto_png
 

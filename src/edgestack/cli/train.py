@@ -24,7 +24,6 @@ from edgestack.cli.common import (
     progress_bar,
 )
 from edgestack.client import HubClient
-from edgestack.dataset import DatasetFileError, read_dataset
 from edgestack.protocol import ModelView, RuleParams
 
 if TYPE_CHECKING:
@@ -73,6 +72,7 @@ def train(
     measure the model's footprint as a device runs it, and register the model; the hub makes
     it the next version of --name."""
     # Imported here: training pulls in numerical libraries the other commands never need.
+    from edgestack.dataset import DatasetFileError, read_dataset
     from edgestack.learning import TRAINERS, auto, confusion_png, fit
     from edgestack.registry import RegistryError
 

@@ -19,10 +19,10 @@ from edgestack.learning.fit import (
     fit,
 )
 from edgestack.learning.package import package
-from edgestack.learning.predictor import OnnxPredictor
 from edgestack.learning.train import TrainedModel, train_classifier
 from edgestack.learning.trainer import TRAINERS, Trainer
 from edgestack.learning.zoo import NetTrainer, SklearnTrainer
+from edgestack.predictor import OnnxPredictor
 
 __all__ = [
     "ANOMALY_LABELS",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import onnx
 
-from edgestack.learning.predictor import LABELS_KEY
+from edgestack.predictor import LABELS_KEY
 
 __all__ = ["OPSET", "TARGET_OPSET", "keep_outputs", "with_labels"]
 

@@ -17,10 +17,10 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from edgestack.bundle import Lineage
 from edgestack.learning._onnx import with_labels
 from edgestack.learning.evaluate import Evaluation, evaluate
-from edgestack.learning.predictor import OnnxPredictor
 from edgestack.learning.trainer import TRAINERS, Trainer
 from edgestack.learning.zoo import NetTrainer
 from edgestack.learning.zoo._rows import as_rows
+from edgestack.predictor import OnnxPredictor
 
 __all__ = [
     "ANOMALY_LABELS",

@@ -4,7 +4,6 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from edgestack.processing._series import Hold, count_bad, series, unseries
 from edgestack.processing.step import STEPS
@@ -42,12 +41,18 @@ class _Butterworth:
             self._design(chunk.rate_hz)
         if values.shape[1] == 0:
             return chunk
+        from scipy.signal import sosfilt, sosfilt_zi  # loaded with the filter, see `_design`
+
         if self._zi is None or self._zi.shape[1] != values.shape[0]:
             self._zi = sosfilt_zi(self._sos)[:, None, :] * values[None, :, :1].astype(np.float64)
         out, self._zi = sosfilt(self._sos, values, axis=1, zi=self._zi)
         return chunk.with_data(unseries(out, chunk))
 
     def _design(self, rate_hz: float) -> None:
+        # scipy.signal loads here, not at import: it costs an agent about 70 MB and half a second
+        # at start, and most apps never use it.
+        from scipy.signal import butter
+
         nyquist = rate_hz / 2
         if max(self.cutoffs) >= nyquist:
             raise ValueError(

@@ -39,10 +39,19 @@ class FeaturePipeline:
                 f"extractors give, which start {names[:3]}; build the spec with make_spec(), "
                 "which fills features from the extractors"
             )
-        self._indices = [
-            tuple(spec.sensors.index(c) for c in columns) for _, columns in self._extractors
+        indices = [tuple(spec.sensors.index(c) for c in cols) for _, cols in self._extractors]
+        # One array per group of channels, which its extractors share work on: a view when the
+        # channels lie side by side, in order.
+        groups = list(dict.fromkeys(indices))
+        self._selectors = [_selector(index) for index in groups]
+        self._plan = [
+            (extractor, groups.index(index))
+            for (extractor, _), index in zip(self._extractors, indices, strict=True)
         ]
         self._windower = Windower(spec.window, spec.hop)
+        # What most pushes of a stream give; read-only, so it can be handed out every time.
+        self._no_rows = np.empty((0, len(spec.features)), dtype=np.float32)
+        self._no_rows.flags.writeable = False
 
     def push(self, chunk: Chunk) -> np.ndarray:
         """Features of the windows this chunk completes, `(k, F)` float32, k >= 0."""
@@ -59,26 +68,22 @@ class FeaturePipeline:
         for step in self._steps:
             chunk = step.push(chunk, self.quality)
         data = chunk.data
-        bad = ~np.isfinite(data)
-        if bad.any():
+        if not np.isfinite(data).all():
+            bad = ~np.isfinite(data)
             # What no step repaired is counted and zeroed here, after the steps, so a `clean`
             # step sees the bad values it exists for; they must never stop the pipeline.
             self.quality.count("non_finite", int(bad.sum()), example=_where(chunk, bad))
             data = np.where(bad, np.float32(0.0), data)
         windows = self._windower.push(data)
         if not len(windows):
-            return np.empty((0, len(self.spec.features)), dtype=np.float32)
-        # One read-only array per group of channels: extractors may share work on it.
-        groups: dict[tuple[int, ...], np.ndarray] = {}
-        for index in self._indices:
-            if index not in groups:
-                groups[index] = windows if len(index) == windows.shape[1] else windows[:, index]
-                groups[index].flags.writeable = False
-        columns = [
-            extractor(groups[index], chunk.rate_hz)
-            for (extractor, _), index in zip(self._extractors, self._indices, strict=True)
-        ]
-        return np.hstack(columns)
+            return self._no_rows
+        groups = []
+        for selector in self._selectors:
+            group = windows[:, selector]
+            group.flags.writeable = False  # read-only: extractors may share work on it
+            groups.append(group)
+        rate = chunk.rate_hz
+        return np.hstack([extractor(groups[g], rate) for extractor, g in self._plan])
 
     def reset(self) -> None:
         """Forget the stream: the steps' state and the partial window, so nothing mixes samples
@@ -163,6 +168,13 @@ def _extractors(
             )
         built.append((EXTRACTORS.build(spec.kind, spec.params, where=f"extractors[{i}]"), columns))
     return built
+
+
+def _selector(index: tuple[int, ...]) -> slice | np.ndarray:
+    """What takes the channels `index` from windows `(k, channels, ...)`."""
+    if index and index == tuple(range(index[0], index[0] + len(index))):
+        return slice(index[0], index[0] + len(index))
+    return np.array(index, dtype=np.intp)
 
 
 def _where(chunk: Chunk, bad: np.ndarray) -> str:

@@ -5,7 +5,6 @@ from typing import Annotated
 
 import numpy as np
 from pydantic import Field
-from scipy.signal import firwin
 
 from edgestack.processing._series import Hold, count_bad, series, unseries
 from edgestack.processing._track import Track
@@ -81,6 +80,10 @@ class _Polyphase:
         self.up, self.down = ratio.numerator, ratio.denominator
         self.rate_out = rate_out
         self.t0 = t0
+        # scipy.signal loads here, not at import: it costs an agent about 70 MB and half a second
+        # at start, and most apps never use it.
+        from scipy.signal import firwin
+
         half = 10 * max(self.up, self.down)
         taps = firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0))
         self.delay = half  # in upsampled samples: the centre tap

@@ -10,7 +10,6 @@ from typing import Annotated
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field
-from scipy.fft import dct
 
 from edgestack.processing.features import finite_columns, hann_power, scalar_windows
 from edgestack.processing.step import EXTRACTORS
@@ -132,5 +131,8 @@ class Mfcc(LogMel):
         return self.n_mfcc
 
     def __call__(self, windows: np.ndarray, rate_hz: float) -> np.ndarray:
+        # scipy loads here, not at import: about 30 MB that an agent without sound never needs.
+        from scipy.fft import dct
+
         cepstrum = dct(self.log_mel(windows, rate_hz), type=2, norm="ortho", axis=-1)
         return finite_columns(cepstrum[..., : self.n_mfcc])

@@ -32,6 +32,7 @@ class Windower:
             dropped = min(self._skip, data.shape[1])
             data = data[:, dropped:]
             self._skip -= dropped
+        joined = self._pending is not None
         if self._pending is not None:
             if _layout(self._pending) != _layout(data):
                 raise ValueError(
@@ -41,12 +42,18 @@ class Windower:
             data = np.concatenate([self._pending, data], axis=1)
         length = data.shape[1]
         if length < self.size:
-            self._pending = data.copy()
+            # A joined array is this windower's own; the caller's is copied, as it may change.
+            self._pending = data if joined else data.copy()
             return np.empty((0, data.shape[0], self.size, *data.shape[2:]), dtype=data.dtype)
         count = (length - self.size) // self.hop + 1
         consumed = count * self.hop
         self._pending = data[:, consumed:].copy()
         self._skip = max(consumed - length, 0)
+        if count == 1:
+            # What a stream's chunk completes most often, for a slice's price. A joined array
+            # is this windower's own and never written again: a view of it is enough.
+            window = data[None, :, : self.size]
+            return window if joined else window.copy()
         # Window i starts `i * hop` samples in: a strided view, copied once. (`as_strided` costs a
         # fraction of `sliding_window_view`'s checks, which a stream pays at every chunk.)
         channel, sample, *frame = data.strides

@@ -34,6 +34,8 @@ class Quality:
 
     def take(self) -> tuple[dict[str, int], list[tuple[str, str]]]:
         """Counts and examples since the last take, which starts a new interval."""
+        if not self._since:
+            return {}, []  # the usual case, taken at every chunk: nothing to copy or clear
         counts, examples = dict(self._since), list(self._examples)
         self._since.clear()
         self._examples.clear()

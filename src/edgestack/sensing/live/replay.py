@@ -8,18 +8,18 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv
-import pyarrow.parquet
 from pydantic import Field
 
 from edgestack.sensing.chunk import Chunk
 from edgestack.sensing.live._payload import units_for
 from edgestack.sensing.quality import Quality
 from edgestack.sensing.source import SOURCES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["ReplaySource"]
 
@@ -134,7 +134,11 @@ class ReplaySource:
         return times[ordered], data[:, ordered]
 
 
-def _load(path: Path) -> pa.Table:
+def _load(path: Path) -> "pa.Table":
+    # pyarrow loads with a recording, not at import: about 30 MB that other sources never need.
+    import pyarrow.csv
+    import pyarrow.parquet
+
     if path.suffix in (".parquet", ".pq"):
         return pyarrow.parquet.read_table(path)
     if path.suffix == ".csv":
@@ -142,33 +146,39 @@ def _load(path: Path) -> pa.Table:
     raise ValueError(f"path: {path} is neither .csv nor .parquet; give a recording in one of them")
 
 
-def _column(table: pa.Table, name: str) -> pa.ChunkedArray:
+def _column(table: "pa.Table", name: str) -> "pa.ChunkedArray":
     if name not in table.column_names:
         raise ValueError(f"{name!r} is not a column; the file has: {', '.join(table.column_names)}")
     return table.column(name)
 
 
-def _numeric(table: pa.Table, time_column: str) -> tuple[str, ...]:
+def _numeric(table: "pa.Table", time_column: str) -> tuple[str, ...]:
     _column(table, time_column)
     return tuple(
         field.name for field in table.schema if field.name != time_column and _is_number(field.type)
     )
 
 
-def _is_number(kind: pa.DataType) -> bool:
+def _is_number(kind: "pa.DataType") -> bool:
+    import pyarrow as pa  # loaded by `_load` already
+
     return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
 
 
-def _floats(table: pa.Table, name: str) -> np.ndarray:
+def _floats(table: "pa.Table", name: str) -> np.ndarray:
     """The column as float64, nulls as NaN."""
+    import pyarrow as pa  # loaded by `_load` already
+
     column = _column(table, name)
     if not _is_number(column.type):
         raise ValueError(f"channels: column {name!r} holds {column.type}, not numbers")
     return column.cast(pa.float64(), safe=False).to_numpy()
 
 
-def _seconds(table: pa.Table, name: str) -> np.ndarray:
+def _seconds(table: "pa.Table", name: str) -> np.ndarray:
     """The time column in seconds since the epoch, float64, nulls as NaN."""
+    import pyarrow as pa  # loaded by `_load` already
+
     column = _column(table, name)
     if pa.types.is_timestamp(column.type):
         ticks = column.cast(pa.int64()).cast(pa.float64(), safe=False).to_numpy()

@@ -26,7 +26,6 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.signal import lfilter
 
 from edgestack.sensing.chunk import Chunk
 from edgestack.sensing.quality import Quality
@@ -325,6 +324,10 @@ class Wander:
 
     def __call__(self, n: int) -> np.ndarray:
         """The next `n` values of every process, `(processes, n)`."""
+        # scipy.signal loads here, not at import: it costs an agent about 70 MB and half a second
+        # at start, and most apps never use it.
+        from scipy.signal import lfilter
+
         shocks = self._rng.standard_normal((n, len(self._pole))).T
         out = np.empty_like(shocks)
         for k, (pole, gain) in enumerate(zip(self._pole, self._gain, strict=True)):

@@ -17,7 +17,6 @@ from typing import Annotated
 
 import numpy as np
 from pydantic import Field
-from scipy.signal import lfilter
 
 from edgestack.sensing.simulated._base import NOMINAL, Channel, Defects, Simulator
 from edgestack.sensing.source import SOURCES
@@ -63,6 +62,8 @@ class AudioSimulator(Simulator):
         self._sounds.append((self._index, sound))
 
     def _signal(self, index: np.ndarray) -> np.ndarray:
+        from scipy.signal import lfilter  # loaded when first used, as in `_base`
+
         n = index.size
         # The gain keeps the filtered noise at unit variance before scaling to the place's level.
         gain = np.sqrt(1 - self._pole**2)

@@ -13,7 +13,6 @@ from typing import Annotated
 
 import numpy as np
 from pydantic import Field
-from scipy.ndimage import gaussian_filter
 
 from edgestack.sensing.simulated._base import (
     NOMINAL,
@@ -67,6 +66,9 @@ class CameraSimulator(Simulator):
         rows, cols = np.mgrid[0:height, 0:width]
         self._rows, self._cols = rows.astype(float), cols.astype(float)
         tilt = scene.uniform(-0.08, 0.08, 2)
+        # scipy loads here, not at import: about 30 MB that an agent without a camera never needs.
+        from scipy.ndimage import gaussian_filter
+
         texture = gaussian_filter(scene.standard_normal((height, width)), 2.0, mode="wrap")
         self._background = (
             scene.uniform(0.15, 0.3)

@@ -1,4 +1,8 @@
-"""Running a classifier exported to ONNX, the same way on a device and in evaluation."""
+"""Running a classifier exported to ONNX, the same way on a device and in evaluation.
+
+Outside `edgestack.learning`, which re-exports it, so that a device runs models without
+loading what trains them (scikit-learn, the ONNX converters, matplotlib): that would triple
+an agent's memory."""
 
 import json
 from collections.abc import Sequence
@@ -62,4 +66,4 @@ class OnnxPredictor:
                 f"the model gives probabilities of shape {probabilities.shape} for "
                 f"{len(self.labels)} labels; pass one label per model class"
             )
-        return probabilities.argmax(axis=1).astype(np.int64), probabilities
+        return probabilities.argmax(axis=1).astype(np.int64, copy=False), probabilities
