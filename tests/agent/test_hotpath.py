@@ -81,3 +81,30 @@ def test_collected_windows_with_non_finite_features_are_counted_and_not_sent() -
     batch = hot.telemetry.cut(seq=1, uplink_bytes=0, bundle_digest=None)
     assert batch.bad_input == {"nonfinite_features": 1}
     assert batch.windows == 3
+
+
+class _Unplugged(MotorSimulator):
+    """A motor whose cable comes loose once, at its second read."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=1)
+        self.reads = 0
+
+    def read(self, n: int) -> Chunk:
+        self.reads += 1
+        if self.reads == 2:
+            raise OSError("the serial port went away")
+        return super().read(n)
+
+
+def test_a_source_that_raises_is_counted_as_bad_input_and_the_stream_goes_on() -> None:
+    source = _Unplugged()
+    hot = HotPath(source, vibration_spec(rate_hz=source.rate_hz))
+
+    outputs = [hot.step(2048) for _ in range(4)]
+
+    batch = hot.telemetry.cut(seq=1, uplink_bytes=0, bundle_digest=None)
+    assert [o.windows for o in outputs] == [1, 0, 1, 1]
+    assert batch.bad_input == {"source_error": 1}
+    assert batch.bad_examples[0].example == "OSError: the serial port went away"
+    assert batch.failed_chunks == 0

@@ -120,7 +120,13 @@ class HotPath:
 
     def step(self, samples: int) -> StepOutput:
         """Read `samples` from the source and take them through features, model and rules."""
-        chunk = self.source.read(samples)
+        try:
+            chunk = self.source.read(samples)
+        except Exception as exc:  # a source that fails (a port unplugged) must not stop the device
+            # Counted as the device's bad input, with the reason: the model is not to blame.
+            with self.telemetry.lock:
+                self.telemetry.add_bad_input(_failed_read(exc))
+            return StepOutput()
         try:
             out = self._run(chunk)
         except Exception as exc:  # a bundle's own code must never stop the device
@@ -171,3 +177,9 @@ class HotPath:
         # Only a window that went all the way through ends a run of failures.
         self.failures = 0
         return out
+
+
+def _failed_read(exc: Exception) -> Quality:
+    failed = Quality()
+    failed.count("source_error", example=f"{type(exc).__name__}: {exc}")
+    return failed
