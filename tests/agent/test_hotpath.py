@@ -1,8 +1,8 @@
 import numpy as np
 
+from bundles import random_bundle
 from edgestack.agent.hotpath import HotPath, LoadedModel
-from edgestack.bundle import Bundle, digest
-from edgestack.learning import train_classifier
+from edgestack.bundle import digest
 from edgestack.processing import vibration_spec
 from edgestack.protocol import BundleRef
 from edgestack.sensing import Chunk, MotorSimulator
@@ -36,12 +36,7 @@ def test_bad_samples_are_counted_per_reason_with_examples_and_windows_still_come
 
 def _model(seed: int) -> LoadedModel:
     spec = vibration_spec(rate_hz=MotorSimulator(seed=0).rate_hz)
-    rng = np.random.default_rng(seed)
-    rows = rng.normal(size=(30, len(spec.features))).astype(np.float32)
-    trained = train_classifier(rows, ["normal", "imbalance"] * 15, seed=seed)
-    bundle = Bundle.create(
-        name="m", version=seed, labels=trained.labels, input=spec, model=trained.onnx
-    )
+    bundle = random_bundle(seed, version=seed, spec=spec)
     data = bundle.pack()
     ref = BundleRef(name="m", version=seed, digest=digest(data))
     return LoadedModel.load(bundle, ref, MotorSimulator(seed=0))

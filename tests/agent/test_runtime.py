@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
+from bundles import random_bundle
 from edgestack.agent import Agent, AgentSettings, DataDirError, serve
 from edgestack.agent.hotpath import FAILURE_LIMIT
 from edgestack.agent.link import HubLink, HubUnavailable
 from edgestack.agent.store import LocalStore
 from edgestack.bundle import Bundle, BundleStore, InputSpec, PublicKey, StageSpec, digest
 from edgestack.hub.signing import HubKeys
-from edgestack.learning import train_classifier
 from edgestack.processing import vibration_spec
 from edgestack.protocol import BundleRef, DesiredState, Event, EventBatch, TelemetryBatch
 
@@ -41,13 +41,8 @@ def _bundle(
 ) -> bytes:
     """A random model on the motor's features, signed by `keys`; `width` gives it another
     number of inputs."""
-    spec = spec or vibration_spec()
-    rng = np.random.default_rng(seed)
-    features = rng.normal(size=(30, width or len(spec.features))).astype(np.float32)
-    trained = train_classifier(features, ["normal", "imbalance", "bearing_wear"] * 10, seed=seed)
-    bundle = Bundle.create(
-        name="m", version=version, labels=trained.labels, input=spec, model=trained.onnx
-    )
+    labels = ("normal", "imbalance", "bearing_wear")
+    bundle = random_bundle(seed, version=version, labels=labels, spec=spec, width=width)
     return Bundle(keys.sign(bundle.manifest, ttl=timedelta(days=1)), bundle.model).pack()
 
 

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import free_port
+
 from .factories import ADMIN, ADMIN_TOKEN, ENROL_TOKEN, HARDWARE
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _healthy(client: httpx.Client) -> bool:
@@ -44,7 +39,7 @@ def _wait(condition: Callable[[], bool], proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_sigterm_answers_waiting_long_polls_and_stops(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "EDGESTACK_HUB_DATA_DIR": str(tmp_path / "hub"),

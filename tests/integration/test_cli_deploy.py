@@ -4,12 +4,11 @@ import json
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
+from bundles import random_bundle
 from edgestack.bundle import Bundle, Footprint
 from edgestack.demo import LocalFleet, wait_until
-from edgestack.learning import train_classifier
 from edgestack.processing import EXTRACTORS, vibration_spec
 from edgestack.protocol import EnrolRequest, EnrolResponse, Feeds, Hardware, ReportedState
 
@@ -81,14 +80,6 @@ def test_deploy_names_its_targets_and_the_device_a_model_does_not_fit_and_force_
     assert "motor v1 desired on edge-1" in forced.stdout
 
 
-def _motor_bundle() -> bytes:
-    spec = vibration_spec()
-    rng = np.random.default_rng(1)
-    features = rng.normal(size=(30, len(spec.features))).astype(np.float32)
-    trained = train_classifier(features, ["normal", "imbalance", "bearing_wear"] * 10, seed=1)
-    return Bundle.create(name="motor", labels=trained.labels, input=spec, model=trained.onnx).pack()
-
-
 def test_a_motor_model_is_refused_for_an_imu_device_and_a_forced_one_shows_why_it_fails(
     tmp_path: Path,
 ) -> None:
@@ -103,7 +94,9 @@ def test_a_motor_model_is_refused_for_an_imu_device_and_a_forced_one_shows_why_i
             timeout_s=60,
             what="both agents to report",
         )
-        fleet.client.register_model(_motor_bundle())
+        fleet.client.register_model(
+            random_bundle(1, name="motor", labels=("normal", "imbalance", "bearing_wear")).pack()
+        )
 
         refused = cli(fleet, "deploy", "motor", "--all")
         deployed = cli(fleet, "deploy", "motor", "--device", "edge-1")

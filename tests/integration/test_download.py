@@ -1,28 +1,17 @@
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from bundles import random_bundle
 from edgestack.agent.download import download
 from edgestack.agent.link import HubLink
-from edgestack.bundle import Bundle, BundleStore, digest
+from edgestack.bundle import BundleStore, digest
 from edgestack.demo import LocalFleet
-from edgestack.learning import train_classifier
-from edgestack.processing import vibration_spec
 from edgestack.protocol import EnrolRequest, Hardware
 
 pytestmark = pytest.mark.integration
 
 PI = Hardware(cores=4, ram_mb=2048, arch="aarch64", providers=["CPUExecutionProvider"])
-
-
-def _bundle() -> bytes:
-    spec = vibration_spec()
-    rows = np.random.default_rng(5).normal(size=(40, len(spec.features))).astype(np.float32)
-    trained = train_classifier(rows, ["normal", "worn"] * 20, seed=5)
-    return Bundle.create(
-        name="m", version=1, labels=trained.labels, input=spec, model=trained.onnx
-    ).pack()
 
 
 @pytest.mark.anyio
@@ -33,7 +22,7 @@ async def test_a_download_cut_by_a_restart_resumes_from_the_hub_where_it_stopped
     with LocalFleet(tmp_path / "fleet", []) as fleet:
         fleet.start_hub()
         # The hub serves the bundle it signed, under that bundle's digest.
-        key = fleet.client.register_model(_bundle()).digest
+        key = fleet.client.register_model(random_bundle(5).pack()).digest
         link = HubLink(fleet.hub_url)
         enrolled = await link.enrol(
             EnrolRequest(device_id="edge-1", enrol_token=fleet.enrol_token, hardware=PI)

@@ -2,29 +2,17 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from bundles import random_bundle
 from edgestack.agent.download import KEEP_BUNDLES
-from edgestack.bundle import Bundle
 from edgestack.demo import LocalFleet, wait_until
-from edgestack.learning import train_classifier
-from edgestack.processing import vibration_spec
 from edgestack.protocol import BundleRef, DeployRequest, DesiredPatch, RuleParams
 
 pytestmark = pytest.mark.integration
 
 DEVICE = "edge-1"
 KILLS = 20
-
-
-def _bundle(version: int) -> bytes:
-    spec = vibration_spec()
-    rows = np.random.default_rng(version).normal(size=(60, len(spec.features)))
-    trained = train_classifier(rows.astype(np.float32), ["normal", "worn"] * 30, seed=version)
-    return Bundle.create(
-        name="motor", version=version, labels=trained.labels, input=spec, model=trained.onnx
-    ).pack()
 
 
 def test_an_agent_killed_during_download_install_or_swap_restarts_on_a_valid_model(
@@ -34,7 +22,10 @@ def test_an_agent_killed_during_download_install_or_swap_restarts_on_a_valid_mod
     with LocalFleet(tmp_path, [DEVICE]) as fleet:
         fleet.start_hub()
         # As the hub signed them: the digests devices are sent.
-        registered = [fleet.client.register_model(_bundle(seed)) for seed in (1, 2, 3)]
+        registered = [
+            fleet.client.register_model(random_bundle(seed, name="motor").pack())
+            for seed in (1, 2, 3)
+        ]
         refs = [BundleRef(name=m.name, version=m.version, digest=m.digest) for m in registered]
         fleet.start_agents()
         wait_until(lambda: fleet.client.devices(), timeout_s=60, what="the agent to enrol")

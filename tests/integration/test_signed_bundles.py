@@ -6,10 +6,10 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
+from bundles import random_bundle
 from edgestack.agent.store import LocalStore
 from edgestack.bundle import Bundle, BundleStore, PublicKey, digest
 from edgestack.demo import LocalFleet, wait_until
@@ -17,8 +17,6 @@ from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import ModelRow
-from edgestack.learning import train_classifier
-from edgestack.processing import vibration_spec
 from edgestack.protocol import DeployRequest, KeyView, ReportedState
 
 from .test_cli import cli
@@ -28,14 +26,7 @@ _PINNED = TypeAdapter(list[PublicKey])
 pytestmark = pytest.mark.integration
 
 DEVICE = "edge-1"
-
-
-def _bundle(seed: int) -> Bundle:
-    spec = vibration_spec()
-    rng = np.random.default_rng(seed)
-    features = rng.normal(size=(30, len(spec.features))).astype(np.float32)
-    trained = train_classifier(features, ["normal", "imbalance", "bearing_wear"] * 10, seed=seed)
-    return Bundle.create(name="motor", labels=trained.labels, input=spec, model=trained.onnx)
+MOTOR = ("normal", "imbalance", "bearing_wear")
 
 
 def _plant(hub_dir: Path, bundle: Bundle, version: int) -> None:
@@ -83,7 +74,7 @@ def test_the_agent_refuses_unsigned_forged_and_expired_bundles_and_keeps_its_mod
         fleet.start_hub()
         fleet.start_agents()
         wait_until(lambda: _reported(fleet), timeout_s=60, what="the agent to report")
-        good = fleet.client.register_model(_bundle(1).pack())
+        good = fleet.client.register_model(random_bundle(1, name="motor", labels=MOTOR).pack())
         fleet.client.deploy(DeployRequest(model="motor", devices=[DEVICE]))
         wait_until(
             lambda: (r := _reported(fleet)) and r.bundle and r.bundle.digest == good.digest,
@@ -91,7 +82,7 @@ def test_the_agent_refuses_unsigned_forged_and_expired_bundles_and_keeps_its_mod
             what="the signed bundle to run",
         )
         keys = HubKeys(hub_dir / "keys")
-        other = _bundle(2)
+        other = random_bundle(2, name="motor", labels=MOTOR)
         signed = keys.sign(other.manifest, ttl=timedelta(days=1))
         manifests = {
             "unsigned": other.manifest,
@@ -131,14 +122,14 @@ def test_a_bundle_corrupt_on_the_hubs_disk_never_reaches_the_agent(tmp_path: Pat
         fleet.start_hub()
         fleet.start_agents()
         wait_until(lambda: _reported(fleet), timeout_s=60, what="the agent to report")
-        good = fleet.client.register_model(_bundle(1).pack())
+        good = fleet.client.register_model(random_bundle(1, name="motor", labels=MOTOR).pack())
         fleet.client.deploy(DeployRequest(model="motor", devices=[DEVICE]))
         wait_until(
             lambda: (r := _reported(fleet)) and r.bundle and r.bundle.digest == good.digest,
             timeout_s=60,
             what="the first bundle to run",
         )
-        rotten = fleet.client.register_model(_bundle(2).pack())
+        rotten = fleet.client.register_model(random_bundle(2, name="motor", labels=MOTOR).pack())
         path = tmp_path / "hub" / "artifacts" / f"{rotten.digest}.bundle"
         path.write_bytes(path.read_bytes()[:-100])
 
@@ -165,7 +156,7 @@ def test_after_a_key_rotation_an_enrolled_agent_runs_bundles_the_new_key_signed(
 
         rotated = cli(fleet, "keys", "rotate")
         listed = cli(fleet, "keys", "list", "--json")
-        model = fleet.client.register_model(_bundle(1).pack())
+        model = fleet.client.register_model(random_bundle(1, name="motor", labels=MOTOR).pack())
         fleet.client.deploy(DeployRequest(model="motor", devices=[DEVICE]))
         running = wait_until(
             lambda: (r := _reported(fleet)) and r.bundle and r.bundle.digest == model.digest,

@@ -8,25 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bundles import random_bundle
 from edgestack.agent import Agent, AgentSettings
-from edgestack.bundle import Bundle
 from edgestack.demo import LocalFleet
-from edgestack.learning import train_classifier
-from edgestack.processing import vibration_spec
 from edgestack.protocol import DeployRequest, DesiredPatch, RuleParams
 
 pytestmark = pytest.mark.integration
 
 MODEL_CALL_S = 0.3
-
-
-def _model() -> bytes:
-    spec = vibration_spec()
-    rows = np.random.default_rng(3).normal(size=(30, len(spec.features))).astype(np.float32)
-    trained = train_classifier(rows, ["normal", "worn"] * 15, seed=3)
-    return Bundle.create(
-        name="slow", version=1, labels=trained.labels, input=spec, model=trained.onnx
-    ).pack()
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 60) -> None:
@@ -58,7 +47,7 @@ async def test_a_slow_model_holds_up_neither_heartbeats_nor_the_twin(tmp_path: P
         )
         run = asyncio.create_task(agent.run())
         await _until(lambda: asyncio.to_thread(lambda: bool(client.devices())), "enrolment")
-        await asyncio.to_thread(client.register_model, _model())
+        await asyncio.to_thread(client.register_model, random_bundle(3, name="slow").pack())
         await asyncio.to_thread(client.deploy, DeployRequest(model="slow", all=True, force=True))
         await asyncio.to_thread(
             client.update_desired, "edge-1", DesiredPatch(telemetry_interval_s=0.2)
