@@ -1,9 +1,10 @@
 import numpy as np
+import pytest
 
 from bundles import random_bundle
-from edgestack.agent.hotpath import HotPath, LoadedModel
+from edgestack.agent.hotpath import FAILURE_LIMIT, HotPath, LoadedModel
 from edgestack.bundle import digest
-from edgestack.processing import vibration_spec
+from edgestack.processing import FeaturePipeline, vibration_spec
 from edgestack.protocol import BundleRef
 from edgestack.sensing import Chunk, MotorSimulator
 
@@ -103,3 +104,29 @@ def test_a_source_that_raises_is_counted_as_bad_input_and_the_stream_goes_on() -
     assert batch.bad_input == {"source_error": 1}
     assert batch.bad_examples[0].example == "OSError: the serial port went away"
     assert batch.failed_chunks == 0
+
+
+def test_an_extractor_that_raises_at_run_time_is_counted_and_its_bundle_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = _model(1), _model(2)
+    hot = HotPath(MotorSimulator(seed=1), first.spec)
+    hot.use_model(first)
+    hot.use_model(second)
+
+    def broken(pipeline: FeaturePipeline, chunk: Chunk) -> np.ndarray:
+        raise ZeroDivisionError("an extractor divided by zero")
+
+    # On the class: a failure starts the windows afresh with a new pipeline.
+    monkeypatch.setattr(FeaturePipeline, "push", broken)
+    outputs = [hot.step(2048) for _ in range(FAILURE_LIMIT)]
+    monkeypatch.undo()
+    recovered = hot.step(2048)
+    batch = hot.telemetry.cut(seq=1, uplink_bytes=0, bundle_digest=None)
+
+    assert all(o.failure == "ZeroDivisionError: an extractor divided by zero" for o in outputs)
+    assert [o.given_up for o in outputs] == [None] * (FAILURE_LIMIT - 1) + [second]
+    assert hot.model is first
+    assert recovered.failure is None and recovered.windows == 1
+    assert batch.failed_chunks == FAILURE_LIMIT
+    assert sum(batch.predictions.values()) == 1

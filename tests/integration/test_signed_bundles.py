@@ -17,7 +17,7 @@ from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import ModelRow
-from edgestack.protocol import DeployRequest, KeyView, ReportedState
+from edgestack.protocol import DeployRequest, KeyView, ModelView, ReportedState
 
 from .test_cli import cli
 
@@ -61,6 +61,20 @@ def _bundle_refusals(fleet: LocalFleet) -> list[str]:
     return [e.event.message for e in events if e.event.kind == "bundle_refused"]
 
 
+def _running_a_signed_model(fleet: LocalFleet) -> ModelView:
+    """Start the agent, register a model and wait until the agent runs it as the hub signed it."""
+    fleet.start_agents()
+    wait_until(lambda: _reported(fleet), timeout_s=60, what="the agent to report")
+    good = fleet.client.register_model(random_bundle(1, name="motor", labels=MOTOR).pack())
+    fleet.client.deploy(DeployRequest(model="motor", devices=[DEVICE]))
+    wait_until(
+        lambda: (r := _reported(fleet)) and r.bundle and r.bundle.digest == good.digest,
+        timeout_s=60,
+        what="the signed bundle to run",
+    )
+    return good
+
+
 def _refused(fleet: LocalFleet, why: str) -> ReportedState | None:
     reported = _reported(fleet)
     return reported if reported and why in (reported.error or "") else None
@@ -72,15 +86,7 @@ def test_the_agent_refuses_unsigned_forged_and_expired_bundles_and_keeps_its_mod
     hub_dir = tmp_path / "hub"
     with LocalFleet(tmp_path, [DEVICE]) as fleet:
         fleet.start_hub()
-        fleet.start_agents()
-        wait_until(lambda: _reported(fleet), timeout_s=60, what="the agent to report")
-        good = fleet.client.register_model(random_bundle(1, name="motor", labels=MOTOR).pack())
-        fleet.client.deploy(DeployRequest(model="motor", devices=[DEVICE]))
-        wait_until(
-            lambda: (r := _reported(fleet)) and r.bundle and r.bundle.digest == good.digest,
-            timeout_s=60,
-            what="the signed bundle to run",
-        )
+        good = _running_a_signed_model(fleet)
         keys = HubKeys(hub_dir / "keys")
         other = random_bundle(2, name="motor", labels=MOTOR)
         signed = keys.sign(other.manifest, ttl=timedelta(days=1))
@@ -120,15 +126,7 @@ def test_the_agent_refuses_unsigned_forged_and_expired_bundles_and_keeps_its_mod
 def test_a_bundle_corrupt_on_the_hubs_disk_never_reaches_the_agent(tmp_path: Path) -> None:
     with LocalFleet(tmp_path, [DEVICE]) as fleet:
         fleet.start_hub()
-        fleet.start_agents()
-        wait_until(lambda: _reported(fleet), timeout_s=60, what="the agent to report")
-        good = fleet.client.register_model(random_bundle(1, name="motor", labels=MOTOR).pack())
-        fleet.client.deploy(DeployRequest(model="motor", devices=[DEVICE]))
-        wait_until(
-            lambda: (r := _reported(fleet)) and r.bundle and r.bundle.digest == good.digest,
-            timeout_s=60,
-            what="the first bundle to run",
-        )
+        good = _running_a_signed_model(fleet)
         rotten = fleet.client.register_model(random_bundle(2, name="motor", labels=MOTOR).pack())
         path = tmp_path / "hub" / "artifacts" / f"{rotten.digest}.bundle"
         path.write_bytes(path.read_bytes()[:-100])
