@@ -32,6 +32,7 @@ from edgestack.protocol import (
     ProfileView,
     SampleImport,
     SampleRecord,
+    TagsPatch,
     problem_detail,
 )
 
@@ -115,6 +116,12 @@ class HubClient:
         return DeviceView.model_validate_json(
             self._call("POST", f"/v1/devices/{device_id}/approval").content
         )
+
+    def tag(self, device_id: str, patch: TagsPatch) -> DeviceView:
+        """Set and remove tags of `device_id`; its view as it is after."""
+        body = patch.model_dump_json()
+        response = self._call("PATCH", f"/v1/devices/{device_id}/tags", content=body)
+        return DeviceView.model_validate_json(response.content)
 
     def update_desired(self, device_id: str, patch: DesiredPatch) -> DesiredState:
         body = patch.model_dump_json(exclude_unset=True)

@@ -11,6 +11,7 @@ maps have a length, floats are finite, times carry a zone and fall in `MIN_TIME`
 """
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal, get_args
 from uuid import UUID
@@ -29,6 +30,7 @@ from edgestack.bundle import Digest, InputSpec, Manifest, Name, PublicKey
 __all__ = [
     "HUB_EVENT_KINDS",
     "INT64_MAX",
+    "MAX_TAGS",
     "MAX_TIME",
     "MIN_TIME",
     "OLDEST_PROTOCOL",
@@ -75,6 +77,11 @@ __all__ = [
     "SampleImport",
     "SampleRecord",
     "Split",
+    "TagKey",
+    "TagValue",
+    "Tags",
+    "TagsPatch",
+    "Target",
     "TelemetryBatch",
     "TelemetryTotals",
     "Timestamp",
@@ -89,7 +96,8 @@ INT64_MAX = 2**63 - 1
 MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 
-DeviceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+_DEVICE_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
+DeviceId = Annotated[str, StringConstraints(pattern=_DEVICE_ID)]
 Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 """A name in a device's counters or events: a model's label, a reason for bad input."""
@@ -108,6 +116,38 @@ def _plausible(at: datetime) -> datetime:
 
 Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
 """A time with its zone, in a range every database and time zone can hold."""
+
+MAX_TAGS = 32
+_TAG_KEY = r"[a-z][a-z0-9_.-]{0,39}"
+_TAG_VALUE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+TagKey = Annotated[str, StringConstraints(pattern=f"^{_TAG_KEY}$")]
+"""A tag's name: lower case, starting with a letter, as in `site` or `line`."""
+TagValue = Annotated[str, StringConstraints(pattern=f"^{_TAG_VALUE}$")]
+"""A tag's value, as in `plant-4` or `2`: no `=`, `,` or space, so a target can hold it."""
+Tags = Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)]
+_TAG_TERM = re.compile(f"({_TAG_KEY})=({_TAG_VALUE})")
+
+
+def _target(spec: str) -> str:
+    if spec == "all" or re.fullmatch(_DEVICE_ID, spec):
+        return spec
+    if not spec.startswith("tag:"):
+        raise ValueError(
+            f"'{spec[:80]}' is no target; give a device id, tag:key=value (several joined by "
+            "commas must all hold), or all"
+        )
+    for term in spec.removeprefix("tag:").split(","):
+        if not _TAG_TERM.fullmatch(term):
+            raise ValueError(
+                f"'{term[:80]}' in '{spec[:80]}' is no tag; write key=value, the key lower case "
+                "(letters, digits, _ . -, up to 40), the value letters, digits, _ . - (up to 63)"
+            )
+    return spec
+
+
+Target = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_target)]
+"""Which devices: a device id, `tag:key=value[,key=value...]` (the devices carrying all of
+those tags), or `all` (every enrolled device)."""
 
 
 class Wire(BaseModel):
@@ -432,6 +472,14 @@ class DeviceView(Wire):
         description="waiting: an enrolment of this id without its device token was refused "
         "and awaits an operator's approval; approved: the next enrolment will be let through",
     )
+    tags: Tags = Field(default_factory=dict, description="what deployments can target it by")
+
+
+class TagsPatch(_Command):
+    """Tags to give a device (a key it carries takes the new value) and keys to take away."""
+
+    tags: Tags = Field(default_factory=dict)
+    remove: list[TagKey] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
 class ProfileView(Wire):
@@ -467,7 +515,8 @@ class ModelView(Wire):
 
 
 class DeployRequest(_Command):
-    """Which model version goes to which devices: name them in `devices`, or set `all`."""
+    """Which model version goes to which devices: name them in `devices`, set `all`, or give
+    targets in `to`."""
 
     model: Name
     version: int | None = Field(
@@ -477,6 +526,12 @@ class DeployRequest(_Command):
         default=None, max_length=10_000, description="the devices to deploy to; leave out with all"
     )
     all: bool = Field(default=False, description="deploy to every enrolled device")
+    to: list[Target] | None = Field(
+        default=None,
+        max_length=100,
+        description="targets, their devices taken together: device ids, tag:key=value, all; "
+        "instead of devices or all",
+    )
     force: bool = Field(
         default=False,
         description="skip the checks that each device can feed the bundle and that its "

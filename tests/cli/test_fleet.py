@@ -16,9 +16,15 @@ NO_HUB = {"EDGESTACK_HUB_URL": "http://127.0.0.1:9"}
         (["deploy", "motors", "--device", "Motor_7"], "--device 'Motor_7'"),
         (["deploy", "motors", "--version", "0", "--all"], "--version 0"),
         (["deploy", "Motors!", "--all"], "MODEL 'Motors!'"),
+        (["deploy", "motors", "--to", "site=plant-4"], "--to 'site=plant-4'"),
+        (["devices", "tag", "motor-1", "site"], "tag 'site'"),
+        (["devices", "tag", "motor-1", "site=plant 4"], "tag 'plant 4'"),
+        (["devices", "tag", "motor-1", "--remove", "Site"], "tag 'Site'"),
     ],
 )
-def test_deploy_with_a_bad_option_names_it_in_one_line(args: list[str], named: str) -> None:
+def test_a_bad_option_is_named_in_one_line_before_the_hub_is_asked(
+    args: list[str], named: str
+) -> None:
     result = CliRunner().invoke(app, args, env=NO_HUB)
 
     assert result.exit_code == 2

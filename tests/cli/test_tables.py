@@ -53,6 +53,7 @@ def _device() -> DeviceView:
             uplink_bytes=10**6,
         ),
         profile="pi",
+        tags={"site": "plant-4", "line": "2"},
     )
 
 

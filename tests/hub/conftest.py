@@ -11,8 +11,9 @@ from pydantic import SecretStr
 from edgestack.hub import HubSettings, create_app
 from edgestack.hub.app import hub_of
 from edgestack.hub.context import HubContext
+from edgestack.protocol import Feeds, ReportedState
 
-from .factories import ADMIN_TOKEN, ENROL_TOKEN, HARDWARE, Device, Enrol
+from .factories import ADMIN_TOKEN, ENROL_TOKEN, FEEDS, HARDWARE, Device, Enrol, Ready
 
 
 @pytest.fixture
@@ -67,3 +68,21 @@ def enrol(client: httpx.AsyncClient) -> Enrol:
 @pytest.fixture
 async def device(enrol: Enrol) -> Device:
     return await enrol("motor-1")
+
+
+@pytest.fixture
+def ready(client: httpx.AsyncClient, enrol: Enrol) -> Ready:
+    """Enrol a device that reports it can feed the bundles `packed_bundle` makes."""
+
+    async def ready(device_id: str, feeds: Feeds | None = FEEDS) -> Device:
+        device = await enrol(device_id)
+        state = ReportedState(desired_version=0, status="idle", hardware=HARDWARE, feeds=feeds)
+        response = await client.put(
+            f"/v1/devices/{device_id}/reported",
+            content=state.model_dump_json(),
+            headers=device.auth,
+        )
+        assert response.status_code == 200, response.text
+        return device
+
+    return ready

@@ -12,7 +12,15 @@ from sqlalchemy import func, select
 
 from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec
 from edgestack.hub.context import HubContext
-from edgestack.protocol import DataSample, Event, EventBatch, Hardware, SampleBatch, TelemetryBatch
+from edgestack.protocol import (
+    DataSample,
+    Event,
+    EventBatch,
+    Feeds,
+    Hardware,
+    SampleBatch,
+    TelemetryBatch,
+)
 
 ADMIN_TOKEN = "test-admin-token"
 ENROL_TOKEN = "test-enrol-token"
@@ -39,6 +47,8 @@ class Device:
 
 
 Enrol = Callable[[str], Awaitable[Device]]
+Ready = Callable[..., Awaitable[Device]]
+FEEDS = Feeds(sensors=SPEC.sensors, rate_hz=SPEC.rate_hz, extractors=["fft_bands", "time_stats"])
 
 
 def telemetry_batch(seq: int = 1, **changes: object) -> TelemetryBatch:

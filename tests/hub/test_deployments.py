@@ -1,5 +1,4 @@
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -7,9 +6,9 @@ import pytest
 
 from edgestack.bundle import Footprint
 from edgestack.hub.context import HubContext
-from edgestack.protocol import Feeds, ReportedState
+from edgestack.protocol import Feeds
 
-from .factories import ADMIN, HARDWARE, SPEC, Device, Enrol, packed_bundle, wait_until
+from .factories import ADMIN, Device, Enrol, Ready, packed_bundle, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -21,26 +20,6 @@ SLOW_ON_A_PI = Footprint(
 PI_REFUSAL = (
     "(profile pi) model takes about 24.00 ms per window (p99) on pi, the budget is 20.00 ms"
 )
-Ready = Callable[..., Awaitable[Device]]
-FEEDS = Feeds(sensors=SPEC.sensors, rate_hz=SPEC.rate_hz, extractors=["fft_bands", "time_stats"])
-
-
-@pytest.fixture
-def ready(client: httpx.AsyncClient, enrol: Enrol) -> Ready:
-    """Enrol a device that reports it can feed the bundles `packed_bundle` makes."""
-
-    async def ready(device_id: str, feeds: Feeds | None = FEEDS) -> Device:
-        device = await enrol(device_id)
-        state = ReportedState(desired_version=0, status="idle", hardware=HARDWARE, feeds=feeds)
-        response = await client.put(
-            f"/v1/devices/{device_id}/reported",
-            content=state.model_dump_json(),
-            headers=device.auth,
-        )
-        assert response.status_code == 200, response.text
-        return device
-
-    return ready
 
 
 @pytest.fixture
@@ -227,9 +206,11 @@ async def test_a_bundle_never_measured_deploys_to_any_profile(
 @pytest.mark.parametrize(
     ("targets", "detail"),
     [
-        ({}, "neither was given"),
-        ({"devices": ["motor-1"], "all": True}, "not both"),
+        ({}, "none was given"),
+        ({"devices": ["motor-1"], "all": True}, "only one, not devices and all"),
+        ({"devices": ["motor-1"], "to": ["tag:site=a"]}, "only one, not devices and to"),
         ({"devices": []}, "devices: the list is empty"),
+        ({"to": []}, "to: the list is empty"),
     ],
 )
 async def test_a_deployment_must_name_its_targets_or_all_else_422(

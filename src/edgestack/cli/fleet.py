@@ -18,7 +18,14 @@ from edgestack.cli.common import (
     fail,
 )
 from edgestack.client import HubError
-from edgestack.protocol import DeployRequest, DeviceView, EventView, ModelView, ProfileView
+from edgestack.protocol import (
+    DeployRequest,
+    DeviceView,
+    EventView,
+    ModelView,
+    ProfileView,
+    TagsPatch,
+)
 
 __all__ = [
     "approve",
@@ -32,6 +39,7 @@ __all__ = [
     "models_listing",
     "profiles",
     "profiles_listing",
+    "tag",
 ]
 
 devices_app = typer.Typer(add_completion=False, invoke_without_command=True)
@@ -45,7 +53,8 @@ def devices(
     as_json: JsonOpt = False,
 ) -> None:
     """List enrolled devices with what they report; a failing device's reason is cut short
-    here, whole in --json (reported.error). `approve` lets one enrol again."""
+    here, whole in --json (reported.error). `tag` sets a device's tags; `approve` lets one
+    enrol again."""
     if ctx.invoked_subcommand is not None:
         return
     with connect(hub, admin_token) as client:
@@ -67,6 +76,7 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
         cells.append(
             [
                 d.device_id,
+                " ".join(f"{k}={v}" for k, v in sorted(d.tags.items())) or "-",
                 d.profile,
                 (reported.status if reported else "silent")
                 + (f", re-enrolment {d.reenrolment}" if d.reenrolment else ""),
@@ -83,6 +93,7 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
     return Listing(
         [
             "device",
+            "tags",
             "profile",
             "status",
             "error",
@@ -95,9 +106,10 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
             "dropped/dead",
         ],
         cells,
-        wrap=["bad input"],
+        wrap=["bad input", "tags"],
         hide_first=[
             "raw/uplink",
+            "tags",
             "predictions",
             "windows",
             "dropped/dead",
@@ -120,6 +132,39 @@ def approve(
     with connect(hub, admin_token) as client:
         call(lambda: client.approve(device_id))
     console.print(f"{device_id} may enrol again once; its agent picks that up on its next try")
+
+
+@devices_app.command()
+def tag(
+    device_id: Annotated[str, typer.Argument(help="The enrolled device's id.")],
+    tags: Annotated[
+        list[str] | None,
+        typer.Argument(help="key=value to set, key= to remove, as in site=plant-4 line=2."),
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="A key to remove; repeat for several.")
+    ] = None,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Set tags of DEVICE_ID (key=value) and remove some (key= or --remove key); deployments
+    then target the devices carrying a tag with --to tag:key=value."""
+    given: dict[str, str] = {}
+    for item in tags or []:
+        key, sign, value = item.partition("=")
+        if not sign:
+            raise fail(f"tag {item!r}: write key=value to set a tag, or key= to remove one", 2)
+        given[key] = value
+    removed = [*(remove or []), *(k for k, v in given.items() if not v)]
+    try:
+        patch = TagsPatch(tags={k: v for k, v in given.items() if v}, remove=removed)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise fail(f"tag {error['input']!r}: {error['msg']}", 2) from None
+    with connect(hub, admin_token) as client:
+        view = call(lambda: client.tag(device_id, patch))
+    carried = " ".join(f"{k}={v}" for k, v in view.tags.items())
+    console.print(f"{device_id} tags: {carried}" if carried else f"{device_id} carries no tags")
 
 
 def models(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
@@ -230,7 +275,12 @@ def profiles_listing(rows: Sequence[ProfileView]) -> Listing:
 
 
 # What each field of a deployment is called on the command line, for its errors.
-_DEPLOY_OPTIONS = {"model": "MODEL", "version": "--version", "devices": "--device"}
+_DEPLOY_OPTIONS = {
+    "model": "MODEL",
+    "version": "--version",
+    "devices": "--device",
+    "to": "--to",
+}
 
 
 def deploy(
@@ -238,6 +288,13 @@ def deploy(
     version: Annotated[int | None, typer.Option(help="Latest when left out.")] = None,
     device: Annotated[
         list[str] | None, typer.Option(help="A device to deploy to; repeat for several.")
+    ] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Devices to deploy to: an id, tag:key=value (several key=value joined by commas "
+            "must all hold), or all; repeat for several."
+        ),
     ] = None,
     all_devices: Annotated[
         bool, typer.Option("--all", help="Deploy to every enrolled device.")
@@ -251,15 +308,15 @@ def deploy(
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
 ) -> None:
-    """Set a model version as the desired bundle of the devices named with --device, or of
-    every device with --all; agents converge to it.
+    """Set a model version as the desired bundle of the devices named with --device, those
+    that --to targets (tag:site=plant-4), or every device with --all; agents converge to it.
 
     Refused, naming each device and why, when a device cannot feed the model (sensors, rate,
     feature extractors) or the model's measured footprint does not fit its profile (see
     `edgestack profiles`), unless --force is given."""
     try:
         request = DeployRequest(
-            model=model, version=version, devices=device, all=all_devices, force=force
+            model=model, version=version, devices=device, to=to, all=all_devices, force=force
         )
     except ValidationError as exc:
         error = exc.errors()[0]

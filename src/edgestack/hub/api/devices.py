@@ -1,16 +1,18 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 
+from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, SessionDep, WriteSessionDep
 from edgestack.hub.store import devices
-from edgestack.protocol import DeviceId, DeviceView
+from edgestack.protocol import DeviceId, DeviceView, TagsPatch
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["devices"])
 
 DevicePath = Annotated[DeviceId, Path(description="the device's id")]
+TagsBody = Annotated[TagsPatch, Depends(json_body(TagsPatch))]
 
 
 @router.get("/v1/devices", operation_id="devices-list")
@@ -34,5 +36,17 @@ def approve_reenrolment(_: AdminDep, device_id: DevicePath, session: WriteSessio
     a device that lost its token, whose enrolment was refused and now waits. Its current token
     stays valid until that enrolment."""
     view = devices.approve(session, device_id)
+    session.commit()
+    return view
+
+
+@router.patch("/v1/devices/{device_id}/tags", operation_id="devices-tag")
+def tag_device(
+    _: AdminDep, device_id: DevicePath, patch: TagsBody, session: WriteSessionDep
+) -> DeviceView:
+    """Give the device the tags in `tags` (a key it carries takes the new value) and take away
+    the keys in `remove`. Deployments target tagged devices with `tag:key=value`. A key in
+    both, or more tags than a device may carry, is refused with 422 and nothing changes."""
+    view = devices.tag(session, device_id, patch)
     session.commit()
     return view

@@ -12,6 +12,7 @@ from edgestack.hub.store import (
     events,
     registry,
     samples,
+    targets,
     telemetry,
 )
 from edgestack.hub.store.db import Base, Database, utcnow
@@ -26,6 +27,7 @@ __all__ = [
     "events",
     "registry",
     "samples",
+    "targets",
     "telemetry",
     "utcnow",
 ]

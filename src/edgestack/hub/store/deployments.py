@@ -5,8 +5,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgestack.bundle import Manifest
-from edgestack.hub.errors import Conflict, NotFound, Unprocessable
-from edgestack.hub.store import devices, registry
+from edgestack.hub.errors import Conflict, Unprocessable
+from edgestack.hub.store import devices, registry, targets
 from edgestack.hub.store.tables import DeviceRow, ModelRow
 from edgestack.protocol import BundleRef, DeployRequest, DeployResponse, ReportedState
 
@@ -14,9 +14,10 @@ __all__ = ["deploy", "misfits"]
 
 
 def deploy(session: Session, request: DeployRequest) -> DeployResponse:
-    """Set `desired.bundle` on the devices the request names (or on every enrolled one, with
-    `all`), bumping each desired version. Refuse the lot if a model or device is unknown or,
-    unless forced, if any device cannot run the bundle (see `misfits`)."""
+    """Set `desired.bundle` on the devices the request names (in `devices`, by the targets
+    of `to`, or every enrolled one with `all`), bumping each desired version. Refuse the lot
+    if a model or device is unknown, a target matches no device or, unless forced, if any
+    device cannot run the bundle (see `misfits`)."""
     targets = _targets(session, request)
     manifest, ref = _manifest(session, request)
     if not request.force:
@@ -73,28 +74,20 @@ def misfits(manifest: Manifest, device: DeviceRow) -> list[str]:
 
 
 def _targets(session: Session, request: DeployRequest) -> list[str]:
-    if request.all == (request.devices is not None):
+    choices = {"devices": request.devices is not None, "to": request.to is not None}
+    given = [name for name, chosen in {**choices, "all": request.all}.items() if chosen]
+    if len(given) != 1:
         raise Unprocessable(
-            "name the devices to deploy to in devices (edgestack deploy --device ID ...), or "
-            "set all (edgestack deploy --all) for every enrolled device; "
-            + ("not both" if request.all else "neither was given")
+            "name the devices to deploy to in devices (edgestack deploy --device ID ...), "
+            "give targets in to (--to tag:key=value), or set all (edgestack deploy --all) "
+            "for every enrolled device; "
+            + (f"only one, not {' and '.join(given)}" if given else "none was given")
         )
-    enrolled = set(session.scalars(select(DeviceRow.device_id)))
-    if request.devices is None:
-        return sorted(enrolled)
-    if not request.devices:
-        raise Unprocessable(
-            "devices: the list is empty; name at least one device (--device ID), or set all "
-            "(--all) instead"
-        )
-    targets = sorted(set(request.devices))
-    unknown = [device_id for device_id in targets if device_id not in enrolled]
-    if unknown:
-        raise NotFound(
-            f"devices not enrolled: {', '.join(unknown)}; enrol them with POST /v1/enrol "
-            "or leave them out of devices"
-        )
-    return targets
+    if request.devices is not None:
+        return targets.resolve(session, request.devices, "devices")
+    if request.to is not None:
+        return targets.resolve(session, request.to, "to")
+    return targets.resolve(session, ["all"], "all")
 
 
 def _manifest(session: Session, request: DeployRequest) -> tuple[Manifest, BundleRef]:

@@ -13,6 +13,7 @@ from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import DeviceRow
 from edgestack.profiles import PROFILES, DeviceProfile, profile_for
 from edgestack.protocol import (
+    MAX_TAGS,
     BundleRef,
     Collection,
     DesiredPatch,
@@ -21,6 +22,7 @@ from edgestack.protocol import (
     EnrolRequest,
     Hardware,
     ReportedState,
+    TagsPatch,
     TelemetryTotals,
 )
 
@@ -38,6 +40,7 @@ __all__ = [
     "not_enrolled",
     "profile",
     "report",
+    "tag",
     "token_hash",
     "touch",
     "update_desired",
@@ -83,6 +86,7 @@ def enrol(session: Session, request: EnrolRequest) -> str:
             desired_version=0,
             reported=None,
             telemetry=TelemetryTotals().model_dump(mode="json"),
+            tags={},
         )
         session.add(row)
     row.token_sha256 = hash_token(token)
@@ -173,6 +177,25 @@ def deploy(session: Session, device_ids: Iterable[str], ref: BundleRef) -> None:
         _store_desired(row, _desired(row).model_copy(update={"bundle": ref}))
 
 
+def tag(session: Session, device_id: str, patch: TagsPatch) -> DeviceView:
+    """Give the device the patch's tags and take away the keys it names to remove; a key in
+    both, or more than `MAX_TAGS` tags in the end, is refused and nothing changes."""
+    both = sorted(set(patch.tags) & set(patch.remove))
+    if both:
+        raise Unprocessable(
+            f"remove: {', '.join(both)} also set in tags; set a key or remove it, not both"
+        )
+    row = get(session, device_id)
+    tags = {k: v for k, v in (row.tags or {}).items() if k not in patch.remove} | patch.tags
+    if len(tags) > MAX_TAGS:
+        raise Unprocessable(
+            f"tags: device '{device_id}' would carry {len(tags)} tags, at most {MAX_TAGS} are "
+            "allowed; remove some (remove: [key]) before adding more"
+        )
+    row.tags = dict(sorted(tags.items()))
+    return _view(row)
+
+
 def profile(row: DeviceRow) -> DeviceProfile:
     """The profile deployments to the device are checked against: the one its desired state
     names, else the one its hardware puts it in, as last reported or else as at enrolment."""
@@ -224,4 +247,5 @@ def _view(row: DeviceRow) -> DeviceView:
         telemetry=TelemetryTotals.model_validate(row.telemetry),
         profile=profile(row).name,
         reenrolment=row.reenrolment,
+        tags=row.tags or {},
     )

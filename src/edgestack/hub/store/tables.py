@@ -27,7 +27,7 @@ class DeviceRow(Base):
     `desired_version`; `telemetry` holds `TelemetryTotals`. `reenrolment` is null, or
     `waiting` once an enrolment of this id without its token was refused, or `approved` by
     an operator for the next one. `previous_collect` is the `Collection` the desired state
-    asked for before its current one, if any."""
+    asked for before its current one, if any. `tags` maps a tag's key to its value."""
 
     __tablename__ = "devices"
 
@@ -44,6 +44,7 @@ class DeviceRow(Base):
         String(8), default=None
     )
     previous_collect: Mapped[Json | None] = mapped_column(JSON, default=None)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class TelemetryRow(Base):

@@ -1,0 +1,62 @@
+"""Targets: which enrolled devices a list of `protocol.Target` names. Everything that acts on
+several devices at once (deployments, rollouts) resolves its targets here."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edgestack.hub.errors import NotFound, Unprocessable
+from edgestack.hub.store.tables import DeviceRow
+
+__all__ = ["resolve"]
+
+
+def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list[str]:
+    """The ids of the enrolled devices any of `targets` names, sorted: a device id names that
+    device, `tag:k=v,...` every device carrying all those tags, `all` every device. Targets
+    are taken as already valid `protocol.Target`s. Refused (422) when `targets` is empty and
+    (404) when a target matches no enrolled device, naming each such target."""
+    if not targets:
+        raise Unprocessable(
+            f"{field}: the list is empty; name at least one target: a device id, "
+            "tag:key=value, or all (on the command line --to ID, --to tag:key=value, or --all)"
+        )
+    enrolled = {
+        device_id: tags or {}
+        for device_id, tags in session.execute(select(DeviceRow.device_id, DeviceRow.tags))
+    }
+    chosen: set[str] = set()
+    unknown: list[str] = []
+    unmatched: list[str] = []
+    for target in dict.fromkeys(targets):
+        matched = _matches(target, enrolled)
+        if not matched:
+            (unmatched if target.startswith("tag:") or target == "all" else unknown).append(target)
+        chosen |= matched
+    if unknown:
+        raise NotFound(
+            f"devices not enrolled: {', '.join(unknown)}; enrol them with POST /v1/enrol "
+            f"or leave them out of {field}"
+        )
+    if unmatched:
+        raise NotFound(
+            f"{field}: no enrolled device matches {', '.join(unmatched)}; tag devices with "
+            "edgestack devices tag ID key=value (see the tags in edgestack devices), or "
+            "change the target"
+        )
+    return sorted(chosen)
+
+
+def _matches(target: str, enrolled: dict[str, dict[str, str]]) -> set[str]:
+    if target == "all":
+        return set(enrolled)
+    if target.startswith("tag:"):
+        terms = target.removeprefix("tag:").split(",")
+        wanted = {key: value for key, _, value in (term.partition("=") for term in terms)}
+        return {
+            device_id
+            for device_id, tags in enrolled.items()
+            if all(tags.get(k) == v for k, v in wanted.items())
+        }
+    return {target} & set(enrolled)
