@@ -9,6 +9,7 @@ from edgestack.hub.api import (
     events,
     health,
     keys,
+    metrics,
     models,
     profiles,
     samples,
@@ -33,4 +34,5 @@ ROUTERS = (
     profiles.router,
     deployments.router,
     artifacts.router,
+    metrics.router,
 )

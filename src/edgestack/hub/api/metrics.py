@@ -1,0 +1,24 @@
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from edgestack.hub import metrics
+from edgestack.hub.api.deps import AdminDep, SessionDep
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get(
+    "/metrics",
+    operation_id="metrics-scrape",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "the text format"}},
+)
+def scrape(_: AdminDep, session: SessionDep) -> Response:
+    """The fleet's metrics in Prometheus' text format, read from the database at each scrape:
+    per device and model, windows, predictions per label, latency p50/p95, bad input per
+    reason, outbox drops, failed chunks, last-seen age, desired and reported versions, status;
+    events per kind. Needs the admin token, since it names every device and model: give it
+    to Prometheus as the scrape job's bearer token (`authorization: {credentials: ...}`)."""
+    return Response(metrics.exposition(session), media_type=CONTENT_TYPE_LATEST)

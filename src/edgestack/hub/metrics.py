@@ -1,0 +1,164 @@
+"""The fleet in Prometheus' text format, built from the database at each scrape.
+
+Nothing here counts in memory: every value is read from what the hub stored, so any number
+of hub processes on one database answer a scrape alike, and a restart loses nothing. A
+device's series carry `device` and `model`, the model it reports running ("" when none);
+counters are the device's totals since it enrolled.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from edgestack.hub.store import utcnow
+from edgestack.hub.store.tables import DeviceRow, EventRow, TelemetryRow
+from edgestack.protocol import ReportedState, TelemetryBatch, TelemetryTotals
+
+__all__ = ["STATUSES", "FleetCollector", "exposition"]
+
+STATUSES = ("idle", "collecting", "running", "error", "failed", "silent")
+"""A device's status in `edgestack_device_status`: as it reported it, or silent if it never did."""
+
+_DEVICE = ["device", "model"]
+
+
+def exposition(session: Session) -> bytes:
+    """The fleet's metrics as of now, in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(session))
+    return generate_latest(registry)
+
+
+class FleetCollector(Collector):
+    """Reads the fleet's metrics from the hub's tables through `session` when collected."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def collect(self) -> Iterator[Metric]:
+        now = utcnow()
+        latest = _latest_batches(self._session)
+        families = _DeviceFamilies()
+        for row in self._session.scalars(select(DeviceRow).order_by(DeviceRow.device_id)):
+            families.add(row, latest.get(row.device_id), now)
+        yield from families
+        yield _events(self._session)
+
+
+class _DeviceFamilies:
+    def __init__(self) -> None:
+        def counter(name: str, doc: str, *labels: str) -> CounterMetricFamily:
+            return CounterMetricFamily(f"edgestack_{name}", doc, labels=[*_DEVICE, *labels])
+
+        def gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"edgestack_{name}", doc, labels=[*_DEVICE, *labels])
+
+        self.windows = counter("windows", "Windows the device's model ran on.")
+        self.predictions = counter("predictions", "Windows predicted, per label.", "label")
+        self.bad_input = counter("bad_input", "Bad input counted, per reason.", "reason")
+        self.failed_chunks = counter("failed_chunks", "Chunks whose steps or model raised.")
+        self.outbox_dropped = counter("outbox_dropped", "Messages the full outbox dropped.")
+        self.dead_lettered = counter("dead_lettered", "Messages the hub refused for good.")
+        self.uplink = counter("uplink_bytes", "Bytes the device sent to the hub.")
+        self.latency = gauge(
+            "latency_ms", "Inference latency per window in its latest telemetry.", "quantile"
+        )
+        self.confidence = gauge(
+            "mean_confidence", "Mean confidence of the predictions in its latest telemetry."
+        )
+        self.last_seen = gauge("last_seen_age_seconds", "Seconds since the device was last heard.")
+        self.versions = gauge(
+            "state_version",
+            "Desired-state version the hub holds (desired) and the device applied (reported).",
+            "side",
+        )
+        self.bundles = gauge(
+            "bundle_version",
+            "Model version desired for the device and the one it reports running.",
+            "side",
+            "bundle",
+        )
+        self.status = gauge(
+            "device_status", "1 for the device's status, 0 for the others.", "status"
+        )
+
+    def add(self, row: DeviceRow, latest: TelemetryBatch | None, now: datetime) -> None:
+        reported = None if row.reported is None else ReportedState.model_validate(row.reported)
+        model = reported.bundle.name if reported and reported.bundle else ""
+        key = [row.device_id, model]
+        totals = TelemetryTotals.model_validate(row.telemetry)
+        self.windows.add_metric(key, totals.windows)
+        for label, n in sorted(totals.predictions.items()):
+            self.predictions.add_metric([*key, label], n)
+        for reason, n in sorted(totals.bad_input.items()):
+            self.bad_input.add_metric([*key, reason], n)
+        self.failed_chunks.add_metric(key, totals.failed_chunks)
+        self.outbox_dropped.add_metric(key, totals.outbox_dropped)
+        self.dead_lettered.add_metric(key, totals.dead_lettered)
+        self.uplink.add_metric(key, totals.uplink_bytes)
+        if latest is not None:
+            for quantile, value in (
+                ("0.5", latest.latency_ms_p50),
+                ("0.95", latest.latency_ms_p95),
+            ):
+                if value is not None:
+                    self.latency.add_metric([*key, quantile], value)
+            if latest.mean_confidence is not None:
+                self.confidence.add_metric(key, latest.mean_confidence)
+        if row.last_seen is not None:
+            self.last_seen.add_metric(key, max(0.0, (now - row.last_seen).total_seconds()))
+        self.versions.add_metric([*key, "desired"], row.desired_version)
+        if reported is not None:
+            self.versions.add_metric([*key, "reported"], reported.desired_version)
+        desired_bundle = row.desired.get("bundle")
+        if desired_bundle:
+            self.bundles.add_metric(
+                [*key, "desired", desired_bundle["name"]], desired_bundle["version"]
+            )
+        if reported and reported.bundle:
+            self.bundles.add_metric([*key, "reported", model], reported.bundle.version)
+        status = reported.status if reported else "silent"
+        for name in STATUSES:
+            self.status.add_metric([*key, name], 1 if name == status else 0)
+
+    def __iter__(self) -> Iterator[Metric]:
+        # Every attribute is a family; a family added in __init__ is thereby exposed.
+        return iter(vars(self).values())
+
+
+def _latest_batches(session: Session) -> dict[str, TelemetryBatch]:
+    """Each device's telemetry batch of the highest `seq`: its newest interval."""
+    newest = (
+        select(TelemetryRow.device_id, func.max(TelemetryRow.seq).label("seq"))
+        .group_by(TelemetryRow.device_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(TelemetryRow.device_id, TelemetryRow.batch).join(
+            newest,
+            (TelemetryRow.device_id == newest.c.device_id) & (TelemetryRow.seq == newest.c.seq),
+        )
+    )
+    return {device_id: TelemetryBatch.model_validate(batch) for device_id, batch in rows}
+
+
+def _events(session: Session) -> CounterMetricFamily:
+    kind = EventRow.event["kind"].as_string()
+    family = CounterMetricFamily(
+        "edgestack_events",
+        "Events stored, per device (empty for the hub's own) and kind.",
+        labels=["device", "kind"],
+    )
+    rows = session.execute(
+        select(EventRow.device_id, kind, func.count())
+        .group_by(EventRow.device_id, kind)
+        .order_by(EventRow.device_id, kind)
+    )
+    for device_id, event_kind, n in rows:
+        family.add_metric([device_id or "", event_kind or ""], n)
+    return family
