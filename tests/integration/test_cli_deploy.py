@@ -5,6 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bundles import random_bundle
 from edgestack.bundle import Bundle, Footprint
@@ -123,3 +124,49 @@ def test_a_motor_model_is_refused_for_an_imu_device_and_a_forced_one_shows_why_i
     assert "expects sensors" in reported["imu-1"]["error"]
     imu_row = next(line for line in table.stdout.splitlines() if "imu-1" in line)
     assert "error" in imu_row and "bundle motor v1" in imu_row
+
+
+def test_devices_tagged_from_the_cli_are_deployed_to_by_tag_and_show_in_the_metrics(
+    tmp_path: Path,
+) -> None:
+    spec = vibration_spec(rate_hz=1000.0, window=250, hop=250)
+    bundle = Bundle.create(name="motor", labels=["normal", "worn"], input=spec, model=b"onnx")
+    feeds = Feeds(sensors=spec.sensors, rate_hz=spec.rate_hz, extractors=EXTRACTORS.names())
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub()
+        for device_id in ("edge-1", "edge-2", "edge-3"):
+            _enrol_a_pi(fleet, device_id, feeds)
+        fleet.client.register_model(bundle.pack())
+
+        tagged = [
+            cli(fleet, "devices", "tag", "edge-1", "site=plant-4", "line=1"),
+            cli(fleet, "devices", "tag", "edge-2", "site=plant-4", "line=2"),
+            cli(fleet, "devices", "tag", "edge-3", "site=plant-5", "line=2"),
+            cli(fleet, "devices", "tag", "edge-1", "line="),
+        ]
+        as_json = cli(fleet, "devices", "--json")
+        unmatched = cli(fleet, "deploy", "motor", "--to", "tag:site=plant-9")
+        deployed = cli(fleet, "deploy", "motor", "--to", "tag:site=plant-4")
+        scraped = httpx.get(
+            f"{fleet.hub_url}/metrics", headers={"Authorization": f"Bearer {fleet.admin_token}"}
+        )
+
+    assert [t.returncode for t in tagged] == [0, 0, 0, 0], [t.stdout for t in tagged]
+    assert "edge-1 tags: site=plant-4" in tagged[-1].stdout
+    tags = {d["device_id"]: d["tags"] for d in json.loads(as_json.stdout)}
+    assert tags == {
+        "edge-1": {"site": "plant-4"},
+        "edge-2": {"line": "2", "site": "plant-4"},
+        "edge-3": {"line": "2", "site": "plant-5"},
+    }
+    assert unmatched.returncode == 1
+    assert "no enrolled device matches tag:site=plant-9" in " ".join(unmatched.stdout.split())
+    assert deployed.returncode == 0, deployed.stdout
+    assert "motor v1 desired on edge-1, edge-2" in deployed.stdout
+    families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
+    desired = {
+        s.labels["device"]: s.value
+        for s in families["edgestack_bundle_version"].samples
+        if s.labels["side"] == "desired"
+    }
+    assert desired == {"edge-1": 1, "edge-2": 1}
