@@ -3,7 +3,8 @@
 Nothing here counts in memory: every value is read from what the hub stored, so any number
 of hub processes on one database answer a scrape alike, and a restart loses nothing. A
 device's series carry `device` and `model`, the model it reports running ("" when none);
-counters are the device's totals since it enrolled.
+counters are the device's totals since it enrolled, gauges of latency and confidence those of
+its latest telemetry batch. Each scrape reads one row per device and counts events by kind.
 """
 
 from collections.abc import Iterator
@@ -16,8 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from edgestack.hub.store import utcnow
-from edgestack.hub.store.tables import DeviceRow, EventRow, TelemetryRow
-from edgestack.protocol import ReportedState, TelemetryBatch, TelemetryTotals
+from edgestack.hub.store.tables import DeviceRow, EventRow
+from edgestack.protocol import ReportedState, TelemetryTotals
 
 __all__ = ["STATUSES", "FleetCollector", "exposition"]
 
@@ -42,10 +43,9 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = utcnow()
-        latest = _latest_batches(self._session)
         families = _DeviceFamilies()
         for row in self._session.scalars(select(DeviceRow).order_by(DeviceRow.device_id)):
-            families.add(row, latest.get(row.device_id), now)
+            families.add(row, now)
         yield from families
         yield _events(self._session)
 
@@ -87,7 +87,7 @@ class _DeviceFamilies:
             "device_status", "1 for the device's status, 0 for the others.", "status"
         )
 
-    def add(self, row: DeviceRow, latest: TelemetryBatch | None, now: datetime) -> None:
+    def add(self, row: DeviceRow, now: datetime) -> None:
         reported = None if row.reported is None else ReportedState.model_validate(row.reported)
         model = reported.bundle.name if reported and reported.bundle else ""
         key = [row.device_id, model]
@@ -101,15 +101,11 @@ class _DeviceFamilies:
         self.outbox_dropped.add_metric(key, totals.outbox_dropped)
         self.dead_lettered.add_metric(key, totals.dead_lettered)
         self.uplink.add_metric(key, totals.uplink_bytes)
-        if latest is not None:
-            for quantile, value in (
-                ("0.5", latest.latency_ms_p50),
-                ("0.95", latest.latency_ms_p95),
-            ):
-                if value is not None:
-                    self.latency.add_metric([*key, quantile], value)
-            if latest.mean_confidence is not None:
-                self.confidence.add_metric(key, latest.mean_confidence)
+        for quantile, value in (("0.5", totals.latency_ms_p50), ("0.95", totals.latency_ms_p95)):
+            if value is not None:
+                self.latency.add_metric([*key, quantile], value)
+        if totals.mean_confidence is not None:
+            self.confidence.add_metric(key, totals.mean_confidence)
         if row.last_seen is not None:
             self.last_seen.add_metric(key, max(0.0, (now - row.last_seen).total_seconds()))
         self.versions.add_metric([*key, "desired"], row.desired_version)
@@ -129,22 +125,6 @@ class _DeviceFamilies:
     def __iter__(self) -> Iterator[Metric]:
         # Every attribute is a family; a family added in __init__ is thereby exposed.
         return iter(vars(self).values())
-
-
-def _latest_batches(session: Session) -> dict[str, TelemetryBatch]:
-    """Each device's telemetry batch of the highest `seq`: its newest interval."""
-    newest = (
-        select(TelemetryRow.device_id, func.max(TelemetryRow.seq).label("seq"))
-        .group_by(TelemetryRow.device_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(TelemetryRow.device_id, TelemetryRow.batch).join(
-            newest,
-            (TelemetryRow.device_id == newest.c.device_id) & (TelemetryRow.seq == newest.c.seq),
-        )
-    )
-    return {device_id: TelemetryBatch.model_validate(batch) for device_id, batch in rows}
 
 
 def _events(session: Session) -> CounterMetricFamily:

@@ -49,6 +49,8 @@ def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck
 
 
 def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
+    # Batches may arrive out of order; the one of the highest seq is the device's latest.
+    latest = batch if batch.seq >= totals.last_seq else totals
     return TelemetryTotals(
         batches=totals.batches + 1,
         last_seq=max(totals.last_seq, batch.seq),
@@ -62,6 +64,9 @@ def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
         # Totals kept on the device: the largest seen is the latest, whatever order batches come.
         outbox_dropped=max(totals.outbox_dropped, batch.outbox_dropped),
         dead_lettered=max(totals.dead_lettered, batch.dead_lettered),
+        latency_ms_p50=latest.latency_ms_p50,
+        latency_ms_p95=latest.latency_ms_p95,
+        mean_confidence=latest.mean_confidence,
     )
 
 
