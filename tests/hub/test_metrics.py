@@ -4,6 +4,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgestack.hub.context import HubContext
+from edgestack.hub.store import events
 from edgestack.protocol import BundleRef, ReportedState
 
 from .factories import ADMIN, HARDWARE, Device, Enrol, event_batch, telemetry_batch
@@ -84,6 +86,20 @@ async def test_metrics_show_each_device_and_model_after_telemetry_arrives(
     assert age is not None and 0 <= age < 3600
     assert _value(samples, "edgestack_events_total", device="motor-1", kind="alarm_raised") == 3
     assert _value(samples, "edgestack_events_total", device="motor-2", kind="device_enrolled") == 1
+
+
+async def test_the_hubs_own_events_count_under_no_device(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    with hub.db.writer() as session:
+        events.record(session, "store_corrupt", "the hub's own event")
+        events.record(session, "store_corrupt", "and another")
+        session.commit()
+
+    samples = await _scrape(client)
+
+    assert _value(samples, "edgestack_events_total", device="", kind="store_corrupt") == 2
+    assert _value(samples, "edgestack_events_total", device="motor-1", kind="store_corrupt") is None
 
 
 async def test_metrics_follow_the_desired_state_as_it_changes(

@@ -9,6 +9,7 @@ its latest telemetry batch. Each scrape reads one row per device and counts even
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,7 +23,7 @@ from edgestack.protocol import ReportedState, TelemetryTotals
 
 __all__ = ["STATUSES", "FleetCollector", "exposition"]
 
-STATUSES = ("idle", "collecting", "running", "error", "failed", "silent")
+STATUSES: tuple[str, ...] = (*get_args(ReportedState.model_fields["status"].annotation), "silent")
 """A device's status in `edgestack_device_status`: as it reported it, or silent if it never did."""
 
 _DEVICE = ["device", "model"]
