@@ -120,9 +120,29 @@ Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
 MAX_TAGS = 32
 _TAG_KEY = r"[a-z][a-z0-9_.-]{0,39}"
 _TAG_VALUE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
-TagKey = Annotated[str, StringConstraints(pattern=f"^{_TAG_KEY}$")]
+
+
+def _tag_key(key: str) -> str:
+    if not re.fullmatch(_TAG_KEY, key):
+        raise ValueError(
+            f"'{key[:80]}' is no tag key; start with a lower-case letter, then up to 39 "
+            "lower-case letters, digits, _ . or -"
+        )
+    return key
+
+
+def _tag_value(value: str) -> str:
+    if not re.fullmatch(_TAG_VALUE, value):
+        raise ValueError(
+            f"'{value[:80]}' is no tag value; start with a letter or digit, then up to 62 "
+            "letters, digits, _ . or - (no space, = or ,)"
+        )
+    return value
+
+
+TagKey = Annotated[str, StringConstraints(max_length=40), AfterValidator(_tag_key)]
 """A tag's name: lower case, starting with a letter, as in `site` or `line`."""
-TagValue = Annotated[str, StringConstraints(pattern=f"^{_TAG_VALUE}$")]
+TagValue = Annotated[str, StringConstraints(max_length=63), AfterValidator(_tag_value)]
 """A tag's value, as in `plant-4` or `2`: no `=`, `,` or space, so a target can hold it."""
 Tags = Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)]
 _TAG_TERM = re.compile(f"({_TAG_KEY})=({_TAG_VALUE})")
