@@ -147,9 +147,9 @@ class Lineage(BaseModel):
 
 class Reference(BaseModel):
     """Statistics of the training rows that live inputs are compared with for drift: per
-    feature, in the order of `input.features`, the edges of `bins` quantile bins and the share
-    of training rows in each. Bin `i` holds values `v` with `edges[i-1] <= v < edges[i]`; the
-    first and last bins are open."""
+    feature, in the order of `input.features`, the ascending edges of its bins (quantiles of
+    the training rows) and the share of training rows in each. Bin `i` holds values `v` with
+    `edges[i-1] <= v < edges[i]`; the first and last bins are open."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

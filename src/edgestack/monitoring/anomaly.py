@@ -5,6 +5,8 @@ energy lies from what the stream has shown so far.
     scores = score.update(windows, quality)    # (k,) largest |z| over the channels
 """
 
+import math
+
 import numpy as np
 
 from edgestack.sensing import Quality
@@ -32,7 +34,7 @@ class EnergyScore:
         """Scores of windows `(k, channels, size, ...)`; non-finite samples are counted in
         `quality` and left out of the energy, and a channel with none finite scores 0."""
         k, channels = windows.shape[:2]
-        flat = windows.reshape(k, channels, -1).astype(np.float64)
+        flat = windows.reshape(k, channels, math.prod(windows.shape[2:])).astype(np.float64)
         finite = np.isfinite(flat)
         if not finite.all():
             quality.count("anomaly_nonfinite", int((~finite).sum()))

@@ -17,17 +17,21 @@ from edgestack.sensing import Quality
 __all__ = ["BINS", "DriftSketch", "ks", "psi", "reference"]
 
 BINS = 10
-"""Quantile bins per feature: deciles of the training rows."""
+"""Bins per feature: nine of equal shares of the training rows, and one above them all."""
 
 _FLOOR = 1e-4  # the share an empty bin counts as, so PSI stays finite; 1/10 of a 1000-row bin
 
 
 def reference(rows: np.ndarray, *, bins: int = BINS) -> Reference:
     """Reference statistics of feature rows `(k, features)`: per feature the inner edges of
-    `bins` quantile bins and the share of rows in each. Non-finite values are left out.
+    `bins - 1` quantile bins and one above the largest value, and the share of rows in each.
+    Non-finite values are left out.
 
-    Raises `ValueError` for rows that are not two-dimensional or a feature with no finite value.
+    Raises `ValueError` for rows that are not two-dimensional, a feature with no finite value,
+    or fewer than 3 bins.
     """
+    if bins < 3:
+        raise ValueError(f"bins: {bins}; give at least 3")
     if rows.ndim != 2 or len(rows) == 0:
         raise ValueError(f"rows: expected a (k, features) array with k >= 1, got {rows.shape}")
     edges, shares = [], []
@@ -36,7 +40,11 @@ def reference(rows: np.ndarray, *, bins: int = BINS) -> Reference:
         if not finite.size:
             raise ValueError(f"feature {i} has no finite value in the training rows")
         # six significant digits keep the manifest small; the shares are of the rounded edges
-        inner = [float(f"{e:.6g}") for e in np.quantile(finite, np.arange(1, bins) / bins)]
+        quantiles = np.quantile(finite, np.arange(1, bins - 1) / (bins - 1))
+        # the last edge lies just above the largest training value, so values beyond the
+        # training range land in a bin of their own even where the feature barely varies
+        top = float(np.nextafter(finite.max(), np.inf))
+        inner = [*(min(float(f"{e:.6g}"), top) for e in quantiles), top]
         counts = np.bincount(np.searchsorted(inner, finite, side="right"), minlength=bins)
         edges.append(inner)
         shares.append([round(float(c), 6) for c in counts / finite.size])
@@ -91,7 +99,8 @@ def _shares(ref: Reference, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 def psi(ref: Reference, counts: np.ndarray) -> np.ndarray:
     """Population stability index per feature of live `counts` against `ref`: 0 for the same
-    distribution, above 0.2 commonly read as a shift. NaN for a feature with no live rows."""
+    distribution, above 0.2 commonly read as a shift. NaN for a feature with no live rows.
+    Over few rows it is noisy (an empty bin alone adds about 0.7): read it over a few hundred."""
     expected, actual, seen = _shares(ref, counts)
     e, a = np.maximum(expected, _FLOOR), np.maximum(actual, _FLOOR)
     scores = ((a - e) * np.log(a / e)).sum(axis=1)

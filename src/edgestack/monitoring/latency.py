@@ -108,11 +108,11 @@ class Interval:
 
     def add(self, latency_s: float, probabilities: np.ndarray) -> None:
         """Count one model call that took `latency_s` and gave `probabilities` `(k, labels)`."""
-        self._latency.add(latency_s)
         if probabilities.ndim != 2 or probabilities.shape[1] != len(self.labels):
             raise ValueError(
                 f"probabilities: expected (k, {len(self.labels)}), got {probabilities.shape}"
             )
+        self._latency.add(latency_s)
         self._classes += np.bincount(probabilities.argmax(axis=1), minlength=len(self.labels))
         top = np.nan_to_num(probabilities.max(axis=1), nan=0.0)
         bins = np.clip((top * CONFIDENCE_BINS).astype(np.int64), 0, CONFIDENCE_BINS - 1)
