@@ -27,34 +27,44 @@ class EnergyScore:
         self._alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.warmup = warmup
         self._n = 0
-        self._mean: np.ndarray | None = None
-        self._var: np.ndarray | None = None
+        self._mean: list[float] = []
+        self._var: list[float] = []
 
     def update(self, windows: np.ndarray, quality: Quality) -> np.ndarray:
         """Scores of windows `(k, channels, size, ...)`; non-finite samples are counted in
         `quality` and left out of the energy, and a channel with none finite scores 0."""
         k, channels = windows.shape[:2]
-        flat = windows.reshape(k, channels, math.prod(windows.shape[2:])).astype(np.float64)
+        flat = windows.reshape(k, channels, math.prod(windows.shape[2:]))
         finite = np.isfinite(flat)
-        if not finite.all():
+        if finite.all():  # the usual case: one pass for the energy, no masks
+            seen = np.full((k, channels), flat.shape[2])
+            power = np.einsum("kcs,kcs->kc", flat, flat)
+        else:
             quality.count("anomaly_nonfinite", int((~finite).sum()))
-        seen = finite.sum(axis=2)
-        power = np.where(finite, flat, 0.0) ** 2
-        energy = 0.5 * np.log(power.sum(axis=2) / np.maximum(seen, 1) + 1e-12)
-        scores = np.zeros(k)
-        for i in range(k):
-            scores[i] = self._score(energy[i], seen[i] > 0)
-        return scores
+            seen = finite.sum(axis=2)
+            clean = np.where(finite, flat, 0.0)
+            power = np.einsum("kcs,kcs->kc", clean, clean)
+        energy = 0.5 * np.log(power.astype(np.float64) / np.maximum(seen, 1) + 1e-12)
+        valid = (seen > 0).tolist()
+        return np.array(
+            [self._score(e, v) for e, v in zip(energy.tolist(), valid, strict=True)],
+            dtype=np.float64,
+        ).reshape(k)
 
-    def _score(self, energy: np.ndarray, valid: np.ndarray) -> float:
-        if self._mean is None or self._var is None:
-            self._mean, self._var = energy.copy(), np.zeros_like(energy)
+    def _score(self, energy: list[float], valid: list[bool]) -> float:
+        """The score of one window's channel energies; then they join the statistics. Plain
+        floats: a handful of channels costs less so than as numpy arrays."""
+        if not self._mean:
+            self._mean, self._var = list(energy), [0.0] * len(energy)
         self._n += 1
-        z = np.abs(energy - self._mean) / np.sqrt(self._var + 1e-12)
-        score = float(np.where(valid, z, 0.0).max()) if self._n > self.warmup else 0.0
-        # early on the mean moves fast (1/n), later at the half-life's pace
-        alpha = max(self._alpha, 1.0 / self._n)
-        step = np.where(valid, energy - self._mean, 0.0)
-        self._mean = self._mean + alpha * step
-        self._var = (1 - alpha) * (self._var + alpha * step**2)
+        alpha = max(self._alpha, 1.0 / self._n)  # early on the mean moves fast, later slowly
+        score = 0.0
+        for c, (value, ok) in enumerate(zip(energy, valid, strict=True)):
+            if not ok:
+                continue
+            step = value - self._mean[c]
+            if self._n > self.warmup:
+                score = max(score, abs(step) / math.sqrt(self._var[c] + 1e-12))
+            self._mean[c] += alpha * step
+            self._var[c] = (1 - alpha) * (self._var[c] + alpha * step * step)
         return score

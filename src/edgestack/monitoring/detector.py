@@ -12,6 +12,7 @@ the agent, and one value per window needs no more than a few microseconds.
 """
 
 import math
+from collections.abc import Sequence
 from typing import Annotated, Protocol
 
 import numpy as np
@@ -38,13 +39,14 @@ class Detector(Protocol):
 DETECTORS: Registry[Detector] = Registry("detector", group="edgestack.detectors")
 
 
-def _finite(values: np.ndarray, quality: Quality) -> tuple[list[float], list[int]]:
+def _finite(values: np.ndarray, quality: Quality) -> tuple[list[float], Sequence[int]]:
     """The finite values as Python floats (cheaper one by one than numpy scalars) and their
     indices; the others counted."""
     values = np.asarray(values, dtype=np.float64).ravel()
     good = np.isfinite(values)
-    if not good.all():
-        quality.count("detector_nonfinite", int((~good).sum()))
+    if good.all():  # the usual case, once per window: no indexing
+        return values.tolist(), range(len(values))
+    quality.count("detector_nonfinite", int((~good).sum()))
     index = np.flatnonzero(good)
     return values[index].tolist(), index.tolist()
 

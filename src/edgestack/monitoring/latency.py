@@ -9,6 +9,8 @@ Histograms have fixed log-spaced buckets, the same in every process, so two of t
 and one goes over the wire as its few non-empty buckets.
 """
 
+import bisect
+import math
 import time
 from dataclasses import dataclass
 
@@ -28,6 +30,7 @@ class LatencyHistogram:
 
     BUCKETS = _PER_DECADE * _DECADES
     _UPPER = _LOW_S * 10.0 ** (np.arange(1, BUCKETS + 1) / _PER_DECADE)
+    _EDGES = _UPPER.tolist()
 
     def __init__(self) -> None:
         self.counts = np.zeros(self.BUCKETS, dtype=np.int64)
@@ -35,6 +38,11 @@ class LatencyHistogram:
     def add(self, seconds: np.ndarray | float) -> None:
         """Count latencies in seconds; a non-finite or negative one is a caller's bug and
         raises `ValueError`."""
+        if isinstance(seconds, float | int):  # one call's latency, the usual case: no arrays
+            if not 0 <= seconds < math.inf:
+                raise ValueError(f"latencies must be finite and >= 0 seconds, got {seconds}")
+            self.counts[min(bisect.bisect_left(self._EDGES, seconds), self.BUCKETS - 1)] += 1
+            return
         values = np.atleast_1d(np.asarray(seconds, dtype=np.float64))
         if not (np.isfinite(values).all() and (values >= 0).all()):
             raise ValueError(f"latencies must be finite and >= 0 seconds, got {values}")
@@ -103,8 +111,8 @@ class Interval:
     def _reset(self, now: float) -> None:
         self._start = now
         self._latency = LatencyHistogram()
-        self._classes = np.zeros(len(self.labels), dtype=np.int64)
-        self._confidence = np.zeros(CONFIDENCE_BINS, dtype=np.int64)
+        self._classes = [0] * len(self.labels)
+        self._confidence = [0] * CONFIDENCE_BINS
 
     def add(self, latency_s: float, probabilities: np.ndarray) -> None:
         """Count one model call that took `latency_s` and gave `probabilities` `(k, labels)`."""
@@ -113,16 +121,18 @@ class Interval:
                 f"probabilities: expected (k, {len(self.labels)}), got {probabilities.shape}"
             )
         self._latency.add(latency_s)
-        self._classes += np.bincount(probabilities.argmax(axis=1), minlength=len(self.labels))
-        top = np.nan_to_num(probabilities.max(axis=1), nan=0.0)
-        bins = np.clip((top * CONFIDENCE_BINS).astype(np.int64), 0, CONFIDENCE_BINS - 1)
-        self._confidence += np.bincount(bins, minlength=CONFIDENCE_BINS)
+        # a few windows per call: a Python loop beats a bincount's set-up
+        for row in probabilities.tolist():
+            top = max(row)
+            self._classes[row.index(top)] += 1
+            confidence = int(top * CONFIDENCE_BINS) if top == top else 0  # NaN: the lowest bin
+            self._confidence[min(max(confidence, 0), CONFIDENCE_BINS - 1)] += 1
 
     def take(self, now: float | None = None) -> Summary:
         """The summary since the interval began; the next one starts now."""
         now = time.monotonic() if now is None else now
         seconds = max(now - self._start, 1e-9)
-        latency, windows = self._latency, int(self._classes.sum())
+        latency, windows = self._latency, sum(self._classes)
         summary = Summary(
             seconds=seconds,
             predictions=windows,
@@ -132,7 +142,7 @@ class Interval:
             p99_ms=latency.quantile(0.99) * 1e3,
             latency=latency,
             classes={label: int(n) for label, n in zip(self.labels, self._classes, strict=True)},
-            confidence=[int(n) for n in self._confidence],
+            confidence=self._confidence,
         )
         self._reset(now)
         return summary
