@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,21 @@ def test_an_interval_summarises_throughput_latency_classes_and_confidence() -> N
     assert summary.confidence[9] == 2 and summary.confidence[7] == 2
     assert summary.confidence[3] == 2
     assert 1.0 <= summary.p50_ms <= 1.13 and 2.0 <= summary.p99_ms <= 2.26
+
+
+def test_an_interval_counts_the_cpu_time_and_memory_of_the_process() -> None:
+    interval = Interval(["a"], now=0.0)
+    held = np.ones(20_000_000 // 8)  # 20 MB, resident while the interval is taken
+    spent = 0.0
+    start = time.process_time()
+    while time.process_time() - start < 0.05:  # bounded: about 50 ms of CPU
+        spent += float(np.sqrt(held[:1000]).sum())
+
+    summary = interval.take(now=1.0)
+
+    assert summary.cpu_s >= 0.05
+    assert summary.rss_bytes > held.nbytes and spent > 0
+    assert interval.take(now=2.0).cpu_s < summary.cpu_s  # a new interval counts afresh
 
 
 def test_take_starts_the_next_interval_empty() -> None:

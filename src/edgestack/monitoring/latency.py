@@ -1,5 +1,6 @@
-"""What a model did over an interval: a latency histogram with quantiles, throughput, and the
-distributions of the classes it chose and of its confidence.
+"""What a model did over an interval: a latency histogram with quantiles, throughput, the
+distributions of the classes it chose and of its confidence, and the CPU time and memory of
+the process that ran it.
 
     interval = Interval(labels=["ok", "worn"])
     interval.add(latency_s, probabilities)     # per window
@@ -11,6 +12,9 @@ and one goes over the wire as its few non-empty buckets.
 
 import bisect
 import math
+import os
+import resource
+import sys
 import time
 from dataclasses import dataclass
 
@@ -88,7 +92,8 @@ class LatencyHistogram:
 class Summary:
     """One interval of predictions: its length, the windows predicted and per second, quantiles
     of the latency per model call, and the count of each chosen class and of top-class
-    confidences per bin."""
+    confidences per bin; the process's CPU seconds in the interval (over `seconds`: the share
+    of one core) and its resident memory at the end."""
 
     seconds: float
     predictions: int
@@ -99,6 +104,8 @@ class Summary:
     latency: LatencyHistogram
     classes: dict[str, int]
     confidence: list[int]
+    cpu_s: float
+    rss_bytes: int
 
 
 class Interval:
@@ -110,6 +117,7 @@ class Interval:
 
     def _reset(self, now: float) -> None:
         self._start = now
+        self._cpu = time.process_time()
         self._latency = LatencyHistogram()
         self._classes = [0] * len(self.labels)
         self._confidence = [0] * CONFIDENCE_BINS
@@ -143,6 +151,18 @@ class Interval:
             latency=latency,
             classes={label: int(n) for label, n in zip(self.labels, self._classes, strict=True)},
             confidence=self._confidence,
+            cpu_s=time.process_time() - self._cpu,
+            rss_bytes=_rss_bytes(),
         )
         self._reset(now)
         return summary
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory now; its peak where /proc is not there to read."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, else KiB
