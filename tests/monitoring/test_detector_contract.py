@@ -63,12 +63,22 @@ def test_a_detector_finds_an_injected_shift_within_a_bounded_delay(
     assert BEFORE <= alarms[0] <= BEFORE + MAX_DELAY
 
 
+STATIONARY = {
+    "normal": lambda rng: rng.normal(3.0, 0.5, QUIET),
+    # a model's top-class confidence: bounded, skewed, with a long tail of doubtful windows
+    "confidence": lambda rng: rng.beta(8.0, 1.0, QUIET),
+    "right_or_wrong": lambda rng: (rng.random(QUIET) < 0.9).astype(float),
+}
+
+
 @pytest.mark.parametrize(("name", "params"), PARAMS)
-@pytest.mark.parametrize("seed", [4, 5])
+@pytest.mark.parametrize(
+    ("kind", "seed"), [("normal", 4), ("normal", 5), ("confidence", 6), ("right_or_wrong", 7)]
+)
 def test_a_detector_stays_quiet_on_a_stationary_stream(
-    name: str, params: dict[str, Any], seed: int
+    name: str, params: dict[str, Any], kind: str, seed: int
 ) -> None:
-    stream = _stream(QUIET, seed)
+    stream = STATIONARY[kind](np.random.default_rng(seed))
 
     alarms = DETECTORS.build(name, params).update(stream, Quality())
 
