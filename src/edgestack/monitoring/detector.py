@@ -12,7 +12,6 @@ the agent, and one value per window needs no more than a few microseconds.
 """
 
 import math
-from collections.abc import Sequence
 from typing import Annotated, Protocol
 
 import numpy as np
@@ -39,16 +38,14 @@ class Detector(Protocol):
 DETECTORS: Registry[Detector] = Registry("detector", group="edgestack.detectors")
 
 
-def _finite(values: np.ndarray, quality: Quality) -> tuple[list[float], Sequence[int]]:
-    """The finite values as Python floats (cheaper one by one than numpy scalars) and their
-    indices; the others counted."""
-    values = np.asarray(values, dtype=np.float64).ravel()
-    good = np.isfinite(values)
-    if good.all():  # the usual case, once per window: no indexing
-        return values.tolist(), range(len(values))
-    quality.count("detector_nonfinite", int((~good).sum()))
-    index = np.flatnonzero(good)
-    return values[index].tolist(), index.tolist()
+def _finite(values: np.ndarray, quality: Quality) -> list[tuple[int, float]]:
+    """The finite values with their indices, as Python floats (cheaper one by one than numpy
+    scalars); the others counted."""
+    listed = np.asarray(values, dtype=np.float64).ravel().tolist()
+    finite = [(i, v) for i, v in enumerate(listed) if math.isfinite(v)]
+    if len(finite) < len(listed):
+        quality.count("detector_nonfinite", len(listed) - len(finite))
+    return finite
 
 
 @DETECTORS.register("page_hinkley")
@@ -80,7 +77,7 @@ class PageHinkley:
 
     def update(self, values: np.ndarray, quality: Quality) -> np.ndarray:
         alarms = []
-        for value, index in zip(*_finite(values, quality), strict=True):
+        for index, value in _finite(values, quality):
             self._n += 1
             step = value - self._mean
             self._mean += step / self._n
@@ -128,7 +125,7 @@ class Adwin:
 
     def update(self, values: np.ndarray, quality: Quality) -> np.ndarray:
         alarms = []
-        for value, index in zip(*_finite(values, quality), strict=True):
+        for index, value in _finite(values, quality):
             if self._end == len(self._buffer):
                 kept = self._end - self._start
                 self._buffer[:kept] = self._buffer[self._start : self._end]
