@@ -7,8 +7,12 @@ feeding a stream in chunks of any size raises the same alarms at the same sample
     detector = DETECTORS.build("page_hinkley", {"threshold": 20.0})
     alarms = detector.update(values, quality)  # indices into values where a change was found
 
-Both built-ins are small numpy/Python loops rather than River's: River is not a dependency of
-the agent, and one value per window needs no more than a few microseconds.
+Third-party detectors register through the `edgestack.detectors` entry-point group.
+
+Both built-ins are small Python/numpy loops, a few microseconds per window, rather than River's.
+River's compiled ADWIN is faster per value, but importing `river.drift` brings pandas, SciPy
+and scikit-learn into the process: about 0.9 s and 170 MB, past the agent's cold-start and
+memory goals, for a saving of microseconds per window.
 """
 
 import math
