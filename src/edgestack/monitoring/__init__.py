@@ -8,7 +8,7 @@ Every built-in detector is registered in `DETECTORS` when this package is import
 from edgestack.monitoring.anomaly import EnergyScore
 from edgestack.monitoring.detector import DETECTORS, Adwin, Detector, PageHinkley
 from edgestack.monitoring.drift import BINS, DriftSketch, ks, psi, reference
-from edgestack.monitoring.latency import CONFIDENCE_BINS, Interval, LatencyHistogram, Summary
+from edgestack.monitoring.interval import CONFIDENCE_BINS, Interval, LatencyHistogram, Summary
 
 __all__ = [
     "BINS",
