@@ -99,3 +99,13 @@ def test_take_starts_the_next_interval_empty() -> None:
 def test_probabilities_of_another_width_are_refused() -> None:
     with pytest.raises(ValueError, match=r"probabilities: expected \(k, 2\), got \(1, 3\)"):
         Interval(["a", "b"]).add(1e-3, np.array([[0.2, 0.3, 0.5]]))
+
+
+def test_probabilities_with_nan_count_in_the_lowest_confidence_bin_and_never_raise() -> None:
+    interval = Interval(["a", "b"], now=0.0)
+
+    interval.add(1e-3, np.array([[np.nan, np.nan], [0.1, 0.9]]))
+    summary = interval.take(now=1.0)
+
+    assert summary.predictions == 2
+    assert summary.confidence[0] == 1 and summary.confidence[9] == 1
