@@ -193,6 +193,8 @@ def test_a_reference_is_signed_with_the_manifest_and_round_trips(tmp_path: Path)
         ({"edges": [[0.0, 1.0], [0.0, 1.0]]}, "edges has 2 features and shares 1"),
         ({"shares": [[0.5, 0.5]]}, "feature 0: 2 edges need 3 shares"),
         ({"edges": [[1.0, 0.0]]}, "feature 0: edges must ascend"),
+        ({"edges": [[0.0, float("inf")]]}, "finite number"),
+        ({"shares": [[0.2, 1.5, 0.5]]}, "less than or equal to 1"),
     ],
 )
 def test_a_reference_that_does_not_fit_is_refused_naming_why(

@@ -154,11 +154,11 @@ class Reference(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rows: int = Field(ge=1, description="training rows the statistics were taken from")
-    edges: list[list[float]] = Field(
-        min_length=1, description="per feature, bins - 1 ascending edges"
+    edges: list[list[Annotated[float, Field(allow_inf_nan=False)]]] = Field(
+        min_length=1, description="per feature, ascending edges: one fewer than its bins"
     )
-    shares: list[list[float]] = Field(
-        min_length=1, description="per feature, the share of rows per bin"
+    shares: list[list[Annotated[float, Field(ge=0, le=1)]]] = Field(
+        min_length=1, description="per feature, the share of training rows per bin"
     )
 
     @model_validator(mode="after")
