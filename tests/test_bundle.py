@@ -2,11 +2,15 @@ import contextlib
 import io
 import json
 import tarfile
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from edgestack.bundle import (
     Bundle,
@@ -15,10 +19,13 @@ from edgestack.bundle import (
     FeatureSpec,
     InputSpec,
     Manifest,
+    Reference,
     SignatureError,
     TrustedKeys,
     digest,
 )
+from edgestack.hub.signing import HubKeys
+from edgestack.monitoring import reference
 
 SPEC = InputSpec(
     sensors=["a"],
@@ -147,3 +154,60 @@ def test_the_signed_bytes_leave_out_the_signature_and_ignore_layout() -> None:
     assert reread.signed_bytes() == manifest.signed_bytes()
     assert b"signature" not in manifest.signed_bytes()
     assert b'"key_id":null' in manifest.signed_bytes()
+
+
+def test_a_manifest_signed_before_it_could_carry_a_reference_still_verifies(
+    tmp_path: Path,
+) -> None:
+    keys = HubKeys(tmp_path)
+    signed = keys.sign(make().manifest, ttl=timedelta(days=1))
+    # what the hub signed and sent before manifests had a `reference`: no such key at all
+    before = json.dumps(signed.model_dump(mode="json", exclude={"reference"}))
+
+    reread = Manifest.model_validate_json(before)
+
+    assert reread.reference is None
+    assert b"reference" not in reread.signed_bytes()
+    TrustedKeys(keys.public()).verify(reread)
+
+
+def test_a_reference_is_signed_with_the_manifest_and_round_trips(tmp_path: Path) -> None:
+    keys = HubKeys(tmp_path)
+    ref = reference(np.random.default_rng(0).normal(size=(200, 1)))
+    bundle = Bundle.create(name="m", labels=["x", "y"], input=SPEC, model=b"m", reference=ref)
+    signed = keys.sign(bundle.manifest, ttl=timedelta(days=1))
+    shares = [[0.5, 0.5, *[0.0] * (len(ref.shares[0]) - 2)]]
+    altered = signed.model_copy(update={"reference": ref.model_copy(update={"shares": shares})})
+
+    reread = Bundle.unpack(Bundle(signed, b"m").pack()).manifest
+
+    assert reread.reference == ref
+    TrustedKeys(keys.public()).verify(reread)
+    with pytest.raises(SignatureError):
+        TrustedKeys(keys.public()).verify(altered)
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"edges": [[0.0, 1.0], [0.0, 1.0]]}, "edges has 2 features and shares 1"),
+        ({"shares": [[0.5, 0.5]]}, "feature 0: 2 edges need 3 shares"),
+        ({"edges": [[1.0, 0.0]]}, "feature 0: edges must ascend"),
+        ({"edges": [[0.0, float("inf")]]}, "finite number"),
+        ({"shares": [[0.2, 1.5, 0.5]]}, "less than or equal to 1"),
+    ],
+)
+def test_a_reference_that_does_not_fit_is_refused_naming_why(
+    update: dict[str, Any], message: str
+) -> None:
+    fields = {"rows": 10, "edges": [[0.0, 1.0]], "shares": [[0.2, 0.3, 0.5]]} | update
+
+    with pytest.raises(ValidationError, match=message):
+        Reference.model_validate(fields)
+
+
+def test_a_reference_of_other_features_than_the_input_is_refused() -> None:
+    ref = reference(np.random.default_rng(0).normal(size=(50, 3)))
+
+    with pytest.raises(ValidationError, match=r"reference has 3 features, input\.features 1"):
+        Bundle.create(name="m", labels=["x", "y"], input=SPEC, model=b"m", reference=ref)

@@ -14,6 +14,7 @@ signature against the keys it pinned at enrolment (`TrustedKeys`) before it stor
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import tarfile
@@ -26,7 +27,14 @@ from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 __all__ = [
     "Bundle",
@@ -41,6 +49,7 @@ __all__ = [
     "Manifest",
     "Name",
     "PublicKey",
+    "Reference",
     "SignatureError",
     "StageSpec",
     "TrustedKeys",
@@ -57,6 +66,7 @@ _Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 MANIFEST = "manifest.json"
 MODEL = "model.onnx"
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+_ADDED_SINCE_SIGNING = ("reference",)
 
 
 class BundleError(ValueError):
@@ -135,6 +145,40 @@ class Lineage(BaseModel):
     optimisation: str | None = Field(default=None, description="fp16, int8_static, pruned, ...")
 
 
+class Reference(BaseModel):
+    """Statistics of the training rows that live inputs are compared with for drift: per
+    feature, in the order of `input.features`, the ascending edges of its bins (quantiles of
+    the training rows) and the share of training rows in each. Bin `i` holds values `v` with
+    `edges[i-1] <= v < edges[i]`; the first and last bins are open."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rows: int = Field(ge=1, description="training rows the statistics were taken from")
+    edges: list[list[Annotated[float, Field(allow_inf_nan=False)]]] = Field(
+        min_length=1, description="per feature, ascending edges: one fewer than its bins"
+    )
+    shares: list[list[Annotated[float, Field(ge=0, le=1)]]] = Field(
+        min_length=1, description="per feature, the share of training rows per bin"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> "Reference":
+        if len(self.edges) != len(self.shares):
+            raise ValueError(
+                f"edges has {len(self.edges)} features and shares {len(self.shares)}; "
+                "give one row of each per feature"
+            )
+        for i, (edges, shares) in enumerate(zip(self.edges, self.shares, strict=True)):
+            if len(shares) != len(edges) + 1 or len(shares) != len(self.shares[0]):
+                raise ValueError(
+                    f"feature {i}: {len(edges)} edges need {len(edges) + 1} shares, the same "
+                    f"number for every feature; it has {len(shares)}"
+                )
+            if any(b < a for a, b in itertools.pairwise(edges)):
+                raise ValueError(f"feature {i}: edges must ascend")
+        return self
+
+
 class PublicKey(BaseModel):
     """A hub's signing key as devices pin it. A key made by rotation is endorsed by the key
     that signed before it, so a device that pinned the older key comes to trust the new one."""
@@ -169,6 +213,9 @@ class Manifest(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     footprint: Footprint | None = None
     lineage: Lineage | None = None
+    reference: Reference | None = Field(
+        default=None, description="training statistics of the input features, for drift"
+    )
     model_sha256: Digest
     created_at: datetime
     key_id: KeyId | None = Field(default=None, description="the hub key that signed it")
@@ -183,10 +230,22 @@ class Manifest(BaseModel):
         default=None, description="Ed25519 over signed_bytes(), hex; set by the hub"
     )
 
+    @model_validator(mode="after")
+    def _reference_fits_input(self) -> "Manifest":
+        if self.reference is not None and len(self.reference.edges) != len(self.input.features):
+            raise ValueError(
+                f"reference has {len(self.reference.edges)} features, input.features "
+                f"{len(self.input.features)}; take the reference from the same rows"
+            )
+        return self
+
     def signed_bytes(self) -> bytes:
         """What the signature covers: the manifest without its signature, as compact JSON
-        with sorted keys, so it does not depend on how manifest.json was laid out."""
-        fields = self.model_dump(mode="json", exclude={"signature"})
+        with sorted keys, so it does not depend on how manifest.json was laid out. A field
+        added since signing began is left out while unset, so manifests signed before it
+        existed still verify."""
+        unset_since = {name for name in _ADDED_SINCE_SIGNING if getattr(self, name) is None}
+        fields = self.model_dump(mode="json", exclude={"signature", *unset_since})
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -282,6 +341,7 @@ class Bundle:
         metrics: dict[str, float] | None = None,
         footprint: Footprint | None = None,
         lineage: Lineage | None = None,
+        reference: Reference | None = None,
     ) -> "Bundle":
         """A bundle of `model`, unsigned; the hub sets its version and signs it when it
         registers it, so `version` matters only to bundles that never meet a hub."""
@@ -293,6 +353,7 @@ class Bundle:
             metrics=metrics or {},
             footprint=footprint,
             lineage=lineage,
+            reference=reference,
             model_sha256=digest(model),
             created_at=datetime.now(UTC),
         )

@@ -123,6 +123,9 @@ def test_optimize_registers_the_best_candidate_that_fits_with_its_footprint_and_
     lineage = best["manifest"]["lineage"]
     assert lineage["parent"] == parent["digest"]
     assert lineage["optimisation"] in verdicts
+    # the same inputs as its parent, so the same training statistics to judge drift by
+    assert parent["manifest"]["reference"]["rows"] > 0
+    assert best["manifest"]["reference"] == parent["manifest"]["reference"]
     footprint = best["manifest"]["footprint"]
     assert 0 < footprint["model_bytes"] < best["size_bytes"]  # the model, inside its bundle
     assert footprint["peak_ram_bytes"] > 0

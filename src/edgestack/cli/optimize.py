@@ -153,6 +153,7 @@ def _register(client: HubClient, parent: ModelView, report: "Report", profile: s
         lineage=lineage.model_copy(
             update={"parent": parent.digest, "optimisation": winner.candidate.name}
         ),
+        reference=parent.manifest.reference,  # same inputs, so the same drift reference
     )
     return call(partial(client.register_model, bundle.pack()))
 

@@ -3,15 +3,17 @@
 from edgestack.bundle import Bundle, InputSpec
 from edgestack.learning.fit import FitResult
 from edgestack.learning.optimize.measure import measure
+from edgestack.monitoring import reference
 
 __all__ = ["package"]
 
 
 def package(result: FitResult, *, name: str, spec: InputSpec, runs: int = 200) -> Bundle:
-    """The bundle of `result` as model `name` on inputs `spec`, with its metrics, lineage and
-    footprint, measured on its held-out rows as `optimise` measures each candidate: so a
-    trained model is checked against device profiles when it is deployed, like an optimised
-    one. The hub numbers the version when it registers the bundle.
+    """The bundle of `result` as model `name` on inputs `spec`, with its metrics, lineage,
+    reference statistics of the training rows for drift, and footprint, measured on its
+    held-out rows as `optimise` measures each candidate: so a trained model is checked against
+    device profiles when it is deployed, like an optimised one. The hub numbers the version
+    when it registers the bundle.
 
     Raises `pydantic.ValidationError` for a bad `name` before measuring anything, and
     `MeasurementError` when ONNX Runtime cannot run the model.
@@ -23,6 +25,7 @@ def package(result: FitResult, *, name: str, spec: InputSpec, runs: int = 200) -
         model=result.onnx,
         metrics=result.metrics(),
         lineage=result.lineage,
+        reference=reference(result.train.x),
     )
     measured = measure(result.onnx, result.test.x, result.test.y, runs=runs)
     return Bundle(
