@@ -1,6 +1,7 @@
 import pytest
 
-from edgestack.learning.workflow import TrainRequest, WorkflowError, check_train
+from edgestack.learning.workflow import WorkflowError, check_train
+from edgestack.protocol import TrainRequest
 
 
 def test_a_train_request_is_checked_before_anything_is_fitted() -> None:
@@ -20,7 +21,6 @@ def test_a_train_request_is_checked_before_anything_is_fitted() -> None:
             "params",
             "nope",
         ),
-        (TrainRequest(dataset="motors", model="decision_tree", name="Motors!"), "name", "Motors!"),
     ],
 )
 def test_a_bad_train_request_names_its_field(request_: TrainRequest, field: str, says: str) -> None:

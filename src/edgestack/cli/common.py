@@ -43,12 +43,14 @@ __all__ = [
     "print_json",
     "progress_bar",
     "progress_steps",
+    "request",
     "setup_logging",
     "workflow",
 ]
 
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseSettings)
+M = TypeVar("M", bound=BaseModel)
 
 console = Console()
 
@@ -80,6 +82,18 @@ def fail(message: str, status: int = 1) -> typer.Exit:
     """Print `error: message` and give the exit to raise: 2 for bad input, 1 otherwise."""
     console.print(f"[red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(status)
+
+
+def request(kind: type[M], /, **options: Any) -> M:
+    """`kind` made of a command's options; one it refuses ends the command with exit 2,
+    naming the option and its value."""
+    try:
+        return kind(**options)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        option = "--" + field.replace("_", "-")
+        raise fail(f"{option} {options.get(field)!r}: {error['msg']}", 2) from None
 
 
 def load_settings(cls: type[S], **given: Any) -> S:

@@ -16,10 +16,11 @@ from edgestack.cli.common import (
     console,
     fail,
     progress_steps,
+    request,
     workflow,
 )
 from edgestack.profiles import PROFILES
-from edgestack.protocol import ModelView
+from edgestack.protocol import ModelView, OptimiseRequest
 
 if TYPE_CHECKING:
     from edgestack.learning.optimize import Report
@@ -50,14 +51,16 @@ def optimize(
     version, trainer, settings, seed) for pruning and distillation and for the training rows
     that calibrate int8; the held-out rows are the ones its training held out."""
     from edgestack.learning.optimize import pareto_png
-    from edgestack.learning.workflow import OptimiseRequest, optimise_model
+    from edgestack.learning.workflow import optimise_model
 
-    request = OptimiseRequest(model=model, profile=profile, version=version, gate_pts=gate_pts)
+    asked = request(
+        OptimiseRequest, model=model, profile=profile, version=version, gate_pts=gate_pts
+    )
     with (
         connect(hub, admin_token) as client,
         progress_steps(f"optimising {model}", as_json=as_json) as advance,
     ):
-        optimised = workflow(lambda: optimise_model(client, request, advance))
+        optimised = workflow(lambda: optimise_model(client, asked, advance))
     parent, report, registered = optimised.parent, optimised.report, optimised.model
     if png is not None:
         title = f"{model} v{parent.version} for {profile}"

@@ -16,9 +16,10 @@ from edgestack.cli.common import (
     console,
     fail,
     progress_steps,
+    request,
     workflow,
 )
-from edgestack.protocol import RuleParams
+from edgestack.protocol import RuleParams, TrainRequest
 
 if TYPE_CHECKING:
     from edgestack.learning import Candidate, FitResult
@@ -65,9 +66,10 @@ def train(
     it the next version of --name."""
     # Imported here: training pulls in numerical libraries the other commands never need.
     from edgestack.learning import confusion_png
-    from edgestack.learning.workflow import TrainRequest, check_train, train_model
+    from edgestack.learning.workflow import check_train, train_model
 
-    request = TrainRequest(
+    asked = request(
+        TrainRequest,
         dataset=dataset,
         model=model,
         version=version,
@@ -78,12 +80,12 @@ def train(
         name=name,
         normal_label=_normal_label(app),
     )
-    workflow(lambda: check_train(request))
+    workflow(lambda: check_train(asked))
     with (
         connect(hub, admin_token) as client,
         progress_steps(f"{model} on {dataset}", as_json=as_json) as advance,
     ):
-        trained = workflow(lambda: train_model(client, request, advance))
+        trained = workflow(lambda: train_model(client, asked, advance))
     registered, result, leaderboard = trained.model, trained.result, trained.leaderboard
     if png is not None:
         title = f"{registered.name} v{registered.version}: {result.lineage.trainer}"

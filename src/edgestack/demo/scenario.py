@@ -18,12 +18,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from edgestack.demo.fleet import LocalFleet, wait_until
-from edgestack.learning.workflow import TrainRequest, train_model
+from edgestack.learning.workflow import train_model
 from edgestack.protocol import (
     Collection,
     DeployRequest,
     DesiredPatch,
     FaultInjection,
+    TrainRequest,
 )
 from edgestack.sensing import FAULTS
 
@@ -122,7 +123,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
 
         # Trained as `edgestack train` trains: on a frozen version of the collected dataset.
         hub.freeze(MODEL_NAME)
-        task = progress.add_task("training and registering", total=None)
+        task = progress.add_task("training and registering", total=1)
         request = TrainRequest(dataset=MODEL_NAME, model="random_forest", seed=options.seed)
         trained = train_model(hub, request, partial(_advance, progress, task))
         model, metrics = trained.model, trained.result.metrics()

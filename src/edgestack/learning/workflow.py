@@ -2,20 +2,18 @@
 the hub's jobs all run these, so there is one path and it is the one users run.
 
     with HubClient(url, admin_token=token) as client:
-        trained = train_model(client, TrainRequest("motors", model="random_forest"))
-        optimised = optimise_model(client, OptimiseRequest("motors", profile="pi"))
+        trained = train_model(client, TrainRequest(dataset="motors", model="random_forest"))
+        optimised = optimise_model(client, OptimiseRequest(model="motors", profile="pi"))
+
+The requests are the wire's (`edgestack.protocol`), so a hub job carries one as it is.
 
 The hub numbers each registered version; a workflow never guesses it.
 """
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from pydantic import TypeAdapter, ValidationError
-
-from edgestack.bundle import Bundle, Lineage, Name
+from edgestack.bundle import Bundle, Lineage
 from edgestack.client import HubClient
 from edgestack.dataset import DatasetFileError, DatasetTable, read_dataset
 from edgestack.learning.fit import Candidate, FitResult, Progress, auto, fit
@@ -23,14 +21,12 @@ from edgestack.learning.optimize import Baseline, MeasurementError, Report, opti
 from edgestack.learning.package import package
 from edgestack.learning.trainer import TRAINERS
 from edgestack.profiles import PROFILES
-from edgestack.protocol import ModelView, RuleParams
+from edgestack.protocol import ModelView, OptimiseRequest, TrainRequest
 from edgestack.registry import RegistryError
 
 __all__ = [
     "AUTO",
-    "OptimiseRequest",
     "Optimised",
-    "TrainRequest",
     "Trained",
     "WorkflowError",
     "check_train",
@@ -38,7 +34,7 @@ __all__ = [
     "train_model",
 ]
 
-AUTO = "auto"
+AUTO: str = TrainRequest.model_fields["model"].default
 """The `TrainRequest.model` that tries each of `AUTO_CANDIDATES` and keeps the best."""
 
 
@@ -57,23 +53,6 @@ class WorkflowError(Exception):
 
 
 @dataclass(frozen=True)
-class TrainRequest:
-    """Fit `model` (a registered trainer, or `AUTO`) on version `version` of `dataset` (the
-    latest when None) and register it as the next version of `name` (the dataset's name when
-    None). `normal_label` is the label an anomaly detector learns as normal."""
-
-    dataset: str
-    model: str = AUTO
-    version: int | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
-    cv: int = 0
-    seed: int = 0
-    budget_s: float = 120.0
-    name: str | None = None
-    normal_label: str = RuleParams().normal_label
-
-
-@dataclass(frozen=True)
 class Trained:
     """The registered model, the fit it came from, and `auto`'s leaderboard (empty when one
     trainer was named)."""
@@ -81,17 +60,6 @@ class Trained:
     model: ModelView
     result: FitResult
     leaderboard: list[Candidate]
-
-
-@dataclass(frozen=True)
-class OptimiseRequest:
-    """Make version `version` of registered model `model` (the latest when None) fit device
-    profile `profile`, losing at most `gate_pts` accuracy points."""
-
-    model: str
-    profile: str
-    version: int | None = None
-    gate_pts: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -105,27 +73,22 @@ class Optimised:
 
 
 def check_train(request: TrainRequest) -> str:
-    """The model name `request` registers under, once its trainer, parameters and name are
-    known good: checked before anything is downloaded or fitted, which may take minutes."""
+    """The model name `request` registers under, once its trainer and parameters are known
+    good: checked before anything is downloaded or fitted, which may take minutes."""
     if request.model != AUTO:
         try:
             TRAINERS.get(request.model)
         except RegistryError as exc:
             raise WorkflowError(f"model: {exc}, or {AUTO}", field="model") from None
         try:
-            TRAINERS.validate(request.model, dict(request.params))
+            TRAINERS.validate(request.model, request.params)
         except RegistryError as exc:
             raise WorkflowError(f"params: {exc}", field="params") from None
     elif request.params:
         raise WorkflowError(
             "params: auto tries each candidate with its defaults; leave them out", field="params"
         )
-    name = request.name or request.dataset
-    try:
-        return TypeAdapter(Name).validate_python(name)
-    except ValidationError as exc:
-        message = exc.errors()[0]["msg"]
-        raise WorkflowError(f"name {name!r}: {message}; give a model name", field="name") from None
+    return request.name or request.dataset
 
 
 def train_model(
@@ -157,7 +120,7 @@ def train_model(
                 request.model,
                 table.features,
                 table.labels,
-                params=dict(request.params),
+                params=request.params,
                 seed=request.seed,
                 test=table.test,
                 cv=request.cv,

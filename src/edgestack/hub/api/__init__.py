@@ -8,6 +8,7 @@ from edgestack.hub.api import (
     enrolment,
     events,
     health,
+    jobs,
     keys,
     models,
     profiles,
@@ -33,4 +34,5 @@ ROUTERS = (
     profiles.router,
     deployments.router,
     artifacts.router,
+    jobs.router,
 )
