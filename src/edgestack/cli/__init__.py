@@ -4,7 +4,7 @@ hub's signing keys."""
 
 import typer
 
-from edgestack.cli import data, fleet, keys, optimize, processes, train
+from edgestack.cli import data, fleet, jobs, keys, optimize, processes, train
 
 __all__ = ["app"]
 
@@ -21,3 +21,4 @@ app.command()(train.train)
 app.command()(optimize.optimize)
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
+app.add_typer(jobs.app, name="jobs")

@@ -19,6 +19,7 @@ from edgestack.cli.common import (
     request,
     workflow,
 )
+from edgestack.cli.jobs import submit
 from edgestack.profiles import PROFILES
 from edgestack.protocol import ModelView, OptimiseRequest
 
@@ -40,6 +41,9 @@ def optimize(
         float, typer.Option(min=0, help="Accuracy points a candidate may lose.")
     ] = 1.0,
     png: Annotated[Path | None, typer.Option(help="Write the Pareto plot here.")] = None,
+    job: Annotated[
+        bool, typer.Option("--job", help="Queue it as a job on the hub instead of running it here.")
+    ] = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
@@ -50,12 +54,18 @@ def optimize(
     The registry holds ONNX only, so the model is first refitted from its lineage (dataset
     version, trainer, settings, seed) for pruning and distillation and for the training rows
     that calibrate int8; the held-out rows are the ones its training held out."""
-    from edgestack.learning.optimize import pareto_png
-    from edgestack.learning.workflow import optimise_model
-
     asked = request(
         OptimiseRequest, model=model, profile=profile, version=version, gate_pts=gate_pts
     )
+    if job:
+        if png is not None:
+            raise fail("--png: a job runs on the hub, which keeps no plot; leave --job out", 2)
+        with connect(hub, admin_token) as client:
+            submit(client, asked, as_json)
+        return
+    from edgestack.learning.optimize import pareto_png
+    from edgestack.learning.workflow import optimise_model
+
     with (
         connect(hub, admin_token) as client,
         progress_steps(f"optimising {model}", as_json=as_json) as advance,

@@ -19,6 +19,7 @@ from edgestack.cli.common import (
     request,
     workflow,
 )
+from edgestack.cli.jobs import submit
 from edgestack.protocol import RuleParams, TrainRequest
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ def train(
             "normal_label as normal (normal when left out)."
         ),
     ] = None,
+    job: Annotated[
+        bool, typer.Option("--job", help="Queue it as a job on the hub instead of running it here.")
+    ] = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
@@ -64,10 +68,6 @@ def train(
     """Train on a dataset version (the hub's test split held out), print the held-out metrics,
     measure the model's footprint as a device runs it, and register the model; the hub makes
     it the next version of --name."""
-    # Imported here: training pulls in numerical libraries the other commands never need.
-    from edgestack.learning import confusion_png
-    from edgestack.learning.workflow import check_train, train_model
-
     asked = request(
         TrainRequest,
         dataset=dataset,
@@ -80,6 +80,16 @@ def train(
         name=name,
         normal_label=_normal_label(app),
     )
+    if job:
+        if png is not None:
+            raise fail("--png: a job runs on the hub, which keeps no plot; leave --job out", 2)
+        with connect(hub, admin_token) as client:
+            submit(client, asked, as_json)
+        return
+    # Imported here: training pulls in numerical libraries the other commands never need.
+    from edgestack.learning import confusion_png
+    from edgestack.learning.workflow import check_train, train_model
+
     workflow(lambda: check_train(asked))
     with (
         connect(hub, admin_token) as client,

@@ -1,0 +1,114 @@
+"""Hub jobs against a real hub process and its worker."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgestack.demo import LocalFleet, wait_until
+from edgestack.protocol import JobView, TrainRequest
+
+from .test_cli import cli
+from .test_cli_train import _upload
+
+pytestmark = pytest.mark.integration
+
+
+def _job(fleet: LocalFleet, job_id: int, *states: str) -> JobView | None:
+    job = fleet.client.job(job_id)
+    return job if job.state in states else None
+
+
+def _job_processes(hub_pid: int) -> list[int]:
+    """The processes under the hub that run a job: its worker's spawned children."""
+    found, parents = [], [hub_pid]
+    while parents:
+        parent = parents.pop()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                parents.append(int(entry.name))
+                if b"spawn_main" in command:
+                    found.append(int(entry.name))
+    return found
+
+
+def test_a_training_job_runs_in_the_worker_and_registers_its_model(tmp_path: Path) -> None:
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub()
+        _upload(fleet, "motors")
+
+        submitted = cli(fleet, "train", "motors", "--model", "decision_tree", "--job", "--json")
+        job_id = json.loads(submitted.stdout)["id"]
+        done = wait_until(
+            lambda: _job(fleet, job_id, "succeeded", "failed"),
+            timeout_s=180,
+            what=f"job {job_id} to end",
+            every_s=0.5,
+        )
+        listed = cli(fleet, "jobs", "list", "--json")
+        shown = cli(fleet, "jobs", "show", str(job_id))
+        logs = cli(fleet, "jobs", "logs", str(job_id))
+        models = fleet.client.models()
+
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert done.state == "succeeded", done.error
+    assert done.progress == 1.0 and done.started_at is not None
+    assert done.result is not None and done.result["metrics"]["accuracy"] >= 0.9
+    [model] = models
+    assert (model.name, model.version) == ("motors", 1)
+    assert done.result["model"]["digest"] == model.digest
+    assert model.manifest.lineage is not None
+    assert model.manifest.lineage.trainer == "decision_tree"
+    assert [j["id"] for j in json.loads(listed.stdout)] == [job_id]
+    assert "succeeded" in shown.stdout and "registered motors v1" in shown.stdout
+    lines = logs.stdout.splitlines()
+    assert len(lines) >= 3, logs.stdout
+    assert lines[-1] == "registered motors v1"
+    assert any("/" in line for line in lines[1:-1]), "no progress step in the log"
+
+
+def test_a_cancelled_job_has_its_process_stopped_and_the_worker_goes_on(
+    tmp_path: Path,
+) -> None:
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub()
+        hub_pid = fleet.pids[0]
+        _upload(fleet, "motors")
+        # auto tries every classifier for up to this long: still running when cancelled.
+        slow = cli(fleet, "train", "motors", "--model", "auto", "--budget-s", "600", "--job")
+        slow_id = fleet.client.jobs()[0].id
+        wait_until(
+            lambda: _job(fleet, slow_id, "running") and _job_processes(hub_pid),
+            timeout_s=60,
+            what="the job's process to start",
+        )
+
+        cancelled = cli(fleet, "jobs", "cancel", str(slow_id))
+        wait_until(
+            lambda: not _job_processes(hub_pid), timeout_s=30, what="the job's process to stop"
+        )
+        again = cli(fleet, "jobs", "cancel", str(slow_id))
+        quick = fleet.client.submit_job(TrainRequest(dataset="motors", model="decision_tree"))
+        finished = wait_until(
+            lambda: _job(fleet, quick.id, "succeeded", "failed"),
+            timeout_s=180,
+            what="the next job to end",
+            every_s=0.5,
+        )
+        slow_job = fleet.client.job(slow_id)
+        models = fleet.client.models()
+
+    assert slow.returncode == 0 and f"job {slow_id} queued" in slow.stdout
+    assert cancelled.returncode == 0 and f"job {slow_id} cancelled" in cancelled.stdout
+    assert again.returncode == 1 and "already cancelled" in again.stdout
+    assert slow_job.state == "cancelled" and slow_job.result is None
+    assert finished.state == "succeeded", finished.error
+    # Only the job after the cancelled one registered a model.
+    assert [(m.name, m.version) for m in models] == [("motors", 1)]
