@@ -53,6 +53,7 @@ __all__ = [
     "DeviceView",
     "EnrolRequest",
     "EnrolResponse",
+    "EvaluateRequest",
     "Event",
     "EventBatch",
     "EventKind",
@@ -592,8 +593,26 @@ class OptimiseRequest(_Command):
     gate_pts: float = Field(default=1.0, ge=0, le=100)
 
 
-JobRequest = Annotated[TrainRequest | OptimiseRequest, Field(discriminator="kind")]
-JobKind = Literal["train", "optimise"]
+class EvaluateRequest(_Command):
+    """Measure version `version` of registered model `model` (the latest when left out) on
+    version `dataset_version` of `dataset`: by default the dataset version it was trained on,
+    or the latest version of another dataset. Its test split rows are scored, or every row
+    with `all_rows`: what `edgestack evaluate` does, and an evaluate job."""
+
+    kind: Literal["evaluate"] = "evaluate"
+    model: Name
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
+    dataset: Name | None = Field(default=None, description="the model's own when left out")
+    dataset_version: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    all_rows: bool = Field(default=False, description="score every row, not the test split")
+
+
+JobRequest = Annotated[
+    TrainRequest | OptimiseRequest | EvaluateRequest, Field(discriminator="kind")
+]
+JobKind = Literal["train", "optimise", "evaluate"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 """queued, then running once the hub's worker claims it, then one of the last three."""
 

@@ -111,6 +111,8 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
 
     assert bodies[("post", "/v1/devices/{device_id}/telemetry")].endswith("/TelemetryBatch")
     assert bodies[("post", "/v1/enrol")].endswith("/EnrolRequest")
-    assert len(bodies) == 8
+    assert bodies[("post", "/v1/jobs")].endswith("/JobSubmit")
+    assert bodies[("post", "/v1/jobs/{job_id}/report")].endswith("/JobReport")
+    assert len(bodies) == 10
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edgestack.demo import LocalFleet, wait_until
-from edgestack.protocol import JobView, TrainRequest
+from edgestack.protocol import EvaluateRequest, JobView, TrainRequest
 
 from .test_cli import cli
 from .test_cli_train import _upload
@@ -56,6 +56,15 @@ def test_a_training_job_runs_in_the_worker_and_registers_its_model(tmp_path: Pat
         shown = cli(fleet, "jobs", "show", str(job_id))
         logs = cli(fleet, "jobs", "logs", str(job_id))
         models = fleet.client.models()
+        scored = cli(fleet, "evaluate", "motors", "--json")
+        missing = cli(fleet, "evaluate", "motors", "--dataset", "pumps")
+        scoring = fleet.client.submit_job(EvaluateRequest(model="motors"))
+        scored_by_job = wait_until(
+            lambda: _job(fleet, scoring.id, "succeeded", "failed"),
+            timeout_s=120,
+            what=f"job {scoring.id} to end",
+            every_s=0.5,
+        )
 
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert done.state == "succeeded", done.error
@@ -72,6 +81,15 @@ def test_a_training_job_runs_in_the_worker_and_registers_its_model(tmp_path: Pat
     assert len(lines) >= 3, logs.stdout
     assert lines[-1] == "registered motors v1"
     assert any("/" in line for line in lines[1:-1]), "no progress step in the log"
+    # Scored again on the rows its training held out, through the same ONNX model.
+    local = json.loads(scored.stdout)
+    assert (local["dataset"], local["dataset_version"]) == ("motors", 1)
+    assert local["rows"] == done.result["metrics"]["n_test"]
+    assert local["metrics"]["accuracy"] == done.result["metrics"]["accuracy"]
+    assert missing.returncode == 1 and "pumps" in missing.stdout
+    assert scored_by_job.state == "succeeded", scored_by_job.error
+    assert scored_by_job.result is not None
+    assert scored_by_job.result["metrics"] == local["metrics"]
 
 
 def test_a_cancelled_job_has_its_process_stopped_and_the_worker_goes_on(
@@ -102,6 +120,13 @@ def test_a_cancelled_job_has_its_process_stopped_and_the_worker_goes_on(
             what="the next job to end",
             every_s=0.5,
         )
+        unknown = fleet.client.submit_job(TrainRequest(dataset="pumps", model="decision_tree"))
+        refused = wait_until(
+            lambda: _job(fleet, unknown.id, "succeeded", "failed"),
+            timeout_s=120,
+            what="the job on an unknown dataset to end",
+            every_s=0.5,
+        )
         slow_job = fleet.client.job(slow_id)
         models = fleet.client.models()
 
@@ -110,5 +135,7 @@ def test_a_cancelled_job_has_its_process_stopped_and_the_worker_goes_on(
     assert again.returncode == 1 and "already cancelled" in again.stdout
     assert slow_job.state == "cancelled" and slow_job.result is None
     assert finished.state == "succeeded", finished.error
+    assert refused.state == "failed" and refused.error is not None
+    assert "no dataset 'pumps'" in refused.error
     # Only the job after the cancelled one registered a model.
     assert [(m.name, m.version) for m in models] == [("motors", 1)]

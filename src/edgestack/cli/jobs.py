@@ -63,14 +63,21 @@ def _listing(rows: list[JobView]) -> Listing:
 
 
 def _what(job: JobView) -> str:
-    if job.job.kind == "train":
-        return f"{job.job.model} on {job.job.dataset}"
-    return f"{job.job.model} for {job.job.profile}"
+    asked = job.job
+    if asked.kind == "train":
+        return f"{asked.model} on {asked.dataset}"
+    if asked.kind == "optimise":
+        return f"{asked.model} for {asked.profile}"
+    return f"{asked.model} on {asked.dataset or 'its dataset'}"
 
 
 def _made(job: JobView) -> str:
-    model = (job.result or {}).get("model")
-    return f"registered {model['name']} v{model['version']}" if model else ""
+    result = job.result or {}
+    if model := result.get("model"):
+        return f"registered {model['name']} v{model['version']}"
+    if "rows" in result:
+        return f"accuracy {result['metrics']['accuracy']:.4f} on {result['rows']} rows"
+    return ""
 
 
 @app.command("list")

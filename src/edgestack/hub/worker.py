@@ -100,6 +100,8 @@ def run_worker(url: str, admin_token: str, hub_pid: int, *, poll_s: float = POLL
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C in the hub's terminal reaches every process of its group: the hub stops this one.
+    signal.signal(signal.SIGINT, stop)
     with HubClient(url, admin_token=admin_token) as client:
         while os.getppid() == hub_pid:
             try:
@@ -168,6 +170,8 @@ def _report(client: HubClient, job_id: int, news: JobReport) -> bool:
 
 def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -> None:
     """A job's process: run its workflow, telling the hub how far it is, then how it ended."""
+    # Ctrl-C in the hub's terminal reaches this process too; its worker stops it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Imported here, in the job's own process: the worker itself stays light.
     from edgestack.learning.workflow import WorkflowError
 
@@ -184,9 +188,8 @@ def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -
         _report(client, job_id, JobReport(step="started", lines=[f"{job.kind}: {request}"]))
         result: dict[str, Any] | None
         try:
-            result, error = _execute(client, job, progress)
-            model = result["model"]
-            lines = [f"registered {model['name']} v{model['version']}" if model else str(error)]
+            result, error, last = _execute(client, job, progress)
+            lines = [last]
         except (WorkflowError, HubError) as exc:
             result, error, lines = None, str(exc), [f"error: {exc}"]
         # Any failure is the job's, told with its trace; the worker goes on.
@@ -204,27 +207,43 @@ def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -
 
 def _execute(
     client: HubClient, job: JobRequest, progress: Callable[[str, int, int], None]
-) -> tuple[dict[str, Any], str | None]:
-    """Run `job`'s workflow: what it made, and why it failed when it made nothing."""
-    from edgestack.learning.workflow import optimise_model, train_model
+) -> tuple[dict[str, Any], str | None, str]:
+    """Run `job`'s workflow: what it made, why it failed when it made nothing, and its last
+    log line."""
+    from edgestack.learning.workflow import evaluate_model, optimise_model, train_model
 
+    result: dict[str, Any]
     if job.kind == "train":
         trained = train_model(client, job, progress)
-        return {
-            "model": trained.model.model_dump(mode="json"),
-            "metrics": trained.result.metrics(),
-        }, None
+        model = trained.model
+        result = {"model": model.model_dump(mode="json"), "metrics": trained.result.metrics()}
+        return result, None, f"registered {model.name} v{model.version}"
+    if job.kind == "evaluate":
+        evaluated = evaluate_model(client, job, progress)
+        scores = evaluated.evaluation
+        result = {
+            "evaluated": evaluated.model.model_dump(mode="json"),
+            "dataset": evaluated.dataset,
+            "dataset_version": evaluated.dataset_version,
+            "rows": evaluated.rows,
+            "metrics": scores.metrics(),
+            "confusion": scores.confusion,
+        }
+        line = f"accuracy {scores.accuracy:.4f} on {evaluated.rows} rows"
+        return result, None, line
     optimised = optimise_model(client, job, progress)
+    made = optimised.model
     result = {
-        "model": optimised.model.model_dump(mode="json") if optimised.model else None,
+        "model": made.model_dump(mode="json") if made else None,
         "candidates": [
             {"name": v.candidate.name, "status": v.status, "reason": v.reason}
             for v in optimised.report.verdicts
         ],
     }
-    if optimised.model is None:
-        return result, f"no candidate passes the gate and fits {job.profile}"
-    return result, None
+    if made is None:
+        error = f"no candidate passes the gate and fits {job.profile}"
+        return result, error, error
+    return result, None, f"registered {made.name} v{made.version}"
 
 
 def main(url: str, hub_pid: int) -> None:

@@ -13,23 +13,29 @@ The hub numbers each registered version; a workflow never guesses it.
 import logging
 from dataclasses import dataclass
 
+import numpy as np
+
 from edgestack.bundle import Bundle, Lineage
 from edgestack.client import HubClient
 from edgestack.dataset import DatasetFileError, DatasetTable, read_dataset
+from edgestack.learning.evaluate import Evaluation, evaluate
 from edgestack.learning.fit import Candidate, FitResult, Progress, auto, fit
 from edgestack.learning.optimize import Baseline, MeasurementError, Report, optimise
 from edgestack.learning.package import package
 from edgestack.learning.trainer import TRAINERS
+from edgestack.predictor import OnnxPredictor
 from edgestack.profiles import PROFILES
-from edgestack.protocol import ModelView, OptimiseRequest, TrainRequest
+from edgestack.protocol import EvaluateRequest, ModelView, OptimiseRequest, TrainRequest
 from edgestack.registry import RegistryError
 
 __all__ = [
     "AUTO",
+    "Evaluated",
     "Optimised",
     "Trained",
     "WorkflowError",
     "check_train",
+    "evaluate_model",
     "optimise_model",
     "train_model",
 ]
@@ -70,6 +76,18 @@ class Optimised:
     parent: ModelView
     report: Report
     model: ModelView | None
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """How registered `model` did on `rows` rows of version `dataset_version` of `dataset`,
+    measured through its ONNX model as a device runs it."""
+
+    model: ModelView
+    dataset: str
+    dataset_version: int
+    rows: int
+    evaluation: Evaluation
 
 
 def check_train(request: TrainRequest) -> str:
@@ -244,3 +262,52 @@ def _register_winner(client: HubClient, parent: ModelView, report: Report) -> Mo
         ),
     )
     return client.register_model(bundle.pack())
+
+
+def evaluate_model(
+    client: HubClient, request: EvaluateRequest, progress: Progress | None = None
+) -> Evaluated:
+    """Score a registered model on a dataset version's test split (or every row): by default
+    the version it was trained on, whose test rows its training held out.
+
+    Raises `WorkflowError` for a bad request, or a dataset whose rows the model cannot score,
+    `HubError` when the hub refuses."""
+    model = _model(client, request.model, request.version)
+    lineage = model.manifest.lineage
+    own = lineage.dataset if lineage else None
+    dataset = request.dataset or own
+    if dataset is None:
+        raise WorkflowError(
+            f"dataset: {model.name} v{model.version} records no dataset in its lineage; "
+            "name the dataset to measure it on",
+            field="dataset",
+        )
+    version = request.dataset_version
+    if version is None:
+        own_version = lineage.dataset_version if lineage and dataset == own else None
+        version = own_version or _latest(client, dataset)
+    table = _table(client, dataset, version)
+    chosen = np.ones(len(table.labels), dtype=bool) if request.all_rows else table.test
+    if not chosen.any():
+        raise WorkflowError(f"dataset {dataset} v{version} has no test rows; score all_rows")
+    labels = model.manifest.labels
+    truth = [table.labels[i] for i in np.flatnonzero(chosen)]
+    unknown = sorted(set(truth) - set(labels))
+    if unknown:
+        raise WorkflowError(
+            f"dataset {dataset} v{version} has rows labelled {unknown}, which "
+            f"{model.name} v{model.version} does not know (its labels: {labels}); measure it "
+            "on a dataset of its labels"
+        )
+    onnx = Bundle.unpack(client.bundle(model.digest)).model
+    if progress is not None:
+        progress(f"scoring {len(truth)} rows of {dataset} v{version}", 0, 1)
+    try:
+        predicted, _ = OnnxPredictor(onnx, labels).predict(table.features[chosen])
+    except ValueError as exc:
+        raise WorkflowError(f"dataset {dataset} v{version}: {exc}") from None
+    index = {label: i for i, label in enumerate(labels)}
+    evaluation = evaluate(np.asarray([index[t] for t in truth]), predicted, labels)
+    if progress is not None:
+        progress(f"scored {len(truth)} rows", 1, 1)
+    return Evaluated(model, dataset, version, len(truth), evaluation)

@@ -18,8 +18,8 @@ JobId = Annotated[int, Path(ge=1, le=INT64_MAX, description="the job's id")]
 
 @router.post("/v1/jobs", status_code=201, operation_id="jobs-submit")
 def submit_job(_: AdminDep, submission: SubmitBody, session: WriteSessionDep) -> JobView:
-    """Queue a training or optimisation for the hub's worker process, which runs it as
-    `edgestack train` or `edgestack optimize` would and registers what it makes."""
+    """Queue a training, optimisation or evaluation for the hub's worker process, which runs
+    it as `edgestack train`, `optimize` or `evaluate` would and registers what it makes."""
     row = jobs.submit(session, submission)
     session.commit()
     return jobs.view(row)
