@@ -1,6 +1,8 @@
 """Hub jobs against a real hub process and its worker."""
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,14 +15,17 @@ from .test_cli_train import _upload
 
 pytestmark = pytest.mark.integration
 
+WORKER = b"edgestack.hub.worker"
+
 
 def _job(fleet: LocalFleet, job_id: int, *states: str) -> JobView | None:
     job = fleet.client.job(job_id)
     return job if job.state in states else None
 
 
-def _job_processes(hub_pid: int) -> list[int]:
-    """The processes under the hub that run a job: its worker's spawned children."""
+def _job_processes(hub_pid: int, marker: bytes = b"spawn_main") -> list[int]:
+    """The processes under the hub that run a job: its worker's spawned children; or, with
+    another `marker`, those whose command line holds it."""
     found, parents = [], [hub_pid]
     while parents:
         parent = parents.pop()
@@ -34,7 +39,7 @@ def _job_processes(hub_pid: int) -> list[int]:
                 continue
             if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
                 parents.append(int(entry.name))
-                if b"spawn_main" in command:
+                if marker in command:
                     found.append(int(entry.name))
     return found
 
@@ -139,3 +144,29 @@ def test_a_cancelled_job_has_its_process_stopped_and_the_worker_goes_on(
     assert "no dataset 'pumps'" in refused.error
     # Only the job after the cancelled one registered a model.
     assert [(m.name, m.version) for m in models] == [("motors", 1)]
+
+
+def test_the_hub_starts_another_worker_when_its_worker_dies(tmp_path: Path) -> None:
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub()
+        hub_pid = fleet.pids[0]
+        [first] = wait_until(
+            lambda: _job_processes(hub_pid, WORKER), timeout_s=30, what="the worker to start"
+        )
+
+        os.kill(first, signal.SIGKILL)
+        [second] = wait_until(
+            lambda: [p for p in _job_processes(hub_pid, WORKER) if p != first],
+            timeout_s=30,
+            what="another worker to start",
+        )
+        job = fleet.client.submit_job(TrainRequest(dataset="pumps"))
+        ended = wait_until(
+            lambda: _job(fleet, job.id, "failed", "succeeded"),
+            timeout_s=120,
+            what="the new worker to run a job",
+            every_s=0.5,
+        )
+
+    assert second != first
+    assert ended.state == "failed" and "pumps" in (ended.error or "")

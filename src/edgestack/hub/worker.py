@@ -34,6 +34,7 @@ POLL_S = 1.0
 """How often the worker asks for queued jobs, and checks that a running one is not cancelled."""
 _RESTART_S = 2.0  # between restarts of a worker that died, so one dying at once cannot spin
 _STOP_S = 10.0
+_REPORT_S = 0.5
 _TOKEN = "EDGESTACK_ADMIN_TOKEN"
 _REQUEST: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
 _MAIN = "import sys; from edgestack.hub.worker import main; main(sys.argv[1], int(sys.argv[2]))"
@@ -177,11 +178,18 @@ def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -
 
     job = _REQUEST.validate_python(request)
     with HubClient(url, admin_token=admin_token) as client:
+        pending: list[str] = []
+        sent = [0.0]
 
         def progress(what: str, done: int, total: int) -> None:
             fraction = min(1.0, done / total) if total > 0 else None
-            line = f"{what} ({done}/{total})" if total > 0 else what
-            news = JobReport(progress=fraction, step=what[:200], lines=[line[:2000]])
+            pending.append((f"{what} ({done}/{total})" if total > 0 else what)[:2000])
+            # A trainer may report every epoch: the hub hears at most every _REPORT_S.
+            if time.monotonic() - sent[0] < _REPORT_S and fraction != 1.0:
+                return
+            news = JobReport(progress=fraction, step=what[:200], lines=pending[-100:])
+            pending.clear()
+            sent[0] = time.monotonic()
             if not _report(client, job_id, news):
                 raise SystemExit(0)  # cancelled: the worker stops this process anyway
 
@@ -200,7 +208,7 @@ def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -
             outcome="succeeded" if error is None else "failed",
             result=result,
             error=None if error is None else error[:4000],
-            lines=[line[:2000] for line in lines],
+            lines=[*pending, *(line[:2000] for line in lines)][-100:],
         )
         _report(client, job_id, news)
 
