@@ -170,3 +170,37 @@ def test_the_hub_starts_another_worker_when_its_worker_dies(tmp_path: Path) -> N
 
     assert second != first
     assert ended.state == "failed" and "pumps" in (ended.error or "")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_job_stops_with_its_hub_and_is_failed_when_the_hub_is_back(tmp_path: Path) -> None:
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub()
+        hub_pid = fleet.pids[0]
+        _upload(fleet, "motors")
+        job = fleet.client.submit_job(TrainRequest(dataset="motors", budget_s=600))
+        running = wait_until(
+            lambda: _job_processes(hub_pid), timeout_s=60, what="the job's process to start"
+        )
+
+        os.kill(hub_pid, signal.SIGKILL)
+        wait_until(
+            lambda: not any(_alive(pid) for pid in running),
+            timeout_s=30,
+            what="the job's process to stop with its hub",
+        )
+        fleet.stop_hub()  # reaps the killed one
+        fleet.start_hub()
+        after = fleet.client.job(job.id)
+        models = fleet.client.models()
+
+    assert after.state == "failed"
+    assert after.error is not None and "hub stopped" in after.error
+    assert models == []

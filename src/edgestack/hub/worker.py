@@ -114,11 +114,11 @@ def run_worker(url: str, admin_token: str, hub_pid: int, *, poll_s: float = POLL
             if job is None:
                 time.sleep(poll_s)
                 continue
-            _supervise_job(client, url, admin_token, job, poll_s)
+            _supervise_job(client, url, admin_token, job, hub_pid, poll_s)
 
 
 def _supervise_job(
-    client: HubClient, url: str, admin_token: str, job: JobView, poll_s: float
+    client: HubClient, url: str, admin_token: str, job: JobView, hub_pid: int, poll_s: float
 ) -> None:
     # Spawned, not forked: a fresh interpreter, free of this process's sockets and threads.
     process = multiprocessing.get_context("spawn").Process(
@@ -130,6 +130,11 @@ def _supervise_job(
     try:
         while process.is_alive():
             process.join(poll_s)
+            if os.getppid() != hub_pid:
+                # The hub that claimed it is gone; the next one marks the job failed, and
+                # must not find a model it did not ask for.
+                log.info("the hub is gone: stopping job %d", job.id)
+                break
             if process.is_alive() and not _still_running(client, job.id):
                 log.info("job %d was cancelled: stopping its process", job.id)
                 break
