@@ -70,6 +70,14 @@ def test_a_training_job_runs_in_the_worker_and_registers_its_model(tmp_path: Pat
             what=f"job {scoring.id} to end",
             every_s=0.5,
         )
+        optimising = cli(fleet, "optimize", "motors", "--profile", "pi", "--job", "--json")
+        optimised = wait_until(
+            lambda: _job(fleet, json.loads(optimising.stdout)["id"], "succeeded", "failed"),
+            timeout_s=180,
+            what="the optimise job to end",
+            every_s=0.5,
+        )
+        after_optimising = fleet.client.models()
 
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert done.state == "succeeded", done.error
@@ -95,6 +103,11 @@ def test_a_training_job_runs_in_the_worker_and_registers_its_model(tmp_path: Pat
     assert scored_by_job.state == "succeeded", scored_by_job.error
     assert scored_by_job.result is not None
     assert scored_by_job.result["metrics"] == local["metrics"]
+    assert optimised.state == "succeeded", optimised.error
+    assert optimised.result is not None and optimised.result["candidates"]
+    best = after_optimising[-1]
+    assert (best.name, best.version) == ("motors", 2)
+    assert best.manifest.lineage is not None and best.manifest.lineage.parent == model.digest
 
 
 def test_a_cancelled_job_has_its_process_stopped_and_the_worker_goes_on(
