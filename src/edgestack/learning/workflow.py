@@ -1,9 +1,10 @@
-"""What `edgestack train` and `edgestack optimize` do, as library calls: the CLI, the demo and
-the hub's jobs all run these, so there is one path and it is the one users run.
+"""What `edgestack train`, `optimize` and `evaluate` do, as library calls: the CLI, the demo
+and the hub's jobs all run these, so there is one path and it is the one users run.
 
     with HubClient(url, admin_token=token) as client:
         trained = train_model(client, TrainRequest(dataset="motors", model="random_forest"))
         optimised = optimise_model(client, OptimiseRequest(model="motors", profile="pi"))
+        evaluated = evaluate_model(client, EvaluateRequest(model="motors"))
 
 The requests are the wire's (`edgestack.protocol`), so a hub job carries one as it is.
 
