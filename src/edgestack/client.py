@@ -27,6 +27,12 @@ from edgestack.protocol import (
     DeviceView,
     EventView,
     IngestAck,
+    JobLog,
+    JobReport,
+    JobRequest,
+    JobState,
+    JobSubmit,
+    JobView,
     KeyView,
     ModelView,
     ProfileView,
@@ -44,6 +50,8 @@ _Events = TypeAdapter(list[EventView])
 _Datasets = TypeAdapter(list[DatasetSummary])
 _Profiles = TypeAdapter(list[ProfileView])
 _Keys = TypeAdapter(list[KeyView])
+_Jobs = TypeAdapter(list[JobView])
+_Claimed = TypeAdapter(JobView | None)
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -242,6 +250,49 @@ class HubClient:
             "POST", f"/v1/datasets/{name}/samples", content=batch.model_dump_json()
         )
         return IngestAck.model_validate_json(response.content)
+
+    def submit_job(self, job: JobRequest) -> JobView:
+        """Queue `job` for the hub's worker process."""
+        body = JobSubmit(job=job).model_dump_json()
+        return JobView.model_validate_json(self._call("POST", "/v1/jobs", content=body).content)
+
+    def jobs(
+        self,
+        *,
+        after_id: int = 0,
+        newest_first: bool = False,
+        state: JobState | None = None,
+        limit: int = 100,
+    ) -> list[JobView]:
+        """One page of jobs: oldest first after `after_id`, or the newest when
+        `newest_first`; only those in `state` when given."""
+        params = _window(after_id, None, newest_first, limit)
+        if state:
+            params["state"] = state
+        return _Jobs.validate_json(self._call("GET", "/v1/jobs", params=params).content)
+
+    def job(self, job_id: int) -> JobView:
+        return JobView.model_validate_json(self._call("GET", f"/v1/jobs/{job_id}").content)
+
+    def job_log(self, job_id: int, *, after: int = 0, limit: int = 1000) -> list[str]:
+        """The job's log lines after the first `after`."""
+        params: dict[str, str | int] = {"after": after, "limit": limit}
+        response = self._call("GET", f"/v1/jobs/{job_id}/log", params=params)
+        return JobLog.model_validate_json(response.content).lines
+
+    def cancel_job(self, job_id: int) -> JobView:
+        """Cancel a queued or running job; HubError with status 409 once it has ended."""
+        return JobView.model_validate_json(self._call("POST", f"/v1/jobs/{job_id}/cancel").content)
+
+    def claim_job(self) -> JobView | None:
+        """For the hub's worker: the oldest queued job, now running; None when none waits."""
+        return _Claimed.validate_json(self._call("POST", "/v1/jobs/claim").content)
+
+    def report_job(self, job_id: int, news: JobReport) -> JobView:
+        """For a job's process: its progress, log lines or outcome; HubError with status 409
+        once the job is no longer running (cancelled), which means: stop."""
+        response = self._call("POST", f"/v1/jobs/{job_id}/report", content=news.model_dump_json())
+        return JobView.model_validate_json(response.content)
 
     def _call(
         self,

@@ -13,7 +13,7 @@ maps have a length, floats are finite, times carry a zone and fall in `MIN_TIME`
 import math
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -55,6 +55,7 @@ __all__ = [
     "DeviceView",
     "EnrolRequest",
     "EnrolResponse",
+    "EvaluateRequest",
     "Event",
     "EventBatch",
     "EventKind",
@@ -64,10 +65,18 @@ __all__ = [
     "Hardware",
     "HubEventKind",
     "IngestAck",
+    "JobKind",
+    "JobLog",
+    "JobReport",
+    "JobRequest",
+    "JobState",
+    "JobSubmit",
+    "JobView",
     "Key",
     "KeyView",
     "Label",
     "ModelView",
+    "OptimiseRequest",
     "Problem",
     "ProfileView",
     "ReportedState",
@@ -85,6 +94,7 @@ __all__ = [
     "TelemetryBatch",
     "TelemetryTotals",
     "Timestamp",
+    "TrainRequest",
     "problem_detail",
 ]
 
@@ -619,3 +629,112 @@ class DatasetDetail(Wire):
     counts: SampleCounts = Field(description="the samples it holds now, frozen or not")
     specs: dict[str, InputSpec] = Field(description="by fingerprint: its samples' specs")
     versions: list[DatasetVersion]
+
+
+class TrainRequest(_Command):
+    """Fit `model` (a registered trainer, or `auto` to try the classifiers) on version
+    `version` of `dataset` (the latest when left out), the hub's test split held out, and
+    register it as the next version of `name` (the dataset's name when left out): what
+    `edgestack train` does, and a train job."""
+
+    kind: Literal["train"] = "train"
+    dataset: Name
+    model: str = Field(
+        default="auto", min_length=1, max_length=64, description="a trainer, or auto"
+    )
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the trainer's parameters; none with auto"
+    )
+    cv: int = Field(default=0, ge=0, le=100, description="cross-validation folds first")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    budget_s: float = Field(default=120.0, ge=0, le=86_400, description="auto's time")
+    name: Name | None = Field(default=None, description="the dataset's name when left out")
+    normal_label: Label = Field(
+        default=RuleParams().normal_label, description="what an anomaly detector learns"
+    )
+
+
+class OptimiseRequest(_Command):
+    """Make version `version` of registered model `model` (the latest when left out) fit
+    device profile `profile`, losing at most `gate_pts` accuracy points, and register the
+    best candidate as its next version: what `edgestack optimize` does, and an optimise job."""
+
+    kind: Literal["optimise"] = "optimise"
+    model: Name
+    profile: str = Field(min_length=1, max_length=64)
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
+    gate_pts: float = Field(default=1.0, ge=0, le=100)
+
+
+class EvaluateRequest(_Command):
+    """Measure version `version` of registered model `model` (the latest when left out) on
+    version `dataset_version` of `dataset`: by default the dataset version it was trained on,
+    or the latest version of another dataset. Its test split rows are scored, or every row
+    with `all_rows`: what `edgestack evaluate` does, and an evaluate job."""
+
+    kind: Literal["evaluate"] = "evaluate"
+    model: Name
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
+    dataset: Name | None = Field(default=None, description="the model's own when left out")
+    dataset_version: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    all_rows: bool = Field(default=False, description="score every row, not the test split")
+
+
+JobRequest = Annotated[
+    TrainRequest | OptimiseRequest | EvaluateRequest, Field(discriminator="kind")
+]
+JobKind = Literal["train", "optimise", "evaluate"]
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+"""queued, then running once the hub's worker claims it, then one of the last three."""
+
+
+class JobSubmit(_Command):
+    """Run `job` in the hub's worker process."""
+
+    job: JobRequest
+
+
+class JobView(Wire):
+    """A hub job: what was asked, how far it is (`progress` 0..1, `step` the last thing it
+    did), and how it ended: `result` when it succeeded, `error` when it failed."""
+
+    id: int
+    kind: JobKind
+    state: JobState
+    job: JobRequest
+    progress: float
+    step: str | None
+    result: dict[str, Any] | None
+    error: str | None
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    log_lines: int
+
+
+class JobLog(Wire):
+    """A job's log lines, oldest first."""
+
+    lines: list[str]
+
+
+class JobReport(_Command):
+    """What the worker tells the hub of the job it runs: how far it is, new log lines, and
+    finally its `outcome` with a `result` or an `error`. A job that is no longer running
+    (cancelled) refuses it with 409, which tells the worker to stop it."""
+
+    progress: float | None = Field(default=None, ge=0, le=1)
+    step: str | None = Field(default=None, max_length=200)
+    lines: list[Annotated[str, StringConstraints(max_length=2000)]] = Field(
+        default_factory=list, max_length=100
+    )
+    outcome: Literal["succeeded", "failed"] | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = Field(default=None, max_length=4000)

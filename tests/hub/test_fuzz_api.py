@@ -112,6 +112,8 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
     assert bodies[("post", "/v1/devices/{device_id}/telemetry")].endswith("/TelemetryBatch")
     assert bodies[("post", "/v1/enrol")].endswith("/EnrolRequest")
     assert bodies[("patch", "/v1/devices/{device_id}/tags")].endswith("/TagsPatch")
-    assert len(bodies) == 9
+    assert bodies[("post", "/v1/jobs")].endswith("/JobSubmit")
+    assert bodies[("post", "/v1/jobs/{job_id}/report")].endswith("/JobReport")
+    assert len(bodies) == 11
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

@@ -4,7 +4,7 @@ hub's signing keys."""
 
 import typer
 
-from edgestack.cli import data, fleet, keys, optimize, processes, train
+from edgestack.cli import data, evaluate, fleet, jobs, keys, optimize, processes, train
 
 __all__ = ["app"]
 
@@ -19,5 +19,7 @@ app.command()(fleet.profiles)
 app.command()(fleet.deploy)
 app.command()(train.train)
 app.command()(optimize.optimize)
+app.command()(evaluate.evaluate)
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
+app.add_typer(jobs.app, name="jobs")

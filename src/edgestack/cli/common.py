@@ -3,7 +3,8 @@
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -41,11 +42,15 @@ __all__ = [
     "load_settings",
     "print_json",
     "progress_bar",
+    "progress_steps",
+    "request",
     "setup_logging",
+    "workflow",
 ]
 
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseSettings)
+M = TypeVar("M", bound=BaseModel)
 
 console = Console()
 
@@ -77,6 +82,18 @@ def fail(message: str, status: int = 1) -> typer.Exit:
     """Print `error: message` and give the exit to raise: 2 for bad input, 1 otherwise."""
     console.print(f"[red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(status)
+
+
+def request(kind: type[M], /, **options: Any) -> M:
+    """`kind` made of a command's options; one it refuses ends the command with exit 2,
+    naming the option and its value."""
+    try:
+        return kind(**options)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        option = "--" + field.replace("_", "-")
+        raise fail(f"{option} {options.get(field)!r}: {error['msg']}", 2) from None
 
 
 def load_settings(cls: type[S], **given: Any) -> S:
@@ -207,6 +224,22 @@ def call(action: Callable[[], T]) -> T:
         raise fail(str(exc)) from None
 
 
+def workflow(action: Callable[[], T]) -> T:
+    """The result of a library workflow; a bad request ends the command with exit 2, a refusal
+    by the hub or a bad dataset with exit 1, each with its reason, naming the option at
+    fault."""
+    # Imported here: the workflows pull in numerical libraries the other commands never need.
+    from edgestack.learning.workflow import WorkflowError
+
+    try:
+        return action()
+    except HubError as exc:
+        raise fail(str(exc)) from None
+    except WorkflowError as exc:
+        message = f"--{exc}" if exc.field else str(exc)
+        raise fail(message, 2 if exc.usage else 1) from None
+
+
 def progress_bar(*extra: ProgressColumn, to: Console = console) -> Progress:
     """The bar long commands show: what is going on, how far, `extra` columns, time taken and
     left. Commands printing JSON pass `to=Console(stderr=True)`, so stdout stays one document."""
@@ -219,3 +252,17 @@ def progress_bar(*extra: ProgressColumn, to: Console = console) -> Progress:
         TimeRemainingColumn(),
         console=to,
     )
+
+
+@contextmanager
+def progress_steps(description: str, *, as_json: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar starting at `description`, and the callback a workflow advances it with
+    (what was just done, steps done, steps in all). Beside JSON the bar goes to stderr, so
+    stdout stays one document."""
+    with progress_bar(to=Console(stderr=True) if as_json else console) as progress:
+        task = progress.add_task(description, total=None)
+
+        def advance(what: str, done: int, total: int) -> None:
+            progress.update(task, description=what, completed=done, total=total)
+
+        yield advance

@@ -2,29 +2,26 @@
 candidate as the model's next version."""
 
 import json
-import logging
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from edgestack.bundle import Bundle, Lineage
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
     JsonOpt,
-    call,
     connect,
     console,
     fail,
-    progress_bar,
+    progress_steps,
+    request,
+    workflow,
 )
-from edgestack.client import HubClient
+from edgestack.cli.jobs import submit
 from edgestack.profiles import PROFILES
-from edgestack.protocol import ModelView
+from edgestack.protocol import ModelView, OptimiseRequest
 
 if TYPE_CHECKING:
     from edgestack.learning.optimize import Report
@@ -44,6 +41,9 @@ def optimize(
         float, typer.Option(min=0, help="Accuracy points a candidate may lose.")
     ] = 1.0,
     png: Annotated[Path | None, typer.Option(help="Write the Pareto plot here.")] = None,
+    job: Annotated[
+        bool, typer.Option("--job", help="Queue it as a job on the hub instead of running it here.")
+    ] = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
@@ -54,54 +54,24 @@ def optimize(
     The registry holds ONNX only, so the model is first refitted from its lineage (dataset
     version, trainer, settings, seed) for pruning and distillation and for the training rows
     that calibrate int8; the held-out rows are the ones its training held out."""
-    from edgestack.dataset import DatasetFileError, read_dataset
-    from edgestack.learning import fit
-    from edgestack.learning.optimize import Baseline, optimise, pareto_png
+    asked = request(
+        OptimiseRequest, model=model, profile=profile, version=version, gate_pts=gate_pts
+    )
+    if job:
+        if png is not None:
+            raise fail("--png: a job runs on the hub, which keeps no plot; leave --job out", 2)
+        with connect(hub, admin_token) as client:
+            submit(client, asked, as_json)
+        return
+    from edgestack.learning.optimize import pareto_png
+    from edgestack.learning.workflow import optimise_model
 
-    if profile not in PROFILES:
-        raise fail(f"--profile {profile!r}: unknown; known: {', '.join(PROFILES)}", 2)
-    for logger in ("torch.onnx", "onnxscript"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
-    with connect(hub, admin_token) as client:
-        parent = _model(client, model, version)
-        lineage = parent.manifest.lineage
-        if lineage is None or lineage.dataset is None or lineage.dataset_version is None:
-            raise fail(
-                f"{model} v{parent.version} records no dataset in its lineage; optimize "
-                "measures on the rows its training held out: train it with edgestack train"
-            )
-        onnx = Bundle.unpack(call(partial(client.bundle, parent.digest))).model
-        data = call(partial(client.dataset_parquet, lineage.dataset, lineage.dataset_version))
-        try:
-            table = read_dataset(data)
-        except DatasetFileError as exc:
-            raise fail(f"dataset {lineage.dataset} v{lineage.dataset_version}: {exc}") from None
-        with progress_bar(to=Console(stderr=True) if as_json else console) as progress:
-            task = progress.add_task(f"refitting {lineage.trainer}", total=None)
-
-            def advance(what: str, done: int, total: int) -> None:
-                progress.update(task, description=what, completed=done, total=total)
-
-            refit = fit(
-                lineage.trainer,
-                table.features,
-                table.labels,
-                params=lineage.params,
-                seed=lineage.seed,
-                test=table.test,
-            )
-            baseline = Baseline(
-                onnx, parent.manifest.labels, refit.train.x, refit.train.y, lineage, refit.trainer
-            )
-            report = optimise(
-                baseline,
-                refit.test.x,
-                refit.test.y,
-                PROFILES[profile],
-                gate_pts=gate_pts,
-                progress=advance,
-            )
-        registered = _register(client, parent, report, profile) if report.winner else None
+    with (
+        connect(hub, admin_token) as client,
+        progress_steps(f"optimising {model}", as_json=as_json) as advance,
+    ):
+        optimised = workflow(lambda: optimise_model(client, asked, advance))
+    parent, report, registered = optimised.parent, optimised.report, optimised.model
     if png is not None:
         title = f"{model} v{parent.version} for {profile}"
         try:
@@ -123,39 +93,6 @@ def optimize(
             )
     if registered is None:
         raise typer.Exit(1)
-
-
-def _model(client: HubClient, name: str, version: int | None) -> ModelView:
-    versions = sorted((m for m in call(client.models) if m.name == name), key=lambda m: m.version)
-    if not versions:
-        raise fail(f"no model {name!r} is registered; see edgestack models")
-    if version is None:
-        return versions[-1]
-    for m in versions:
-        if m.version == version:
-            return m
-    known = ", ".join(f"v{m.version}" for m in versions)
-    raise fail(f"--version {version}: {name} has {known}")
-
-
-def _register(client: HubClient, parent: ModelView, report: "Report", profile: str) -> ModelView:
-    winner = report.winner
-    assert winner is not None and winner.candidate.measurement is not None  # chosen: measured
-    measured = winner.candidate.measurement
-    lineage = parent.manifest.lineage or Lineage(trainer="unknown")
-    bundle = Bundle.create(
-        name=parent.name,
-        labels=parent.manifest.labels,
-        input=parent.manifest.input,
-        model=winner.candidate.model or b"",
-        metrics=parent.manifest.metrics | {"accuracy": measured.accuracy},
-        footprint=measured.footprint,
-        lineage=lineage.model_copy(
-            update={"parent": parent.digest, "optimisation": winner.candidate.name}
-        ),
-        reference=parent.manifest.reference,  # same inputs, so the same drift reference
-    )
-    return call(partial(client.register_model, bundle.pack()))
 
 
 def _table(report: "Report", title: str) -> Table:

@@ -1,37 +1,31 @@
 """`edgestack train`: fit a model on a frozen dataset version from the hub and register it."""
 
 import json
-import logging
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import TypeAdapter, ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from edgestack.appspec import AppSpecError, load_app_spec
-from edgestack.bundle import InputSpec, Name
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
     JsonOpt,
-    call,
     connect,
     console,
     fail,
-    progress_bar,
+    progress_steps,
+    request,
+    workflow,
 )
-from edgestack.client import HubClient
-from edgestack.protocol import ModelView, RuleParams
+from edgestack.cli.jobs import submit
+from edgestack.protocol import RuleParams, TrainRequest
 
 if TYPE_CHECKING:
     from edgestack.learning import Candidate, FitResult
 
 __all__ = ["train"]
-
-_AUTO = "auto"
 
 
 def train(
@@ -64,6 +58,9 @@ def train(
             "normal_label as normal (normal when left out)."
         ),
     ] = None,
+    job: Annotated[
+        bool, typer.Option("--job", help="Queue it as a job on the hub instead of running it here.")
+    ] = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
@@ -71,78 +68,37 @@ def train(
     """Train on a dataset version (the hub's test split held out), print the held-out metrics,
     measure the model's footprint as a device runs it, and register the model; the hub makes
     it the next version of --name."""
+    asked = request(
+        TrainRequest,
+        dataset=dataset,
+        model=model,
+        version=version,
+        params=_params(params),
+        cv=cv,
+        seed=seed,
+        budget_s=budget_s,
+        name=name,
+        normal_label=_normal_label(app),
+    )
+    if job:
+        if png is not None:
+            raise fail("--png: a job runs on the hub, which keeps no plot; leave --job out", 2)
+        with connect(hub, admin_token) as client:
+            submit(client, asked, as_json)
+        return
     # Imported here: training pulls in numerical libraries the other commands never need.
-    from edgestack.dataset import DatasetFileError, read_dataset
-    from edgestack.learning import TRAINERS, auto, confusion_png, fit
-    from edgestack.registry import RegistryError
+    from edgestack.learning import confusion_png
+    from edgestack.learning.workflow import check_train, train_model
 
-    # The exporters log each opset conversion they make; the pinned opset makes them routine.
-    # torch resets its own top-level loggers when imported, so the exporter's is named.
-    for logger in ("torch.onnx._internal.exporter", "onnxscript"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
-    chosen = _params(params)
-    if model != _AUTO:
-        try:
-            TRAINERS.get(model)
-        except RegistryError as exc:
-            raise fail(f"--model: {exc}, or auto", 2) from None
-        try:
-            TRAINERS.validate(model, chosen)
-        except RegistryError as exc:
-            raise fail(f"--params: {exc}", 2) from None
-    elif chosen:
-        raise fail("--params: auto tries each candidate with its defaults; leave it out", 2)
-    normal_label = _normal_label(app)
-    target = _model_name(name or dataset)
-    with connect(hub, admin_token) as client:
-        if version is None:
-            version = _latest(client, dataset)
-        data = call(partial(client.dataset_parquet, dataset, version))
-        try:
-            table = read_dataset(data)
-        except DatasetFileError as exc:
-            raise fail(f"dataset {dataset} v{version}: {exc}") from None
-        spec, x, labels, test = table.spec, table.features, table.labels, table.test
-        leaderboard: list[Candidate] = []
-        # Beside JSON the bar goes to stderr, so stdout stays one document.
-        with progress_bar(to=Console(stderr=True) if as_json else console) as progress:
-            task = progress.add_task(f"{model} on {dataset} v{version}", total=None)
-
-            def advance(what: str, done: int, total: int) -> None:
-                progress.update(task, description=what, completed=done, total=total)
-
-            try:
-                if model == _AUTO:
-                    found = auto(
-                        x,
-                        labels,
-                        budget_s=budget_s,
-                        seed=seed,
-                        test=test,
-                        dataset=dataset,
-                        dataset_version=version,
-                        progress=advance,
-                    )
-                    result, leaderboard = found.best, found.leaderboard
-                else:
-                    result = fit(
-                        model,
-                        x,
-                        labels,
-                        params=chosen,
-                        seed=seed,
-                        test=test,
-                        cv=cv,
-                        dataset=dataset,
-                        dataset_version=version,
-                        normal_label=normal_label,
-                        progress=advance,
-                    )
-            except ValueError as exc:
-                raise fail(str(exc), 2) from None
-        registered = _register(client, target, spec, result)
+    workflow(lambda: check_train(asked))
+    with (
+        connect(hub, admin_token) as client,
+        progress_steps(f"{model} on {dataset}", as_json=as_json) as advance,
+    ):
+        trained = workflow(lambda: train_model(client, asked, advance))
+    registered, result, leaderboard = trained.model, trained.result, trained.leaderboard
     if png is not None:
-        title = f"{target} v{registered.version}: {result.lineage.trainer}"
+        title = f"{registered.name} v{registered.version}: {result.lineage.trainer}"
         try:
             png.write_bytes(confusion_png(result.evaluation, title))
         except OSError as exc:
@@ -175,16 +131,6 @@ def _params(raw: str | None) -> dict[str, Any]:
     return parsed
 
 
-def _model_name(name: str) -> str:
-    """`name`, if a model may be registered under it: checked before training, which may
-    take minutes."""
-    try:
-        return TypeAdapter(Name).validate_python(name)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise fail(f"--name {name!r}: {error['msg']}; give a model name", 2) from None
-
-
 def _normal_label(app: Path | None) -> str:
     if app is None:
         return RuleParams().normal_label
@@ -192,28 +138,6 @@ def _normal_label(app: Path | None) -> str:
         return load_app_spec(app).rules.normal_label
     except AppSpecError as exc:
         raise fail(f"--app: {exc}", 2) from None
-
-
-def _latest(client: HubClient, dataset: str) -> int:
-    versions = call(partial(client.dataset, dataset)).versions
-    if not versions:
-        raise fail(
-            f"dataset '{dataset}' has no versions yet; freeze one with: "
-            f"edgestack data freeze {dataset}"
-        )
-    return versions[-1].version
-
-
-def _register(client: HubClient, name: str, spec: InputSpec, result: "FitResult") -> ModelView:
-    """Measure `result` and register it; the hub answers the version it became."""
-    from edgestack.learning import package
-    from edgestack.learning.optimize import MeasurementError
-
-    try:
-        bundle = package(result, name=name, spec=spec)
-    except MeasurementError as exc:
-        raise fail(f"ONNX Runtime cannot run the trained model: {exc}") from None
-    return call(partial(client.register_model, bundle.pack()))
 
 
 def _print(result: "FitResult", leaderboard: "list[Candidate]") -> None:

@@ -13,20 +13,18 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from edgestack.bundle import Bundle
 from edgestack.demo.fleet import LocalFleet, wait_until
-from edgestack.learning import train_classifier
+from edgestack.learning.workflow import train_model
 from edgestack.protocol import (
     Collection,
-    DatasetView,
     DeployRequest,
     DesiredPatch,
     FaultInjection,
+    TrainRequest,
 )
 from edgestack.sensing import FAULTS
 
@@ -109,7 +107,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
 
         for label in FAULTS:
             fault = None if label == "normal" else FaultInjection(kind=label)
-            patch = DesiredPatch(collect=Collection(label=label), fault=fault)
+            patch = DesiredPatch(collect=Collection(label=label, dataset=MODEL_NAME), fault=fault)
             for device in options.devices:
                 hub.update_desired(device, patch)
             need = options.windows_per_label * len(options.devices)
@@ -123,20 +121,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         for device in options.devices:
             hub.update_desired(device, DesiredPatch(collect=None, fault=None))
 
-        task = progress.add_task("training and packaging", total=2)
-        dataset = hub.samples()
-        spec_id, features, labels = _training_set(dataset)
-        trained = train_classifier(features, labels, seed=options.seed)
-        progress.advance(task)
-        bundle = Bundle.create(
-            name=MODEL_NAME,
-            labels=trained.labels,
-            input=dataset.specs[spec_id],
-            model=trained.onnx,
-            metrics=trained.metrics,
-        )
-        model = hub.register_model(bundle.pack())
-        progress.advance(task)
+        # Trained as `edgestack train` trains: on a frozen version of the collected dataset.
+        hub.freeze(MODEL_NAME)
+        task = progress.add_task("training and registering", total=1)
+        request = TrainRequest(dataset=MODEL_NAME, model="random_forest", seed=options.seed)
+        trained = train_model(hub, request, partial(_advance, progress, task))
+        model, metrics = trained.model, trained.result.metrics()
 
         deployment = hub.deploy(
             DeployRequest(model=MODEL_NAME, version=model.version, devices=list(options.devices))
@@ -169,7 +159,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
 
         # Stopped agents send their last telemetry, so the totals below are complete.
         fleet.stop_agents()
-        report = _report(fleet, model.name, model.version, trained.metrics, model.digest, options)
+        report = _report(fleet, model.name, model.version, metrics, model.digest, options)
     _print_summary(console, report, fault_at)
     return DemoResult(report, fault_at)
 
@@ -193,18 +183,14 @@ def _reach(progress: Progress, task: TaskID, count: Callable[[], int], target: i
     return done >= target
 
 
+def _advance(progress: Progress, task: TaskID, what: str, done: int, total: int) -> None:
+    progress.update(task, description=what, completed=done, total=total)
+
+
 def _collected(fleet: LocalFleet, label: str, options: DemoOptions) -> int:
     """Windows of `label` so far, counting no device beyond its share."""
     per_device = Counter(s.device_id for s in fleet.client.samples(label=label).samples)
     return sum(min(per_device[d], options.windows_per_label) for d in options.devices)
-
-
-def _training_set(dataset: DatasetView) -> tuple[str, np.ndarray, list[str]]:
-    """The windows of the spec most samples share; windows of other specs would not line up."""
-    spec_id, _ = Counter(s.spec for s in dataset.samples).most_common(1)[0]
-    rows = [s for s in dataset.samples if s.spec == spec_id]
-    features = np.asarray([s.features for s in rows], dtype=np.float32)
-    return spec_id, features, [s.label for s in rows]
 
 
 def _alarms(fleet: LocalFleet, after_id: int, device: str | None = None) -> list[str]:

@@ -12,7 +12,7 @@ from edgestack.hub import datadir
 from edgestack.hub.notify import DesiredNotifier
 from edgestack.hub.settings import HubSettings
 from edgestack.hub.signing import HubKeys
-from edgestack.hub.store import Database
+from edgestack.hub.store import Database, jobs
 from edgestack.hub.store.artifacts import CheckedArtifacts
 
 __all__ = ["HubContext"]
@@ -80,6 +80,10 @@ class HubContext:
         change = self._db.schema_change
         if change.before != change.after:
             log.info("%s: %s", data_dir / datadir.DATABASE, change)
+        with self._db.writer() as session:
+            if interrupted := jobs.fail_interrupted(session):
+                log.warning("%d jobs were running when the hub stopped: failed", interrupted)
+            session.commit()
         self._bundles = BundleStore(data_dir / "artifacts")
         self._keys = HubKeys(data_dir / "keys")
         self._artifacts = CheckedArtifacts(self._bundles)

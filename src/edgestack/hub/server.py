@@ -11,6 +11,7 @@ import uvicorn
 from edgestack.hub.app import create_app, hub_of
 from edgestack.hub.notify import DesiredNotifier
 from edgestack.hub.settings import HubSettings
+from edgestack.hub.worker import Worker
 
 __all__ = ["serve"]
 
@@ -38,7 +39,15 @@ def serve(settings: HubSettings) -> None:
         timeout_graceful_shutdown=GRACE_S,
     )
 
+    workers: list[Worker] = []
+
     def listening(port: int) -> None:
+        if settings.jobs_worker:
+            # Started once the port is known: the worker reaches the hub through its API.
+            workers.append(
+                Worker(_url(settings.host, port), settings.admin_token.get_secret_value())
+            )
+            workers[0].start()
         log.info(
             "hub on http://%s:%d, data in %s (%s)",
             settings.host,
@@ -49,21 +58,25 @@ def serve(settings: HubSettings) -> None:
         if settings.environment == "development":
             print(_first_run(settings, port), file=sys.stdout, flush=True)
 
-    server = _Server(config, hub.notifier, listening)
+    def stopping() -> None:
+        for worker in workers:
+            worker.stop_soon()
+
+    server = _Server(config, hub.notifier, listening, stopping)
     # uvicorn raises the signal again once it has stopped; a stop asked for is no error.
     try:
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
     finally:
+        for worker in workers:
+            worker.stop()
         hub.close()
 
 
 def _first_run(settings: HubSettings, port: int) -> str:
     """What a development hub prints at start: its tokens, an agent command that enrols as
     printed, and what to export for the CLI. Production hubs keep their tokens to themselves."""
-    # An agent cannot connect to a wildcard address; on this machine, loopback reaches it.
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    url = _url(settings.host, port)
     enrol = settings.enrol_token.get_secret_value()
     admin = settings.admin_token.get_secret_value()
     agent = ["edgestack", "agent", "--hub", url, "--token", enrol, "--device-id", "device-1"]
@@ -82,16 +95,28 @@ def _first_run(settings: HubSettings, port: int) -> str:
     )
 
 
+def _url(host: str, port: int) -> str:
+    """Where a process on this machine reaches the hub."""
+    # Nothing can connect to a wildcard address; on this machine, loopback reaches it.
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+
+
 class _Server(uvicorn.Server):
     """A server that answers every waiting long-poll as soon as it is asked to stop,
     rather than holding the stop until each one times out."""
 
     def __init__(
-        self, config: uvicorn.Config, notifier: DesiredNotifier, listening: Callable[[int], None]
+        self,
+        config: uvicorn.Config,
+        notifier: DesiredNotifier,
+        listening: Callable[[int], None],
+        stopping: Callable[[], None],
     ) -> None:
         super().__init__(config)
         self._notifier = notifier
         self._listening = listening
+        self._stopping = stopping
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -100,5 +125,7 @@ class _Server(uvicorn.Server):
         self._listening(self.servers[0].sockets[0].getsockname()[1])
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn ends the process with the signal once it has stopped, before any `finally`.
+        self._stopping()
         self._notifier.close()
         super().handle_exit(sig, frame)

@@ -38,6 +38,9 @@ class HubSettings(BaseSettings):
     signature_days: float = Field(
         default=365, gt=0, description="how long a bundle's signature lets devices install it"
     )
+    jobs_worker: bool = Field(
+        default=True, description="start the worker process that runs training and other jobs"
+    )
 
     @model_validator(mode="after")
     def _secret_tokens_in_production(self) -> "HubSettings":

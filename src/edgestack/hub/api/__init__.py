@@ -8,6 +8,7 @@ from edgestack.hub.api import (
     enrolment,
     events,
     health,
+    jobs,
     keys,
     metrics,
     models,
@@ -35,4 +36,5 @@ ROUTERS = (
     deployments.router,
     artifacts.router,
     metrics.router,
+    jobs.router,
 )

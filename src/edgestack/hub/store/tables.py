@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from edgestack.hub.store.db import Base, UTCDateTime
@@ -12,6 +12,7 @@ __all__ = [
     "DatasetVersionRow",
     "DeviceRow",
     "EventRow",
+    "JobRow",
     "ModelRow",
     "ReceivedBatchRow",
     "SampleRow",
@@ -146,3 +147,23 @@ class ModelRow(Base):
     size_bytes: Mapped[int]
     manifest: Mapped[Json] = mapped_column(JSON)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobRow(Base):
+    """A job the hub's worker runs: `request` holds its `TrainRequest` or `OptimiseRequest`,
+    `log` its lines, `result` what it made once `state` is `succeeded`."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    request: Mapped[Json] = mapped_column(JSON)
+    progress: Mapped[float] = mapped_column(Float)
+    step: Mapped[str | None] = mapped_column(String(200))
+    log: Mapped[list[str]] = mapped_column(JSON)
+    result: Mapped[Json | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(4000))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

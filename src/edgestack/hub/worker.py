@@ -1,0 +1,268 @@
+"""The hub's job worker: a process the hub starts and restarts, which claims queued jobs
+through the hub's API and runs each in a process of its own, so a cancel can stop it.
+
+A job runs the library workflows `edgestack train` and `edgestack optimize` run, with the
+admin token, and registers what it makes through the API like any client: training never
+runs in the hub's request path, nor in its process.
+
+    Worker("http://127.0.0.1:8400", admin_token).start()   # as the hub does when it listens
+"""
+
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from edgestack.client import HubClient, HubError
+from edgestack.protocol import JobReport, JobRequest, JobView
+
+__all__ = ["POLL_S", "Worker", "main", "run_worker"]
+
+log = logging.getLogger("edgestack.hub.worker")
+
+POLL_S = 1.0
+"""How often the worker asks for queued jobs, and checks that a running one is not cancelled."""
+_RESTART_S = 2.0  # between restarts of a worker that died, so one dying at once cannot spin
+_STOP_S = 10.0
+_REPORT_S = 0.5
+_TOKEN = "EDGESTACK_ADMIN_TOKEN"
+_REQUEST: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
+_MAIN = "import sys; from edgestack.hub.worker import main; main(sys.argv[1], int(sys.argv[2]))"
+
+
+class Worker:
+    """The worker process of one hub, started once the hub listens and restarted whenever it
+    exits until `stop`."""
+
+    def __init__(self, url: str, admin_token: str) -> None:
+        self._url = url
+        self._admin_token = admin_token
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        # Waits on the process rather than polling it: it blocks in `wait` until the exit.
+        self._thread = threading.Thread(target=self._supervise, name="job-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop_soon(self) -> None:
+        """Ask the worker to stop, and start no other; it stops the job it runs, which is
+        marked failed when the hub next starts."""
+        self._stopping.set()
+        with self._lock:
+            process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+
+    def stop(self) -> None:
+        """`stop_soon`, then wait until the worker has stopped."""
+        self.stop_soon()
+        with self._lock:
+            process = self._process
+        if process is not None:
+            try:
+                process.wait(_STOP_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._thread.join(_STOP_S)
+
+    def _supervise(self) -> None:
+        env = os.environ | {_TOKEN: self._admin_token}
+        command = [sys.executable, "-c", _MAIN, self._url, str(os.getpid())]
+        while not self._stopping.is_set():
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self._process = subprocess.Popen(command, env=env)
+            code = self._process.wait()
+            if self._stopping.is_set():
+                return
+            log.warning("the job worker exited with code %s; starting another", code)
+            self._stopping.wait(_RESTART_S)
+
+
+def run_worker(url: str, admin_token: str, hub_pid: int, *, poll_s: float = POLL_S) -> None:
+    """Claim and run queued jobs one at a time until SIGTERM, or until the hub, process
+    `hub_pid`, is gone."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C in the hub's terminal reaches every process of its group: the hub stops this one.
+    signal.signal(signal.SIGINT, stop)
+    with HubClient(url, admin_token=admin_token) as client:
+        while os.getppid() == hub_pid:
+            try:
+                job = client.claim_job() if client.jobs(state="queued", limit=1) else None
+            except HubError as exc:
+                # The hub may still be starting, or stopping: ask again.
+                log.debug("cannot claim a job: %s", exc)
+                job = None
+            if job is None:
+                time.sleep(poll_s)
+                continue
+            _supervise_job(client, url, admin_token, job, hub_pid, poll_s)
+
+
+def _supervise_job(
+    client: HubClient, url: str, admin_token: str, job: JobView, hub_pid: int, poll_s: float
+) -> None:
+    # Spawned, not forked: a fresh interpreter, free of this process's sockets and threads.
+    process = multiprocessing.get_context("spawn").Process(
+        target=_run_job,
+        args=(url, admin_token, job.id, job.job.model_dump(mode="json")),
+        name=f"job-{job.id}",
+    )
+    process.start()
+    try:
+        while process.is_alive():
+            process.join(poll_s)
+            if os.getppid() != hub_pid:
+                # The hub that claimed it is gone; the next one marks the job failed, and
+                # must not find a model it did not ask for.
+                log.info("the hub is gone: stopping job %d", job.id)
+                break
+            if process.is_alive() and not _still_running(client, job.id):
+                log.info("job %d was cancelled: stopping its process", job.id)
+                break
+    finally:
+        # Also on SIGTERM: a job outlives neither its worker nor a cancel.
+        if process.is_alive():
+            process.terminate()
+            process.join(_STOP_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    if process.exitcode not in (0, -signal.SIGTERM):
+        _report(
+            client,
+            job.id,
+            JobReport(
+                outcome="failed", error=f"the job's process exited with code {process.exitcode}"
+            ),
+        )
+
+
+def _still_running(client: HubClient, job_id: int) -> bool:
+    try:
+        return client.job(job_id).state == "running"
+    except HubError:
+        return True  # the hub did not answer: its word stands until it does
+
+
+def _report(client: HubClient, job_id: int, news: JobReport) -> bool:
+    """Tell the hub; False when the job is no longer running, so the work should stop."""
+    try:
+        client.report_job(job_id, news)
+    except HubError as exc:
+        if exc.status == 409:
+            return False
+        log.warning("job %d: cannot report to the hub: %s", job_id, exc)
+    return True
+
+
+def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -> None:
+    """A job's process: run its workflow, telling the hub how far it is, then how it ended."""
+    # Ctrl-C in the hub's terminal reaches this process too; its worker stops it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Imported here, in the job's own process: the worker itself stays light.
+    from edgestack.learning.workflow import WorkflowError
+
+    job = _REQUEST.validate_python(request)
+    with HubClient(url, admin_token=admin_token) as client:
+        pending: list[str] = []
+        sent = [0.0]
+
+        def progress(what: str, done: int, total: int) -> None:
+            fraction = min(1.0, done / total) if total > 0 else None
+            pending.append((f"{what} ({done}/{total})" if total > 0 else what)[:2000])
+            # A trainer may report every epoch: the hub hears at most every _REPORT_S.
+            if time.monotonic() - sent[0] < _REPORT_S and fraction != 1.0:
+                return
+            news = JobReport(progress=fraction, step=what[:200], lines=pending[-100:])
+            pending.clear()
+            sent[0] = time.monotonic()
+            if not _report(client, job_id, news):
+                raise SystemExit(0)  # cancelled: the worker stops this process anyway
+
+        _report(client, job_id, JobReport(step="started", lines=[f"{job.kind}: {request}"]))
+        result: dict[str, Any] | None
+        try:
+            result, error, last = _execute(client, job, progress)
+            lines = [last]
+        except (WorkflowError, HubError) as exc:
+            result, error, lines = None, str(exc), [f"error: {exc}"]
+        # Any failure is the job's, told with its trace; the worker goes on.
+        except Exception as exc:
+            result, error = None, f"{type(exc).__name__}: {exc}"
+            lines = traceback.format_exc().splitlines()[-100:]
+        news = JobReport(
+            outcome="succeeded" if error is None else "failed",
+            result=result,
+            error=None if error is None else error[:4000],
+            lines=[*pending, *(line[:2000] for line in lines)][-100:],
+        )
+        _report(client, job_id, news)
+
+
+def _execute(
+    client: HubClient, job: JobRequest, progress: Callable[[str, int, int], None]
+) -> tuple[dict[str, Any], str | None, str]:
+    """Run `job`'s workflow: what it made, why it failed when it made nothing, and its last
+    log line."""
+    from edgestack.learning.workflow import evaluate_model, optimise_model, train_model
+
+    result: dict[str, Any]
+    if job.kind == "train":
+        trained = train_model(client, job, progress)
+        model = trained.model
+        result = {"model": model.model_dump(mode="json"), "metrics": trained.result.metrics()}
+        return result, None, f"registered {model.name} v{model.version}"
+    if job.kind == "evaluate":
+        evaluated = evaluate_model(client, job, progress)
+        scores = evaluated.evaluation
+        result = {
+            "evaluated": evaluated.model.model_dump(mode="json"),
+            "dataset": evaluated.dataset,
+            "dataset_version": evaluated.dataset_version,
+            "rows": evaluated.rows,
+            "metrics": scores.metrics(),
+            "confusion": scores.confusion,
+        }
+        line = f"accuracy {scores.accuracy:.4f} on {evaluated.rows} rows"
+        return result, None, line
+    optimised = optimise_model(client, job, progress)
+    made = optimised.model
+    result = {
+        "model": made.model_dump(mode="json") if made else None,
+        "candidates": [
+            {"name": v.candidate.name, "status": v.status, "reason": v.reason}
+            for v in optimised.report.verdicts
+        ],
+    }
+    if made is None:
+        error = f"no candidate passes the gate and fits {job.profile}"
+        return result, error, error
+    return result, None, f"registered {made.name} v{made.version}"
+
+
+def main(url: str, hub_pid: int) -> None:
+    """The worker process's entry: the admin token comes in the environment, never on the
+    command line, where any user of the machine could read it."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # A line for each poll of the hub would bury the hub's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    run_worker(url, os.environ[_TOKEN], hub_pid)

@@ -1,0 +1,315 @@
+"""What `edgestack train`, `optimize` and `evaluate` do, as library calls: the CLI, the demo
+and the hub's jobs all run these, so there is one path and it is the one users run.
+
+    with HubClient(url, admin_token=token) as client:
+        trained = train_model(client, TrainRequest(dataset="motors", model="random_forest"))
+        optimised = optimise_model(client, OptimiseRequest(model="motors", profile="pi"))
+        evaluated = evaluate_model(client, EvaluateRequest(model="motors"))
+
+The requests are the wire's (`edgestack.protocol`), so a hub job carries one as it is.
+
+The hub numbers each registered version; a workflow never guesses it.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgestack.bundle import Bundle, Lineage
+from edgestack.client import HubClient
+from edgestack.dataset import DatasetFileError, DatasetTable, read_dataset
+from edgestack.learning.evaluate import Evaluation, evaluate
+from edgestack.learning.fit import Candidate, FitResult, Progress, auto, fit
+from edgestack.learning.optimize import Baseline, MeasurementError, Report, optimise
+from edgestack.learning.package import package
+from edgestack.learning.trainer import TRAINERS
+from edgestack.predictor import OnnxPredictor
+from edgestack.profiles import PROFILES
+from edgestack.protocol import EvaluateRequest, ModelView, OptimiseRequest, TrainRequest
+from edgestack.registry import RegistryError
+
+__all__ = [
+    "AUTO",
+    "Evaluated",
+    "Optimised",
+    "Trained",
+    "WorkflowError",
+    "check_train",
+    "evaluate_model",
+    "optimise_model",
+    "train_model",
+]
+
+AUTO: str = TrainRequest.model_fields["model"].default
+"""The `TrainRequest.model` that tries each of `AUTO_CANDIDATES` and keeps the best."""
+
+
+class WorkflowError(Exception):
+    """A workflow cannot go on. `usage` is true when the request itself is wrong (a command
+    exits 2 for it), false when the hub's data or the model is (exit 1). `field` names the
+    request's field at fault; the message then starts with it, so a command can name its own
+    option instead."""
+
+    def __init__(
+        self, message: str, *, field: str | None = None, usage: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.usage = field is not None if usage is None else usage
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The registered model, the fit it came from, and `auto`'s leaderboard (empty when one
+    trainer was named)."""
+
+    model: ModelView
+    result: FitResult
+    leaderboard: list[Candidate]
+
+
+@dataclass(frozen=True)
+class Optimised:
+    """The model optimised, every candidate's verdict, and the winner as registered (None when
+    no candidate passed the gate and fits the profile)."""
+
+    parent: ModelView
+    report: Report
+    model: ModelView | None
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """How registered `model` did on `rows` rows of version `dataset_version` of `dataset`,
+    measured through its ONNX model as a device runs it."""
+
+    model: ModelView
+    dataset: str
+    dataset_version: int
+    rows: int
+    evaluation: Evaluation
+
+
+def check_train(request: TrainRequest) -> str:
+    """The model name `request` registers under, once its trainer and parameters are known
+    good: checked before anything is downloaded or fitted, which may take minutes."""
+    if request.model != AUTO:
+        try:
+            TRAINERS.get(request.model)
+        except RegistryError as exc:
+            raise WorkflowError(f"model: {exc}, or {AUTO}", field="model") from None
+        try:
+            TRAINERS.validate(request.model, request.params)
+        except RegistryError as exc:
+            raise WorkflowError(f"params: {exc}", field="params") from None
+    elif request.params:
+        raise WorkflowError(
+            "params: auto tries each candidate with its defaults; leave them out", field="params"
+        )
+    return request.name or request.dataset
+
+
+def train_model(
+    client: HubClient, request: TrainRequest, progress: Progress | None = None
+) -> Trained:
+    """Fit `request` on its dataset version (the hub's test split held out), measure the
+    model's footprint as a device runs it, and register it with the hub.
+
+    Raises `WorkflowError` for a bad request or dataset, `HubError` when the hub refuses."""
+    target = check_train(request)
+    _quiet_exporters()
+    version = request.version or _latest(client, request.dataset)
+    table = _table(client, request.dataset, version)
+    try:
+        if request.model == AUTO:
+            found = auto(
+                table.features,
+                table.labels,
+                budget_s=request.budget_s,
+                seed=request.seed,
+                test=table.test,
+                dataset=request.dataset,
+                dataset_version=version,
+                progress=progress,
+            )
+            result, leaderboard = found.best, found.leaderboard
+        else:
+            result = fit(
+                request.model,
+                table.features,
+                table.labels,
+                params=request.params,
+                seed=request.seed,
+                test=table.test,
+                cv=request.cv,
+                dataset=request.dataset,
+                dataset_version=version,
+                normal_label=request.normal_label,
+                progress=progress,
+            )
+            leaderboard = []
+    except ValueError as exc:
+        raise WorkflowError(str(exc), usage=True) from None
+    try:
+        bundle = package(result, name=target, spec=table.spec)
+    except MeasurementError as exc:
+        raise WorkflowError(f"ONNX Runtime cannot run the trained model: {exc}") from None
+    return Trained(client.register_model(bundle.pack()), result, leaderboard)
+
+
+def optimise_model(
+    client: HubClient, request: OptimiseRequest, progress: Progress | None = None
+) -> Optimised:
+    """Build fp32, fp16, int8 and pruned or distilled candidates of a registered model,
+    measure each on its dataset's held-out rows, and register the best that fits the profile.
+
+    The registry holds ONNX only, so the model is first refitted from its lineage (dataset
+    version, trainer, settings, seed) for pruning and distillation and for the training rows
+    that calibrate int8; the held-out rows are the ones its training held out.
+
+    Raises `WorkflowError` for a bad request or lineage, `HubError` when the hub refuses."""
+    if request.profile not in PROFILES:
+        raise WorkflowError(
+            f"profile {request.profile!r}: unknown; known: {', '.join(PROFILES)}",
+            field="profile",
+        )
+    _quiet_exporters()
+    parent = _model(client, request.model, request.version)
+    lineage = parent.manifest.lineage
+    if lineage is None or lineage.dataset is None or lineage.dataset_version is None:
+        raise WorkflowError(
+            f"{parent.name} v{parent.version} records no dataset in its lineage; optimize "
+            "measures on the rows its training held out: train it with edgestack train"
+        )
+    onnx = Bundle.unpack(client.bundle(parent.digest)).model
+    table = _table(client, lineage.dataset, lineage.dataset_version)
+    if progress is not None:
+        progress(f"refitting {lineage.trainer}", 0, 1)
+    refit = fit(
+        lineage.trainer,
+        table.features,
+        table.labels,
+        params=lineage.params,
+        seed=lineage.seed,
+        test=table.test,
+    )
+    baseline = Baseline(
+        onnx, parent.manifest.labels, refit.train.x, refit.train.y, lineage, refit.trainer
+    )
+    report = optimise(
+        baseline,
+        refit.test.x,
+        refit.test.y,
+        PROFILES[request.profile],
+        gate_pts=request.gate_pts,
+        progress=progress,
+    )
+    registered = _register_winner(client, parent, report) if report.winner else None
+    return Optimised(parent, report, registered)
+
+
+def _quiet_exporters() -> None:
+    # The exporters log each opset conversion they make; the pinned opset makes them routine.
+    # torch resets its own top-level loggers when imported, so the exporter's is named.
+    for logger in ("torch.onnx", "torch.onnx._internal.exporter", "onnxscript"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+
+
+def _latest(client: HubClient, dataset: str) -> int:
+    versions = client.dataset(dataset).versions
+    if not versions:
+        raise WorkflowError(
+            f"dataset '{dataset}' has no versions yet; freeze one with: "
+            f"edgestack data freeze {dataset}"
+        )
+    return versions[-1].version
+
+
+def _table(client: HubClient, dataset: str, version: int) -> DatasetTable:
+    try:
+        return read_dataset(client.dataset_parquet(dataset, version))
+    except DatasetFileError as exc:
+        raise WorkflowError(f"dataset {dataset} v{version}: {exc}") from None
+
+
+def _model(client: HubClient, name: str, version: int | None) -> ModelView:
+    versions = sorted((m for m in client.models() if m.name == name), key=lambda m: m.version)
+    if not versions:
+        raise WorkflowError(f"no model {name!r} is registered; see edgestack models")
+    if version is None:
+        return versions[-1]
+    for m in versions:
+        if m.version == version:
+            return m
+    known = ", ".join(f"v{m.version}" for m in versions)
+    raise WorkflowError(f"version {version}: {name} has {known}", field="version", usage=False)
+
+
+def _register_winner(client: HubClient, parent: ModelView, report: Report) -> ModelView:
+    winner = report.winner
+    assert winner is not None and winner.candidate.measurement is not None  # chosen: measured
+    measured = winner.candidate.measurement
+    lineage = parent.manifest.lineage or Lineage(trainer="unknown")
+    bundle = Bundle.create(
+        name=parent.name,
+        labels=parent.manifest.labels,
+        input=parent.manifest.input,
+        model=winner.candidate.model or b"",
+        metrics=parent.manifest.metrics | {"accuracy": measured.accuracy},
+        footprint=measured.footprint,
+        lineage=lineage.model_copy(
+            update={"parent": parent.digest, "optimisation": winner.candidate.name}
+        ),
+        reference=parent.manifest.reference,  # same inputs, so the same drift reference
+    )
+    return client.register_model(bundle.pack())
+
+
+def evaluate_model(
+    client: HubClient, request: EvaluateRequest, progress: Progress | None = None
+) -> Evaluated:
+    """Score a registered model on a dataset version's test split (or every row): by default
+    the version it was trained on, whose test rows its training held out.
+
+    Raises `WorkflowError` for a bad request, or a dataset whose rows the model cannot score,
+    `HubError` when the hub refuses."""
+    model = _model(client, request.model, request.version)
+    lineage = model.manifest.lineage
+    own = lineage.dataset if lineage else None
+    dataset = request.dataset or own
+    if dataset is None:
+        raise WorkflowError(
+            f"dataset: {model.name} v{model.version} records no dataset in its lineage; "
+            "name the dataset to measure it on",
+            field="dataset",
+        )
+    version = request.dataset_version
+    if version is None:
+        own_version = lineage.dataset_version if lineage and dataset == own else None
+        version = own_version or _latest(client, dataset)
+    table = _table(client, dataset, version)
+    chosen = np.ones(len(table.labels), dtype=bool) if request.all_rows else table.test
+    if not chosen.any():
+        raise WorkflowError(f"dataset {dataset} v{version} has no test rows; score all_rows")
+    labels = model.manifest.labels
+    truth = [table.labels[i] for i in np.flatnonzero(chosen)]
+    unknown = sorted(set(truth) - set(labels))
+    if unknown:
+        raise WorkflowError(
+            f"dataset {dataset} v{version} has rows labelled {unknown}, which "
+            f"{model.name} v{model.version} does not know (its labels: {labels}); measure it "
+            "on a dataset of its labels"
+        )
+    onnx = Bundle.unpack(client.bundle(model.digest)).model
+    if progress is not None:
+        progress(f"scoring {len(truth)} rows of {dataset} v{version}", 0, 1)
+    try:
+        predicted, _ = OnnxPredictor(onnx, labels).predict(table.features[chosen])
+    except ValueError as exc:
+        raise WorkflowError(f"dataset {dataset} v{version}: {exc}") from None
+    index = {label: i for i, label in enumerate(labels)}
+    evaluation = evaluate(np.asarray([index[t] for t in truth]), predicted, labels)
+    if progress is not None:
+        progress(f"scored {len(truth)} rows", 1, 1)
+    return Evaluated(model, dataset, version, len(truth), evaluation)
