@@ -2,6 +2,7 @@ import sys
 
 import pytest
 
+from edgestack.processing import STEPS
 from edgestack.registry import Registry, RegistryError
 from edgestack.sensing import MotorSimulator, Source
 
@@ -29,3 +30,11 @@ def test_a_lazy_name_is_refused_twice_whichever_way_it_came() -> None:
     with pytest.raises(RegistryError, match=r"'other' is registered twice \(no.such.module"):
         sources.add("other", MotorSimulator)
     assert "no.such.module" not in sys.modules
+
+
+def test_a_parameter_named_with_a_line_break_is_quoted_so_the_error_stays_one_line() -> None:
+    with pytest.raises(RegistryError) as refused:
+        STEPS.validate("clean", {"\n": 1}, where="steps[0]")
+
+    assert str(refused.value).startswith("steps[0].params['\\n']: Extra inputs are not permitted")
+    assert "\n" not in str(refused.value)

@@ -44,7 +44,7 @@ from edgestack.processing import (
     vibration_spec,
 )
 from edgestack.protocol import RuleParams
-from edgestack.registry import Registry, RegistryError
+from edgestack.registry import Registry, RegistryError, field_path
 from edgestack.sensing import SOURCES, Source
 from edgestack.sinks import SINKS, Sink
 
@@ -244,21 +244,13 @@ def load_app_spec(path: Path) -> AppSpec:
 
 
 def _describe(error: Any) -> str:
-    where = "".join(_step(p) for p in error["loc"]).lstrip(".")
+    where = field_path(error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     if not where:
         return message
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown field; remove it or check its spelling"
     return f"{where}: {message}"
-
-
-def _step(part: int | str) -> str:
-    if isinstance(part, int):
-        return f"[{part}]"
-    # A key with spaces, line breaks or nothing in it is quoted, so the path stays one line.
-    plain = part and part.isprintable() and not any(c.isspace() for c in part)
-    return f".{part}" if plain else f"[{part!r}]"
 
 
 def motor_app(seed: int) -> AppSpec:

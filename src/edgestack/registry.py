@@ -17,13 +17,13 @@ import importlib
 import inspect
 import typing
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-__all__ = ["Registry", "RegistryError"]
+__all__ = ["Registry", "RegistryError", "field_path"]
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
@@ -105,9 +105,7 @@ class Registry(Generic[T]):
             return dict(model.model_validate(dict(params)))
         except ValidationError as exc:
             first = exc.errors()[0]
-            path = ".".join(
-                [*([f"{where}.params"] if where else []), *(str(p) for p in first["loc"])]
-            )
+            path = field_path([*([f"{where}.params"] if where else []), *first["loc"]])
             expected = ", ".join(model.model_fields) or "no parameters"
             raise RegistryError(
                 f"{path or self.kind}: {first['msg']} ({self.kind} {name!r} takes: {expected})"
@@ -126,6 +124,19 @@ class Registry(Generic[T]):
             self.add(point.name, point.load())
             loaded.append(point.name)
         return loaded
+
+
+def field_path(parts: Iterable[int | str]) -> str:
+    """Where a value sits, on one line: `steps[0].params.cutoff_hz`. A key with spaces, line
+    breaks or nothing in it is quoted, so a path made of any input stays one line."""
+    return "".join(_path_part(part) for part in parts).lstrip(".")
+
+
+def _path_part(part: int | str) -> str:
+    if isinstance(part, int):
+        return f"[{part}]"
+    plain = part and part.isprintable() and not any(c.isspace() for c in part)
+    return f".{part}" if plain else f"[{part!r}]"
 
 
 def _params_model(cls: type) -> type[BaseModel]:
