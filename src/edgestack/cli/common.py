@@ -32,6 +32,7 @@ __all__ = [
     "AdminOpt",
     "ClientSettings",
     "HubOpt",
+    "JobOpt",
     "JsonOpt",
     "Listing",
     "call",
@@ -58,6 +59,9 @@ console = Console()
 _MIN_TEXT = 20
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JobOpt = Annotated[
+    bool, typer.Option("--job", help="Queue it as a job on the hub instead of running it here.")
+]
 
 
 class ClientSettings(BaseSettings):

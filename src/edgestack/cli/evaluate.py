@@ -9,6 +9,7 @@ from rich.table import Table
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
+    JobOpt,
     JsonOpt,
     connect,
     console,
@@ -37,9 +38,7 @@ def evaluate(
     all_rows: Annotated[
         bool, typer.Option("--all-rows", help="Score every row, not only the test split.")
     ] = False,
-    job: Annotated[
-        bool, typer.Option("--job", help="Queue it as a job on the hub instead of running it here.")
-    ] = False,
+    job: JobOpt = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
@@ -55,8 +54,7 @@ def evaluate(
         all_rows=all_rows,
     )
     if job:
-        with connect(hub, admin_token) as client:
-            submit(client, asked, as_json)
+        submit(hub, admin_token, asked, as_json)
         return
     # Imported here: scoring pulls in numerical libraries the other commands never need.
     from edgestack.learning.workflow import evaluate_model

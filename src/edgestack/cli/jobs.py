@@ -1,6 +1,7 @@
 """`edgestack jobs`: the trainings and optimisations the hub's worker runs."""
 
 from functools import partial
+from pathlib import Path
 from typing import Annotated, cast, get_args
 
 import typer
@@ -17,7 +18,6 @@ from edgestack.cli.common import (
     fail,
     print_json,
 )
-from edgestack.client import HubClient
 from edgestack.protocol import JobRequest, JobState, JobView
 
 __all__ = ["app", "submit"]
@@ -27,9 +27,20 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 JobIdArg = Annotated[int, typer.Argument(min=1, help="The job's id (see edgestack jobs list).")]
 
 
-def submit(client: HubClient, job: JobRequest, as_json: bool) -> None:
-    """Queue `job` on the hub instead of running it here, and say how to follow it."""
-    queued = call(lambda: client.submit_job(job))
+def submit(
+    hub: str | None,
+    admin_token: str | None,
+    job: JobRequest,
+    as_json: bool,
+    *,
+    png: Path | None = None,
+) -> None:
+    """Queue `job` on the hub instead of running it here, and say how to follow it. A job
+    keeps no plot, so asking for one (`png`) is refused."""
+    if png is not None:
+        raise fail("--png: a job runs on the hub, which keeps no plot; leave --job out", 2)
+    with connect(hub, admin_token) as client:
+        queued = call(lambda: client.submit_job(job))
     if as_json:
         print_json(queued)
         return

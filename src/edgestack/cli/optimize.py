@@ -11,6 +11,7 @@ from rich.table import Table
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
+    JobOpt,
     JsonOpt,
     connect,
     console,
@@ -41,9 +42,7 @@ def optimize(
         float, typer.Option(min=0, help="Accuracy points a candidate may lose.")
     ] = 1.0,
     png: Annotated[Path | None, typer.Option(help="Write the Pareto plot here.")] = None,
-    job: Annotated[
-        bool, typer.Option("--job", help="Queue it as a job on the hub instead of running it here.")
-    ] = False,
+    job: JobOpt = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
@@ -58,10 +57,7 @@ def optimize(
         OptimiseRequest, model=model, profile=profile, version=version, gate_pts=gate_pts
     )
     if job:
-        if png is not None:
-            raise fail("--png: a job runs on the hub, which keeps no plot; leave --job out", 2)
-        with connect(hub, admin_token) as client:
-            submit(client, asked, as_json)
+        submit(hub, admin_token, asked, as_json, png=png)
         return
     from edgestack.learning.optimize import pareto_png
     from edgestack.learning.workflow import optimise_model

@@ -11,6 +11,7 @@ from edgestack.appspec import AppSpecError, load_app_spec
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
+    JobOpt,
     JsonOpt,
     connect,
     console,
@@ -58,9 +59,7 @@ def train(
             "normal_label as normal (normal when left out)."
         ),
     ] = None,
-    job: Annotated[
-        bool, typer.Option("--job", help="Queue it as a job on the hub instead of running it here.")
-    ] = False,
+    job: JobOpt = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
@@ -81,10 +80,7 @@ def train(
         normal_label=_normal_label(app),
     )
     if job:
-        if png is not None:
-            raise fail("--png: a job runs on the hub, which keeps no plot; leave --job out", 2)
-        with connect(hub, admin_token) as client:
-            submit(client, asked, as_json)
+        submit(hub, admin_token, asked, as_json, png=png)
         return
     # Imported here: training pulls in numerical libraries the other commands never need.
     from edgestack.learning import confusion_png
