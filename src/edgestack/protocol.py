@@ -38,6 +38,7 @@ __all__ = [
     "PROTOCOL_HEADER",
     "BadExample",
     "BoundedSpec",
+    "Buckets",
     "BundleRef",
     "Collection",
     "Count",
@@ -53,6 +54,7 @@ __all__ = [
     "DeviceEventKind",
     "DeviceId",
     "DeviceView",
+    "DriftReport",
     "EnrolRequest",
     "EnrolResponse",
     "EvaluateRequest",
@@ -76,6 +78,7 @@ __all__ = [
     "KeyView",
     "Label",
     "ModelView",
+    "MonitorReport",
     "OptimiseRequest",
     "Problem",
     "ProfileView",
@@ -85,6 +88,7 @@ __all__ = [
     "SampleCounts",
     "SampleImport",
     "SampleRecord",
+    "ShadowReport",
     "Split",
     "TagKey",
     "TagValue",
@@ -286,6 +290,17 @@ _RULES_OVERRIDE = (
 class DesiredState(Wire):
     version: int = Field(default=0, ge=0)
     bundle: BundleRef | None = None
+    shadow: BundleRef | None = Field(
+        default=None,
+        description="a candidate run beside `bundle` on the same windows, whose predictions "
+        "act on nothing and are reported in telemetry's `shadow`; set by a rollout",
+    )
+    keep: list[BundleRef] = Field(
+        default_factory=list,
+        max_length=8,
+        description="bundles the device keeps on disk besides the one it runs, so a rollout "
+        "can go back to them until it is committed",
+    )
     rules: RuleParams | None = Field(default=None, description=_RULES_OVERRIDE)
     collect: Collection | None = None
     fault: FaultInjection | None = None
@@ -348,6 +363,71 @@ class BadExample(Wire):
 
 _MAX_KEYS = 256
 _MAX_LATENCY_MS = 3_600_000.0
+_MAX_BUCKET = 1023
+_MAX_FEATURES = 4096
+_MAX_BINS = 64
+
+Buckets = Annotated[
+    dict[Annotated[int, Field(ge=0, le=_MAX_BUCKET)], Count], Field(max_length=_MAX_BUCKET + 1)
+]
+"""A latency histogram as its non-empty buckets, index to count (`LatencyHistogram.sparse`)."""
+_Score = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_LatencyMs = Annotated[float, Field(ge=0, le=_MAX_LATENCY_MS)]
+
+
+class DriftReport(Wire):
+    """Input drift over one interval against the running bundle's `Manifest.reference`: per
+    feature the live windows counted in each reference bin (a sketch, never the rows), and
+    the PSI and KS scores those counts give; null where a feature saw no finite value."""
+
+    counts: list[Annotated[list[Count], Field(max_length=_MAX_BINS)]] = Field(
+        max_length=_MAX_FEATURES
+    )
+    psi: list[_Score | None] = Field(max_length=_MAX_FEATURES)
+    ks: list[Annotated[float, Field(ge=0, le=1)] | None] = Field(max_length=_MAX_FEATURES)
+
+
+class MonitorReport(Wire):
+    """What the device's monitoring saw of the running model over one interval."""
+
+    latency: Buckets = Field(default_factory=dict, description="per model call")
+    p50_ms: _LatencyMs | None = None
+    p95_ms: _LatencyMs | None = None
+    p99_ms: _LatencyMs | None = None
+    throughput: _Score = Field(default=0.0, description="windows predicted per second")
+    cpu_share: _Score = Field(default=0.0, description="CPU time over the interval, in cores")
+    rss_bytes: Count = Field(default=0, description="the agent's resident memory at the end")
+    confidence: list[Count] = Field(
+        default_factory=list,
+        max_length=_MAX_BINS,
+        description="windows per bin of the chosen label's probability, equal bins over [0, 1]",
+    )
+    drift: DriftReport | None = Field(
+        default=None, description="null when the bundle carries no reference"
+    )
+    changes: dict[Key, Count] = Field(
+        default_factory=dict,
+        max_length=_MAX_KEYS,
+        description="change-detector alarms in the interval, per watched signal",
+    )
+    anomaly_max: _Score | None = Field(default=None, description="sensor-stream anomaly score")
+    anomaly_mean: _Score | None = None
+
+
+class ShadowReport(Wire):
+    """How the shadow candidate (`DesiredState.shadow`) did beside the running model, on the
+    same windows, over one interval."""
+
+    bundle: BundleRef
+    windows: Count = Field(description="windows both models classified")
+    agreed: Count = Field(description="of those, where both chose the same label")
+    mean_confidence: Annotated[float, Field(ge=0, le=1)] | None = None
+    latency: Buckets = Field(default_factory=dict, description="the candidate's, per call")
+    p99_ms: _LatencyMs | None = None
+    failures: Count = Field(default=0, description="chunks on which the candidate raised")
+    drift_psi: _Score | None = Field(
+        default=None, description="the largest PSI over features against its own reference"
+    )
 
 
 class TelemetryBatch(Wire):
@@ -381,6 +461,10 @@ class TelemetryBatch(Wire):
     dead_lettered: Count = Field(
         default=0, description="messages the hub refused for good, since the device began"
     )
+    monitoring: MonitorReport | None = Field(
+        default=None, description="null while no model runs or monitoring is off"
+    )
+    shadow: ShadowReport | None = Field(default=None, description="null while none runs")
 
 
 DeviceEventKind = Literal[
@@ -393,7 +477,23 @@ DeviceEventKind = Literal[
     "model_failed",  # repeated failures at run time; fell back to the previous bundle
     "outbox_dropped",  # the outbox was full and dropped telemetry, counted
 ]
-HubEventKind = Literal["device_enrolled", "device_reenrolled", "reenrol_refused", "store_corrupt"]
+HubEventKind = Literal[
+    "device_enrolled",
+    "device_reenrolled",
+    "reenrol_refused",
+    "store_corrupt",
+    "alert_raised",
+    "alert_cleared",
+    "rollout_started",
+    "rollout_wave_started",  # a wave's devices run the candidate in shadow
+    "rollout_wave_promoted",  # its gate held: the wave's devices run the candidate
+    "rollout_wave_held",  # its gate lacks data: waits, never promotes
+    "rollout_rolled_back",  # a gate failed or too many devices failed: back to the previous
+    "rollout_paused",
+    "rollout_resumed",
+    "rollout_aborted",
+    "rollout_completed",  # every wave promoted: committed
+]
 EventKind = DeviceEventKind | HubEventKind
 HUB_EVENT_KINDS: frozenset[str] = frozenset(get_args(HubEventKind))
 """The kinds of event only the hub raises; a device that sends one is refused."""
