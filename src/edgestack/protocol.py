@@ -493,6 +493,10 @@ HubEventKind = Literal[
     "rollout_resumed",
     "rollout_aborted",
     "rollout_completed",  # every wave promoted: committed
+    "job_started",
+    "job_succeeded",
+    "job_failed",
+    "job_cancelled",
 ]
 EventKind = DeviceEventKind | HubEventKind
 HUB_EVENT_KINDS: frozenset[str] = frozenset(get_args(HubEventKind))
