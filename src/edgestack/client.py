@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 
 from edgestack.bundle import InputSpec
 from edgestack.protocol import (
+    JOB_ENDED,
     PROTOCOL,
     PROTOCOL_HEADER,
     DatasetDetail,
@@ -279,6 +280,28 @@ class HubClient:
         params: dict[str, str | int] = {"after": after, "limit": limit}
         response = self._call("GET", f"/v1/jobs/{job_id}/log", params=params)
         return JobLog.model_validate_json(response.content).lines
+
+    def follow_job_log(self, job_id: int, *, every_s: float = 1.0) -> Iterator[str]:
+        """The job's log lines from the first, as they come, until it has ended and every
+        line is read; then `job(job_id)` says how it ended. A hub that cannot be reached is
+        asked again; a refusal raises `HubError`."""
+        after = 0
+        while True:
+            try:
+                ended = self.job(job_id).state in JOB_ENDED
+                lines = self.job_log(job_id, after=after)
+            except HubError as exc:
+                if exc.status is not None:
+                    raise
+                time.sleep(every_s)
+                continue
+            yield from lines
+            after += len(lines)
+            if lines:
+                continue
+            if ended:
+                return
+            time.sleep(every_s)
 
     def cancel_job(self, job_id: int) -> JobView:
         """Cancel a queued or running job; HubError with status 409 once it has ended."""

@@ -30,6 +30,7 @@ from edgestack.bundle import Digest, InputSpec, Manifest, Name, PublicKey
 __all__ = [
     "HUB_EVENT_KINDS",
     "INT64_MAX",
+    "JOB_ENDED",
     "MAX_TAGS",
     "MAX_TIME",
     "MIN_TIME",
@@ -760,6 +761,11 @@ class TrainRequest(_Command):
         default=RuleParams().normal_label, description="what an anomaly detector learns"
     )
 
+    @property
+    def summary(self) -> str:
+        """What the job does, in a few words."""
+        return f"{self.model} on {self.dataset}"
+
 
 class OptimiseRequest(_Command):
     """Make version `version` of registered model `model` (the latest when left out) fit
@@ -773,6 +779,11 @@ class OptimiseRequest(_Command):
         default=None, ge=1, le=INT64_MAX, description="latest when left out"
     )
     gate_pts: float = Field(default=1.0, ge=0, le=100)
+
+    @property
+    def summary(self) -> str:
+        """What the job does, in a few words."""
+        return f"{self.model} for {self.profile}"
 
 
 class EvaluateRequest(_Command):
@@ -790,6 +801,11 @@ class EvaluateRequest(_Command):
     dataset_version: int | None = Field(default=None, ge=1, le=INT64_MAX)
     all_rows: bool = Field(default=False, description="score every row, not the test split")
 
+    @property
+    def summary(self) -> str:
+        """What the job does, in a few words."""
+        return f"{self.model} on {self.dataset or 'its dataset'}"
+
 
 JobRequest = Annotated[
     TrainRequest | OptimiseRequest | EvaluateRequest, Field(discriminator="kind")
@@ -797,6 +813,8 @@ JobRequest = Annotated[
 JobKind = Literal["train", "optimise", "evaluate"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 """queued, then running once the hub's worker claims it, then one of the last three."""
+JOB_ENDED: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled"})
+"""The states a job never leaves."""
 
 
 class JobSubmit(_Command):

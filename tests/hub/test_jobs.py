@@ -55,6 +55,34 @@ async def test_a_job_goes_from_queued_to_running_to_succeeded_with_its_progress_
     assert queued[0]["kind"] == "optimise"
 
 
+async def test_each_move_of_a_job_out_of_the_queue_is_a_hub_event(
+    client: httpx.AsyncClient,
+) -> None:
+    succeeding, failing, cancelled = await _submit(client), await _submit(client, OPTIMISE), None
+    await client.post("/v1/jobs/claim", headers=ADMIN)
+    await _report(client, succeeding["id"], outcome="succeeded", result={})
+    await client.post("/v1/jobs/claim", headers=ADMIN)
+    await _report(client, failing["id"], outcome="failed", error="no such model")
+    cancelled = await _submit(client)
+    await client.post(f"/v1/jobs/{cancelled['id']}/cancel", headers=ADMIN)
+
+    events = (await client.get("/v1/events", headers=ADMIN)).json()
+    seen = [(e["device_id"], e["event"]["kind"], e["event"]["message"]) for e in events]
+
+    assert seen == [
+        (None, "job_started", f"job {succeeding['id']} (train decision_tree on motors) started"),
+        (
+            None,
+            "job_succeeded",
+            f"job {succeeding['id']} (train decision_tree on motors) succeeded",
+        ),
+        (None, "job_started", f"job {failing['id']} (optimise motors for pi) started"),
+        (None, "job_failed", f"job {failing['id']} (optimise motors for pi) failed: no such model"),
+        (None, "job_cancelled", f"job {cancelled['id']} (train decision_tree on motors) cancelled"),
+    ]
+    assert [e["event"]["severity"] for e in events] == ["info", "info", "info", "warning", "info"]
+
+
 async def test_each_job_is_claimed_once_and_none_is_claimed_when_none_waits(
     client: httpx.AsyncClient,
 ) -> None:
@@ -170,7 +198,9 @@ async def test_a_job_running_when_the_hub_stopped_is_failed_when_it_starts_again
 
     async with _hub(settings) as after:
         jobs = {j["id"]: j for j in (await after.get("/v1/jobs", headers=ADMIN)).json()}
+        events = (await after.get("/v1/events", headers=ADMIN)).json()
 
     assert jobs[running["id"]]["state"] == "failed"
     assert "submit it again" in jobs[running["id"]]["error"]
+    assert [e["event"]["kind"] for e in events] == ["job_started", "job_failed"]
     assert jobs[queued["id"]]["state"] == "queued"

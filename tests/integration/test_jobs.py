@@ -139,12 +139,8 @@ def test_a_cancelled_job_has_its_process_stopped_and_the_worker_goes_on(
             every_s=0.5,
         )
         unknown = fleet.client.submit_job(TrainRequest(dataset="pumps", model="decision_tree"))
-        refused = wait_until(
-            lambda: _job(fleet, unknown.id, "succeeded", "failed"),
-            timeout_s=120,
-            what="the job on an unknown dataset to end",
-            every_s=0.5,
-        )
+        followed = cli(fleet, "jobs", "logs", str(unknown.id), "--follow")  # until it ends
+        refused = fleet.client.job(unknown.id)
         slow_job = fleet.client.job(slow_id)
         models = fleet.client.models()
 
@@ -155,6 +151,9 @@ def test_a_cancelled_job_has_its_process_stopped_and_the_worker_goes_on(
     assert finished.state == "succeeded", finished.error
     assert refused.state == "failed" and refused.error is not None
     assert "no dataset 'pumps'" in refused.error
+    assert followed.returncode == 1
+    last = followed.stdout.splitlines()[-1]
+    assert last.startswith(f"job {unknown.id} failed: ") and "no dataset 'pumps'" in last
     # Only the job after the cancelled one registered a model.
     assert [(m.name, m.version) for m in models] == [("motors", 1)]
 

@@ -18,6 +18,7 @@ from edgestack.cli.common import (
     fail,
     print_json,
 )
+from edgestack.client import HubError
 from edgestack.protocol import JobRequest, JobState, JobView
 
 __all__ = ["app", "submit"]
@@ -56,7 +57,7 @@ def _listing(rows: list[JobView]) -> Listing:
         [
             str(j.id),
             j.kind,
-            _what(j),
+            j.job.summary,
             j.state,
             f"{100 * j.progress:.0f}%",
             j.step or "",
@@ -71,15 +72,6 @@ def _listing(rows: list[JobView]) -> Listing:
         wrap=["outcome"],
         hide_first=["submitted", "step"],
     )
-
-
-def _what(job: JobView) -> str:
-    asked = job.job
-    if asked.kind == "train":
-        return f"{asked.model} on {asked.dataset}"
-    if asked.kind == "optimise":
-        return f"{asked.model} for {asked.profile}"
-    return f"{asked.model} on {asked.dataset or 'its dataset'}"
 
 
 def _made(job: JobView) -> str:
@@ -125,14 +117,41 @@ def show(
 
 
 @app.command()
-def logs(job_id: JobIdArg, hub: HubOpt = None, admin_token: AdminOpt = None) -> None:
+def logs(
+    job_id: JobIdArg,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Print new lines as they come until the job ends; exit 1 unless it succeeded.",
+        ),
+    ] = False,
+) -> None:
     """Print a job's log lines."""
     with connect(hub, admin_token) as client:
-        after = 0
-        while lines := call(partial(client.job_log, job_id, after=after)):
-            for line in lines:
-                print(line)
-            after += len(lines)
+        if not follow:
+            after = 0
+            while lines := call(partial(client.job_log, job_id, after=after)):
+                for line in lines:
+                    print(line)
+                after += len(lines)
+            return
+        try:
+            for line in client.follow_job_log(job_id):
+                print(line, flush=True)  # at once, for a pipe to see
+        except HubError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            return
+        job = call(lambda: client.job(job_id))
+    console.print(
+        f"job {job.id} {job.state}{f': {job.error}' if job.error else ''}", highlight=False
+    )
+    if job.state != "succeeded":
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,18 +1,29 @@
 """Hub jobs and their state machine: queued, then running once the worker claims one, then
-succeeded, failed or cancelled, and nothing after.
+succeeded, failed or cancelled, and nothing after. Each move out of queued is a hub event.
 
 The worker speaks to these through the API like any admin client; a job's own process
 reports its progress, log lines and outcome with `report`.
 """
+
+from typing import Literal, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgestack.hub.errors import Conflict, NotFound
+from edgestack.hub.store import events
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import JobRow
-from edgestack.protocol import JobReport, JobRequest, JobState, JobSubmit, JobView
+from edgestack.protocol import (
+    JOB_ENDED,
+    HubEventKind,
+    JobReport,
+    JobRequest,
+    JobState,
+    JobSubmit,
+    JobView,
+)
 
 __all__ = [
     "LOG_LINES",
@@ -30,7 +41,6 @@ __all__ = [
 LOG_LINES = 5000
 """The newest log lines a job keeps; older ones are dropped as new ones come."""
 
-_FINAL: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled"})
 _REQUEST: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
 
 
@@ -77,6 +87,7 @@ def claim(session: Session) -> JobRow | None:
     if row is not None:
         row.state = "running"
         row.started_at = utcnow()
+        _event(session, row, "info")
     return row
 
 
@@ -101,6 +112,7 @@ def report(session: Session, job_id: int, news: JobReport) -> JobRow:
         row.finished_at = utcnow()
         if news.outcome == "succeeded":
             row.progress = 1.0
+        _event(session, row, "info" if news.outcome == "succeeded" else "warning")
     return row
 
 
@@ -108,10 +120,11 @@ def cancel(session: Session, job_id: int) -> JobRow:
     """Cancel a queued or running job; the worker stops the process of a running one. A job
     that has ended is refused with 409."""
     row = get(session, job_id)
-    if row.state in _FINAL:
+    if row.state in JOB_ENDED:
         raise Conflict(f"job {job_id} has already {row.state}, so it cannot be cancelled")
     row.state = "cancelled"
     row.finished_at = utcnow()
+    _event(session, row, "info")
     return row
 
 
@@ -125,7 +138,18 @@ def fail_interrupted(session: Session) -> int:
         row.state = "failed"
         row.error = "the hub stopped while the job ran; submit it again"
         row.finished_at = now
+        _event(session, row, "warning")
     return len(rows)
+
+
+def _event(session: Session, row: JobRow, severity: Literal["info", "warning"]) -> None:
+    """The hub event of `row` having just become `row.state`: job_started for running."""
+    kind = "job_started" if row.state == "running" else f"job_{row.state}"
+    request = _REQUEST.validate_python(row.request)
+    done = "started" if row.state == "running" else row.state
+    message = f"job {row.id} ({request.kind} {request.summary}) {done}"
+    made = f": {row.error}" if row.error else ""
+    events.record(session, cast(HubEventKind, kind), message + made, severity=severity)
 
 
 def view(row: JobRow) -> JobView:
