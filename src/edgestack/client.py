@@ -35,11 +35,15 @@ from edgestack.protocol import (
     JobSubmit,
     JobView,
     KeyView,
+    LabelledWindows,
     ModelView,
     ProfileView,
+    ReviewWindowView,
     SampleImport,
     SampleRecord,
     TagsPatch,
+    WindowAsk,
+    WindowLabels,
     problem_detail,
 )
 
@@ -53,6 +57,7 @@ _Profiles = TypeAdapter(list[ProfileView])
 _Keys = TypeAdapter(list[KeyView])
 _Jobs = TypeAdapter(list[JobView])
 _Claimed = TypeAdapter(JobView | None)
+_Windows = TypeAdapter(list[ReviewWindowView])
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -251,6 +256,33 @@ class HubClient:
             "POST", f"/v1/datasets/{name}/samples", content=batch.model_dump_json()
         )
         return IngestAck.model_validate_json(response.content)
+
+    def ask_windows(self, device_id: str, count: int) -> DesiredState:
+        """Ask a device for its `count` least confident recent windows, for review."""
+        body = WindowAsk(count=count).model_dump_json()
+        response = self._call("POST", f"/v1/devices/{device_id}/window-requests", content=body)
+        return DesiredState.model_validate_json(response.content)
+
+    def windows(
+        self,
+        *,
+        after_id: int = 0,
+        device: str | None = None,
+        labelled: bool | None = None,
+        limit: int = 100,
+    ) -> list[ReviewWindowView]:
+        """One page of the windows sent for review, oldest first after `after_id`."""
+        params = _window(after_id, None, False, limit)
+        if device:
+            params["device"] = device
+        if labelled is not None:
+            params["labelled"] = "true" if labelled else "false"
+        return _Windows.validate_json(self._call("GET", "/v1/windows", params=params).content)
+
+    def label_windows(self, labels: WindowLabels) -> LabelledWindows:
+        """Label windows sent for review; each becomes a sample of `labels.dataset`."""
+        response = self._call("POST", "/v1/windows/label", content=labels.model_dump_json())
+        return LabelledWindows.model_validate_json(response.content)
 
     def submit_job(self, job: JobRequest) -> JobView:
         """Queue `job` for the hub's worker process."""

@@ -31,6 +31,7 @@ __all__ = [
     "HUB_EVENT_KINDS",
     "INT64_MAX",
     "JOB_ENDED",
+    "MAX_REVIEW_WINDOWS",
     "MAX_TAGS",
     "MAX_TIME",
     "MIN_TIME",
@@ -78,12 +79,15 @@ __all__ = [
     "Key",
     "KeyView",
     "Label",
+    "LabelledWindows",
     "ModelView",
     "MonitorReport",
     "OptimiseRequest",
     "Problem",
     "ProfileView",
     "ReportedState",
+    "ReviewWindow",
+    "ReviewWindowView",
     "RuleParams",
     "SampleBatch",
     "SampleCounts",
@@ -100,6 +104,10 @@ __all__ = [
     "TelemetryTotals",
     "Timestamp",
     "TrainRequest",
+    "WindowAsk",
+    "WindowBatch",
+    "WindowLabels",
+    "WindowRequest",
     "problem_detail",
 ]
 
@@ -288,6 +296,19 @@ _RULES_OVERRIDE = (
 )
 
 
+MAX_REVIEW_WINDOWS = 1000
+
+
+class WindowRequest(Wire):
+    """Recent windows the hub asks a device to send, to be labelled and learnt from: the
+    `count` its running model was least sure of among those it classified last, sent once it
+    has classified at least `count` (a device keeps the last `MAX_REVIEW_WINDOWS`). Each
+    request has its own id; a device answers each id once."""
+
+    request_id: int = Field(ge=1, le=INT64_MAX)
+    count: int = Field(ge=1, le=MAX_REVIEW_WINDOWS)
+
+
 class DesiredState(Wire):
     version: int = Field(default=0, ge=0)
     bundle: BundleRef | None = None
@@ -301,6 +322,9 @@ class DesiredState(Wire):
         max_length=8,
         description="bundles the device keeps on disk besides the one it runs, so a rollout "
         "can go back to them until it is committed",
+    )
+    send_windows: WindowRequest | None = Field(
+        default=None, description="recent windows to send for labelling, once per request id"
     )
     rules: RuleParams | None = Field(default=None, description=_RULES_OVERRIDE)
     collect: Collection | None = None
@@ -554,6 +578,62 @@ class SampleBatch(Wire):
     spec: BoundedSpec
     samples: list[DataSample] = Field(min_length=1, max_length=10_000)
     dataset: Name = Field(default="default", description="Collection.dataset when collected")
+
+
+class ReviewWindow(Wire):
+    """A window the running model classified: when, its features, and the label the model
+    chose with that label's probability."""
+
+    at: Timestamp
+    features: list[_Feature] = Field(min_length=1, max_length=100_000)
+    predicted: Key
+    confidence: float = Field(ge=0, le=1)
+
+
+class WindowBatch(Wire):
+    """A device's answer to `DesiredState.send_windows`: windows of one input spec, classified
+    by the bundle `bundle_digest`."""
+
+    batch_id: UUID
+    request_id: int = Field(ge=1, le=INT64_MAX)
+    spec: BoundedSpec
+    bundle_digest: Digest
+    windows: list[ReviewWindow] = Field(min_length=1, max_length=MAX_REVIEW_WINDOWS)
+
+
+class WindowAsk(_Command):
+    """Ask a device for recent windows to label: its `count` least confident."""
+
+    count: int = Field(default=100, ge=1, le=MAX_REVIEW_WINDOWS)
+
+
+class ReviewWindowView(Wire):
+    id: int
+    device_id: DeviceId
+    request_id: int
+    bundle_digest: Digest
+    spec: str = Field(description="InputSpec fingerprint")
+    at: datetime
+    predicted: str
+    confidence: float
+    label: Label | None = Field(description="null until labelled")
+    dataset: Name | None = Field(description="where the labelled window became a sample")
+    features: list[float]
+
+
+class WindowLabels(_Command):
+    """Label windows sent for review; each becomes a sample of `dataset` with its label."""
+
+    ids: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(
+        min_length=1, max_length=MAX_REVIEW_WINDOWS
+    )
+    label: Label
+    dataset: Name
+
+
+class LabelledWindows(Wire):
+    labelled: int = Field(description="windows labelled now")
+    samples: int = Field(description="samples added to the dataset")
 
 
 class SampleImport(_Command):

@@ -19,7 +19,15 @@ from edgestack.agent.store import LocalStore
 from edgestack.bundle import Bundle, BundleStore, InputSpec, PublicKey, StageSpec, digest
 from edgestack.hub.signing import HubKeys
 from edgestack.processing import vibration_spec
-from edgestack.protocol import BundleRef, DesiredState, Event, EventBatch, TelemetryBatch
+from edgestack.protocol import (
+    BundleRef,
+    DesiredState,
+    Event,
+    EventBatch,
+    TelemetryBatch,
+    WindowBatch,
+    WindowRequest,
+)
 
 # Nothing listens on the discard port: the hub is down for the whole test.
 DEAD_HUB = "http://127.0.0.1:9"
@@ -329,3 +337,48 @@ async def test_a_data_dir_runs_only_the_device_that_first_used_it(tmp_path: Path
     assert again.store.get("device_token") == "token of edge-1"
     await again.link.aclose()
     again.store.close()
+
+
+async def _run_until(agent: Agent, done: Callable[[], bool]) -> None:
+    run = asyncio.create_task(agent.run())
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if done():
+            break
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+@pytest.mark.anyio
+async def test_recent_windows_asked_for_are_sent_once_least_confident_first(
+    tmp_path: Path, hub_keys: HubKeys
+) -> None:
+    ref = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
+    store = LocalStore(tmp_path / "agent.db")
+    asked = WindowRequest(request_id=7, count=3)
+    desired = DesiredState(version=3, bundle=ref, send_windows=asked)
+    store.set("desired", desired.model_dump_json())
+    store.close()
+
+    first = _agent(tmp_path)
+    await _run_until(first, lambda: first.hot.telemetry.windows >= 8)
+    kept = sorted(w.confidence for w in first.hot.recent.least_confident(1000))
+    again = _agent(tmp_path)  # a restart under the same request sends nothing more
+    await _run_until(again, lambda: again.hot.telemetry.windows >= 4)
+    store = LocalStore(tmp_path / "agent.db")
+    sent = []
+    while (item := store.peek()) is not None:
+        if item.kind == "windows":
+            sent.append(WindowBatch.model_validate_json(gzip.decompress(item.body)))
+        store.ack(item)
+    store.close()
+
+    [batch] = sent
+    assert (batch.request_id, batch.bundle_digest, batch.spec) == (7, ref.digest, vibration_spec())
+    confidences = [w.confidence for w in batch.windows]
+    assert len(confidences) == 3 and confidences == sorted(confidences)
+    # Windows the device still holds, the least confident of those it held when it answered.
+    assert set(confidences) <= set(kept)
+    assert {w.predicted for w in batch.windows} <= {"normal", "imbalance", "bearing_wear"}
+    assert all(len(w.features) == len(vibration_spec().features) for w in batch.windows)

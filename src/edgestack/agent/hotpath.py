@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from edgestack.agent.recent import RecentWindows
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.telemetry import TelemetryWindow
 from edgestack.bundle import Bundle, InputSpec
@@ -88,6 +89,7 @@ class HotPath:
     def __init__(self, source: Source, default_spec: InputSpec) -> None:
         self.source = source
         self.telemetry = TelemetryWindow()
+        self.recent = RecentWindows()
         self.rule = AlarmRule(RuleParams())
         self.collect_label: str | None = None
         self.model: LoadedModel | None = None
@@ -111,6 +113,7 @@ class HotPath:
         same_spec = self.spec == (model.spec if model else self._default_spec)
         self.previous, self.model = self.model, model
         self.failures = 0
+        self.recent.clear()
         if not same_spec:
             self.restart_windows()
 
@@ -174,6 +177,7 @@ class HotPath:
             out.labels = [model.labels[i] for i in indices.tolist()]
             out.confidences = probabilities.max(axis=1)  # the chosen label's probability
             out.events = self.rule.update(out.labels, out.confidences, now, model.ref.digest)
+            self.recent.add(now, features, out.labels, out.confidences)
         # Only a window that went all the way through ends a run of failures.
         self.failures = 0
         return out

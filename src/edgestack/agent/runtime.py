@@ -38,7 +38,7 @@ from typing import (
 )
 
 import onnxruntime
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from edgestack.agent.download import download, prune, touch
 from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
@@ -61,6 +61,8 @@ from edgestack.protocol import (
     Hardware,
     ReportedState,
     SampleBatch,
+    WindowBatch,
+    WindowRequest,
 )
 from edgestack.sensing import Source
 
@@ -134,6 +136,9 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop
         self._samples: list[DataSample] = []
         self._samples_since = 0.0
+        # A request for recent windows not answered yet: answered once the model has
+        # classified as many as it asks for, so there is a choice of the least confident.
+        self._windows_asked: WindowRequest | None = None
         # The model whose first classified window was logged: a loaded model may still fail
         # on live windows that the dry run's silence never showed it.
         self._proven: LoadedModel | None = None
@@ -379,6 +384,9 @@ class Agent:
             self.hot.restart_windows()
         if desired.rules != before.rules:
             self.hot.rule = AlarmRule(desired.rules or self.app_rules)
+        asked = desired.send_windows
+        if asked is not None and str(asked.request_id) != self.store.get("windows.answered"):
+            self._windows_asked = asked
         self.applied = desired
         self.store.set("desired", desired.model_dump_json())
         self.failed = self._failed_for(desired, "model_failed")
@@ -511,6 +519,8 @@ class Agent:
             log.info("%s v%d classified its first window", model.ref.name, model.ref.version)
         if out.events:
             self._enqueue_events(out.events)
+        if self._windows_asked is not None and len(self.hot.recent) >= self._windows_asked.count:
+            self._send_windows(self._windows_asked)
         self._samples.extend(out.samples)
         now = time.monotonic()
         if self._samples and (
@@ -542,6 +552,27 @@ class Agent:
         self._save_running()
         self._enqueue_events([_event("model_failed", "critical", message, ref.digest)])
         self._want_report()
+
+    def _send_windows(self, asked: WindowRequest) -> None:
+        """Answer `asked` with the windows the running model was least sure of, once."""
+        model = self.hot.model
+        assert model is not None  # the windows are cleared whenever the model changes
+        try:
+            windows = self.hot.recent.least_confident(asked.count)
+            batch = WindowBatch(
+                batch_id=uuid.uuid4(),
+                request_id=asked.request_id,
+                spec=self.hot.spec,
+                bundle_digest=model.ref.digest,
+                windows=windows,
+            )
+        except ValidationError as exc:  # a label the wire cannot carry; nothing to retry
+            log.error("cannot send recent windows for review: %s", exc)
+        else:
+            self._enqueue("windows", batch, len(windows))
+            log.info("sent %d recent windows for review", len(windows))
+        self.store.set("windows.answered", str(asked.request_id))
+        self._windows_asked = None
 
     def _flush_samples(self) -> None:
         if self._samples:

@@ -33,8 +33,9 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 );
 """
 
-# Dropped first to last when the outbox is full; events are never dropped.
-_DROP_ORDER = ("telemetry", "samples")
+# Dropped first to last when the outbox is full; events are never dropped. Windows sent for
+# review can be asked for again; labelled samples cannot be collected again.
+_DROP_ORDER = ("telemetry", "windows", "samples")
 
 
 @dataclass(frozen=True)

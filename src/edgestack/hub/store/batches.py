@@ -1,4 +1,4 @@
-"""Which event and sample batches arrived: a batch sent again is acknowledged, not stored."""
+"""Which event, sample and window batches arrived: one sent again is acknowledged, not stored."""
 
 from typing import Literal
 from uuid import UUID
@@ -11,7 +11,7 @@ from edgestack.hub.store.tables import ReceivedBatchRow
 
 __all__ = ["Kind", "claim"]
 
-Kind = Literal["events", "samples"]
+Kind = Literal["events", "samples", "windows"]
 
 
 def claim(session: Session, device_id: str, kind: Kind, batch_id: UUID, accepted: int) -> bool:

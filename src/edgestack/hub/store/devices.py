@@ -173,8 +173,14 @@ def may_collect(session: Session, device_id: str) -> list[Collection]:
 
 def deploy(session: Session, device_ids: Iterable[str], ref: BundleRef) -> None:
     for device_id in device_ids:
-        row = get(session, device_id)
-        _store_desired(row, _desired(row).model_copy(update={"bundle": ref}))
+        change_desired(session, device_id, bundle=ref)
+
+
+def change_desired(session: Session, device_id: str, **changes: object) -> DesiredState:
+    """Store the device's desired state with `changes`, fields of `DesiredState` set by the
+    hub itself, as its next version."""
+    row = get(session, device_id)
+    return _store_desired(row, _desired(row).model_copy(update=changes))
 
 
 def tag(session: Session, device_id: str, patch: TagsPatch) -> DeviceView:

@@ -23,7 +23,7 @@ from edgestack.protocol import (
     Split,
 )
 
-__all__ = ["TEST_PERCENT", "dataset", "ingest", "split_of", "store"]
+__all__ = ["TEST_PERCENT", "dataset", "ingest", "keep_spec", "split_of", "store"]
 
 TEST_PERCENT = 20
 
@@ -73,10 +73,7 @@ def store(
             )
     if not batches.claim(session, source, "samples", batch_id, len(samples)):
         return IngestAck(batch_id=batch_id, accepted=0, duplicate=True)
-    fingerprint = spec.fingerprint()
-    if session.get(SpecRow, fingerprint) is None:
-        session.add(SpecRow(fingerprint=fingerprint, spec=spec.model_dump(mode="json")))
-        session.flush()  # the samples refer to it, and no relationship tells the ORM so
+    fingerprint = keep_spec(session, spec)
     session.add_all(
         SampleRow(
             device_id=source,
@@ -91,6 +88,15 @@ def store(
         for sample in samples
     )
     return IngestAck(batch_id=batch_id, accepted=len(samples), duplicate=False)
+
+
+def keep_spec(session: Session, spec: InputSpec) -> str:
+    """Store `spec` once under its fingerprint, for rows to refer to; the fingerprint."""
+    fingerprint = spec.fingerprint()
+    if session.get(SpecRow, fingerprint) is None:
+        session.add(SpecRow(fingerprint=fingerprint, spec=spec.model_dump(mode="json")))
+        session.flush()  # rows refer to it, and no relationship tells the ORM so
+    return fingerprint
 
 
 def split_of(source: str, at: datetime) -> Split:

@@ -15,6 +15,7 @@ __all__ = [
     "JobRow",
     "ModelRow",
     "ReceivedBatchRow",
+    "ReviewWindowRow",
     "SampleRow",
     "SpecRow",
     "TelemetryRow",
@@ -167,3 +168,24 @@ class JobRow(Base):
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReviewWindowRow(Base):
+    """A window a device sent when asked (`DesiredState.send_windows`): what its model,
+    `bundle_digest`, predicted and how sure it was. `label` is null until someone labels it;
+    then the window is also a sample in `dataset`."""
+
+    __tablename__ = "review_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), index=True)
+    request_id: Mapped[int]
+    spec: Mapped[str] = mapped_column(ForeignKey("specs.fingerprint"))
+    bundle_digest: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    features: Mapped[list[float]] = mapped_column(JSON)
+    predicted: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    label: Mapped[str | None] = mapped_column(String(40), index=True)
+    dataset: Mapped[str | None] = mapped_column(String(63))
