@@ -281,6 +281,13 @@ class FaultInjection(Wire):
 
     kind: Label
     severity: float = Field(default=1.0, ge=0, le=10)
+    noise: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="vibration around a simulated machine, a multiple of its own: above 1 a "
+        "changed environment (a pump installed nearby), which is no fault of the machine",
+    )
 
 
 _PROFILE_OVERRIDE = (

@@ -24,10 +24,13 @@ from edgestack.protocol import (
     DesiredState,
     Event,
     EventBatch,
+    FaultInjection,
     TelemetryBatch,
     WindowBatch,
     WindowRequest,
 )
+from edgestack.sensing.motor import MotorSimulator
+from edgestack.sensing.simulated.weather import WeatherSimulator
 
 # Nothing listens on the discard port: the hub is down for the whole test.
 DEAD_HUB = "http://127.0.0.1:9"
@@ -382,3 +385,34 @@ async def test_recent_windows_asked_for_are_sent_once_least_confident_first(
     assert set(confidences) <= set(kept)
     assert {w.predicted for w in batch.windows} <= {"normal", "imbalance", "bearing_wear"}
     assert all(len(w.features) == len(vibration_spec().features) for w in batch.windows)
+
+
+class _Recording(MotorSimulator):
+    """A simulated motor that remembers how it was disturbed."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=1)
+        self.noises: list[float] = []
+
+    def disturb(self, noise: float) -> None:
+        super().disturb(noise)
+        self.noises.append(noise)
+
+
+@pytest.mark.anyio
+async def test_a_fault_disturbs_a_simulated_machine_and_a_source_that_cannot_be_disturbed_says_so(
+    tmp_path: Path,
+) -> None:
+    motor = _Recording()
+    agent = Agent(_agent(tmp_path / "motor").settings, source=motor)
+    await agent.apply(DesiredState(version=1, fault=FaultInjection(kind="imbalance", noise=4.0)))
+    await agent.apply(DesiredState(version=2))
+    weather = _agent(tmp_path / "weather")
+    weather.source = WeatherSimulator(seed=1)  # faults, but no machine to surround with noise
+    await weather.apply(DesiredState(version=1, fault=FaultInjection(kind="drift", noise=4.0)))
+
+    assert motor.noises == [4.0, 1.0] and motor.fault == "normal" and agent.error is None
+    assert weather.error is not None and "fault.noise" in weather.error
+    for each in (agent, weather):
+        await each.link.aclose()
+        each.store.close()

@@ -162,3 +162,27 @@ def test_an_unknown_fault_is_refused_naming_the_valid_kinds() -> None:
     with pytest.raises(ValueError, match="severity"):
         motor.inject("imbalance", -1.0)
     assert motor.fault == "normal"
+
+
+def test_a_disturbance_adds_vibration_in_proportion_and_leaves_the_machine_as_it_is() -> None:
+    reads = {}
+    for noise in (1.0, 2.0, 4.0):
+        motor = MotorSimulator(2, start=0.0)
+        motor.inject("imbalance", 0.5)
+        motor.disturb(noise)
+        reads[noise] = motor.read(8000).data.astype(np.float64)
+        assert motor.fault == "imbalance"
+
+    added_by_one, added_by_three = reads[2.0] - reads[1.0], reads[4.0] - reads[1.0]
+    # the same draws, scaled: what one step of noise adds, three steps add three times
+    assert np.allclose(added_by_three[:3], 3 * added_by_one[:3], atol=1e-5)
+    assert np.std(added_by_one[:3]) > 0.005  # the machine's own noise: 0.01 to 0.05 g
+    assert np.array_equal(reads[4.0][3], reads[1.0][3])  # the temperature does not shake
+
+
+def test_a_disturbance_is_refused_unless_finite_and_not_negative() -> None:
+    motor = MotorSimulator(1, start=0.0)
+
+    for noise in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="noise"):
+            motor.disturb(noise)

@@ -94,6 +94,11 @@ class _FaultInjectable(Protocol):
     def inject(self, kind: str, severity: float = 1.0) -> None: ...
 
 
+@runtime_checkable
+class _Disturbable(Protocol):
+    def disturb(self, noise: float) -> None: ...
+
+
 class DataDirError(Exception):
     """The agent's data dir belongs to another device id."""
 
@@ -462,11 +467,16 @@ class Agent:
             return (
                 ["fault: this device's source is real and cannot simulate faults"] if fault else []
             )
+        noise = fault.noise if fault else 1.0
+        if noise != 1.0 and not isinstance(self.source, _Disturbable):
+            return ["fault.noise: this device's simulated source cannot be disturbed; leave it 1"]
         try:
             if fault is None:
                 self.source.inject("normal")
             else:
                 self.source.inject(fault.kind, fault.severity)
+            if isinstance(self.source, _Disturbable):
+                self.source.disturb(noise)
         except ValueError as exc:
             return [f"fault: {exc}"]
         self.hot.restart_windows()

@@ -11,7 +11,9 @@ fault from a change of speed or load.
   the axial z, growing with speed squared;
 - bearing_wear: impacts at the outer-race defect frequency (3.58 x shaft speed) ringing the
   structural mode in decaying bursts, and a housing a few degrees warmer;
-- temperature follows load (and bearing friction) through a 30 s first-order lag.
+- temperature follows load (and bearing friction) through a 30 s first-order lag;
+- its surroundings can change: `disturb` adds broadband vibration, as a pump installed next to
+  it would, which is no fault of the machine but moves every feature a model reads.
 
 Every sample is a function of its index, of filter states carried from the previous read and of
 random draws taken one sample (or one impact) at a time, so any chunking of a recording gives the
@@ -135,6 +137,7 @@ class MotorSimulator:
         self._impact_rng = impact_rng
         self._fault = "normal"
         self._severity = 0.0
+        self._noise = 1.0
         self._index = 0
 
         m = self._machine
@@ -174,6 +177,14 @@ class MotorSimulator:
             raise ValueError(f"severity: {severity} must be a finite number >= 0 (0 = no fault)")
         self._fault = kind
         self._severity = 0.0 if kind == "normal" else float(severity)
+
+    def disturb(self, noise: float) -> None:
+        """From the next read on, surround the machine with broadband vibration: its housing
+        then shakes `noise` times as much as the machine alone makes it (1 is the machine
+        alone). A change of environment, not a fault: the machine's condition stays."""
+        if not (math.isfinite(noise) and noise >= 0):
+            raise ValueError(f"noise: {noise} must be a finite number >= 0 (1 = undisturbed)")
+        self._noise = float(noise)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -241,7 +252,7 @@ class MotorSimulator:
         accel = m.gain_cos @ (amplitude * np.vstack([cos1, cos2, cos3])) - m.gain_sin @ (
             amplitude * np.vstack([sin1, sin2, sin3])
         )
-        accel += m.noise_g * (0.7 + 0.6 * load) * noise[:3]
+        accel += self._noise * m.noise_g * (0.7 + 0.6 * load) * noise[:3]
         excitation = m.ringing_noise_g * noise[3:]
 
         severity = self._severity
