@@ -339,6 +339,21 @@ class DesiredState(Wire):
     telemetry_interval_s: float = Field(default=5.0, ge=0.2, le=3600)
     profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
 
+    def for_protocol(self, protocol: int) -> dict[str, Any]:
+        """This state as an agent speaking `protocol` is sent it. Nulls are left out: an agent
+        of protocol 1 reads a missing field as its default but refuses a null `rules`. Protocol
+        1 also refused fields it did not know, and could not act on them: they are left out."""
+        exclude = _SINCE_PROTOCOL_2 if protocol < 2 else None
+        return self.model_dump(mode="json", exclude_none=True, exclude=exclude)
+
+
+_SINCE_PROTOCOL_2: dict[str, Any] = {
+    "shadow": True,
+    "keep": True,
+    "send_windows": True,
+    "fault": {"noise"},
+}
+
 
 class DesiredPatch(_Command):
     """A change to a device's desired state. Fields left out stay as they are;

@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgestack.hub.context import HubContext
 from edgestack.protocol import (
+    PROTOCOL,
+    PROTOCOL_HEADER,
     BundleRef,
     Collection,
     DesiredState,
@@ -191,3 +193,23 @@ async def test_an_agent_of_the_last_release_still_reads_its_desired_state(
     assert old.collect == new.collect == Collection(label="worn")
     assert new.rules == (None if rules is None else RuleParams.model_validate(rules))
     assert old.rules == (new.rules or RuleParams())
+
+
+async def test_fields_since_protocol_2_reach_only_agents_that_speak_it(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    fault = {"kind": "imbalance", "noise": 4.0}
+    await client.patch("/v1/devices/motor-1/desired", json={"fault": fault}, headers=ADMIN)
+    await client.post("/v1/devices/motor-1/window-requests", json={"count": 5}, headers=ADMIN)
+
+    old = await client.get("/v1/devices/motor-1/desired", headers=device.auth)
+    new = await client.get(
+        "/v1/devices/motor-1/desired", headers={**device.auth, PROTOCOL_HEADER: str(PROTOCOL)}
+    )
+
+    last_release = _DesiredOfTheLastRelease.model_validate_json(old.content)
+    assert last_release.fault == FaultInjection(kind="imbalance")
+    assert "send_windows" not in old.json() and "keep" not in old.json()
+    current = DesiredState.model_validate_json(new.content)
+    assert current.fault is not None and current.fault.noise == 4.0
+    assert current.send_windows is not None and current.send_windows.count == 5

@@ -17,6 +17,7 @@ from edgestack.protocol import INT64_MAX, OLDEST_PROTOCOL, PROTOCOL, PROTOCOL_HE
 __all__ = [
     "AdminDep",
     "ArtifactReaderDep",
+    "CallerProtocolDep",
     "DeviceDep",
     "HubDep",
     "SessionDep",
@@ -105,14 +106,19 @@ def check_protocol(
             max_length=20,
         ),
     ] = None,
-) -> None:
-    """Refuse a call whose protocol this hub does not speak."""
+) -> int:
+    """The protocol the caller speaks; a call whose protocol this hub does not speak is
+    refused."""
     stated = str(_HEADERLESS) if protocol_header is None else protocol_header.strip()
     if (
         not (stated.isascii() and stated.isdigit())
         or not OLDEST_PROTOCOL <= int(stated) <= PROTOCOL
     ):
         raise refuse_protocol(PROTOCOL_HEADER, stated)
+    return int(stated)
+
+
+CallerProtocolDep = Annotated[int, Depends(check_protocol)]
 
 
 def _unauthorized(detail: str) -> HTTPException:

@@ -7,9 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, DeviceDep, HubDep, WriteSessionDep
+from edgestack.hub.api.deps import (
+    AdminDep,
+    CallerProtocolDep,
+    DeviceDep,
+    HubDep,
+    WriteSessionDep,
+)
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import devices
 from edgestack.protocol import INT64_MAX, DesiredPatch, DesiredState, DeviceId, ReportedState
@@ -22,16 +29,16 @@ PatchBody = Annotated[DesiredPatch, Depends(json_body(DesiredPatch))]
 ReportedBody = Annotated[ReportedState, Depends(json_body(ReportedState))]
 
 
-# Null fields are left out for the device: an agent of the previous version reads a missing
-# field as its default, where a null it never allowed (`rules`) would fail its validation.
 @router.get(
     "/v1/devices/{device_id}/desired",
     operation_id="twin-get-desired",
+    response_model=DesiredState,
     response_model_exclude_none=True,
 )
 async def get_desired(
     device_id: DeviceDep,
     hub: HubDep,
+    protocol: CallerProtocolDep,
     after: Annotated[
         int | None,
         Query(
@@ -43,19 +50,20 @@ async def get_desired(
     wait: Annotated[
         float, Query(ge=0, le=60, description="seconds to wait for a version other than after")
     ] = 25,
-) -> DesiredState:
-    """The device's desired state, as soon as its version differs from `after`.
+) -> JSONResponse:
+    """The device's desired state, as soon as its version differs from `after`, as the
+    protocol the device speaks has it (`DesiredState.for_protocol`).
 
     A version *below* `after` is answered at once too: the hub was restored from an older
     copy, and the device must learn the truth rather than wait for a number it will not see.
     """
     changed = hub.notifier.watch(device_id)
     state = await run_in_threadpool(_seen, hub, device_id)
-    if after is None or state.version != after:
-        return state
-    with suppress(TimeoutError):
-        await asyncio.wait_for(changed.wait(), timeout=wait)
-    return await run_in_threadpool(_current, hub, device_id)
+    if after is not None and state.version == after:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout=wait)
+        state = await run_in_threadpool(_current, hub, device_id)
+    return JSONResponse(state.for_protocol(protocol))
 
 
 @router.patch("/v1/devices/{device_id}/desired", operation_id="twin-patch-desired")
