@@ -852,6 +852,11 @@ class TrainRequest(_Command):
     version: int | None = Field(
         default=None, ge=1, le=INT64_MAX, description="latest when left out"
     )
+    freeze: bool = Field(
+        default=False,
+        description="first freeze what the dataset holds now as its next version, and train "
+        "on that; version must be left out",
+    )
     params: dict[str, Any] = Field(
         default_factory=dict, description="the trainer's parameters; none with auto"
     )

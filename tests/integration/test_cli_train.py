@@ -46,7 +46,9 @@ def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
         trained = cli(
             fleet, "train", "motors", "--model", "decision_tree", "--cv", "3", "--png", str(png)
         )
-        again = cli(fleet, "train", "motors", "--model", "logistic_regression", "--json")
+        again = cli(
+            fleet, "train", "motors", "--model", "logistic_regression", "--freeze", "--json"
+        )
         unknown = cli(fleet, "train", "motors", "--model", "oracle")
         listed = cli(fleet, "models", "--json")
 
@@ -75,6 +77,7 @@ def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
     assert 0 < footprint["model_bytes"] < first["size_bytes"]
     assert 0 < footprint["latency_ms_p50"] <= footprint["latency_ms_p99"]
     assert second["manifest"]["lineage"]["trainer"] == "logistic_regression"
+    assert second["manifest"]["lineage"]["dataset_version"] == 2  # the one --freeze made
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.image.imread(png).ndim == 3
 

@@ -21,6 +21,7 @@ def test_a_train_request_is_checked_before_anything_is_fitted() -> None:
             "params",
             "nope",
         ),
+        (TrainRequest(dataset="motors", version=2, freeze=True), "version", "freeze trains"),
     ],
 )
 def test_a_bad_train_request_names_its_field(request_: TrainRequest, field: str, says: str) -> None:

@@ -37,6 +37,9 @@ def train(
     version: Annotated[
         int | None, typer.Option(min=1, help="A frozen version; the latest when left out.")
     ] = None,
+    freeze: Annotated[
+        bool, typer.Option(help="Freeze what the dataset holds now and train on that version.")
+    ] = False,
     params: Annotated[
         str | None,
         typer.Option(help="The trainer's parameters as JSON, e.g. '{\"shape\": [3, 512]}'."),
@@ -72,6 +75,7 @@ def train(
         dataset=dataset,
         model=model,
         version=version,
+        freeze=freeze,
         params=_params(params),
         cv=cv,
         seed=seed,

@@ -107,6 +107,12 @@ def check_train(request: TrainRequest) -> str:
         raise WorkflowError(
             "params: auto tries each candidate with its defaults; leave them out", field="params"
         )
+    if request.freeze and request.version is not None:
+        raise WorkflowError(
+            "version: freeze trains on the version it freezes; leave version out, or freeze "
+            "no new one",
+            field="version",
+        )
     return request.name or request.dataset
 
 
@@ -119,7 +125,10 @@ def train_model(
     Raises `WorkflowError` for a bad request or dataset, `HubError` when the hub refuses."""
     target = check_train(request)
     _quiet_exporters()
-    version = request.version or _latest(client, request.dataset)
+    if request.freeze:
+        version = client.freeze(request.dataset).version
+    else:
+        version = request.version or _latest(client, request.dataset)
     table = _table(client, request.dataset, version)
     try:
         if request.model == AUTO:
