@@ -37,7 +37,12 @@ from edgestack.protocol import (
     KeyView,
     LabelledWindows,
     ModelView,
+    PolicyName,
+    PolicyRunView,
+    PolicyTrigger,
+    PolicyView,
     ProfileView,
+    RetrainPolicy,
     ReviewWindowView,
     SampleImport,
     SampleRecord,
@@ -58,6 +63,8 @@ _Keys = TypeAdapter(list[KeyView])
 _Jobs = TypeAdapter(list[JobView])
 _Claimed = TypeAdapter(JobView | None)
 _Windows = TypeAdapter(list[ReviewWindowView])
+_Policies = TypeAdapter(list[PolicyView])
+_Runs = TypeAdapter(list[PolicyRunView])
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -283,6 +290,30 @@ class HubClient:
         """Label windows sent for review; each becomes a sample of `labels.dataset`."""
         response = self._call("POST", "/v1/windows/label", content=labels.model_dump_json())
         return LabelledWindows.model_validate_json(response.content)
+
+    def set_policy(self, name: PolicyName, policy: RetrainPolicy) -> PolicyView:
+        """Set policy `name`; it runs when a drift alert is raised on devices."""
+        response = self._call("PUT", f"/v1/policies/{name}", content=policy.model_dump_json())
+        return PolicyView.model_validate_json(response.content)
+
+    def policies(self) -> list[PolicyView]:
+        return _Policies.validate_json(self._call("GET", "/v1/policies").content)
+
+    def remove_policy(self, name: PolicyName) -> None:
+        """Remove policy `name`; a run of it in progress is failed."""
+        self._call("DELETE", f"/v1/policies/{name}")
+
+    def run_policy(self, name: PolicyName, trigger: PolicyTrigger) -> PolicyRunView:
+        """Start a run of policy `name` for `trigger.devices` now."""
+        response = self._call(
+            "POST", f"/v1/policies/{name}/runs", content=trigger.model_dump_json()
+        )
+        return PolicyRunView.model_validate_json(response.content)
+
+    def policy_runs(self, *, newest_first: bool = False, limit: int = 100) -> list[PolicyRunView]:
+        """One page of policy runs, oldest first, or the newest when `newest_first`."""
+        params = _window(0, None, newest_first, limit)
+        return _Runs.validate_json(self._call("GET", "/v1/policy-runs", params=params).content)
 
     def submit_job(self, job: JobRequest) -> JobView:
         """Queue `job` for the hub's worker process."""

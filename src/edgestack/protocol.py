@@ -36,6 +36,7 @@ __all__ = [
     "MAX_TIME",
     "MIN_TIME",
     "OLDEST_PROTOCOL",
+    "POLICY_ENDED",
     "PROTOCOL",
     "PROTOCOL_HEADER",
     "BadExample",
@@ -83,9 +84,15 @@ __all__ = [
     "ModelView",
     "MonitorReport",
     "OptimiseRequest",
+    "PolicyName",
+    "PolicyRunView",
+    "PolicyState",
+    "PolicyTrigger",
+    "PolicyView",
     "Problem",
     "ProfileView",
     "ReportedState",
+    "RetrainPolicy",
     "ReviewWindow",
     "ReviewWindowView",
     "RuleParams",
@@ -544,6 +551,10 @@ HubEventKind = Literal[
     "job_succeeded",
     "job_failed",
     "job_cancelled",
+    "policy_triggered",
+    "policy_step",  # a run of a policy moved on: labelling, training, optimising, rolling out
+    "policy_succeeded",
+    "policy_failed",
 ]
 EventKind = DeviceEventKind | HubEventKind
 HUB_EVENT_KINDS: frozenset[str] = frozenset(get_args(HubEventKind))
@@ -967,3 +978,68 @@ class JobReport(_Command):
     outcome: Literal["succeeded", "failed"] | None = None
     result: dict[str, Any] | None = None
     error: str | None = Field(default=None, max_length=4000)
+
+
+PolicyName = Literal["retrain-on-drift"]
+PolicyState = Literal["labelling", "training", "optimising", "rolling_out", "succeeded", "failed"]
+POLICY_ENDED: frozenset[PolicyState] = frozenset({"succeeded", "failed"})
+"""The states a policy run never leaves."""
+
+
+class RetrainPolicy(_Command):
+    """What `retrain-on-drift` does when devices' input drifts: ask each of them for its
+    `windows` least confident recent windows, wait until `min_labelled` of them are labelled
+    into `dataset` (by feedback, or by an operator with `edgestack windows label`), then train
+    `model` on what the dataset holds, optimise it for `profile` and roll it out. Each step
+    is a hub job or an event."""
+
+    dataset: Name
+    model: str = Field(
+        default="auto", min_length=1, max_length=64, description="a trainer, or auto"
+    )
+    name: Name | None = Field(
+        default=None, description="register as this model; the dataset's name when left out"
+    )
+    profile: str | None = Field(
+        default=None,
+        max_length=64,
+        description="optimise the trained model for this device profile; left out, not optimised",
+    )
+    windows: int = Field(
+        default=100, ge=1, le=MAX_REVIEW_WINDOWS, description="asked of each drifting device"
+    )
+    min_labelled: int = Field(
+        default=30, ge=1, le=INT64_MAX, description="labelled windows before it trains"
+    )
+    budget_s: float = Field(default=120.0, ge=0, le=86_400, description="auto's time")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+
+class PolicyView(Wire):
+    name: PolicyName
+    policy: RetrainPolicy
+    enabled: bool
+    updated_at: datetime
+
+
+class PolicyTrigger(_Command):
+    """Start a run of a policy for these devices now, as a drift alert on them would."""
+
+    devices: list[DeviceId] = Field(min_length=1, max_length=10_000)
+    reason: str = Field(default="started by an operator", max_length=200)
+
+
+class PolicyRunView(Wire):
+    id: int
+    policy: PolicyName
+    state: PolicyState
+    reason: str
+    devices: list[DeviceId]
+    requests: dict[str, int] = Field(description="per device, the window request it was sent")
+    labelled: int = Field(description="its windows labelled into the policy's dataset so far")
+    job_id: int | None = Field(description="the job it waits for, while training or optimising")
+    model: BundleRef | None = Field(description="what it trained, then what it optimised")
+    error: str | None
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None

@@ -1,10 +1,22 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
 for its datasets, `train` for models, `optimize` to fit them to a device, `keys` for the
-hub's signing keys, `jobs` for the hub's work and `windows` for windows to label."""
+hub's signing keys, `jobs` for the hub's work, `windows` for windows to label and `policy`
+for what the hub does on its own."""
 
 import typer
 
-from edgestack.cli import data, evaluate, fleet, jobs, keys, optimize, processes, review, train
+from edgestack.cli import (
+    data,
+    evaluate,
+    fleet,
+    jobs,
+    keys,
+    optimize,
+    policy,
+    processes,
+    review,
+    train,
+)
 
 __all__ = ["app"]
 
@@ -24,3 +36,4 @@ app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(review.app, name="windows")
+app.add_typer(policy.app, name="policy")

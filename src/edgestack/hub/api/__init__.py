@@ -12,6 +12,7 @@ from edgestack.hub.api import (
     keys,
     metrics,
     models,
+    policies,
     profiles,
     review,
     samples,
@@ -39,4 +40,5 @@ ROUTERS = (
     metrics.router,
     jobs.router,
     review.router,
+    policies.router,
 )

@@ -14,6 +14,8 @@ __all__ = [
     "EventRow",
     "JobRow",
     "ModelRow",
+    "PolicyRow",
+    "PolicyRunRow",
     "ReceivedBatchRow",
     "ReviewWindowRow",
     "SampleRow",
@@ -189,3 +191,34 @@ class ReviewWindowRow(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     label: Mapped[str | None] = mapped_column(String(40), index=True)
     dataset: Mapped[str | None] = mapped_column(String(63))
+
+
+class PolicyRow(Base):
+    """A policy the hub follows: `spec` holds its `RetrainPolicy`."""
+
+    __tablename__ = "policies"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    spec: Mapped[Json] = mapped_column(JSON)
+    enabled: Mapped[bool]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PolicyRunRow(Base):
+    """One run of a policy, from the devices it was started for to the model it rolled out:
+    `requests` maps each device to the window request it was sent, `model` holds the
+    `BundleRef` made so far, `job_id` the job it waits for."""
+
+    __tablename__ = "policy_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    requests: Mapped[dict[str, int]] = mapped_column(JSON)
+    job_id: Mapped[int | None]
+    model: Mapped[Json | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(4000))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,215 @@
+"""The retrain-on-drift policy: asked windows, labelled, then a train and an optimise job,
+each step an event, a run at a time."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from bundles import random_bundle
+from edgestack.hub.context import HubContext
+from edgestack.hub.store import policies
+from edgestack.protocol import ModelView, ReviewWindow, WindowBatch
+
+from .factories import ADMIN, SPEC, Device, Enrol
+
+pytestmark = pytest.mark.anyio
+
+POLICY = {"dataset": "review", "model": "decision_tree", "profile": "pi", "windows": 4}
+
+
+def _advance(hub: HubContext) -> list[int]:
+    with hub.db.writer() as session:
+        moved = policies.advance(session)
+        session.commit()
+    return moved
+
+
+async def _send_windows(client: httpx.AsyncClient, who: Device, request_id: int) -> list[int]:
+    """The device answers its request with 4 windows; their ids on the hub."""
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    batch = WindowBatch(
+        batch_id=uuid.uuid4(),
+        request_id=request_id,
+        spec=SPEC,
+        bundle_digest="ab" * 32,
+        windows=[
+            ReviewWindow(
+                at=at + timedelta(seconds=i), features=[i, 1.0], predicted="normal", confidence=0.5
+            )
+            for i in range(4)
+        ],
+    )
+    await client.post(
+        f"/v1/devices/{who.device_id}/windows", content=batch.model_dump_json(), headers=who.auth
+    )
+    listed = (await client.get(f"/v1/windows?device={who.device_id}", headers=ADMIN)).json()
+    return [w["id"] for w in listed]
+
+
+async def _label(client: httpx.AsyncClient, ids: list[int], dataset: str = "review") -> None:
+    body = {"ids": ids, "label": "worn", "dataset": dataset}
+    response = await client.post("/v1/windows/label", json=body, headers=ADMIN)
+    assert response.status_code == 200, response.text
+
+
+async def _finish(client: httpx.AsyncClient, made: ModelView | None, error: str = "") -> None:
+    """Play the worker: claim the queued job and end it, with `made` registered or failed."""
+    job = (await client.post("/v1/jobs/claim", headers=ADMIN)).json()
+    outcome: dict[str, Any] = (
+        {"outcome": "succeeded", "result": {"model": made.model_dump(mode="json")}}
+        if made
+        else {"outcome": "failed", "error": error}
+    )
+    await client.post(f"/v1/jobs/{job['id']}/report", json=outcome, headers=ADMIN)
+
+
+def _model(version: int) -> ModelView:
+    bundle = random_bundle(version, name="review", version=version)
+    return ModelView(
+        name="review",
+        version=version,
+        digest=f"{version:02d}" * 32,
+        size_bytes=100,
+        registered_at=datetime(2025, 1, 1, tzinfo=UTC),
+        manifest=bundle.manifest,
+    )
+
+
+async def _run(client: httpx.AsyncClient) -> dict[str, Any]:
+    runs: list[dict[str, Any]] = (await client.get("/v1/policy-runs", headers=ADMIN)).json()
+    return runs[-1]
+
+
+async def test_a_run_labels_its_windows_then_trains_and_optimises_each_step_an_event(
+    client: httpx.AsyncClient, hub: HubContext, device: Device, enrol: Enrol
+) -> None:
+    other = await enrol("motor-2")
+    put = await client.put(
+        "/v1/policies/retrain-on-drift", json={**POLICY, "min_labelled": 5}, headers=ADMIN
+    )
+    started = await client.post(
+        "/v1/policies/retrain-on-drift/runs",
+        json={"devices": ["motor-2", "motor-1"], "reason": "drift on line 2"},
+        headers=ADMIN,
+    )
+    again = await client.post(
+        "/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1"]}, headers=ADMIN
+    )
+    mine = await _send_windows(client, device, started.json()["requests"]["motor-1"])
+    theirs = await _send_windows(client, other, started.json()["requests"]["motor-2"])
+    await _label(client, mine[:2])
+    await _label(client, theirs[:2], dataset="elsewhere")  # not the policy's dataset
+    still = (_advance(hub), await _run(client))
+    await _label(client, theirs[2:] + mine[2:3])
+    trained = (_advance(hub), await _run(client))
+    waiting = _advance(hub)
+    train_job = (await client.get(f"/v1/jobs/{trained[1]['job_id']}", headers=ADMIN)).json()
+    await _finish(client, _model(1))
+    optimising = (_advance(hub), await _run(client))
+    optimise_job = (await client.get(f"/v1/jobs/{optimising[1]['job_id']}", headers=ADMIN)).json()
+    await _finish(client, _model(2))
+    done = (_advance(hub), await _run(client))
+    kinds = [
+        e["event"]["kind"]
+        for e in (await client.get("/v1/events", headers=ADMIN)).json()
+        if e["event"]["kind"].startswith("policy")
+    ]
+
+    assert put.status_code == 200 and put.json()["policy"]["min_labelled"] == 5
+    assert started.status_code == 201 and started.json()["devices"] == ["motor-1", "motor-2"]
+    assert started.json()["state"] == "labelling"
+    assert again.status_code == 409 and "in run" in again.json()["detail"]
+    assert still == ([], {**still[1], "state": "labelling", "labelled": 2})
+    assert trained[0] == [started.json()["id"]] and trained[1]["state"] == "training"
+    assert trained[1]["labelled"] == 5 and waiting == []
+    assert train_job["job"]["freeze"] is True and train_job["job"]["dataset"] == "review"
+    assert train_job["job"]["model"] == "decision_tree"
+    assert optimising[1]["state"] == "optimising"
+    assert optimising[1]["model"]["version"] == 1
+    assert (optimise_job["job"]["model"], optimise_job["job"]["version"]) == ("review", 1)
+    assert optimise_job["job"]["profile"] == "pi"
+    assert done[1]["state"] == "succeeded" and done[1]["model"]["version"] == 2
+    assert done[1]["finished_at"] is not None and done[1]["job_id"] is None
+    assert kinds == [
+        "policy_triggered",
+        "policy_step",
+        "policy_step",
+        "policy_succeeded",
+    ]
+
+
+async def test_a_failed_job_fails_the_run_and_a_removed_policy_ends_its_run(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    await client.put(
+        "/v1/policies/retrain-on-drift", json={**POLICY, "min_labelled": 1}, headers=ADMIN
+    )
+    run = (
+        await client.post(
+            "/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1"]}, headers=ADMIN
+        )
+    ).json()
+    ids = await _send_windows(client, device, run["requests"]["motor-1"])
+    await _label(client, ids[:1])
+    _advance(hub)
+    await _finish(client, None, error="no dataset 'review'")
+    _advance(hub)
+    failed = await _run(client)
+    second = (
+        await client.post(
+            "/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1"]}, headers=ADMIN
+        )
+    ).json()
+    removed = await client.delete("/v1/policies/retrain-on-drift", headers=ADMIN)
+    ended = await _run(client)
+    gone = await client.get("/v1/policies/retrain-on-drift", headers=ADMIN)
+
+    assert failed["state"] == "failed" and "no dataset 'review'" in failed["error"]
+    assert second["state"] == "labelling" and second["id"] == failed["id"] + 1
+    assert second["requests"]["motor-1"] == run["requests"]["motor-1"] + 1
+    assert removed.status_code == 204
+    assert ended["state"] == "failed" and "was removed" in ended["error"]
+    assert gone.status_code == 404 and "edgestack policy set" in gone.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "says"),
+    [
+        ("put", "/v1/policies/retrain-on-drift", {**POLICY, "profile": "moon"}, 422, "profile"),
+        ("put", "/v1/policies/retrain-on-drift", {"model": "auto"}, 422, "dataset"),
+        ("put", "/v1/policies/retrain-forever", POLICY, 422, "name"),
+        ("put", "/v1/policies/retrain-on-drift", {**POLICY, "windows": 0}, 422, "windows"),
+        ("post", "/v1/policies/retrain-on-drift/runs", {"devices": ["motor-1"]}, 404, "no policy"),
+        ("post", "/v1/policies/retrain-on-drift/runs", {"devices": []}, 422, "devices"),
+    ],
+)
+async def test_bad_policy_requests_are_refused_naming_the_field(
+    client: httpx.AsyncClient,
+    device: Device,
+    method: str,
+    path: str,
+    body: dict[str, object],
+    status: int,
+    says: str,
+) -> None:
+    response = await client.request(method, path, json=body, headers=ADMIN)
+
+    assert response.status_code == status and says in response.text
+
+
+async def test_a_run_for_an_unknown_device_changes_nothing(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    await client.put("/v1/policies/retrain-on-drift", json=POLICY, headers=ADMIN)
+
+    response = await client.post(
+        "/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1", "ghost"]}, headers=ADMIN
+    )
+    desired = (await client.get("/v1/devices/motor-1", headers=ADMIN)).json()["desired"]
+
+    assert response.status_code == 404 and "ghost" in response.text
+    assert desired.get("send_windows") is None
+    assert (await client.get("/v1/policy-runs", headers=ADMIN)).json() == []
