@@ -1,12 +1,14 @@
 """The hub's HTTP API: one router per resource, and the answers to refused requests."""
 
 from edgestack.hub.api import (
+    alerts,
     artifacts,
     datasets,
     deployments,
     devices,
     enrolment,
     events,
+    feedback,
     health,
     jobs,
     keys,
@@ -37,4 +39,6 @@ ROUTERS = (
     artifacts.router,
     metrics.router,
     jobs.router,
+    alerts.router,
+    feedback.router,
 )

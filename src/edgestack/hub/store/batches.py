@@ -1,4 +1,5 @@
-"""Which event and sample batches arrived: a batch sent again is acknowledged, not stored."""
+"""Which event, sample and feedback batches arrived: a batch sent again is acknowledged, not
+stored."""
 
 from typing import Literal
 from uuid import UUID
@@ -11,7 +12,7 @@ from edgestack.hub.store.tables import ReceivedBatchRow
 
 __all__ = ["Kind", "claim"]
 
-Kind = Literal["events", "samples"]
+Kind = Literal["events", "samples", "feedback"]
 
 
 def claim(session: Session, device_id: str, kind: Kind, batch_id: UUID, accepted: int) -> bool:

@@ -1,0 +1,38 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from edgestack.bundle import Name
+from edgestack.hub.api.body import json_body
+from edgestack.hub.api.deps import AdminDep, SessionDep, WriteSessionDep
+from edgestack.hub.store import feedback
+from edgestack.protocol import AccuracyView, DeviceId, FeedbackAck, FeedbackBatch
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["feedback"])
+
+FeedbackBody = Annotated[FeedbackBatch, Depends(json_body(FeedbackBatch))]
+
+
+@router.post("/v1/feedback", operation_id="feedback-post")
+def post_feedback(_: AdminDep, batch: FeedbackBody, session: WriteSessionDep) -> FeedbackAck:
+    """Ground truth: spans in which a device's machine was in a known state. Stored once per
+    `batch_id`; a label the device's model does not know is accepted, and said in `notes`.
+    The telemetry batches lying wholly inside a span count towards live accuracy."""
+    ack = feedback.ingest(session, batch)
+    session.commit()
+    return ack
+
+
+@router.get("/v1/accuracy", operation_id="accuracy-list")
+def list_accuracy(
+    _: AdminDep,
+    session: SessionDep,
+    device: Annotated[DeviceId | None, Query(description="only this device")] = None,
+    model: Annotated[Name | None, Query(description="only this model's versions")] = None,
+) -> list[AccuracyView]:
+    """Per device and model version it ran: accuracy on the windows feedback labelled, and
+    accuracy estimated from its calibrated confidences over every window it reported, side by
+    side."""
+    return feedback.accuracy(session, device_id=device, model=model)
