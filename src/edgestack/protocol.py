@@ -33,6 +33,7 @@ __all__ = [
     "HUB_EVENT_KINDS",
     "INT64_MAX",
     "LOW_SIGNALS",
+    "MAX_FEEDBACK_SPANS",
     "MAX_TAGS",
     "MAX_TIME",
     "MIN_TIME",
@@ -955,11 +956,15 @@ class FeedbackSpan(_Command):
         return end
 
 
+MAX_FEEDBACK_SPANS = 10_000
+"""The most spans one `FeedbackBatch` holds."""
+
+
 class FeedbackBatch(_Command):
     """Labelled spans posted back; sent again with the same `batch_id`, stored once."""
 
     batch_id: UUID
-    spans: list[FeedbackSpan] = Field(min_length=1, max_length=10_000)
+    spans: list[FeedbackSpan] = Field(min_length=1, max_length=MAX_FEEDBACK_SPANS)
 
 
 class FeedbackAck(IngestAck):

@@ -1,10 +1,10 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
-for its datasets, `train` for models, `optimize` to fit them to a device and `keys` for the
-hub's signing keys."""
+for its datasets, `train` for models, `optimize` to fit them to a device, `keys` for the
+hub's signing keys, and `alerts`, `accuracy` and `feedback` to watch the models."""
 
 import typer
 
-from edgestack.cli import data, evaluate, fleet, jobs, keys, optimize, processes, train
+from edgestack.cli import alerts, data, evaluate, fleet, jobs, keys, optimize, processes, train
 
 __all__ = ["app"]
 
@@ -23,3 +23,6 @@ app.command()(evaluate.evaluate)
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(alerts.alerts_app, name="alerts")
+app.command()(alerts.accuracy)
+app.command()(alerts.feedback)
