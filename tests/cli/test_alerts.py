@@ -39,9 +39,9 @@ def test_a_bad_span_is_named_in_one_line_before_the_hub_is_asked(
 def test_a_bad_row_of_a_file_is_named_by_its_line(tmp_path: Path) -> None:
     spans = tmp_path / "spans.csv"
     spans.write_text(
-        "device_id,start,end,label\n"
-        "motor-1,2025-01-01T00:00:00Z,2025-01-01T01:00:00Z,worn\n"
-        "motor-1,2025-01-01T02:00:00Z,2025-01-01T01:00:00Z,worn\n"
+        "device_id,start,end,label,note\n"
+        "motor-1,2025-01-01T00:00:00Z,2025-01-01T01:00:00Z,worn,checked\n"
+        "motor-1,2025-01-01T02:00:00Z,2025-01-01T01:00:00Z,worn,\n"
     )
 
     result = CliRunner().invoke(app, ["feedback", "--file", str(spans)], env=NO_HUB)

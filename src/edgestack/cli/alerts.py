@@ -225,7 +225,7 @@ def feedback(
             "--file",
             exists=True,
             dir_okay=False,
-            help="A CSV of spans instead, with a header: device_id,start,end,label.",
+            help="A CSV of spans instead, whose header names device_id, start, end and label.",
         ),
     ] = None,
     hub: HubOpt = None,
@@ -264,7 +264,8 @@ def _spans(
     with file.open(newline="") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
             try:
-                yield FeedbackSpan.model_validate(row)
+                # Other columns, a note or who logged it, are the file's own business.
+                yield FeedbackSpan.model_validate({k: row.get(k) for k in _SPAN_OPTIONS})
             except ValidationError as exc:
                 error = exc.errors()[0]
                 where = ".".join(str(p) for p in error["loc"])
