@@ -88,6 +88,20 @@ async def test_a_duplicate_or_older_batch_evaluates_nothing(
     assert await alert_events(client) == []
 
 
+async def test_a_batch_that_says_nothing_of_a_signal_neither_counts_nor_breaks_its_streak(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    silent = telemetry_batch(2, bad_input={}, bad_examples=[]).model_dump_json()  # no monitoring
+
+    await send(client, device, drifting(1, 0.3), silent)
+    between = await alerts(client)
+    await send(client, device, drifting(3, 0.3))
+
+    assert between == []
+    [alert] = await alerts(client)
+    assert (alert.signal, alert.state) == ("drift_psi", "open")
+
+
 async def test_each_signal_is_read_from_the_batch(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:

@@ -29,6 +29,7 @@ __all__ = ["Models", "accuracy", "batch_accuracy", "estimated_accuracy", "ingest
 
 # Feedback comes from operators, not from one device: its batches are kept under this sender.
 _SENDER = "admin"
+_MAX_NOTES = 100
 
 
 def ingest(session: Session, batch: FeedbackBatch) -> FeedbackAck:
@@ -69,18 +70,22 @@ def ingest(session: Session, batch: FeedbackBatch) -> FeedbackAck:
 def _unknown_labels(
     models: "Models", spans: Iterable[FeedbackSpan], devices: dict[str, DeviceRow]
 ) -> list[str]:
+    running: dict[str, Manifest | None] = {}
+    for device_id, row in devices.items():
+        bundle = ReportedState.model_validate(row.reported).bundle if row.reported else None
+        running[device_id] = models.manifest(bundle.digest) if bundle else None
     notes = []
     for i, span in enumerate(spans):
-        reported = devices[span.device_id].reported
-        bundle = ReportedState.model_validate(reported).bundle if reported else None
-        manifest = models.manifest(bundle.digest) if bundle else None
+        manifest = running[span.device_id]
         if manifest is not None and span.label not in manifest.labels:
             notes.append(
                 f"spans[{i}].label: '{span.label}' is not a label of {manifest.name} "
                 f"v{manifest.version}, which {span.device_id} runs ({', '.join(manifest.labels)})"
                 "; accepted, and every window under it counts as wrong"
             )
-    return notes[:100]
+    if len(notes) > _MAX_NOTES:
+        return [*notes[: _MAX_NOTES - 1], f"and {len(notes) - _MAX_NOTES + 1} more spans alike"]
+    return notes
 
 
 class Models:
