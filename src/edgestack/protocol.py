@@ -467,6 +467,9 @@ class TelemetryBatch(Wire):
     failed_chunks: Count = Field(
         default=0, description="chunks whose steps, extractors or model raised; skipped"
     )
+    chunks: Count | None = Field(
+        default=None, description="chunks the hot path ran, failed ones too; null: not said"
+    )
     outbox_dropped: Count = Field(
         default=0, description="messages the full outbox dropped, since the device began"
     )
@@ -868,9 +871,9 @@ AlertSignal = Literal[
     "accuracy",
 ]
 """What an alert watches, per device and telemetry batch: the largest input PSI, the model's
-p99 latency, the sensor-stream anomaly score, the share of failed chunks and of bad input
-(of those and the windows predicted), the accuracy estimated from calibrated confidences, and
-the accuracy on labelled feedback."""
+p99 latency, the sensor-stream anomaly score, the share of chunks that failed, the share of
+raw sample values counted as bad input, the accuracy estimated from calibrated confidences,
+and the accuracy on labelled feedback."""
 LOW_SIGNALS: frozenset[str] = frozenset({"estimated_accuracy", "accuracy"})
 """Signals that are bad when low: their alerts raise below `raise_at`, the others above it."""
 

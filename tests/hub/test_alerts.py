@@ -112,11 +112,13 @@ async def test_each_signal_is_read_from_the_batch(
         {"signal": "anomaly_max", "raise_at": 3, "clear_at": 2, "for_batches": 1},
     ]
     await client.put("/v1/alerts/rules", json={"rules": rules}, headers=ADMIN)
-    # 10 windows: 10 failed chunks is half the work, 30 bad samples three quarters.
+    # 10 of 20 chunks failed; 3000 of the 4000 float32 values read were bad.
     batch = telemetry_batch(
         1,
+        chunks=20,
         failed_chunks=10,
-        bad_input={"nan": 30},
+        raw_bytes=16_000,
+        bad_input={"nan": 3000},
         monitoring=MonitorReport(p99_ms=25.0, anomaly_max=2.5),
     )
 
@@ -124,6 +126,22 @@ async def test_each_signal_is_read_from_the_batch(
 
     raised = {a.signal: a.first_value for a in await alerts(client)}
     assert raised == {"error_rate": 0.5, "bad_input_rate": 0.75, "p99_ms": 25.0}
+
+
+async def test_an_agent_that_does_not_count_chunks_has_no_error_rate_and_no_read_all_bad(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    rules = [
+        {"signal": "error_rate", "raise_at": 0.5, "clear_at": 0.1, "for_batches": 1},
+        {"signal": "bad_input_rate", "raise_at": 0.5, "clear_at": 0.1, "for_batches": 1},
+    ]
+    await client.put("/v1/alerts/rules", json={"rules": rules}, headers=ADMIN)
+    # a source failing every read: bad input, and not one byte of samples
+    batch = telemetry_batch(1, failed_chunks=10, raw_bytes=0, bad_input={"source_error": 3})
+
+    await send(client, device, batch.model_dump_json())
+
+    assert {a.signal: a.first_value for a in await alerts(client)} == {"bad_input_rate": 1.0}
 
 
 async def test_rules_are_read_set_and_kept(client: httpx.AsyncClient, device: Device) -> None:
