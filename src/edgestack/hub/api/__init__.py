@@ -1,6 +1,7 @@
 """The hub's HTTP API: one router per resource, and the answers to refused requests."""
 
 from edgestack.hub.api import (
+    accuracy,
     alerts,
     artifacts,
     datasets,
@@ -41,4 +42,5 @@ ROUTERS = (
     jobs.router,
     alerts.router,
     feedback.router,
+    accuracy.router,
 )

@@ -1,12 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from edgestack.bundle import Name
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, SessionDep, WriteSessionDep
+from edgestack.hub.api.deps import AdminDep, WriteSessionDep
 from edgestack.hub.store import feedback
-from edgestack.protocol import AccuracyView, DeviceId, FeedbackAck, FeedbackBatch
+from edgestack.protocol import FeedbackAck, FeedbackBatch
 
 __all__ = ["router"]
 
@@ -23,16 +22,3 @@ def post_feedback(_: AdminDep, batch: FeedbackBody, session: WriteSessionDep) ->
     ack = feedback.ingest(session, batch)
     session.commit()
     return ack
-
-
-@router.get("/v1/accuracy", operation_id="accuracy-list")
-def list_accuracy(
-    _: AdminDep,
-    session: SessionDep,
-    device: Annotated[DeviceId | None, Query(description="only this device")] = None,
-    model: Annotated[Name | None, Query(description="only this model's versions")] = None,
-) -> list[AccuracyView]:
-    """Per device and model version it ran: accuracy on the windows feedback labelled, and
-    accuracy estimated from its calibrated confidences over every window it reported, side by
-    side."""
-    return feedback.accuracy(session, device_id=device, model=model)
