@@ -18,7 +18,9 @@ FeedbackBody = Annotated[FeedbackBatch, Depends(json_body(FeedbackBatch))]
 def post_feedback(_: AdminDep, batch: FeedbackBody, session: WriteSessionDep) -> FeedbackAck:
     """Ground truth: spans in which a device's machine was in a known state. Stored once per
     `batch_id`; a label the device's model does not know is accepted, and said in `notes`.
-    The telemetry batches lying wholly inside a span count towards live accuracy."""
+    The telemetry batches lying wholly inside a span count towards live accuracy; the
+    `accuracy` alert judges a batch as it arrives, so only spans posted before their
+    telemetry (an operator's "in state L until the end of the shift") can raise it."""
     ack = feedback.ingest(session, batch)
     session.commit()
     return ack

@@ -154,7 +154,14 @@ def accuracy(
 ) -> list[AccuracyView]:
     """Per device and model it ran, live and estimated accuracy over every telemetry batch
     stored; only `device_id`'s and model `model`'s (a name) when given."""
-    batch_rows = select(TelemetryRow.id, TelemetryRow.device_id, TelemetryRow.batch)
+    # Only the fields counted, picked out by the database: a stored batch holds much more.
+    batch_rows = select(
+        TelemetryRow.id,
+        TelemetryRow.device_id,
+        TelemetryRow.batch["bundle_digest"].as_string(),
+        TelemetryRow.batch["predictions"],
+        TelemetryRow.batch[("monitoring", "confidence")],
+    )
     if device_id is not None:
         batch_rows = batch_rows.where(TelemetryRow.device_id == device_id)
     covered = (
@@ -175,8 +182,8 @@ def accuracy(
     labels: dict[int, str] = {row_id: label for row_id, label in session.execute(covered)}
     models = Models(session)
     tallies: dict[tuple[str, str], _Tally] = {}
-    for row_id, device, stored in session.execute(batch_rows.order_by(TelemetryRow.id)):
-        digest = stored.get("bundle_digest")
+    rows = session.execute(batch_rows.order_by(TelemetryRow.id))
+    for row_id, device, digest, predictions, confidence in rows:
         if digest is None:
             continue
         manifest = models.manifest(digest)
@@ -184,9 +191,8 @@ def accuracy(
             continue
         tally = tallies.setdefault((device, digest), _Tally())
         if row_id in labels:
-            tally.label(stored.get("predictions") or {}, labels[row_id])
-        monitoring = stored.get("monitoring") or {}
-        tally.estimate(models.calibration(digest), monitoring.get("confidence") or [])
+            tally.label(predictions or {}, labels[row_id])
+        tally.estimate(models.calibration(digest), confidence or [])
     return [
         AccuracyView(
             device_id=device,
