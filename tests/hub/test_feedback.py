@@ -272,3 +272,12 @@ async def test_metrics_show_open_alerts_and_accuracy(
     assert samples[("edgestack_estimated_accuracy", key)] == pytest.approx(0.8)
     assert samples[("edgestack_alerts_open", (("device", "motor-1"), ("signal", "accuracy")))] == 1
     assert [name for name, _ in samples].count("edgestack_alerts_open") == 1
+
+
+async def test_a_feedback_batch_is_bounded(client: httpx.AsyncClient, device: Device) -> None:
+    body = {"batch_id": str(uuid.uuid4()), "spans": [span(0, 5, "normal")] * 10_001}
+
+    response = await client.post("/v1/feedback", json=body, headers=ADMIN)
+
+    assert response.status_code == 422
+    assert "spans" in response.json()["detail"]
