@@ -14,9 +14,9 @@ __all__ = ["calibrate", "package"]
 def package(result: FitResult, *, name: str, spec: InputSpec, runs: int = 200) -> Bundle:
     """The bundle of `result` as model `name` on inputs `spec`, with its metrics, lineage,
     reference statistics of the training rows for drift, and footprint, measured on its
-    held-out rows as `optimise` measures each candidate, and its calibration on those rows, to
-    estimate its accuracy live without labels: so a trained model is checked against
-    device profiles when it is deployed, like an optimised one. The hub numbers the version
+    held-out rows as `optimise` measures each candidate: so a trained model is checked against
+    device profiles when it is deployed, like an optimised one. Its calibration on those rows
+    lets the hub estimate its accuracy live, without labels. The hub numbers the version
     when it registers the bundle.
 
     Raises `pydantic.ValidationError` for a bad `name` before measuring anything, and

@@ -95,7 +95,7 @@ def signals(
     session: Session, device_id: str, batch: TelemetryBatch, models: feedback.Models
 ) -> dict[AlertSignal, float]:
     """The value of each signal a batch of `device_id` gives; a signal it says nothing of
-    (no monitoring, no windows, no label, no calibration) is left out."""
+    (no monitoring, no chunks counted, no label, no calibration) is left out."""
     monitoring = batch.monitoring
     bad = sum(batch.bad_input.values())
     values: dict[AlertSignal, float | None] = {
