@@ -16,6 +16,7 @@ from edgestack.bundle import (
     Bundle,
     BundleError,
     BundleStore,
+    Calibration,
     FeatureSpec,
     InputSpec,
     Manifest,
@@ -185,6 +186,39 @@ def test_a_reference_is_signed_with_the_manifest_and_round_trips(tmp_path: Path)
     TrustedKeys(keys.public()).verify(reread)
     with pytest.raises(SignatureError):
         TrustedKeys(keys.public()).verify(altered)
+
+
+def test_a_calibration_is_signed_with_the_manifest_and_unset_leaves_old_signatures_whole(
+    tmp_path: Path,
+) -> None:
+    keys = HubKeys(tmp_path)
+    calibrated = Calibration(accuracy=[0.5, 0.9], rows=[10, 30])
+    bundle = Bundle.create(
+        name="m", labels=["x", "y"], input=SPEC, model=b"m", calibration=calibrated
+    )
+    signed = keys.sign(bundle.manifest, ttl=timedelta(days=1))
+    altered = signed.model_copy(
+        update={"calibration": calibrated.model_copy(update={"accuracy": [0.5, 1.0]})}
+    )
+    plain = keys.sign(make().manifest, ttl=timedelta(days=1))
+    # what the hub signed before manifests had a `calibration`: no such key at all
+    before = Manifest.model_validate_json(
+        json.dumps(plain.model_dump(mode="json", exclude={"calibration"}))
+    )
+
+    reread = Bundle.unpack(Bundle(signed, b"m").pack()).manifest
+
+    assert reread.calibration == calibrated
+    TrustedKeys(keys.public()).verify(reread)
+    with pytest.raises(SignatureError):
+        TrustedKeys(keys.public()).verify(altered)
+    assert b"calibration" not in before.signed_bytes()
+    TrustedKeys(keys.public()).verify(before)
+
+
+def test_a_calibration_needs_one_count_per_bin() -> None:
+    with pytest.raises(ValidationError, match="rows has 1 bins and accuracy 2"):
+        Calibration(accuracy=[0.5, 0.9], rows=[10])
 
 
 @pytest.mark.parametrize(

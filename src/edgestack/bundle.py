@@ -40,6 +40,7 @@ __all__ = [
     "Bundle",
     "BundleError",
     "BundleStore",
+    "Calibration",
     "Digest",
     "FeatureSpec",
     "Footprint",
@@ -66,7 +67,8 @@ _Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 MANIFEST = "manifest.json"
 MODEL = "model.onnx"
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
-_ADDED_SINCE_SIGNING = ("reference",)
+_ADDED_SINCE_SIGNING = ("reference", "calibration")
+_MAX_CALIBRATION_BINS = 64
 
 
 class BundleError(ValueError):
@@ -179,6 +181,31 @@ class Reference(BaseModel):
         return self
 
 
+class Calibration(BaseModel):
+    """How often the model was right on its held-out rows, per bin of its top-class
+    probability (equal bins over [0, 1], as `monitoring.CONFIDENCE_BINS` counts them live):
+    what turns a live confidence histogram into an expected accuracy without labels. A bin
+    no held-out row fell in holds its centre, the accuracy a calibrated model would have."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accuracy: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        min_length=1, max_length=_MAX_CALIBRATION_BINS, description="per bin, the share right"
+    )
+    rows: list[Annotated[int, Field(ge=0)]] = Field(
+        min_length=1, max_length=_MAX_CALIBRATION_BINS, description="held-out rows per bin"
+    )
+
+    @model_validator(mode="after")
+    def _one_count_per_bin(self) -> "Calibration":
+        if len(self.rows) != len(self.accuracy):
+            raise ValueError(
+                f"rows has {len(self.rows)} bins and accuracy {len(self.accuracy)}; give one "
+                "of each per bin"
+            )
+        return self
+
+
 class PublicKey(BaseModel):
     """A hub's signing key as devices pin it. A key made by rotation is endorsed by the key
     that signed before it, so a device that pinned the older key comes to trust the new one."""
@@ -215,6 +242,9 @@ class Manifest(BaseModel):
     lineage: Lineage | None = None
     reference: Reference | None = Field(
         default=None, description="training statistics of the input features, for drift"
+    )
+    calibration: Calibration | None = Field(
+        default=None, description="held-out accuracy per confidence bin, to estimate accuracy"
     )
     model_sha256: Digest
     created_at: datetime
@@ -342,6 +372,7 @@ class Bundle:
         footprint: Footprint | None = None,
         lineage: Lineage | None = None,
         reference: Reference | None = None,
+        calibration: Calibration | None = None,
     ) -> "Bundle":
         """A bundle of `model`, unsigned; the hub sets its version and signs it when it
         registers it, so `version` matters only to bundles that never meet a hub."""
@@ -354,6 +385,7 @@ class Bundle:
             footprint=footprint,
             lineage=lineage,
             reference=reference,
+            calibration=calibration,
             model_sha256=digest(model),
             created_at=datetime.now(UTC),
         )

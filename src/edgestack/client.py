@@ -17,6 +17,10 @@ from edgestack.protocol import (
     JOB_ENDED,
     PROTOCOL,
     PROTOCOL_HEADER,
+    AccuracyView,
+    AlertRule,
+    AlertRules,
+    AlertView,
     DatasetDetail,
     DatasetSummary,
     DatasetVersion,
@@ -27,6 +31,8 @@ from edgestack.protocol import (
     DesiredState,
     DeviceView,
     EventView,
+    FeedbackAck,
+    FeedbackBatch,
     IngestAck,
     JobLog,
     JobReport,
@@ -65,6 +71,9 @@ _Claimed = TypeAdapter(JobView | None)
 _Windows = TypeAdapter(list[ReviewWindowView])
 _Policies = TypeAdapter(list[PolicyView])
 _Runs = TypeAdapter(list[PolicyRunView])
+_Alerts = TypeAdapter(list[AlertView])
+_Rules = TypeAdapter(list[AlertRule])
+_Accuracy = TypeAdapter(list[AccuracyView])
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -379,6 +388,46 @@ class HubClient:
         once the job is no longer running (cancelled), which means: stop."""
         response = self._call("POST", f"/v1/jobs/{job_id}/report", content=news.model_dump_json())
         return JobView.model_validate_json(response.content)
+
+    def alerts(
+        self,
+        *,
+        after_id: int = 0,
+        before_id: int | None = None,
+        newest_first: bool = False,
+        device: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+    ) -> list[AlertView]:
+        """One page of alerts, as `events` pages; only `device`'s, and only those not yet
+        cleared with `open_only`."""
+        params = _window(after_id, before_id, newest_first, limit)
+        if device:
+            params["device"] = device
+        if open_only:
+            params["open"] = "true"
+        return _Alerts.validate_json(self._call("GET", "/v1/alerts", params=params).content)
+
+    def alert_rules(self) -> list[AlertRule]:
+        """Every signal's alert rule, as set or by default."""
+        return _Rules.validate_json(self._call("GET", "/v1/alerts/rules").content)
+
+    def set_alert_rules(self, rules: AlertRules) -> list[AlertRule]:
+        """Set the rules `rules` names; answers every signal's rule."""
+        response = self._call("PUT", "/v1/alerts/rules", content=rules.model_dump_json())
+        return _Rules.validate_json(response.content)
+
+    def post_feedback(self, batch: FeedbackBatch) -> FeedbackAck:
+        """Post labelled spans; `notes` on the answer say what was accepted but looks wrong."""
+        response = self._call("POST", "/v1/feedback", content=batch.model_dump_json())
+        return FeedbackAck.model_validate_json(response.content)
+
+    def accuracy(
+        self, *, device: str | None = None, model: str | None = None
+    ) -> list[AccuracyView]:
+        """Live and estimated accuracy per device and model version, filtered when asked."""
+        params = {k: v for k, v in (("device", device), ("model", model)) if v}
+        return _Accuracy.validate_json(self._call("GET", "/v1/accuracy", params=params).content)
 
     def _call(
         self,

@@ -23,6 +23,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
 )
 
 from edgestack.bundle import Digest, InputSpec, Manifest, Name, PublicKey
@@ -31,6 +33,8 @@ __all__ = [
     "HUB_EVENT_KINDS",
     "INT64_MAX",
     "JOB_ENDED",
+    "LOW_SIGNALS",
+    "MAX_FEEDBACK_SPANS",
     "MAX_REVIEW_WINDOWS",
     "MAX_TAGS",
     "MAX_TIME",
@@ -39,6 +43,11 @@ __all__ = [
     "POLICY_ENDED",
     "PROTOCOL",
     "PROTOCOL_HEADER",
+    "AccuracyView",
+    "AlertRule",
+    "AlertRules",
+    "AlertSignal",
+    "AlertView",
     "BadExample",
     "BoundedSpec",
     "Buckets",
@@ -66,6 +75,9 @@ __all__ = [
     "EventKind",
     "EventView",
     "FaultInjection",
+    "FeedbackAck",
+    "FeedbackBatch",
+    "FeedbackSpan",
     "Feeds",
     "Hardware",
     "HubEventKind",
@@ -508,6 +520,9 @@ class TelemetryBatch(Wire):
     bundle_digest: Digest | None = None
     failed_chunks: Count = Field(
         default=0, description="chunks whose steps, extractors or model raised; skipped"
+    )
+    chunks: Count | None = Field(
+        default=None, description="chunks the hot path ran, failed ones too; null: not said"
     )
     outbox_dropped: Count = Field(
         default=0, description="messages the full outbox dropped, since the device began"
@@ -1043,3 +1058,136 @@ class PolicyRunView(Wire):
     started_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+
+
+# -- alerts and accuracy -----------------------------------------------------
+
+AlertSignal = Literal[
+    "drift_psi",
+    "p99_ms",
+    "anomaly_max",
+    "error_rate",
+    "bad_input_rate",
+    "estimated_accuracy",
+    "accuracy",
+]
+"""What an alert watches, per device and telemetry batch: the largest input PSI, the model's
+p99 latency, the sensor-stream anomaly score, the share of chunks that failed, the share of
+raw sample values counted as bad input, the accuracy estimated from calibrated confidences,
+and the accuracy on labelled feedback."""
+LOW_SIGNALS: frozenset[str] = frozenset({"estimated_accuracy", "accuracy"})
+"""Signals that are bad when low: their alerts raise below `raise_at`, the others above it."""
+
+
+class AlertRule(_Command):
+    """When a device's `signal` raises an alert: at or past `raise_at` in `for_batches`
+    telemetry batches in a row; when the alert clears: at or past `clear_at`, on the safe side
+    of `raise_at`, in `clear_batches` batches in a row. In between, an alert stays as it is."""
+
+    signal: AlertSignal
+    raise_at: float = Field(allow_inf_nan=False, ge=-1e12, le=1e12)
+    clear_at: float = Field(allow_inf_nan=False, ge=-1e12, le=1e12)
+    for_batches: int = Field(default=2, ge=1, le=1000)
+    clear_batches: int = Field(default=2, ge=1, le=1000)
+
+    @field_validator("clear_at")
+    @classmethod
+    def _safe_side(cls, clear_at: float, info: ValidationInfo) -> float:
+        signal, raise_at = info.data.get("signal"), info.data.get("raise_at")
+        if signal is None or raise_at is None:
+            return clear_at  # already refused for those fields
+        if signal in LOW_SIGNALS and clear_at <= raise_at:
+            raise ValueError(
+                f"{signal} is bad when low, so clear_at must lie above raise_at ({raise_at}); "
+                f"{clear_at} does not"
+            )
+        if signal not in LOW_SIGNALS and clear_at >= raise_at:
+            raise ValueError(
+                f"{signal} is bad when high, so clear_at must lie below raise_at ({raise_at}); "
+                f"{clear_at} does not"
+            )
+        return clear_at
+
+
+class AlertRules(_Command):
+    """Rules to set, one per signal named; the other signals keep theirs."""
+
+    rules: list[AlertRule] = Field(min_length=1, max_length=len(get_args(AlertSignal)))
+
+    @field_validator("rules")
+    @classmethod
+    def _one_per_signal(cls, rules: list[AlertRule]) -> list[AlertRule]:
+        signals = [rule.signal for rule in rules]
+        twice = sorted({s for s in signals if signals.count(s) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given twice; give one rule per signal")
+        return rules
+
+
+class AlertView(Wire):
+    """An alert on one device's signal: `open` from when its rule raised it, `cleared` once
+    its rule cleared it. `worst_value` is the furthest past `raise_at` it went while open."""
+
+    id: int
+    device_id: DeviceId
+    signal: AlertSignal
+    state: Literal["open", "cleared"]
+    bundle_digest: Digest | None = Field(description="the model the device ran when raised")
+    model: Name | None = Field(description="that model's name, when registered")
+    version: int | None = Field(description="that model's version, when registered")
+    first_value: float
+    worst_value: float
+    last_value: float
+    raised_at: datetime
+    cleared_at: datetime | None
+
+
+class FeedbackSpan(_Command):
+    """Ground truth: `device_id`'s machine was in state `label` from `start` to `end`, as a
+    maintenance log or an operator knows it."""
+
+    device_id: DeviceId
+    start: Timestamp
+    end: Timestamp
+    label: Label
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, end: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("start")
+        if start is not None and end <= start:
+            raise ValueError(f"must come after start ({start.isoformat()}); swap them?")
+        return end
+
+
+MAX_FEEDBACK_SPANS = 10_000
+"""The most spans one `FeedbackBatch` holds."""
+
+
+class FeedbackBatch(_Command):
+    """Labelled spans posted back; sent again with the same `batch_id`, stored once."""
+
+    batch_id: UUID
+    spans: list[FeedbackSpan] = Field(min_length=1, max_length=MAX_FEEDBACK_SPANS)
+
+
+class FeedbackAck(IngestAck):
+    """`notes` say what was accepted but looks wrong: a label the model a device runs does
+    not know, whose windows then all count as wrong."""
+
+    notes: list[str] = Field(default_factory=list)
+
+
+class AccuracyView(Wire):
+    """How one model did on one device: `accuracy` over the `labelled_windows` of telemetry
+    batches lying wholly inside a feedback span, and `estimated_accuracy` from its calibrated
+    confidences over `estimated_windows`; null where none were counted."""
+
+    device_id: DeviceId
+    bundle_digest: Digest
+    model: Name | None = Field(description="its name, when registered")
+    version: int | None = Field(description="its version, when registered")
+    accuracy: float | None
+    labelled_windows: int
+    estimated_accuracy: float | None
+    estimated_windows: int

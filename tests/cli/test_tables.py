@@ -8,12 +8,16 @@ import pytest
 from rich.console import Console
 
 from edgestack.bundle import Bundle
+from edgestack.cli.alerts import accuracy_listing, alerts_listing, rules_listing
 from edgestack.cli.common import Listing
 from edgestack.cli.data import datasets_listing
 from edgestack.cli.fleet import devices_listing, events_listing, models_listing, profiles_listing
+from edgestack.hub.store.alerts import DEFAULT_RULES
 from edgestack.processing import vibration_spec
 from edgestack.profiles import PROFILES
 from edgestack.protocol import (
+    AccuracyView,
+    AlertView,
     BundleRef,
     DatasetSummary,
     DesiredState,
@@ -97,7 +101,40 @@ def _dataset() -> DatasetSummary:
     return DatasetSummary(name="line-4-motors", counts=counts, versions=3, latest=3)
 
 
+def _alert() -> AlertView:
+    return AlertView(
+        id=123456,
+        device_id="press-line-4-motor-12",
+        signal="estimated_accuracy",
+        state="cleared",
+        bundle_digest=DIGEST,
+        model="motor-faults-line-4",
+        version=12,
+        first_value=0.7812345,
+        worst_value=0.6512345,
+        last_value=0.9112345,
+        raised_at=AT,
+        cleared_at=AT,
+    )
+
+
+def _accuracy() -> AccuracyView:
+    return AccuracyView(
+        device_id="press-line-4-motor-12",
+        bundle_digest=DIGEST,
+        model="motor-faults-line-4",
+        version=12,
+        accuracy=0.9512,
+        labelled_windows=1234567,
+        estimated_accuracy=0.9433,
+        estimated_windows=12345678,
+    )
+
+
 LISTINGS = {
+    "alerts": alerts_listing([_alert()]),
+    "alerts rules": rules_listing(list(DEFAULT_RULES.values())),
+    "accuracy": accuracy_listing([_accuracy()]),
     "devices": devices_listing([_device()]),
     "models": models_listing([_model()]),
     "events": events_listing([_event()]),
@@ -105,6 +142,8 @@ LISTINGS = {
     "data list": datasets_listing([_dataset()]),
 }
 EMPTY_LISTINGS = {
+    "alerts": alerts_listing([]),
+    "accuracy": accuracy_listing([]),
     "devices": devices_listing([]),
     "models": models_listing([]),
     "events": events_listing([]),

@@ -114,6 +114,8 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
     assert bodies[("patch", "/v1/devices/{device_id}/tags")].endswith("/TagsPatch")
     assert bodies[("post", "/v1/jobs")].endswith("/JobSubmit")
     assert bodies[("post", "/v1/jobs/{job_id}/report")].endswith("/JobReport")
-    assert len(bodies) == 16
+    assert bodies[("put", "/v1/alerts/rules")].endswith("/AlertRules")
+    assert bodies[("post", "/v1/feedback")].endswith("/FeedbackBatch")
+    assert len(bodies) == 18
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

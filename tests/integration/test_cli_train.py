@@ -129,6 +129,9 @@ def test_optimize_registers_the_best_candidate_that_fits_with_its_footprint_and_
     # the same inputs as its parent, so the same training statistics to judge drift by
     assert parent["manifest"]["reference"]["rows"] > 0
     assert best["manifest"]["reference"] == parent["manifest"]["reference"]
+    # calibrated afresh on the same held-out rows, for its accuracy estimated without labels
+    calibrations = [m["manifest"]["calibration"] for m in (parent, best)]
+    assert sum(calibrations[0]["rows"]) == sum(calibrations[1]["rows"]) > 0
     footprint = best["manifest"]["footprint"]
     assert 0 < footprint["model_bytes"] < best["size_bytes"]  # the model, inside its bundle
     assert footprint["peak_ram_bytes"] > 0

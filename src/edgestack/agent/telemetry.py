@@ -28,6 +28,7 @@ class TelemetryWindow:
         self.start = datetime.now(UTC)
         self.windows = 0
         self.raw_bytes = 0
+        self.chunks = 0
         self.failed_chunks = 0
         self._bad: Counter[str] = Counter()
         self._bad_examples: list[BadExample] = []
@@ -39,6 +40,7 @@ class TelemetryWindow:
         """A chunk of `raw_bytes` that completed `windows`, or whose steps or model raised."""
         self.raw_bytes += raw_bytes
         self.windows += windows
+        self.chunks += 1
         self.failed_chunks += failed
 
     def add_bad_input(self, quality: Quality) -> None:
@@ -96,6 +98,7 @@ class TelemetryWindow:
             raw_bytes=self.raw_bytes,
             uplink_bytes=uplink_bytes,
             bundle_digest=bundle_digest,
+            chunks=self.chunks,
             failed_chunks=self.failed_chunks,
             outbox_dropped=outbox_dropped,
             dead_lettered=dead_lettered,

@@ -1,11 +1,12 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
 for its datasets, `train` for models, `optimize` to fit them to a device, `keys` for the
-hub's signing keys, `jobs` for the hub's work, `windows` for windows to label and `policy`
-for what the hub does on its own."""
+hub's signing keys, `jobs` for the hub's work, `alerts`, `accuracy` and `feedback` to watch
+the models, `windows` for windows to label and `policy` for what the hub does on its own."""
 
 import typer
 
 from edgestack.cli import (
+    alerts,
     data,
     evaluate,
     fleet,
@@ -35,5 +36,8 @@ app.command()(evaluate.evaluate)
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(alerts.alerts_app, name="alerts")
+app.command()(alerts.accuracy)
+app.command()(alerts.feedback)
 app.add_typer(review.app, name="windows")
 app.add_typer(policy.app, name="policy")

@@ -4,7 +4,9 @@ Nothing here counts in memory: every value is read from what the hub stored, so 
 of hub processes on one database answer a scrape alike, and a restart loses nothing. A
 device's series carry `device` and `model`, the model it reports running ("" when none);
 counters are the device's totals since it enrolled, gauges of latency and confidence those of
-its latest telemetry batch. Each scrape reads one row per device and counts events by kind.
+its latest telemetry batch. Each scrape reads one row per device and counts events by kind
+and open alerts by device and signal; accuracy, live and estimated, is read from every stored
+telemetry batch per device and model version.
 """
 
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from edgestack.hub.store import utcnow
+from edgestack.hub.store import alerts, feedback, utcnow
 from edgestack.hub.store.tables import DeviceRow, EventRow
 from edgestack.protocol import ReportedState, TelemetryTotals
 
@@ -49,6 +51,7 @@ class FleetCollector(Collector):
             families.add(row, now)
         yield from families
         yield _events(self._session)
+        yield from _alerts_and_accuracy(self._session)
 
 
 class _DeviceFamilies:
@@ -143,3 +146,30 @@ def _events(session: Session) -> CounterMetricFamily:
     for device_id, event_kind, n in rows:
         family.add_metric([device_id or "", event_kind or ""], n)
     return family
+
+
+def _alerts_and_accuracy(session: Session) -> Iterator[Metric]:
+    open_alerts = GaugeMetricFamily(
+        "edgestack_alerts_open", "Alerts raised and not yet cleared.", labels=["device", "signal"]
+    )
+    for (device_id, signal), n in sorted(alerts.open_counts(session).items()):
+        open_alerts.add_metric([device_id, signal], n)
+    yield open_alerts
+    labels = ["device", "model", "version"]
+    live = GaugeMetricFamily(
+        "edgestack_accuracy", "Accuracy on the windows feedback labelled.", labels=labels
+    )
+    estimated = GaugeMetricFamily(
+        "edgestack_estimated_accuracy",
+        "Accuracy expected from calibrated confidences, labels or not.",
+        labels=labels,
+    )
+    for row in feedback.accuracy(session):
+        # A bundle the registry does not know is named by its digest's start.
+        key = [row.device_id, row.model or row.bundle_digest[:12], str(row.version or "")]
+        if row.accuracy is not None:
+            live.add_metric(key, row.accuracy)
+        if row.estimated_accuracy is not None:
+            estimated.add_metric(key, row.estimated_accuracy)
+    yield live
+    yield estimated

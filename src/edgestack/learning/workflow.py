@@ -20,9 +20,9 @@ from edgestack.bundle import Bundle, Lineage
 from edgestack.client import HubClient
 from edgestack.dataset import DatasetFileError, DatasetTable, read_dataset
 from edgestack.learning.evaluate import Evaluation, evaluate
-from edgestack.learning.fit import Candidate, FitResult, Progress, auto, fit
+from edgestack.learning.fit import Candidate, FitResult, Progress, Rows, auto, fit
 from edgestack.learning.optimize import Baseline, MeasurementError, Report, optimise
-from edgestack.learning.package import package
+from edgestack.learning.package import calibrate, package
 from edgestack.learning.trainer import TRAINERS
 from edgestack.predictor import OnnxPredictor
 from edgestack.profiles import PROFILES
@@ -214,7 +214,7 @@ def optimise_model(
         gate_pts=request.gate_pts,
         progress=progress,
     )
-    registered = _register_winner(client, parent, report) if report.winner else None
+    registered = _register_winner(client, parent, report, refit.test) if report.winner else None
     return Optimised(parent, report, registered)
 
 
@@ -255,22 +255,27 @@ def _model(client: HubClient, name: str, version: int | None) -> ModelView:
     raise WorkflowError(f"version {version}: {name} has {known}", field="version", usage=False)
 
 
-def _register_winner(client: HubClient, parent: ModelView, report: Report) -> ModelView:
+def _register_winner(
+    client: HubClient, parent: ModelView, report: Report, held_out: Rows
+) -> ModelView:
     winner = report.winner
     assert winner is not None and winner.candidate.measurement is not None  # chosen: measured
     measured = winner.candidate.measurement
+    model = winner.candidate.model or b""
     lineage = parent.manifest.lineage or Lineage(trainer="unknown")
     bundle = Bundle.create(
         name=parent.name,
         labels=parent.manifest.labels,
         input=parent.manifest.input,
-        model=winner.candidate.model or b"",
+        model=model,
         metrics=parent.manifest.metrics | {"accuracy": measured.accuracy},
         footprint=measured.footprint,
         lineage=lineage.model_copy(
             update={"parent": parent.digest, "optimisation": winner.candidate.name}
         ),
         reference=parent.manifest.reference,  # same inputs, so the same drift reference
+        # Quantised or pruned, its confidences are not its parent's: calibrated afresh.
+        calibration=calibrate(model, parent.manifest.labels, held_out),
     )
     return client.register_model(bundle.pack())
 

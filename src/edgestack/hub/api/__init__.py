@@ -1,12 +1,15 @@
 """The hub's HTTP API: one router per resource, and the answers to refused requests."""
 
 from edgestack.hub.api import (
+    accuracy,
+    alerts,
     artifacts,
     datasets,
     deployments,
     devices,
     enrolment,
     events,
+    feedback,
     health,
     jobs,
     keys,
@@ -41,4 +44,7 @@ ROUTERS = (
     jobs.router,
     review.router,
     policies.router,
+    alerts.router,
+    feedback.router,
+    accuracy.router,
 )

@@ -5,11 +5,13 @@ request's writes land together or not at all.
 """
 
 from edgestack.hub.store import (
+    alerts,
     batches,
     datasets,
     deployments,
     devices,
     events,
+    feedback,
     jobs,
     registry,
     samples,
@@ -21,11 +23,13 @@ from edgestack.hub.store.db import Base, Database, utcnow
 __all__ = [
     "Base",
     "Database",
+    "alerts",
     "batches",
     "datasets",
     "deployments",
     "devices",
     "events",
+    "feedback",
     "jobs",
     "registry",
     "samples",

@@ -1,4 +1,5 @@
-"""Which event, sample and window batches arrived: one sent again is acknowledged, not stored."""
+"""Which event, sample, window and feedback batches arrived: one sent again is acknowledged,
+not stored."""
 
 from typing import Literal
 from uuid import UUID
@@ -11,7 +12,7 @@ from edgestack.hub.store.tables import ReceivedBatchRow
 
 __all__ = ["Kind", "claim"]
 
-Kind = Literal["events", "samples", "windows"]
+Kind = Literal["events", "samples", "windows", "feedback"]
 
 
 def claim(session: Session, device_id: str, kind: Kind, batch_id: UUID, accepted: int) -> bool:

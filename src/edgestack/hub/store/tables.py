@@ -9,9 +9,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from edgestack.hub.store.db import Base, UTCDateTime
 
 __all__ = [
+    "AlertRow",
+    "AlertRuleRow",
+    "AlertStreakRow",
     "DatasetVersionRow",
     "DeviceRow",
     "EventRow",
+    "FeedbackRow",
     "JobRow",
     "ModelRow",
     "PolicyRow",
@@ -222,3 +226,60 @@ class PolicyRunRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AlertRuleRow(Base):
+    """An `AlertRule` an operator set; a signal without a row follows the built-in default."""
+
+    __tablename__ = "alert_rules"
+
+    signal: Mapped[str] = mapped_column(String(32), primary_key=True)
+    raise_at: Mapped[float] = mapped_column(Float)
+    clear_at: Mapped[float] = mapped_column(Float)
+    for_batches: Mapped[int]
+    clear_batches: Mapped[int]
+
+
+class AlertStreakRow(Base):
+    """How many of a device's latest telemetry batches in a row were past the rule of
+    `signal`: past `raise_at` while no alert is open, past `clear_at` while one is."""
+
+    __tablename__ = "alert_streaks"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), primary_key=True)
+    signal: Mapped[str] = mapped_column(String(32), primary_key=True)
+    batches: Mapped[int]
+
+
+class AlertRow(Base):
+    """An alert on a device's signal: open while `cleared_at` is null. `bundle_digest` is the
+    model the device ran when it was raised."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_device_signal", "device_id", "signal"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"))
+    signal: Mapped[str] = mapped_column(String(32))
+    bundle_digest: Mapped[str | None] = mapped_column(String(64))
+    first_value: Mapped[float] = mapped_column(Float)
+    worst_value: Mapped[float] = mapped_column(Float)
+    last_value: Mapped[float] = mapped_column(Float)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class FeedbackRow(Base):
+    """A labelled span posted back: the device's machine was in state `label` from `start`
+    to `end`. `batch_id` is the feedback batch it came in."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_device_start", "device_id", "start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"))
+    batch_id: Mapped[str] = mapped_column(String(36))
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    label: Mapped[str] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,7 +5,7 @@ from collections import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from edgestack.hub.store import devices
+from edgestack.hub.store import alerts, devices
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import TelemetryRow
 from edgestack.protocol import IngestAck, TelemetryBatch, TelemetryTotals
@@ -20,7 +20,8 @@ _OTHER = "other"
 
 
 def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck:
-    """Store a batch and add it to the totals; a batch already stored changes nothing."""
+    """Store a batch, add it to the totals, and move the device's alerts on by it when it is
+    the device's newest; a batch already stored changes nothing."""
     row = devices.get(session, device_id)
     stored = session.scalar(
         select(TelemetryRow.id).where(
@@ -41,10 +42,13 @@ def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck
             batch=batch.model_dump(mode="json"),
         )
     )
-    row.telemetry = _add(TelemetryTotals.model_validate(row.telemetry), batch).model_dump(
-        mode="json"
-    )
+    before = TelemetryTotals.model_validate(row.telemetry)
+    row.telemetry = _add(before, batch).model_dump(mode="json")
     row.last_seen = now
+    # Alerts say how a device is now: a batch older than one seen, resent after an outage,
+    # would only break the streaks in a row.
+    if batch.seq > before.last_seq:
+        alerts.evaluate(session, device_id, batch)
     return IngestAck(batch_id=batch.batch_id, accepted=1, duplicate=False)
 
 

@@ -2,14 +2,14 @@
 what their model predicted, until someone labels them into a dataset.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 
 
 def upgrade() -> None:

@@ -1,0 +1,25 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from edgestack.bundle import Name
+from edgestack.hub.api.deps import AdminDep, SessionDep
+from edgestack.hub.store import feedback
+from edgestack.protocol import AccuracyView, DeviceId
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["accuracy"])
+
+
+@router.get("/v1/accuracy", operation_id="accuracy-list")
+def list_accuracy(
+    _: AdminDep,
+    session: SessionDep,
+    device: Annotated[DeviceId | None, Query(description="only this device")] = None,
+    model: Annotated[Name | None, Query(description="only this model's versions")] = None,
+) -> list[AccuracyView]:
+    """Per device and model version it ran: accuracy on the windows feedback labelled, and
+    accuracy estimated from its calibrated confidences over every window it reported, side by
+    side."""
+    return feedback.accuracy(session, device_id=device, model=model)
