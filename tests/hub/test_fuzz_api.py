@@ -114,6 +114,7 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
     assert bodies[("patch", "/v1/devices/{device_id}/tags")].endswith("/TagsPatch")
     assert bodies[("post", "/v1/jobs")].endswith("/JobSubmit")
     assert bodies[("post", "/v1/jobs/{job_id}/report")].endswith("/JobReport")
-    assert len(bodies) == 11
+    assert bodies[("post", "/v1/rollouts")].endswith("/RolloutRequest")
+    assert len(bodies) == 12
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

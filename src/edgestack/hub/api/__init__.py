@@ -13,6 +13,7 @@ from edgestack.hub.api import (
     metrics,
     models,
     profiles,
+    rollouts,
     samples,
     telemetry,
     twin,
@@ -37,4 +38,5 @@ ROUTERS = (
     artifacts.router,
     metrics.router,
     jobs.router,
+    rollouts.router,
 )

@@ -40,6 +40,7 @@ __all__ = [
     "not_enrolled",
     "profile",
     "report",
+    "steer",
     "tag",
     "token_hash",
     "touch",
@@ -175,6 +176,14 @@ def deploy(session: Session, device_ids: Iterable[str], ref: BundleRef) -> None:
     for device_id in device_ids:
         row = get(session, device_id)
         _store_desired(row, _desired(row).model_copy(update={"bundle": ref}))
+
+
+def steer(session: Session, device_id: str, **fields: object) -> DesiredState:
+    """Store the device's desired state with `fields` (`bundle`, `shadow`, `keep`, ...)
+    changed, as its next version."""
+    row = get(session, device_id)
+    state = DesiredState.model_validate({**_desired(row).model_dump(), **fields})
+    return _store_desired(row, state)
 
 
 def tag(session: Session, device_id: str, patch: TagsPatch) -> DeviceView:
