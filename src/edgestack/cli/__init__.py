@@ -1,10 +1,20 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
-for its datasets, `train` for models, `optimize` to fit them to a device and `keys` for the
-hub's signing keys."""
+for its datasets, `train` for models, `optimize` to fit them to a device, `rollout` to move
+them onto devices wave by wave and `keys` for the hub's signing keys."""
 
 import typer
 
-from edgestack.cli import data, evaluate, fleet, jobs, keys, optimize, processes, train
+from edgestack.cli import (
+    data,
+    evaluate,
+    fleet,
+    jobs,
+    keys,
+    optimize,
+    processes,
+    rollouts,
+    train,
+)
 
 __all__ = ["app"]
 
@@ -23,3 +33,4 @@ app.command()(evaluate.evaluate)
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(rollouts.app, name="rollout")
