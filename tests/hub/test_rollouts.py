@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from edgestack.bundle import Bundle
 from edgestack.hub import HubSettings, create_app
 from edgestack.hub.app import hub_of
 from edgestack.hub.context import HubContext
@@ -31,6 +32,7 @@ from .factories import (
     ENROL_TOKEN,
     FEEDS,
     HARDWARE,
+    SPEC,
     Device,
     Ready,
     packed_bundle,
@@ -420,6 +422,8 @@ async def test_a_device_that_cannot_run_the_candidate_is_refused_unless_forced(
     client: httpx.AsyncClient, ready: Ready, fleet: dict[str, Device]
 ) -> None:
     await ready("d5", feeds=Feeds(sensors=["mic"], rate_hz=400, extractors=["time_stats"]))
+    deploy = {"model": "motor", "version": 1, "devices": ["d5"], "force": True}
+    assert (await client.post("/v1/deployments", json=deploy, headers=ADMIN)).status_code == 200
 
     refused = await client.post(
         "/v1/rollouts", json={"model": "motor", "to": ["all"]}, headers=ADMIN
@@ -431,6 +435,31 @@ async def test_a_device_that_cannot_run_the_candidate_is_refused_unless_forced(
     assert refused.status_code == 409
     assert "d5: model needs sensors" in refused.json()["detail"]
     assert forced.status_code == 201
+
+
+async def test_a_device_without_a_model_of_the_same_input_is_refused_a_shadow(
+    client: httpx.AsyncClient, ready: Ready, fleet: dict[str, Device]
+) -> None:
+    await ready("d5")
+    other = Bundle.create(
+        name="other",
+        labels=["normal", "worn"],
+        input=SPEC.model_copy(update={"hop": 16}),
+        model=b"other",
+    ).pack()
+    assert (await client.post("/v1/models", content=other, headers=RAW)).status_code == 201
+    deploy = {"model": "other", "devices": ["d4"]}
+    assert (await client.post("/v1/deployments", json=deploy, headers=ADMIN)).status_code == 200
+
+    response = await client.post(
+        "/v1/rollouts", json={"model": "motor", "to": ["all"]}, headers=ADMIN
+    )
+
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert "cannot run in shadow on 2 of 5 devices" in detail
+    assert "d4 runs other v1 of another input spec" in detail
+    assert "d5 runs no model to compare it with" in detail
 
 
 async def test_a_hub_started_again_resumes_the_rollout_where_it_was(

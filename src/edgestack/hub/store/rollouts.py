@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from edgestack.bundle import Manifest
 from edgestack.hub.errors import Conflict, NotFound, Unprocessable
 from edgestack.hub.store import deployments, devices, events, gates, targets
 from edgestack.hub.store.db import Window, utcnow
@@ -72,6 +73,8 @@ def start(session: Session, request: RolloutRequest) -> tuple[RolloutRow, Change
             "version trained by this release (its manifest has a reference)"
         )
     refuse_held(session, chosen)
+    previous = {device_id: devices.desired(session, device_id).bundle for device_id in chosen}
+    _refuse_unshadowable(session, manifest, ref, previous)
     if not request.force:
         deployments.refuse_misfits(
             session, manifest, ref, chosen, "edgestack rollout start --force"
@@ -87,9 +90,7 @@ def start(session: Session, request: RolloutRequest) -> tuple[RolloutRow, Change
             WaveView(devices=wave, state="waiting").model_dump(mode="json")
             for wave in _split(chosen, request.waves)
         ],
-        previous={
-            device_id: _dump(devices.desired(session, device_id).bundle) for device_id in chosen
-        },
+        previous={device_id: _dump(bundle) for device_id, bundle in previous.items()},
         created_at=utcnow(),
     )
     session.add(row)
@@ -310,6 +311,31 @@ def _roll_back(session: Session, row: RolloutRow, indices: range | list[int], wh
 
 
 # -- helpers -----------------------------------------------------------------
+
+
+def _refuse_unshadowable(
+    session: Session, manifest: Manifest, ref: BundleRef, previous: dict[str, BundleRef | None]
+) -> None:
+    """Refuse (409) devices on which the candidate cannot run in shadow: a shadow is compared
+    with the model a device runs, on the same windows, so it needs one of the same input."""
+    inputs: dict[str, bool] = {}
+    why = []
+    for device_id, bundle in previous.items():
+        if bundle is None:
+            why.append(f"{device_id} runs no model to compare it with")
+            continue
+        if bundle.digest not in inputs:
+            running, _ = deployments.manifest_of(session, bundle.name, bundle.version)
+            inputs[bundle.digest] = running.input == manifest.input
+        if not inputs[bundle.digest]:
+            why.append(f"{device_id} runs {bundle.name} v{bundle.version} of another input spec")
+    if why:
+        raise Conflict(
+            f"model '{ref.name}' version {ref.version} cannot run in shadow on "
+            f"{len(why)} of {len(previous)} devices: {'; '.join(why[:20])}; a shadow runs on "
+            "the windows of the model a device runs: deploy to these devices instead "
+            "(edgestack deploy), or leave them out of the rollout"
+        )
 
 
 def _split(chosen: list[str], shares: list[float]) -> list[list[str]]:
