@@ -161,9 +161,10 @@ async def test_reported_state_is_stored_and_shown(
 
 
 class _DesiredOfTheLastRelease(BaseModel):
-    """`DesiredState` as agents of the previous release read it: `rules` never null."""
+    """`DesiredState` as agents of the previous release read it: `rules` never null, and
+    fields added since (a rollout's `shadow` and `keep`) ignored, as `Wire` ignores them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     version: int = Field(default=0, ge=0)
     bundle: BundleRef | None = None

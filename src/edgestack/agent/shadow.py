@@ -49,21 +49,22 @@ class Shadow:
         started = time.perf_counter()
         try:
             indices, probabilities = self.model.predictor.predict(rows)
+            seconds = time.perf_counter() - started
+            chosen = [self.model.labels[i] for i in indices.tolist()]
+            agreed = sum(a == b for a, b in zip(chosen, labels, strict=True))
+            confidence = float(np.nansum(probabilities.max(axis=1)))
+            if self._sketch is not None:
+                with self._lock:
+                    self._sketch.update(rows, self._ignored)
         except Exception:  # a candidate's failure is a reading of the candidate, no more
             with self._lock:
                 self._failures += 1
             return
-        seconds = time.perf_counter() - started
-        chosen = [self.model.labels[i] for i in indices.tolist()]
-        agreed = sum(a == b for a, b in zip(chosen, labels, strict=True))
-        confidence = float(np.nansum(probabilities.max(axis=1)))
         with self._lock:
             self._windows += len(chosen)
             self._agreed += agreed
             self._confidence += confidence
             self._latency.add(seconds)
-            if self._sketch is not None:
-                self._sketch.update(rows, self._ignored)
 
     def take(self) -> ShadowReport:
         """What the candidate did since the last take; starts a new interval."""
