@@ -1,6 +1,7 @@
 """The rollout state machine, driven with crafted shadow reports and ticks at chosen times."""
 
 import itertools
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgestack.bundle import Bundle
 from edgestack.hub import HubSettings, create_app
@@ -22,6 +25,7 @@ from edgestack.protocol import (
     Event,
     EventBatch,
     Feeds,
+    Gate,
     ReportedState,
     RolloutView,
     ShadowReport,
@@ -377,7 +381,7 @@ async def test_a_deploy_or_rollout_to_devices_in_a_rollout_is_refused_naming_it(
     await _start(client, to=["d1", "d2"])
 
     deploy = await client.post(
-        "/v1/deployments", json={"model": "motor", "devices": ["d2", "d3"]}, headers=ADMIN
+        "/v1/deployments", json={"model": "motor", "devices": ["d2", "d4"]}, headers=ADMIN
     )
     second = await client.post("/v1/rollouts", json={"model": "motor", "to": ["d1"]}, headers=ADMIN)
     free = await client.post(
@@ -386,6 +390,8 @@ async def test_a_deploy_or_rollout_to_devices_in_a_rollout_is_refused_naming_it(
 
     assert deploy.status_code == 409
     assert "devices d2 are in rollout 1" in deploy.json()["detail"]
+    untouched = (await _desired(client, "d4")).bundle
+    assert untouched is not None and untouched.version == 1
     assert "edgestack rollout abort 1" in deploy.json()["detail"]
     assert second.status_code == 409
     assert free.status_code == 200
@@ -503,3 +509,42 @@ async def _ready(client: httpx.AsyncClient, device_id: str) -> Device:
         f"/v1/devices/{device_id}/reported", content=state.model_dump_json(), headers=device.auth
     )
     return device
+
+
+@given(
+    count=st.integers(min_value=1, max_value=50),
+    cuts=st.lists(st.floats(min_value=0.01, max_value=0.99), max_size=5, unique=True),
+)
+def test_waves_take_every_target_once_in_order_each_at_most_its_share(
+    count: int, cuts: list[float]
+) -> None:
+    chosen = [f"d{i:02d}" for i in range(count)]
+    shares = [*sorted(cuts), 1.0]
+
+    waves = rollouts._split(chosen, shares)
+
+    assert [d for wave in waves for d in wave] == chosen
+    assert all(waves)
+    # Each wave ends where its share of the targets, rounded up, ends.
+    ends = list(itertools.accumulate(len(w) for w in waves))
+    assert set(ends) == {math.ceil(s * count - 1e-9) for s in shares} - {0}
+
+
+@given(
+    agreement=st.none() | st.floats(0, 1),
+    p99_ms=st.none() | st.floats(0, 1000),
+    error_rate=st.none() | st.floats(0, 1),
+    drift_psi=st.none() | st.floats(0, 100),
+)
+def test_a_gate_written_out_parses_back_to_itself(
+    agreement: float | None, p99_ms: float | None, error_rate: float | None, drift_psi: float | None
+) -> None:
+    gate = Gate(agreement=agreement, p99_ms=p99_ms, error_rate=error_rate, drift_psi=drift_psi)
+
+    again = Gate.parse(str(gate))
+
+    for name in ("agreement", "p99_ms", "error_rate", "drift_psi"):
+        value, parsed = getattr(gate, name), getattr(again, name)
+        assert (value is None) == (parsed is None)
+        if value is not None:
+            assert parsed == pytest.approx(value, rel=1e-5, abs=1e-9)
