@@ -440,6 +440,11 @@ class ShadowReport(Wire):
     drift_psi: _Score | None = Field(
         default=None, description="the largest PSI over features against its own reference"
     )
+    drift: DriftReport | None = Field(
+        default=None,
+        description="the windows per bin of its own reference, which add up over intervals "
+        "and devices (a PSI over one short interval is noise); null without a reference",
+    )
 
 
 class TelemetryBatch(Wire):

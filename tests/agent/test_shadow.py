@@ -95,12 +95,16 @@ def test_a_shadow_measures_drift_against_its_own_reference() -> None:
     labels = [main.labels[i] for i in main.predictor.predict(rows + 5)[0].tolist()]
 
     shadow.run(rows + 5, labels)
-    shifted = shadow.take().drift_psi
+    report = shadow.take()
+    shifted = report.drift_psi
     shadow.run(rows, [main.labels[i] for i in main.predictor.predict(rows)[0].tolist()])
     same = shadow.take().drift_psi
 
     assert shifted is not None and same is not None
     assert shifted > 1 > 0.05 > same
+    # The bins go up too, for the hub to add up over devices and intervals.
+    assert report.drift is not None
+    assert [sum(feature) for feature in report.drift.counts] == [500] * len(main.spec.features)
 
 
 # -- the agent following desired.shadow ---------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from hypothesis import given
@@ -18,7 +19,7 @@ from edgestack.hub import HubSettings, create_app
 from edgestack.hub.app import hub_of
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import rollouts, utcnow
-from edgestack.monitoring import LatencyHistogram
+from edgestack.monitoring import LatencyHistogram, reference
 from edgestack.protocol import (
     BundleRef,
     DesiredState,
@@ -101,6 +102,7 @@ async def _report(
     windows: int = 20,
     agreed: int | None = None,
     timed: bool = True,
+    drift: dict[str, Any] | None = None,
 ) -> None:
     latency = LatencyHistogram()
     if timed:
@@ -110,6 +112,8 @@ async def _report(
         windows=windows,
         agreed=windows if agreed is None else agreed,
         latency=latency.sparse(),
+        drift=drift,
+        drift_psi=max(drift["psi"]) if drift else None,
     )
     batch = telemetry_batch(next(_SEQ), shadow=shadow.model_dump(mode="json"))
     response = await client.post(
@@ -548,3 +552,29 @@ def test_a_gate_written_out_parses_back_to_itself(
         assert (value is None) == (parsed is None)
         if value is not None:
             assert parsed == pytest.approx(value, rel=1e-5, abs=1e-9)
+
+
+async def test_drift_is_read_from_the_bin_counts_of_every_report_added_up(
+    client: httpx.AsyncClient, hub: HubContext, fleet: dict[str, Device]
+) -> None:
+    rows = np.random.default_rng(0).normal(size=(1000, len(SPEC.features)))
+    ref = reference(rows)
+    candidate = Bundle.create(
+        name="motor", labels=["normal", "worn"], input=SPEC, model=b"v3", reference=ref
+    ).pack()
+    assert (await client.post("/v1/models", content=candidate, headers=RAW)).status_code == 201
+    rollout = await _start(client, gate={"drift_psi": 0.1})
+    # Each device saw a few windows: alone, their bins are far from the reference's shares.
+    share = np.array(ref.shares)
+    halves = [np.floor(share * 20), np.ceil(share * 20)]
+    for name, counts in zip(("d1", "d2"), halves, strict=True):
+        drift = {"counts": counts.astype(int).tolist(), "psi": [5.0, 5.0], "ks": [0.5, 0.5]}
+        await _report(client, fleet[name], rollout.candidate, drift=drift)
+
+    _tick(hub, 31)
+
+    after = await _rollout(client)
+    readings = after.waves[0].readings
+    assert readings is not None and readings.drift_psi is not None
+    assert readings.drift_psi < 0.1
+    assert after.waves[0].state == "promoted"

@@ -17,8 +17,8 @@ import numpy as np
 
 from edgestack.agent.hotpath import LoadedModel
 from edgestack.bundle import Reference
-from edgestack.monitoring import DriftSketch, LatencyHistogram, psi
-from edgestack.protocol import ShadowReport
+from edgestack.monitoring import DriftSketch, LatencyHistogram, ks, psi
+from edgestack.protocol import DriftReport, ShadowReport
 from edgestack.sensing import Quality
 
 __all__ = ["Shadow"]
@@ -75,6 +75,7 @@ class Shadow:
             self._reset()
         self._ignored.take()
         p99 = latency.quantile(0.99) * 1000 if latency.total else None
+        drift = self._drift(counts)
         return ShadowReport(
             bundle=self.model.ref,
             windows=windows,
@@ -83,11 +84,19 @@ class Shadow:
             latency=latency.sparse(),
             p99_ms=p99,
             failures=failures,
-            drift_psi=self._drift(counts),
+            drift_psi=max((p for p in drift.psi if p is not None), default=None) if drift else None,
+            drift=drift,
         )
 
-    def _drift(self, counts: np.ndarray | None) -> float | None:
+    def _drift(self, counts: np.ndarray | None) -> DriftReport | None:
         if counts is None or self._reference is None or not counts.sum():
             return None
-        scores = [s for s in psi(self._reference, counts).tolist() if math.isfinite(s)]
-        return max(scores) if scores else None
+        return DriftReport(
+            counts=counts.tolist(),
+            psi=_finite(psi(self._reference, counts)),
+            ks=_finite(ks(self._reference, counts)),
+        )
+
+
+def _finite(scores: np.ndarray) -> list[float | None]:
+    return [s if math.isfinite(s) else None for s in scores.tolist()]

@@ -217,7 +217,15 @@ def _advance(session: Session, row: RolloutRow, now: datetime) -> Changed:
     waves = _waves(row)
     wave = waves[row.wave]
     assert wave.started_at is not None
-    readings = gates.read(session, wave.devices, row.digest, wave.started_at, request.min_windows)
+    manifest, _ = deployments.manifest_of(session, row.name, row.version)
+    readings = gates.read(
+        session,
+        wave.devices,
+        row.digest,
+        wave.started_at,
+        request.min_windows,
+        manifest.reference,
+    )
     if readings != wave.readings:
         wave.readings = readings
         _save(row, waves)
