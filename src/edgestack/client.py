@@ -8,6 +8,7 @@
 import time
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Literal
 
 import httpx
 from pydantic import TypeAdapter
@@ -50,6 +51,9 @@ from edgestack.protocol import (
     ProfileView,
     RetrainPolicy,
     ReviewWindowView,
+    RolloutRequest,
+    RolloutState,
+    RolloutView,
     SampleImport,
     SampleRecord,
     TagsPatch,
@@ -74,6 +78,7 @@ _Runs = TypeAdapter(list[PolicyRunView])
 _Alerts = TypeAdapter(list[AlertView])
 _Rules = TypeAdapter(list[AlertRule])
 _Accuracy = TypeAdapter(list[AccuracyView])
+_Rollouts = TypeAdapter(list[RolloutView])
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -428,6 +433,34 @@ class HubClient:
         """Live and estimated accuracy per device and model version, filtered when asked."""
         params = {k: v for k, v in (("device", device), ("model", model)) if v}
         return _Accuracy.validate_json(self._call("GET", "/v1/accuracy", params=params).content)
+
+    def start_rollout(self, request: RolloutRequest) -> RolloutView:
+        """Start a rollout; its first wave runs the candidate in shadow."""
+        response = self._call("POST", "/v1/rollouts", content=request.model_dump_json())
+        return RolloutView.model_validate_json(response.content)
+
+    def rollouts(
+        self, *, newest_first: bool = False, state: RolloutState | None = None, limit: int = 100
+    ) -> list[RolloutView]:
+        """One page of rollouts, oldest first or the newest when `newest_first`."""
+        params = _window(0, None, newest_first, limit)
+        if state:
+            params["state"] = state
+        return _Rollouts.validate_json(self._call("GET", "/v1/rollouts", params=params).content)
+
+    def rollout(self, rollout_id: int) -> RolloutView:
+        response = self._call("GET", f"/v1/rollouts/{rollout_id}")
+        return RolloutView.model_validate_json(response.content)
+
+    def steer_rollout(
+        self,
+        rollout_id: int,
+        action: Literal["promote", "pause", "resume", "abort", "rollback"],
+    ) -> RolloutView:
+        """Promote the current wave now, pause, resume, abort or roll back a rollout;
+        HubError with status 409 when its state does not allow it."""
+        response = self._call("POST", f"/v1/rollouts/{rollout_id}/{action}")
+        return RolloutView.model_validate_json(response.content)
 
     def _call(
         self,

@@ -10,6 +10,7 @@ Everything a device sends is bounded here: counts fit a signed 64-bit integer, s
 maps have a length, floats are finite, times carry a zone and fall in `MIN_TIME`..`MAX_TIME`.
 """
 
+import itertools
 import math
 import re
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -79,6 +81,8 @@ __all__ = [
     "FeedbackBatch",
     "FeedbackSpan",
     "Feeds",
+    "Gate",
+    "GateReadings",
     "Hardware",
     "HubEventKind",
     "IngestAck",
@@ -107,6 +111,9 @@ __all__ = [
     "RetrainPolicy",
     "ReviewWindow",
     "ReviewWindowView",
+    "RolloutRequest",
+    "RolloutState",
+    "RolloutView",
     "RuleParams",
     "SampleBatch",
     "SampleCounts",
@@ -123,6 +130,8 @@ __all__ = [
     "TelemetryTotals",
     "Timestamp",
     "TrainRequest",
+    "WaveState",
+    "WaveView",
     "WindowAsk",
     "WindowBatch",
     "WindowLabels",
@@ -415,6 +424,9 @@ class ReportedState(Wire):
         description="the alarm rules the device applies: desired.rules, else its app's; "
         "null from agents that do not say",
     )
+    shadow: BundleRef | None = Field(
+        default=None, description="the candidate it runs in shadow (desired.shadow), if any"
+    )
 
 
 # -- data from the device ----------------------------------------------------
@@ -493,6 +505,11 @@ class ShadowReport(Wire):
     failures: Count = Field(default=0, description="chunks on which the candidate raised")
     drift_psi: _Score | None = Field(
         default=None, description="the largest PSI over features against its own reference"
+    )
+    drift: DriftReport | None = Field(
+        default=None,
+        description="the windows per bin of its own reference, which add up over intervals "
+        "and devices (a PSI over one short interval is noise); null without a reference",
     )
 
 
@@ -1191,3 +1208,164 @@ class AccuracyView(Wire):
     labelled_windows: int
     estimated_accuracy: float | None
     estimated_windows: int
+
+
+# -- rollouts ----------------------------------------------------------------
+
+_Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+_GATE_TERMS = {
+    "agreement": ">=",
+    "p99_ms": "<=",
+    "error_rate": "<=",
+    "drift_psi": "<=",
+}
+_GATE_TERM = re.compile(r"\s*([a-z0-9_]+)\s*(>=|<=|=|<|>)\s*(\S*)\s*")
+
+
+class Gate(_Command):
+    """What a wave's shadow readings must show before its devices run the candidate: each
+    term left out is not checked. On the command line, `Gate.parse` reads
+    `agreement>=0.95,p99_ms<=20,error_rate<=0.01,drift_psi<=0.2`."""
+
+    agreement: _Share | None = Field(
+        default=None, description="at least this share of windows where both models agreed"
+    )
+    p99_ms: _LatencyMs | None = Field(default=None, description="the candidate's p99, at most")
+    error_rate: _Share | None = Field(
+        default=None, description="chunks on which the candidate raised, over all, at most"
+    )
+    drift_psi: _Score | None = Field(
+        default=None, description="the largest PSI of a feature against its reference, at most"
+    )
+
+    @classmethod
+    def parse(cls, text: str) -> "Gate":
+        """The gate `text` writes as comma-separated terms; `ValueError` naming the term
+        that is wrong and how to write it."""
+        terms: dict[str, float] = {}
+        for term in filter(str.strip, text.split(",")):
+            match = _GATE_TERM.fullmatch(term)
+            name, op, value = match.groups() if match else (term.strip(), "", "")
+            if name not in _GATE_TERMS:
+                raise ValueError(
+                    f"gate: '{term.strip()[:80]}' is no term; write name>=value or "
+                    f"name<=value, with {', '.join(n + o for n, o in _GATE_TERMS.items())}"
+                )
+            if op != _GATE_TERMS[name]:
+                raise ValueError(
+                    f"gate: '{term.strip()[:80]}': {name} is a "
+                    f"{'floor' if _GATE_TERMS[name] == '>=' else 'ceiling'}; write "
+                    f"{name}{_GATE_TERMS[name]}VALUE"
+                )
+            if name in terms:
+                raise ValueError(f"gate: {name} is given twice; give each term once")
+            try:
+                terms[name] = float(value)
+            except ValueError:
+                raise ValueError(
+                    f"gate: '{term.strip()[:80]}': '{value[:40]}' is no number; write "
+                    f"{name}{op}0.95 or the like"
+                ) from None
+        try:
+            return cls.model_validate(terms)
+        except ValidationError as exc:
+            where = ", ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"gate: {where}") from None
+
+    def __str__(self) -> str:
+        return ",".join(
+            f"{name}{op}{value:g}"
+            for name, op in _GATE_TERMS.items()
+            if (value := getattr(self, name)) is not None
+        )
+
+
+def _waves(shares: list[float]) -> list[float]:
+    if any(b <= a for a, b in itertools.pairwise(shares)) or shares[-1] != 1:
+        raise ValueError(
+            f"{', '.join(f'{s:g}' for s in shares)}: give each wave's cumulative share of the "
+            "targets, rising, the last 1 (all of them), as in [0.1, 0.5, 1]"
+        )
+    return shares
+
+
+class RolloutRequest(_Command):
+    """Move the devices of `to` onto a model version wave by wave: each wave's devices run
+    it in shadow for `shadow_s`, then its gate is read from their reports; it holds: they
+    run it and the next wave starts; it fails: the wave goes back, no further wave starts;
+    too little data (a device under `min_windows`): the wave waits, never promoted."""
+
+    model: Name
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
+    to: list[Target] = Field(
+        min_length=1, max_length=100, description="device ids, tag:key=value, or all"
+    )
+    waves: Annotated[
+        list[Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]],
+        Field(min_length=1, max_length=20),
+        AfterValidator(_waves),
+    ] = Field(
+        default_factory=lambda: [0.1, 0.5, 1.0],
+        description="each wave's cumulative share of the targets, sorted by device id",
+    )
+    shadow_s: float = Field(
+        default=60.0, ge=0, le=7 * 86_400, description="how long each wave runs in shadow"
+    )
+    gate: Gate = Field(default_factory=Gate)
+    min_windows: int = Field(
+        default=100, ge=1, le=INT64_MAX, description="windows each wave device must report"
+    )
+    abort_failures: _Share = Field(
+        default=0.1,
+        description="roll the wave back at once when more than this share of its devices "
+        "report the candidate failed (refused, would not load, gave up at run time)",
+    )
+    force: bool = Field(default=False, description="skip the checks that devices can run it")
+
+
+RolloutState = Literal["shadowing", "held", "paused", "completed", "rolled_back", "aborted"]
+"""shadowing: the current wave runs the candidate in shadow; held: its gate lacks data;
+paused by an operator; then completed (committed), rolled_back or aborted."""
+WaveState = Literal["waiting", "shadowing", "held", "promoted", "rolled_back"]
+
+
+class GateReadings(Wire):
+    """What a wave's devices reported of the candidate since the wave started."""
+
+    windows: int = Field(description="windows both models classified, summed")
+    agreement: float | None = None
+    p99_ms: float | None = None
+    error_rate: float | None = None
+    drift_psi: float | None = None
+    mean_confidence: float | None = None
+    short: list[DeviceId] = Field(
+        default_factory=list, description="devices under min_windows: the gate waits for them"
+    )
+    failed: list[DeviceId] = Field(
+        default_factory=list, description="devices that reported the candidate failed"
+    )
+
+
+class WaveView(Wire):
+    devices: list[DeviceId]
+    state: WaveState
+    started_at: datetime | None = None
+    readings: GateReadings | None = None
+    verdict: str | None = Field(default=None, description="why it was promoted or rolled back")
+
+
+class RolloutView(Wire):
+    """A rollout: its candidate, what was asked, where it is (`wave`, counted from 0), each
+    wave's devices, state and gate readings, and each device's bundle before it began."""
+
+    id: int
+    candidate: BundleRef
+    state: RolloutState
+    request: RolloutRequest
+    wave: int
+    waves: list[WaveView]
+    previous: dict[DeviceId, BundleRef | None]
+    created_at: datetime
+    finished_at: datetime | None

@@ -116,6 +116,7 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
     assert bodies[("post", "/v1/jobs/{job_id}/report")].endswith("/JobReport")
     assert bodies[("put", "/v1/alerts/rules")].endswith("/AlertRules")
     assert bodies[("post", "/v1/feedback")].endswith("/FeedbackBatch")
-    assert len(bodies) == 18
+    assert bodies[("post", "/v1/rollouts")].endswith("/RolloutRequest")
+    assert len(bodies) == 19
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

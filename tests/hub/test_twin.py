@@ -163,7 +163,8 @@ async def test_reported_state_is_stored_and_shown(
 
 
 class _DesiredOfTheLastRelease(BaseModel):
-    """`DesiredState` as agents of the previous release read it: `rules` never null."""
+    """`DesiredState` as agents of the previous release read it: `rules` never null, and no
+    field it does not know (its `Wire` refused them)."""
 
     model_config = ConfigDict(extra="forbid")
 

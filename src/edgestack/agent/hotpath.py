@@ -10,6 +10,7 @@ before it again.
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from edgestack.predictor import OnnxPredictor
 from edgestack.processing import FeaturePipeline, silence
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
 from edgestack.sensing import Chunk, Quality, Source
+
+if TYPE_CHECKING:  # the shadow runs a `LoadedModel`: its module imports this one
+    from edgestack.agent.shadow import Shadow
 
 __all__ = ["FAILURE_LIMIT", "HotPath", "LoadedModel", "StepOutput"]
 
@@ -94,6 +98,8 @@ class HotPath:
         self.collect_label: str | None = None
         self.model: LoadedModel | None = None
         self.previous: LoadedModel | None = None
+        # A rollout's candidate: run after `model` on the same rows, acting on nothing.
+        self.shadow: Shadow | None = None
         self.failures = 0
         self._default_spec = default_spec
         self._features = FeaturePipeline(default_spec)
@@ -178,6 +184,8 @@ class HotPath:
             out.confidences = probabilities.max(axis=1)  # the chosen label's probability
             out.events = self.rule.update(out.labels, out.confidences, now, model.ref.digest)
             self.recent.add(now, features, out.labels, out.confidences)
+            if self.shadow is not None:
+                self.shadow.run(features, out.labels)
         # Only a window that went all the way through ends a run of failures.
         self.failures = 0
         return out

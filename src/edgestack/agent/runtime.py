@@ -45,6 +45,7 @@ from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, ProtocolRefused
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
+from edgestack.agent.shadow import Shadow
 from edgestack.agent.store import LocalStore
 from edgestack.appspec import AppSpecError, load_app_spec, motor_app
 from edgestack.bundle import Bundle, BundleError, BundleStore, PublicKey, TrustedKeys
@@ -222,8 +223,8 @@ class Agent:
         desired = DesiredState.model_validate_json(saved) if saved else None
         # Bundles a killed run left behind; the desired one's partial download is resumed.
         keep = self._rollback_digests()
-        if desired is not None and desired.bundle is not None:
-            keep.add(desired.bundle.digest)
+        if desired is not None:
+            keep |= {ref.digest for ref in (desired.bundle, desired.shadow, *desired.keep) if ref}
         await asyncio.to_thread(prune, self.bundles, keep)
         if desired is not None:
             try:
@@ -362,6 +363,7 @@ class Agent:
                     failure = _Failure(
                         kind=kind, version=desired.version, digest=wanted.digest, reason=message
                     )
+        await self._follow_shadow(desired.shadow, model if swap else self.hot.model)
         await self._on_worker(self._commit, desired, model, swap, events, errors, failure)
         if swap:
             await asyncio.to_thread(prune, self.bundles, self._rollback_digests())
@@ -436,12 +438,56 @@ class Agent:
             self.store.set("signing_keys", _PINNED.dump_json(self.trusted.keys).decode())
 
     async def _fetch(self, ref: BundleRef) -> LoadedModel:
+        bundle = await self._fetch_bundle(ref)
+        return await asyncio.to_thread(LoadedModel.load, bundle, ref, self.source, self._frame)
+
+    async def _fetch_bundle(self, ref: BundleRef) -> Bundle:
         # A bundle takes its name on disk only once its signature holds, so one that was
         # refused never lands, and one that is there was trusted when it came.
         path = await download(self.link, self.bundles, ref.digest, accept=self._trust)
         await asyncio.to_thread(touch, path)
-        bundle = await asyncio.to_thread(self.bundles.load, ref.digest)
-        return await asyncio.to_thread(LoadedModel.load, bundle, ref, self.source, self._frame)
+        return await asyncio.to_thread(self.bundles.load, ref.digest)
+
+    async def _follow_shadow(self, wanted: BundleRef | None, beside: LoadedModel | None) -> None:
+        """Run `wanted` in shadow beside `beside`, the model about to run, or stop the one
+        running. A candidate that cannot run is reported as a bundle would be, and not run;
+        `HubUnavailable` when it cannot be fetched now."""
+        running = self.hot.shadow
+        if wanted == (running.model.ref if running else None):
+            return
+        shadow, events = None, []
+        if wanted is not None:
+            kind: EventKind = "load_failed"
+            try:
+                bundle = await self._fetch_bundle(wanted)
+                model = await asyncio.to_thread(
+                    LoadedModel.load, bundle, wanted, self.source, self._frame
+                )
+                if beside is not None and model.spec != beside.spec:
+                    raise ValueError(
+                        "its input spec differs from the running model's, and a shadow runs on "
+                        "the same windows; deploy it instead of rolling it out in shadow"
+                    )
+                shadow = Shadow(model, bundle.manifest.reference)
+            except BundleError as exc:
+                kind, reason = "bundle_refused", f"refused: {exc}"
+            except (ValueError, HubRejected, OSError) as exc:
+                reason = f"cannot run here: {exc}"
+            if shadow is None:
+                message = f"shadow {wanted.name} v{wanted.version} {reason}"
+                log.error("%s", message)
+                events.append(_event(kind, "warning", message, wanted.digest))
+        await self._on_worker(self._use_shadow, shadow, events)
+
+    def _use_shadow(self, shadow: Shadow | None, events: list[Event]) -> None:
+        """Run `shadow` from the next chunk on; runs on the hot path's thread."""
+        self.hot.shadow = shadow
+        if shadow is not None:
+            ref = shadow.model.ref
+            log.info("running %s v%d in shadow (%s)", ref.name, ref.version, ref.digest[:12])
+        if events:
+            # The hub's business, not the app's: a candidate's trouble reaches no sink.
+            self._enqueue("events", EventBatch(batch_id=uuid.uuid4(), events=events), len(events))
 
     def _switch_model(self, model: LoadedModel | None) -> None:
         self.hot.use_model(model)
@@ -458,8 +504,12 @@ class Agent:
         self.store.set("running", model.ref.model_dump_json() if model else None)
 
     def _rollback_digests(self) -> set[str]:
-        """The bundles pruning must keep, besides the newest: what runs and what ran before."""
-        return {m.ref.digest for m in (self.hot.model, self.hot.previous) if m is not None}
+        """The bundles pruning must keep, besides the newest: what runs and what ran before,
+        and what a rollout runs in shadow or asks to keep."""
+        shadow = self.hot.shadow
+        return {m.ref.digest for m in (self.hot.model, self.hot.previous) if m is not None} | {
+            ref.digest for ref in [*self.applied.keep, *([shadow.model.ref] if shadow else [])]
+        }
 
     def _inject(self, desired: DesiredState) -> list[str]:
         fault = desired.fault
@@ -505,6 +555,7 @@ class Agent:
                 extractors=EXTRACTORS.names(),
             ),
             rules=self.hot.rule.params,
+            shadow=self.hot.shadow.model.ref if self.hot.shadow else None,
         )
 
     # -- the hot path, on its worker thread ----------------------------------
@@ -628,12 +679,13 @@ class Agent:
             event = _event("outbox_dropped", "warning", message, None)
             # Events reach the sinks from the hot path's thread only.
             self._worker.submit(self._enqueue_events, [event])
+        shadow = self.hot.shadow
         self.store.enqueue_numbered(
             "telemetry",
             lambda seq: _gzip(
                 self.hot.telemetry.cut(
                     seq, uplink, digest, outbox_dropped=dropped, dead_lettered=dead
-                )
+                ).model_copy(update={"shadow": shadow.take() if shadow else None})
             ),
         )
         self._loop.call_soon_threadsafe(self._outbox_filled.set)

@@ -1,7 +1,8 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
-for its datasets, `train` for models, `optimize` to fit them to a device, `keys` for the
-hub's signing keys, `jobs` for the hub's work, `alerts`, `accuracy` and `feedback` to watch
-the models, `windows` for windows to label and `policy` for what the hub does on its own."""
+for its datasets, `train` for models, `optimize` to fit them to a device, `rollout` to move
+them onto devices wave by wave, `keys` for the hub's signing keys, `jobs` for the hub's work,
+`alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label and
+`policy` for what the hub does on its own."""
 
 import typer
 
@@ -16,6 +17,7 @@ from edgestack.cli import (
     policy,
     processes,
     review,
+    rollouts,
     train,
 )
 
@@ -36,6 +38,7 @@ app.command()(evaluate.evaluate)
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(rollouts.app, name="rollout")
 app.add_typer(alerts.alerts_app, name="alerts")
 app.command()(alerts.accuracy)
 app.command()(alerts.feedback)

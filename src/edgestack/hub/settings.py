@@ -41,6 +41,9 @@ class HubSettings(BaseSettings):
     jobs_worker: bool = Field(
         default=True, description="start the worker process that runs training and other jobs"
     )
+    rollout_tick_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often the rollout controller steps rollouts"
+    )
 
     @model_validator(mode="after")
     def _secret_tokens_in_production(self) -> "HubSettings":

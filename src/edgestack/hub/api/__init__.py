@@ -18,6 +18,7 @@ from edgestack.hub.api import (
     policies,
     profiles,
     review,
+    rollouts,
     samples,
     telemetry,
     twin,
@@ -47,4 +48,5 @@ ROUTERS = (
     alerts.router,
     feedback.router,
     accuracy.router,
+    rollouts.router,
 )

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, HubDep, WriteSessionDep
-from edgestack.hub.store import deployments
+from edgestack.hub.store import deployments, rollouts
 from edgestack.protocol import DeployRequest, DeployResponse
 
 __all__ = ["router"]
@@ -31,6 +31,7 @@ def deploy(
     devices as they are, and succeeds once they or the bundle change, or with `force`.
     """
     deployment = deployments.deploy(session, request)
+    rollouts.refuse_held(session, deployment.devices)
     session.commit()
     for device_id in deployment.devices:
         hub.notifier.notify(device_id)

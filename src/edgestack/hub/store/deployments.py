@@ -10,7 +10,7 @@ from edgestack.hub.store import devices, registry, targets
 from edgestack.hub.store.tables import DeviceRow, ModelRow
 from edgestack.protocol import BundleRef, DeployRequest, DeployResponse, ReportedState
 
-__all__ = ["deploy", "misfits"]
+__all__ = ["deploy", "manifest_of", "misfits", "refuse_misfits"]
 
 
 def deploy(session: Session, request: DeployRequest) -> DeployResponse:
@@ -19,23 +19,31 @@ def deploy(session: Session, request: DeployRequest) -> DeployResponse:
     if a model or device is unknown, a target matches no device or, unless forced, if any
     device cannot run the bundle (see `misfits`)."""
     targets = _targets(session, request)
-    manifest, ref = _manifest(session, request)
+    manifest, ref = manifest_of(session, request.model, request.version)
     if not request.force:
-        refused = {
-            device_id: reasons
-            for device_id in targets
-            if (reasons := misfits(manifest, devices.get(session, device_id)))
-        }
-        if refused:
-            listed = " | ".join(f"{d}: {'; '.join(why)}" for d, why in refused.items())
-            raise Conflict(
-                f"model '{ref.name}' version {ref.version} cannot run on {len(refused)} of "
-                f"{len(targets)} devices: {listed}; deploy a version they can run, set the "
-                "devices' profile in their desired state if it is wrong, or set force "
-                "(edgestack deploy --force) to deploy anyway"
-            )
+        refuse_misfits(session, manifest, ref, targets, "edgestack deploy --force")
     devices.deploy(session, targets, ref)
     return DeployResponse(bundle=ref, devices=targets)
+
+
+def refuse_misfits(
+    session: Session, manifest: Manifest, ref: BundleRef, targets: list[str], forced: str
+) -> None:
+    """Refuse (409) if any of `targets` cannot run the bundle (see `misfits`), naming each
+    such device and why; `forced` names the option that skips the check."""
+    refused = {
+        device_id: reasons
+        for device_id in targets
+        if (reasons := misfits(manifest, devices.get(session, device_id)))
+    }
+    if refused:
+        listed = " | ".join(f"{d}: {'; '.join(why)}" for d, why in refused.items())
+        raise Conflict(
+            f"model '{ref.name}' version {ref.version} cannot run on {len(refused)} of "
+            f"{len(targets)} devices: {listed}; deploy a version they can run, set the "
+            "devices' profile in their desired state if it is wrong, or set force "
+            f"({forced}) to deploy anyway"
+        )
 
 
 def misfits(manifest: Manifest, device: DeviceRow) -> list[str]:
@@ -90,8 +98,9 @@ def _targets(session: Session, request: DeployRequest) -> list[str]:
     return targets.resolve(session, ["all"], "all")
 
 
-def _manifest(session: Session, request: DeployRequest) -> tuple[Manifest, BundleRef]:
-    ref = registry.resolve(session, request.model, request.version)
+def manifest_of(session: Session, model: str, version: int | None) -> tuple[Manifest, BundleRef]:
+    """The manifest and bundle of registered `model` at `version`, the latest when None."""
+    ref = registry.resolve(session, model, version)
     manifest = session.scalar(
         select(ModelRow.manifest).where(ModelRow.name == ref.name, ModelRow.version == ref.version)
     )

@@ -40,6 +40,7 @@ __all__ = [
     "not_enrolled",
     "profile",
     "report",
+    "steer",
     "tag",
     "token_hash",
     "touch",
@@ -173,14 +174,15 @@ def may_collect(session: Session, device_id: str) -> list[Collection]:
 
 def deploy(session: Session, device_ids: Iterable[str], ref: BundleRef) -> None:
     for device_id in device_ids:
-        change_desired(session, device_id, bundle=ref)
+        steer(session, device_id, bundle=ref)
 
 
-def change_desired(session: Session, device_id: str, **changes: object) -> DesiredState:
-    """Store the device's desired state with `changes`, fields of `DesiredState` set by the
-    hub itself, as its next version."""
+def steer(session: Session, device_id: str, **fields: object) -> DesiredState:
+    """Store the device's desired state with `fields` (`bundle`, `shadow`, `keep`, ...)
+    changed, as its next version."""
     row = get(session, device_id)
-    return _store_desired(row, _desired(row).model_copy(update=changes))
+    state = DesiredState.model_validate({**_desired(row).model_dump(), **fields})
+    return _store_desired(row, state)
 
 
 def tag(session: Session, device_id: str, patch: TagsPatch) -> DeviceView:

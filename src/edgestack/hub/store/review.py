@@ -40,7 +40,7 @@ def ask(session: Session, device_id: str, count: int) -> DesiredState:
     desired state that asks it."""
     asked = devices.desired(session, device_id).send_windows
     request = WindowRequest(request_id=asked.request_id + 1 if asked else 1, count=count)
-    return devices.change_desired(session, device_id, send_windows=request)
+    return devices.steer(session, device_id, send_windows=request)
 
 
 def ingest(session: Session, device_id: str, batch: WindowBatch) -> IngestAck:

@@ -22,6 +22,7 @@ __all__ = [
     "PolicyRunRow",
     "ReceivedBatchRow",
     "ReviewWindowRow",
+    "RolloutRow",
     "SampleRow",
     "SpecRow",
     "TelemetryRow",
@@ -283,3 +284,23 @@ class FeedbackRow(Base):
     end: Mapped[datetime] = mapped_column(UTCDateTime)
     label: Mapped[str] = mapped_column(String(40))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RolloutRow(Base):
+    """A rollout of model `name` version `version` (bundle `digest`): `request` holds its
+    `RolloutRequest`, `waves` its `WaveView`s, `previous` each device's bundle before it
+    began (a `BundleRef` dump or null), `wave` the index of the current wave."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    version: Mapped[int]
+    digest: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    request: Mapped[Json] = mapped_column(JSON)
+    wave: Mapped[int]
+    waves: Mapped[list[Json]] = mapped_column(JSON)
+    previous: Mapped[dict[str, Json | None]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,14 +2,14 @@
 what their model predicted, until someone labels them into a dataset.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 
 
 def upgrade() -> None:

@@ -1,0 +1,48 @@
+"""The rollout controller: a task in the hub's process that moves every running rollout one
+step per tick (`store.rollouts.advance`), each tick one short write transaction.
+
+It keeps nothing in memory: a hub started again picks every rollout up where its row says.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+from edgestack.hub.context import HubContext
+from edgestack.hub.store import rollouts
+
+__all__ = ["RolloutController"]
+
+log = logging.getLogger("edgestack.hub.rollouts")
+
+
+class RolloutController:
+    """Ticks every `tick_s` seconds from `run` until `stop`."""
+
+    def __init__(self, hub: HubContext, tick_s: float) -> None:
+        self._hub = hub
+        self._tick_s = tick_s
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """End `run` after the tick it may be in, so no tick outlives the database."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                changed = await asyncio.to_thread(self.tick)
+            except Exception:  # one bad tick must not stop every rollout for good
+                log.exception("a rollout step failed; trying again next tick")
+                changed = []
+            for device_id in changed:
+                self._hub.notifier.notify(device_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._tick_s)
+
+    def tick(self) -> list[str]:
+        """One step of every running rollout; the devices whose desired state changed."""
+        with self._hub.db.writer() as session:
+            changed = rollouts.advance(session)
+            session.commit()
+        return changed
