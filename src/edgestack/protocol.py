@@ -111,6 +111,7 @@ __all__ = [
     "RetrainPolicy",
     "ReviewWindow",
     "ReviewWindowView",
+    "RolloutPlan",
     "RolloutRequest",
     "RolloutState",
     "RolloutView",
@@ -1012,71 +1013,6 @@ class JobReport(_Command):
     error: str | None = Field(default=None, max_length=4000)
 
 
-PolicyName = Literal["retrain-on-drift"]
-PolicyState = Literal["labelling", "training", "optimising", "rolling_out", "succeeded", "failed"]
-POLICY_ENDED: frozenset[PolicyState] = frozenset({"succeeded", "failed"})
-"""The states a policy run never leaves."""
-
-
-class RetrainPolicy(_Command):
-    """What `retrain-on-drift` does when devices' input drifts: ask each of them for its
-    `windows` least confident recent windows, wait until `min_labelled` of them are labelled
-    into `dataset` (by feedback, or by an operator with `edgestack windows label`), then train
-    `model` on what the dataset holds, optimise it for `profile` and roll it out. Each step
-    is a hub job or an event."""
-
-    dataset: Name
-    model: str = Field(
-        default="auto", min_length=1, max_length=64, description="a trainer, or auto"
-    )
-    name: Name | None = Field(
-        default=None, description="register as this model; the dataset's name when left out"
-    )
-    profile: str | None = Field(
-        default=None,
-        max_length=64,
-        description="optimise the trained model for this device profile; left out, not optimised",
-    )
-    windows: int = Field(
-        default=100, ge=1, le=MAX_REVIEW_WINDOWS, description="asked of each drifting device"
-    )
-    min_labelled: int = Field(
-        default=30, ge=1, le=INT64_MAX, description="labelled windows before it trains"
-    )
-    budget_s: float = Field(default=120.0, ge=0, le=86_400, description="auto's time")
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
-
-
-class PolicyView(Wire):
-    name: PolicyName
-    policy: RetrainPolicy
-    enabled: bool
-    updated_at: datetime
-
-
-class PolicyTrigger(_Command):
-    """Start a run of a policy for these devices now, as a drift alert on them would."""
-
-    devices: list[DeviceId] = Field(min_length=1, max_length=10_000)
-    reason: str = Field(default="started by an operator", max_length=200)
-
-
-class PolicyRunView(Wire):
-    id: int
-    policy: PolicyName
-    state: PolicyState
-    reason: str
-    devices: list[DeviceId]
-    requests: dict[str, int] = Field(description="per device, the window request it was sent")
-    labelled: int = Field(description="its windows labelled into the policy's dataset so far")
-    job_id: int | None = Field(description="the job it waits for, while training or optimising")
-    model: BundleRef | None = Field(description="what it trained, then what it optimised")
-    error: str | None
-    started_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-
-
 # -- alerts and accuracy -----------------------------------------------------
 
 AlertSignal = Literal[
@@ -1289,16 +1225,13 @@ def _waves(shares: list[float]) -> list[float]:
     return shares
 
 
-class RolloutRequest(_Command):
-    """Move the devices of `to` onto a model version wave by wave: each wave's devices run
-    it in shadow for `shadow_s`, then its gate is read from their reports; it holds: they
-    run it and the next wave starts; it fails: the wave goes back, no further wave starts;
-    too little data (a device under `min_windows`): the wave waits, never promoted."""
+class RolloutPlan(_Command):
+    """How to move the devices of `to` onto a model version wave by wave: each wave's
+    devices run it in shadow for `shadow_s`, then its gate is read from their reports; it
+    holds: they run it and the next wave starts; it fails: the wave goes back, no further
+    wave starts; too little data (a device under `min_windows`): the wave waits, never
+    promoted."""
 
-    model: Name
-    version: int | None = Field(
-        default=None, ge=1, le=INT64_MAX, description="latest when left out"
-    )
     to: list[Target] = Field(
         min_length=1, max_length=100, description="device ids, tag:key=value, or all"
     )
@@ -1321,6 +1254,15 @@ class RolloutRequest(_Command):
         default=0.1,
         description="roll the wave back at once when more than this share of its devices "
         "report the candidate failed (refused, would not load, gave up at run time)",
+    )
+
+
+class RolloutRequest(RolloutPlan):
+    """Move the devices of `to` onto version `version` of `model` as the plan says."""
+
+    model: Name
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
     )
     force: bool = Field(default=False, description="skip the checks that devices can run it")
 
@@ -1368,4 +1310,74 @@ class RolloutView(Wire):
     waves: list[WaveView]
     previous: dict[DeviceId, BundleRef | None]
     created_at: datetime
+    finished_at: datetime | None
+
+
+PolicyName = Literal["retrain-on-drift"]
+PolicyState = Literal["labelling", "training", "optimising", "rolling_out", "succeeded", "failed"]
+POLICY_ENDED: frozenset[PolicyState] = frozenset({"succeeded", "failed"})
+"""The states a policy run never leaves."""
+
+
+class RetrainPolicy(_Command):
+    """What `retrain-on-drift` does when devices' input drifts: ask each of them for its
+    `windows` least confident recent windows, wait until `min_labelled` of them are labelled
+    into `dataset` (by feedback, or by an operator with `edgestack windows label`), then train
+    `model` on what the dataset holds, optimise it for `profile` and roll it out as `rollout`
+    plans. Each step is a hub job, a rollout or an event."""
+
+    dataset: Name
+    model: str = Field(
+        default="auto", min_length=1, max_length=64, description="a trainer, or auto"
+    )
+    name: Name | None = Field(
+        default=None, description="register as this model; the dataset's name when left out"
+    )
+    profile: str | None = Field(
+        default=None,
+        max_length=64,
+        description="optimise the trained model for this device profile; left out, not optimised",
+    )
+    windows: int = Field(
+        default=100, ge=1, le=MAX_REVIEW_WINDOWS, description="asked of each drifting device"
+    )
+    min_labelled: int = Field(
+        default=30, ge=1, le=INT64_MAX, description="labelled windows before it trains"
+    )
+    budget_s: float = Field(default=120.0, ge=0, le=86_400, description="auto's time")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    rollout: RolloutPlan | None = Field(
+        default=None,
+        description="how to roll the model out; left out, the run ends with it registered",
+    )
+
+
+class PolicyView(Wire):
+    name: PolicyName
+    policy: RetrainPolicy
+    enabled: bool
+    updated_at: datetime
+
+
+class PolicyTrigger(_Command):
+    """Start a run of a policy for these devices now, as a drift alert on them would."""
+
+    devices: list[DeviceId] = Field(min_length=1, max_length=10_000)
+    reason: str = Field(default="started by an operator", max_length=200)
+
+
+class PolicyRunView(Wire):
+    id: int
+    policy: PolicyName
+    state: PolicyState
+    reason: str
+    devices: list[DeviceId]
+    requests: dict[str, int] = Field(description="per device, the window request it was sent")
+    labelled: int = Field(description="its windows labelled into the policy's dataset so far")
+    job_id: int | None = Field(description="the job it waits for, while training or optimising")
+    rollout_id: int | None = Field(description="its rollout, once rolling out")
+    model: BundleRef | None = Field(description="what it trained, then what it optimised")
+    error: str | None
+    started_at: datetime
+    updated_at: datetime
     finished_at: datetime | None

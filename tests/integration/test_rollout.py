@@ -63,7 +63,7 @@ def test_a_disagreeing_candidate_goes_back_and_a_good_one_completes_across_a_hub
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EDGESTACK_HUB_JOBS_WORKER", "false")
-    monkeypatch.setenv("EDGESTACK_HUB_ROLLOUT_TICK_S", "0.5")
+    monkeypatch.setenv("EDGESTACK_HUB_CONTROL_TICK_S", "0.5")
     running, opposed, good = _bundles()
     gate = ["--gate", "agreement>=0.9", "--min-windows", "8", "--shadow", "3s"]
     with LocalFleet(tmp_path, DEVICES) as fleet:

@@ -16,6 +16,7 @@ from edgestack.cli.common import (
     print_json,
     request,
 )
+from edgestack.cli.rollouts import plan_of
 from edgestack.protocol import (
     MAX_REVIEW_WINDOWS,
     PolicyName,
@@ -54,13 +55,20 @@ def set_policy(
         int, typer.Option(min=1, help="Labelled windows it waits for before training.")
     ] = 30,
     budget_s: Annotated[float, typer.Option(min=0, help="With --model auto: its time.")] = 120.0,
+    rollout: Annotated[
+        str | None,
+        typer.Option(
+            help="Roll the model out with these `rollout start` options, e.g. '--to all "
+            "--waves 50%,100% --shadow 30s --gate p99_ms<=20'; left out, it is only registered."
+        ),
+    ] = None,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set a policy: on a drift alert, retrain-on-drift asks the drifting devices for their
     least confident recent windows, waits for them to be labelled (edgestack windows label),
-    trains on the dataset with them, optimises the model and rolls it out."""
+    trains on the dataset with them, optimises the model and rolls it out as --rollout says."""
     policy = request(
         RetrainPolicy,
         dataset=dataset,
@@ -70,6 +78,7 @@ def set_policy(
         windows=windows,
         min_labelled=min_labelled,
         budget_s=budget_s,
+        rollout=plan_of(rollout) if rollout is not None else None,
     )
     with connect(hub, admin_token) as client:
         view = call(lambda: client.set_policy(name, policy))
@@ -138,10 +147,17 @@ def runs(
 
 def _what(view: PolicyView) -> str:
     p = view.policy
-    optimised = f", optimised for {p.profile}" if p.profile else ""
+    optimised = f", optimise for {p.profile}" if p.profile else ""
+    plan = p.rollout
+    rolled = (
+        f", roll out to {' '.join(plan.to)} in {len(plan.waves)} waves"
+        + (f" gated {plan.gate}" if str(plan.gate) else "")
+        if plan
+        else ""
+    )
     return (
         f"on drift, {p.windows} windows a device into {p.dataset}; after {p.min_labelled} "
-        f"labelled, train {p.model}{optimised}"
+        f"labelled, train {p.model}{optimised}{rolled}"
     )
 
 

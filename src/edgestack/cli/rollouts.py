@@ -2,9 +2,11 @@
 in shadow until its gate promotes it, rolls it back, or holds it for want of data."""
 
 import re
+import shlex
 from typing import Annotated, Literal, cast, get_args
 
 import typer
+from typer.core import TyperGroup
 
 from edgestack.cli.common import (
     AdminOpt,
@@ -19,9 +21,16 @@ from edgestack.cli.common import (
     print_json,
     request,
 )
-from edgestack.protocol import Gate, GateReadings, RolloutRequest, RolloutState, RolloutView
+from edgestack.protocol import (
+    Gate,
+    GateReadings,
+    RolloutPlan,
+    RolloutRequest,
+    RolloutState,
+    RolloutView,
+)
 
-__all__ = ["app", "rollouts_listing", "waves_listing"]
+__all__ = ["app", "plan_of", "rollouts_listing", "waves_listing"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -70,25 +79,15 @@ def start(
 ) -> None:
     """Start a rollout: the first wave runs the candidate in shadow beside its bundle, and
     the hub moves on wave by wave as each gate holds. Every transition is an event."""
-    if bool(to) == all_devices:
-        raise fail("give the devices with --to (repeat for several) or --all, one of them", 2)
     name, _, version = model.partition("@")
     if version and not version.isdigit():
         raise fail(f"MODEL {model!r}: write the version as a number, as in motor@3", 2)
-    try:
-        parsed_gate = Gate.parse(gate)
-    except ValueError as exc:
-        raise fail(f"--gate {gate!r}: {str(exc).removeprefix('gate: ')}", 2) from None
+    plan = _plan(to, all_devices, waves, shadow, gate, abort_failures, min_windows)
     asked = request(
         RolloutRequest,
+        **plan.model_dump(),
         model=name,
         version=int(version) if version else None,
-        to=["all"] if all_devices else to,
-        waves=[_share("--waves", part) for part in waves.split(",")],
-        shadow_s=_duration(shadow),
-        gate=parsed_gate,
-        min_windows=min_windows,
-        abort_failures=_share("--abort-failures", abort_failures),
         force=force,
     )
     with connect(hub, admin_token) as client:
@@ -101,6 +100,54 @@ def start(
         f"{len(rollout.previous)} devices in {len(rollout.waves)} waves; follow it with: "
         f"edgestack rollout show {rollout.id}",
         highlight=False,
+    )
+
+
+def plan_of(text: str, option: str = "--rollout") -> RolloutPlan:
+    """A rollout plan written as `rollout start`'s options, as in '--to all --waves 50%,100%
+    --shadow 30s --gate agreement>=0.9'; one that does not parse ends the command, naming
+    `option`."""
+    command = typer.main.get_command(app)
+    assert isinstance(command, TyperGroup)  # an app of several commands
+    try:
+        parsed = command.commands["start"].make_context("start", ["MODEL", *shlex.split(text)])
+    except (typer.TyperException, ValueError) as exc:  # an unknown option, an open quote
+        raise fail(f"{option} {text!r}: {exc}", 2) from None
+    given = parsed.params
+    return _plan(
+        list(given["to"]),
+        given["all_devices"],
+        given["waves"],
+        given["shadow"],
+        given["gate"],
+        given["abort_failures"],
+        given["min_windows"],
+    )
+
+
+def _plan(
+    to: list[str] | None,
+    all_devices: bool,
+    waves: str,
+    shadow: str,
+    gate: str,
+    abort_failures: str,
+    min_windows: int,
+) -> RolloutPlan:
+    if bool(to) == all_devices:
+        raise fail("give the devices with --to (repeat for several) or --all, one of them", 2)
+    try:
+        parsed_gate = Gate.parse(gate)
+    except ValueError as exc:
+        raise fail(f"--gate {gate!r}: {str(exc).removeprefix('gate: ')}", 2) from None
+    return request(
+        RolloutPlan,
+        to=["all"] if all_devices else to,
+        waves=[_share("--waves", part) for part in waves.split(",")],
+        shadow_s=_duration(shadow),
+        gate=parsed_gate,
+        min_windows=min_windows,
+        abort_failures=_share("--abort-failures", abort_failures),
     )
 
 

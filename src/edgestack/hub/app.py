@@ -8,7 +8,7 @@ from edgestack.hub.api import ROUTERS, install_problem_handlers
 from edgestack.hub.api.body import document_bodies
 from edgestack.hub.api.deps import check_protocol
 from edgestack.hub.context import HubContext
-from edgestack.hub.controller import RolloutController
+from edgestack.hub.controller import Controller
 from edgestack.hub.settings import HubSettings
 
 __all__ = ["create_app", "hub_of"]
@@ -26,8 +26,8 @@ def create_app(settings: HubSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub.open(asyncio.get_running_loop())
-        controller = RolloutController(hub, settings.rollout_tick_s)
-        ticking = asyncio.create_task(controller.run(), name="rollout-controller")
+        controller = Controller(hub, settings.control_tick_s)
+        ticking = asyncio.create_task(controller.run(), name="controller")
         try:
             yield
         finally:

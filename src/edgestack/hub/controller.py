@@ -1,7 +1,9 @@
-"""The rollout controller: a task in the hub's process that moves every running rollout one
-step per tick (`store.rollouts.advance`), each tick one short write transaction.
+"""The hub's controller: a task in the hub's process that moves every running rollout one
+step per tick (`store.rollouts.advance`), then every policy (`store.policies.advance`, which
+may start a rollout), each tick one short write transaction.
 
-It keeps nothing in memory: a hub started again picks every rollout up where its row says.
+It keeps nothing in memory: a hub started again picks every rollout and policy run up where
+its row says.
 """
 
 import asyncio
@@ -9,14 +11,14 @@ import contextlib
 import logging
 
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import rollouts
+from edgestack.hub.store import policies, rollouts
 
-__all__ = ["RolloutController"]
+__all__ = ["Controller"]
 
-log = logging.getLogger("edgestack.hub.rollouts")
+log = logging.getLogger("edgestack.hub.controller")
 
 
-class RolloutController:
+class Controller:
     """Ticks every `tick_s` seconds from `run` until `stop`."""
 
     def __init__(self, hub: HubContext, tick_s: float) -> None:
@@ -33,7 +35,7 @@ class RolloutController:
             try:
                 changed = await asyncio.to_thread(self.tick)
             except Exception:  # one bad tick must not stop every rollout for good
-                log.exception("a rollout step failed; trying again next tick")
+                log.exception("a rollout or policy step failed; trying again next tick")
                 changed = []
             for device_id in changed:
                 self._hub.notifier.notify(device_id)
@@ -41,8 +43,10 @@ class RolloutController:
                 await asyncio.wait_for(self._stopping.wait(), self._tick_s)
 
     def tick(self) -> list[str]:
-        """One step of every running rollout; the devices whose desired state changed."""
+        """One step of every running rollout and policy run; the devices whose desired state
+        changed."""
         with self._hub.db.writer() as session:
             changed = rollouts.advance(session)
+            changed += policies.advance(session)
             session.commit()
         return changed

@@ -41,8 +41,11 @@ class HubSettings(BaseSettings):
     jobs_worker: bool = Field(
         default=True, description="start the worker process that runs training and other jobs"
     )
-    rollout_tick_s: float = Field(
-        default=1.0, gt=0, le=60, description="how often the rollout controller steps rollouts"
+    control_tick_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often the controller steps rollouts and policy runs",
     )
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ from edgestack.protocol import (
     TelemetryBatch,
 )
 
-__all__ = ["Models", "accuracy", "batch_accuracy", "estimated_accuracy", "ingest"]
+__all__ = ["Models", "accuracy", "batch_accuracy", "estimated_accuracy", "ingest", "label_at"]
 
 # Feedback comes from operators, not from one device: its batches are kept under this sender.
 _SENDER = "admin"
@@ -116,7 +116,7 @@ class Models:
         return {"model": manifest.name, "version": manifest.version}
 
 
-def _label_at(session: Session, device_id: str, start: datetime, end: datetime) -> str | None:
+def label_at(session: Session, device_id: str, start: datetime, end: datetime) -> str | None:
     """The label of the newest span of `device_id` holding all of `start` to `end`."""
     return session.scalar(
         select(FeedbackRow.label)
@@ -133,7 +133,7 @@ def _label_at(session: Session, device_id: str, start: datetime, end: datetime) 
 def batch_accuracy(session: Session, device_id: str, batch: TelemetryBatch) -> float | None:
     """The share of the batch's predictions that a span's label says were right; None when
     no span holds the whole batch, or it predicted nothing."""
-    label = _label_at(session, device_id, batch.start, batch.end)
+    label = label_at(session, device_id, batch.start, batch.end)
     tally = _Tally()
     if label is not None:
         tally.label(batch.predictions, label)

@@ -1,20 +1,30 @@
 """Policies: what the hub does on its own when devices drift, and the state machine of each
 run, persisted so a restarted hub carries on where it was.
 
-A run of `retrain-on-drift` goes: labelling (the drifting devices were asked for their least
-confident recent windows; it waits until enough are labelled into the policy's dataset),
-training (a train job that first freezes the dataset), optimising (an optimise job, when the
-policy names a profile), rolling_out, then succeeded or failed. Each step is one hub event;
-the heavy work is in jobs, so `advance` only reads and writes a few rows.
+A run of `retrain-on-drift` starts when drift alerts are open on devices and no run is in
+progress, and goes: labelling (the drifting devices were asked for their least confident
+recent windows; those inside a feedback span take its label, the others wait for an
+operator, until enough are labelled into the policy's dataset), training (a train job that
+first freezes the dataset), optimising (an optimise job, when the policy names a profile),
+rolling_out (a rollout of the policy's plan, when it has one), then succeeded or failed.
+Each step is one hub event; the heavy work is in jobs and rollouts, so `advance` only reads
+and writes a few rows.
 """
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from edgestack.hub.errors import Conflict, NotFound, Unprocessable
-from edgestack.hub.store import devices, events, jobs, review
+from edgestack.hub.errors import Conflict, HubProblem, NotFound, Unprocessable
+from edgestack.hub.store import devices, events, feedback, jobs, review, rollouts
 from edgestack.hub.store.db import Window, utcnow
-from edgestack.hub.store.tables import JobRow, PolicyRow, PolicyRunRow, ReviewWindowRow
+from edgestack.hub.store.tables import (
+    AlertRow,
+    JobRow,
+    PolicyRow,
+    PolicyRunRow,
+    ReviewWindowRow,
+    RolloutRow,
+)
 from edgestack.profiles import PROFILES
 from edgestack.protocol import (
     POLICY_ENDED,
@@ -28,7 +38,9 @@ from edgestack.protocol import (
     PolicyTrigger,
     PolicyView,
     RetrainPolicy,
+    RolloutRequest,
     TrainRequest,
+    WindowLabels,
 )
 
 __all__ = ["advance", "get", "listing", "put", "remove", "runs", "trigger"]
@@ -68,6 +80,10 @@ def remove(session: Session, name: PolicyName) -> None:
 def trigger(session: Session, name: PolicyName, trigger: PolicyTrigger) -> PolicyRunView:
     """Start a run of `name` for `trigger.devices`: each is asked for its least confident
     recent windows. Refused with 409 while a run of it is in progress."""
+    return _run_view(session, _start(session, name, trigger))
+
+
+def _start(session: Session, name: str, trigger: PolicyTrigger) -> PolicyRunRow:
     policy = RetrainPolicy.model_validate(_row(session, name).spec)
     running = session.scalars(select(PolicyRunRow.id).where(_active(name))).first()
     if running is not None:
@@ -101,7 +117,7 @@ def trigger(session: Session, name: PolicyName, trigger: PolicyTrigger) -> Polic
         f"{policy.windows} windows each to label into {policy.dataset}",
         severity="info",
     )
-    return _run_view(session, run)
+    return run
 
 
 def runs(session: Session, window: Window) -> list[PolicyRunView]:
@@ -109,27 +125,48 @@ def runs(session: Session, window: Window) -> list[PolicyRunView]:
     return [_run_view(session, run) for run in session.scalars(query)]
 
 
-def advance(session: Session) -> list[int]:
-    """Move every run in progress on by what happened since: its windows labelled, its job
-    ended. The ids of the runs that moved."""
-    moved = []
+def advance(session: Session) -> list[str]:
+    """Start a run of each policy whose devices drift, and move every run in progress on by
+    what happened since: windows labelled, a job or a rollout ended. The devices whose
+    desired state changed."""
+    changed: list[str] = []
+    for policy in session.scalars(select(PolicyRow).where(PolicyRow.enabled)):
+        if (drifting := _drifting(session, policy.name)) is not None:
+            reason = f"drift alerts on {', '.join(drifting)}"[:200]
+            started = _start(session, policy.name, PolicyTrigger(devices=drifting, reason=reason))
+            changed.extend(started.requests)
     for run in session.scalars(
         select(PolicyRunRow)
         .where(PolicyRunRow.state.not_in(POLICY_ENDED))
         .order_by(PolicyRunRow.id)
     ):
-        before = run.state
         policy_row = session.get(PolicyRow, run.policy)
         if policy_row is None:  # removed since; `remove` ends its runs, so only a race gets here
             continue
-        _advance(session, run, RetrainPolicy.model_validate(policy_row.spec))
-        if run.state != before:
-            moved.append(run.id)
-    return moved
+        changed.extend(_advance(session, run, RetrainPolicy.model_validate(policy_row.spec)))
+    return changed
 
 
-def _advance(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> None:
+def _drifting(session: Session, name: str) -> list[str] | None:
+    """The devices with a drift alert raised since the policy's last run began, still open;
+    None while a run is in progress or none drifts."""
+    if session.scalars(select(PolicyRunRow.id).where(_active(name))).first() is not None:
+        return None
+    since = session.scalar(
+        select(func.max(PolicyRunRow.started_at)).where(PolicyRunRow.policy == name)
+    )
+    query = select(AlertRow.device_id).where(
+        AlertRow.signal == "drift_psi", AlertRow.cleared_at.is_(None)
+    )
+    if since is not None:
+        query = query.where(AlertRow.raised_at > since)
+    return sorted(set(session.scalars(query))) or None
+
+
+def _advance(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> list[str]:
+    """Move `run` on; the devices whose desired state changed."""
     if run.state == "labelling":
+        _label_from_feedback(session, run, policy)
         labelled = _labelled(session, run, policy)
         if labelled >= policy.min_labelled:
             training = _submit(
@@ -143,32 +180,76 @@ def _advance(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> None
                     seed=policy.seed,
                 ),
             )
-            _step(session, run, "training", training, f"{labelled} windows labelled; training")
-        return
+            _step(session, run, "training", f"{labelled} windows labelled; training", training)
+        return []
+    if run.state == "rolling_out":
+        return _follow_rollout(session, run)
     job = session.get(JobRow, run.job_id) if run.job_id is not None else None
     if job is None or job.state in ("queued", "running"):
-        return
+        return []
     if job.state != "succeeded" or not (job.result or {}).get("model"):
         _end(session, run, "failed", f"job {job.id} {job.state}: {job.error or 'no model'}")
-        return
+        return []
     made = ModelView.model_validate(job.result["model"])  # type: ignore[index]
     run.model = BundleRef(name=made.name, version=made.version, digest=made.digest).model_dump(
         mode="json"
     )
     if run.state == "training" and policy.profile is not None:
         optimise = OptimiseRequest(model=made.name, version=made.version, profile=policy.profile)
-        job_row = _submit(session, optimise)
         _step(
             session,
             run,
             "optimising",
-            job_row,
             f"trained {made.name} v{made.version}; optimising for {policy.profile}",
+            _submit(session, optimise),
         )
-        return
-    # Rolling out joins here once rollouts land; until then the model is registered and
-    # waits for an operator's deployment.
-    _end(session, run, "succeeded", f"{made.name} v{made.version} is ready to roll out")
+        return []
+    if policy.rollout is None:
+        _end(session, run, "succeeded", f"{made.name} v{made.version} is registered")
+        return []
+    request = RolloutRequest(**policy.rollout.model_dump(), model=made.name, version=made.version)
+    try:
+        rollout, changed = rollouts.start(session, request)
+    except HubProblem as exc:  # devices another rollout holds, or that cannot run the model
+        _end(session, run, "failed", f"cannot roll {made.name} v{made.version} out: {exc}")
+        return []
+    run.rollout_id = rollout.id
+    _step(
+        session,
+        run,
+        "rolling_out",
+        f"rolling {made.name} v{made.version} out (rollout {rollout.id})",
+    )
+    return changed
+
+
+def _follow_rollout(session: Session, run: PolicyRunRow) -> list[str]:
+    rollout = session.get(RolloutRow, run.rollout_id)
+    if rollout is None:
+        _end(session, run, "failed", f"rollout {run.rollout_id} is gone")
+    elif rollout.state == "completed":
+        _end(session, run, "succeeded", f"rollout {rollout.id} completed")
+    elif rollout.state in ("rolled_back", "aborted"):
+        _end(session, run, "failed", f"rollout {rollout.id} {rollout.state.replace('_', ' ')}")
+    return []
+
+
+def _label_from_feedback(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> None:
+    """Label the run's windows that lie inside a feedback span with the span's label."""
+    by_label: dict[str, list[int]] = {}
+    for device_id, request_id in run.requests.items():
+        for window in session.scalars(
+            select(ReviewWindowRow).where(
+                ReviewWindowRow.device_id == device_id,
+                ReviewWindowRow.request_id == request_id,
+                ReviewWindowRow.label.is_(None),
+            )
+        ):
+            label = feedback.label_at(session, device_id, window.at, window.at)
+            if label is not None:
+                by_label.setdefault(label, []).append(window.id)
+    for label, ids in by_label.items():
+        review.label(session, WindowLabels(ids=ids, label=label, dataset=policy.dataset))
 
 
 def _labelled(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> int:
@@ -191,15 +272,15 @@ def _submit(session: Session, job: TrainRequest | OptimiseRequest) -> JobRow:
 
 
 def _step(
-    session: Session, run: PolicyRunRow, state: PolicyState, job: JobRow, message: str
+    session: Session,
+    run: PolicyRunRow,
+    state: PolicyState,
+    message: str,
+    job: JobRow | None = None,
 ) -> None:
-    run.state, run.job_id, run.updated_at = state, job.id, utcnow()
-    events.record(
-        session,
-        "policy_step",
-        f"{run.policy} run {run.id}: {message} (job {job.id})",
-        severity="info",
-    )
+    run.state, run.job_id, run.updated_at = state, job.id if job else None, utcnow()
+    said = f"{message} (job {job.id})" if job else message
+    events.record(session, "policy_step", f"{run.policy} run {run.id}: {said}", severity="info")
 
 
 def _end(session: Session, run: PolicyRunRow, state: PolicyState, message: str) -> None:
@@ -250,6 +331,7 @@ def _run_view(session: Session, run: PolicyRunRow) -> PolicyRunView:
         requests=run.requests,
         labelled=labelled,
         job_id=run.job_id,
+        rollout_id=run.rollout_id,
         model=BundleRef.model_validate(run.model) if run.model else None,
         error=run.error,
         started_at=run.started_at,

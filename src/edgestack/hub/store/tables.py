@@ -212,7 +212,7 @@ class PolicyRow(Base):
 class PolicyRunRow(Base):
     """One run of a policy, from the devices it was started for to the model it rolled out:
     `requests` maps each device to the window request it was sent, `model` holds the
-    `BundleRef` made so far, `job_id` the job it waits for."""
+    `BundleRef` made so far, `job_id` the job it waits for, `rollout_id` its rollout."""
 
     __tablename__ = "policy_runs"
 
@@ -222,6 +222,7 @@ class PolicyRunRow(Base):
     reason: Mapped[str] = mapped_column(String(200))
     requests: Mapped[dict[str, int]] = mapped_column(JSON)
     job_id: Mapped[int | None]
+    rollout_id: Mapped[int | None]
     model: Mapped[Json | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(String(4000))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)

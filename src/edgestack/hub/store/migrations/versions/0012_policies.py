@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(200), nullable=False),
         sa.Column("requests", sa.JSON(), nullable=False),
         sa.Column("job_id", sa.Integer(), nullable=True),
+        sa.Column("rollout_id", sa.Integer(), nullable=True),
         sa.Column("model", sa.JSON(), nullable=True),
         sa.Column("error", sa.String(4000), nullable=True),
         sa.Column("started_at", sa.DateTime(), nullable=False),
