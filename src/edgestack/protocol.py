@@ -461,6 +461,9 @@ class TelemetryBatch(Wire):
     dead_lettered: Count = Field(
         default=0, description="messages the hub refused for good, since the device began"
     )
+    outbox_pending: Count = Field(
+        default=0, description="messages waiting in the device's outbox at the cut"
+    )
     monitoring: MonitorReport | None = Field(
         default=None, description="null while no model runs or monitoring is off"
     )
