@@ -3,19 +3,22 @@ import gzip
 import httpx
 import pytest
 
-from edgestack.bundle import Bundle, Reference
 from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import DeviceRow, TelemetryRow
 from edgestack.hub.store.telemetry import DRIFT_WINDOWS
-from edgestack.protocol import (
-    BadExample,
-    DriftReport,
-    IngestAck,
-    MonitorReport,
-    TelemetryTotals,
-)
+from edgestack.protocol import BadExample, IngestAck, TelemetryTotals
 
-from .factories import ADMIN, SPEC, Device, Enrol, count, telemetry_batch
+from .factories import (
+    ADMIN,
+    SHIFTED,
+    STEADY,
+    Device,
+    Enrol,
+    count,
+    monitored_batch,
+    registered_with_reference,
+    telemetry_batch,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -228,41 +231,12 @@ async def test_totals_keep_a_bounded_number_of_names_and_lose_no_count(
     assert totals["predictions"]["other"] == 400 - 255
 
 
-REFERENCE = Reference(rows=1000, edges=[[-1.0, 0.0, 1.0]] * 2, shares=[[0.25] * 4] * 2)
-STEADY = [[10, 10, 10, 10], [10, 10, 10, 10]]  # 40 windows as the training rows spread
-SHIFTED = [[0, 0, 0, 40], [10, 10, 10, 10]]  # 40 windows, the first feature above its range
-
-
-async def _registered_with_reference(client: httpx.AsyncClient) -> str:
-    bundle = Bundle.create(
-        name="motor", labels=["normal", "worn"], input=SPEC, model=b"m", reference=REFERENCE
-    )
-    response = await client.post(
-        "/v1/models",
-        content=bundle.pack(),
-        headers={**ADMIN, "Content-Type": "application/octet-stream"},
-    )
-    assert response.status_code == 201, response.text
-    digest: str = response.json()["digest"]
-    return digest
-
-
-def _monitored(seq: int, digest: str, counts: list[list[int]], **report: object) -> str:
-    monitoring = MonitorReport(
-        drift=DriftReport(counts=counts, psi=[0.0, 0.0], ks=[0.0, 0.0]),
-        changes={"confidence": 1},
-        **report,  # type: ignore[arg-type]
-    )
-    batch = telemetry_batch(seq, windows=40, bundle_digest=digest, monitoring=monitoring)
-    return batch.model_dump_json()
-
-
 async def test_rolling_drift_waits_for_enough_windows_then_shows_the_shift(
     client: httpx.AsyncClient, device: Device
 ) -> None:
-    digest = await _registered_with_reference(client)
-    steady = [_monitored(seq, digest, STEADY) for seq in (1, 2)]
-    shifted = _monitored(3, digest, SHIFTED, p99_ms=12.5, anomaly_max=4.0, rss_bytes=7)
+    digest = await registered_with_reference(client)
+    steady = [monitored_batch(seq, digest, STEADY) for seq in (1, 2)]
+    shifted = monitored_batch(3, digest, SHIFTED, p99_ms=12.5, anomaly_max=4.0, rss_bytes=7)
 
     for body in steady:
         await client.post(URL, content=body, headers=device.auth)
@@ -283,17 +257,17 @@ async def test_rolling_drift_waits_for_enough_windows_then_shows_the_shift(
 async def test_rolling_drift_counts_only_the_bundle_running_now(
     client: httpx.AsyncClient, device: Device
 ) -> None:
-    digest = await _registered_with_reference(client)
-    other = _monitored(1, "cd" * 32, STEADY)  # a bundle this hub never registered
-    late = _monitored(2, digest, SHIFTED)
-    bodies = [_monitored(seq, digest, STEADY) for seq in (3, 4, 5)]
+    digest = await registered_with_reference(client)
+    other = monitored_batch(1, "cd" * 32, STEADY)  # a bundle this hub never registered
+    late = monitored_batch(2, digest, SHIFTED)
+    bodies = [monitored_batch(seq, digest, STEADY) for seq in (3, 4, 5)]
 
     for body in (other, *bodies):
         await client.post(URL, content=body, headers=device.auth)
     steady = await _totals(client)
     await client.post(URL, content=late, headers=device.auth)  # arrives after seq 5
     after_late = await _totals(client)
-    await client.post(URL, content=_monitored(6, "cd" * 32, STEADY), headers=device.auth)
+    await client.post(URL, content=monitored_batch(6, "cd" * 32, STEADY), headers=device.auth)
     unregistered = await _totals(client)
 
     assert steady.drift_windows == 120 and steady.drift_psi == pytest.approx(0.0)
