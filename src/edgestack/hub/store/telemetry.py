@@ -89,9 +89,7 @@ def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
         latency_ms_p95=latest.latency_ms_p95,
         mean_confidence=latest.mean_confidence,
         outbox_pending=latest.outbox_pending,
-        changes=_capped(
-            Counter(totals.changes) + Counter(monitoring.changes if monitoring else {})
-        ),
+        changes=_capped(_summed(totals.changes, monitoring.changes if monitoring else {})),
         **(
             _monitored(monitoring)
             if latest is batch
@@ -195,6 +193,14 @@ def _by_feature(features: list[str], scores: np.ndarray) -> dict[str, float]:
         for name, score in zip(features, scores.tolist(), strict=True)
         if math.isfinite(score)
     }
+
+
+def _summed(counts: dict[str, int], more: dict[str, int]) -> Counter[str]:
+    """The counts added up, keeping a name whose count is still 0: a signal watched without
+    an alarm yet is a series of 0, not a missing one."""
+    summed = Counter(counts)
+    summed.update(more)
+    return summed
 
 
 def _capped(counts: Counter[str]) -> dict[str, int]:
