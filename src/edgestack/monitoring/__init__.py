@@ -5,7 +5,7 @@ sensor streams. A library: no network, no database; the agent and the hub both u
 Every built-in detector is registered in `DETECTORS` when this package is imported.
 """
 
-from edgestack.monitoring.anomaly import EnergyScore
+from edgestack.monitoring.anomaly import EnergyScore, mean_square
 from edgestack.monitoring.detector import DETECTORS, Adwin, Detector, PageHinkley
 from edgestack.monitoring.drift import BINS, DriftSketch, ks, psi, reference
 from edgestack.monitoring.interval import CONFIDENCE_BINS, Interval, LatencyHistogram, Summary
@@ -23,6 +23,7 @@ __all__ = [
     "PageHinkley",
     "Summary",
     "ks",
+    "mean_square",
     "psi",
     "reference",
 ]

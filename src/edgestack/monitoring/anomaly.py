@@ -3,6 +3,7 @@ energy lies from what the stream has shown so far.
 
     score = EnergyScore()
     scores = score.update(windows, quality)    # (k,) largest |z| over the channels
+    scores = score.update_mean_square(mean_square(windows))   # the same, from the energies
 """
 
 import math
@@ -11,7 +12,19 @@ import numpy as np
 
 from edgestack.sensing import Quality
 
-__all__ = ["EnergyScore"]
+__all__ = ["EnergyScore", "mean_square"]
+
+
+def mean_square(windows: np.ndarray) -> np.ndarray:
+    """Each channel's mean square sample of windows `(k, channels, size, ...)`, `(k, channels)`
+    float64: what `EnergyScore.update_mean_square` scores. Non-finite samples make it
+    non-finite; `EnergyScore.update` counts and leaves them out instead."""
+    k, channels = windows.shape[:2]
+    return _mean_square(windows.reshape(k, channels, math.prod(windows.shape[2:])))
+
+
+def _mean_square(flat: np.ndarray) -> np.ndarray:
+    return np.einsum("kcs,kcs->kc", flat, flat).astype(np.float64) / max(flat.shape[2], 1)
 
 
 class EnergyScore:
@@ -37,19 +50,23 @@ class EnergyScore:
         flat = windows.reshape(k, channels, math.prod(windows.shape[2:]))
         finite = np.isfinite(flat)
         if finite.all():  # the usual case: one pass for the energy, no masks
-            seen = np.full((k, channels), flat.shape[2])
-            power = np.einsum("kcs,kcs->kc", flat, flat)
-        else:
-            quality.count("anomaly_nonfinite", int((~finite).sum()))
-            seen = finite.sum(axis=2)
-            clean = np.where(finite, flat, 0.0)
-            power = np.einsum("kcs,kcs->kc", clean, clean)
-        energy = 0.5 * np.log(power.astype(np.float64) / np.maximum(seen, 1) + 1e-12)
-        valid = (seen > 0).tolist()
+            return self.update_mean_square(_mean_square(flat))
+        quality.count("anomaly_nonfinite", int((~finite).sum()))
+        seen = finite.sum(axis=2)
+        clean = np.where(finite, flat, 0.0)
+        power = np.einsum("kcs,kcs->kc", clean, clean).astype(np.float64)
+        return self.update_mean_square(np.where(seen > 0, power / np.maximum(seen, 1), np.nan))
+
+    def update_mean_square(self, mean_square: np.ndarray) -> np.ndarray:
+        """Scores of windows given each channel's mean square sample `(k, channels)`, NaN for
+        a channel with no finite sample: for a caller that took it from the windows already
+        (`mean_square(windows)`), or keeps windows to score them a batch at a time."""
+        valid = np.isfinite(mean_square)
+        energy = 0.5 * np.log(np.where(valid, mean_square, 0.0) + 1e-12)
         return np.array(
-            [self._score(e, v) for e, v in zip(energy.tolist(), valid, strict=True)],
+            [self._score(e, v) for e, v in zip(energy.tolist(), valid.tolist(), strict=True)],
             dtype=np.float64,
-        ).reshape(k)
+        ).reshape(len(mean_square))
 
     def _score(self, energy: list[float], valid: list[bool]) -> float:
         """The score of one window's channel energies; then they join the statistics. Plain
