@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from bundles import random_bundle
+from edgestack.agent import AgentSettings
 from edgestack.agent.hotpath import HotPath, LoadedModel
 from edgestack.agent.monitor import ModelMonitor
-from edgestack.bundle import Bundle, digest
+from edgestack.bundle import Bundle, Reference, digest
 from edgestack.monitoring import reference
 from edgestack.processing import FeaturePipeline, vibration_spec
 from edgestack.protocol import BundleRef, MonitorReport
@@ -156,3 +158,20 @@ def test_non_finite_rows_are_counted_and_left_out_of_the_sketch(watched: LoadedM
     assert report.drift is not None and sum(report.drift.counts[0]) == 1
     assert report.confidence[9] == 1 and report.confidence[8] == 1
     assert report.anomaly_max is None  # no windows given
+
+
+def test_a_reference_too_big_for_the_wire_is_not_sketched(watched: LoadedModel) -> None:
+    bins = 100  # a DriftReport holds at most 64 per feature
+    edges = [[float(i) for i in range(bins - 1)]] * len(SPEC.features)
+    shares = [[1 / bins] * bins] * len(SPEC.features)
+    huge = Reference(rows=1000, edges=edges, shares=shares)
+    monitor = ModelMonitor(watched.ref, watched.labels, huge)
+
+    monitor.add(1e-3, np.array([[0.9, 0.1]]), np.zeros((1, len(SPEC.features))), None)
+
+    assert monitor.take().drift is None
+
+
+def test_an_unknown_detector_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ValidationError, match="known: adwin, page_hinkley"):
+        AgentSettings(enrol_token="t", device_id="edge-1", detector="cusum")

@@ -273,3 +273,17 @@ async def test_rolling_drift_counts_only_the_bundle_running_now(
     assert steady.drift_windows == 120 and steady.drift_psi == pytest.approx(0.0)
     assert after_late.drift_psi == steady.drift_psi  # no newer than the latest
     assert unregistered.drift_psi is None and unregistered.drift_windows == 0
+
+
+async def test_a_sketch_that_does_not_fit_the_reference_is_left_out(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    digest = await registered_with_reference(client)
+    ragged = monitored_batch(1, digest, [[40], [10, 10, 10, 10]])
+    too_wide = monitored_batch(2, digest, [[10, 10, 10, 10, 0], [10, 10, 10, 10, 0]])
+
+    answers = [await client.post(URL, content=b, headers=device.auth) for b in (ragged, too_wide)]
+    totals = await _totals(client)
+
+    assert [a.status_code for a in answers] == [200, 200]
+    assert totals.batches == 2 and totals.drift_windows == 0 and totals.drift_psi is None

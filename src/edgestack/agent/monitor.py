@@ -13,6 +13,7 @@ import math
 import threading
 
 import numpy as np
+from pydantic import ValidationError
 
 from edgestack.bundle import Reference
 from edgestack.monitoring import (
@@ -56,8 +57,8 @@ class ModelMonitor:
         self.quality = Quality()
         self._lock = threading.Lock()
         self._interval = Interval(labels)
-        self._reference = reference
-        self._sketch = DriftSketch(reference) if reference is not None else None
+        self._reference = reference if reference is not None and _sendable(reference) else None
+        self._sketch = DriftSketch(self._reference) if self._reference is not None else None
         self._energy = EnergyScore()
         self._detectors = {signal: DETECTORS.build(detector) for signal in WATCHED}
         self._rows: list[np.ndarray] = []
@@ -147,6 +148,17 @@ class ModelMonitor:
             anomaly_max=anomaly_max if windows else None,
             anomaly_mean=anomaly_sum / windows if windows else None,
         )
+
+
+def _sendable(reference: Reference) -> bool:
+    """Whether a sketch of `reference` fits a `DriftReport`: one of more features or bins than
+    the wire bounds is not kept, or every telemetry cut would fail with it."""
+    features, bins = len(reference.shares), len(reference.shares[0])
+    try:
+        DriftReport(counts=[[0] * bins] * features, psi=[None] * features, ks=[None] * features)
+    except ValidationError:
+        return False
+    return True
 
 
 def _finite(value: float) -> float | None:

@@ -165,7 +165,9 @@ def _sketches(
     """The drift counts of `latest`, then of the batches before it, newest first, as long as
     they ran the same bundle; a sketch of another shape than the reference's is left out."""
     assert latest.monitoring is not None and latest.monitoring.drift is not None
-    yield np.array(latest.monitoring.drift.counts, dtype=np.int64).reshape(shape)
+    newest = _fitting(latest.monitoring.drift.counts, shape)
+    if newest is not None:
+        yield newest
     older = (
         select(TelemetryRow.batch)
         .where(TelemetryRow.device_id == device_id, TelemetryRow.seq < latest.seq)
@@ -179,11 +181,19 @@ def _sketches(
             if batch.get("bundle_digest") != latest.bundle_digest:
                 return
             drift = (batch.get("monitoring") or {}).get("drift")
-            counts = np.array(drift["counts"] if drift else [], dtype=np.int64)
-            if counts.shape == shape:
+            counts = _fitting(drift["counts"], shape) if drift else None
+            if counts is not None:
                 yield counts
         if len(page) < _PAGE:
             return
+
+
+def _fitting(counts: list[list[int]], shape: tuple[int, int]) -> np.ndarray | None:
+    """`counts` as an array if they have the reference's shape, features by bins; None for a
+    sketch of another shape, which a device sent wrong."""
+    if len(counts) != shape[0] or any(len(row) != shape[1] for row in counts):
+        return None
+    return np.array(counts, dtype=np.int64)
 
 
 def _by_feature(features: list[str], scores: np.ndarray) -> dict[str, float]:
