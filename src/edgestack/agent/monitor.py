@@ -61,6 +61,7 @@ class ModelMonitor:
         self._sketch = DriftSketch(self._reference) if self._reference is not None else None
         self._energy = EnergyScore()
         self._detectors = {signal: DETECTORS.build(detector) for signal in WATCHED}
+        self._latencies: list[float] = []
         self._rows: list[np.ndarray] = []
         self._probabilities: list[np.ndarray] = []
         self._energies: list[np.ndarray] = []
@@ -84,12 +85,12 @@ class ModelMonitor:
         `probabilities` `(k, labels)`; `windows` are the samples the rows came from,
         `(k, channels, size, ...)`, or None where the pipeline does not say.
 
-        The sketch, the detectors and the anomaly score take them a batch at a time; `take`
-        flushes the rest."""
+        The interval, the sketch, the detectors and the anomaly score take them a batch at a
+        time; `take` flushes the rest."""
         # The energy is taken now, while the windows are at hand; they are not kept.
         energy = mean_square(windows) if windows is not None and len(windows) == len(rows) else None
         with self._lock:
-            self._interval.add(latency_s, probabilities)
+            self._latencies.append(latency_s)
             self._rows.append(rows)
             self._probabilities.append(probabilities)
             if energy is not None:
@@ -100,11 +101,13 @@ class ModelMonitor:
 
     def _flush(self) -> None:
         """Feed what `add` held back to the sketch, the detectors and the anomaly score."""
-        if not self._pending:
+        if not self._latencies:
             return
+        probabilities = np.concatenate(self._probabilities)
+        self._interval.add_calls(np.array(self._latencies), probabilities)
         if self._sketch is not None:
             self._sketch.update(np.concatenate(self._rows), self.quality)
-        confidence = np.concatenate(self._probabilities).max(axis=1)
+        confidence = probabilities.max(axis=1)
         detectors = self._detectors
         self._changes["confidence"] += len(detectors["confidence"].update(confidence, self.quality))
         if self._energies:
@@ -113,7 +116,7 @@ class ModelMonitor:
             self._anomaly_max = max(self._anomaly_max, float(scores.max()))
             self._anomaly_sum += float(scores.sum())
             self._anomaly_windows += len(scores)
-        self._rows, self._probabilities, self._energies = [], [], []
+        self._latencies, self._rows, self._probabilities, self._energies = [], [], [], []
         self._pending = 0
 
     def take(self, now: float | None = None) -> MonitorReport:
