@@ -3,6 +3,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edgestack.agent.monitor import DEFAULT_DETECTOR
 from edgestack.monitoring import DETECTORS
 from edgestack.protocol import DeviceId
 
@@ -35,7 +36,7 @@ class AgentSettings(BaseSettings):
         "it in telemetry; off, the hot path does none of that work",
     )
     detector: str = Field(
-        default="page_hinkley",
+        default=DEFAULT_DETECTOR,
         description="the change detector (one of edgestack.monitoring.DETECTORS) watching "
         "each window's confidence and anomaly score",
     )
