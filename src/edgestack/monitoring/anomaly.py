@@ -72,18 +72,23 @@ class EnergyScore:
 
     def _score(self, energy: list[float], valid: list[bool]) -> float:
         """The score of one window's channel energies; then they join the statistics. Plain
-        floats: a handful of channels costs less so than as numpy arrays."""
+        floats and local names: a handful of channels costs less so than as numpy arrays."""
         if not self._mean:
             self._mean, self._var = list(energy), [0.0] * len(energy)
+        mean, var = self._mean, self._var
         self._n += 1
         alpha = max(self._alpha, 1.0 / self._n)  # early on the mean moves fast, later slowly
+        keep = 1.0 - alpha
+        scoring = self._n > self.warmup
         score = 0.0
-        for c, (value, ok) in enumerate(zip(energy, valid, strict=True)):
-            if not ok:
+        for c, value in enumerate(energy):
+            if not valid[c]:
                 continue
-            step = value - self._mean[c]
-            if self._n > self.warmup:
-                score = max(score, abs(step) / math.sqrt(self._var[c] + 1e-12))
-            self._mean[c] += alpha * step
-            self._var[c] = (1 - alpha) * (self._var[c] + alpha * step * step)
+            step = value - mean[c]
+            if scoring:
+                z = abs(step) / math.sqrt(var[c] + 1e-12)
+                if z > score:
+                    score = z
+            mean[c] += alpha * step
+            var[c] = keep * (var[c] + alpha * step * step)
         return score
