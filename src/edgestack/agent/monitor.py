@@ -31,12 +31,12 @@ from edgestack.sensing import Quality
 __all__ = ["DEFAULT_DETECTOR", "WATCHED", "ModelMonitor"]
 
 DEFAULT_DETECTOR = "page_hinkley"
-# Windows held back before the sketch, detectors and anomaly score take them: their numpy
-# calls cost as much for one window as for a dozen, and the hot path mostly completes one.
-_BATCH_WINDOWS = 16
 WATCHED = ("confidence", "anomaly")
 """The signals a change detector watches, per window: the chosen label's probability, and the
 sensor-stream anomaly score; `MonitorReport.changes` counts alarms under these names."""
+# Windows held back before the interval, sketch, detectors and anomaly score take them: their
+# numpy calls cost as much for one window as for a dozen, and a chunk mostly completes one.
+_BATCH_WINDOWS = 16
 
 
 class ModelMonitor:
@@ -100,7 +100,8 @@ class ModelMonitor:
                 self._flush()
 
     def _flush(self) -> None:
-        """Feed what `add` held back to the sketch, the detectors and the anomaly score."""
+        """Feed what `add` held back to the interval, the sketch, the detectors and the
+        anomaly score."""
         if not self._latencies:
             return
         probabilities = np.concatenate(self._probabilities)
