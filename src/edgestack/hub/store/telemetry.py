@@ -27,7 +27,8 @@ DRIFT_WINDOWS = 120
 """Windows the rolling drift needs before it gives a score: PSI over fewer is mostly noise
 (one empty bin alone adds about 0.7)."""
 DRIFT_BATCHES = 64
-"""The most batches it looks back over; a device sending fewer windows than that shows none."""
+"""The most batches it looks back over: a device whose latest batches hold fewer than
+`DRIFT_WINDOWS` windows in all has no drift score."""
 _PAGE = 8
 
 _KEEP_EXAMPLES = 20
