@@ -548,6 +548,9 @@ class TelemetryBatch(Wire):
     dead_lettered: Count = Field(
         default=0, description="messages the hub refused for good, since the device began"
     )
+    outbox_pending: Count = Field(
+        default=0, description="messages waiting in the device's outbox at the cut"
+    )
     monitoring: MonitorReport | None = Field(
         default=None, description="null while no model runs or monitoring is off"
     )
@@ -738,6 +741,39 @@ class TelemetryTotals(Wire):
     latency_ms_p50: float | None = Field(default=None, description="of the latest batch")
     latency_ms_p95: float | None = Field(default=None, description="of the latest batch")
     mean_confidence: float | None = Field(default=None, description="of the latest batch")
+    outbox_pending: int = Field(default=0, description="the device's outbox depth, latest")
+    # From the latest batch's `monitoring`: null while it has none (no model, monitoring off).
+    p50_ms: float | None = Field(default=None, description="per model call, latest monitoring")
+    p95_ms: float | None = Field(default=None, description="per model call, latest monitoring")
+    p99_ms: float | None = Field(default=None, description="per model call, latest monitoring")
+    throughput: float | None = Field(default=None, description="windows/s, latest monitoring")
+    cpu_share: float | None = Field(default=None, description="cores busy, latest monitoring")
+    rss_bytes: int | None = Field(default=None, description="agent memory, latest monitoring")
+    anomaly_max: float | None = Field(
+        default=None, description="largest sensor-stream anomaly score, latest monitoring"
+    )
+    anomaly_mean: float | None = Field(default=None, description="latest monitoring")
+    changes: dict[str, int] = Field(
+        default_factory=dict,
+        description="change-detector alarms per watched signal, summed since enrolment",
+    )
+    # Input drift summed over the device's latest batches of the bundle it runs, until they
+    # cover enough windows (the hub's DRIFT_WINDOWS): PSI over a handful of windows is noise.
+    drift_windows: int = Field(
+        default=0, description="windows the rolling drift covers; 0 when there is none"
+    )
+    drift_psi: float | None = Field(
+        default=None,
+        description="the largest PSI over features of the rolling drift; null until it "
+        "covers enough windows, or while the running bundle has no reference",
+    )
+    drift_ks: float | None = Field(default=None, description="the largest KS, likewise")
+    drift_psi_by_feature: dict[str, float] = Field(
+        default_factory=dict, description="PSI per feature name of the rolling drift"
+    )
+    drift_ks_by_feature: dict[str, float] = Field(
+        default_factory=dict, description="KS per feature name of the rolling drift"
+    )
 
 
 class DeviceView(Wire):

@@ -86,7 +86,7 @@ class _Artifacts:
         return HubLink("http://hub", transport=httpx.MockTransport(self))
 
 
-def _agent(data_dir: Path) -> Agent:
+def _agent(data_dir: Path, *, monitoring: bool = True) -> Agent:
     settings = AgentSettings(
         hub_url=DEAD_HUB,
         enrol_token="t",
@@ -94,6 +94,7 @@ def _agent(data_dir: Path) -> Agent:
         data_dir=data_dir,
         chunk_s=0.05,
         drain_timeout_s=0,
+        monitoring=monitoring,
     )
     return Agent(settings)
 
@@ -109,6 +110,18 @@ def _telemetry(data_dir: Path) -> list[TelemetryBatch]:
     return batches
 
 
+async def _run_offline(agent: Agent, windows: int) -> None:
+    """Run `agent` against no hub until it has classified `windows`, then stop it."""
+    run = asyncio.create_task(agent.run())
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if agent.hot.telemetry.windows >= windows:
+            break
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
 @pytest.mark.anyio
 async def test_offline_restart_runs_the_last_good_bundle_and_buffers(
     tmp_path: Path, hub_keys: HubKeys, caplog: pytest.LogCaptureFixture
@@ -116,23 +129,32 @@ async def test_offline_restart_runs_the_last_good_bundle_and_buffers(
     caplog.set_level(logging.INFO, logger="edgestack.agent")
     ref = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
     agent = _agent(tmp_path)
-    run = asyncio.create_task(agent.run())
 
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if agent.hot.telemetry.windows >= 3:
-            break
-    run.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await run
+    await _run_offline(agent, 3)
 
     batches = _telemetry(tmp_path)
     assert agent.hot.model is not None and agent.hot.model.ref == ref
     assert [b.seq for b in batches] == [1]
     assert batches[0].bundle_digest == ref.digest
     assert sum(batches[0].predictions.values()) == batches[0].windows >= 3
+    monitoring = batches[0].monitoring
+    assert monitoring is not None and sum(monitoring.confidence) >= 3
+    assert monitoring.drift is None  # the bundle carries no reference
     # Said once, when the model first classified a live window, not at every window.
     assert [r.getMessage() for r in caplog.records].count("m v1 classified its first window") == 1
+
+
+@pytest.mark.anyio
+async def test_with_monitoring_off_telemetry_carries_none(
+    tmp_path: Path, hub_keys: HubKeys
+) -> None:
+    _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
+    agent = _agent(tmp_path, monitoring=False)
+
+    await _run_offline(agent, 3)
+
+    (batch,) = _telemetry(tmp_path)
+    assert batch.windows >= 3 and batch.monitoring is None
 
 
 @pytest.mark.anyio

@@ -11,7 +11,14 @@ from edgestack.bundle import Bundle
 from edgestack.cli.alerts import accuracy_listing, alerts_listing, rules_listing
 from edgestack.cli.common import Listing
 from edgestack.cli.data import datasets_listing
-from edgestack.cli.fleet import devices_listing, events_listing, models_listing, profiles_listing
+from edgestack.cli.fleet import (
+    devices_listing,
+    drift_listing,
+    events_listing,
+    models_listing,
+    monitoring_listing,
+    profiles_listing,
+)
 from edgestack.hub.store.alerts import DEFAULT_RULES
 from edgestack.processing import vibration_spec
 from edgestack.profiles import PROFILES
@@ -55,6 +62,19 @@ def _device() -> DeviceView:
             bad_input={"nan": 3, "time_backwards": 12, "wrong_channel_count": 1},
             raw_bytes=10**9,
             uplink_bytes=10**6,
+            p50_ms=0.41,
+            p95_ms=2.27,
+            p99_ms=12.3,
+            throughput=3.9,
+            cpu_share=0.173,
+            rss_bytes=97 * 2**20,
+            anomaly_max=4.25,
+            changes={"confidence": 2, "anomaly": 1},
+            drift_windows=128,
+            drift_psi=0.314,
+            drift_ks=0.2,
+            drift_psi_by_feature={f"accel_{a}.band{i}": 0.03 * i for a in "xyz" for i in range(8)},
+            drift_ks_by_feature={f"accel_{a}.band{i}": 0.02 * i for a in "xyz" for i in range(8)},
         ),
         profile="pi",
         tags={"site": "plant-4", "line": "2"},
@@ -136,6 +156,8 @@ LISTINGS = {
     "alerts rules": rules_listing(list(DEFAULT_RULES.values())),
     "accuracy": accuracy_listing([_accuracy()]),
     "devices": devices_listing([_device()]),
+    "devices show, monitoring": monitoring_listing(_device()),
+    "devices show, drift": drift_listing(_device()),
     "models": models_listing([_model()]),
     "events": events_listing([_event()]),
     "profiles": profiles_listing(list(PROFILES.values())),

@@ -10,14 +10,16 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import func, select
 
-from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec
+from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec, Reference
 from edgestack.hub.context import HubContext
 from edgestack.protocol import (
     DataSample,
+    DriftReport,
     Event,
     EventBatch,
     Feeds,
     Hardware,
+    MonitorReport,
     SampleBatch,
     TelemetryBatch,
 )
@@ -66,6 +68,47 @@ def telemetry_batch(seq: int = 1, **changes: object) -> TelemetryBatch:
         "uplink_bytes": 900,
     }
     return TelemetryBatch.model_validate({**fields, **changes})
+
+
+REFERENCE = Reference(rows=1000, edges=[[-1.0, 0.0, 1.0]] * 2, shares=[[0.25] * 4] * 2)
+STEADY = [[10, 10, 10, 10], [10, 10, 10, 10]]  # 40 windows as the training rows spread
+SHIFTED = [[0, 0, 0, 40], [10, 10, 10, 10]]  # 40 windows, the first feature above its range
+
+
+async def registered_with_reference(client: httpx.AsyncClient) -> str:
+    """Register a bundle of `SPEC` whose manifest carries `REFERENCE`; its signed digest."""
+    bundle = Bundle.create(
+        name="motor", labels=["normal", "worn"], input=SPEC, model=b"m", reference=REFERENCE
+    )
+    response = await client.post(
+        "/v1/models",
+        content=bundle.pack(),
+        headers={**ADMIN, "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 201, response.text
+    digest: str = response.json()["digest"]
+    return digest
+
+
+def monitored_batch(
+    seq: int, digest: str, counts: list[list[int]], *, outbox_pending: int = 0, **report: object
+) -> str:
+    """A telemetry batch, as JSON, of 40 windows of bundle `digest` whose monitoring counted
+    `counts` per feature and reference bin, with one confidence change, and `report`'s other
+    fields."""
+    monitoring = MonitorReport(
+        drift=DriftReport(counts=counts, psi=[0.0, 0.0], ks=[0.0, 0.0]),
+        changes={"confidence": 1},
+        **report,  # type: ignore[arg-type]
+    )
+    batch = telemetry_batch(
+        seq,
+        windows=40,
+        bundle_digest=digest,
+        monitoring=monitoring,
+        outbox_pending=outbox_pending,
+    )
+    return batch.model_dump_json()
 
 
 def event_batch(count: int = 2) -> EventBatch:

@@ -8,7 +8,18 @@ from edgestack.hub.context import HubContext
 from edgestack.hub.store import events
 from edgestack.protocol import BundleRef, ReportedState
 
-from .factories import ADMIN, HARDWARE, Device, Enrol, event_batch, telemetry_batch
+from .factories import (
+    ADMIN,
+    HARDWARE,
+    SHIFTED,
+    STEADY,
+    Device,
+    Enrol,
+    event_batch,
+    monitored_batch,
+    registered_with_reference,
+    telemetry_batch,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +97,60 @@ async def test_metrics_show_each_device_and_model_after_telemetry_arrives(
     assert age is not None and 0 <= age < 3600
     assert _value(samples, "edgestack_events_total", device="motor-1", kind="alarm_raised") == 3
     assert _value(samples, "edgestack_events_total", device="motor-2", kind="device_enrolled") == 1
+
+
+async def test_metrics_show_monitoring_drift_per_feature_and_outbox_depth(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    digest = await registered_with_reference(client)
+    bodies = [monitored_batch(seq, digest, STEADY) for seq in (1, 2)]
+    last = monitored_batch(
+        3,
+        digest,
+        SHIFTED,
+        p50_ms=1.5,
+        p95_ms=4.0,
+        p99_ms=9.0,
+        throughput=3.5,
+        cpu_share=0.25,
+        rss_bytes=80_000_000,
+        anomaly_max=6.5,
+        outbox_pending=12,
+    )
+    for body in (*bodies, last):
+        await _send(client, device, "telemetry", body)
+
+    samples = await _scrape(client)
+
+    key = {"device": "motor-1", "model": ""}
+    for quantile, ms in (("0.5", 1.5), ("0.95", 4.0), ("0.99", 9.0)):
+        assert _value(samples, "edgestack_call_latency_ms", **key, quantile=quantile) == ms
+    assert _value(samples, "edgestack_throughput", **key) == 3.5
+    assert _value(samples, "edgestack_cpu_share", **key) == 0.25
+    assert _value(samples, "edgestack_rss_bytes", **key) == 80_000_000
+    assert _value(samples, "edgestack_anomaly_score", **key) == 6.5
+    assert _value(samples, "edgestack_outbox_pending", **key) == 12
+    assert _value(samples, "edgestack_drift_windows", **key) == 120
+    rms = _value(samples, "edgestack_feature_drift_psi", **key, feature="rms")
+    peak = _value(samples, "edgestack_feature_drift_psi", **key, feature="peak")
+    assert rms is not None and peak is not None and rms > 0.2 > peak
+    assert _value(samples, "edgestack_drift_psi", **key) == rms
+    assert _value(samples, "edgestack_drift_ks", **key) == 0.25
+    assert _value(samples, "edgestack_changes_total", **key, signal="confidence") == 3
+
+
+async def test_a_device_without_monitoring_has_no_monitoring_series(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    await _send(client, device, "telemetry", telemetry_batch(1).model_dump_json())
+
+    samples = await _scrape(client)
+
+    key = {"device": "motor-1", "model": ""}
+    assert _value(samples, "edgestack_drift_psi", **key) is None
+    assert _value(samples, "edgestack_call_latency_ms", **key, quantile="0.99") is None
+    assert _value(samples, "edgestack_drift_windows", **key) == 0
+    assert _value(samples, "edgestack_outbox_pending", **key) == 0
 
 
 async def test_the_hubs_own_events_count_under_no_device(

@@ -9,19 +9,23 @@ import httpx
 import pytest
 
 from bundles import random_bundle
+from edgestack.bundle import Bundle
 from edgestack.hub import HubSettings
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import policies
-from edgestack.protocol import (
-    BundleRef,
-    DriftReport,
-    ModelView,
-    MonitorReport,
-    ReviewWindow,
-    WindowBatch,
-)
+from edgestack.protocol import BundleRef, ModelView, ReviewWindow, WindowBatch
 
-from .factories import ADMIN, SPEC, Device, Enrol, Ready, packed_bundle, telemetry_batch
+from .factories import (
+    ADMIN,
+    REFERENCE,
+    SHIFTED,
+    SPEC,
+    Device,
+    Enrol,
+    Ready,
+    monitored_batch,
+    packed_bundle,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -230,14 +234,13 @@ async def test_a_run_for_an_unknown_device_changes_nothing(
     assert (await client.get("/v1/policy-runs", headers=ADMIN)).json() == []
 
 
-async def _drift(client: httpx.AsyncClient, who: Device, first_seq: int) -> None:
-    """Two batches of drifting input: enough for the default drift alert to be raised."""
-    drift = DriftReport(counts=[[5, 5], [5, 5]], psi=[0.5, 0.1], ks=[0.3, 0.1])
-    for seq in (first_seq, first_seq + 1):
-        batch = telemetry_batch(seq, monitoring=MonitorReport(drift=drift))
+async def _drift(client: httpx.AsyncClient, who: Device, digest: str) -> None:
+    """Four batches of 40 windows of input outside the training range: the rolling drift
+    covers enough windows from the third, and the default drift alert wants two in a row."""
+    for seq in range(1, 5):
         response = await client.post(
             f"/v1/devices/{who.device_id}/telemetry",
-            content=batch.model_dump_json(),
+            content=monitored_batch(seq, digest, SHIFTED),
             headers=who.auth,
         )
         assert response.status_code == 200, response.text
@@ -248,7 +251,10 @@ async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls
 ) -> None:
     fleet = [await ready(name) for name in ("d1", "d2", "d3")]
     raw = {**ADMIN, "Content-Type": "application/octet-stream"}
-    await client.post("/v1/models", content=packed_bundle("review", 1), headers=raw)
+    first = Bundle.create(
+        name="review", labels=["normal", "worn"], input=SPEC, model=b"v1", reference=REFERENCE
+    )
+    running = (await client.post("/v1/models", content=first.pack(), headers=raw)).json()
     await client.post("/v1/deployments", json={"model": "review", "all": True}, headers=ADMIN)
     candidate = BundleRef.model_validate(
         (await client.post("/v1/models", content=packed_bundle("review", 2), headers=raw)).json()
@@ -258,8 +264,8 @@ async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls
     await client.put("/v1/policies/retrain-on-drift", json=body, headers=ADMIN)
 
     nothing = _advance(hub)
-    await _drift(client, fleet[0], 1)
-    await _drift(client, fleet[2], 1)
+    await _drift(client, fleet[0], running["digest"])
+    await _drift(client, fleet[2], running["digest"])
     asked = _advance(hub)
     run = await _run(client)
     again = _advance(hub)  # the run is in progress: the same alerts start no other

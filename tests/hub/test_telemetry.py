@@ -5,9 +5,20 @@ import pytest
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import DeviceRow, TelemetryRow
+from edgestack.hub.store.telemetry import DRIFT_WINDOWS
 from edgestack.protocol import BadExample, IngestAck, TelemetryTotals
 
-from .factories import ADMIN, Device, Enrol, count, telemetry_batch
+from .factories import (
+    ADMIN,
+    SHIFTED,
+    STEADY,
+    Device,
+    Enrol,
+    count,
+    monitored_batch,
+    registered_with_reference,
+    telemetry_batch,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -218,3 +229,61 @@ async def test_totals_keep_a_bounded_number_of_names_and_lose_no_count(
     assert len(totals["predictions"]) == 256
     assert sum(totals["predictions"].values()) == 400
     assert totals["predictions"]["other"] == 400 - 255
+
+
+async def test_rolling_drift_waits_for_enough_windows_then_shows_the_shift(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    digest = await registered_with_reference(client)
+    steady = [monitored_batch(seq, digest, STEADY) for seq in (1, 2)]
+    shifted = monitored_batch(3, digest, SHIFTED, p99_ms=12.5, anomaly_max=4.0, rss_bytes=7)
+
+    for body in steady:
+        await client.post(URL, content=body, headers=device.auth)
+    waiting = await _totals(client)
+    await client.post(URL, content=shifted, headers=device.auth)
+    drifted = await _totals(client)
+
+    assert waiting.drift_windows == 80 < DRIFT_WINDOWS
+    assert waiting.drift_psi is None and waiting.drift_psi_by_feature == {}
+    assert drifted.drift_windows == 120
+    assert drifted.drift_psi_by_feature["rms"] > 0.2 > drifted.drift_psi_by_feature["peak"]
+    assert drifted.drift_psi == drifted.drift_psi_by_feature["rms"]
+    assert drifted.drift_ks == drifted.drift_ks_by_feature["rms"] == pytest.approx(0.25)
+    assert (drifted.p99_ms, drifted.anomaly_max, drifted.rss_bytes) == (12.5, 4.0, 7)
+    assert drifted.changes == {"confidence": 3}
+
+
+async def test_rolling_drift_counts_only_the_bundle_running_now(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    digest = await registered_with_reference(client)
+    other = monitored_batch(1, "cd" * 32, STEADY)  # a bundle this hub never registered
+    late = monitored_batch(2, digest, SHIFTED)
+    bodies = [monitored_batch(seq, digest, STEADY) for seq in (3, 4, 5)]
+
+    for body in (other, *bodies):
+        await client.post(URL, content=body, headers=device.auth)
+    steady = await _totals(client)
+    await client.post(URL, content=late, headers=device.auth)  # arrives after seq 5
+    after_late = await _totals(client)
+    await client.post(URL, content=monitored_batch(6, "cd" * 32, STEADY), headers=device.auth)
+    unregistered = await _totals(client)
+
+    assert steady.drift_windows == 120 and steady.drift_psi == pytest.approx(0.0)
+    assert after_late.drift_psi == steady.drift_psi  # no newer than the latest
+    assert unregistered.drift_psi is None and unregistered.drift_windows == 0
+
+
+async def test_a_sketch_that_does_not_fit_the_reference_is_left_out(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    digest = await registered_with_reference(client)
+    ragged = monitored_batch(1, digest, [[40], [10, 10, 10, 10]])
+    too_wide = monitored_batch(2, digest, [[10, 10, 10, 10, 0], [10, 10, 10, 10, 0]])
+
+    answers = [await client.post(URL, content=b, headers=device.auth) for b in (ragged, too_wide)]
+    totals = await _totals(client)
+
+    assert [a.status_code for a in answers] == [200, 200]
+    assert totals.batches == 2 and totals.drift_windows == 0 and totals.drift_psi is None

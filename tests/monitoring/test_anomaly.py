@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgestack.monitoring import EnergyScore
+from edgestack.monitoring import EnergyScore, mean_square
 from edgestack.sensing import Quality
 
 
@@ -37,6 +37,17 @@ def test_any_chunking_gives_the_same_scores() -> None:
     parts = [score.update(windows[a:b], Quality()) for a, b in [(0, 1), (1, 1), (1, 57), (57, 120)]]
 
     assert np.allclose(np.concatenate(parts), whole)
+
+
+def test_scores_from_mean_squares_taken_beforehand_are_the_windows_own() -> None:
+    windows = np.concatenate([_windows(60, 8), _windows(5, 9, amplitude=3.0)])
+    whole = EnergyScore().update(windows, Quality())
+    score = EnergyScore()
+
+    parts = [score.update_mean_square(mean_square(windows[a:b])) for a, b in [(0, 30), (30, 65)]]
+
+    assert np.allclose(np.concatenate(parts), whole)
+    assert whole[60] > 10.0  # the first loud window
 
 
 def test_non_finite_samples_are_counted_and_a_channel_with_none_finite_scores_zero() -> None:

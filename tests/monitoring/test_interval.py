@@ -109,3 +109,20 @@ def test_probabilities_with_nan_count_in_the_lowest_confidence_bin_and_never_rai
 
     assert summary.predictions == 2
     assert summary.confidence[0] == 1 and summary.confidence[9] == 1
+
+
+def test_calls_counted_at_once_sum_up_as_one_by_one() -> None:
+    rng = np.random.default_rng(4)
+    calls = [rng.dirichlet(np.ones(3), size=k) for k in (1, 3, 1, 2)]
+    calls[1][0] = [np.nan, 0.5, 0.5]
+    latencies = rng.uniform(1e-4, 1e-2, len(calls))
+    one_by_one, at_once = Interval(["a", "b", "c"], now=0.0), Interval(["a", "b", "c"], now=0.0)
+    for latency, probabilities in zip(latencies.tolist(), calls, strict=True):
+        one_by_one.add(latency, probabilities)
+
+    at_once.add_calls(latencies, np.concatenate(calls))
+
+    first, second = one_by_one.take(now=1.0), at_once.take(now=1.0)
+    assert first.confidence == second.confidence and sum(second.confidence) == 7
+    assert (first.latency.counts == second.latency.counts).all()
+    assert first.classes == second.classes and sum(second.classes.values()) == 7

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgestack.agent.monitor import DEFAULT_DETECTOR, ModelMonitor
 from edgestack.agent.recent import RecentWindows
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.telemetry import TelemetryWindow
-from edgestack.bundle import Bundle, InputSpec
+from edgestack.bundle import Bundle, InputSpec, Reference
 from edgestack.predictor import OnnxPredictor
 from edgestack.processing import FeaturePipeline, silence
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
@@ -37,6 +38,8 @@ class LoadedModel:
     labels: list[str]
     predictor: OnnxPredictor
     spec: InputSpec
+    reference: Reference | None = None
+    """The training rows' statistics that drift is measured against, when the bundle has them."""
 
     @classmethod
     def load(
@@ -65,7 +68,7 @@ class LoadedModel:
         # A dry window through a fresh pipeline and the model, before either may run.
         rows = FeaturePipeline(spec).push(silence(spec, source.units, frame))
         predictor.predict(rows)
-        return cls(ref, bundle.manifest.labels, predictor, spec)
+        return cls(ref, bundle.manifest.labels, predictor, spec, bundle.manifest.reference)
 
 
 @dataclass(slots=True)  # one or two a chunk: slots make them cheaper to build
@@ -88,10 +91,22 @@ class StepOutput:
 
 class HotPath:
     """Not thread-safe: one thread steps it and makes every change to it, so a change always
-    falls between two chunks."""
+    falls between two chunks. With `monitoring`, each model that runs is watched by a
+    `ModelMonitor` of its own, its change detectors built from `detector`; `monitor` is None
+    while no model runs or monitoring is off."""
 
-    def __init__(self, source: Source, default_spec: InputSpec) -> None:
+    def __init__(
+        self,
+        source: Source,
+        default_spec: InputSpec,
+        *,
+        monitoring: bool = True,
+        detector: str = DEFAULT_DETECTOR,
+    ) -> None:
         self.source = source
+        self.monitoring = monitoring
+        self.detector = detector
+        self.monitor: ModelMonitor | None = None
         self.telemetry = TelemetryWindow()
         self.recent = RecentWindows()
         self.rule = AlarmRule(RuleParams())
@@ -118,10 +133,20 @@ class HotPath:
             return
         same_spec = self.spec == (model.spec if model else self._default_spec)
         self.previous, self.model = self.model, model
+        self._watch()
         self.failures = 0
         self.recent.clear()
         if not same_spec:
             self.restart_windows()
+
+    def _watch(self) -> None:
+        """A fresh monitor for the model that runs now: its labels, reference and levels."""
+        model = self.model
+        self.monitor = (
+            ModelMonitor(model.ref, model.labels, model.reference, self.detector)
+            if self.monitoring and model is not None
+            else None
+        )
 
     def restart_windows(self) -> None:
         """Drop the partial window, so no window mixes samples from before and after a change."""
@@ -146,6 +171,7 @@ class HotPath:
             if self.model is not None and self.failures >= FAILURE_LIMIT:
                 out.given_up = self.model
                 self.model, self.previous = self.previous, None
+                self._watch()
                 self.failures = 0
                 self.restart_windows()
         telemetry = self.telemetry
@@ -156,6 +182,8 @@ class HotPath:
                 telemetry.add_predictions(out.labels, out.confidences, out.latency_ms)
             telemetry.add_bad_input(self.source.quality)
             telemetry.add_bad_input(self._features.quality)
+            if self.monitor is not None:
+                telemetry.add_bad_input(self.monitor.quality)
         return out
 
     def _run(self, chunk: Chunk) -> StepOutput:
@@ -179,7 +207,10 @@ class HotPath:
         if model is not None:
             started = time.perf_counter()
             indices, probabilities = model.predictor.predict(features)
-            out.latency_ms = (time.perf_counter() - started) * 1000 / len(features)
+            elapsed = time.perf_counter() - started
+            out.latency_ms = elapsed * 1000 / len(features)
+            if self.monitor is not None:
+                self.monitor.add(elapsed, probabilities, features, self._features.windows)
             out.labels = [model.labels[i] for i in indices.tolist()]
             out.confidences = probabilities.max(axis=1)  # the chosen label's probability
             out.events = self.rule.update(out.labels, out.confidences, now, model.ref.digest)

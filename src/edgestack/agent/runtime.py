@@ -60,6 +60,7 @@ from edgestack.protocol import (
     EventKind,
     Feeds,
     Hardware,
+    MonitorReport,
     ReportedState,
     SampleBatch,
     WindowBatch,
@@ -121,7 +122,12 @@ class Agent:
         self.link = HubLink(settings.hub_url)
         pinned = self.store.get("signing_keys")
         self.trusted = TrustedKeys(_PINNED.validate_json(pinned) if pinned else [])
-        self.hot = HotPath(self.source, app.input_spec(self.source))
+        self.hot = HotPath(
+            self.source,
+            app.input_spec(self.source),
+            monitoring=settings.monitoring,
+            detector=settings.detector,
+        )
         self.app_rules = app.rules
         self.hot.rule = AlarmRule(app.rules)
         # The shape of one sample (a camera's picture), for the dry run of each new bundle.
@@ -670,6 +676,7 @@ class Agent:
         model = self.hot.model
         digest = model.ref.digest if model else None
         dropped, dead = self.store.dropped(), self.store.dead_lettered()
+        pending = self.store.pending()
         if dropped > self._dropped_seen:
             message = (
                 f"the outbox was full and dropped {dropped - self._dropped_seen} messages, "
@@ -684,11 +691,25 @@ class Agent:
             "telemetry",
             lambda seq: _gzip(
                 self.hot.telemetry.cut(
-                    seq, uplink, digest, outbox_dropped=dropped, dead_lettered=dead
+                    seq,
+                    uplink,
+                    digest,
+                    outbox_dropped=dropped,
+                    dead_lettered=dead,
+                    outbox_pending=pending,
+                    monitoring=self._monitoring(model),
                 ).model_copy(update={"shadow": shadow.take() if shadow else None})
             ),
         )
         self._loop.call_soon_threadsafe(self._outbox_filled.set)
+
+    def _monitoring(self, model: LoadedModel | None) -> MonitorReport | None:
+        """The interval's monitoring of `model`, the model this cut names; none when a swap
+        between the two reads left the monitor watching another."""
+        monitor = self.hot.monitor
+        if monitor is None or model is None or monitor.ref != model.ref:
+            return None
+        return monitor.take()
 
     async def _send(self) -> None:
         await self._enrolled.wait()

@@ -3,6 +3,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edgestack.agent.monitor import DEFAULT_DETECTOR
+from edgestack.monitoring import DETECTORS
 from edgestack.protocol import DeviceId
 
 __all__ = ["AgentSettings"]
@@ -28,6 +30,16 @@ class AgentSettings(BaseSettings):
     chunk_s: float = Field(default=0.1, gt=0, le=5, description="sensor read period")
     poll_wait_s: float = Field(default=25, ge=0, le=60, description="long-poll wait for the twin")
     drain_timeout_s: float = Field(default=3, ge=0, description="time to flush the outbox on stop")
+    monitoring: bool = Field(
+        default=True,
+        description="watch the running model (latency, confidence, drift, anomaly) and report "
+        "it in telemetry; off, the hot path does none of that work",
+    )
+    detector: str = Field(
+        default=DEFAULT_DETECTOR,
+        description="the change detector (one of edgestack.monitoring.DETECTORS) watching "
+        "each window's confidence and anomaly score",
+    )
 
     @field_validator("hub_url")
     @classmethod
@@ -39,3 +51,9 @@ class AgentSettings(BaseSettings):
                 "http://127.0.0.1:8400"
             )
         return url
+
+    @field_validator("detector")
+    @classmethod
+    def _a_detector(cls, name: str) -> str:
+        DETECTORS.get(name)  # an unknown name fails here, listing the known ones
+        return name

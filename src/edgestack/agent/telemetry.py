@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from edgestack.protocol import BadExample, TelemetryBatch
+from edgestack.protocol import BadExample, MonitorReport, TelemetryBatch
 from edgestack.sensing import Quality
 
 __all__ = ["TelemetryWindow"]
@@ -68,11 +68,23 @@ class TelemetryWindow:
         *,
         outbox_dropped: int = 0,
         dead_lettered: int = 0,
+        outbox_pending: int = 0,
+        monitoring: MonitorReport | None = None,
     ) -> TelemetryBatch:
         """Close the interval as batch number `seq` and start the next one. The outbox's
-        counts are totals since the device was set up, so a lost batch loses none of them."""
+        dropped and dead-lettered counts are totals since the device was set up, so a lost
+        batch loses none of them; `outbox_pending` is its depth now. `monitoring` is what the
+        running model's monitor saw over the interval."""
         with self.lock:
-            return self._cut(seq, uplink_bytes, bundle_digest, outbox_dropped, dead_lettered)
+            return self._cut(
+                seq,
+                uplink_bytes,
+                bundle_digest,
+                outbox_dropped,
+                dead_lettered,
+                outbox_pending,
+                monitoring,
+            )
 
     def _cut(
         self,
@@ -81,6 +93,8 @@ class TelemetryWindow:
         bundle_digest: str | None,
         outbox_dropped: int,
         dead_lettered: int,
+        outbox_pending: int,
+        monitoring: MonitorReport | None,
     ) -> TelemetryBatch:
         latencies = np.asarray(self._latencies_ms)
         batch = TelemetryBatch(
@@ -102,6 +116,8 @@ class TelemetryWindow:
             failed_chunks=self.failed_chunks,
             outbox_dropped=outbox_dropped,
             dead_lettered=dead_lettered,
+            outbox_pending=outbox_pending,
+            monitoring=monitoring,
         )
         self._reset()
         return batch

@@ -16,6 +16,7 @@ from edgestack.cli.common import (
     console,
     emit,
     fail,
+    print_json,
 )
 from edgestack.client import HubError
 from edgestack.protocol import (
@@ -33,12 +34,15 @@ __all__ = [
     "devices",
     "devices_app",
     "devices_listing",
+    "drift_listing",
     "events",
     "events_listing",
     "models",
     "models_listing",
+    "monitoring_listing",
     "profiles",
     "profiles_listing",
+    "show",
     "tag",
 ]
 
@@ -82,6 +86,8 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
                 + (f", re-enrolment {d.reenrolment}" if d.reenrolment else ""),
                 _short(reported.error, 24) if reported and reported.error else "-",
                 model,
+                "-" if t.p99_ms is None else f"{t.p99_ms:.3g} ms",
+                "-" if t.drift_psi is None else f"{t.drift_psi:.2f}",
                 d.last_seen.strftime("%H:%M:%S") if d.last_seen else "never",
                 str(t.windows),
                 str(sum(t.predictions.values())),
@@ -98,6 +104,8 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
             "status",
             "error",
             "model",
+            "p99",
+            "drift",
             "last seen",
             "windows",
             "predictions",
@@ -116,8 +124,78 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
             "profile",
             "last seen",
             "bad input",
+            "p99",
+            "drift",
         ],
     )
+
+
+# Features shown by `devices show`, the most drifted first; --json has them all.
+_SHOWN_FEATURES = 10
+
+
+@devices_app.command()
+def show(
+    device_id: Annotated[str, typer.Argument(help="The enrolled device's id.")],
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one device: its row of `edgestack devices`, then what monitoring says of the
+    model it runs (latency per call, throughput, CPU and memory, anomaly score, change
+    alarms) and its input drift, the most drifted features first. The drift is summed over
+    the device's latest windows of its bundle; it stays empty until enough have come."""
+    with connect(hub, admin_token) as client:
+        view = call(lambda: client.device(device_id))
+    if as_json:
+        print_json(view)
+        return
+    console.print(devices_listing([view]).render())
+    console.print(monitoring_listing(view).render())
+    drift = drift_listing(view)
+    if drift.cells:
+        console.print(drift.render())
+    more = len(view.telemetry.drift_psi_by_feature) - len(drift.cells)
+    if more > 0:
+        console.print(f"{more} more features (--json)")
+
+
+def monitoring_listing(view: DeviceView) -> Listing:
+    """What monitoring last said of a device's model, as measure and value rows."""
+    t = view.telemetry
+
+    def number(value: float | None, unit: str = "", digits: str = ".3g") -> str:
+        return "-" if value is None else f"{value:{digits}}{unit}"
+
+    rows = [
+        [
+            "latency per call p50/p95/p99",
+            " / ".join(number(v) for v in (t.p50_ms, t.p95_ms, t.p99_ms)) + " ms",
+        ],
+        ["throughput", number(t.throughput, " windows/s")],
+        ["CPU", number(None if t.cpu_share is None else t.cpu_share * 100, " %")],
+        ["memory", number(None if t.rss_bytes is None else t.rss_bytes / 2**20, " MiB")],
+        ["anomaly score, max", number(t.anomaly_max)],
+        ["change alarms", ", ".join(f"{n} {k}" for k, n in sorted(t.changes.items())) or "-"],
+        ["outbox pending", str(t.outbox_pending)],
+        [
+            "drift PSI / KS (largest)",
+            f"{number(t.drift_psi, digits='.2f')} / "
+            f"{number(t.drift_ks, digits='.2f')} over {t.drift_windows} windows",
+        ],
+    ]
+    return Listing(["monitoring", "value"], rows, wrap=["value"])
+
+
+def drift_listing(view: DeviceView) -> Listing:
+    """A device's drift per feature, the largest PSI first: the first `_SHOWN_FEATURES`."""
+    t = view.telemetry
+    ranked = sorted(t.drift_psi_by_feature.items(), key=lambda item: -item[1])
+    cells = [
+        [feature, f"{score:.2f}", f"{t.drift_ks_by_feature.get(feature, float('nan')):.2f}"]
+        for feature, score in ranked[:_SHOWN_FEATURES]
+    ]
+    return Listing(["feature", "PSI", "KS"], cells)
 
 
 @devices_app.command()

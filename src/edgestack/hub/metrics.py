@@ -75,6 +75,30 @@ class _DeviceFamilies:
         self.confidence = gauge(
             "mean_confidence", "Mean confidence of the predictions in its latest telemetry."
         )
+        self.call_latency = gauge(
+            "call_latency_ms",
+            "Latency per model call in its latest monitoring report.",
+            "quantile",
+        )
+        self.throughput = gauge("throughput", "Windows predicted per second, latest monitoring.")
+        self.cpu = gauge("cpu_share", "CPU time of the agent over its latest interval, in cores.")
+        self.rss = gauge("rss_bytes", "Resident memory of the agent, latest monitoring.")
+        self.drift_psi = gauge(
+            "drift_psi",
+            "Largest input-drift PSI over features, rolled over enough recent windows.",
+        )
+        self.drift_ks = gauge("drift_ks", "Largest input-drift KS distance over features.")
+        self.feature_psi = gauge(
+            "feature_drift_psi", "Input-drift PSI of one feature, rolled likewise.", "feature"
+        )
+        self.drift_windows = gauge("drift_windows", "Windows the rolling drift covers.")
+        self.anomaly = gauge(
+            "anomaly_score", "Largest sensor-stream anomaly score in its latest monitoring."
+        )
+        self.changes = counter("changes", "Change-detector alarms, per watched signal.", "signal")
+        self.outbox_pending = gauge(
+            "outbox_pending", "Messages waiting in the device's outbox at its latest cut."
+        )
         self.last_seen = gauge("last_seen_age_seconds", "Seconds since the device was last heard.")
         self.versions = gauge(
             "state_version",
@@ -110,6 +134,8 @@ class _DeviceFamilies:
                 self.latency.add_metric([*key, quantile], value)
         if totals.mean_confidence is not None:
             self.confidence.add_metric(key, totals.mean_confidence)
+        self._add_monitoring(key, totals)
+        self.outbox_pending.add_metric(key, totals.outbox_pending)
         if row.last_seen is not None:
             self.last_seen.add_metric(key, max(0.0, (now - row.last_seen).total_seconds()))
         self.versions.add_metric([*key, "desired"], row.desired_version)
@@ -125,6 +151,28 @@ class _DeviceFamilies:
         status = reported.status if reported else "silent"
         for name in STATUSES:
             self.status.add_metric([*key, name], 1 if name == status else 0)
+
+    def _add_monitoring(self, key: list[str], totals: TelemetryTotals) -> None:
+        quantiles = (("0.5", totals.p50_ms), ("0.95", totals.p95_ms), ("0.99", totals.p99_ms))
+        for quantile, value in quantiles:
+            if value is not None:
+                self.call_latency.add_metric([*key, quantile], value)
+        gauges = (
+            (self.throughput, totals.throughput),
+            (self.cpu, totals.cpu_share),
+            (self.rss, totals.rss_bytes),
+            (self.drift_psi, totals.drift_psi),
+            (self.drift_ks, totals.drift_ks),
+            (self.anomaly, totals.anomaly_max),
+        )
+        for family, number in gauges:
+            if number is not None:
+                family.add_metric(key, number)
+        self.drift_windows.add_metric(key, totals.drift_windows)
+        for feature, score in sorted(totals.drift_psi_by_feature.items()):
+            self.feature_psi.add_metric([*key, feature], score)
+        for signal, n in sorted(totals.changes.items()):
+            self.changes.add_metric([*key, signal], n)
 
     def __iter__(self) -> Iterator[Metric]:
         # Every attribute is a family; a family added in __init__ is thereby exposed.

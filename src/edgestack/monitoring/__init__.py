@@ -6,7 +6,7 @@ database; the agent and the hub both use it.
 Every built-in detector is registered in `DETECTORS` when this package is imported.
 """
 
-from edgestack.monitoring.anomaly import EnergyScore
+from edgestack.monitoring.anomaly import EnergyScore, mean_square
 from edgestack.monitoring.calibration import calibration, expected_correct
 from edgestack.monitoring.detector import DETECTORS, Adwin, Detector, PageHinkley
 from edgestack.monitoring.drift import BINS, DriftSketch, ks, psi, reference
@@ -27,6 +27,7 @@ __all__ = [
     "calibration",
     "expected_correct",
     "ks",
+    "mean_square",
     "psi",
     "reference",
 ]

@@ -3,6 +3,7 @@ energy lies from what the stream has shown so far.
 
     score = EnergyScore()
     scores = score.update(windows, quality)    # (k,) largest |z| over the channels
+    scores = score.update_mean_square(mean_square(windows))   # the same, from the energies
 """
 
 import math
@@ -11,7 +12,21 @@ import numpy as np
 
 from edgestack.sensing import Quality
 
-__all__ = ["EnergyScore"]
+__all__ = ["EnergyScore", "mean_square"]
+
+
+def mean_square(windows: np.ndarray) -> np.ndarray:
+    """Each channel's mean square sample of windows `(k, channels, size, ...)`, `(k, channels)`
+    float64: what `EnergyScore.update_mean_square` scores. Non-finite samples make it
+    non-finite; `EnergyScore.update` counts and leaves them out instead."""
+    k, channels = windows.shape[:2]
+    return _mean_square(windows.reshape(k, channels, math.prod(windows.shape[2:])))
+
+
+def _mean_square(flat: np.ndarray) -> np.ndarray:
+    # each channel's samples dotted with themselves: BLAS, a third quicker than an einsum
+    power = (flat[:, :, None, :] @ flat[:, :, :, None])[:, :, 0, 0]
+    return power.astype(np.float64) / max(flat.shape[2], 1)
 
 
 class EnergyScore:
@@ -37,34 +52,43 @@ class EnergyScore:
         flat = windows.reshape(k, channels, math.prod(windows.shape[2:]))
         finite = np.isfinite(flat)
         if finite.all():  # the usual case: one pass for the energy, no masks
-            seen = np.full((k, channels), flat.shape[2])
-            power = np.einsum("kcs,kcs->kc", flat, flat)
-        else:
-            quality.count("anomaly_nonfinite", int((~finite).sum()))
-            seen = finite.sum(axis=2)
-            clean = np.where(finite, flat, 0.0)
-            power = np.einsum("kcs,kcs->kc", clean, clean)
-        energy = 0.5 * np.log(power.astype(np.float64) / np.maximum(seen, 1) + 1e-12)
-        valid = (seen > 0).tolist()
+            return self.update_mean_square(_mean_square(flat))
+        quality.count("anomaly_nonfinite", int((~finite).sum()))
+        seen = finite.sum(axis=2)
+        clean = np.where(finite, flat, 0.0)
+        power = np.einsum("kcs,kcs->kc", clean, clean).astype(np.float64)
+        return self.update_mean_square(np.where(seen > 0, power / np.maximum(seen, 1), np.nan))
+
+    def update_mean_square(self, mean_square: np.ndarray) -> np.ndarray:
+        """Scores of windows given each channel's mean square sample `(k, channels)`, NaN for
+        a channel with no finite sample: for a caller that took it from the windows already
+        (`mean_square(windows)`), or keeps windows to score them a batch at a time."""
+        valid = np.isfinite(mean_square)
+        energy = 0.5 * np.log(np.where(valid, mean_square, 0.0) + 1e-12)
         return np.array(
-            [self._score(e, v) for e, v in zip(energy.tolist(), valid, strict=True)],
+            [self._score(e, v) for e, v in zip(energy.tolist(), valid.tolist(), strict=True)],
             dtype=np.float64,
-        ).reshape(k)
+        ).reshape(len(mean_square))
 
     def _score(self, energy: list[float], valid: list[bool]) -> float:
         """The score of one window's channel energies; then they join the statistics. Plain
-        floats: a handful of channels costs less so than as numpy arrays."""
+        floats and local names: a handful of channels costs less so than as numpy arrays."""
         if not self._mean:
             self._mean, self._var = list(energy), [0.0] * len(energy)
+        mean, var = self._mean, self._var
         self._n += 1
         alpha = max(self._alpha, 1.0 / self._n)  # early on the mean moves fast, later slowly
+        keep = 1.0 - alpha
+        scoring = self._n > self.warmup
         score = 0.0
-        for c, (value, ok) in enumerate(zip(energy, valid, strict=True)):
-            if not ok:
+        for c, value in enumerate(energy):
+            if not valid[c]:
                 continue
-            step = value - self._mean[c]
-            if self._n > self.warmup:
-                score = max(score, abs(step) / math.sqrt(self._var[c] + 1e-12))
-            self._mean[c] += alpha * step
-            self._var[c] = (1 - alpha) * (self._var[c] + alpha * step * step)
+            step = value - mean[c]
+            if scoring:
+                z = abs(step) / math.sqrt(var[c] + 1e-12)
+                if z > score:
+                    score = z
+            mean[c] += alpha * step
+            var[c] = keep * (var[c] + alpha * step * step)
         return score

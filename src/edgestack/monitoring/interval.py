@@ -136,6 +136,25 @@ class Interval:
             confidence = int(top * CONFIDENCE_BINS) if top == top else 0  # NaN: the lowest bin
             self._confidence[min(max(confidence, 0), CONFIDENCE_BINS - 1)] += 1
 
+    def add_calls(self, latencies_s: np.ndarray, probabilities: np.ndarray) -> None:
+        """Count several model calls at once, as `add` one by one would: their latencies
+        `(calls,)`, and the probabilities of all their windows together `(k, labels)`. For a
+        caller that holds calls back to count a batch in a few numpy calls."""
+        if probabilities.ndim != 2 or probabilities.shape[1] != len(self.labels):
+            raise ValueError(
+                f"probabilities: expected (k, {len(self.labels)}), got {probabilities.shape}"
+            )
+        self._latency.add(latencies_s)
+        top = probabilities.max(axis=1)
+        classes = np.bincount(probabilities.argmax(axis=1), minlength=len(self.labels))
+        # NaN counts in the lowest bin, as in `add`
+        bins = np.clip(np.nan_to_num(top * CONFIDENCE_BINS, nan=0.0), 0, CONFIDENCE_BINS - 1)
+        confidence = np.bincount(bins.astype(np.int64), minlength=CONFIDENCE_BINS)
+        for i, n in enumerate(classes.tolist()):
+            self._classes[i] += n
+        for i, n in enumerate(confidence.tolist()):
+            self._confidence[i] += n
+
     def take(self, now: float | None = None) -> Summary:
         """The summary since the interval began; the next one starts now."""
         now = time.monotonic() if now is None else now

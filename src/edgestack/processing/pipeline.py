@@ -52,6 +52,9 @@ class FeaturePipeline:
         # What most pushes of a stream give; read-only, so it can be handed out every time.
         self._no_rows = np.empty((0, len(spec.features)), dtype=np.float32)
         self._no_rows.flags.writeable = False
+        self.windows: np.ndarray | None = None
+        """The windows the last push cut, `(k, channels, window, *frame)`, read-only; None
+        before the first. Monitoring reads the samples behind the rows without cutting again."""
 
     def push(self, chunk: Chunk) -> np.ndarray:
         """Features of the windows this chunk completes, `(k, F)` float32, k >= 0."""
@@ -75,6 +78,8 @@ class FeaturePipeline:
             self.quality.count("non_finite", int(bad.sum()), example=_where(chunk, bad))
             data = np.where(bad, np.float32(0.0), data)
         windows = self._windower.push(data)
+        windows.flags.writeable = False
+        self.windows = windows
         if not len(windows):
             return self._no_rows
         groups = []

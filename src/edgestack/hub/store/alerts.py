@@ -23,12 +23,12 @@ from edgestack.protocol import (
     AlertSignal,
     AlertView,
     TelemetryBatch,
+    TelemetryTotals,
 )
 
 __all__ = [
     "DEFAULT_RULES",
     "SIGNALS",
-    "drift_psi",
     "evaluate",
     "listing",
     "open_counts",
@@ -83,23 +83,21 @@ def _rule(row: AlertRuleRow) -> AlertRule:
     )
 
 
-def drift_psi(batch: TelemetryBatch) -> float | None:
-    """The drift signal of a batch: its largest PSI over features, None without a drift
-    report. The one place the alerts read drift from, should the device's totals come to keep
-    it too."""
-    drift = batch.monitoring.drift if batch.monitoring else None
-    return max((p for p in drift.psi if p is not None), default=None) if drift else None
-
-
 def signals(
-    session: Session, device_id: str, batch: TelemetryBatch, models: feedback.Models
+    session: Session,
+    device_id: str,
+    batch: TelemetryBatch,
+    totals: TelemetryTotals,
+    models: feedback.Models,
 ) -> dict[AlertSignal, float]:
-    """The value of each signal a batch of `device_id` gives; a signal it says nothing of
-    (no monitoring, no chunks counted, no label, no calibration) is left out."""
+    """The value of each signal a batch of `device_id` gives, with the device's `totals` after
+    it; a signal it says nothing of (no monitoring, no chunks counted, no label, no
+    calibration) is left out. Drift is the totals' rolling one: one batch holds too few
+    windows for a PSI that is not mostly noise."""
     monitoring = batch.monitoring
     bad = sum(batch.bad_input.values())
     values: dict[AlertSignal, float | None] = {
-        "drift_psi": drift_psi(batch),
+        "drift_psi": totals.drift_psi,
         "p99_ms": monitoring.p99_ms if monitoring else None,
         "anomaly_max": monitoring.anomaly_max if monitoring else None,
         "error_rate": batch.failed_chunks / batch.chunks if batch.chunks else None,
@@ -128,11 +126,13 @@ def _good(signal: str, value: float, clear_at: float) -> bool:
     return value >= clear_at if signal in LOW_SIGNALS else value <= clear_at
 
 
-def evaluate(session: Session, device_id: str, batch: TelemetryBatch) -> None:
-    """Move the device's alerts on by one batch, its newest: raise and clear them by their
-    rules, each change an event."""
+def evaluate(
+    session: Session, device_id: str, batch: TelemetryBatch, totals: TelemetryTotals
+) -> None:
+    """Move the device's alerts on by one batch, its newest, with the device's `totals` after
+    it: raise and clear them by their rules, each change an event."""
     models = feedback.Models(session)
-    values = signals(session, device_id, batch, models)
+    values = signals(session, device_id, batch, totals, models)
     if not values:
         return
     by_signal = {rule.signal: rule for rule in rules(session)}

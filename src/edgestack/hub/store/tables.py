@@ -57,8 +57,14 @@ class DeviceRow(Base):
 
 
 class TelemetryRow(Base):
+    """One telemetry batch as a device sent it. Indexed by device and `seq`, so the rolling
+    drift reads a device's latest batches without sorting all it ever sent."""
+
     __tablename__ = "telemetry_batches"
-    __table_args__ = (UniqueConstraint("device_id", "batch_id"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "batch_id"),
+        Index("ix_telemetry_batches_device_seq", "device_id", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"))

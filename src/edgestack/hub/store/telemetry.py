@@ -1,16 +1,35 @@
-"""Telemetry batches, each stored once, summed into the device's totals."""
+"""Telemetry batches, each stored once, summed into the device's totals.
 
+The totals keep the latest monitoring numbers and a rolling input drift: the drift sketches of
+the device's latest batches of the bundle it runs, summed until they cover `DRIFT_WINDOWS`
+windows, and scored against the bundle's reference as the registry holds it.
+"""
+
+import math
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from edgestack.bundle import Manifest
 from edgestack.hub.store import alerts, devices
 from edgestack.hub.store.db import utcnow
-from edgestack.hub.store.tables import TelemetryRow
-from edgestack.protocol import IngestAck, TelemetryBatch, TelemetryTotals
+from edgestack.hub.store.tables import ModelRow, TelemetryRow
+from edgestack.monitoring import ks, psi
+from edgestack.protocol import IngestAck, MonitorReport, TelemetryBatch, TelemetryTotals
 
-__all__ = ["ingest"]
+__all__ = ["DRIFT_BATCHES", "DRIFT_WINDOWS", "ingest"]
+
+DRIFT_WINDOWS = 120
+"""Windows the rolling drift needs before it gives a score: PSI over fewer is mostly noise
+(one empty bin alone adds about 0.7)."""
+DRIFT_BATCHES = 64
+"""The most batches it looks back over: a device whose latest batches hold fewer than
+`DRIFT_WINDOWS` windows in all has no drift score."""
+_PAGE = 8
 
 _KEEP_EXAMPLES = 20
 # A device's totals keep this many names per map; rarer ones are summed under `_OTHER`, so a
@@ -43,18 +62,22 @@ def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck
         )
     )
     before = TelemetryTotals.model_validate(row.telemetry)
-    row.telemetry = _add(before, batch).model_dump(mode="json")
+    totals = _add(before, batch)
+    if batch.seq >= before.last_seq:
+        totals = totals.model_copy(update=_drift(session, device_id, batch))
+    row.telemetry = totals.model_dump(mode="json")
     row.last_seen = now
     # Alerts say how a device is now: a batch older than one seen, resent after an outage,
     # would only break the streaks in a row.
     if batch.seq > before.last_seq:
-        alerts.evaluate(session, device_id, batch)
+        alerts.evaluate(session, device_id, batch, totals)
     return IngestAck(batch_id=batch.batch_id, accepted=1, duplicate=False)
 
 
 def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
     # Batches may arrive out of order; the one of the highest seq is the device's latest.
     latest = batch if batch.seq >= totals.last_seq else totals
+    monitoring = batch.monitoring
     return TelemetryTotals(
         batches=totals.batches + 1,
         last_seq=max(totals.last_seq, batch.seq),
@@ -71,7 +94,129 @@ def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
         latency_ms_p50=latest.latency_ms_p50,
         latency_ms_p95=latest.latency_ms_p95,
         mean_confidence=latest.mean_confidence,
+        outbox_pending=latest.outbox_pending,
+        changes=_capped(_summed(totals.changes, monitoring.changes if monitoring else {})),
+        **(
+            _monitored(monitoring)
+            if latest is batch
+            # an older batch arriving late changes none of the latest numbers, drift included
+            else {name: getattr(totals, name) for name in (*_MONITORED, *_no_drift())}
+        ),
     )
+
+
+def _monitored(report: MonitorReport | None) -> dict[str, Any]:
+    """The numbers the totals keep of a batch's monitoring report: none without one."""
+    return {name: getattr(report, name) if report else None for name in _MONITORED}
+
+
+_MONITORED = (
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "throughput",
+    "cpu_share",
+    "rss_bytes",
+    "anomaly_max",
+    "anomaly_mean",
+)
+
+
+def _no_drift() -> dict[str, Any]:
+    """The drift fields of totals without a drift score."""
+    return {
+        "drift_windows": 0,
+        "drift_psi": None,
+        "drift_ks": None,
+        "drift_psi_by_feature": {},
+        "drift_ks_by_feature": {},
+    }
+
+
+def _drift(session: Session, device_id: str, latest: TelemetryBatch) -> dict[str, Any]:
+    """The rolling drift fields of the totals, with `latest` the device's latest batch."""
+    none = _no_drift()
+    digest = latest.bundle_digest
+    if digest is None or latest.monitoring is None or latest.monitoring.drift is None:
+        return none
+    stored = session.scalar(select(ModelRow.manifest).where(ModelRow.digest == digest))
+    manifest = Manifest.model_validate(stored) if stored else None
+    if manifest is None or manifest.reference is None:
+        return none  # a bundle this hub did not register, or one without reference statistics
+    reference = manifest.reference
+    shape = (len(reference.shares), len(reference.shares[0]))
+    counts = np.zeros(shape, dtype=np.int64)
+    for sketch in _sketches(session, device_id, latest, shape):
+        counts += sketch
+        if counts[0].sum() >= DRIFT_WINDOWS:
+            break
+    windows = int(counts[0].sum())
+    if windows < DRIFT_WINDOWS:
+        return none | {"drift_windows": windows}
+    features = manifest.input.features
+    by_psi = _by_feature(features, psi(reference, counts))
+    by_ks = _by_feature(features, ks(reference, counts))
+    return {
+        "drift_windows": windows,
+        "drift_psi": max(by_psi.values(), default=None),
+        "drift_ks": max(by_ks.values(), default=None),
+        "drift_psi_by_feature": by_psi,
+        "drift_ks_by_feature": by_ks,
+    }
+
+
+def _sketches(
+    session: Session, device_id: str, latest: TelemetryBatch, shape: tuple[int, int]
+) -> Iterator[np.ndarray]:
+    """The drift counts of `latest`, then of the batches before it, newest first, as long as
+    they ran the same bundle; a sketch of another shape than the reference's is left out."""
+    assert latest.monitoring is not None and latest.monitoring.drift is not None
+    newest = _fitting(latest.monitoring.drift.counts, shape)
+    if newest is not None:
+        yield newest
+    older = (
+        select(TelemetryRow.batch)
+        .where(TelemetryRow.device_id == device_id, TelemetryRow.seq < latest.seq)
+        .order_by(TelemetryRow.seq.desc())
+    )
+    # A page at a time: most devices cover the windows in a batch or two, and each row is a
+    # whole batch's JSON.
+    for offset in range(0, DRIFT_BATCHES - 1, _PAGE):
+        page = session.scalars(older.offset(offset).limit(_PAGE)).all()
+        for batch in page:
+            if batch.get("bundle_digest") != latest.bundle_digest:
+                return
+            drift = (batch.get("monitoring") or {}).get("drift")
+            counts = _fitting(drift["counts"], shape) if drift else None
+            if counts is not None:
+                yield counts
+        if len(page) < _PAGE:
+            return
+
+
+def _fitting(counts: list[list[int]], shape: tuple[int, int]) -> np.ndarray | None:
+    """`counts` as an array if they have the reference's shape, features by bins; None for a
+    sketch of another shape, which a device sent wrong."""
+    if len(counts) != shape[0] or any(len(row) != shape[1] for row in counts):
+        return None
+    return np.array(counts, dtype=np.int64)
+
+
+def _by_feature(features: list[str], scores: np.ndarray) -> dict[str, float]:
+    """Finite scores by feature name; a feature that saw no rows has none."""
+    return {
+        name: round(score, 6)
+        for name, score in zip(features, scores.tolist(), strict=True)
+        if math.isfinite(score)
+    }
+
+
+def _summed(counts: dict[str, int], more: dict[str, int]) -> Counter[str]:
+    """The counts added up, keeping a name whose count is still 0: a signal watched without
+    an alarm yet is a series of 0, not a missing one."""
+    summed = Counter(counts)
+    summed.update(more)
+    return summed
 
 
 def _capped(counts: Counter[str]) -> dict[str, int]:

@@ -3,14 +3,14 @@ row past a rule, per device and signal), `alerts` (raised and cleared) and `feed
 (labelled spans of ground truth, for live accuracy).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 
 
 def upgrade() -> None:
