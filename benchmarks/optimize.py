@@ -5,7 +5,8 @@ Two models from the zoo: an MLP (256-256, scikit-learn) on the 8x8 images as 64 
 a 2D-CNN (48 then 96 filters, PyTorch) on the images upsampled to 32x32, so convolutions do
 the work that int8 kernels speed up. The width is a trade-off the figures show: with 32
 filters int8's fixed costs eat its gain (about 1.1x, size ratio 3.3); with 64 it gains 1.9x,
-but convolution then dominates PyTorch eager too and ONNX Runtime's lead falls to about 3x. Each candidate is measured as `edgestack optimize` does:
+but convolution then dominates PyTorch eager too and ONNX Runtime's lead falls to about 3x.
+Each candidate is measured as `edgestack optimize` does:
 ONNX Runtime on one thread, batch 1, in a fresh process, accuracy on the held-out quarter.
 
 - `*_int8_size_ratio`: bytes of the model as trained over bytes of its `int8_static` candidate

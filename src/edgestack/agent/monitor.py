@@ -34,9 +34,10 @@ DEFAULT_DETECTOR = "page_hinkley"
 WATCHED = ("confidence", "anomaly")
 """The signals a change detector watches, per window: the chosen label's probability, and the
 sensor-stream anomaly score; `MonitorReport.changes` counts alarms under these names."""
-# Windows held back before the interval, sketch, detectors and anomaly score take them: their
-# numpy calls cost as much for one window as for a dozen, and a chunk mostly completes one.
-_BATCH_WINDOWS = 16
+# Windows held back for the telemetry cut, on its own thread, to feed to the interval, the
+# sketch, the detectors and the anomaly score: the hot path's thread only keeps them. Past
+# this many (a long telemetry interval) the hot path feeds them itself, so memory stays bounded.
+_HOLD_WINDOWS = 512
 
 
 class ModelMonitor:
@@ -85,8 +86,8 @@ class ModelMonitor:
         `probabilities` `(k, labels)`; `windows` are the samples the rows came from,
         `(k, channels, size, ...)`, or None where the pipeline does not say.
 
-        The interval, the sketch, the detectors and the anomaly score take them a batch at a
-        time; `take` flushes the rest."""
+        The interval, the sketch, the detectors and the anomaly score take them when `take`
+        cuts the interval, on its thread, or once `_HOLD_WINDOWS` are held."""
         # The energy is taken now, while the windows are at hand; they are not kept.
         energy = mean_square(windows) if windows is not None and len(windows) == len(rows) else None
         with self._lock:
@@ -96,7 +97,7 @@ class ModelMonitor:
             if energy is not None:
                 self._energies.append(energy)
             self._pending += len(rows)
-            if self._pending >= _BATCH_WINDOWS:
+            if self._pending >= _HOLD_WINDOWS:
                 self._flush()
 
     def _flush(self) -> None:
