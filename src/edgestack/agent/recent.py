@@ -16,31 +16,41 @@ __all__ = ["RecentWindows"]
 
 
 class RecentWindows:
-    """The newest `size` classified windows. Filled on the hot path's thread, a few
-    microseconds a window: rows are kept as they came and only turned into messages when
-    asked for."""
+    """The newest `size` classified windows, or a few more. Filled on the hot path's thread,
+    one append per model call: rows are kept as they came, a call's together, and only taken
+    apart and turned into messages when asked for."""
 
     def __init__(self, size: int = MAX_REVIEW_WINDOWS) -> None:
-        self._windows: deque[tuple[datetime, np.ndarray, str, float]] = deque(maxlen=size)
+        self._size = size
+        self._calls: deque[tuple[datetime, np.ndarray, list[str], np.ndarray]] = deque()
+        self._held = 0
 
     def __len__(self) -> int:
-        return len(self._windows)
+        return self._held
 
     def add(
         self, at: datetime, rows: np.ndarray, labels: list[str], confidences: np.ndarray
     ) -> None:
         """Keep windows `rows` `(k, features)`, classified as `labels` with `confidences`."""
-        for row, label, confidence in zip(rows, labels, confidences.tolist(), strict=True):
-            self._windows.append((at, row, label, confidence))
+        self._calls.append((at, rows, labels, confidences))
+        self._held += len(labels)
+        while self._held - len(self._calls[0][2]) >= self._size:
+            self._held -= len(self._calls.popleft()[2])
 
     def clear(self) -> None:
         """Forget every window: those of another model or input spec answer no request."""
-        self._windows.clear()
+        self._calls.clear()
+        self._held = 0
 
     def least_confident(self, count: int) -> list[ReviewWindow]:
         """Up to `count` windows, least confident first; windows with a non-finite feature,
         which the hub would refuse, are left out."""
-        finite = [w for w in self._windows if np.isfinite(w[1]).all()]
+        windows = [
+            (at, row, label, confidence)
+            for at, rows, labels, confidences in self._calls
+            for row, label, confidence in zip(rows, labels, confidences.tolist(), strict=True)
+        ]
+        finite = [w for w in windows if np.isfinite(w[1]).all()]
         chosen = sorted(finite, key=lambda w: w[3])[:count]
         return [
             ReviewWindow(
