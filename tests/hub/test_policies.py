@@ -291,6 +291,12 @@ async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls
     training = await _run(client)
     registered = (await client.get("/v1/models", headers=ADMIN)).json()[-1]
     await _finish(client, ModelView.model_validate(registered))
+    other = await client.post(
+        "/v1/rollouts", json={**plan, "model": "review", "version": 2}, headers=ADMIN
+    )
+    _advance(hub)
+    waiting = await _run(client)  # another rollout holds the devices: its own waits
+    await client.post(f"/v1/rollouts/{other.json()['id']}/abort", headers=ADMIN)
     shadowing = _advance(hub)
     rolling = await _run(client)
     rollout = (await client.get(f"/v1/rollouts/{rolling['rollout_id']}", headers=ADMIN)).json()
@@ -308,6 +314,7 @@ async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls
     assert run["devices"] == ["d1", "d3"] and "drift alerts on d1, d3" in run["reason"]
     assert short["state"] == "labelling" and short["labelled"] == 4  # d1's, from feedback
     assert training["state"] == "training" and training["labelled"] == 6
+    assert other.status_code == 201 and waiting["state"] == "training"
     assert rolling["state"] == "rolling_out" and rolling["model"] == {
         "name": candidate.name,
         "version": candidate.version,

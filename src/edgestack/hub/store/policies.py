@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from edgestack.hub.errors import Conflict, HubProblem, NotFound, Unprocessable
-from edgestack.hub.store import devices, events, feedback, jobs, review, rollouts
+from edgestack.hub.store import devices, events, feedback, jobs, review, rollouts, targets
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import (
     AlertRow,
@@ -208,6 +208,13 @@ def _advance(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> list
         _end(session, run, "succeeded", f"{made.name} v{made.version} is registered")
         return []
     request = RolloutRequest(**policy.rollout.model_dump(), model=made.name, version=made.version)
+    try:
+        held = rollouts.holding(session, targets.resolve(session, request.to, "rollout.to"))
+    except HubProblem as exc:  # a target that matches no device any more
+        _end(session, run, "failed", f"cannot roll {made.name} v{made.version} out: {exc}")
+        return []
+    if held is not None:
+        return []  # another rollout holds some of its devices: it starts once that one ends
     try:
         rollout, changed = rollouts.start(session, request)
     except HubProblem as exc:  # devices another rollout holds, or that cannot run the model

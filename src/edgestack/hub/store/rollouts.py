@@ -39,6 +39,7 @@ __all__ = [
     "abort",
     "advance",
     "get",
+    "holding",
     "listing",
     "pause",
     "promote",
@@ -138,17 +139,25 @@ def view(row: RolloutRow) -> RolloutView:
     )
 
 
-def refuse_held(session: Session, device_ids: list[str]) -> None:
-    """Refuse (409) if a running rollout holds any of `device_ids`, naming it."""
+def holding(session: Session, device_ids: list[str]) -> RolloutRow | None:
+    """The running rollout that holds any of `device_ids`, if one does."""
     wanted = set(device_ids)
     for row in session.scalars(select(RolloutRow).where(RolloutRow.state.in_(ACTIVE))):
-        held = sorted(wanted & set(row.previous))
-        if held:
-            raise Conflict(
-                f"devices {', '.join(held[:20])} are in rollout {row.id} ({row.name} "
-                f"v{row.version}, {row.state}); wait until it ends, or abort it "
-                f"(edgestack rollout abort {row.id}), then try again"
-            )
+        if wanted & set(row.previous):
+            return row
+    return None
+
+
+def refuse_held(session: Session, device_ids: list[str]) -> None:
+    """Refuse (409) if a running rollout holds any of `device_ids`, naming it."""
+    row = holding(session, device_ids)
+    if row is not None:
+        held = sorted(set(device_ids) & set(row.previous))
+        raise Conflict(
+            f"devices {', '.join(held[:20])} are in rollout {row.id} ({row.name} "
+            f"v{row.version}, {row.state}); wait until it ends, or abort it "
+            f"(edgestack rollout abort {row.id}), then try again"
+        )
 
 
 def advance(session: Session, now: datetime | None = None) -> Changed:
