@@ -438,3 +438,28 @@ async def test_a_fault_disturbs_a_simulated_machine_and_a_source_that_cannot_be_
     for each in (agent, weather):
         await each.link.aclose()
         each.store.close()
+
+
+@pytest.mark.anyio
+async def test_a_monitoring_report_that_fails_is_left_out_and_the_counts_still_go_up(
+    tmp_path: Path, hub_keys: HubKeys, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
+    agent = _agent(tmp_path)
+    agent._loop = asyncio.get_running_loop()
+    await agent.apply(DesiredState(version=3, bundle=ref))
+    await agent._on_worker(agent._tick, 8192)  # a few windows
+    monitor = agent.hot.monitor
+    assert monitor is not None
+
+    def broken() -> None:
+        raise ValueError("a bug in a report")
+
+    monitor.take = broken  # type: ignore[method-assign]
+    await asyncio.to_thread(agent._cut_telemetry, 0)
+    await agent.link.aclose()
+    agent.store.close()
+
+    [batch] = _telemetry(tmp_path)
+    assert batch.monitoring is None and batch.windows >= 3
+    assert "the monitoring report failed" in caplog.text

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
+from edgestack.bundle import Reference
 from edgestack.monitoring import BINS, DriftSketch, ks, psi, reference
 from edgestack.sensing import Quality
 
@@ -132,3 +133,12 @@ def test_rows_of_another_width_are_refused_naming_the_shape() -> None:
         sketch.update(np.zeros((4, 2)), Quality())
     with pytest.raises(ValueError, match=r"counts: expected shape \(3, 10\)"):
         psi(ref, np.zeros((2, BINS)))
+
+
+def test_ks_stays_within_one_when_the_stored_shares_sum_past_it() -> None:
+    # Shares rounded for the manifest may add up to a few millionths over 1.
+    ref = Reference(rows=10, edges=[[0.0, 1.0]], shares=[[0.5, 0.500001, 0.0]])
+
+    scores = ks(ref, np.array([[0, 0, 7]]))
+
+    assert 0.99 < scores[0] <= 1.0

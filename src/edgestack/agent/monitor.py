@@ -136,8 +136,7 @@ class ModelMonitor:
             drift = DriftReport(
                 counts=counts.tolist(),
                 psi=_scores(psi(self._reference, counts)),
-                # float sums of shares may pass 1 by an ulp; the wire bounds KS to [0, 1]
-                ks=_scores(np.clip(ks(self._reference, counts), 0.0, 1.0)),
+                ks=_scores(ks(self._reference, counts)),
             )
         return MonitorReport(
             latency=summary.latency.sparse(),

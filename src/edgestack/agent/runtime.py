@@ -687,6 +687,8 @@ class Agent:
             # Events reach the sinks from the hot path's thread only.
             self._worker.submit(self._enqueue_events, [event])
         shadow = self.hot.shadow
+        monitoring = _report_of("monitoring", lambda: self._monitoring(model))
+        shadowed = _report_of("shadow", lambda: shadow.take() if shadow else None)
         self.store.enqueue_numbered(
             "telemetry",
             lambda seq: _gzip(
@@ -697,8 +699,8 @@ class Agent:
                     outbox_dropped=dropped,
                     dead_lettered=dead,
                     outbox_pending=pending,
-                    monitoring=self._monitoring(model),
-                ).model_copy(update={"shadow": shadow.take() if shadow else None})
+                    monitoring=monitoring,
+                ).model_copy(update={"shadow": shadowed})
             ),
         )
         self._loop.call_soon_threadsafe(self._outbox_filled.set)
@@ -795,6 +797,16 @@ def _event(kind: EventKind, severity: Severity, message: str, digest: str | None
         message=message[:2000],
         bundle_digest=digest,
     )
+
+
+def _report_of(what: str, take: Callable[[], R]) -> R | None:
+    """A report for the telemetry cut; one that fails is logged and left out, so the counts
+    still go up and the agent keeps running."""
+    try:
+        return take()
+    except Exception:  # monitoring is the hub's view of the model, never a reason to stop
+        log.exception("the %s report failed and is left out of this telemetry batch", what)
+        return None
 
 
 def _gzip(message: BaseModel) -> bytes:
