@@ -11,7 +11,7 @@ from typer.testing import CliRunner, Result
 
 from edgestack.cli import app
 from edgestack.demo import LocalFleet
-from edgestack.protocol import DriftReport, Hardware, MonitorReport, TelemetryBatch
+from edgestack.protocol import Hardware, MonitorReport, TelemetryBatch
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def _enrol(fleet: LocalFleet, device_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['device_token']}"}
 
 
-def _telemetry(fleet: LocalFleet, auth: dict[str, str], seq: int, psi: float) -> None:
+def _telemetry(fleet: LocalFleet, auth: dict[str, str], seq: int, p99_ms: float) -> None:
     batch = TelemetryBatch(
         batch_id=uuid.uuid4(),
         seq=seq,
@@ -40,7 +40,7 @@ def _telemetry(fleet: LocalFleet, auth: dict[str, str], seq: int, psi: float) ->
         raw_bytes=1000,
         uplink_bytes=100,
         bundle_digest="ab" * 32,
-        monitoring=MonitorReport(drift=DriftReport(counts=[[5, 5]], psi=[psi], ks=[0.1])),
+        monitoring=MonitorReport(p99_ms=p99_ms),
     )
     response = httpx.post(
         f"{fleet.hub_url}/v1/devices/edge-1/telemetry",
@@ -69,9 +69,11 @@ def test_rules_alerts_feedback_and_accuracy_from_the_command_line(tmp_path: Path
 
         auth = _enrol(fleet, "edge-1")
         wrong_side = edgestack("alerts", "rules", "set", "drift_psi", "--clear", "0.5")
-        set_rule = edgestack("alerts", "rules", "set", "drift_psi", "--raise", "0.3", "--for", "1")
-        _telemetry(fleet, auth, 1, 0.25)
-        _telemetry(fleet, auth, 2, 0.4)
+        set_rule = edgestack(
+            "alerts", "rules", "set", "p99_ms", "--raise", "30", "--clear", "10", "--for", "1"
+        )
+        _telemetry(fleet, auth, 1, 25.0)
+        _telemetry(fleet, auth, 2, 40.0)
         listed = edgestack("alerts", "--open", "--json")
         table = edgestack("alerts")
         no_zone = edgestack(
@@ -89,15 +91,15 @@ def test_rules_alerts_feedback_and_accuracy_from_the_command_line(tmp_path: Path
     assert wrong_side.exit_code == 2
     assert "--clear 0.5: drift_psi is bad when high" in " ".join(wrong_side.output.split())
     assert set_rule.exit_code == 0, set_rule.output
-    assert ">= 0.3" in set_rule.output and "<= 0.1" in set_rule.output
+    assert ">= 30" in set_rule.output and "<= 10" in set_rule.output
     assert listed.exit_code == 0, listed.output
     [alert] = json.loads(listed.output)
     assert (alert["device_id"], alert["signal"], alert["first_value"]) == (
         "edge-1",
-        "drift_psi",
-        0.4,
+        "p99_ms",
+        40.0,
     )
-    assert "drift_psi" in table.output and "open" in table.output
+    assert "p99_ms" in table.output and "open" in table.output
     assert no_zone.exit_code == 2
     assert no_zone.output.startswith("error: --from '2025-01-01T00:00:05': ")
     assert one.exit_code == from_file.exit_code == 0, one.output + from_file.output
