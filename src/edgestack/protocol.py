@@ -504,6 +504,11 @@ class ShadowReport(Wire):
     latency: Buckets = Field(default_factory=dict, description="the candidate's, per call")
     p99_ms: _LatencyMs | None = None
     failures: Count = Field(default=0, description="chunks on which the candidate raised")
+    predictions: dict[Key, Count] = Field(
+        default_factory=dict,
+        max_length=_MAX_KEYS,
+        description="the windows the candidate gave each label: its accuracy on feedback",
+    )
     drift_psi: _Score | None = Field(
         default=None, description="the largest PSI over features against its own reference"
     )
@@ -1186,6 +1191,7 @@ class AccuracyView(Wire):
 
 _Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 _GATE_TERMS = {
+    "accuracy": ">=",
     "agreement": ">=",
     "p99_ms": "<=",
     "error_rate": "<=",
@@ -1197,8 +1203,13 @@ _GATE_TERM = re.compile(r"\s*([a-z0-9_]+)\s*(>=|<=|=|<|>)\s*(\S*)\s*")
 class Gate(_Command):
     """What a wave's shadow readings must show before its devices run the candidate: each
     term left out is not checked. On the command line, `Gate.parse` reads
-    `agreement>=0.95,p99_ms<=20,error_rate<=0.01,drift_psi<=0.2`."""
+    `agreement>=0.95,p99_ms<=20,error_rate<=0.01,drift_psi<=0.2` (and `accuracy>=0.9`, where
+    feedback labels the windows)."""
 
+    accuracy: _Share | None = Field(
+        default=None,
+        description="the candidate's accuracy on windows inside feedback spans, at least",
+    )
     agreement: _Share | None = Field(
         default=None, description="at least this share of windows where both models agreed"
     )
@@ -1313,6 +1324,8 @@ class GateReadings(Wire):
     """What a wave's devices reported of the candidate since the wave started."""
 
     windows: int = Field(description="windows both models classified, summed")
+    accuracy: float | None = None
+    labelled: int = Field(default=0, description="of those, windows inside feedback spans")
     agreement: float | None = None
     p99_ms: float | None = None
     error_rate: float | None = None

@@ -1,4 +1,5 @@
 import gzip
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,7 @@ def test_another_model_in_shadow_counts_where_it_disagrees() -> None:
     assert report.bundle == candidate.ref
     assert report.windows == 200
     assert report.agreed == sum(m == "normal" for m in mine)
+    assert report.predictions == dict(Counter(mine))  # what it said, for its accuracy on feedback
 
 
 def test_a_shadow_that_raises_is_counted_and_the_running_model_goes_on() -> None:

@@ -103,6 +103,7 @@ async def _report(
     agreed: int | None = None,
     timed: bool = True,
     drift: dict[str, Any] | None = None,
+    predictions: dict[str, int] | None = None,
 ) -> None:
     latency = LatencyHistogram()
     if timed:
@@ -114,6 +115,7 @@ async def _report(
         latency=latency.sparse(),
         drift=drift,
         drift_psi=max(drift["psi"]) if drift else None,
+        predictions=predictions or {},
     )
     batch = telemetry_batch(next(_SEQ), shadow=shadow.model_dump(mode="json"))
     response = await client.post(
@@ -578,3 +580,33 @@ async def test_drift_is_read_from_the_bin_counts_of_every_report_added_up(
     assert readings is not None and readings.drift_psi is not None
     assert readings.drift_psi < 0.1
     assert after.waves[0].state == "promoted"
+
+
+async def test_an_accuracy_gate_reads_the_candidate_on_feedback_and_waits_for_it(
+    client: httpx.AsyncClient, hub: HubContext, fleet: dict[str, Device]
+) -> None:
+    rollout = await _start(client, gate={"accuracy": 0.8})
+    v2 = rollout.candidate
+    # d1's machine was worn, d2's normal; the candidate says worn nearly always.
+    for name in ("d1", "d2"):
+        await _report(client, fleet[name], v2, windows=20, predictions={"worn": 19, "normal": 1})
+    unlabelled = _tick(hub, 31)
+    waiting = await _rollout(client)
+    spans = [
+        {"device_id": name, "start": "2025-01-01T00:00:00Z", "end": "2025-01-02T00:00:00Z",
+         "label": label}
+        for name, label in (("d1", "worn"), ("d2", "normal"))
+    ]  # fmt: skip
+    posted = await client.post(
+        "/v1/feedback", json={"batch_id": str(uuid.uuid4()), "spans": spans}, headers=ADMIN
+    )
+    _tick(hub, 32)
+    judged = await _rollout(client)
+
+    assert unlabelled == [] and waiting.waves[0].state == "held"
+    assert "no reading of accuracy" in (waiting.waves[0].verdict or "")
+    assert posted.status_code == 200, posted.text
+    readings = judged.waves[0].readings
+    assert readings is not None and (readings.accuracy, readings.labelled) == (0.5, 40)
+    assert judged.state == "rolled_back"
+    assert "accuracy 0.5 (want >= 0.8)" in (judged.waves[0].verdict or "")

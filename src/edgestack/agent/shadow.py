@@ -12,6 +12,7 @@ rules or its events.
 import math
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -43,6 +44,7 @@ class Shadow:
         self._confidence = 0.0
         self._failures = 0
         self._latency = LatencyHistogram()
+        self._predictions: Counter[str] = Counter()
 
     def run(self, rows: np.ndarray, labels: list[str]) -> None:
         """Classify `rows`, for which the running model chose `labels`, and count the result."""
@@ -65,12 +67,13 @@ class Shadow:
             self._agreed += agreed
             self._confidence += confidence
             self._latency.add(seconds)
+            self._predictions.update(chosen)
 
     def take(self) -> ShadowReport:
         """What the candidate did since the last take; starts a new interval."""
         with self._lock:
             windows, agreed, failures = self._windows, self._agreed, self._failures
-            confidence, latency = self._confidence, self._latency
+            confidence, latency, predictions = self._confidence, self._latency, self._predictions
             counts = None if self._sketch is None else self._sketch.take()
             self._reset()
         self._ignored.take()
@@ -84,6 +87,7 @@ class Shadow:
             latency=latency.sparse(),
             p99_ms=p99,
             failures=failures,
+            predictions=dict(predictions),
             drift_psi=max((p for p in drift.psi if p is not None), default=None) if drift else None,
             drift=drift,
         )

@@ -236,10 +236,21 @@ def waves_listing(rollout: RolloutView) -> Listing:
         for i, wave in enumerate(rollout.waves)
     ]
     return Listing(
-        ["wave", "state", "devices", "windows", "agreement", "p99 ms", "errors", "psi", "why"],
+        [
+            "wave",
+            "state",
+            "devices",
+            "windows",
+            "accuracy",
+            "agreement",
+            "p99 ms",
+            "errors",
+            "psi",
+            "why",
+        ],
         cells,
         wrap=["devices", "why"],
-        hide_first=["psi", "errors", "p99 ms"],
+        hide_first=["psi", "errors", "p99 ms", "accuracy"],
     )
 
 
@@ -295,9 +306,10 @@ def _candidate(rollout: RolloutView) -> str:
 def _readings(readings: GateReadings | None, gate: Gate) -> list[str]:
     """Each reading, marked against its threshold where the gate has one."""
     if readings is None:
-        return ["-"] * 5
+        return ["-"] * 6
     shown = [str(readings.windows)]
     for name, floor in (
+        ("accuracy", True),
         ("agreement", True),
         ("p99_ms", False),
         ("error_rate", False),

@@ -2,7 +2,8 @@
 that lets the candidate take over.
 
 Readings come from the `ShadowReport`s of the telemetry batches the wave's devices sent since
-the wave started, and from the device events saying the candidate failed on them. A gate
+the wave started, from the feedback spans that hold those batches (the candidate's accuracy),
+and from the device events saying the candidate failed on them. A gate
 never promotes on readings it does not have: a term without a reading, or a device under
 `min_windows`, leaves the wave waiting.
 """
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgestack.bundle import Reference
+from edgestack.hub.store import feedback
 from edgestack.hub.store.tables import EventRow, TelemetryRow
 from edgestack.monitoring import LatencyHistogram, psi
 from edgestack.protocol import Gate, GateReadings, ShadowReport
@@ -41,18 +43,18 @@ def read(
     largest PSI of the bin counts they sent, added up, against the bundle's `reference`;
     without counts, the largest PSI a single report gave."""
     windows: dict[str, int] = defaultdict(int)
-    agreed = failures = 0
+    agreed = failures = correct = labelled = 0
     confidence = 0.0
     latency = LatencyHistogram()
     drift: list[float] = []
     expected = None if reference is None else np.array(reference.shares).shape
     counts = None if expected is None else np.zeros(expected, dtype=np.int64)
     batches = session.execute(
-        select(TelemetryRow.batch, TelemetryRow.device_id).where(
-            TelemetryRow.device_id.in_(devices), TelemetryRow.received_at >= since
-        )
+        select(
+            TelemetryRow.batch, TelemetryRow.device_id, TelemetryRow.start, TelemetryRow.end
+        ).where(TelemetryRow.device_id.in_(devices), TelemetryRow.received_at >= since)
     )
-    for batch, device_id in batches:
+    for batch, device_id, start, end in batches:
         if not batch.get("shadow"):
             continue
         report = ShadowReport.model_validate(batch["shadow"])
@@ -60,6 +62,10 @@ def read(
             continue
         windows[device_id] += report.windows
         agreed += report.agreed
+        # Feedback may come after the batch: each reading looks again.
+        if report.predictions and (label := feedback.label_at(session, device_id, start, end)):
+            correct += report.predictions.get(label, 0)
+            labelled += sum(report.predictions.values())
         failures += report.failures
         if report.mean_confidence is not None:
             confidence += report.mean_confidence * report.windows
@@ -77,6 +83,8 @@ def read(
     p99 = latency.quantile(0.99) * 1000 if latency.total else math.nan
     return GateReadings(
         windows=total,
+        accuracy=correct / labelled if labelled else None,
+        labelled=labelled,
         agreement=agreed / total if total else None,
         p99_ms=None if math.isnan(p99) else p99,
         error_rate=failures / (total + failures) if total + failures else None,
@@ -95,6 +103,7 @@ def judge(gate: Gate, readings: GateReadings) -> tuple[Verdict, str]:
     checks = [
         (name, op, threshold, getattr(readings, name))
         for name, op, threshold in (
+            ("accuracy", ">=", gate.accuracy),
             ("agreement", ">=", gate.agreement),
             ("p99_ms", "<=", gate.p99_ms),
             ("error_rate", "<=", gate.error_rate),
