@@ -269,6 +269,9 @@ async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls
     asked = _advance(hub)
     run = await _run(client)
     again = _advance(hub)  # the run is in progress: the same alerts start no other
+    await _drift(client, fleet[1], running["digest"])
+    joined = _advance(hub)  # a device that drifts while the run labels joins it
+    widened = await _run(client)
     for who in (fleet[0], fleet[2]):
         await _send_windows(client, who, run["requests"][who.device_id])
     # Ground truth for d1's windows (they are from 2025-01-01 00:00:00 to :03), none for d3's.
@@ -311,6 +314,8 @@ async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls
 
     assert nothing == []
     assert sorted(asked) == ["d1", "d3"] and again == []
+    assert joined == ["d2"] and widened["devices"] == ["d1", "d2", "d3"]
+    assert widened["id"] == run["id"]
     assert run["devices"] == ["d1", "d3"] and "drift alerts on d1, d3" in run["reason"]
     assert short["state"] == "labelling" and short["labelled"] == 4  # d1's, from feedback
     assert training["state"] == "training" and training["labelled"] == 6

@@ -11,6 +11,8 @@ Each step is one hub event; the heavy work is in jobs and rollouts, so `advance`
 and writes a few rows.
 """
 
+from datetime import datetime
+
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
@@ -155,33 +157,62 @@ def _drifting(session: Session, name: str) -> list[str] | None:
     since = session.scalar(
         select(func.max(PolicyRunRow.started_at)).where(PolicyRunRow.policy == name)
     )
+    return sorted(_open_drift(session, since)) or None
+
+
+def _open_drift(session: Session, since: datetime | None = None) -> set[str]:
+    """The devices with a drift alert still open, raised after `since` when given."""
     query = select(AlertRow.device_id).where(
         AlertRow.signal == "drift_psi", AlertRow.cleared_at.is_(None)
     )
     if since is not None:
         query = query.where(AlertRow.raised_at > since)
-    return sorted(set(session.scalars(query))) or None
+    return set(session.scalars(query))
+
+
+def _join(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> list[str]:
+    """Ask the devices that started to drift while `run` labels for their windows too; the
+    devices asked."""
+    joining = sorted(_open_drift(session) - set(run.requests))
+    if not joining:
+        return []
+    requests = dict(run.requests)
+    for device_id in joining:
+        asked = review.ask(session, device_id, policy.windows).send_windows
+        assert asked is not None  # what `ask` just set
+        requests[device_id] = asked.request_id
+    run.requests, run.updated_at = requests, utcnow()
+    events.record(
+        session,
+        "policy_step",
+        f"{run.policy} run {run.id}: {', '.join(joining)} drift too; asked them for "
+        f"{policy.windows} windows each",
+        severity="info",
+    )
+    return joining
 
 
 def _advance(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> list[str]:
     """Move `run` on; the devices whose desired state changed."""
     if run.state == "labelling":
+        joined = _join(session, run, policy)
         _label_from_feedback(session, run, policy)
         labelled = _labelled(session, run, policy)
-        if labelled >= policy.min_labelled:
-            training = _submit(
-                session,
-                TrainRequest(
-                    dataset=policy.dataset,
-                    model=policy.model,
-                    name=policy.name,
-                    freeze=True,
-                    budget_s=policy.budget_s,
-                    seed=policy.seed,
-                ),
-            )
-            _step(session, run, "training", f"{labelled} windows labelled; training", training)
-        return []
+        if labelled < policy.min_labelled:
+            return joined
+        training = _submit(
+            session,
+            TrainRequest(
+                dataset=policy.dataset,
+                model=policy.model,
+                name=policy.name,
+                freeze=True,
+                budget_s=policy.budget_s,
+                seed=policy.seed,
+            ),
+        )
+        _step(session, run, "training", f"{labelled} windows labelled; training", training)
+        return joined
     if run.state == "rolling_out":
         return _follow_rollout(session, run)
     job = session.get(JobRow, run.job_id) if run.job_id is not None else None
