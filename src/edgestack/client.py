@@ -448,6 +448,10 @@ class HubClient:
             params["state"] = state
         return _Rollouts.validate_json(self._call("GET", "/v1/rollouts", params=params).content)
 
+    def metrics(self) -> str:
+        """The fleet's metrics in Prometheus' text format, as a scrape of `/metrics` reads them."""
+        return self._call("GET", "/metrics").text
+
     def rollout(self, rollout_id: int) -> RolloutView:
         response = self._call("GET", f"/v1/rollouts/{rollout_id}")
         return RolloutView.model_validate_json(response.content)

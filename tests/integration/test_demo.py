@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from edgestack.demo import DemoOptions, run_demo, wait_until
+from edgestack.demo import DemoOptions, DriftReport, run_demo, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +73,30 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
     finally:
         demo.kill()
         demo.wait()
+
+
+def test_the_drift_scenario_alerts_rolls_a_bad_candidate_back_and_recovers(
+    tmp_path: Path,
+) -> None:
+    report_file = tmp_path / "drift.json"
+
+    finished = subprocess.run(
+        [
+            sys.executable, "-m", "edgestack", "demo", "--scenario", "drift", "--quick",
+            "--report", str(report_file), "--data-dir", str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=420,
+        env={**os.environ, "COLUMNS": "100"},
+    )  # fmt: skip
+
+    assert finished.returncode == 0, finished.stdout[-3000:]
+    report = DriftReport.model_validate_json(report_file.read_text())
+    assert 0 < report.drift_alert_s <= 60
+    assert report.accuracy_before_shift - report.accuracy_after_update <= 0.02
+    # the pump hurt the first model: it is the retrained one that recovered
+    assert report.accuracy_during_shift < report.accuracy_after_update
+    assert report.bad_candidate_rolled_back
+    assert report.rollout_waves_promoted >= 2
+    assert report.metrics_scraped

@@ -1,9 +1,10 @@
 """The long-running commands: a hub, an agent, or the whole demo on this machine."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from pydantic import BaseModel
 
 from edgestack.cli.common import console, fail, load_settings, setup_logging
 from edgestack.client import HubError
@@ -12,6 +13,8 @@ __all__ = ["agent", "demo", "hub", "hub_app", "migrate"]
 
 
 hub_app = typer.Typer()
+
+Scenario = Literal["fault", "drift"]
 
 DataDirOpt = Annotated[Path | None, typer.Option(help=r"\[env EDGESTACK_HUB_DATA_DIR]")]
 
@@ -91,20 +94,32 @@ def agent(
 
 
 def demo(
+    scenario: Annotated[
+        Scenario,
+        typer.Option(
+            help="fault: a fault on one machine raises an alarm. drift: the machines' "
+            "surroundings change, drift is alerted, and a policy retrains and rolls out."
+        ),
+    ] = "fault",
     quick: Annotated[
-        bool, typer.Option(help="Collect and watch less; done in about a minute.")
+        bool, typer.Option(help="Collect and watch less; done in one to three minutes.")
     ] = False,
     report: Annotated[Path | None, typer.Option(help="Write a JSON summary here.")] = None,
     data_dir: Annotated[Path, typer.Option(help="Logs and databases of this run.")] = Path(
         "demo-data"
     ),
 ) -> None:
-    """Hub, three agents, data collection, training, deployment and a fault, on this machine."""
-    from edgestack.demo import DemoOptions, run_demo
+    """Hub, three agents, data collection, training and deployment on this machine, then a
+    fault (the default scenario) or a change of the machines' surroundings (drift)."""
+    from edgestack.demo import DemoOptions, DriftOptions, run_demo, run_drift
 
     options = DemoOptions.quick(data_dir) if quick else DemoOptions(root=data_dir)
     try:
-        result = run_demo(options, console)
+        if scenario == "drift":
+            drift = DriftOptions.quick(options) if quick else DriftOptions(base=options)
+            written: BaseModel = run_drift(drift, console)
+        else:
+            written = run_demo(options, console).report
     except KeyboardInterrupt:
         console.print("[yellow]stopped; every process the demo started has ended[/]")
         raise typer.Exit(130) from None
@@ -112,5 +127,5 @@ def demo(
         console.print(f"[red]demo failed:[/] {exc}\nlogs: {data_dir}")
         raise typer.Exit(1) from None
     if report is not None:
-        report.write_text(result.report.model_dump_json(indent=2) + "\n")
+        report.write_text(written.model_dump_json(indent=2) + "\n")
         console.print(f"report written to {report}")

@@ -71,8 +71,10 @@ class LocalFleet:
         procs = [self._hub, *self._agents.values()]
         return [p.pid for p in procs if p is not None and p.poll() is None]
 
-    def start_hub(self, *, timeout_s: float = 30) -> None:
+    def start_hub(self, *, timeout_s: float = 30, env: dict[str, str] | None = None) -> None:
+        """Start the hub, with `env` added to its environment (its settings), and wait for it."""
         env = {
+            **(env or {}),
             "EDGESTACK_ADMIN_TOKEN": self.admin_token,
             "EDGESTACK_ENROL_TOKEN": self.enrol_token,
         }

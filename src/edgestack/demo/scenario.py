@@ -28,7 +28,15 @@ from edgestack.protocol import (
 )
 from edgestack.sensing import FAULTS
 
-__all__ = ["DemoOptions", "DemoReport", "DemoResult", "run_demo"]
+__all__ = [
+    "DemoOptions",
+    "DemoReport",
+    "DemoResult",
+    "collect",
+    "progress_bars",
+    "reach",
+    "run_demo",
+]
 
 MODEL_NAME = "motor-faults"
 
@@ -84,42 +92,19 @@ class DemoResult:
 def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult:
     console = console or Console()
     shutil.rmtree(options.root, ignore_errors=True)
-    with (
-        LocalFleet(options.root, options.devices) as fleet,
-        Progress(
-            TextColumn("{task.description:<34}"),
-            BarColumn(),
-            TextColumn("{task.completed:>4.0f}/{task.total:.0f}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress,
-    ):
+    with LocalFleet(options.root, options.devices) as fleet, progress_bars(console) as progress:
         hub = fleet.client
         step = progress.add_task("starting hub and agents", total=len(options.devices) + 1)
         fleet.start_hub()
         progress.advance(step)
         fleet.start_agents()
         wait_until(
-            lambda: _reach(progress, step, lambda: 1 + _reporting(fleet), len(options.devices) + 1),
+            lambda: reach(progress, step, lambda: 1 + _reporting(fleet), len(options.devices) + 1),
             timeout_s=60,
             what="every agent to enrol and report",
         )
 
-        for label in FAULTS:
-            fault = None if label == "normal" else FaultInjection(kind=label)
-            patch = DesiredPatch(collect=Collection(label=label, dataset=MODEL_NAME), fault=fault)
-            for device in options.devices:
-                hub.update_desired(device, patch)
-            need = options.windows_per_label * len(options.devices)
-            task = progress.add_task(f"collecting '{label}' windows", total=need)
-            wait_until(
-                partial(_reach, progress, task, partial(_collected, fleet, label, options), need),
-                timeout_s=20 + options.windows_per_label,
-                what=f"{need} '{label}' windows from the devices",
-                every_s=0.5,
-            )
-        for device in options.devices:
-            hub.update_desired(device, DesiredPatch(collect=None, fault=None))
+        collect(fleet, progress, options, MODEL_NAME)
 
         # Trained as `edgestack train` trains: on a frozen version of the collected dataset.
         hub.freeze(MODEL_NAME)
@@ -133,7 +118,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         )
         task = progress.add_task("deploying to every device", total=len(deployment.devices))
         wait_until(
-            lambda: _reach(
+            lambda: reach(
                 progress, task, lambda: _running(fleet, model.digest), len(options.devices)
             ),
             timeout_s=60,
@@ -177,7 +162,40 @@ def _running(fleet: LocalFleet, digest: str) -> int:
     )
 
 
-def _reach(progress: Progress, task: TaskID, count: Callable[[], int], target: int) -> bool:
+def progress_bars(console: Console) -> Progress:
+    """The bars a demo shows its steps with."""
+    return Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        TextColumn("{task.completed:>4.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def collect(fleet: LocalFleet, progress: Progress, options: DemoOptions, dataset: str) -> None:
+    """Have every device collect `options.windows_per_label` windows of each condition into
+    `dataset`, its simulated machine given that fault; then collect no more, fault-free."""
+    hub = fleet.client
+    for label in FAULTS:
+        fault = None if label == "normal" else FaultInjection(kind=label)
+        patch = DesiredPatch(collect=Collection(label=label, dataset=dataset), fault=fault)
+        for device in options.devices:
+            hub.update_desired(device, patch)
+        need = options.windows_per_label * len(options.devices)
+        task = progress.add_task(f"collecting '{label}' windows", total=need)
+        wait_until(
+            partial(reach, progress, task, partial(_collected, fleet, label, options), need),
+            timeout_s=20 + options.windows_per_label,
+            what=f"{need} '{label}' windows from the devices",
+            every_s=0.5,
+        )
+    for device in options.devices:
+        hub.update_desired(device, DesiredPatch(collect=None, fault=None))
+
+
+def reach(progress: Progress, task: TaskID, count: Callable[[], int], target: int) -> bool:
+    """Show `count()` against `target` on `task`; whether it got there."""
     done = count()
     progress.update(task, completed=min(done, target))
     return done >= target
