@@ -84,8 +84,8 @@ class DriftOptions:
             settle_s=1.5,
             baseline_periods=2,
             after_periods=2,
-            windows_asked=80,
-            min_labelled=90,
+            windows_asked=120,
+            min_labelled=120,
             shadow_s=5.0,
             min_windows=10,
         )
