@@ -1,4 +1,4 @@
-"""Where a device's events go besides the hub: a local JSON-lines log, an MQTT topic.
+"""Where a device's events go besides the hub: a local JSON-lines log, an MQTT topic, a voice.
 
 The hub always gets every event through the agent's outbox; sinks are extra, local
 consumers (a PLC listening on the plant's broker, a log a technician can read offline).
@@ -10,6 +10,8 @@ A sink never blocks the hot path and never raises on a failed delivery: it count
 
 import json
 import logging
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Annotated, Protocol
 
@@ -19,7 +21,7 @@ from pydantic import Field
 from edgestack.protocol import Event
 from edgestack.registry import Registry
 
-__all__ = ["SINKS", "JsonLinesSink", "MqttSink", "Sink"]
+__all__ = ["SINKS", "JsonLinesSink", "MqttSink", "Sink", "SpeakSink"]
 
 log = logging.getLogger("edgestack.sinks")
 
@@ -93,3 +95,88 @@ class MqttSink:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+_SPEAKER = "espeak-ng"
+_SPEAK_WAIT_S = 10.0  # what `close` waits for sentences still being said
+
+
+@SINKS.register("speak")
+class SpeakSink:
+    """Says alarms aloud with espeak-ng (Debian's `espeak-ng` package): to the sound device,
+    or, with `wav_dir`, into one WAV file per alarm there. Only events of `kinds` are said.
+    espeak-ng runs as a child process that is never waited for, so the hot path goes on.
+
+    Raises ValueError naming the field when espeak-ng is not installed or `wav_dir` cannot be
+    written to."""
+
+    def __init__(
+        self,
+        wav_dir: Path | None = None,
+        kinds: Annotated[tuple[str, ...], Field(min_length=1)] = ("alarm_raised",),
+        voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9+_-]{1,40}$")] = "en",
+        words_per_minute: Annotated[int, Field(ge=80, le=450)] = 160,
+    ) -> None:
+        speaker = shutil.which(_SPEAKER)
+        if speaker is None:
+            raise ValueError(
+                f"kind: speak needs {_SPEAKER}, which is not installed; "
+                f"install it (apt-get install {_SPEAKER}) or use another sink"
+            )
+        if wav_dir is not None:
+            try:
+                wav_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(
+                    f"wav_dir: cannot write {wav_dir}: {exc.strerror or exc}; "
+                    "choose a folder this process may write to"
+                ) from None
+        self.wav_dir = wav_dir
+        self.kinds = frozenset(kinds)
+        self.failed = 0
+        self._command = [speaker, "-v", voice, "-s", str(words_per_minute)]
+        self._speaking: list[subprocess.Popen[bytes]] = []
+
+    def emit(self, event: Event) -> None:
+        if event.kind not in self.kinds:
+            return
+        self._speaking = [p for p in self._speaking if p.poll() is None]
+        out = [] if self.wav_dir is None else ["-w", str(self._wav(event))]
+        try:
+            self._speaking.append(
+                subprocess.Popen(
+                    [*self._command, *out, "--", _sentence(event)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        except OSError as exc:
+            self.failed += 1
+            log.warning("alarm not spoken: %s", exc)
+
+    def _wav(self, event: Event) -> Path:
+        assert self.wav_dir is not None
+        return (
+            self.wav_dir / f"{event.at:%Y%m%dT%H%M%S%f}-{event.kind}-{event.event_id.hex[:8]}.wav"
+        )
+
+    def close(self) -> None:
+        """Let what is being said finish, for a while; then stop it."""
+        for speaking in self._speaking:
+            try:
+                speaking.wait(timeout=_SPEAK_WAIT_S)
+            except subprocess.TimeoutExpired:
+                speaking.kill()
+                speaking.wait()
+        self._speaking = []
+
+
+def _sentence(event: Event) -> str:
+    """What is said of `event`: its kind, label and confidence in words."""
+    said = event.kind.replace("_", " ")
+    if event.label:
+        said += f": {event.label.replace('_', ' ')}"
+    if event.confidence is not None:
+        said += f", {round(event.confidence * 100)} percent sure"
+    return said
