@@ -65,6 +65,7 @@ __all__ = [
     "DeployResponse",
     "DesiredPatch",
     "DesiredState",
+    "DeviceChoice",
     "DeviceEventKind",
     "DeviceId",
     "DeviceView",
@@ -131,6 +132,7 @@ __all__ = [
     "TelemetryTotals",
     "Timestamp",
     "TrainRequest",
+    "UndeployResponse",
     "WaveState",
     "WaveView",
     "WindowAsk",
@@ -839,29 +841,38 @@ class ModelView(Wire):
     manifest: Manifest
 
 
-class DeployRequest(_Command):
-    """Which model version goes to which devices: name them in `devices`, set `all`, or give
-    targets in `to`."""
+class DeviceChoice(_Command):
+    """Which devices: name them in `devices`, set `all`, or give targets in `to`; one of the
+    three."""
 
-    model: Name
-    version: int | None = Field(
-        default=None, ge=1, le=INT64_MAX, description="latest when left out"
-    )
     devices: list[DeviceId] | None = Field(
-        default=None, max_length=10_000, description="the devices to deploy to; leave out with all"
+        default=None, max_length=10_000, description="the devices; leave out with all or to"
     )
-    all: bool = Field(default=False, description="deploy to every enrolled device")
+    all: bool = Field(default=False, description="every enrolled device")
     to: list[Target] | None = Field(
         default=None,
         max_length=100,
         description="targets, their devices taken together: device ids, tag:key=value, all; "
         "instead of devices or all",
     )
+
+
+class DeployRequest(DeviceChoice):
+    """Which model version goes to which devices."""
+
+    model: Name
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
     force: bool = Field(
         default=False,
         description="skip the checks that each device can feed the bundle and that its "
         "footprint fits the device's profile",
     )
+
+
+class UndeployResponse(Wire):
+    devices: list[DeviceId] = Field(description="the devices that now run no model")
 
 
 class DeployResponse(Wire):

@@ -267,3 +267,26 @@ async def test_a_device_that_never_reported_what_it_feeds_is_a_misfit_unless_for
     assert refused.status_code == 409
     assert "silent-1: it has not reported what it can feed a model" in refused.json()["detail"]
     assert forced.status_code == 200, forced.text
+
+
+async def test_undeploy_leaves_the_chosen_devices_without_a_model_and_wakes_them(
+    client: httpx.AsyncClient, device: Device, ready: Ready
+) -> None:
+    await ready("motor-2")
+    await _register(client, 1)
+    await client.post("/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN)
+    waiting = asyncio.create_task(
+        client.get("/v1/devices/motor-1/desired?after=1&wait=30", headers=device.auth)
+    )
+    await asyncio.sleep(0.1)
+
+    undone = await client.post("/v1/undeployments", json={"devices": ["motor-1"]}, headers=ADMIN)
+    woken = await asyncio.wait_for(waiting, 5)
+    neither = await client.post("/v1/undeployments", json={}, headers=ADMIN)
+    desired = await _desired(client)
+
+    assert undone.status_code == 200 and undone.json() == {"devices": ["motor-1"]}
+    assert woken.json()["version"] == 2 and "bundle" not in woken.json()
+    assert desired["motor-1"].get("bundle") is None
+    assert desired["motor-2"]["bundle"]["version"] == 1
+    assert neither.status_code == 422 and "edgestack undeploy --all" in neither.json()["detail"]

@@ -117,6 +117,6 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
     assert bodies[("put", "/v1/alerts/rules")].endswith("/AlertRules")
     assert bodies[("post", "/v1/feedback")].endswith("/FeedbackBatch")
     assert bodies[("post", "/v1/rollouts")].endswith("/RolloutRequest")
-    assert len(bodies) == 19
+    assert len(bodies) == 20
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

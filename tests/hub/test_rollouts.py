@@ -381,10 +381,11 @@ async def test_rollback_after_completion_puts_every_device_back(
         assert (await _desired(client, name)).bundle == rollout.previous[name]
 
 
-async def test_a_deploy_or_rollout_to_devices_in_a_rollout_is_refused_naming_it(
+async def test_a_deploy_undeploy_or_rollout_to_devices_in_a_rollout_is_refused_naming_it(
     client: httpx.AsyncClient, fleet: dict[str, Device]
 ) -> None:
     await _start(client, to=["d1", "d2"])
+    undeploy = await client.post("/v1/undeployments", json={"devices": ["d1"]}, headers=ADMIN)
 
     deploy = await client.post(
         "/v1/deployments", json={"model": "motor", "devices": ["d2", "d4"]}, headers=ADMIN
@@ -401,6 +402,8 @@ async def test_a_deploy_or_rollout_to_devices_in_a_rollout_is_refused_naming_it(
     assert "edgestack rollout abort 1" in deploy.json()["detail"]
     assert second.status_code == 409
     assert free.status_code == 200
+    assert undeploy.status_code == 409 and "in rollout 1" in undeploy.json()["detail"]
+    assert (await _desired(client, "d1")).bundle is not None
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,14 @@ from fastapi import APIRouter, Depends
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, HubDep, WriteSessionDep
 from edgestack.hub.store import deployments, rollouts
-from edgestack.protocol import DeployRequest, DeployResponse
+from edgestack.protocol import DeployRequest, DeployResponse, DeviceChoice, UndeployResponse
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["deployments"])
 
 DeployBody = Annotated[DeployRequest, Depends(json_body(DeployRequest))]
+ChoiceBody = Annotated[DeviceChoice, Depends(json_body(DeviceChoice))]
 
 
 @router.post("/v1/deployments", operation_id="deployments-create")
@@ -36,3 +37,18 @@ def deploy(
     for device_id in deployment.devices:
         hub.notifier.notify(device_id)
     return deployment
+
+
+@router.post("/v1/undeployments", operation_id="deployments-undeploy")
+def undeploy(
+    _: AdminDep, choice: ChoiceBody, hub: HubDep, session: WriteSessionDep
+) -> UndeployResponse:
+    """Have devices run no model: those named in `devices`, the targets of `to`, or every
+    enrolled device with `all`. They keep sensing, collecting and reporting. Refused with 409
+    while a rollout holds one of them, naming it."""
+    undone = deployments.undeploy(session, choice)
+    rollouts.refuse_held(session, undone.devices)
+    session.commit()
+    for device_id in undone.devices:
+        hub.notifier.notify(device_id)
+    return undone

@@ -5,12 +5,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgestack.bundle import Manifest
-from edgestack.hub.errors import Conflict, Unprocessable
-from edgestack.hub.store import devices, registry, targets
+from edgestack.hub.errors import Conflict
+from edgestack.hub.store import devices, registry
 from edgestack.hub.store.tables import DeviceRow, ModelRow
-from edgestack.protocol import BundleRef, DeployRequest, DeployResponse, ReportedState
+from edgestack.hub.store.targets import chosen
+from edgestack.protocol import (
+    BundleRef,
+    DeployRequest,
+    DeployResponse,
+    DeviceChoice,
+    ReportedState,
+    UndeployResponse,
+)
 
-__all__ = ["deploy", "manifest_of", "misfits", "refuse_misfits"]
+__all__ = ["deploy", "manifest_of", "misfits", "refuse_misfits", "undeploy"]
 
 
 def deploy(session: Session, request: DeployRequest) -> DeployResponse:
@@ -18,7 +26,7 @@ def deploy(session: Session, request: DeployRequest) -> DeployResponse:
     of `to`, or every enrolled one with `all`), bumping each desired version. Refuse the lot
     if a model or device is unknown, a target matches no device or, unless forced, if any
     device cannot run the bundle (see `misfits`)."""
-    targets = _targets(session, request)
+    targets = chosen(session, request, "edgestack deploy")
     manifest, ref = manifest_of(session, request.model, request.version)
     if not request.force:
         refuse_misfits(session, manifest, ref, targets, "edgestack deploy --force")
@@ -44,6 +52,15 @@ def refuse_misfits(
             "devices' profile in their desired state if it is wrong, or set force "
             f"({forced}) to deploy anyway"
         )
+
+
+def undeploy(session: Session, choice: DeviceChoice) -> UndeployResponse:
+    """Have the devices `choice` names run no model: they keep sensing, collecting and
+    reporting."""
+    targets = chosen(session, choice, "edgestack undeploy")
+    for device_id in targets:
+        devices.steer(session, device_id, bundle=None)
+    return UndeployResponse(devices=targets)
 
 
 def misfits(manifest: Manifest, device: DeviceRow) -> list[str]:
@@ -79,23 +96,6 @@ def misfits(manifest: Manifest, device: DeviceRow) -> list[str]:
             f"(profile {profile.name}) {why}" for why in profile.refuses(manifest.footprint)
         )
     return reasons
-
-
-def _targets(session: Session, request: DeployRequest) -> list[str]:
-    choices = {"devices": request.devices is not None, "to": request.to is not None}
-    given = [name for name, chosen in {**choices, "all": request.all}.items() if chosen]
-    if len(given) != 1:
-        raise Unprocessable(
-            "name the devices to deploy to in devices (edgestack deploy --device ID ...), "
-            "give targets in to (--to tag:key=value), or set all (edgestack deploy --all) "
-            "for every enrolled device; "
-            + (f"only one, not {' and '.join(given)}" if given else "none was given")
-        )
-    if request.devices is not None:
-        return targets.resolve(session, request.devices, "devices")
-    if request.to is not None:
-        return targets.resolve(session, request.to, "to")
-    return targets.resolve(session, ["all"], "all")
 
 
 def manifest_of(session: Session, model: str, version: int | None) -> tuple[Manifest, BundleRef]:

@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from edgestack.hub.errors import NotFound, Unprocessable
 from edgestack.hub.store.tables import DeviceRow
+from edgestack.protocol import DeviceChoice
 
-__all__ = ["resolve"]
+__all__ = ["chosen", "resolve"]
 
 
 def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list[str]:
@@ -60,3 +61,29 @@ def _matches(target: str, enrolled: dict[str, dict[str, str]]) -> set[str]:
             if all(tags.get(k) == v for k, v in wanted.items())
         }
     return {target} & set(enrolled)
+
+
+def chosen(session: Session, choice: DeviceChoice, command: str) -> list[str]:
+    """The devices `choice` names (`devices`, the targets of `to`, or every enrolled one with
+    `all`), resolved; refused (422) unless exactly one of the three is given, saying how
+    with `command` (`edgestack deploy`)."""
+    given = [
+        name
+        for name, picked in (
+            ("devices", choice.devices is not None),
+            ("to", choice.to is not None),
+            ("all", choice.all),
+        )
+        if picked
+    ]
+    if len(given) != 1:
+        raise Unprocessable(
+            f"name the devices in devices ({command} --device ID ...), give targets in to "
+            f"(--to tag:key=value), or set all ({command} --all) for every enrolled device; "
+            + (f"only one, not {' and '.join(given)}" if given else "none was given")
+        )
+    if choice.devices is not None:
+        return resolve(session, choice.devices, "devices")
+    if choice.to is not None:
+        return resolve(session, choice.to, "to")
+    return resolve(session, ["all"], "all")
