@@ -30,6 +30,7 @@ from edgestack.protocol import (
     DeployResponse,
     DesiredPatch,
     DesiredState,
+    DeviceChoice,
     DeviceView,
     EventView,
     FeedbackAck,
@@ -57,6 +58,7 @@ from edgestack.protocol import (
     SampleImport,
     SampleRecord,
     TagsPatch,
+    UndeployResponse,
     WindowAsk,
     WindowLabels,
     problem_detail,
@@ -157,6 +159,11 @@ class HubClient:
         body = patch.model_dump_json()
         response = self._call("PATCH", f"/v1/devices/{device_id}/tags", content=body)
         return DeviceView.model_validate_json(response.content)
+
+    def undeploy(self, choice: DeviceChoice) -> UndeployResponse:
+        """Have the chosen devices run no model."""
+        response = self._call("POST", "/v1/undeployments", content=choice.model_dump_json())
+        return UndeployResponse.model_validate_json(response.content)
 
     def update_desired(self, device_id: str, patch: DesiredPatch) -> DesiredState:
         body = patch.model_dump_json(exclude_unset=True)

@@ -19,6 +19,7 @@ from edgestack.cli import (
     review,
     rollouts,
     train,
+    twin,
 )
 
 __all__ = ["app"]
@@ -27,11 +28,14 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(processes.hub_app, name="hub")
 app.command()(processes.agent)
 app.command()(processes.demo)
+fleet.devices_app.command("set")(twin.set_device)
+fleet.devices_app.command()(twin.inject)
 app.add_typer(fleet.devices_app, name="devices")
 app.command()(fleet.models)
 app.command()(fleet.events)
 app.command()(fleet.profiles)
 app.command()(fleet.deploy)
+app.command()(twin.undeploy)
 app.command()(train.train)
 app.command()(optimize.optimize)
 app.command()(evaluate.evaluate)
