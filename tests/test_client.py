@@ -28,16 +28,24 @@ def _page(*ids: int) -> httpx.Response:
         )
         for i in ids
     ]
-    return httpx.Response(200, text="[" + ",".join(v.model_dump_json() for v in views) + "]")
+    # As the stream sends them: each event its id, kind and data, a blank line after; and a
+    # keep-alive comment, which carries no event.
+    text = "".join(
+        f"id: {v.id}\nevent: {v.event.kind}\ndata: {v.model_dump_json()}\n\n" for v in views
+    )
+    return httpx.Response(
+        200, text=": keep-alive\n\n" + text, headers={"content-type": "text/event-stream"}
+    )
 
 
 def test_following_events_waits_out_a_hub_restart_and_misses_nothing() -> None:
-    # The hub answers, goes away for two asks, and comes back with what arrived meanwhile.
+    # The stream sends one event and drops, the hub goes away for two tries, and comes back
+    # with what arrived meanwhile.
     answers = iter([_page(1), None, None, _page(2, 3)])
-    asked: list[str | None] = []
+    resumed_after: list[str | None] = []
 
     def scripted(request: httpx.Request) -> httpx.Response:
-        asked.append(request.url.params.get("after_id"))
+        resumed_after.append(request.headers.get("Last-Event-ID"))
         answer = next(answers, _page())
         if answer is None:
             raise httpx.ConnectError("connection refused", request=request)
@@ -45,10 +53,10 @@ def test_following_events_waits_out_a_hub_restart_and_misses_nothing() -> None:
 
     client = HubClient("http://hub", admin_token="t", transport=httpx.MockTransport(scripted))
 
-    followed = [e.id for e in itertools.islice(client.follow_events(every_s=0), 3)]
+    followed = [e.id for e in itertools.islice(client.stream_events(retry_s=0), 3)]
 
     assert followed == [1, 2, 3]
-    assert asked[:4] == ["0", "1", "1", "1"]
+    assert resumed_after[:4] == ["0", "1", "1", "1"]
 
 
 def test_following_events_stops_on_a_refusal() -> None:
@@ -58,4 +66,4 @@ def test_following_events_stops_on_a_refusal() -> None:
     client = HubClient("http://hub", admin_token="t", transport=httpx.MockTransport(refusing))
 
     with pytest.raises(HubError, match="401 this route needs the admin token"):
-        next(client.follow_events(every_s=0))
+        next(client.stream_events(retry_s=0))

@@ -6,7 +6,7 @@
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Literal
 
@@ -64,7 +64,7 @@ from edgestack.protocol import (
     problem_detail,
 )
 
-__all__ = ["HubClient", "HubError"]
+__all__ = ["HubClient", "HubError", "sse_events"]
 
 _Devices = TypeAdapter(list[DeviceView])
 _Models = TypeAdapter(list[ModelView])
@@ -95,6 +95,19 @@ def _window(
     if newest_first:
         params["order"] = "newest"
     return params
+
+
+def sse_events(lines: Iterable[str]) -> Iterator[EventView]:
+    """The events of a Server-Sent Events stream of `GET /v1/events/stream`, given its lines;
+    comments and fields other than `data` are skipped, a message ends at a blank line."""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield EventView.model_validate_json("\n".join(data))
+            data = []
+        elif line.startswith("data:"):
+            data.append(line.removeprefix("data:").removeprefix(" "))
 
 
 class HubError(Exception):
@@ -222,25 +235,53 @@ class HubClient:
             params["device"] = device
         return _Events.validate_json(self._call("GET", "/v1/events", params=params).content)
 
-    def follow_events(
-        self, *, after_id: int = 0, device: str | None = None, every_s: float = 1.0
+    def stream_events(
+        self,
+        *,
+        after_id: int = 0,
+        device: str | None = None,
+        kinds: Sequence[str] = (),
+        severity: str | None = None,
+        follow: bool = True,
+        retry_s: float = 1.0,
     ) -> Iterator[EventView]:
-        """Every event after `after_id` as it arrives, asking the hub every `every_s`; endless,
-        so stop iterating (or press Ctrl-C) to end it. A hub that cannot be reached is asked
-        again, as a restarted one comes back; a refusal raises `HubError`."""
+        """Every event after `after_id` of `device`, `kinds` and `severity` or worse (each when
+        given), then each new one as the hub stores it, over Server-Sent Events. A connection
+        that drops is opened again from the last event seen (`Last-Event-ID`), so none is
+        missed or seen twice. Endless while following: stop iterating, or press Ctrl-C. A
+        refusal raises `HubError`."""
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("follow", "true" if follow else "false")
+        ]
+        params += [("kind", kind) for kind in kinds]
+        params += [(k, v) for k, v in (("device", device), ("severity", severity)) if v]
+        last = after_id
         while True:
+            headers = {"Last-Event-ID": str(last), "Accept": "text/event-stream"}
             try:
-                page = self.events(after_id=after_id, device=device, limit=_PAGE)
-            except HubError as exc:
-                if exc.status is not None:
-                    raise
-                time.sleep(every_s)
+                with self._http.stream(
+                    "GET",
+                    "/v1/events/stream",
+                    params=params,
+                    headers=headers,
+                    # the hub says something at least every 15 s while following
+                    timeout=httpx.Timeout(10.0, read=60.0),
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise HubError(
+                            f"GET /v1/events/stream: {response.status_code} "
+                            f"{problem_detail(response.content)}",
+                            response.status_code,
+                        )
+                    for view in sse_events(response.iter_lines()):
+                        last = view.id
+                        yield view
+            except httpx.TransportError:
+                time.sleep(retry_s)
                 continue
-            yield from page
-            if page:
-                after_id = page[-1].id
-            if len(page) < _PAGE:
-                time.sleep(every_s)
+            if not follow:
+                return
 
     def samples(self, *, label: str | None = None, device: str | None = None) -> DatasetView:
         """Every collected sample, oldest first, asked for a page at a time."""

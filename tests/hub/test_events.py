@@ -1,6 +1,7 @@
 import httpx
 import pytest
 
+from edgestack.client import sse_events
 from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import EventRow
 from edgestack.protocol import EventView
@@ -123,3 +124,47 @@ async def test_events_of_a_malformed_device_id_are_refused_naming_it(
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("query.device:")
+
+
+async def _stream(client: httpx.AsyncClient, **params: object) -> list[EventView]:
+    headers = dict(ADMIN)
+    if "last_event_id" in params:
+        headers["Last-Event-ID"] = str(params.pop("last_event_id"))
+    response = await client.get(
+        "/v1/events/stream", params={"follow": "false", **params}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return list(sse_events(response.text.splitlines()))
+
+
+async def test_the_event_stream_sends_ids_kinds_and_resumes_after_the_last_id_seen(
+    client: httpx.AsyncClient, device: Device, enrol: Enrol
+) -> None:
+    other = await enrol("motor-2")
+    for who in (device, other):
+        await client.post(
+            f"/v1/devices/{who.device_id}/events",
+            content=event_batch(3).model_dump_json(),
+            headers=who.auth,
+        )
+    listed = [
+        EventView.model_validate(e) for e in (await client.get("/v1/events", headers=ADMIN)).json()
+    ]
+
+    everything = await _stream(client)
+    resumed = await _stream(client, last_event_id=everything[3].id, after_id=0)
+    alarms_of_one = await _stream(client, device="motor-2", kind="alarm_raised")
+    warnings = await _stream(client, severity="warning")
+    critical = await _stream(client, severity="critical")
+    raw = (await client.get("/v1/events/stream?follow=false", headers=ADMIN)).text
+
+    assert everything == listed
+    assert resumed == listed[4:]  # the header wins over after_id
+    assert [e.id for e in alarms_of_one] == [
+        e.id for e in listed if e.device_id == "motor-2" and e.event.kind == "alarm_raised"
+    ]
+    assert {e.event.kind for e in warnings} == {"alarm_raised"} and len(warnings) == 6
+    assert critical == []
+    first = raw.split("\n\n")[0].splitlines()
+    assert first[:2] == [f"id: {listed[0].id}", f"event: {listed[0].event.kind}"]

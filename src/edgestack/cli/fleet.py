@@ -293,7 +293,7 @@ def events(
             return
         after_id = max((e.id for e in rows), default=0)
         try:
-            for event in client.follow_events(after_id=after_id, device=device):
+            for event in client.stream_events(after_id=after_id, device=device):
                 # One line each, JSON Lines with --json, written at once for a pipe to see.
                 line = event.model_dump_json() if as_json else "  ".join(_event_cells(event))
                 print(line, flush=True)

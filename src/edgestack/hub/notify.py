@@ -35,6 +35,11 @@ class DesiredNotifier:
     def watching(self, device_id: str) -> bool:
         return device_id in self._changed
 
+    @property
+    def closing(self) -> bool:
+        """Whether the hub is stopping: streams end rather than wait for more."""
+        return self._closing
+
     def notify(self, device_id: str) -> None:
         self._on_loop(self._fire, device_id)
 

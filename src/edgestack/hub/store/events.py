@@ -1,6 +1,7 @@
 """Events from the devices and the hub's own, kept in arrival order."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Literal
 
 from sqlalchemy import select
@@ -75,12 +76,22 @@ def record(
 
 
 def since(
-    session: Session, window: Window | None = None, *, device_id: str | None = None
+    session: Session,
+    window: Window | None = None,
+    *,
+    device_id: str | None = None,
+    kinds: Sequence[str] = (),
+    severities: Sequence[str] = (),
 ) -> list[EventView]:
-    """The events in `window`, of `device_id` only when given."""
+    """The events in `window`, of `device_id` only when given, of `kinds` and `severities`
+    only when they name any."""
     query = (window or Window()).apply(select(EventRow), EventRow.id)
     if device_id is not None:
         query = query.where(EventRow.device_id == device_id)
+    if kinds:
+        query = query.where(EventRow.event["kind"].as_string().in_(kinds))
+    if severities:
+        query = query.where(EventRow.event["severity"].as_string().in_(severities))
     return [
         EventView(
             id=row.id,
