@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from edgestack.hub.api import ROUTERS, install_problem_handlers
 from edgestack.hub.api.body import document_bodies
 from edgestack.hub.api.deps import check_protocol
+from edgestack.hub.api.docs import install_docs
 from edgestack.hub.context import HubContext
 from edgestack.hub.controller import Controller
 from edgestack.hub.settings import HubSettings
@@ -41,12 +42,16 @@ def create_app(settings: HubSettings) -> FastAPI:
         "model registry, deployments, rollouts.",
         lifespan=lifespan,
         dependencies=[Depends(check_protocol)],
+        # Served by `install_docs` from the hub's own files; FastAPI's pages load a CDN's.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.hub = hub
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     document_bodies(app, ROUTERS)
+    install_docs(app)
     return app
 
 
