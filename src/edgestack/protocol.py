@@ -68,6 +68,7 @@ __all__ = [
     "DeviceChoice",
     "DeviceEventKind",
     "DeviceId",
+    "DeviceStatus",
     "DeviceView",
     "DriftReport",
     "EnrolRequest",
@@ -364,6 +365,11 @@ class DesiredState(Wire):
     send_windows: WindowRequest | None = Field(
         default=None, description="recent windows to send for labelling, once per request id"
     )
+    stopped: bool = Field(
+        default=False,
+        description="the app stops reading its sources and running its model; the device "
+        "keeps following its twin and reporting",
+    )
     rules: RuleParams | None = Field(default=None, description=_RULES_OVERRIDE)
     collect: Collection | None = None
     fault: FaultInjection | None = None
@@ -382,6 +388,7 @@ _SINCE_PROTOCOL_2: dict[str, Any] = {
     "shadow": True,
     "keep": True,
     "send_windows": True,
+    "stopped": True,
     "fault": {"noise"},
 }
 
@@ -397,6 +404,9 @@ class DesiredPatch(_Command):
     fault: FaultInjection | None = None
     telemetry_interval_s: float | None = Field(default=None, ge=0.2, le=3600)
     profile: str | None = Field(default=None, max_length=64, description=_PROFILE_OVERRIDE)
+    stopped: bool | None = Field(
+        default=None, description="stop the app (true) or start it again (false or null)"
+    )
 
 
 # Generous: a real source's channels are named after its topics or ports.
@@ -413,11 +423,15 @@ class Feeds(Wire):
     extractors: list[_Word] = Field(max_length=1024)
 
 
+DeviceStatus = Literal["idle", "collecting", "running", "stopped", "error", "failed"]
+
+
 class ReportedState(Wire):
     desired_version: Count
     bundle: BundleRef | None = None
-    status: Literal["idle", "collecting", "running", "error", "failed"] = Field(
-        description="failed: the desired bundle kept failing at run time and was given up"
+    status: DeviceStatus = Field(
+        description="failed: the desired bundle kept failing at run time and was given up; "
+        "stopped: the app was stopped (DesiredState.stopped)"
     )
     error: str | None = Field(default=None, max_length=4000)
     hardware: Hardware

@@ -463,3 +463,23 @@ async def test_a_monitoring_report_that_fails_is_left_out_and_the_counts_still_g
     [batch] = _telemetry(tmp_path)
     assert batch.monitoring is None and batch.windows >= 3
     assert "the monitoring report failed" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_stopped_app_reads_nothing_and_says_so_until_started_again(
+    tmp_path: Path, hub_keys: HubKeys
+) -> None:
+    ref = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
+    agent = _agent(tmp_path)
+    agent._loop = asyncio.get_running_loop()
+    await agent.apply(DesiredState(version=3, bundle=ref, stopped=True))
+    for _ in range(5):
+        await agent._on_worker(agent._tick, 4096)
+    stopped = (agent.hot.telemetry.windows, agent.hot.telemetry.raw_bytes, agent._reported())
+    await agent.apply(DesiredState(version=4, bundle=ref))
+    await agent._on_worker(agent._tick, 4096)
+    await agent.link.aclose()
+    agent.store.close()
+
+    assert stopped[:2] == (0, 0) and stopped[2].status == "stopped"
+    assert agent.hot.telemetry.windows >= 1 and agent._reported().status == "running"

@@ -200,7 +200,9 @@ async def test_fields_since_protocol_2_reach_only_agents_that_speak_it(
     client: httpx.AsyncClient, device: Device
 ) -> None:
     fault = {"kind": "imbalance", "noise": 4.0}
-    await client.patch("/v1/devices/motor-1/desired", json={"fault": fault}, headers=ADMIN)
+    await client.patch(
+        "/v1/devices/motor-1/desired", json={"fault": fault, "stopped": True}, headers=ADMIN
+    )
     await client.post("/v1/devices/motor-1/window-requests", json={"count": 5}, headers=ADMIN)
 
     old = await client.get("/v1/devices/motor-1/desired", headers=device.auth)
@@ -210,7 +212,8 @@ async def test_fields_since_protocol_2_reach_only_agents_that_speak_it(
 
     last_release = _DesiredOfTheLastRelease.model_validate_json(old.content)
     assert last_release.fault == FaultInjection(kind="imbalance")
-    assert "send_windows" not in old.json() and "keep" not in old.json()
+    assert not {"send_windows", "keep", "stopped"} & set(old.json())
     current = DesiredState.model_validate_json(new.content)
     assert current.fault is not None and current.fault.noise == 4.0
     assert current.send_windows is not None and current.send_windows.count == 5
+    assert current.stopped

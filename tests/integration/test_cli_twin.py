@@ -60,6 +60,18 @@ def test_rules_faults_and_undeploy_set_from_the_cli_reach_the_agent(tmp_path: Pa
         )
         cleared = cli(fleet, "devices", "inject", "edge-1", "normal")
         after = fleet.client.device("edge-1").desired
+        stopped = cli(fleet, "devices", "stop", "edge-1")
+        halted = wait_until(
+            lambda: (r := _reported(fleet)) and r.status == "stopped" and r,
+            timeout_s=30,
+            what="the agent to report its app stopped",
+        )
+        started = cli(fleet, "devices", "start", "edge-1")
+        resumed = wait_until(
+            lambda: (r := _reported(fleet)) and r.status == "idle" and r,
+            timeout_s=30,
+            what="the agent to report its app going again",
+        )
 
     assert ruled.returncode == 0, ruled.stdout
     assert "trigger_windows=2" in ruled.stdout and "telemetry_interval_s 2.0" in ruled.stdout
@@ -71,3 +83,6 @@ def test_rules_faults_and_undeploy_set_from_the_cli_reach_the_agent(tmp_path: Pa
     assert undeployed.returncode == 0 and "no model desired on edge-1" in undeployed.stdout
     assert idle.status in ("idle", "running") and idle.bundle is None
     assert cleared.returncode == 0 and after.fault is None
+    assert stopped.returncode == 0 and "app stopped" in stopped.stdout
+    assert halted.desired_version > idle.desired_version
+    assert started.returncode == 0 and resumed.desired_version > halted.desired_version

@@ -54,6 +54,7 @@ from edgestack.protocol import (
     BundleRef,
     DataSample,
     DesiredState,
+    DeviceStatus,
     EnrolRequest,
     Event,
     EventBatch,
@@ -397,6 +398,10 @@ class Agent:
             self.hot.restart_windows()
         if desired.rules != before.rules:
             self.hot.rule = AlarmRule(desired.rules or self.app_rules)
+        if desired.stopped != before.stopped:
+            # Nothing read while stopped: no window may join samples from before and after.
+            self.hot.restart_windows()
+            log.info("app %s", "stopped" if desired.stopped else "started again")
         asked = desired.send_windows
         if asked is not None and str(asked.request_id) != self.store.get("windows.answered"):
             self._windows_asked = asked
@@ -538,11 +543,13 @@ class Agent:
         self.hot.restart_windows()
         return []
 
-    def _status(self) -> Literal["idle", "collecting", "running", "error", "failed"]:
+    def _status(self) -> DeviceStatus:
         if self.failed:
             return "failed"
         if self.error:
             return "error"
+        if self.applied.stopped:
+            return "stopped"
         if self.hot.collect_label is not None:
             return "collecting"
         return "running" if self.hot.model else "idle"
@@ -577,6 +584,8 @@ class Agent:
             await asyncio.sleep(deadline - loop.time())
 
     def _tick(self, samples: int) -> None:
+        if self.applied.stopped:
+            return  # the app is stopped: its sources are not read, its model does not run
         out = self.hot.step(samples)
         if out.failure is not None:
             self._failed_chunk(out)

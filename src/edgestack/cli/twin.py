@@ -15,7 +15,7 @@ from edgestack.protocol import (
     RuleParams,
 )
 
-__all__ = ["inject", "set_device", "undeploy"]
+__all__ = ["inject", "set_device", "start", "stop", "undeploy"]
 
 DeviceArg = Annotated[str, typer.Argument(help="The device's id.")]
 
@@ -96,6 +96,23 @@ def inject(
     said = "cleared" if fault is None else f"{fault.kind} (severity {fault.severity:g}"
     said += "" if fault is None else f", noise {fault.noise:g})"
     console.print(f"{device_id} desired state v{state.version}: fault {said}", highlight=False)
+
+
+def stop(device_id: DeviceArg, hub: HubOpt = None, admin_token: AdminOpt = None) -> None:
+    """Stop a device's app: it reads no source and runs no model, and keeps reporting."""
+    _run(device_id, stopped=True, hub=hub, admin_token=admin_token)
+
+
+def start(device_id: DeviceArg, hub: HubOpt = None, admin_token: AdminOpt = None) -> None:
+    """Start a stopped device's app again."""
+    _run(device_id, stopped=False, hub=hub, admin_token=admin_token)
+
+
+def _run(device_id: str, *, stopped: bool, hub: str | None, admin_token: str | None) -> None:
+    with connect(hub, admin_token) as client:
+        state = call(lambda: client.update_desired(device_id, DesiredPatch(stopped=stopped)))
+    said = "stopped" if stopped else "started"
+    console.print(f"{device_id} desired state v{state.version}: app {said}", highlight=False)
 
 
 def undeploy(
