@@ -15,9 +15,9 @@ from edgestack.protocol import Event, EventBatch, EventView, Hardware
 pytestmark = pytest.mark.integration
 
 
-def _enrol(fleet: LocalFleet) -> dict[str, str]:
+def _enrol(fleet: LocalFleet, device_id: str = "edge-1") -> dict[str, str]:
     body = {
-        "device_id": "edge-1",
+        "device_id": device_id,
         "enrol_token": fleet.enrol_token,
         "hardware": Hardware(cores=1, ram_mb=256, arch="armv7l", providers=[]).model_dump(),
     }

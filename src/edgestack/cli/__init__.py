@@ -20,6 +20,7 @@ from edgestack.cli import (
     rollouts,
     train,
     twin,
+    watch,
 )
 
 __all__ = ["app"]
@@ -35,6 +36,7 @@ fleet.devices_app.command()(twin.stop)
 app.add_typer(fleet.devices_app, name="devices")
 app.command()(fleet.models)
 app.command()(fleet.events)
+app.command()(watch.watch)
 app.command()(fleet.profiles)
 app.command()(fleet.deploy)
 app.command()(twin.undeploy)
