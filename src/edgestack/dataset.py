@@ -76,7 +76,7 @@ def write_dataset(
 def read_dataset(data: bytes) -> DatasetTable:
     """The spec, feature rows, labels and held-out marks of a dataset version's file."""
     try:
-        table = pq.read_table(io.BytesIO(data))
+        table = pq.read_table(io.BytesIO(data), use_threads=False)  # small: one thread
     except pa.ArrowInvalid as exc:
         raise DatasetFileError(f"not a Parquet file: {exc}") from None
     raw_spec = (table.schema.metadata or {}).get(SPEC_KEY)

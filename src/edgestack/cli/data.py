@@ -280,15 +280,19 @@ def export(
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    table = pq.read_table(io.BytesIO(data))
+    # On one thread: a version is small, and pyarrow's thread pool has been seen to abort the
+    # process as it exits, after the file was written.
     try:
         if chosen is Format.csv:
+            table = pq.read_table(io.BytesIO(data), use_threads=False)
+            rows = table.num_rows
             pa_csv.write_csv(table, out)
         else:
+            rows = pq.read_metadata(io.BytesIO(data)).num_rows
             out.write_bytes(data)
     except OSError as exc:
         raise fail(f"cannot write {out}: {exc}") from None
-    console.print(f"{name} v{version}: {table.num_rows} samples written to {out} as {chosen.value}")
+    console.print(f"{name} v{version}: {rows} samples written to {out} as {chosen.value}")
 
 
 def _latest(client: HubClient, name: str) -> int:
