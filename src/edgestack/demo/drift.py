@@ -28,11 +28,11 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict
 from rich.console import Console
-from rich.progress import Progress, TaskID
+from rich.progress import Progress
 
 from edgestack.bundle import Bundle
 from edgestack.demo.fleet import LocalFleet, wait_until
-from edgestack.demo.scenario import DemoOptions, collect, progress_bars, reach
+from edgestack.demo.scenario import DemoOptions, advance, collect, progress_bars, running, start
 from edgestack.learning import train_classifier
 from edgestack.learning.workflow import train_model
 from edgestack.monitoring import reference
@@ -111,16 +111,8 @@ def run_drift(options: DriftOptions, console: Console | None = None) -> DriftRep
     shutil.rmtree(base.root, ignore_errors=True)
     with LocalFleet(base.root, base.devices) as fleet, progress_bars(console) as progress:
         hub = fleet.client
-        step = progress.add_task("starting hub and agents", total=len(base.devices) + 1)
         # The hub steps rollouts and policies twice a second, so waves move on promptly.
-        fleet.start_hub(env={"EDGESTACK_HUB_CONTROL_TICK_S": "0.5"})
-        progress.advance(step)
-        fleet.start_agents()
-        wait_until(
-            lambda: reach(progress, step, lambda: 1 + _reporting(fleet), len(base.devices) + 1),
-            timeout_s=60,
-            what="every agent to enrol and report",
-        )
+        start(fleet, progress, {"EDGESTACK_HUB_CONTROL_TICK_S": "0.5"})
         # Telemetry every second: the rolling drift and the accuracy on feedback fill quickly.
         for device in base.devices:
             hub.update_desired(device, DesiredPatch(telemetry_interval_s=1.0))
@@ -130,12 +122,12 @@ def run_drift(options: DriftOptions, console: Console | None = None) -> DriftRep
         trained = train_model(
             hub,
             TrainRequest(dataset=MODEL_NAME, model="random_forest", freeze=True, seed=base.seed),
-            partial(_advance, progress, task),
+            partial(advance, progress, task),
         )
         first = trained.model
         hub.deploy(DeployRequest(model=MODEL_NAME, version=first.version, all=True))
         wait_until(
-            lambda: _running(fleet, first.digest) == len(base.devices),
+            lambda: running(fleet, first.digest) == len(base.devices),
             timeout_s=60,
             what="every device to run the model",
         )
@@ -356,23 +348,6 @@ def _scraped(fleet: LocalFleet) -> bool:
         and {s.labels["device"] for s in predicted.samples} == set(fleet.devices)
         and "edgestack_drift_psi" in families
     )
-
-
-def _reporting(fleet: LocalFleet) -> int:
-    return sum(d.reported is not None for d in fleet.client.devices())
-
-
-def _running(fleet: LocalFleet, digest: str) -> int:
-    return sum(
-        d.reported is not None
-        and d.reported.bundle is not None
-        and d.reported.bundle.digest == digest
-        for d in fleet.client.devices()
-    )
-
-
-def _advance(progress: Progress, task: TaskID, what: str, done: int, total: int) -> None:
-    progress.update(task, description=what, completed=done, total=total)
 
 
 def _print_summary(

@@ -32,10 +32,13 @@ __all__ = [
     "DemoOptions",
     "DemoReport",
     "DemoResult",
+    "advance",
     "collect",
     "progress_bars",
     "reach",
     "run_demo",
+    "running",
+    "start",
 ]
 
 MODEL_NAME = "motor-faults"
@@ -94,23 +97,14 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     shutil.rmtree(options.root, ignore_errors=True)
     with LocalFleet(options.root, options.devices) as fleet, progress_bars(console) as progress:
         hub = fleet.client
-        step = progress.add_task("starting hub and agents", total=len(options.devices) + 1)
-        fleet.start_hub()
-        progress.advance(step)
-        fleet.start_agents()
-        wait_until(
-            lambda: reach(progress, step, lambda: 1 + _reporting(fleet), len(options.devices) + 1),
-            timeout_s=60,
-            what="every agent to enrol and report",
-        )
-
+        start(fleet, progress)
         collect(fleet, progress, options, MODEL_NAME)
 
         # Trained as `edgestack train` trains: on a frozen version of the collected dataset.
         hub.freeze(MODEL_NAME)
         task = progress.add_task("training and registering", total=1)
         request = TrainRequest(dataset=MODEL_NAME, model="random_forest", seed=options.seed)
-        trained = train_model(hub, request, partial(_advance, progress, task))
+        trained = train_model(hub, request, partial(advance, progress, task))
         model, metrics = trained.model, trained.result.metrics()
 
         deployment = hub.deploy(
@@ -119,7 +113,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         task = progress.add_task("deploying to every device", total=len(deployment.devices))
         wait_until(
             lambda: reach(
-                progress, task, lambda: _running(fleet, model.digest), len(options.devices)
+                progress, task, lambda: running(fleet, model.digest), len(options.devices)
             ),
             timeout_s=60,
             what="every device to run the model",
@@ -149,11 +143,27 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     return DemoResult(report, fault_at)
 
 
+def start(fleet: LocalFleet, progress: Progress, hub_env: dict[str, str] | None = None) -> None:
+    """Start `fleet`'s hub (its settings `hub_env` added) and agents, and wait until every
+    agent has enrolled and reported."""
+    devices = len(fleet.devices)
+    step = progress.add_task("starting hub and agents", total=devices + 1)
+    fleet.start_hub(env=hub_env)
+    progress.advance(step)
+    fleet.start_agents()
+    wait_until(
+        lambda: reach(progress, step, lambda: 1 + _reporting(fleet), devices + 1),
+        timeout_s=60,
+        what="every agent to enrol and report",
+    )
+
+
 def _reporting(fleet: LocalFleet) -> int:
     return sum(d.reported is not None for d in fleet.client.devices())
 
 
-def _running(fleet: LocalFleet, digest: str) -> int:
+def running(fleet: LocalFleet, digest: str) -> int:
+    """How many of `fleet`'s devices report running bundle `digest`."""
     return sum(
         d.reported is not None
         and d.reported.bundle is not None
@@ -201,7 +211,8 @@ def reach(progress: Progress, task: TaskID, count: Callable[[], int], target: in
     return done >= target
 
 
-def _advance(progress: Progress, task: TaskID, what: str, done: int, total: int) -> None:
+def advance(progress: Progress, task: TaskID, what: str, done: int, total: int) -> None:
+    """Show a workflow's progress (`what`, `done` of `total`) on `task`."""
     progress.update(task, description=what, completed=done, total=total)
 
 
