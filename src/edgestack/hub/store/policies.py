@@ -96,11 +96,7 @@ def _start(session: Session, name: str, trigger: PolicyTrigger) -> PolicyRunRow:
     device_ids = sorted(set(trigger.devices))
     for device_id in device_ids:
         devices.get(session, device_id)  # 404 naming an unknown one, before anything changes
-    requests = {}
-    for device_id in device_ids:
-        asked = review.ask(session, device_id, policy.windows).send_windows
-        assert asked is not None  # what `ask` just set
-        requests[device_id] = asked.request_id
+    requests = _ask(session, device_ids, policy)
     now = utcnow()
     run = PolicyRunRow(
         policy=name,
@@ -176,12 +172,7 @@ def _join(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> list[st
     joining = sorted(_open_drift(session) - set(run.requests))
     if not joining:
         return []
-    requests = dict(run.requests)
-    for device_id in joining:
-        asked = review.ask(session, device_id, policy.windows).send_windows
-        assert asked is not None  # what `ask` just set
-        requests[device_id] = asked.request_id
-    run.requests, run.updated_at = requests, utcnow()
+    run.requests, run.updated_at = {**run.requests, **_ask(session, joining, policy)}, utcnow()
     events.record(
         session,
         "policy_step",
@@ -190,6 +181,16 @@ def _join(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> list[st
         severity="info",
     )
     return joining
+
+
+def _ask(session: Session, device_ids: list[str], policy: RetrainPolicy) -> dict[str, int]:
+    """Ask each device for the policy's count of windows; each device's request id."""
+    requests = {}
+    for device_id in device_ids:
+        asked = review.ask(session, device_id, policy.windows).send_windows
+        assert asked is not None  # what `ask` just set
+        requests[device_id] = asked.request_id
+    return requests
 
 
 def _advance(session: Session, run: PolicyRunRow, policy: RetrainPolicy) -> list[str]:
