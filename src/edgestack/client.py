@@ -110,6 +110,13 @@ def sse_events(lines: Iterable[str]) -> Iterator[EventView]:
             data.append(line.removeprefix("data:").removeprefix(" "))
 
 
+def _refusal(method: str, path: str, response: httpx.Response) -> "HubError":
+    return HubError(
+        f"{method} {path}: {response.status_code} {problem_detail(response.content)}",
+        response.status_code,
+    )
+
+
 class HubError(Exception):
     """The hub refused a call or could not be reached; the message says which and why."""
 
@@ -269,11 +276,7 @@ class HubClient:
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
-                        raise HubError(
-                            f"GET /v1/events/stream: {response.status_code} "
-                            f"{problem_detail(response.content)}",
-                            response.status_code,
-                        )
+                        raise _refusal("GET", "/v1/events/stream", response)
                     for view in sse_events(response.iter_lines()):
                         last = view.id
                         yield view
@@ -532,8 +535,5 @@ class HubClient:
         except httpx.TransportError as exc:
             raise HubError(f"cannot reach the hub at {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            raise HubError(
-                f"{method} {path}: {response.status_code} {problem_detail(response.content)}",
-                response.status_code,
-            )
+            raise _refusal(method, path, response)
         return response

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from edgestack.bundle import InputSpec
-from edgestack.hub.errors import Forbidden, NotFound, Unprocessable
+from edgestack.hub.errors import Forbidden, NotFound
 from edgestack.hub.store import batches, devices, samples
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import ReviewWindowRow, SpecRow
@@ -54,13 +54,7 @@ def ingest(session: Session, device_id: str, batch: WindowBatch) -> IngestAck:
             + (f"request {asked.request_id}" if asked else "for none")
             + "; an operator asks with `edgestack windows ask`"
         )
-    width = len(batch.spec.features)
-    for i, window in enumerate(batch.windows):
-        if len(window.features) != width:
-            raise Unprocessable(
-                f"body.windows[{i}].features: has {len(window.features)} values but "
-                f"spec.features names {width}; send one value per feature, in spec order"
-            )
+    samples.check_widths(batch.spec, [w.features for w in batch.windows], "windows")
     sent = session.scalar(
         select(func.count(ReviewWindowRow.id)).where(
             ReviewWindowRow.device_id == device_id,

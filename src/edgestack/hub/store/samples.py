@@ -23,7 +23,7 @@ from edgestack.protocol import (
     Split,
 )
 
-__all__ = ["TEST_PERCENT", "dataset", "ingest", "keep_spec", "split_of", "store"]
+__all__ = ["TEST_PERCENT", "check_widths", "dataset", "ingest", "keep_spec", "split_of", "store"]
 
 TEST_PERCENT = 20
 
@@ -64,13 +64,7 @@ def store(
 ) -> IngestAck:
     """Store samples from `source` (a device, or an import's name) in `dataset` under their
     spec's fingerprint, each with its split; all or none of them, once per batch id."""
-    width = len(spec.features)
-    for i, sample in enumerate(samples):
-        if len(sample.features) != width:
-            raise Unprocessable(
-                f"body.samples[{i}].features: has {len(sample.features)} values but "
-                f"spec.features names {width}; send one value per feature, in spec order"
-            )
+    check_widths(spec, [sample.features for sample in samples], "samples")
     if not batches.claim(session, source, "samples", batch_id, len(samples)):
         return IngestAck(batch_id=batch_id, accepted=0, duplicate=True)
     fingerprint = keep_spec(session, spec)
@@ -88,6 +82,17 @@ def store(
         for sample in samples
     )
     return IngestAck(batch_id=batch_id, accepted=len(samples), duplicate=False)
+
+
+def check_widths(spec: InputSpec, rows: Sequence[Sequence[float]], field: str) -> None:
+    """Refuse (422) a row of other than one value per `spec.features`, naming it in `field`."""
+    width = len(spec.features)
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise Unprocessable(
+                f"body.{field}[{i}].features: has {len(row)} values but spec.features names "
+                f"{width}; send one value per feature, in spec order"
+            )
 
 
 def keep_spec(session: Session, spec: InputSpec) -> str:
