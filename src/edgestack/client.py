@@ -98,7 +98,7 @@ def _window(
 
 
 def sse_events(lines: Iterable[str]) -> Iterator[EventView]:
-    """The events of a Server-Sent Events stream of `GET /v1/events/stream`, given its lines;
+    """The events of a Server-Sent Events stream of `GET /api/v1/events/stream`, given its lines;
     comments and fields other than `data` are skipped, a message ends at a blank line."""
     data: list[str] = []
     for line in lines:
@@ -163,31 +163,33 @@ class HubClient:
             return False
 
     def devices(self) -> list[DeviceView]:
-        return _Devices.validate_json(self._call("GET", "/v1/devices").content)
+        return _Devices.validate_json(self._call("GET", "/api/v1/devices").content)
 
     def device(self, device_id: str) -> DeviceView:
-        return DeviceView.model_validate_json(self._call("GET", f"/v1/devices/{device_id}").content)
+        return DeviceView.model_validate_json(
+            self._call("GET", f"/api/v1/devices/{device_id}").content
+        )
 
     def approve(self, device_id: str) -> DeviceView:
         """Let the next enrolment of `device_id` through without its device token, once."""
         return DeviceView.model_validate_json(
-            self._call("POST", f"/v1/devices/{device_id}/approval").content
+            self._call("POST", f"/api/v1/devices/{device_id}/approval").content
         )
 
     def tag(self, device_id: str, patch: TagsPatch) -> DeviceView:
         """Set and remove tags of `device_id`; its view as it is after."""
         body = patch.model_dump_json()
-        response = self._call("PATCH", f"/v1/devices/{device_id}/tags", content=body)
+        response = self._call("PATCH", f"/api/v1/devices/{device_id}/tags", content=body)
         return DeviceView.model_validate_json(response.content)
 
     def undeploy(self, choice: DeviceChoice) -> UndeployResponse:
         """Have the chosen devices run no model."""
-        response = self._call("POST", "/v1/undeployments", content=choice.model_dump_json())
+        response = self._call("POST", "/api/v1/undeployments", content=choice.model_dump_json())
         return UndeployResponse.model_validate_json(response.content)
 
     def update_desired(self, device_id: str, patch: DesiredPatch) -> DesiredState:
         body = patch.model_dump_json(exclude_unset=True)
-        response = self._call("PATCH", f"/v1/devices/{device_id}/desired", content=body)
+        response = self._call("PATCH", f"/api/v1/devices/{device_id}/desired", content=body)
         return DesiredState.model_validate_json(response.content)
 
     def register_model(self, bundle: bytes, *, digest: str | None = None) -> ModelView:
@@ -197,7 +199,7 @@ class HubClient:
         answer the version they got the first time."""
         response = self._call(
             "POST",
-            "/v1/models",
+            "/api/v1/models",
             content=bundle,
             params={"digest": digest} if digest else None,
             headers={"Content-Type": "application/octet-stream"},
@@ -205,25 +207,25 @@ class HubClient:
         return ModelView.model_validate_json(response.content)
 
     def models(self) -> list[ModelView]:
-        return _Models.validate_json(self._call("GET", "/v1/models").content)
+        return _Models.validate_json(self._call("GET", "/api/v1/models").content)
 
     def bundle(self, digest: str) -> bytes:
         """The packed bundle registered under `digest`."""
-        return self._call("GET", f"/v1/artifacts/{digest}").content
+        return self._call("GET", f"/api/v1/artifacts/{digest}").content
 
     def profiles(self) -> list[ProfileView]:
-        return _Profiles.validate_json(self._call("GET", "/v1/profiles").content)
+        return _Profiles.validate_json(self._call("GET", "/api/v1/profiles").content)
 
     def keys(self) -> list[KeyView]:
         """The hub's bundle signing keys, oldest first; the active one signs."""
-        return _Keys.validate_json(self._call("GET", "/v1/keys").content)
+        return _Keys.validate_json(self._call("GET", "/api/v1/keys").content)
 
     def rotate_keys(self) -> list[KeyView]:
         """Make the hub sign with a new key, endorsed by the active one; answer every key."""
-        return _Keys.validate_json(self._call("POST", "/v1/keys/rotate").content)
+        return _Keys.validate_json(self._call("POST", "/api/v1/keys/rotate").content)
 
     def deploy(self, request: DeployRequest) -> DeployResponse:
-        response = self._call("POST", "/v1/deployments", content=request.model_dump_json())
+        response = self._call("POST", "/api/v1/deployments", content=request.model_dump_json())
         return DeployResponse.model_validate_json(response.content)
 
     def events(
@@ -240,7 +242,7 @@ class HubClient:
         params = _window(after_id, before_id, newest_first, limit)
         if device:
             params["device"] = device
-        return _Events.validate_json(self._call("GET", "/v1/events", params=params).content)
+        return _Events.validate_json(self._call("GET", "/api/v1/events", params=params).content)
 
     def stream_events(
         self,
@@ -268,7 +270,7 @@ class HubClient:
             try:
                 with self._http.stream(
                     "GET",
-                    "/v1/events/stream",
+                    "/api/v1/events/stream",
                     params=params,
                     headers=headers,
                     # the hub says something at least every 15 s while following
@@ -276,7 +278,7 @@ class HubClient:
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
-                        raise _refusal("GET", "/v1/events/stream", response)
+                        raise _refusal("GET", "/api/v1/events/stream", response)
                     for view in sse_events(response.iter_lines()):
                         last = view.id
                         yield view
@@ -294,7 +296,7 @@ class HubClient:
         while True:
             params = _window(after_id, None, False, _PAGE)
             params.update((k, v) for k, v in (("label", label), ("device", device)) if v)
-            response = self._call("GET", "/v1/samples", params=params)
+            response = self._call("GET", "/api/v1/samples", params=params)
             page = DatasetView.model_validate_json(response.content)
             specs.update(page.specs)
             records.extend(page.samples)
@@ -305,34 +307,34 @@ class HubClient:
             after_id = last
 
     def datasets(self) -> list[DatasetSummary]:
-        return _Datasets.validate_json(self._call("GET", "/v1/datasets").content)
+        return _Datasets.validate_json(self._call("GET", "/api/v1/datasets").content)
 
     def dataset(self, name: str) -> DatasetDetail:
         """Raises HubError with status 404 while `name` holds no samples."""
-        response = self._call("GET", f"/v1/datasets/{name}")
+        response = self._call("GET", f"/api/v1/datasets/{name}")
         return DatasetDetail.model_validate_json(response.content)
 
     def freeze(self, name: str, *, spec: str | None = None) -> DatasetVersion:
         """Freeze what dataset `name` holds now as its next version; `spec` picks the input
         spec's fingerprint when its samples mix several."""
         params = {"spec": spec} if spec else None
-        response = self._call("POST", f"/v1/datasets/{name}/versions", params=params)
+        response = self._call("POST", f"/api/v1/datasets/{name}/versions", params=params)
         return DatasetVersion.model_validate_json(response.content)
 
     def dataset_parquet(self, name: str, version: int) -> bytes:
         """The Parquet file of a frozen version."""
-        return self._call("GET", f"/v1/datasets/{name}/versions/{version}/parquet").content
+        return self._call("GET", f"/api/v1/datasets/{name}/versions/{version}/parquet").content
 
     def import_samples(self, name: str, batch: SampleImport) -> IngestAck:
         response = self._call(
-            "POST", f"/v1/datasets/{name}/samples", content=batch.model_dump_json()
+            "POST", f"/api/v1/datasets/{name}/samples", content=batch.model_dump_json()
         )
         return IngestAck.model_validate_json(response.content)
 
     def ask_windows(self, device_id: str, count: int) -> DesiredState:
         """Ask a device for its `count` least confident recent windows, for review."""
         body = WindowAsk(count=count).model_dump_json()
-        response = self._call("POST", f"/v1/devices/{device_id}/window-requests", content=body)
+        response = self._call("POST", f"/api/v1/devices/{device_id}/window-requests", content=body)
         return DesiredState.model_validate_json(response.content)
 
     def windows(
@@ -349,41 +351,41 @@ class HubClient:
             params["device"] = device
         if labelled is not None:
             params["labelled"] = "true" if labelled else "false"
-        return _Windows.validate_json(self._call("GET", "/v1/windows", params=params).content)
+        return _Windows.validate_json(self._call("GET", "/api/v1/windows", params=params).content)
 
     def label_windows(self, labels: WindowLabels) -> LabelledWindows:
         """Label windows sent for review; each becomes a sample of `labels.dataset`."""
-        response = self._call("POST", "/v1/windows/label", content=labels.model_dump_json())
+        response = self._call("POST", "/api/v1/windows/label", content=labels.model_dump_json())
         return LabelledWindows.model_validate_json(response.content)
 
     def set_policy(self, name: PolicyName, policy: RetrainPolicy) -> PolicyView:
         """Set policy `name`; it runs when a drift alert is raised on devices."""
-        response = self._call("PUT", f"/v1/policies/{name}", content=policy.model_dump_json())
+        response = self._call("PUT", f"/api/v1/policies/{name}", content=policy.model_dump_json())
         return PolicyView.model_validate_json(response.content)
 
     def policies(self) -> list[PolicyView]:
-        return _Policies.validate_json(self._call("GET", "/v1/policies").content)
+        return _Policies.validate_json(self._call("GET", "/api/v1/policies").content)
 
     def remove_policy(self, name: PolicyName) -> None:
         """Remove policy `name`; a run of it in progress is failed."""
-        self._call("DELETE", f"/v1/policies/{name}")
+        self._call("DELETE", f"/api/v1/policies/{name}")
 
     def run_policy(self, name: PolicyName, trigger: PolicyTrigger) -> PolicyRunView:
         """Start a run of policy `name` for `trigger.devices` now."""
         response = self._call(
-            "POST", f"/v1/policies/{name}/runs", content=trigger.model_dump_json()
+            "POST", f"/api/v1/policies/{name}/runs", content=trigger.model_dump_json()
         )
         return PolicyRunView.model_validate_json(response.content)
 
     def policy_runs(self, *, newest_first: bool = False, limit: int = 100) -> list[PolicyRunView]:
         """One page of policy runs, oldest first, or the newest when `newest_first`."""
         params = _window(0, None, newest_first, limit)
-        return _Runs.validate_json(self._call("GET", "/v1/policy-runs", params=params).content)
+        return _Runs.validate_json(self._call("GET", "/api/v1/policy-runs", params=params).content)
 
     def submit_job(self, job: JobRequest) -> JobView:
         """Queue `job` for the hub's worker process."""
         body = JobSubmit(job=job).model_dump_json()
-        return JobView.model_validate_json(self._call("POST", "/v1/jobs", content=body).content)
+        return JobView.model_validate_json(self._call("POST", "/api/v1/jobs", content=body).content)
 
     def jobs(
         self,
@@ -398,15 +400,15 @@ class HubClient:
         params = _window(after_id, None, newest_first, limit)
         if state:
             params["state"] = state
-        return _Jobs.validate_json(self._call("GET", "/v1/jobs", params=params).content)
+        return _Jobs.validate_json(self._call("GET", "/api/v1/jobs", params=params).content)
 
     def job(self, job_id: int) -> JobView:
-        return JobView.model_validate_json(self._call("GET", f"/v1/jobs/{job_id}").content)
+        return JobView.model_validate_json(self._call("GET", f"/api/v1/jobs/{job_id}").content)
 
     def job_log(self, job_id: int, *, after: int = 0, limit: int = 1000) -> list[str]:
         """The job's log lines after the first `after`."""
         params: dict[str, str | int] = {"after": after, "limit": limit}
-        response = self._call("GET", f"/v1/jobs/{job_id}/log", params=params)
+        response = self._call("GET", f"/api/v1/jobs/{job_id}/log", params=params)
         return JobLog.model_validate_json(response.content).lines
 
     def follow_job_log(self, job_id: int, *, every_s: float = 1.0) -> Iterator[str]:
@@ -433,16 +435,20 @@ class HubClient:
 
     def cancel_job(self, job_id: int) -> JobView:
         """Cancel a queued or running job; HubError with status 409 once it has ended."""
-        return JobView.model_validate_json(self._call("POST", f"/v1/jobs/{job_id}/cancel").content)
+        return JobView.model_validate_json(
+            self._call("POST", f"/api/v1/jobs/{job_id}/cancel").content
+        )
 
     def claim_job(self) -> JobView | None:
         """For the hub's worker: the oldest queued job, now running; None when none waits."""
-        return _Claimed.validate_json(self._call("POST", "/v1/jobs/claim").content)
+        return _Claimed.validate_json(self._call("POST", "/api/v1/jobs/claim").content)
 
     def report_job(self, job_id: int, news: JobReport) -> JobView:
         """For a job's process: its progress, log lines or outcome; HubError with status 409
         once the job is no longer running (cancelled), which means: stop."""
-        response = self._call("POST", f"/v1/jobs/{job_id}/report", content=news.model_dump_json())
+        response = self._call(
+            "POST", f"/api/v1/jobs/{job_id}/report", content=news.model_dump_json()
+        )
         return JobView.model_validate_json(response.content)
 
     def alerts(
@@ -462,20 +468,20 @@ class HubClient:
             params["device"] = device
         if open_only:
             params["open"] = "true"
-        return _Alerts.validate_json(self._call("GET", "/v1/alerts", params=params).content)
+        return _Alerts.validate_json(self._call("GET", "/api/v1/alerts", params=params).content)
 
     def alert_rules(self) -> list[AlertRule]:
         """Every signal's alert rule, as set or by default."""
-        return _Rules.validate_json(self._call("GET", "/v1/alerts/rules").content)
+        return _Rules.validate_json(self._call("GET", "/api/v1/alerts/rules").content)
 
     def set_alert_rules(self, rules: AlertRules) -> list[AlertRule]:
         """Set the rules `rules` names; answers every signal's rule."""
-        response = self._call("PUT", "/v1/alerts/rules", content=rules.model_dump_json())
+        response = self._call("PUT", "/api/v1/alerts/rules", content=rules.model_dump_json())
         return _Rules.validate_json(response.content)
 
     def post_feedback(self, batch: FeedbackBatch) -> FeedbackAck:
         """Post labelled spans; `notes` on the answer say what was accepted but looks wrong."""
-        response = self._call("POST", "/v1/feedback", content=batch.model_dump_json())
+        response = self._call("POST", "/api/v1/feedback", content=batch.model_dump_json())
         return FeedbackAck.model_validate_json(response.content)
 
     def accuracy(
@@ -483,11 +489,11 @@ class HubClient:
     ) -> list[AccuracyView]:
         """Live and estimated accuracy per device and model version, filtered when asked."""
         params = {k: v for k, v in (("device", device), ("model", model)) if v}
-        return _Accuracy.validate_json(self._call("GET", "/v1/accuracy", params=params).content)
+        return _Accuracy.validate_json(self._call("GET", "/api/v1/accuracy", params=params).content)
 
     def start_rollout(self, request: RolloutRequest) -> RolloutView:
         """Start a rollout; its first wave runs the candidate in shadow."""
-        response = self._call("POST", "/v1/rollouts", content=request.model_dump_json())
+        response = self._call("POST", "/api/v1/rollouts", content=request.model_dump_json())
         return RolloutView.model_validate_json(response.content)
 
     def rollouts(
@@ -497,14 +503,14 @@ class HubClient:
         params = _window(0, None, newest_first, limit)
         if state:
             params["state"] = state
-        return _Rollouts.validate_json(self._call("GET", "/v1/rollouts", params=params).content)
+        return _Rollouts.validate_json(self._call("GET", "/api/v1/rollouts", params=params).content)
 
     def metrics(self) -> str:
         """The fleet's metrics in Prometheus' text format, as a scrape of `/metrics` reads them."""
         return self._call("GET", "/metrics").text
 
     def rollout(self, rollout_id: int) -> RolloutView:
-        response = self._call("GET", f"/v1/rollouts/{rollout_id}")
+        response = self._call("GET", f"/api/v1/rollouts/{rollout_id}")
         return RolloutView.model_validate_json(response.content)
 
     def steer_rollout(
@@ -514,7 +520,7 @@ class HubClient:
     ) -> RolloutView:
         """Promote the current wave now, pause, resume, abort or roll back a rollout;
         HubError with status 409 when its state does not allow it."""
-        response = self._call("POST", f"/v1/rollouts/{rollout_id}/{action}")
+        response = self._call("POST", f"/api/v1/rollouts/{rollout_id}/{action}")
         return RolloutView.model_validate_json(response.content)
 
     def _call(

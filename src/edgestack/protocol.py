@@ -45,6 +45,7 @@ __all__ = [
     "POLICY_ENDED",
     "PROTOCOL",
     "PROTOCOL_HEADER",
+    "ROLES",
     "AccuracyView",
     "AlertRule",
     "AlertRules",
@@ -113,6 +114,7 @@ __all__ = [
     "RetrainPolicy",
     "ReviewWindow",
     "ReviewWindowView",
+    "Role",
     "RolloutPlan",
     "RolloutRequest",
     "RolloutState",
@@ -323,7 +325,7 @@ class FaultInjection(Wire):
 
 
 _PROFILE_OVERRIDE = (
-    "the device profile deployments are checked against, one of GET /v1/profiles; "
+    "the device profile deployments are checked against, one of GET /api/v1/profiles; "
     "null for the one the device's hardware puts it in. The agent ignores it"
 )
 
@@ -424,6 +426,12 @@ class Feeds(Wire):
 
 
 DeviceStatus = Literal["idle", "collecting", "running", "stopped", "error", "failed"]
+
+Role = Literal["viewer", "operator", "admin"]
+"""What a person's or an outside application's token may do, each role all that the one
+before it may: a viewer reads, an operator also controls devices, models and data, an admin
+also manages tokens, webhooks, signing keys and workers."""
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class ReportedState(Wire):

@@ -58,7 +58,7 @@ def enrol(client: httpx.AsyncClient) -> Enrol:
             "enrol_token": ENROL_TOKEN,
             "hardware": HARDWARE.model_dump(),
         }
-        response = await client.post("/v1/enrol", json=body)
+        response = await client.post("/api/v1/enrol", json=body)
         assert response.status_code == 200, response.text
         return Device(device_id, response.json()["device_token"])
 
@@ -78,7 +78,7 @@ def ready(client: httpx.AsyncClient, enrol: Enrol) -> Ready:
         device = await enrol(device_id)
         state = ReportedState(desired_version=0, status="idle", hardware=HARDWARE, feeds=feeds)
         response = await client.put(
-            f"/v1/devices/{device_id}/reported",
+            f"/api/v1/devices/{device_id}/reported",
             content=state.model_dump_json(),
             headers=device.auth,
         )

@@ -81,7 +81,7 @@ async def registered_with_reference(client: httpx.AsyncClient) -> str:
         name="motor", labels=["normal", "worn"], input=SPEC, model=b"m", reference=REFERENCE
     )
     response = await client.post(
-        "/v1/models",
+        "/api/v1/models",
         content=bundle.pack(),
         headers={**ADMIN, "Content-Type": "application/octet-stream"},
     )
@@ -175,7 +175,7 @@ async def collecting(
     """Ask a device, through its desired state, to collect `label` into `dataset`: the only
     samples it may send."""
     response = await client.patch(
-        f"/v1/devices/{device_id}/desired",
+        f"/api/v1/devices/{device_id}/desired",
         json={"collect": {"label": label, "dataset": dataset}},
         headers=ADMIN,
     )

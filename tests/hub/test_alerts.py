@@ -20,7 +20,7 @@ from .factories import (
 
 pytestmark = pytest.mark.anyio
 
-URL = "/v1/devices/motor-1/telemetry"
+URL = "/api/v1/devices/motor-1/telemetry"
 
 
 # The hysteresis tests watch the p99 latency: a batch says it as it is, where drift is
@@ -30,7 +30,7 @@ P99_RULE = {"signal": "p99_ms", "raise_at": 20, "clear_at": 10}
 
 @pytest.fixture
 async def p99_rule(client: httpx.AsyncClient) -> None:
-    response = await client.put("/v1/alerts/rules", json={"rules": [P99_RULE]}, headers=ADMIN)
+    response = await client.put("/api/v1/alerts/rules", json={"rules": [P99_RULE]}, headers=ADMIN)
     assert response.status_code == 200, response.text
 
 
@@ -49,13 +49,13 @@ async def send(client: httpx.AsyncClient, device: Device, *bodies: str) -> None:
 
 
 async def alerts(client: httpx.AsyncClient, **params: str) -> list[AlertView]:
-    response = await client.get("/v1/alerts", params=params, headers=ADMIN)
+    response = await client.get("/api/v1/alerts", params=params, headers=ADMIN)
     assert response.status_code == 200, response.text
     return [AlertView.model_validate(a) for a in response.json()]
 
 
 async def alert_events(client: httpx.AsyncClient) -> list[EventView]:
-    response = await client.get("/v1/events", headers=ADMIN)
+    response = await client.get("/api/v1/events", headers=ADMIN)
     views = [EventView.model_validate(e) for e in response.json()]
     return [v for v in views if v.event.kind.startswith("alert_")]
 
@@ -152,7 +152,7 @@ async def test_each_signal_is_read_from_the_batch(
         {"signal": "p99_ms", "raise_at": 20, "clear_at": 10, "for_batches": 1},
         {"signal": "anomaly_max", "raise_at": 3, "clear_at": 2, "for_batches": 1},
     ]
-    await client.put("/v1/alerts/rules", json={"rules": rules}, headers=ADMIN)
+    await client.put("/api/v1/alerts/rules", json={"rules": rules}, headers=ADMIN)
     # 10 of 20 chunks failed; 3000 of the 4000 float32 values read were bad.
     batch = telemetry_batch(
         1,
@@ -176,7 +176,7 @@ async def test_an_agent_that_does_not_count_chunks_has_no_error_rate_and_no_read
         {"signal": "error_rate", "raise_at": 0.5, "clear_at": 0.1, "for_batches": 1},
         {"signal": "bad_input_rate", "raise_at": 0.5, "clear_at": 0.1, "for_batches": 1},
     ]
-    await client.put("/v1/alerts/rules", json={"rules": rules}, headers=ADMIN)
+    await client.put("/api/v1/alerts/rules", json={"rules": rules}, headers=ADMIN)
     # a source failing every read: bad input, and not one byte of samples
     batch = telemetry_batch(1, failed_chunks=10, raw_bytes=0, bad_input={"source_error": 3})
 
@@ -188,9 +188,9 @@ async def test_an_agent_that_does_not_count_chunks_has_no_error_rate_and_no_read
 async def test_rules_are_read_set_and_kept(client: httpx.AsyncClient, device: Device) -> None:
     rule = {"signal": "p99_ms", "raise_at": 50, "clear_at": 30, "for_batches": 1}
 
-    put = await client.put("/v1/alerts/rules", json={"rules": [rule]}, headers=ADMIN)
+    put = await client.put("/api/v1/alerts/rules", json={"rules": [rule]}, headers=ADMIN)
     await send(client, device, slow(1, 40), slow(2, 60))
-    got = await client.get("/v1/alerts/rules", headers=ADMIN)
+    got = await client.get("/api/v1/alerts/rules", headers=ADMIN)
 
     assert put.status_code == 200, put.text
     assert got.json() == put.json()
@@ -213,20 +213,20 @@ async def test_rules_are_read_set_and_kept(client: httpx.AsyncClient, device: De
 async def test_a_rule_clearing_on_the_wrong_side_is_refused_naming_clear_at(
     client: httpx.AsyncClient, rule: dict[str, object], says: str
 ) -> None:
-    response = await client.put("/v1/alerts/rules", json={"rules": [rule]}, headers=ADMIN)
+    response = await client.put("/api/v1/alerts/rules", json={"rules": [rule]}, headers=ADMIN)
 
     assert response.status_code == 422
     assert "clear_at" in response.json()["detail"]
     assert says in response.json()["detail"]
-    assert (await client.get("/v1/alerts/rules", headers=ADMIN)).json()[0]["raise_at"] == 0.2
+    assert (await client.get("/api/v1/alerts/rules", headers=ADMIN)).json()[0]["raise_at"] == 0.2
 
 
 async def test_a_signal_given_twice_or_unknown_is_refused(client: httpx.AsyncClient) -> None:
     rule = {"signal": "drift_psi", "raise_at": 0.2, "clear_at": 0.1}
     unknown = {"signal": "mood", "raise_at": 0.2, "clear_at": 0.1}
 
-    twice = await client.put("/v1/alerts/rules", json={"rules": [rule, rule]}, headers=ADMIN)
-    other = await client.put("/v1/alerts/rules", json={"rules": [unknown]}, headers=ADMIN)
+    twice = await client.put("/api/v1/alerts/rules", json={"rules": [rule, rule]}, headers=ADMIN)
+    other = await client.put("/api/v1/alerts/rules", json={"rules": [unknown]}, headers=ADMIN)
 
     assert twice.status_code == other.status_code == 422
     assert "drift_psi given twice" in twice.json()["detail"]
@@ -235,9 +235,9 @@ async def test_a_signal_given_twice_or_unknown_is_refused(client: httpx.AsyncCli
 
 async def test_alerts_need_the_admin_token(client: httpx.AsyncClient, device: Device) -> None:
     responses = [
-        await client.get("/v1/alerts", headers=device.auth),
-        await client.get("/v1/alerts/rules", headers=device.auth),
-        await client.put("/v1/alerts/rules", json={"rules": []}, headers=device.auth),
+        await client.get("/api/v1/alerts", headers=device.auth),
+        await client.get("/api/v1/alerts/rules", headers=device.auth),
+        await client.put("/api/v1/alerts/rules", json={"rules": []}, headers=device.auth),
     ]
 
     assert [r.status_code for r in responses] == [401, 401, 401]

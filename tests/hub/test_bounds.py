@@ -54,7 +54,9 @@ def _telemetry(**changes: object) -> str:
 async def test_telemetry_over_a_bound_is_422_naming_the_field(
     client: httpx.AsyncClient, hub: HubContext, device: Device, body: str, field: str
 ) -> None:
-    response = await client.post("/v1/devices/motor-1/telemetry", content=body, headers=device.auth)
+    response = await client.post(
+        "/api/v1/devices/motor-1/telemetry", content=body, headers=device.auth
+    )
 
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith(field)
@@ -70,8 +72,8 @@ async def test_an_event_with_a_long_label_or_a_kind_of_the_hubs_is_refused(
     forged["events"][0]["kind"] = "device_reenrolled"
     before = count(hub, EventRow)
 
-    too_long = await client.post("/v1/devices/motor-1/events", json=long, headers=device.auth)
-    hub_kind = await client.post("/v1/devices/motor-1/events", json=forged, headers=device.auth)
+    too_long = await client.post("/api/v1/devices/motor-1/events", json=long, headers=device.auth)
+    hub_kind = await client.post("/api/v1/devices/motor-1/events", json=forged, headers=device.auth)
 
     assert too_long.status_code == 422
     assert too_long.json()["detail"].startswith("body.events[0].label")
@@ -88,7 +90,7 @@ async def test_a_sample_spec_whose_counts_do_not_fit_int64_is_refused(
     body = sample_batch(2).model_dump(mode="json")
     body["spec"][field] = 2**70
 
-    response = await client.post("/v1/devices/motor-1/samples", json=body, headers=device.auth)
+    response = await client.post("/api/v1/devices/motor-1/samples", json=body, headers=device.auth)
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.spec")
@@ -108,11 +110,11 @@ async def test_an_infinite_rate_reported_is_refused_and_the_device_stays_readabl
     text = json.dumps(state).replace('"rate_hz": 1.0', '"rate_hz": 1e999')
 
     response = await client.put(
-        "/v1/devices/motor-1/reported",
+        "/api/v1/devices/motor-1/reported",
         content=text,
         headers={**device.auth, "Content-Type": "application/json"},
     )
-    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    view = await client.get("/api/v1/devices/motor-1", headers=ADMIN)
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.feeds.rate_hz")
@@ -128,7 +130,9 @@ async def test_features_a_float32_column_cannot_hold_are_refused(
     body["samples"][0]["features"][1] = value
     text = json.dumps(body).replace("Infinity", "1e999")
 
-    response = await client.post("/v1/devices/motor-1/samples", content=text, headers=device.auth)
+    response = await client.post(
+        "/api/v1/devices/motor-1/samples", content=text, headers=device.auth
+    )
 
     if value < 3.4e38:
         assert response.status_code == 200
@@ -141,11 +145,11 @@ async def test_features_a_float32_column_cannot_hold_are_refused(
 @pytest.mark.parametrize(
     ("path", "field"),
     [
-        ("/v1/events?after_id=1e20", "query.after_id"),
-        (f"/v1/events?after_id={2**63}", "query.after_id"),
-        ("/v1/datasets/default/versions/12345678901234567890/parquet", "path.version"),
-        (f"/v1/samples?label={'x' * 1000}", "query.label"),
-        (f"/v1/devices/motor-1/desired?after={2**64}", "query.after"),
+        ("/api/v1/events?after_id=1e20", "query.after_id"),
+        (f"/api/v1/events?after_id={2**63}", "query.after_id"),
+        ("/api/v1/datasets/default/versions/12345678901234567890/parquet", "path.version"),
+        (f"/api/v1/samples?label={'x' * 1000}", "query.label"),
+        (f"/api/v1/devices/motor-1/desired?after={2**64}", "query.after"),
     ],
 )
 async def test_query_and_path_parameters_over_a_bound_are_422(

@@ -37,7 +37,7 @@ OTHER_SPEC = SPEC.model_copy(update={"rate_hz": 800.0})
 async def _send(client: httpx.AsyncClient, device: Device, batch: SampleBatch) -> None:
     await collecting(client, device.device_id, batch.samples[0].label, batch.dataset)
     response = await client.post(
-        f"/v1/devices/{device.device_id}/samples",
+        f"/api/v1/devices/{device.device_id}/samples",
         content=batch.model_dump_json(),
         headers=device.auth,
     )
@@ -45,19 +45,21 @@ async def _send(client: httpx.AsyncClient, device: Device, batch: SampleBatch) -
 
 
 async def _freeze(client: httpx.AsyncClient, name: str, **params: str) -> DatasetVersion:
-    response = await client.post(f"/v1/datasets/{name}/versions", params=params, headers=ADMIN)
+    response = await client.post(f"/api/v1/datasets/{name}/versions", params=params, headers=ADMIN)
     assert response.status_code == 201, response.text
     return DatasetVersion.model_validate_json(response.content)
 
 
 async def _detail(client: httpx.AsyncClient, name: str) -> DatasetDetail:
-    response = await client.get(f"/v1/datasets/{name}", headers=ADMIN)
+    response = await client.get(f"/api/v1/datasets/{name}", headers=ADMIN)
     assert response.status_code == 200, response.text
     return DatasetDetail.model_validate_json(response.content)
 
 
 async def _parquet(client: httpx.AsyncClient, name: str, version: int) -> bytes:
-    response = await client.get(f"/v1/datasets/{name}/versions/{version}/parquet", headers=ADMIN)
+    response = await client.get(
+        f"/api/v1/datasets/{name}/versions/{version}/parquet", headers=ADMIN
+    )
     assert response.status_code == 200, response.text
     return response.content
 
@@ -69,7 +71,7 @@ async def test_samples_go_to_the_dataset_their_batch_names_with_a_fixed_split(
     await _send(client, device, batch)
     await _send(client, device, sample_batch(2, label="normal"))
 
-    listed = await client.get("/v1/datasets", headers=ADMIN)
+    listed = await client.get("/api/v1/datasets", headers=ADMIN)
     bearings = await _detail(client, "bearings")
 
     assert [(d.name, d.counts.total, d.versions, d.latest) for d in _summaries(listed)] == [
@@ -149,9 +151,9 @@ async def test_a_dataset_mixing_specs_is_frozen_one_spec_at_a_time(
     await _send(client, device, sample_batch(2, 2))
     await _send(client, device, sample_batch(2).model_copy(update={"spec": OTHER_SPEC}))
 
-    mixed = await client.post("/v1/datasets/default/versions", headers=ADMIN)
+    mixed = await client.post("/api/v1/datasets/default/versions", headers=ADMIN)
     unknown = await client.post(
-        "/v1/datasets/default/versions", params={"spec": "0" * 16}, headers=ADMIN
+        "/api/v1/datasets/default/versions", params={"spec": "0" * 16}, headers=ADMIN
     )
     chosen = await _freeze(client, "default", spec=OTHER_SPEC.fingerprint())
 
@@ -167,19 +169,19 @@ async def test_a_dataset_mixing_specs_is_frozen_one_spec_at_a_time(
 @pytest.mark.parametrize(
     ("method", "path", "status", "detail"),
     [
-        ("GET", "/v1/datasets/Bad!", 422, "path.name: String should match pattern"),
-        ("GET", "/v1/datasets/nothing", 404, "no dataset 'nothing': it holds no samples"),
-        ("POST", "/v1/datasets/nothing/versions", 404, "no dataset 'nothing'"),
-        ("GET", "/v1/datasets/default/versions/0/parquet", 422, "path.version:"),
-        ("GET", "/v1/datasets/default/versions/x/parquet", 422, "path.version:"),
+        ("GET", "/api/v1/datasets/Bad!", 422, "path.name: String should match pattern"),
+        ("GET", "/api/v1/datasets/nothing", 404, "no dataset 'nothing': it holds no samples"),
+        ("POST", "/api/v1/datasets/nothing/versions", 404, "no dataset 'nothing'"),
+        ("GET", "/api/v1/datasets/default/versions/0/parquet", 422, "path.version:"),
+        ("GET", "/api/v1/datasets/default/versions/x/parquet", 422, "path.version:"),
         (
             "GET",
-            "/v1/datasets/default/versions/9/parquet",
+            "/api/v1/datasets/default/versions/9/parquet",
             404,
             "has no version 9; its versions: 1",
         ),
-        ("GET", "/v1/datasets/other/versions/1/parquet", 404, "no versions yet; freeze one"),
-        ("GET", "/v1/datasets/nothing/versions/1/parquet", 404, "no dataset 'nothing'"),
+        ("GET", "/api/v1/datasets/other/versions/1/parquet", 404, "no versions yet; freeze one"),
+        ("GET", "/api/v1/datasets/nothing/versions/1/parquet", 404, "no dataset 'nothing'"),
     ],
 )
 async def test_bad_names_and_versions_are_refused_naming_the_problem(
@@ -200,7 +202,7 @@ async def test_a_batch_naming_a_bad_dataset_is_refused_and_stores_nothing(
 ) -> None:
     body = sample_batch(2).model_dump(mode="json") | {"dataset": "No Spaces"}
 
-    response = await client.post("/v1/devices/motor-1/samples", json=body, headers=device.auth)
+    response = await client.post("/api/v1/devices/motor-1/samples", json=body, headers=device.auth)
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.dataset: String should match pattern")
@@ -213,8 +215,8 @@ async def test_imported_samples_join_a_dataset_once_without_an_enrolled_device(
     rows = sample_batch(2, 2, label="worn").samples
     body = SampleImport(batch_id=uuid.uuid4(), spec=SPEC, samples=rows).model_dump_json()
 
-    first = await client.post("/v1/datasets/bench/samples", content=body, headers=ADMIN)
-    again = await client.post("/v1/datasets/bench/samples", content=body, headers=ADMIN)
+    first = await client.post("/api/v1/datasets/bench/samples", content=body, headers=ADMIN)
+    again = await client.post("/api/v1/datasets/bench/samples", content=body, headers=ADMIN)
     detail = await _detail(client, "bench")
 
     assert (first.json()["accepted"], first.json()["duplicate"]) == (2, False)
@@ -229,7 +231,7 @@ async def test_an_import_with_the_wrong_feature_count_stores_nothing(
     rows = sample_batch(2, 3).samples
     body = SampleImport(batch_id=uuid.uuid4(), spec=SPEC, samples=rows).model_dump_json()
 
-    response = await client.post("/v1/datasets/bench/samples", content=body, headers=ADMIN)
+    response = await client.post("/api/v1/datasets/bench/samples", content=body, headers=ADMIN)
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.samples[1].features: has 3 values")
@@ -239,11 +241,11 @@ async def test_an_import_with_the_wrong_feature_count_stores_nothing(
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/v1/datasets"),
-        ("GET", "/v1/datasets/default"),
-        ("POST", "/v1/datasets/default/versions"),
-        ("GET", "/v1/datasets/default/versions/1/parquet"),
-        ("POST", "/v1/datasets/default/samples"),
+        ("GET", "/api/v1/datasets"),
+        ("GET", "/api/v1/datasets/default"),
+        ("POST", "/api/v1/datasets/default/versions"),
+        ("GET", "/api/v1/datasets/default/versions/1/parquet"),
+        ("POST", "/api/v1/datasets/default/samples"),
     ],
 )
 async def test_datasets_need_the_admin_token(
@@ -252,7 +254,7 @@ async def test_datasets_need_the_admin_token(
     response = await client.request(method, path, headers=device.auth)
 
     assert response.status_code == 401
-    assert "admin token" in response.json()["detail"]
+    assert "role or above" in response.json()["detail"]
 
 
 def _summaries(response: httpx.Response) -> list[DatasetSummary]:

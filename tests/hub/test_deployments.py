@@ -31,7 +31,7 @@ async def _register(
     client: httpx.AsyncClient, version: int, footprint: Footprint | None = None
 ) -> str:
     data = packed_bundle("motor", version, model=f"model v{version}".encode(), footprint=footprint)
-    response = await client.post("/v1/models", content=data, headers=RAW)
+    response = await client.post("/api/v1/models", content=data, headers=RAW)
     assert response.status_code == 201, response.text
     assert response.json()["version"] == version
     digest: str = response.json()["digest"]
@@ -46,13 +46,13 @@ async def test_deploy_sets_the_latest_bundle_on_every_device(
     latest = await _register(client, 2)
 
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
     )
 
     assert response.status_code == 200
     ref = {"name": "motor", "version": 2, "digest": latest}
     assert response.json() == {"bundle": ref, "devices": ["motor-1", "motor-2"]}
-    for view in (await client.get("/v1/devices", headers=ADMIN)).json():
+    for view in (await client.get("/api/v1/devices", headers=ADMIN)).json():
         assert view["desired"]["bundle"] == ref
         assert view["desired"]["version"] == 1
 
@@ -65,13 +65,13 @@ async def test_deploy_to_named_devices_at_a_version_wakes_their_long_polls(
     await _register(client, 2)
     poll = asyncio.create_task(
         client.get(
-            "/v1/devices/motor-1/desired", params={"after": 0, "wait": 30}, headers=device.auth
+            "/api/v1/devices/motor-1/desired", params={"after": 0, "wait": 30}, headers=device.auth
         )
     )
     await wait_until(lambda: hub.notifier.watching("motor-1"))
 
     response = await client.post(
-        "/v1/deployments",
+        "/api/v1/deployments",
         json={"model": "motor", "version": 1, "devices": ["motor-1"]},
         headers=ADMIN,
     )
@@ -79,7 +79,7 @@ async def test_deploy_to_named_devices_at_a_version_wakes_their_long_polls(
 
     assert response.json()["devices"] == ["motor-1"]
     assert woken.json()["bundle"] == {"name": "motor", "version": 1, "digest": first}
-    other = await client.get("/v1/devices/motor-2", headers=ADMIN)
+    other = await client.get("/api/v1/devices/motor-2", headers=ADMIN)
     assert other.json()["desired"]["bundle"] is None
 
 
@@ -88,7 +88,7 @@ async def test_deploy_to_named_devices_at_a_version_wakes_their_long_polls(
     [
         (
             {"model": "pump", "all": True},
-            "model 'pump' is not registered; register it with POST /v1/models",
+            "model 'pump' is not registered; register it with POST /api/v1/models",
         ),
         (
             {"model": "motor", "version": 3, "all": True},
@@ -96,7 +96,7 @@ async def test_deploy_to_named_devices_at_a_version_wakes_their_long_polls(
         ),
         (
             {"model": "motor", "devices": ["motor-1", "ghost"]},
-            "devices not enrolled: ghost; enrol them with POST /v1/enrol or leave them out of "
+            "devices not enrolled: ghost; enrol them with POST /api/v1/enrol or leave them out of "
             "devices",
         ),
     ],
@@ -106,22 +106,22 @@ async def test_deploy_of_something_unknown_is_404_and_changes_nothing(
 ) -> None:
     await _register(client, 1)
 
-    response = await client.post("/v1/deployments", json=request_body, headers=ADMIN)
+    response = await client.post("/api/v1/deployments", json=request_body, headers=ADMIN)
 
     assert response.status_code == 404
     assert response.json()["detail"] == detail
-    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    view = await client.get("/api/v1/devices/motor-1", headers=ADMIN)
     assert view.json()["desired"]["version"] == 0
 
 
 async def _desired(client: httpx.AsyncClient) -> dict[str, Any]:
-    views = (await client.get("/v1/devices", headers=ADMIN)).json()
+    views = (await client.get("/api/v1/devices", headers=ADMIN)).json()
     return {view["device_id"]: view["desired"] for view in views}
 
 
 async def _set_profile(client: httpx.AsyncClient, device_id: str, profile: str | None) -> None:
     response = await client.patch(
-        f"/v1/devices/{device_id}/desired", json={"profile": profile}, headers=ADMIN
+        f"/api/v1/devices/{device_id}/desired", json={"profile": profile}, headers=ADMIN
     )
     assert response.status_code == 200, response.text
 
@@ -133,7 +133,7 @@ async def test_a_bundle_that_fits_every_profile_deploys(
     ref = await _register(client, 1, fits)
 
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
     )
 
     assert response.status_code == 200, response.text
@@ -150,7 +150,7 @@ async def test_a_bundle_too_slow_for_one_device_is_refused_for_all_naming_why(
     before = await _desired(client)
 
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
     )
 
     assert response.status_code == 409
@@ -169,7 +169,7 @@ async def test_force_deploys_where_the_bundle_does_not_fit(
     ref = await _register(client, 1, SLOW_ON_A_PI)
 
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", "all": True, "force": True}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "all": True, "force": True}, headers=ADMIN
     )
 
     assert response.status_code == 200, response.text
@@ -181,10 +181,10 @@ async def test_the_profile_in_the_desired_state_decides_the_verdict(
 ) -> None:
     await _register(client, 1, SLOW_ON_A_PI)
     deploy = {"model": "motor", "devices": ["motor-1"]}
-    refused = await client.post("/v1/deployments", json=deploy, headers=ADMIN)
+    refused = await client.post("/api/v1/deployments", json=deploy, headers=ADMIN)
 
     await _set_profile(client, "motor-1", "ipc")
-    accepted = await client.post("/v1/deployments", json=deploy, headers=ADMIN)
+    accepted = await client.post("/api/v1/deployments", json=deploy, headers=ADMIN)
 
     assert refused.status_code == 409
     assert accepted.status_code == 200, accepted.text
@@ -197,7 +197,7 @@ async def test_a_bundle_never_measured_deploys_to_any_profile(
     await _register(client, 1, footprint=None)
 
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
     )
 
     assert response.status_code == 200, response.text
@@ -219,7 +219,7 @@ async def test_a_deployment_must_name_its_targets_or_all_else_422(
     await _register(client, 1)
 
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", **targets}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", **targets}, headers=ADMIN
     )
 
     assert response.status_code == 422
@@ -237,10 +237,10 @@ async def test_a_device_that_cannot_feed_the_model_is_refused_for_all_naming_why
     before = await _desired(client)
 
     refused = await client.post(
-        "/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
     )
     forced = await client.post(
-        "/v1/deployments", json={"model": "motor", "all": True, "force": True}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "all": True, "force": True}, headers=ADMIN
     )
 
     assert refused.status_code == 409
@@ -261,8 +261,8 @@ async def test_a_device_that_never_reported_what_it_feeds_is_a_misfit_unless_for
     await _register(client, 1)
     deploy = {"model": "motor", "devices": ["silent-1"]}
 
-    refused = await client.post("/v1/deployments", json=deploy, headers=ADMIN)
-    forced = await client.post("/v1/deployments", json={**deploy, "force": True}, headers=ADMIN)
+    refused = await client.post("/api/v1/deployments", json=deploy, headers=ADMIN)
+    forced = await client.post("/api/v1/deployments", json={**deploy, "force": True}, headers=ADMIN)
 
     assert refused.status_code == 409
     assert "silent-1: it has not reported what it can feed a model" in refused.json()["detail"]
@@ -274,15 +274,17 @@ async def test_undeploy_leaves_the_chosen_devices_without_a_model_and_wakes_them
 ) -> None:
     await ready("motor-2")
     await _register(client, 1)
-    await client.post("/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN)
+    await client.post("/api/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN)
     waiting = asyncio.create_task(
-        client.get("/v1/devices/motor-1/desired?after=1&wait=30", headers=device.auth)
+        client.get("/api/v1/devices/motor-1/desired?after=1&wait=30", headers=device.auth)
     )
     await asyncio.sleep(0.1)
 
-    undone = await client.post("/v1/undeployments", json={"devices": ["motor-1"]}, headers=ADMIN)
+    undone = await client.post(
+        "/api/v1/undeployments", json={"devices": ["motor-1"]}, headers=ADMIN
+    )
     woken = await asyncio.wait_for(waiting, 5)
-    neither = await client.post("/v1/undeployments", json={}, headers=ADMIN)
+    neither = await client.post("/api/v1/undeployments", json={}, headers=ADMIN)
     desired = await _desired(client)
 
     assert undone.status_code == 200 and undone.json() == {"devices": ["motor-1"]}

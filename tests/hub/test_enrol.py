@@ -20,13 +20,13 @@ def _enrolment(device_id: str = "motor-1", **changes: object) -> dict[str, objec
 
 
 async def test_enrol_creates_the_device_with_a_default_twin(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/enrol", json=_enrolment())
+    response = await client.post("/api/v1/enrol", json=_enrolment())
 
     assert response.status_code == 200
     assert response.json()["device_id"] == "motor-1"
     assert len(response.json()["device_token"]) >= 32
     view = DeviceView.model_validate_json(
-        (await client.get("/v1/devices/motor-1", headers=ADMIN)).content
+        (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).content
     )
     assert view.desired == DesiredState()
     assert view.reported is None
@@ -36,7 +36,7 @@ async def test_enrol_creates_the_device_with_a_default_twin(client: httpx.AsyncC
 async def test_enrol_with_a_wrong_token_is_refused_and_creates_nothing(
     client: httpx.AsyncClient, hub: HubContext
 ) -> None:
-    response = await client.post("/v1/enrol", json=_enrolment(enrol_token="guess"))
+    response = await client.post("/api/v1/enrol", json=_enrolment(enrol_token="guess"))
 
     assert response.status_code == 401
     assert "enrol_token" in response.json()["detail"]
@@ -47,7 +47,7 @@ async def test_enrol_with_a_wrong_token_is_refused_and_creates_nothing(
 async def test_enrol_with_another_protocol_names_the_one_spoken(
     client: httpx.AsyncClient, hub: HubContext
 ) -> None:
-    response = await client.post("/v1/enrol", json=_enrolment(protocol=PROTOCOL + 1))
+    response = await client.post("/api/v1/enrol", json=_enrolment(protocol=PROTOCOL + 1))
 
     assert response.status_code == 400
     assert response.json()["detail"].startswith(f"body.protocol: protocol {PROTOCOL + 1}")
@@ -56,7 +56,7 @@ async def test_enrol_with_another_protocol_names_the_one_spoken(
 
 
 async def _events(client: httpx.AsyncClient) -> list[EventView]:
-    response = await client.get("/v1/events", headers=ADMIN)
+    response = await client.get("/api/v1/events", headers=ADMIN)
     return [EventView.model_validate(e) for e in response.json()]
 
 
@@ -65,15 +65,15 @@ async def test_enrolling_again_with_the_device_token_rotates_it_and_keeps_the_de
 ) -> None:
     first = await enrol("motor-1")
     patched = await client.patch(
-        "/v1/devices/motor-1/desired", json={"telemetry_interval_s": 1.0}, headers=ADMIN
+        "/api/v1/devices/motor-1/desired", json={"telemetry_interval_s": 1.0}, headers=ADMIN
     )
 
-    answer = await client.post("/v1/enrol", json=_enrolment(device_token=first.token))
+    answer = await client.post("/api/v1/enrol", json=_enrolment(device_token=first.token))
     second = Device("motor-1", answer.json()["device_token"])
 
     assert second.token != first.token
-    old = await client.get("/v1/devices/motor-1/desired", headers=first.auth)
-    new = await client.get("/v1/devices/motor-1/desired", headers=second.auth)
+    old = await client.get("/api/v1/devices/motor-1/desired", headers=first.auth)
+    new = await client.get("/api/v1/devices/motor-1/desired", headers=second.auth)
     assert old.status_code == 401
     assert new.status_code == 200
     assert DesiredState.model_validate_json(new.content) == DesiredState.model_validate_json(
@@ -85,7 +85,7 @@ async def test_enrolling_again_with_the_device_token_rotates_it_and_keeps_the_de
 async def test_enrol_with_a_bad_device_id_names_the_field(
     client: httpx.AsyncClient, hub: HubContext
 ) -> None:
-    response = await client.post("/v1/enrol", json=_enrolment(device_id="Motor 1"))
+    response = await client.post("/api/v1/enrol", json=_enrolment(device_id="Motor 1"))
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.device_id: String should match pattern")
@@ -95,13 +95,13 @@ async def test_enrol_with_a_bad_device_id_names_the_field(
 async def test_an_impostor_with_the_enrolment_token_cannot_take_over_an_enrolled_id(
     client: httpx.AsyncClient, device: Device
 ) -> None:
-    stolen = await client.post("/v1/enrol", json=_enrolment(device_token="a guess"))
-    again = await client.post("/v1/enrol", json=_enrolment())
+    stolen = await client.post("/api/v1/enrol", json=_enrolment(device_token="a guess"))
+    again = await client.post("/api/v1/enrol", json=_enrolment())
 
     assert stolen.status_code == again.status_code == 403
     assert "edgestack devices approve motor-1" in stolen.json()["detail"]
     batch = event_batch(1).model_dump(mode="json")
-    still = await client.post("/v1/devices/motor-1/events", json=batch, headers=device.auth)
+    still = await client.post("/api/v1/devices/motor-1/events", json=batch, headers=device.auth)
     assert still.status_code == 200
     kinds = [(e.event.kind, e.device_id) for e in await _events(client)]
     # One refusal recorded for the wait, not one per attempt.
@@ -110,27 +110,29 @@ async def test_an_impostor_with_the_enrolment_token_cannot_take_over_an_enrolled
         ("reenrol_refused", "motor-1"),
         ("alarm_raised", "motor-1"),
     ]
-    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    view = await client.get("/api/v1/devices/motor-1", headers=ADMIN)
     assert view.json()["reenrolment"] == "waiting"
 
 
 async def test_an_approval_lets_one_enrolment_through_and_revokes_the_old_token(
     client: httpx.AsyncClient, device: Device
 ) -> None:
-    await client.post("/v1/enrol", json=_enrolment())
+    await client.post("/api/v1/enrol", json=_enrolment())
 
-    approved = await client.post("/v1/devices/motor-1/approval", headers=ADMIN)
-    first = await client.post("/v1/enrol", json=_enrolment())
-    second = await client.post("/v1/enrol", json=_enrolment())
+    approved = await client.post("/api/v1/devices/motor-1/approval", headers=ADMIN)
+    first = await client.post("/api/v1/enrol", json=_enrolment())
+    second = await client.post("/api/v1/enrol", json=_enrolment())
 
     assert approved.status_code == 200
     assert approved.json()["reenrolment"] == "approved"
     assert first.status_code == 200
     assert second.status_code == 403
-    old = await client.get("/v1/devices/motor-1/desired", headers=device.auth)
+    old = await client.get("/api/v1/devices/motor-1/desired", headers=device.auth)
     assert old.status_code == 401
     fresh = Device("motor-1", first.json()["device_token"])
-    assert (await client.get("/v1/devices/motor-1/desired", headers=fresh.auth)).status_code == 200
+    assert (
+        await client.get("/api/v1/devices/motor-1/desired", headers=fresh.auth)
+    ).status_code == 200
     events = await _events(client)
     assert [e.event.kind for e in events] == [
         "device_enrolled",
@@ -144,17 +146,17 @@ async def test_an_approval_lets_one_enrolment_through_and_revokes_the_old_token(
 async def test_approving_an_unknown_device_or_without_the_admin_token_is_refused(
     client: httpx.AsyncClient, device: Device
 ) -> None:
-    unknown = await client.post("/v1/devices/motor-9/approval", headers=ADMIN)
-    by_device = await client.post("/v1/devices/motor-1/approval", headers=device.auth)
-    not_waiting = await client.post("/v1/devices/motor-1/approval", headers=ADMIN)
-    taken = await client.post("/v1/enrol", json=_enrolment())
+    unknown = await client.post("/api/v1/devices/motor-9/approval", headers=ADMIN)
+    by_device = await client.post("/api/v1/devices/motor-1/approval", headers=device.auth)
+    not_waiting = await client.post("/api/v1/devices/motor-1/approval", headers=ADMIN)
+    taken = await client.post("/api/v1/enrol", json=_enrolment())
 
     assert unknown.status_code == 404
     assert by_device.status_code == 401
     assert not_waiting.status_code == 409
     assert "is not waiting for approval" in not_waiting.json()["detail"]
     assert taken.status_code == 403
-    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    view = await client.get("/api/v1/devices/motor-1", headers=ADMIN)
     assert view.json()["reenrolment"] == "waiting"
 
 
@@ -166,7 +168,9 @@ async def test_an_unknown_id_and_a_wrong_token_get_the_same_answer(
     wrong = {"Authorization": "Bearer not-the-token"}
 
     answers = [
-        await client.request(method, f"/v1/devices/{device_id}/{path}", headers=headers, json={})
+        await client.request(
+            method, f"/api/v1/devices/{device_id}/{path}", headers=headers, json={}
+        )
         for device_id, headers in (
             ("motor-1", wrong),
             ("motor-404", wrong),

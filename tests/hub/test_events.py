@@ -17,17 +17,18 @@ async def test_events_are_stored_once_and_listed_in_order(
     batch = event_batch(3)
 
     first = await client.post(
-        "/v1/devices/motor-1/events", content=batch.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/events", content=batch.model_dump_json(), headers=device.auth
     )
     again = await client.post(
-        "/v1/devices/motor-1/events", content=batch.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/events", content=batch.model_dump_json(), headers=device.auth
     )
 
     assert first.json() == {"batch_id": str(batch.batch_id), "accepted": 3, "duplicate": False}
     assert again.json() == {"batch_id": str(batch.batch_id), "accepted": 0, "duplicate": True}
     assert count(hub, EventRow) == 1 + 3  # the hub's own of the enrolment, then the batch
     listed = [
-        EventView.model_validate(e) for e in (await client.get("/v1/events", headers=ADMIN)).json()
+        EventView.model_validate(e)
+        for e in (await client.get("/api/v1/events", headers=ADMIN)).json()
     ]
     assert listed[0].event.kind == "device_enrolled"
     assert [view.event for view in listed[1:]] == batch.events
@@ -41,15 +42,15 @@ async def test_events_follow_after_id_device_and_limit(
     other = await enrol("motor-2")
     for who in (device, other, device):
         await client.post(
-            f"/v1/devices/{who.device_id}/events",
+            f"/api/v1/devices/{who.device_id}/events",
             content=event_batch(2).model_dump_json(),
             headers=who.auth,
         )
-    everything = (await client.get("/v1/events", headers=ADMIN)).json()[2:]  # past enrolments
+    everything = (await client.get("/api/v1/events", headers=ADMIN)).json()[2:]  # past enrolments
 
-    mine = await client.get("/v1/events", params={"device": "motor-1"}, headers=ADMIN)
+    mine = await client.get("/api/v1/events", params={"device": "motor-1"}, headers=ADMIN)
     later = await client.get(
-        "/v1/events", params={"after_id": everything[1]["id"], "limit": 3}, headers=ADMIN
+        "/api/v1/events", params={"after_id": everything[1]["id"], "limit": 3}, headers=ADMIN
     )
 
     assert len(everything) == 6
@@ -64,7 +65,9 @@ async def test_an_empty_event_batch_is_refused(
 ) -> None:
     body = event_batch(1).model_copy(update={"events": []}).model_dump_json()
 
-    response = await client.post("/v1/devices/motor-1/events", content=body, headers=device.auth)
+    response = await client.post(
+        "/api/v1/devices/motor-1/events", content=body, headers=device.auth
+    )
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.events: List should have at least 1 item")
@@ -76,20 +79,22 @@ async def test_events_page_newest_first_before_an_id(
 ) -> None:
     for _ in range(3):
         await client.post(
-            "/v1/devices/motor-1/events",
+            "/api/v1/devices/motor-1/events",
             content=event_batch(2).model_dump_json(),
             headers=device.auth,
         )
-    ids = [e["id"] for e in (await client.get("/v1/events", headers=ADMIN)).json()]
+    ids = [e["id"] for e in (await client.get("/api/v1/events", headers=ADMIN)).json()]
 
-    newest = await client.get("/v1/events", params={"order": "newest", "limit": 4}, headers=ADMIN)
+    newest = await client.get(
+        "/api/v1/events", params={"order": "newest", "limit": 4}, headers=ADMIN
+    )
     before = await client.get(
-        "/v1/events",
+        "/api/v1/events",
         params={"order": "newest", "limit": 4, "before_id": newest.json()[-1]["id"]},
         headers=ADMIN,
     )
     between = await client.get(
-        "/v1/events", params={"after_id": ids[0], "before_id": ids[3]}, headers=ADMIN
+        "/api/v1/events", params={"after_id": ids[0], "before_id": ids[3]}, headers=ADMIN
     )
 
     assert [e["id"] for e in newest.json()] == ids[::-1][:4]
@@ -110,7 +115,7 @@ async def test_events_page_newest_first_before_an_id(
 async def test_a_page_out_of_bounds_is_refused_naming_the_parameter(
     client: httpx.AsyncClient, params: dict[str, object], field: str
 ) -> None:
-    for path in ("/v1/events", "/v1/samples"):
+    for path in ("/api/v1/events", "/api/v1/samples"):
         response = await client.get(path, params=params, headers=ADMIN)
 
         assert response.status_code == 422
@@ -120,7 +125,7 @@ async def test_a_page_out_of_bounds_is_refused_naming_the_parameter(
 async def test_events_of_a_malformed_device_id_are_refused_naming_it(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.get("/v1/events", params={"device": "Motor 1!"}, headers=ADMIN)
+    response = await client.get("/api/v1/events", params={"device": "Motor 1!"}, headers=ADMIN)
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("query.device:")
@@ -131,7 +136,7 @@ async def _stream(client: httpx.AsyncClient, **params: object) -> list[EventView
     if "last_event_id" in params:
         headers["Last-Event-ID"] = str(params.pop("last_event_id"))
     response = await client.get(
-        "/v1/events/stream", params={"follow": "false", **params}, headers=headers
+        "/api/v1/events/stream", params={"follow": "false", **params}, headers=headers
     )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -144,12 +149,13 @@ async def test_the_event_stream_sends_ids_kinds_and_resumes_after_the_last_id_se
     other = await enrol("motor-2")
     for who in (device, other):
         await client.post(
-            f"/v1/devices/{who.device_id}/events",
+            f"/api/v1/devices/{who.device_id}/events",
             content=event_batch(3).model_dump_json(),
             headers=who.auth,
         )
     listed = [
-        EventView.model_validate(e) for e in (await client.get("/v1/events", headers=ADMIN)).json()
+        EventView.model_validate(e)
+        for e in (await client.get("/api/v1/events", headers=ADMIN)).json()
     ]
 
     everything = await _stream(client)
@@ -157,7 +163,7 @@ async def test_the_event_stream_sends_ids_kinds_and_resumes_after_the_last_id_se
     alarms_of_one = await _stream(client, device="motor-2", kind="alarm_raised")
     warnings = await _stream(client, severity="warning")
     critical = await _stream(client, severity="critical")
-    raw = (await client.get("/v1/events/stream?follow=false", headers=ADMIN)).text
+    raw = (await client.get("/api/v1/events/stream?follow=false", headers=ADMIN)).text
 
     assert everything == listed
     assert resumed == listed[4:]  # the header wins over after_id

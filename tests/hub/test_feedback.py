@@ -39,7 +39,7 @@ async def register(client: httpx.AsyncClient, calibration: Calibration | None = 
     bundle = Bundle.create(
         name="motor", labels=["normal", "worn"], input=SPEC, model=b"m", calibration=calibration
     )
-    response = await client.post("/v1/models", content=bundle.pack(), headers=RAW)
+    response = await client.post("/api/v1/models", content=bundle.pack(), headers=RAW)
     assert response.status_code == 201, response.text
     digest: str = response.json()["digest"]
     return digest
@@ -47,7 +47,7 @@ async def register(client: httpx.AsyncClient, calibration: Calibration | None = 
 
 async def send(client: httpx.AsyncClient, device: Device, *batches: TelemetryBatch) -> None:
     for batch in batches:
-        url = f"/v1/devices/{device.device_id}/telemetry"
+        url = f"/api/v1/devices/{device.device_id}/telemetry"
         response = await client.post(url, content=batch.model_dump_json(), headers=device.auth)
         assert response.status_code == 200, response.text
 
@@ -63,11 +63,11 @@ def span(start_s: float, end_s: float, label: str, device_id: str = "motor-1") -
 
 async def post(client: httpx.AsyncClient, *spans: dict[str, str]) -> httpx.Response:
     body = {"batch_id": str(uuid.uuid4()), "spans": list(spans)}
-    return await client.post("/v1/feedback", json=body, headers=ADMIN)
+    return await client.post("/api/v1/feedback", json=body, headers=ADMIN)
 
 
 async def accuracy(client: httpx.AsyncClient, **params: str) -> list[AccuracyView]:
-    response = await client.get("/v1/accuracy", params=params, headers=ADMIN)
+    response = await client.get("/api/v1/accuracy", params=params, headers=ADMIN)
     assert response.status_code == 200, response.text
     return [AccuracyView.model_validate(row) for row in response.json()]
 
@@ -184,8 +184,8 @@ async def test_feedback_sent_twice_is_stored_once(
 ) -> None:
     body = {"batch_id": str(uuid.uuid4()), "spans": [span(0, 5, "normal")]}
 
-    first = await client.post("/v1/feedback", json=body, headers=ADMIN)
-    again = await client.post("/v1/feedback", json=body, headers=ADMIN)
+    first = await client.post("/api/v1/feedback", json=body, headers=ADMIN)
+    again = await client.post("/api/v1/feedback", json=body, headers=ADMIN)
 
     assert FeedbackAck.model_validate_json(first.content).duplicate is False
     assert FeedbackAck.model_validate_json(again.content).duplicate is True
@@ -203,7 +203,7 @@ async def test_a_label_the_running_model_does_not_know_is_accepted_with_a_note(
         bundle={"name": "motor", "version": 1, "digest": digest},
     )
     await client.put(
-        "/v1/devices/motor-1/reported", content=reported.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/reported", content=reported.model_dump_json(), headers=device.auth
     )
 
     response = await post(client, span(0, 5, "normal"), span(5, 10, "broken"))
@@ -217,8 +217,8 @@ async def test_a_label_the_running_model_does_not_know_is_accepted_with_a_note(
 async def test_feedback_needs_the_admin_token(client: httpx.AsyncClient, device: Device) -> None:
     body = {"batch_id": str(uuid.uuid4()), "spans": [span(0, 5, "normal")]}
 
-    posted = await client.post("/v1/feedback", json=body, headers=device.auth)
-    listed = await client.get("/v1/accuracy", headers=device.auth)
+    posted = await client.post("/api/v1/feedback", json=body, headers=device.auth)
+    listed = await client.get("/api/v1/accuracy", headers=device.auth)
 
     assert (posted.status_code, listed.status_code) == (401, 401)
 
@@ -231,7 +231,7 @@ async def test_low_live_and_estimated_accuracy_raise_alerts(
         {"signal": "accuracy", "raise_at": 0.8, "clear_at": 0.9, "for_batches": 1},
         {"signal": "estimated_accuracy", "raise_at": 0.8, "clear_at": 0.9, "for_batches": 1},
     ]
-    await client.put("/v1/alerts/rules", json={"rules": rules}, headers=ADMIN)
+    await client.put("/api/v1/alerts/rules", json={"rules": rules}, headers=ADMIN)
     await post(client, span(0, 100, "worn"))  # labels ahead of the telemetry they cover
 
     await send(
@@ -240,7 +240,7 @@ async def test_low_live_and_estimated_accuracy_raise_alerts(
         telemetry_batch(1, bundle_digest=digest, monitoring=confident(9), bad_input={}),
         telemetry_batch(2, bundle_digest=digest, monitoring=confident(3), bad_input={}),
     )
-    response = await client.get("/v1/alerts", headers=ADMIN)
+    response = await client.get("/api/v1/alerts", headers=ADMIN)
 
     raised = [AlertView.model_validate(a) for a in response.json()]
     assert [(a.signal, a.first_value) for a in raised] == [
@@ -255,7 +255,7 @@ async def test_metrics_show_open_alerts_and_accuracy(
 ) -> None:
     digest = await register(client)
     rule = {"signal": "accuracy", "raise_at": 0.95, "clear_at": 0.99, "for_batches": 1}
-    await client.put("/v1/alerts/rules", json={"rules": [rule]}, headers=ADMIN)
+    await client.put("/api/v1/alerts/rules", json={"rules": [rule]}, headers=ADMIN)
     await post(client, span(0, 5, "normal"))
     batch = telemetry_batch(1, bundle_digest=digest, monitoring=confident(7))  # 9 of 10 normal
 
@@ -277,7 +277,7 @@ async def test_metrics_show_open_alerts_and_accuracy(
 async def test_a_feedback_batch_is_bounded(client: httpx.AsyncClient, device: Device) -> None:
     body = {"batch_id": str(uuid.uuid4()), "spans": [span(0, 5, "normal")] * 10_001}
 
-    response = await client.post("/v1/feedback", json=body, headers=ADMIN)
+    response = await client.post("/api/v1/feedback", json=body, headers=ADMIN)
 
     assert response.status_code == 422
     assert "spans" in response.json()["detail"]

@@ -49,15 +49,15 @@ def _call(app: FastAPI, method: str, path: str, **kwargs: object) -> requests.Re
 @pytest.fixture(scope="module")
 def device_token(hub_app: FastAPI) -> str:
     body = {"device_id": "motor-1", "enrol_token": ENROL_TOKEN, "hardware": HARDWARE.model_dump()}
-    token: str = _call(hub_app, "POST", "/v1/enrol", json=body).json()["device_token"]
+    token: str = _call(hub_app, "POST", "/api/v1/enrol", json=body).json()["device_token"]
     collect = {"collect": {"label": "normal", "dataset": "default"}}
-    _call(hub_app, "PATCH", "/v1/devices/motor-1/desired", json=collect, headers=ADMIN)
+    _call(hub_app, "PATCH", "/api/v1/devices/motor-1/desired", json=collect, headers=ADMIN)
     return token
 
 
 def _is_device_call(case: Case) -> bool:
     path = case.operation.path
-    return path.startswith("/v1/devices/{device_id}/") and (
+    return path.startswith("/api/v1/devices/{device_id}/") and (
         path.endswith(_DEVICE_ROUTES) and case.method != "PATCH"
     )
 
@@ -69,12 +69,12 @@ def _check(case: Case, device_token: str) -> None:
         case.path_parameters = {**(case.path_parameters or {}), "device_id": "motor-1"}
         # A long-poll on an unchanged version would wait its whole `wait` for nothing.
         case.query = {**(case.query or {}), "wait": 0}
-    elif case.operation.path == "/v1/events/stream":
+    elif case.operation.path == "/api/v1/events/stream":
         # Followed, the stream would stay open for events that never come.
         case.query = {**(case.query or {}), "follow": "false"}
     elif case.method == "PATCH":
         case.path_parameters = {**(case.path_parameters or {}), "device_id": "motor-1"}
-    elif case.operation.path == "/v1/enrol" and isinstance(case.body, dict):
+    elif case.operation.path == "/api/v1/enrol" and isinstance(case.body, dict):
         case.body = {**case.body, "enrol_token": ENROL_TOKEN}
     headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
     headers[PROTOCOL_HEADER] = str(PROTOCOL)
@@ -112,14 +112,14 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
         if "application/json" in op.get("requestBody", {}).get("content", {})
     }
 
-    assert bodies[("post", "/v1/devices/{device_id}/telemetry")].endswith("/TelemetryBatch")
-    assert bodies[("post", "/v1/enrol")].endswith("/EnrolRequest")
-    assert bodies[("patch", "/v1/devices/{device_id}/tags")].endswith("/TagsPatch")
-    assert bodies[("post", "/v1/jobs")].endswith("/JobSubmit")
-    assert bodies[("post", "/v1/jobs/{job_id}/report")].endswith("/JobReport")
-    assert bodies[("put", "/v1/alerts/rules")].endswith("/AlertRules")
-    assert bodies[("post", "/v1/feedback")].endswith("/FeedbackBatch")
-    assert bodies[("post", "/v1/rollouts")].endswith("/RolloutRequest")
+    assert bodies[("post", "/api/v1/devices/{device_id}/telemetry")].endswith("/TelemetryBatch")
+    assert bodies[("post", "/api/v1/enrol")].endswith("/EnrolRequest")
+    assert bodies[("patch", "/api/v1/devices/{device_id}/tags")].endswith("/TagsPatch")
+    assert bodies[("post", "/api/v1/jobs")].endswith("/JobSubmit")
+    assert bodies[("post", "/api/v1/jobs/{job_id}/report")].endswith("/JobReport")
+    assert bodies[("put", "/api/v1/alerts/rules")].endswith("/AlertRules")
+    assert bodies[("post", "/api/v1/feedback")].endswith("/FeedbackBatch")
+    assert bodies[("post", "/api/v1/rollouts")].endswith("/RolloutRequest")
     assert len(bodies) == 20
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

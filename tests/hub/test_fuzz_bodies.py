@@ -56,14 +56,19 @@ def _sample_import() -> str:
     ("path", "valid", "table", "rows_per_batch"),
     [
         (
-            "/v1/devices/motor-1/telemetry",
+            "/api/v1/devices/motor-1/telemetry",
             lambda: telemetry_batch(1).model_dump_json(),
             TelemetryRow,
             1,
         ),
-        ("/v1/devices/motor-1/events", lambda: event_batch(2).model_dump_json(), EventRow, 2),
-        ("/v1/devices/motor-1/samples", lambda: sample_batch(2, 2).model_dump_json(), SampleRow, 2),
-        ("/v1/datasets/bench/samples", _sample_import, SampleRow, 2),
+        ("/api/v1/devices/motor-1/events", lambda: event_batch(2).model_dump_json(), EventRow, 2),
+        (
+            "/api/v1/devices/motor-1/samples",
+            lambda: sample_batch(2, 2).model_dump_json(),
+            SampleRow,
+            2,
+        ),
+        ("/api/v1/datasets/bench/samples", _sample_import, SampleRow, 2),
     ],
 )
 async def test_mutated_bodies_get_a_reason_and_never_a_crash(
@@ -76,7 +81,7 @@ async def test_mutated_bodies_get_a_reason_and_never_a_crash(
     rows_per_batch: int,
 ) -> None:
     rng = random.Random(path)
-    auth = ADMIN if path.startswith("/v1/datasets") else device.auth
+    auth = ADMIN if path.startswith("/api/v1/datasets") else device.auth
     accepted = 0
     before = count(hub, table)  # the hub's own event of the enrolment
     await collecting(client, device.device_id)

@@ -16,14 +16,14 @@ OPTIMISE = {"job": {"kind": "optimise", "model": "motors", "profile": "pi"}}
 
 
 async def _submit(client: httpx.AsyncClient, body: dict[str, Any] = TRAIN) -> dict[str, Any]:
-    response = await client.post("/v1/jobs", json=body, headers=ADMIN)
+    response = await client.post("/api/v1/jobs", json=body, headers=ADMIN)
     assert response.status_code == 201, response.text
     job: dict[str, Any] = response.json()
     return job
 
 
 async def _report(client: httpx.AsyncClient, job_id: int, **news: Any) -> httpx.Response:
-    return await client.post(f"/v1/jobs/{job_id}/report", json=news, headers=ADMIN)
+    return await client.post(f"/api/v1/jobs/{job_id}/report", json=news, headers=ADMIN)
 
 
 async def test_a_job_goes_from_queued_to_running_to_succeeded_with_its_progress_and_log(
@@ -32,14 +32,14 @@ async def test_a_job_goes_from_queued_to_running_to_succeeded_with_its_progress_
     first = await _submit(client)
     second = await _submit(client, OPTIMISE)
 
-    claimed = (await client.post("/v1/jobs/claim", headers=ADMIN)).json()
+    claimed = (await client.post("/api/v1/jobs/claim", headers=ADMIN)).json()
     halfway = await _report(client, first["id"], progress=0.5, step="fold 1", lines=["a", "b"])
     done = await _report(
         client, first["id"], outcome="succeeded", result={"model": None}, lines=["c"]
     )
     late = await _report(client, first["id"], progress=0.9)
-    log = (await client.get(f"/v1/jobs/{first['id']}/log?after=1", headers=ADMIN)).json()
-    queued = (await client.get("/v1/jobs?state=queued", headers=ADMIN)).json()
+    log = (await client.get(f"/api/v1/jobs/{first['id']}/log?after=1", headers=ADMIN)).json()
+    queued = (await client.get("/api/v1/jobs?state=queued", headers=ADMIN)).json()
 
     assert (first["state"], first["progress"], first["kind"]) == ("queued", 0.0, "train")
     assert first["job"]["model"] == "decision_tree" and first["job"]["cv"] == 0
@@ -59,14 +59,14 @@ async def test_each_move_of_a_job_out_of_the_queue_is_a_hub_event(
     client: httpx.AsyncClient,
 ) -> None:
     succeeding, failing, cancelled = await _submit(client), await _submit(client, OPTIMISE), None
-    await client.post("/v1/jobs/claim", headers=ADMIN)
+    await client.post("/api/v1/jobs/claim", headers=ADMIN)
     await _report(client, succeeding["id"], outcome="succeeded", result={})
-    await client.post("/v1/jobs/claim", headers=ADMIN)
+    await client.post("/api/v1/jobs/claim", headers=ADMIN)
     await _report(client, failing["id"], outcome="failed", error="no such model")
     cancelled = await _submit(client)
-    await client.post(f"/v1/jobs/{cancelled['id']}/cancel", headers=ADMIN)
+    await client.post(f"/api/v1/jobs/{cancelled['id']}/cancel", headers=ADMIN)
 
-    events = (await client.get("/v1/events", headers=ADMIN)).json()
+    events = (await client.get("/api/v1/events", headers=ADMIN)).json()
     seen = [(e["device_id"], e["event"]["kind"], e["event"]["message"]) for e in events]
 
     assert seen == [
@@ -88,8 +88,8 @@ async def test_each_job_is_claimed_once_and_none_is_claimed_when_none_waits(
 ) -> None:
     job = await _submit(client)
 
-    first = await client.post("/v1/jobs/claim", headers=ADMIN)
-    second = await client.post("/v1/jobs/claim", headers=ADMIN)
+    first = await client.post("/api/v1/jobs/claim", headers=ADMIN)
+    second = await client.post("/api/v1/jobs/claim", headers=ADMIN)
 
     assert first.json()["id"] == job["id"]
     assert second.status_code == 200 and second.json() is None
@@ -97,7 +97,7 @@ async def test_each_job_is_claimed_once_and_none_is_claimed_when_none_waits(
 
 async def test_a_failed_job_keeps_its_error(client: httpx.AsyncClient) -> None:
     job = await _submit(client)
-    await client.post("/v1/jobs/claim", headers=ADMIN)
+    await client.post("/api/v1/jobs/claim", headers=ADMIN)
 
     failed = await _report(client, job["id"], outcome="failed", error="dataset motors: empty")
 
@@ -110,14 +110,14 @@ async def test_queued_and_running_jobs_are_cancelled_and_ended_ones_are_not(
     client: httpx.AsyncClient,
 ) -> None:
     running = await _submit(client)
-    await client.post("/v1/jobs/claim", headers=ADMIN)
+    await client.post("/api/v1/jobs/claim", headers=ADMIN)
     queued = await _submit(client)
 
-    stopped = await client.post(f"/v1/jobs/{running['id']}/cancel", headers=ADMIN)
-    dropped = await client.post(f"/v1/jobs/{queued['id']}/cancel", headers=ADMIN)
-    again = await client.post(f"/v1/jobs/{queued['id']}/cancel", headers=ADMIN)
+    stopped = await client.post(f"/api/v1/jobs/{running['id']}/cancel", headers=ADMIN)
+    dropped = await client.post(f"/api/v1/jobs/{queued['id']}/cancel", headers=ADMIN)
+    again = await client.post(f"/api/v1/jobs/{queued['id']}/cancel", headers=ADMIN)
     report = await _report(client, running["id"], progress=0.2)
-    claim = await client.post("/v1/jobs/claim", headers=ADMIN)
+    claim = await client.post("/api/v1/jobs/claim", headers=ADMIN)
 
     assert stopped.json()["state"] == "cancelled" and dropped.json()["state"] == "cancelled"
     assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
@@ -129,18 +129,18 @@ async def test_queued_and_running_jobs_are_cancelled_and_ended_ones_are_not(
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "says"),
     [
-        ("post", "/v1/jobs", {"job": {"kind": "evaluate"}}, 422, "job"),
-        ("post", "/v1/jobs", {"job": {"kind": "train"}}, 422, "dataset"),
-        ("post", "/v1/jobs", {"job": {**TRAIN["job"], "cv": -1}}, 422, "cv"),
-        ("post", "/v1/jobs", {"job": {**TRAIN["job"], "dataset": "Bad Name"}}, 422, "dataset"),
-        ("post", "/v1/jobs", {"job": {**TRAIN["job"], "colour": "red"}}, 422, "colour"),
-        ("get", "/v1/jobs/0", None, 422, "job_id"),
-        ("get", "/v1/jobs/99999999999999999999", None, 422, "job_id"),
-        ("get", "/v1/jobs/7", None, 404, "no job 7"),
-        ("get", "/v1/jobs?state=lost", None, 422, "state"),
-        ("get", "/v1/jobs/7/log?after=-1", None, 422, "after"),
-        ("post", "/v1/jobs/7/cancel", None, 404, "no job 7"),
-        ("post", "/v1/jobs/7/report", {"progress": 0.1}, 404, "no job 7"),
+        ("post", "/api/v1/jobs", {"job": {"kind": "evaluate"}}, 422, "job"),
+        ("post", "/api/v1/jobs", {"job": {"kind": "train"}}, 422, "dataset"),
+        ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "cv": -1}}, 422, "cv"),
+        ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "dataset": "Bad Name"}}, 422, "dataset"),
+        ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "colour": "red"}}, 422, "colour"),
+        ("get", "/api/v1/jobs/0", None, 422, "job_id"),
+        ("get", "/api/v1/jobs/99999999999999999999", None, 422, "job_id"),
+        ("get", "/api/v1/jobs/7", None, 404, "no job 7"),
+        ("get", "/api/v1/jobs?state=lost", None, 422, "state"),
+        ("get", "/api/v1/jobs/7/log?after=-1", None, 422, "after"),
+        ("post", "/api/v1/jobs/7/cancel", None, 404, "no job 7"),
+        ("post", "/api/v1/jobs/7/report", {"progress": 0.1}, 404, "no job 7"),
     ],
 )
 async def test_bad_job_requests_are_refused_naming_the_field(
@@ -165,7 +165,7 @@ async def test_a_report_out_of_bounds_is_refused(
     client: httpx.AsyncClient, news: dict[str, Any]
 ) -> None:
     job = await _submit(client)
-    await client.post("/v1/jobs/claim", headers=ADMIN)
+    await client.post("/api/v1/jobs/claim", headers=ADMIN)
 
     response = await _report(client, job["id"], **news)
 
@@ -173,7 +173,7 @@ async def test_a_report_out_of_bounds_is_refused(
 
 
 async def test_jobs_need_the_admin_token(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/jobs", json=TRAIN)
+    response = await client.post("/api/v1/jobs", json=TRAIN)
 
     assert response.status_code == 401
 
@@ -194,11 +194,11 @@ async def test_a_job_running_when_the_hub_stopped_is_failed_when_it_starts_again
     async with _hub(settings) as before:
         running = await _submit(before)
         queued = await _submit(before)
-        await before.post("/v1/jobs/claim", headers=ADMIN)
+        await before.post("/api/v1/jobs/claim", headers=ADMIN)
 
     async with _hub(settings) as after:
-        jobs = {j["id"]: j for j in (await after.get("/v1/jobs", headers=ADMIN)).json()}
-        events = (await after.get("/v1/events", headers=ADMIN)).json()
+        jobs = {j["id"]: j for j in (await after.get("/api/v1/jobs", headers=ADMIN)).json()}
+        events = (await after.get("/api/v1/events", headers=ADMIN)).json()
 
     assert jobs[running["id"]]["state"] == "failed"
     assert "submit it again" in jobs[running["id"]]["error"]

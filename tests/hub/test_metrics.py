@@ -42,7 +42,7 @@ def _value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 async def _send(client: httpx.AsyncClient, device: Device, path: str, body: str) -> None:
-    url = f"/v1/devices/{device.device_id}/{path}"
+    url = f"/api/v1/devices/{device.device_id}/{path}"
     response = await client.request(
         "PUT" if path == "reported" else "POST", url, content=body, headers=device.auth
     )
@@ -172,7 +172,7 @@ async def test_metrics_follow_the_desired_state_as_it_changes(
 ) -> None:
     before = await _scrape(client)
     response = await client.patch(
-        "/v1/devices/motor-1/desired", json={"telemetry_interval_s": 2}, headers=ADMIN
+        "/api/v1/devices/motor-1/desired", json={"telemetry_interval_s": 2}, headers=ADMIN
     )
     assert response.status_code == 200, response.text
 

@@ -30,9 +30,9 @@ async def test_a_bundle_is_registered_once_signed_as_the_next_version(
     data = packed_bundle(version=7)
 
     created = await client.post(
-        "/v1/models", content=data, params={"digest": digest(data)}, headers=RAW
+        "/api/v1/models", content=data, params={"digest": digest(data)}, headers=RAW
     )
-    again = await client.post("/v1/models", content=data, headers=RAW)
+    again = await client.post("/api/v1/models", content=data, headers=RAW)
 
     assert created.status_code == 201, created.text
     view = ModelView.model_validate_json(created.content)
@@ -49,17 +49,17 @@ async def test_a_bundle_is_registered_once_signed_as_the_next_version(
     assert again.status_code == 200
     assert again.json() == created.json()
     assert _files(hub) == [f"{view.digest}.bundle"]
-    listed = await client.get("/v1/models", headers=ADMIN)
+    listed = await client.get("/api/v1/models", headers=ADMIN)
     assert listed.json() == [created.json()]
 
 
 async def test_the_signed_bundle_registered_again_is_the_same_version(
     client: httpx.AsyncClient,
 ) -> None:
-    created = await client.post("/v1/models", content=packed_bundle(), headers=RAW)
-    signed = await client.get(f"/v1/artifacts/{created.json()['digest']}", headers=ADMIN)
+    created = await client.post("/api/v1/models", content=packed_bundle(), headers=RAW)
+    signed = await client.get(f"/api/v1/artifacts/{created.json()['digest']}", headers=ADMIN)
 
-    again = await client.post("/v1/models", content=signed.content, headers=RAW)
+    again = await client.post("/api/v1/models", content=signed.content, headers=RAW)
 
     assert again.status_code == 200
     assert again.json() == created.json()
@@ -71,7 +71,7 @@ async def test_a_digest_mismatch_is_400_and_stores_nothing(
     data = packed_bundle()
 
     response = await client.post(
-        "/v1/models", content=data, params={"digest": "0" * 64}, headers=RAW
+        "/api/v1/models", content=data, params={"digest": "0" * 64}, headers=RAW
     )
 
     assert response.status_code == 400
@@ -86,7 +86,7 @@ async def test_a_model_swapped_inside_the_tar_is_400(
     genuine = Bundle.unpack(packed_bundle())
     tampered = Bundle(manifest=genuine.manifest, model=b"another model").pack()
 
-    response = await client.post("/v1/models", content=tampered, headers=RAW)
+    response = await client.post("/api/v1/models", content=tampered, headers=RAW)
 
     assert response.status_code == 400
     assert "model.onnx does not match manifest.model_sha256" in response.json()["detail"]
@@ -95,7 +95,7 @@ async def test_a_model_swapped_inside_the_tar_is_400(
 
 
 async def test_bytes_that_are_no_bundle_are_400(client: httpx.AsyncClient, hub: HubContext) -> None:
-    response = await client.post("/v1/models", content=b"not a tar at all", headers=RAW)
+    response = await client.post("/api/v1/models", content=b"not a tar at all", headers=RAW)
 
     assert response.status_code == 400
     assert response.json()["detail"].startswith("bundle is not a tar archive")
@@ -105,9 +105,11 @@ async def test_bytes_that_are_no_bundle_are_400(client: httpx.AsyncClient, hub: 
 async def test_other_bytes_under_a_name_become_its_next_version(
     client: httpx.AsyncClient, hub: HubContext
 ) -> None:
-    first = await client.post("/v1/models", content=packed_bundle(model=b"first"), headers=RAW)
+    first = await client.post("/api/v1/models", content=packed_bundle(model=b"first"), headers=RAW)
 
-    second = await client.post("/v1/models", content=packed_bundle(model=b"second"), headers=RAW)
+    second = await client.post(
+        "/api/v1/models", content=packed_bundle(model=b"second"), headers=RAW
+    )
 
     assert second.status_code == 201
     assert (first.json()["version"], second.json()["version"]) == (1, 2)
@@ -139,9 +141,9 @@ def test_concurrent_registrations_of_a_name_all_succeed_with_different_versions(
 
 async def test_models_are_listed_by_name_and_version(client: httpx.AsyncClient) -> None:
     for name, model in (("motor", b"a"), ("pump", b"b"), ("motor", b"c")):
-        await client.post("/v1/models", content=packed_bundle(name, model=model), headers=RAW)
+        await client.post("/api/v1/models", content=packed_bundle(name, model=model), headers=RAW)
 
-    listed = await client.get("/v1/models", headers=ADMIN)
+    listed = await client.get("/api/v1/models", headers=ADMIN)
 
     assert [(m["name"], m["version"]) for m in listed.json()] == [
         ("motor", 1),
@@ -156,7 +158,7 @@ async def test_a_signature_lasts_as_long_as_the_hub_is_set_to(
     hub.settings.signature_days = 2
     before = datetime.now(UTC)
 
-    created = await client.post("/v1/models", content=packed_bundle(), headers=RAW)
+    created = await client.post("/api/v1/models", content=packed_bundle(), headers=RAW)
 
     expires = ModelView.model_validate_json(created.content).manifest.expires_at
     assert expires is not None

@@ -62,27 +62,29 @@ async def _send_windows(client: httpx.AsyncClient, who: Device, request_id: int)
         ],
     )
     await client.post(
-        f"/v1/devices/{who.device_id}/windows", content=batch.model_dump_json(), headers=who.auth
+        f"/api/v1/devices/{who.device_id}/windows",
+        content=batch.model_dump_json(),
+        headers=who.auth,
     )
-    listed = (await client.get(f"/v1/windows?device={who.device_id}", headers=ADMIN)).json()
+    listed = (await client.get(f"/api/v1/windows?device={who.device_id}", headers=ADMIN)).json()
     return [w["id"] for w in listed]
 
 
 async def _label(client: httpx.AsyncClient, ids: list[int], dataset: str = "review") -> None:
     body = {"ids": ids, "label": "worn", "dataset": dataset}
-    response = await client.post("/v1/windows/label", json=body, headers=ADMIN)
+    response = await client.post("/api/v1/windows/label", json=body, headers=ADMIN)
     assert response.status_code == 200, response.text
 
 
 async def _finish(client: httpx.AsyncClient, made: ModelView | None, error: str = "") -> None:
     """Play the worker: claim the queued job and end it, with `made` registered or failed."""
-    job = (await client.post("/v1/jobs/claim", headers=ADMIN)).json()
+    job = (await client.post("/api/v1/jobs/claim", headers=ADMIN)).json()
     outcome: dict[str, Any] = (
         {"outcome": "succeeded", "result": {"model": made.model_dump(mode="json")}}
         if made
         else {"outcome": "failed", "error": error}
     )
-    await client.post(f"/v1/jobs/{job['id']}/report", json=outcome, headers=ADMIN)
+    await client.post(f"/api/v1/jobs/{job['id']}/report", json=outcome, headers=ADMIN)
 
 
 def _model(version: int) -> ModelView:
@@ -98,7 +100,7 @@ def _model(version: int) -> ModelView:
 
 
 async def _run(client: httpx.AsyncClient) -> dict[str, Any]:
-    runs: list[dict[str, Any]] = (await client.get("/v1/policy-runs", headers=ADMIN)).json()
+    runs: list[dict[str, Any]] = (await client.get("/api/v1/policy-runs", headers=ADMIN)).json()
     return runs[-1]
 
 
@@ -107,15 +109,15 @@ async def test_a_run_labels_its_windows_then_trains_and_optimises_each_step_an_e
 ) -> None:
     other = await enrol("motor-2")
     put = await client.put(
-        "/v1/policies/retrain-on-drift", json={**POLICY, "min_labelled": 5}, headers=ADMIN
+        "/api/v1/policies/retrain-on-drift", json={**POLICY, "min_labelled": 5}, headers=ADMIN
     )
     started = await client.post(
-        "/v1/policies/retrain-on-drift/runs",
+        "/api/v1/policies/retrain-on-drift/runs",
         json={"devices": ["motor-2", "motor-1"], "reason": "drift on line 2"},
         headers=ADMIN,
     )
     again = await client.post(
-        "/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1"]}, headers=ADMIN
+        "/api/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1"]}, headers=ADMIN
     )
     mine = await _send_windows(client, device, started.json()["requests"]["motor-1"])
     theirs = await _send_windows(client, other, started.json()["requests"]["motor-2"])
@@ -125,15 +127,17 @@ async def test_a_run_labels_its_windows_then_trains_and_optimises_each_step_an_e
     await _label(client, theirs[2:] + mine[2:3])
     trained = (_advance(hub), await _run(client))
     waiting = _advance(hub)
-    train_job = (await client.get(f"/v1/jobs/{trained[1]['job_id']}", headers=ADMIN)).json()
+    train_job = (await client.get(f"/api/v1/jobs/{trained[1]['job_id']}", headers=ADMIN)).json()
     await _finish(client, _model(1))
     optimising = (_advance(hub), await _run(client))
-    optimise_job = (await client.get(f"/v1/jobs/{optimising[1]['job_id']}", headers=ADMIN)).json()
+    optimise_job = (
+        await client.get(f"/api/v1/jobs/{optimising[1]['job_id']}", headers=ADMIN)
+    ).json()
     await _finish(client, _model(2))
     done = (_advance(hub), await _run(client))
     kinds = [
         e["event"]["kind"]
-        for e in (await client.get("/v1/events", headers=ADMIN)).json()
+        for e in (await client.get("/api/v1/events", headers=ADMIN)).json()
         if e["event"]["kind"].startswith("policy")
     ]
 
@@ -164,11 +168,11 @@ async def test_a_failed_job_fails_the_run_and_a_removed_policy_ends_its_run(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
     await client.put(
-        "/v1/policies/retrain-on-drift", json={**POLICY, "min_labelled": 1}, headers=ADMIN
+        "/api/v1/policies/retrain-on-drift", json={**POLICY, "min_labelled": 1}, headers=ADMIN
     )
     run = (
         await client.post(
-            "/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1"]}, headers=ADMIN
+            "/api/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1"]}, headers=ADMIN
         )
     ).json()
     ids = await _send_windows(client, device, run["requests"]["motor-1"])
@@ -179,12 +183,12 @@ async def test_a_failed_job_fails_the_run_and_a_removed_policy_ends_its_run(
     failed = await _run(client)
     second = (
         await client.post(
-            "/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1"]}, headers=ADMIN
+            "/api/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1"]}, headers=ADMIN
         )
     ).json()
-    removed = await client.delete("/v1/policies/retrain-on-drift", headers=ADMIN)
+    removed = await client.delete("/api/v1/policies/retrain-on-drift", headers=ADMIN)
     ended = await _run(client)
-    gone = await client.get("/v1/policies/retrain-on-drift", headers=ADMIN)
+    gone = await client.get("/api/v1/policies/retrain-on-drift", headers=ADMIN)
 
     assert failed["state"] == "failed" and "no dataset 'review'" in failed["error"]
     assert second["state"] == "labelling" and second["id"] == failed["id"] + 1
@@ -197,12 +201,18 @@ async def test_a_failed_job_fails_the_run_and_a_removed_policy_ends_its_run(
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "says"),
     [
-        ("put", "/v1/policies/retrain-on-drift", {**POLICY, "profile": "moon"}, 422, "profile"),
-        ("put", "/v1/policies/retrain-on-drift", {"model": "auto"}, 422, "dataset"),
-        ("put", "/v1/policies/retrain-forever", POLICY, 422, "name"),
-        ("put", "/v1/policies/retrain-on-drift", {**POLICY, "windows": 0}, 422, "windows"),
-        ("post", "/v1/policies/retrain-on-drift/runs", {"devices": ["motor-1"]}, 404, "no policy"),
-        ("post", "/v1/policies/retrain-on-drift/runs", {"devices": []}, 422, "devices"),
+        ("put", "/api/v1/policies/retrain-on-drift", {**POLICY, "profile": "moon"}, 422, "profile"),
+        ("put", "/api/v1/policies/retrain-on-drift", {"model": "auto"}, 422, "dataset"),
+        ("put", "/api/v1/policies/retrain-forever", POLICY, 422, "name"),
+        ("put", "/api/v1/policies/retrain-on-drift", {**POLICY, "windows": 0}, 422, "windows"),
+        (
+            "post",
+            "/api/v1/policies/retrain-on-drift/runs",
+            {"devices": ["motor-1"]},
+            404,
+            "no policy",
+        ),
+        ("post", "/api/v1/policies/retrain-on-drift/runs", {"devices": []}, 422, "devices"),
     ],
 )
 async def test_bad_policy_requests_are_refused_naming_the_field(
@@ -222,16 +232,18 @@ async def test_bad_policy_requests_are_refused_naming_the_field(
 async def test_a_run_for_an_unknown_device_changes_nothing(
     client: httpx.AsyncClient, device: Device
 ) -> None:
-    await client.put("/v1/policies/retrain-on-drift", json=POLICY, headers=ADMIN)
+    await client.put("/api/v1/policies/retrain-on-drift", json=POLICY, headers=ADMIN)
 
     response = await client.post(
-        "/v1/policies/retrain-on-drift/runs", json={"devices": ["motor-1", "ghost"]}, headers=ADMIN
+        "/api/v1/policies/retrain-on-drift/runs",
+        json={"devices": ["motor-1", "ghost"]},
+        headers=ADMIN,
     )
-    desired = (await client.get("/v1/devices/motor-1", headers=ADMIN)).json()["desired"]
+    desired = (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).json()["desired"]
 
     assert response.status_code == 404 and "ghost" in response.text
     assert desired.get("send_windows") is None
-    assert (await client.get("/v1/policy-runs", headers=ADMIN)).json() == []
+    assert (await client.get("/api/v1/policy-runs", headers=ADMIN)).json() == []
 
 
 async def _drift(client: httpx.AsyncClient, who: Device, digest: str) -> None:
@@ -239,7 +251,7 @@ async def _drift(client: httpx.AsyncClient, who: Device, digest: str) -> None:
     covers enough windows from the third, and the default drift alert wants two in a row."""
     for seq in range(1, 5):
         response = await client.post(
-            f"/v1/devices/{who.device_id}/telemetry",
+            f"/api/v1/devices/{who.device_id}/telemetry",
             content=monitored_batch(seq, digest, SHIFTED),
             headers=who.auth,
         )
@@ -254,14 +266,16 @@ async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls
     first = Bundle.create(
         name="review", labels=["normal", "worn"], input=SPEC, model=b"v1", reference=REFERENCE
     )
-    running = (await client.post("/v1/models", content=first.pack(), headers=raw)).json()
-    await client.post("/v1/deployments", json={"model": "review", "all": True}, headers=ADMIN)
+    running = (await client.post("/api/v1/models", content=first.pack(), headers=raw)).json()
+    await client.post("/api/v1/deployments", json={"model": "review", "all": True}, headers=ADMIN)
     candidate = BundleRef.model_validate(
-        (await client.post("/v1/models", content=packed_bundle("review", 2), headers=raw)).json()
+        (
+            await client.post("/api/v1/models", content=packed_bundle("review", 2), headers=raw)
+        ).json()
     )
     plan = {"to": ["all"], "waves": [0.5, 1.0], "shadow_s": 10, "min_windows": 5}
     body = {"dataset": "review", "model": "decision_tree", "min_labelled": 6, "rollout": plan}
-    await client.put("/v1/policies/retrain-on-drift", json=body, headers=ADMIN)
+    await client.put("/api/v1/policies/retrain-on-drift", json=body, headers=ADMIN)
 
     nothing = _advance(hub)
     await _drift(client, fleet[0], running["digest"])
@@ -284,31 +298,33 @@ async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls
         }
     ]
     await client.post(
-        "/v1/feedback", json={"batch_id": str(uuid.uuid4()), "spans": spans}, headers=ADMIN
+        "/api/v1/feedback", json={"batch_id": str(uuid.uuid4()), "spans": spans}, headers=ADMIN
     )
     _advance(hub)
     short = await _run(client)
-    unlabelled = (await client.get("/v1/windows?device=d3&labelled=false", headers=ADMIN)).json()
+    unlabelled = (
+        await client.get("/api/v1/windows?device=d3&labelled=false", headers=ADMIN)
+    ).json()
     await _label(client, [w["id"] for w in unlabelled[:2]])
     _advance(hub)
     training = await _run(client)
-    registered = (await client.get("/v1/models", headers=ADMIN)).json()[-1]
+    registered = (await client.get("/api/v1/models", headers=ADMIN)).json()[-1]
     await _finish(client, ModelView.model_validate(registered))
     other = await client.post(
-        "/v1/rollouts", json={**plan, "model": "review", "version": 2}, headers=ADMIN
+        "/api/v1/rollouts", json={**plan, "model": "review", "version": 2}, headers=ADMIN
     )
     _advance(hub)
     waiting = await _run(client)  # another rollout holds the devices: its own waits
-    await client.post(f"/v1/rollouts/{other.json()['id']}/abort", headers=ADMIN)
+    await client.post(f"/api/v1/rollouts/{other.json()['id']}/abort", headers=ADMIN)
     shadowing = _advance(hub)
     rolling = await _run(client)
-    rollout = (await client.get(f"/v1/rollouts/{rolling['rollout_id']}", headers=ADMIN)).json()
+    rollout = (await client.get(f"/api/v1/rollouts/{rolling['rollout_id']}", headers=ADMIN)).json()
     for _ in rollout["waves"]:  # an operator promotes each wave
-        await client.post(f"/v1/rollouts/{rollout['id']}/promote", headers=ADMIN)
+        await client.post(f"/api/v1/rollouts/{rollout['id']}/promote", headers=ADMIN)
     _advance(hub)
     done = await _run(client)
     desired = [
-        (await client.get(f"/v1/devices/{who.device_id}", headers=ADMIN)).json()["desired"]
+        (await client.get(f"/api/v1/devices/{who.device_id}", headers=ADMIN)).json()["desired"]
         for who in fleet
     ]
 
@@ -327,6 +343,6 @@ async def test_drift_alerts_start_a_run_feedback_labels_its_windows_and_it_rolls
     }
     assert rollout["state"] == "shadowing" and sorted(shadowing) == ["d1", "d2"]
     assert done["state"] == "succeeded" and f"rollout {rollout['id']} completed" in str(
-        (await client.get("/v1/events", headers=ADMIN)).json()[-1]
+        (await client.get("/api/v1/events", headers=ADMIN)).json()[-1]
     )
     assert all(d["bundle"]["version"] == 2 for d in desired)

@@ -38,15 +38,17 @@ async def test_health_needs_no_token(client: httpx.AsyncClient) -> None:
 
 
 async def test_an_unknown_route_answers_in_json(client: httpx.AsyncClient) -> None:
-    response = await client.get("/v1/nothing", headers=ADMIN)
+    response = await client.get("/api/v1/nothing", headers=ADMIN)
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "no route GET /v1/nothing; the routes are listed at /docs"}
+    assert response.json() == {
+        "detail": "no route GET /api/v1/nothing; the routes are listed at /docs"
+    }
 
 
 async def test_an_unsupported_encoding_is_415(client: httpx.AsyncClient) -> None:
     response = await client.patch(
-        "/v1/devices/motor-1/desired",
+        "/api/v1/devices/motor-1/desired",
         content=b"{}",
         headers={**ADMIN, "Content-Encoding": "br"},
     )

@@ -35,7 +35,7 @@ def _v1(name: str, **changes: Any) -> dict[str, Any]:
 
 async def _enrol_v1(client: httpx.AsyncClient, **changes: Any) -> Device:
     body = _v1("enrol_request", enrol_token=ENROL_TOKEN, **changes)
-    response = await client.post("/v1/enrol", json=body)
+    response = await client.post("/api/v1/enrol", json=body)
     assert response.status_code == 200, response.text
     return Device(
         body["device_id"], EnrolResponse.model_validate_json(response.content).device_token
@@ -47,11 +47,11 @@ async def test_a_device_of_protocol_1_without_the_header_goes_through_every_call
 ) -> None:
     device = await _enrol_v1(client)
     collect = _v1("desired_state")["collect"]
-    await client.patch("/v1/devices/motor-1/desired", json={"collect": collect}, headers=ADMIN)
+    await client.patch("/api/v1/devices/motor-1/desired", json={"collect": collect}, headers=ADMIN)
 
     answers = {
         path: await client.request(
-            method, f"/v1/devices/motor-1/{path}", json=_v1(name), headers=device.auth
+            method, f"/api/v1/devices/motor-1/{path}", json=_v1(name), headers=device.auth
         )
         for method, path, name in (
             ("PUT", "reported", "reported_state"),
@@ -60,12 +60,12 @@ async def test_a_device_of_protocol_1_without_the_header_goes_through_every_call
             ("POST", "samples", "sample_batch"),
         )
     }
-    desired = await client.get("/v1/devices/motor-1/desired", headers=device.auth)
+    desired = await client.get("/api/v1/devices/motor-1/desired", headers=device.auth)
 
     assert {path: a.status_code for path, a in answers.items()} == dict.fromkeys(answers, 200)
     assert answers["samples"].json()["accepted"] == 3
     assert DesiredState.model_validate_json(desired.content).collect is not None
-    view = (await client.get("/v1/devices/motor-1", headers=ADMIN)).json()
+    view = (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).json()
     assert view["telemetry"]["windows"] == 12
     assert view["reported"]["status"] == "collecting"
 
@@ -86,7 +86,9 @@ async def test_fields_a_reader_does_not_know_are_ignored_on_both_sides(
     device = await _enrol_v1(client, from_a_later_release={"any": "thing"})
     telemetry = _v1("telemetry_batch", from_a_later_release=[1, 2])
 
-    stored = await client.post("/v1/devices/motor-1/telemetry", json=telemetry, headers=device.auth)
+    stored = await client.post(
+        "/api/v1/devices/motor-1/telemetry", json=telemetry, headers=device.auth
+    )
     desired = DesiredState.model_validate(_v1("desired_state", from_a_later_release=True))
 
     assert stored.status_code == 200
@@ -95,7 +97,7 @@ async def test_fields_a_reader_does_not_know_are_ignored_on_both_sides(
 
 @pytest.mark.parametrize("stated", [str(OLDEST_PROTOCOL), str(PROTOCOL)])
 async def test_every_version_in_the_range_is_spoken(client: httpx.AsyncClient, stated: str) -> None:
-    response = await client.get("/v1/devices", headers={**ADMIN, PROTOCOL_HEADER: stated})
+    response = await client.get("/api/v1/devices", headers={**ADMIN, PROTOCOL_HEADER: stated})
 
     assert response.status_code == 200
 
@@ -104,7 +106,7 @@ async def test_every_version_in_the_range_is_spoken(client: httpx.AsyncClient, s
 async def test_a_version_outside_the_range_is_refused_naming_the_range(
     client: httpx.AsyncClient, stated: str | bytes
 ) -> None:
-    response = await client.get("/v1/devices", headers={**ADMIN, PROTOCOL_HEADER: stated})
+    response = await client.get("/api/v1/devices", headers={**ADMIN, PROTOCOL_HEADER: stated})
 
     assert response.status_code in (400, 422)
     assert PROTOCOL_HEADER in response.json()["detail"]

@@ -38,13 +38,15 @@ def _batch(request_id: int, n: int, *, first: int = 0) -> WindowBatch:
 
 async def _ask(client: httpx.AsyncClient, device_id: str, count: int) -> httpx.Response:
     return await client.post(
-        f"/v1/devices/{device_id}/window-requests", json={"count": count}, headers=ADMIN
+        f"/api/v1/devices/{device_id}/window-requests", json={"count": count}, headers=ADMIN
     )
 
 
 async def _send(client: httpx.AsyncClient, who: Device, batch: WindowBatch) -> httpx.Response:
     return await client.post(
-        f"/v1/devices/{who.device_id}/windows", content=batch.model_dump_json(), headers=who.auth
+        f"/api/v1/devices/{who.device_id}/windows",
+        content=batch.model_dump_json(),
+        headers=who.auth,
     )
 
 
@@ -78,20 +80,20 @@ async def test_labelled_windows_become_samples_of_the_dataset_once(
     for who in (device, other):
         await _ask(client, who.device_id, 5)
         await _send(client, who, _batch(1, 3))
-    listed = (await client.get("/v1/windows?labelled=false", headers=ADMIN)).json()
+    listed = (await client.get("/api/v1/windows?labelled=false", headers=ADMIN)).json()
     mine = [w["id"] for w in listed if w["device_id"] == "motor-1"]
     body = {"ids": [*mine[:2], listed[-1]["id"]], "label": "worn", "dataset": "review"}
 
-    labelled = await client.post("/v1/windows/label", json=body, headers=ADMIN)
+    labelled = await client.post("/api/v1/windows/label", json=body, headers=ADMIN)
     relabelled = await client.post(
-        "/v1/windows/label", json={**body, "label": "normal"}, headers=ADMIN
+        "/api/v1/windows/label", json={**body, "label": "normal"}, headers=ADMIN
     )
     unknown = await client.post(
-        "/v1/windows/label", json={**body, "ids": [mine[2], 999]}, headers=ADMIN
+        "/api/v1/windows/label", json={**body, "ids": [mine[2], 999]}, headers=ADMIN
     )
-    left = (await client.get("/v1/windows?labelled=false", headers=ADMIN)).json()
+    left = (await client.get("/api/v1/windows?labelled=false", headers=ADMIN)).json()
     samples = DatasetView.model_validate_json(
-        (await client.get("/v1/samples", headers=ADMIN)).content
+        (await client.get("/api/v1/samples", headers=ADMIN)).content
     ).samples
 
     assert len(listed) == 6 and listed[0]["predicted"] == "normal"
@@ -110,11 +112,11 @@ async def test_labelled_windows_become_samples_of_the_dataset_once(
 @pytest.mark.parametrize(
     ("path", "body", "says"),
     [
-        ("/v1/devices/motor-1/window-requests", {"count": 0}, "count"),
-        ("/v1/devices/motor-1/window-requests", {"count": 1001}, "count"),
-        ("/v1/devices/nobody/window-requests", {"count": 1}, "nobody"),
-        ("/v1/windows/label", {"ids": [], "label": "worn", "dataset": "d"}, "ids"),
-        ("/v1/windows/label", {"ids": [1], "label": "Worn!", "dataset": "d"}, "label"),
+        ("/api/v1/devices/motor-1/window-requests", {"count": 0}, "count"),
+        ("/api/v1/devices/motor-1/window-requests", {"count": 1001}, "count"),
+        ("/api/v1/devices/nobody/window-requests", {"count": 1}, "nobody"),
+        ("/api/v1/windows/label", {"ids": [], "label": "worn", "dataset": "d"}, "ids"),
+        ("/api/v1/windows/label", {"ids": [1], "label": "Worn!", "dataset": "d"}, "label"),
     ],
 )
 async def test_bad_review_requests_are_refused_naming_the_field(

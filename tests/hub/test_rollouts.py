@@ -60,7 +60,7 @@ def settings(settings: HubSettings) -> HubSettings:
 
 async def _register(client: httpx.AsyncClient, version: int) -> BundleRef:
     data = packed_bundle("motor", version, model=f"model v{version}".encode())
-    response = await client.post("/v1/models", content=data, headers=RAW)
+    response = await client.post("/api/v1/models", content=data, headers=RAW)
     assert response.status_code == 201, response.text
     return BundleRef.model_validate(response.json())
 
@@ -71,7 +71,7 @@ async def fleet(client: httpx.AsyncClient, ready: Ready) -> dict[str, Device]:
     devices = {name: await ready(name) for name in ("d1", "d2", "d3", "d4")}
     await _register(client, 1)
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", "version": 1, "all": True}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "version": 1, "all": True}, headers=ADMIN
     )
     assert response.status_code == 200, response.text
     await _register(client, 2)
@@ -89,7 +89,7 @@ async def _start(client: httpx.AsyncClient, **changes: Any) -> RolloutView:
         "abort_failures": 0.4,
         **changes,
     }
-    response = await client.post("/v1/rollouts", json=body, headers=ADMIN)
+    response = await client.post("/api/v1/rollouts", json=body, headers=ADMIN)
     assert response.status_code == 201, response.text
     return RolloutView.model_validate(response.json())
 
@@ -119,7 +119,7 @@ async def _report(
     )
     batch = telemetry_batch(next(_SEQ), shadow=shadow.model_dump(mode="json"))
     response = await client.post(
-        f"/v1/devices/{device.device_id}/telemetry",
+        f"/api/v1/devices/{device.device_id}/telemetry",
         content=batch.model_dump_json(),
         headers=device.auth,
     )
@@ -134,18 +134,18 @@ def _tick(hub: HubContext, after_s: float) -> list[str]:
 
 
 async def _rollout(client: httpx.AsyncClient, rollout_id: int = 1) -> RolloutView:
-    response = await client.get(f"/v1/rollouts/{rollout_id}", headers=ADMIN)
+    response = await client.get(f"/api/v1/rollouts/{rollout_id}", headers=ADMIN)
     assert response.status_code == 200, response.text
     return RolloutView.model_validate(response.json())
 
 
 async def _desired(client: httpx.AsyncClient, device_id: str) -> DesiredState:
-    response = await client.get(f"/v1/devices/{device_id}", headers=ADMIN)
+    response = await client.get(f"/api/v1/devices/{device_id}", headers=ADMIN)
     return DesiredState.model_validate(response.json()["desired"])
 
 
 async def _kinds(client: httpx.AsyncClient) -> list[str]:
-    views = (await client.get("/v1/events", headers=ADMIN)).json()
+    views = (await client.get("/api/v1/events", headers=ADMIN)).json()
     return [v["event"]["kind"] for v in views if v["event"]["kind"].startswith("rollout")]
 
 
@@ -297,7 +297,7 @@ async def test_too_many_devices_failing_the_candidate_roll_the_wave_back_at_once
     )
     batch = EventBatch(batch_id=uuid.uuid4(), events=[failed])
     response = await client.post(
-        "/v1/devices/d2/events", content=batch.model_dump_json(), headers=fleet["d2"].auth
+        "/api/v1/devices/d2/events", content=batch.model_dump_json(), headers=fleet["d2"].auth
     )
     assert response.status_code == 200, response.text
 
@@ -316,17 +316,17 @@ async def test_pause_stops_judging_and_resume_picks_up_where_it_was(
     for name in ("d1", "d2"):
         await _report(client, fleet[name], rollout.candidate)
 
-    paused = await client.post("/v1/rollouts/1/pause", headers=ADMIN)
+    paused = await client.post("/api/v1/rollouts/1/pause", headers=ADMIN)
     _tick(hub, 31)
     still = await _rollout(client)
-    resumed = await client.post("/v1/rollouts/1/resume", headers=ADMIN)
+    resumed = await client.post("/api/v1/rollouts/1/resume", headers=ADMIN)
     _tick(hub, 31)
 
     assert paused.json()["state"] == "paused"
     assert still.waves[0].state == "shadowing"
     assert resumed.json()["state"] == "shadowing"
     assert (await _rollout(client)).waves[0].state == "promoted"
-    again = await client.post("/v1/rollouts/1/resume", headers=ADMIN)
+    again = await client.post("/api/v1/rollouts/1/resume", headers=ADMIN)
     assert again.status_code == 409
     assert "only a rollout paused can resume" in again.json()["detail"]
 
@@ -338,7 +338,7 @@ async def test_an_operator_promotes_a_held_wave(
     _tick(hub, 31)
     assert (await _rollout(client)).state == "held"
 
-    response = await client.post("/v1/rollouts/1/promote", headers=ADMIN)
+    response = await client.post("/api/v1/rollouts/1/promote", headers=ADMIN)
 
     assert response.status_code == 200, response.text
     after = RolloutView.model_validate(response.json())
@@ -352,28 +352,28 @@ async def test_abort_puts_every_touched_device_back(
 ) -> None:
     rollout = await _start(client)
     v1 = rollout.previous["d1"]
-    await client.post("/v1/rollouts/1/promote", headers=ADMIN)
+    await client.post("/api/v1/rollouts/1/promote", headers=ADMIN)
 
-    response = await client.post("/v1/rollouts/1/abort", headers=ADMIN)
+    response = await client.post("/api/v1/rollouts/1/abort", headers=ADMIN)
 
     assert response.json()["state"] == "aborted"
     for name in fleet:
         desired = await _desired(client, name)
         assert (desired.bundle, desired.shadow, desired.keep) == (v1, None, [])
     assert (await _kinds(client))[-1] == "rollout_aborted"
-    again = await client.post("/v1/rollouts/1/abort", headers=ADMIN)
+    again = await client.post("/api/v1/rollouts/1/abort", headers=ADMIN)
     assert again.status_code == 409
-    assert (await client.post("/v1/rollouts/1/rollback", headers=ADMIN)).status_code == 409
+    assert (await client.post("/api/v1/rollouts/1/rollback", headers=ADMIN)).status_code == 409
 
 
 async def test_rollback_after_completion_puts_every_device_back(
     client: httpx.AsyncClient, hub: HubContext, fleet: dict[str, Device]
 ) -> None:
     rollout = await _start(client, waves=[1.0])
-    await client.post("/v1/rollouts/1/promote", headers=ADMIN)
+    await client.post("/api/v1/rollouts/1/promote", headers=ADMIN)
     assert (await _rollout(client)).state == "completed"
 
-    response = await client.post("/v1/rollouts/1/rollback", headers=ADMIN)
+    response = await client.post("/api/v1/rollouts/1/rollback", headers=ADMIN)
 
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "rolled_back"
@@ -385,14 +385,16 @@ async def test_a_deploy_undeploy_or_rollout_to_devices_in_a_rollout_is_refused_n
     client: httpx.AsyncClient, fleet: dict[str, Device]
 ) -> None:
     await _start(client, to=["d1", "d2"])
-    undeploy = await client.post("/v1/undeployments", json={"devices": ["d1"]}, headers=ADMIN)
+    undeploy = await client.post("/api/v1/undeployments", json={"devices": ["d1"]}, headers=ADMIN)
 
     deploy = await client.post(
-        "/v1/deployments", json={"model": "motor", "devices": ["d2", "d4"]}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "devices": ["d2", "d4"]}, headers=ADMIN
     )
-    second = await client.post("/v1/rollouts", json={"model": "motor", "to": ["d1"]}, headers=ADMIN)
+    second = await client.post(
+        "/api/v1/rollouts", json={"model": "motor", "to": ["d1"]}, headers=ADMIN
+    )
     free = await client.post(
-        "/v1/deployments", json={"model": "motor", "devices": ["d3"]}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "devices": ["d3"]}, headers=ADMIN
     )
 
     assert deploy.status_code == 409
@@ -426,11 +428,11 @@ async def test_a_bad_rollout_is_refused_naming_the_field(
 ) -> None:
     body = {"model": "motor", "to": ["all"], **changes}
 
-    response = await client.post("/v1/rollouts", json=body, headers=ADMIN)
+    response = await client.post("/api/v1/rollouts", json=body, headers=ADMIN)
 
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
-    assert (await client.get("/v1/rollouts", headers=ADMIN)).json() == []
+    assert (await client.get("/api/v1/rollouts", headers=ADMIN)).json() == []
 
 
 async def test_a_device_that_cannot_run_the_candidate_is_refused_unless_forced(
@@ -438,13 +440,13 @@ async def test_a_device_that_cannot_run_the_candidate_is_refused_unless_forced(
 ) -> None:
     await ready("d5", feeds=Feeds(sensors=["mic"], rate_hz=400, extractors=["time_stats"]))
     deploy = {"model": "motor", "version": 1, "devices": ["d5"], "force": True}
-    assert (await client.post("/v1/deployments", json=deploy, headers=ADMIN)).status_code == 200
+    assert (await client.post("/api/v1/deployments", json=deploy, headers=ADMIN)).status_code == 200
 
     refused = await client.post(
-        "/v1/rollouts", json={"model": "motor", "to": ["all"]}, headers=ADMIN
+        "/api/v1/rollouts", json={"model": "motor", "to": ["all"]}, headers=ADMIN
     )
     forced = await client.post(
-        "/v1/rollouts", json={"model": "motor", "to": ["all"], "force": True}, headers=ADMIN
+        "/api/v1/rollouts", json={"model": "motor", "to": ["all"], "force": True}, headers=ADMIN
     )
 
     assert refused.status_code == 409
@@ -462,12 +464,12 @@ async def test_a_device_without_a_model_of_the_same_input_is_refused_a_shadow(
         input=SPEC.model_copy(update={"hop": 16}),
         model=b"other",
     ).pack()
-    assert (await client.post("/v1/models", content=other, headers=RAW)).status_code == 201
+    assert (await client.post("/api/v1/models", content=other, headers=RAW)).status_code == 201
     deploy = {"model": "other", "devices": ["d4"]}
-    assert (await client.post("/v1/deployments", json=deploy, headers=ADMIN)).status_code == 200
+    assert (await client.post("/api/v1/deployments", json=deploy, headers=ADMIN)).status_code == 200
 
     response = await client.post(
-        "/v1/rollouts", json={"model": "motor", "to": ["all"]}, headers=ADMIN
+        "/api/v1/rollouts", json={"model": "motor", "to": ["all"]}, headers=ADMIN
     )
 
     assert response.status_code == 409
@@ -484,7 +486,9 @@ async def test_a_hub_started_again_resumes_the_rollout_where_it_was(
     async with first.router.lifespan_context(first), _client(first) as client:
         devices = {name: await _ready(client, name) for name in ("d1", "d2")}
         await _register(client, 1)
-        await client.post("/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN)
+        await client.post(
+            "/api/v1/deployments", json={"model": "motor", "all": True}, headers=ADMIN
+        )
         await _register(client, 2)
         rollout = await _start(client, shadow_s=0)
         await _report(client, devices["d1"], rollout.candidate)
@@ -511,11 +515,13 @@ def _state(app: FastAPI) -> list[str]:
 
 async def _ready(client: httpx.AsyncClient, device_id: str) -> Device:
     body = {"device_id": device_id, "enrol_token": ENROL_TOKEN, "hardware": HARDWARE.model_dump()}
-    response = await client.post("/v1/enrol", json=body)
+    response = await client.post("/api/v1/enrol", json=body)
     device = Device(device_id, response.json()["device_token"])
     state = ReportedState(desired_version=0, status="idle", hardware=HARDWARE, feeds=FEEDS)
     await client.put(
-        f"/v1/devices/{device_id}/reported", content=state.model_dump_json(), headers=device.auth
+        f"/api/v1/devices/{device_id}/reported",
+        content=state.model_dump_json(),
+        headers=device.auth,
     )
     return device
 
@@ -567,7 +573,7 @@ async def test_drift_is_read_from_the_bin_counts_of_every_report_added_up(
     candidate = Bundle.create(
         name="motor", labels=["normal", "worn"], input=SPEC, model=b"v3", reference=ref
     ).pack()
-    assert (await client.post("/v1/models", content=candidate, headers=RAW)).status_code == 201
+    assert (await client.post("/api/v1/models", content=candidate, headers=RAW)).status_code == 201
     rollout = await _start(client, gate={"drift_psi": 0.1})
     # Each device saw a few windows: alone, their bins are far from the reference's shares.
     share = np.array(ref.shares)
@@ -601,7 +607,7 @@ async def test_an_accuracy_gate_reads_the_candidate_on_feedback_and_waits_for_it
         for name, label in (("d1", "worn"), ("d2", "normal"))
     ]  # fmt: skip
     posted = await client.post(
-        "/v1/feedback", json={"batch_id": str(uuid.uuid4()), "spans": spans}, headers=ADMIN
+        "/api/v1/feedback", json={"batch_id": str(uuid.uuid4()), "spans": spans}, headers=ADMIN
     )
     _tick(hub, 32)
     judged = await _rollout(client)

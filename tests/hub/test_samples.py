@@ -17,16 +17,16 @@ async def test_samples_are_stored_once_with_their_spec(
     await collecting(client, "motor-1", "worn")
 
     first = await client.post(
-        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
     )
     again = await client.post(
-        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
     )
 
     assert first.json()["accepted"] == 3
     assert again.json()["duplicate"] is True
     dataset = DatasetView.model_validate_json(
-        (await client.get("/v1/samples", headers=ADMIN)).content
+        (await client.get("/api/v1/samples", headers=ADMIN)).content
     )
     assert dataset.specs == {SPEC.fingerprint(): SPEC}
     assert [s.features for s in dataset.samples] == [s.features for s in batch.samples]
@@ -43,16 +43,16 @@ async def test_samples_filter_by_label_and_device(
     for who, label in ((device, "normal"), (device, "worn"), (other, "worn")):
         await collecting(client, who.device_id, label)
         await client.post(
-            f"/v1/devices/{who.device_id}/samples",
+            f"/api/v1/devices/{who.device_id}/samples",
             content=sample_batch(2, label=label).model_dump_json(),
             headers=who.auth,
         )
 
-    worn = await client.get("/v1/samples", params={"label": "worn"}, headers=ADMIN)
+    worn = await client.get("/api/v1/samples", params={"label": "worn"}, headers=ADMIN)
     mine = await client.get(
-        "/v1/samples", params={"label": "worn", "device": "motor-1"}, headers=ADMIN
+        "/api/v1/samples", params={"label": "worn", "device": "motor-1"}, headers=ADMIN
     )
-    none = await client.get("/v1/samples", params={"label": "imbalance"}, headers=ADMIN)
+    none = await client.get("/api/v1/samples", params={"label": "imbalance"}, headers=ADMIN)
 
     assert {(s["device_id"], s["label"]) for s in worn.json()["samples"]} == {
         ("motor-1", "worn"),
@@ -69,7 +69,7 @@ async def test_a_sample_with_the_wrong_feature_count_is_refused_with_its_index(
     await collecting(client, "motor-1")
 
     response = await client.post(
-        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
     )
 
     assert response.status_code == 422
@@ -85,22 +85,24 @@ async def test_samples_page_by_id_oldest_or_newest_first(
 ) -> None:
     await collecting(client, "motor-1")
     await client.post(
-        "/v1/devices/motor-1/samples",
+        "/api/v1/devices/motor-1/samples",
         content=sample_batch(2, 2, 2, 2, 2).model_dump_json(),
         headers=device.auth,
     )
 
     first = DatasetView.model_validate_json(
-        (await client.get("/v1/samples", params={"limit": 2}, headers=ADMIN)).content
+        (await client.get("/api/v1/samples", params={"limit": 2}, headers=ADMIN)).content
     )
     after = first.samples[-1].id
     assert after is not None
     rest = DatasetView.model_validate_json(
-        (await client.get("/v1/samples", params={"after_id": after}, headers=ADMIN)).content
+        (await client.get("/api/v1/samples", params={"after_id": after}, headers=ADMIN)).content
     )
     newest = DatasetView.model_validate_json(
         (
-            await client.get("/v1/samples", params={"order": "newest", "limit": 2}, headers=ADMIN)
+            await client.get(
+                "/api/v1/samples", params={"order": "newest", "limit": 2}, headers=ADMIN
+            )
         ).content
     )
 
@@ -117,7 +119,7 @@ async def test_a_device_never_asked_to_collect_may_send_no_samples(
     batch = sample_batch(2, 2, label="bearing_wear")
 
     response = await client.post(
-        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
     )
 
     assert response.status_code == 403
@@ -140,7 +142,7 @@ async def test_samples_outside_the_asked_collection_are_refused_naming_it(
     batch.samples[1] = batch.samples[1].model_copy(update={"label": label})
 
     response = await client.post(
-        "/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/samples", content=batch.model_dump_json(), headers=device.auth
     )
 
     assert response.status_code == 403
@@ -152,15 +154,15 @@ async def test_the_last_samples_of_the_previous_collection_still_arrive(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
     await collecting(client, "motor-1", "worn", "bearings")
-    await client.patch("/v1/devices/motor-1/desired", json={"collect": None}, headers=ADMIN)
+    await client.patch("/api/v1/devices/motor-1/desired", json={"collect": None}, headers=ADMIN)
     late = sample_batch(2, 2, label="worn", dataset="bearings")
     other = sample_batch(2, label="normal", dataset="bearings")
 
     accepted = await client.post(
-        "/v1/devices/motor-1/samples", content=late.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/samples", content=late.model_dump_json(), headers=device.auth
     )
     refused = await client.post(
-        "/v1/devices/motor-1/samples", content=other.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/samples", content=other.model_dump_json(), headers=device.auth
     )
 
     assert accepted.json()["accepted"] == 2

@@ -27,7 +27,7 @@ def _healthy(client: httpx.Client) -> bool:
 
 
 def _last_seen(client: httpx.Client) -> str:
-    return str(client.get("/v1/devices/motor-1", headers=ADMIN).json()["last_seen"])
+    return str(client.get("/api/v1/devices/motor-1", headers=ADMIN).json()["last_seen"])
 
 
 def _wait(condition: Callable[[], bool], proc: subprocess.Popen[bytes]) -> None:
@@ -58,12 +58,12 @@ def test_sigterm_answers_waiting_long_polls_and_stops(tmp_path: Path) -> None:
                 "enrol_token": ENROL_TOKEN,
                 "hardware": HARDWARE.model_dump(),
             }
-            token = client.post("/v1/enrol", json=body).json()["device_token"]
+            token = client.post("/api/v1/enrol", json=body).json()["device_token"]
             enrolled_seen = _last_seen(client)
             with ThreadPoolExecutor(1) as pool:
                 poll = pool.submit(
                     client.get,
-                    "/v1/devices/motor-1/desired",
+                    "/api/v1/devices/motor-1/desired",
                     params={"after": 0, "wait": 60},
                     headers={"Authorization": f"Bearer {token}"},
                 )

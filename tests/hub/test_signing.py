@@ -109,12 +109,16 @@ async def test_enrolment_hands_out_the_keys_and_rotation_keeps_the_old_one(
     client: httpx.AsyncClient, hub: HubContext
 ) -> None:
     body = {"device_id": "edge-1", "enrol_token": ENROL_TOKEN, "hardware": HARDWARE.model_dump()}
-    before = EnrolResponse.model_validate_json((await client.post("/v1/enrol", json=body)).content)
+    before = EnrolResponse.model_validate_json(
+        (await client.post("/api/v1/enrol", json=body)).content
+    )
 
-    rotated = await client.post("/v1/keys/rotate", headers=ADMIN)
-    listed = await client.get("/v1/keys", headers=ADMIN)
+    rotated = await client.post("/api/v1/keys/rotate", headers=ADMIN)
+    listed = await client.get("/api/v1/keys", headers=ADMIN)
     again = {**body, "device_token": before.device_token}
-    after = EnrolResponse.model_validate_json((await client.post("/v1/enrol", json=again)).content)
+    after = EnrolResponse.model_validate_json(
+        (await client.post("/api/v1/enrol", json=again)).content
+    )
 
     views = [KeyView.model_validate(v) for v in listed.json()]
     assert rotated.json() == listed.json()
@@ -124,7 +128,9 @@ async def test_enrolment_hands_out_the_keys_and_rotation_keeps_the_old_one(
     assert views[1].key.endorsed_by == views[0].key.key_id
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/keys"), ("POST", "/v1/keys/rotate")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/api/v1/keys"), ("POST", "/api/v1/keys/rotate")]
+)
 async def test_keys_need_the_admin_token(client: httpx.AsyncClient, method: str, path: str) -> None:
     response = await client.request(method, path)
 

@@ -15,7 +15,7 @@ RAW = {**ADMIN, "Content-Type": "application/octet-stream"}
 
 
 async def _tag(client: httpx.AsyncClient, device_id: str, **body: Any) -> httpx.Response:
-    return await client.patch(f"/v1/devices/{device_id}/tags", json=body, headers=ADMIN)
+    return await client.patch(f"/api/v1/devices/{device_id}/tags", json=body, headers=ADMIN)
 
 
 async def _fleet(client: httpx.AsyncClient, ready: Ready) -> None:
@@ -28,11 +28,11 @@ async def _fleet(client: httpx.AsyncClient, ready: Ready) -> None:
         await ready(device_id)
         assert (await _tag(client, device_id, tags=tags)).status_code == 200
     data = packed_bundle("motor", 1, model=b"model v1")
-    assert (await client.post("/v1/models", content=data, headers=RAW)).status_code == 201
+    assert (await client.post("/api/v1/models", content=data, headers=RAW)).status_code == 201
 
 
 async def _bundles(client: httpx.AsyncClient) -> dict[str, Any]:
-    views = (await client.get("/v1/devices", headers=ADMIN)).json()
+    views = (await client.get("/api/v1/devices", headers=ADMIN)).json()
     return {view["device_id"]: view["desired"]["bundle"] for view in views}
 
 
@@ -43,7 +43,7 @@ async def test_tags_are_set_changed_and_removed_and_shown_with_the_device(
 
     first = await _tag(client, "motor-1", tags={"site": "plant-4", "line": "2"})
     second = await _tag(client, "motor-1", tags={"line": "3"}, remove=["site"])
-    view = (await client.get("/v1/devices/motor-1", headers=ADMIN)).json()
+    view = (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).json()
 
     assert first.status_code == 200, first.text
     assert first.json()["tags"] == {"line": "2", "site": "plant-4"}
@@ -73,7 +73,7 @@ async def test_a_bad_tag_is_422_naming_the_field_and_changes_nothing(
     await _tag(client, "motor-1", tags={"site": "plant-4"})
 
     response = await _tag(client, "motor-1", **body)
-    view = (await client.get("/v1/devices/motor-1", headers=ADMIN)).json()
+    view = (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).json()
 
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith(detail)
@@ -118,7 +118,7 @@ async def test_a_deployment_goes_to_the_devices_its_targets_name(
     await _fleet(client, ready)
 
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", "to": to}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "to": to}, headers=ADMIN
     )
     bundles = await _bundles(client)
 
@@ -145,7 +145,7 @@ async def test_a_target_that_is_malformed_or_matches_nothing_is_refused_and_chan
     await _fleet(client, ready)
 
     response = await client.post(
-        "/v1/deployments", json={"model": "motor", "to": to}, headers=ADMIN
+        "/api/v1/deployments", json={"model": "motor", "to": to}, headers=ADMIN
     )
     bundles = await _bundles(client)
 

@@ -22,11 +22,11 @@ from .factories import (
 
 pytestmark = pytest.mark.anyio
 
-URL = "/v1/devices/motor-1/telemetry"
+URL = "/api/v1/devices/motor-1/telemetry"
 
 
 async def _totals(client: httpx.AsyncClient) -> TelemetryTotals:
-    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    view = await client.get("/api/v1/devices/motor-1", headers=ADMIN)
     return TelemetryTotals.model_validate(view.json()["telemetry"])
 
 
@@ -60,14 +60,14 @@ async def test_a_batch_sent_twice_is_stored_once(
 ) -> None:
     batch = telemetry_batch(1)
     await client.post(URL, content=batch.model_dump_json(), headers=device.auth)
-    before = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    before = await client.get("/api/v1/devices/motor-1", headers=ADMIN)
 
     again = await client.post(URL, content=batch.model_dump_json(), headers=device.auth)
 
     assert again.status_code == 200
     assert again.json() == {"batch_id": str(batch.batch_id), "accepted": 0, "duplicate": True}
     assert count(hub, TelemetryRow) == 1
-    assert (await client.get("/v1/devices/motor-1", headers=ADMIN)).json() == before.json()
+    assert (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).json() == before.json()
 
 
 async def test_a_gzip_body_is_accepted(client: httpx.AsyncClient, device: Device) -> None:
@@ -113,7 +113,7 @@ async def test_telemetry_for_an_unknown_device_is_401_like_a_wrong_token(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
     response = await client.post(
-        "/v1/devices/ghost/telemetry",
+        "/api/v1/devices/ghost/telemetry",
         content=telemetry_batch(1).model_dump_json(),
         headers=device.auth,
     )
@@ -177,14 +177,14 @@ async def test_another_devices_token_is_401(
 async def test_a_malformed_batch_names_the_field_and_stores_nothing(
     client: httpx.AsyncClient, hub: HubContext, device: Device, body: str, detail: str
 ) -> None:
-    before = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    before = await client.get("/api/v1/devices/motor-1", headers=ADMIN)
 
     response = await client.post(URL, content=body, headers=device.auth)
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith(detail)
     assert count(hub, TelemetryRow) == 0
-    assert (await client.get("/v1/devices/motor-1", headers=ADMIN)).json() == before.json()
+    assert (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).json() == before.json()
 
 
 async def test_several_problems_are_listed_on_one_line(
@@ -224,7 +224,7 @@ async def test_totals_keep_a_bounded_number_of_names_and_lose_no_count(
         batch = telemetry_batch(seq, predictions=names, bad_input={})
         await client.post(URL, content=batch.model_dump_json(), headers=device.auth)
 
-    totals = (await client.get("/v1/devices/motor-1", headers=ADMIN)).json()["telemetry"]
+    totals = (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).json()["telemetry"]
 
     assert len(totals["predictions"]) == 256
     assert sum(totals["predictions"].values()) == 400

@@ -27,12 +27,12 @@ async def test_long_poll_answers_at_once_when_the_device_is_behind(
     client: httpx.AsyncClient, device: Device
 ) -> None:
     await client.patch(
-        "/v1/devices/motor-1/desired", json={"fault": {"kind": "wear"}}, headers=ADMIN
+        "/api/v1/devices/motor-1/desired", json={"fault": {"kind": "wear"}}, headers=ADMIN
     )
     started = time.monotonic()
 
     response = await client.get(
-        "/v1/devices/motor-1/desired", params={"after": 0, "wait": 30}, headers=device.auth
+        "/api/v1/devices/motor-1/desired", params={"after": 0, "wait": 30}, headers=device.auth
     )
 
     assert response.status_code == 200
@@ -46,14 +46,14 @@ async def test_long_poll_answers_when_the_desired_state_changes(
 ) -> None:
     poll = asyncio.create_task(
         client.get(
-            "/v1/devices/motor-1/desired", params={"after": 0, "wait": 30}, headers=device.auth
+            "/api/v1/devices/motor-1/desired", params={"after": 0, "wait": 30}, headers=device.auth
         )
     )
     await wait_until(lambda: hub.notifier.watching("motor-1"))
     started = time.monotonic()
 
     patched = await client.patch(
-        "/v1/devices/motor-1/desired", json={"collect": {"label": "normal"}}, headers=ADMIN
+        "/api/v1/devices/motor-1/desired", json={"collect": {"label": "normal"}}, headers=ADMIN
     )
     response = await asyncio.wait_for(poll, timeout=10)
 
@@ -72,7 +72,7 @@ async def test_long_poll_times_out_with_the_same_version(
     started = time.monotonic()
 
     response = await client.get(
-        "/v1/devices/motor-1/desired", params={"after": 0, "wait": 0.2}, headers=device.auth
+        "/api/v1/devices/motor-1/desired", params={"after": 0, "wait": 0.2}, headers=device.auth
     )
 
     assert response.status_code == 200
@@ -84,7 +84,7 @@ async def test_long_poll_answers_at_once_when_the_device_is_ahead_of_the_hub(
     client: httpx.AsyncClient, device: Device
 ) -> None:
     response = await client.get(
-        "/v1/devices/motor-1/desired", params={"after": 7, "wait": 30}, headers=device.auth
+        "/api/v1/devices/motor-1/desired", params={"after": 7, "wait": 30}, headers=device.auth
     )
 
     assert response.json()["version"] == 0
@@ -92,7 +92,7 @@ async def test_long_poll_answers_at_once_when_the_device_is_ahead_of_the_hub(
 
 async def test_long_poll_wait_is_bounded(client: httpx.AsyncClient, device: Device) -> None:
     response = await client.get(
-        "/v1/devices/motor-1/desired", params={"after": 0, "wait": 61}, headers=device.auth
+        "/api/v1/devices/motor-1/desired", params={"after": 0, "wait": 61}, headers=device.auth
     )
 
     assert response.status_code == 422
@@ -103,16 +103,16 @@ async def test_patch_changes_only_the_fields_given_and_null_clears(
     client: httpx.AsyncClient, device: Device
 ) -> None:
     first = await client.patch(
-        "/v1/devices/motor-1/desired",
+        "/api/v1/devices/motor-1/desired",
         json={"collect": {"label": "worn"}, "rules": {"trigger_windows": 2}},
         headers=ADMIN,
     )
 
     second = await client.patch(
-        "/v1/devices/motor-1/desired", json={"collect": None, "rules": None}, headers=ADMIN
+        "/api/v1/devices/motor-1/desired", json={"collect": None, "rules": None}, headers=ADMIN
     )
     third = await client.patch(
-        "/v1/devices/motor-1/desired", json={"telemetry_interval_s": 0.5}, headers=ADMIN
+        "/api/v1/devices/motor-1/desired", json={"telemetry_interval_s": 0.5}, headers=ADMIN
     )
 
     assert first.json()["collect"] == {"label": "worn", "dataset": "default"}
@@ -124,11 +124,11 @@ async def test_patch_changes_only_the_fields_given_and_null_clears(
 
 
 async def test_patch_of_an_unknown_device_is_404(client: httpx.AsyncClient) -> None:
-    response = await client.patch("/v1/devices/ghost/desired", json={}, headers=ADMIN)
+    response = await client.patch("/api/v1/devices/ghost/desired", json={}, headers=ADMIN)
 
     assert response.status_code == 404
     assert response.json()["detail"] == (
-        "device 'ghost' is not enrolled; enrol it with POST /v1/enrol"
+        "device 'ghost' is not enrolled; enrol it with POST /api/v1/enrol"
     )
 
 
@@ -136,12 +136,12 @@ async def test_patch_with_a_bad_field_names_it_and_keeps_the_state(
     client: httpx.AsyncClient, device: Device
 ) -> None:
     response = await client.patch(
-        "/v1/devices/motor-1/desired", json={"telemetry_interval_s": 0}, headers=ADMIN
+        "/api/v1/devices/motor-1/desired", json={"telemetry_interval_s": 0}, headers=ADMIN
     )
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.telemetry_interval_s: ")
-    view = await client.get("/v1/devices/motor-1", headers=ADMIN)
+    view = await client.get("/api/v1/devices/motor-1", headers=ADMIN)
     assert view.json()["desired"]["version"] == 0
 
 
@@ -151,13 +151,13 @@ async def test_reported_state_is_stored_and_shown(
     reported = ReportedState(desired_version=0, status="idle", hardware=HARDWARE)
 
     response = await client.put(
-        "/v1/devices/motor-1/reported", content=reported.model_dump_json(), headers=device.auth
+        "/api/v1/devices/motor-1/reported", content=reported.model_dump_json(), headers=device.auth
     )
 
     assert response.status_code == 200
     assert ReportedState.model_validate_json(response.content) == reported
     view = DeviceView.model_validate_json(
-        (await client.get("/v1/devices/motor-1", headers=ADMIN)).content
+        (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).content
     )
     assert view.reported == reported
 
@@ -182,12 +182,12 @@ async def test_an_agent_of_the_last_release_still_reads_its_desired_state(
     client: httpx.AsyncClient, device: Device, rules: dict[str, object] | None
 ) -> None:
     await client.patch(
-        "/v1/devices/motor-1/desired",
+        "/api/v1/devices/motor-1/desired",
         json={"collect": {"label": "worn"}, "rules": rules},
         headers=ADMIN,
     )
 
-    response = await client.get("/v1/devices/motor-1/desired", headers=device.auth)
+    response = await client.get("/api/v1/devices/motor-1/desired", headers=device.auth)
     old = _DesiredOfTheLastRelease.model_validate_json(response.content)
     new = DesiredState.model_validate_json(response.content)
 
@@ -201,13 +201,13 @@ async def test_fields_since_protocol_2_reach_only_agents_that_speak_it(
 ) -> None:
     fault = {"kind": "imbalance", "noise": 4.0}
     await client.patch(
-        "/v1/devices/motor-1/desired", json={"fault": fault, "stopped": True}, headers=ADMIN
+        "/api/v1/devices/motor-1/desired", json={"fault": fault, "stopped": True}, headers=ADMIN
     )
-    await client.post("/v1/devices/motor-1/window-requests", json={"count": 5}, headers=ADMIN)
+    await client.post("/api/v1/devices/motor-1/window-requests", json={"count": 5}, headers=ADMIN)
 
-    old = await client.get("/v1/devices/motor-1/desired", headers=device.auth)
+    old = await client.get("/api/v1/devices/motor-1/desired", headers=device.auth)
     new = await client.get(
-        "/v1/devices/motor-1/desired", headers={**device.auth, PROTOCOL_HEADER: str(PROTOCOL)}
+        "/api/v1/devices/motor-1/desired", headers={**device.auth, PROTOCOL_HEADER: str(PROTOCOL)}
     )
 
     last_release = _DesiredOfTheLastRelease.model_validate_json(old.content)

@@ -48,7 +48,9 @@ def test_a_development_hub_prints_an_agent_command_that_enrols_as_printed(
         admin = {"Authorization": f"Bearer {cli_env['EDGESTACK_ADMIN_TOKEN']}"}
         with httpx.Client(base_url=cli_env["EDGESTACK_HUB_URL"], headers=admin) as client:
             enrolled = wait_until(
-                lambda: client.get("/v1/devices").json(), timeout_s=60, what="the agent to enrol"
+                lambda: client.get("/api/v1/devices").json(),
+                timeout_s=60,
+                what="the agent to enrol",
             )
         listing = subprocess.run(
             ["edgestack", "devices", "--json"],

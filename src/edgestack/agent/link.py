@@ -88,13 +88,13 @@ class HubLink:
     async def enrol(self, request: EnrolRequest) -> EnrolResponse:
         # Without a token to show, send no field for it: a hub of protocol 1 refuses fields.
         body = request.model_dump_json(exclude_none=True)
-        response = await self._call("POST", "/v1/enrol", content=body)
+        response = await self._call("POST", "/api/v1/enrol", content=body)
         return EnrolResponse.model_validate_json(response.content)
 
     async def desired(self, device_id: str, *, after: int, wait_s: float) -> DesiredState:
         response = await self._call(
             "GET",
-            f"/v1/devices/{device_id}/desired",
+            f"/api/v1/devices/{device_id}/desired",
             params={"after": after, "wait": wait_s},
             timeout=wait_s + 10,
         )
@@ -102,13 +102,13 @@ class HubLink:
 
     async def report(self, device_id: str, state: ReportedState) -> None:
         await self._call(
-            "PUT", f"/v1/devices/{device_id}/reported", content=state.model_dump_json()
+            "PUT", f"/api/v1/devices/{device_id}/reported", content=state.model_dump_json()
         )
 
     async def ingest(self, device_id: str, kind: str, gzipped_json: bytes) -> IngestAck:
         response = await self._call(
             "POST",
-            f"/v1/devices/{device_id}/{kind}",
+            f"/api/v1/devices/{device_id}/{kind}",
             content=gzipped_json,
             headers={"Content-Encoding": "gzip"},
         )
@@ -120,14 +120,14 @@ class HubLink:
         The hub may answer with the whole file instead; `Artifact.start` says which."""
         response = await self._call(
             "GET",
-            f"/v1/artifacts/{digest}",
+            f"/api/v1/artifacts/{digest}",
             headers={"Range": f"bytes={offset}-"} if offset else None,
             timeout=120,
             stream=True,
         )
         try:
             start = offset if response.status_code == 206 else 0
-            yield Artifact(start, _chunks(response, f"GET /v1/artifacts/{digest}"))
+            yield Artifact(start, _chunks(response, f"GET /api/v1/artifacts/{digest}"))
         finally:
             await response.aclose()
 

@@ -4,7 +4,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from edgestack.hub.api import ROUTERS, install_problem_handlers
+from edgestack.hub.api import (
+    API_PREFIX,
+    LEGACY_PREFIX,
+    ROOT_ROUTERS,
+    ROUTERS,
+    install_problem_handlers,
+)
 from edgestack.hub.api.body import document_bodies
 from edgestack.hub.api.deps import check_protocol
 from edgestack.hub.api.docs import install_docs
@@ -48,9 +54,12 @@ def create_app(settings: HubSettings) -> FastAPI:
     )
     app.state.hub = hub
     install_problem_handlers(app)
-    for router in ROUTERS:
+    for router in ROOT_ROUTERS:
         app.include_router(router)
-    document_bodies(app, ROUTERS)
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=LEGACY_PREFIX, include_in_schema=False)
+    document_bodies(app, API_PREFIX, ROUTERS)
     install_docs(app)
     return app
 

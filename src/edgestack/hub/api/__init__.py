@@ -25,10 +25,17 @@ from edgestack.hub.api import (
 )
 from edgestack.hub.api.problems import install_problem_handlers
 
-__all__ = ["ROUTERS", "install_problem_handlers"]
+__all__ = ["API_PREFIX", "LEGACY_PREFIX", "ROOT_ROUTERS", "ROUTERS", "install_problem_handlers"]
+
+API_PREFIX = "/api/v1"
+# Where the API answered before it moved under /api/v1: agents of protocol 2 and older call
+# it there, so it stays (out of the OpenAPI document) while the hub speaks protocol 2.
+LEGACY_PREFIX = "/v1"
+
+# Outside any version: probes and scrapers call them by a fixed path.
+ROOT_ROUTERS = (health.router, metrics.router)
 
 ROUTERS = (
-    health.router,
     enrolment.router,
     twin.router,
     devices.router,
@@ -41,7 +48,6 @@ ROUTERS = (
     profiles.router,
     deployments.router,
     artifacts.router,
-    metrics.router,
     jobs.router,
     review.router,
     policies.router,

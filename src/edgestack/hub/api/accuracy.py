@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from edgestack.bundle import Name
-from edgestack.hub.api.deps import AdminDep, SessionDep
+from edgestack.hub.api.deps import SessionDep, ViewerDep
 from edgestack.hub.store import feedback
 from edgestack.protocol import AccuracyView, DeviceId
 
@@ -12,9 +12,9 @@ __all__ = ["router"]
 router = APIRouter(tags=["accuracy"])
 
 
-@router.get("/v1/accuracy", operation_id="accuracy-list")
+@router.get("/accuracy", operation_id="accuracy-list")
 def list_accuracy(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     device: Annotated[DeviceId | None, Query(description="only this device")] = None,
     model: Annotated[Name | None, Query(description="only this model's versions")] = None,

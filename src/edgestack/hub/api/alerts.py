@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, SessionDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.deps import OperatorDep, SessionDep, ViewerDep, WindowDep, WriteSessionDep
 from edgestack.hub.store import alerts
 from edgestack.protocol import AlertRule, AlertRules, AlertView, DeviceId
 
@@ -14,9 +14,9 @@ router = APIRouter(tags=["alerts"])
 RulesBody = Annotated[AlertRules, Depends(json_body(AlertRules))]
 
 
-@router.get("/v1/alerts", operation_id="alerts-list")
+@router.get("/alerts", operation_id="alerts-list")
 def list_alerts(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
     device: Annotated[DeviceId | None, Query(description="only this device's alerts")] = None,
@@ -30,14 +30,14 @@ def list_alerts(
     return alerts.listing(session, window, device_id=device, open_only=open_only)
 
 
-@router.get("/v1/alerts/rules", operation_id="alerts-rules")
-def get_rules(_: AdminDep, session: SessionDep) -> list[AlertRule]:
+@router.get("/alerts/rules", operation_id="alerts-rules")
+def get_rules(_: ViewerDep, session: SessionDep) -> list[AlertRule]:
     """Every signal's alert rule, as set or by default."""
     return alerts.rules(session)
 
 
-@router.put("/v1/alerts/rules", operation_id="alerts-set-rules")
-def set_rules(_: AdminDep, given: RulesBody, session: WriteSessionDep) -> list[AlertRule]:
+@router.put("/alerts/rules", operation_id="alerts-set-rules")
+def set_rules(_: OperatorDep, given: RulesBody, session: WriteSessionDep) -> list[AlertRule]:
     """Set the rules of the signals named, each with `clear_at` on the safe side of
     `raise_at` (below it for a signal bad when high, above it for the accuracies); the others
     keep theirs. Answers every signal's rule."""

@@ -13,7 +13,7 @@ router = APIRouter(tags=["artifacts"])
 
 
 @router.get(
-    "/v1/artifacts/{digest}",
+    "/artifacts/{digest}",
     operation_id="artifacts-get",
     response_class=FileResponse,
     responses={
@@ -37,7 +37,7 @@ def get_artifact(
         verdict = hub.artifacts.check(digest)
     except FileNotFoundError:
         raise NotFound(
-            f"no bundle with digest {digest} is stored; register it with POST /v1/models"
+            f"no bundle with digest {digest} is stored; register it with POST /api/v1/models"
         ) from None
     if not verdict.sound:
         problem = (

@@ -47,9 +47,9 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     return parse
 
 
-def document_bodies(app: FastAPI, routers: Iterable[APIRouter]) -> None:
-    """Put the bodies that `json_body` reads on the routes of `routers` (included without a
-    prefix) into the app's OpenAPI document, which FastAPI cannot see, so the docs and the
+def document_bodies(app: FastAPI, prefix: str, routers: Iterable[APIRouter]) -> None:
+    """Put the bodies that `json_body` reads on the routes of `routers` (included under
+    `prefix`) into the app's OpenAPI document, which FastAPI cannot see, so the docs and the
     clients generated from them know what to send."""
     plain = app.openapi
 
@@ -58,7 +58,7 @@ def document_bodies(app: FastAPI, routers: Iterable[APIRouter]) -> None:
             return app.openapi_schema
         document = plain()
         bodies = {
-            (route.path, method.lower()): model
+            (prefix + route.path, method.lower()): model
             for router in routers
             for route in router.routes
             if isinstance(route, APIRoute)

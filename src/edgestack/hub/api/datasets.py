@@ -6,7 +6,7 @@ from fastapi.responses import FileResponse
 
 from edgestack.bundle import Name
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, HubDep, SessionDep, WriteSessionDep
+from edgestack.hub.api.deps import HubDep, OperatorDep, SessionDep, ViewerDep, WriteSessionDep
 from edgestack.hub.store import datasets, samples
 from edgestack.protocol import (
     INT64_MAX,
@@ -33,21 +33,21 @@ def _root(hub: HubDep) -> FilePath:
 RootDep = Annotated[FilePath, Depends(_root)]
 
 
-@router.get("/v1/datasets", operation_id="datasets-list")
-def list_datasets(_: AdminDep, session: SessionDep) -> list[DatasetSummary]:
+@router.get("/datasets", operation_id="datasets-list")
+def list_datasets(_: ViewerDep, session: SessionDep) -> list[DatasetSummary]:
     """Every dataset holding samples, by name, with its counts and versions."""
     return datasets.summaries(session)
 
 
-@router.get("/v1/datasets/{name}", operation_id="datasets-get")
-def get_dataset(_: AdminDep, session: SessionDep, name: DatasetName) -> DatasetDetail:
+@router.get("/datasets/{name}", operation_id="datasets-get")
+def get_dataset(_: ViewerDep, session: SessionDep, name: DatasetName) -> DatasetDetail:
     """What a dataset holds now, and each frozen version's counts by label, device and split."""
     return datasets.detail(session, name)
 
 
-@router.post("/v1/datasets/{name}/versions", status_code=201, operation_id="datasets-freeze")
+@router.post("/datasets/{name}/versions", status_code=201, operation_id="datasets-freeze")
 def freeze_dataset(
-    _: AdminDep,
+    _: OperatorDep,
     hub: HubDep,
     root: RootDep,
     name: DatasetName,
@@ -76,13 +76,13 @@ def freeze_dataset(
 
 
 @router.get(
-    "/v1/datasets/{name}/versions/{version}/parquet",
+    "/datasets/{name}/versions/{version}/parquet",
     operation_id="datasets-export",
     response_class=FileResponse,
     responses={200: {"content": {"application/vnd.apache.parquet": {}}}},
 )
 def export_dataset(
-    _: AdminDep, session: SessionDep, root: RootDep, name: DatasetName, version: VersionNumber
+    _: ViewerDep, session: SessionDep, root: RootDep, name: DatasetName, version: VersionNumber
 ) -> FileResponse:
     """A frozen version as Parquet: device, at, label, split, spec, then one float32 column
     per feature, with the input spec as JSON under the schema metadata key `edgestack.spec`."""
@@ -92,9 +92,9 @@ def export_dataset(
     )
 
 
-@router.post("/v1/datasets/{name}/samples", operation_id="datasets-import")
+@router.post("/datasets/{name}/samples", operation_id="datasets-import")
 def import_samples(
-    _: AdminDep, session: WriteSessionDep, name: DatasetName, body: ImportBody
+    _: OperatorDep, session: WriteSessionDep, name: DatasetName, body: ImportBody
 ) -> IngestAck:
     """Add labelled feature rows recorded elsewhere; a batch id sent again is stored once."""
     ack = samples.store(session, body.device_id, name, body.batch_id, body.spec, body.samples)

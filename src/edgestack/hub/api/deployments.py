@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, HubDep, WriteSessionDep
+from edgestack.hub.api.deps import HubDep, OperatorDep, WriteSessionDep
 from edgestack.hub.store import deployments, rollouts
 from edgestack.protocol import DeployRequest, DeployResponse, DeviceChoice, UndeployResponse
 
@@ -15,9 +15,9 @@ DeployBody = Annotated[DeployRequest, Depends(json_body(DeployRequest))]
 ChoiceBody = Annotated[DeviceChoice, Depends(json_body(DeviceChoice))]
 
 
-@router.post("/v1/deployments", operation_id="deployments-create")
+@router.post("/deployments", operation_id="deployments-create")
 def deploy(
-    _: AdminDep, request: DeployBody, hub: HubDep, session: WriteSessionDep
+    _: OperatorDep, request: DeployBody, hub: HubDep, session: WriteSessionDep
 ) -> DeployResponse:
     """Point devices at a model version (the latest when none is given): the devices named
     in `devices`, or every enrolled device with `all`; a request with neither, or both, is
@@ -26,7 +26,7 @@ def deploy(
     Unless `force` is set, each device is first checked: its reported sensors, rate and
     feature extractors against the bundle's input (a device that never reported them
     cannot be checked and is refused), and the bundle's measured footprint, when it has
-    one, against the device's profile (`profile` in GET /v1/devices). If even one device
+    one, against the device's profile (`profile` in GET /api/v1/devices). If even one device
     fails, the whole request is refused with 409, naming each such device and why, and no
     desired state changes. 409, not 422: the request is well formed, it conflicts with the
     devices as they are, and succeeds once they or the bundle change, or with `force`.
@@ -39,9 +39,9 @@ def deploy(
     return deployment
 
 
-@router.post("/v1/undeployments", operation_id="deployments-undeploy")
+@router.post("/undeployments", operation_id="deployments-undeploy")
 def undeploy(
-    _: AdminDep, choice: ChoiceBody, hub: HubDep, session: WriteSessionDep
+    _: OperatorDep, choice: ChoiceBody, hub: HubDep, session: WriteSessionDep
 ) -> UndeployResponse:
     """Have devices run no model: those named in `devices`, the targets of `to`, or every
     enrolled device with `all`. They keep sensing, collecting and reporting. Refused with 409

@@ -1,7 +1,8 @@
 """What routes ask for: the running hub, a session, and who is calling."""
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Header, HTTPException, Query, Request
@@ -12,15 +13,25 @@ from sqlalchemy.orm import Session
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import devices
 from edgestack.hub.store.db import Window
-from edgestack.protocol import INT64_MAX, OLDEST_PROTOCOL, PROTOCOL, PROTOCOL_HEADER
+from edgestack.protocol import (
+    INT64_MAX,
+    OLDEST_PROTOCOL,
+    PROTOCOL,
+    PROTOCOL_HEADER,
+    ROLES,
+    Role,
+)
 
 __all__ = [
     "AdminDep",
     "ArtifactReaderDep",
+    "Caller",
     "CallerProtocolDep",
     "DeviceDep",
     "HubDep",
+    "OperatorDep",
     "SessionDep",
+    "ViewerDep",
     "WindowDep",
     "WriteSessionDep",
     "check_protocol",
@@ -133,16 +144,54 @@ def matches(given: str, secret: SecretStr) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who makes a call for a person or an outside application: the token's name and role."""
+
+    name: str
+    role: Role
+
+    def may(self, role: Role) -> bool:
+        """Whether this caller holds `role` or one above it."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+# The token set on the hub itself; it cannot be revoked through the API, only by restarting
+# the hub with another.
+_HUB_ADMIN = Caller(name="hub-admin", role="admin")
+
+
+def _caller(credentials: HTTPAuthorizationCredentials | None, hub: HubContext) -> Caller | None:
+    if credentials is None:
+        return None
+    if matches(credentials.credentials, hub.settings.admin_token):
+        return _HUB_ADMIN
+    return None
+
+
 def _is_admin(credentials: HTTPAuthorizationCredentials | None, hub: HubContext) -> bool:
-    return credentials is not None and matches(credentials.credentials, hub.settings.admin_token)
+    caller = _caller(credentials, hub)
+    return caller is not None and caller.may("admin")
 
 
-def _require_admin(hub: HubDep, credentials: Credentials) -> None:
-    if not _is_admin(credentials, hub):
-        raise _unauthorized(
-            "this route needs the admin token: send 'Authorization: Bearer <token>' with the "
-            "value of EDGESTACK_ADMIN_TOKEN set on the hub"
-        )
+def _requiring(role: Role) -> Callable[[HubContext, HTTPAuthorizationCredentials | None], Caller]:
+    def require(hub: HubDep, credentials: Credentials) -> Caller:
+        caller = _caller(credentials, hub)
+        if caller is None:
+            raise _unauthorized(
+                f"this route needs a token with the {role} role or above: send "
+                "'Authorization: Bearer <token>' with a token made by `edgestack tokens create`"
+                " or the hub's EDGESTACK_ADMIN_TOKEN"
+            )
+        if not caller.may(role):
+            raise HTTPException(
+                403,
+                f"token '{caller.name}' has the {caller.role} role; this route needs {role} or "
+                "above: ask an admin for such a token",
+            )
+        return caller
+
+    return require
 
 
 def _authenticate_device(device_id: str, hub: HubDep, credentials: Credentials) -> str:
@@ -175,8 +224,12 @@ def _require_fleet_member(hub: HubDep, credentials: Credentials) -> None:
         )
 
 
-AdminDep = Annotated[None, Depends(_require_admin)]
-"""The caller holds the admin token."""
+ViewerDep = Annotated[Caller, Depends(_requiring("viewer"))]
+"""The caller may read the fleet."""
+OperatorDep = Annotated[Caller, Depends(_requiring("operator"))]
+"""The caller may control devices, models and data."""
+AdminDep = Annotated[Caller, Depends(_requiring("admin"))]
+"""The caller may manage tokens, webhooks, keys and workers."""
 DeviceDep = Annotated[str, Depends(_authenticate_device)]
 """The `device_id` of the path, whose device token the caller holds."""
 ArtifactReaderDep = Annotated[None, Depends(_require_fleet_member)]

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, SessionDep, WriteSessionDep
+from edgestack.hub.api.deps import AdminDep, OperatorDep, SessionDep, ViewerDep, WriteSessionDep
 from edgestack.hub.store import devices
 from edgestack.protocol import DeviceId, DeviceView, TagsPatch
 
@@ -15,19 +15,19 @@ DevicePath = Annotated[DeviceId, Path(description="the device's id")]
 TagsBody = Annotated[TagsPatch, Depends(json_body(TagsPatch))]
 
 
-@router.get("/v1/devices", operation_id="devices-list")
-def list_devices(_: AdminDep, session: SessionDep) -> list[DeviceView]:
+@router.get("/devices", operation_id="devices-list")
+def list_devices(_: ViewerDep, session: SessionDep) -> list[DeviceView]:
     """Every enrolled device with its twin and telemetry totals, by id."""
     return devices.views(session)
 
 
-@router.get("/v1/devices/{device_id}", operation_id="devices-get")
-def get_device(_: AdminDep, device_id: DevicePath, session: SessionDep) -> DeviceView:
+@router.get("/devices/{device_id}", operation_id="devices-get")
+def get_device(_: ViewerDep, device_id: DevicePath, session: SessionDep) -> DeviceView:
     return devices.view(session, device_id)
 
 
 @router.post(
-    "/v1/devices/{device_id}/approval",
+    "/devices/{device_id}/approval",
     operation_id="devices-approve",
     responses={409: {"description": "no enrolment of the id waits for approval"}},
 )
@@ -40,9 +40,9 @@ def approve_reenrolment(_: AdminDep, device_id: DevicePath, session: WriteSessio
     return view
 
 
-@router.patch("/v1/devices/{device_id}/tags", operation_id="devices-tag")
+@router.patch("/devices/{device_id}/tags", operation_id="devices-tag")
 def tag_device(
-    _: AdminDep, device_id: DevicePath, patch: TagsBody, session: WriteSessionDep
+    _: OperatorDep, device_id: DevicePath, patch: TagsBody, session: WriteSessionDep
 ) -> DeviceView:
     """Give the device the tags in `tags` (a key it carries takes the new value) and take away
     the keys in `remove`. Deployments target tagged devices with `tag:key=value`. A key in

@@ -16,7 +16,7 @@ EnrolBody = Annotated[EnrolRequest, Depends(json_body(EnrolRequest))]
 
 
 @router.post(
-    "/v1/enrol",
+    "/enrol",
     operation_id="enrolment-enrol",
     responses={403: {"description": "the id is enrolled: send its device token, or approve"}},
 )
@@ -72,7 +72,7 @@ def enrol(request: EnrolBody, hub: HubDep, session: WriteSessionDep) -> EnrolRes
         raise Forbidden(
             f"device '{device_id}' is enrolled already; to enrol it again send its current "
             "device token as device_token, or have an operator approve it with "
-            f"`edgestack devices approve {device_id}` (POST /v1/devices/{device_id}/approval)"
+            f"`edgestack devices approve {device_id}` (POST /api/v1/devices/{device_id}/approval)"
         )
     session.commit()
     return EnrolResponse(device_id=device_id, device_token=token, signing_keys=hub.keys.public())

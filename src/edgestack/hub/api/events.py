@@ -8,10 +8,10 @@ from fastapi.responses import StreamingResponse
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
-    AdminDep,
     DeviceDep,
     HubDep,
     SessionDep,
+    ViewerDep,
     WindowDep,
     WriteSessionDep,
 )
@@ -43,7 +43,7 @@ _KEEP_ALIVE_S = 15.0  # a comment line so proxies and clients know the stream is
 _PAGE = 500
 
 
-@router.post("/v1/devices/{device_id}/events", operation_id="events-ingest")
+@router.post("/devices/{device_id}/events", operation_id="events-ingest")
 def ingest_events(device_id: DeviceDep, batch: EventBody, session: WriteSessionDep) -> IngestAck:
     """Store a batch of events once; the body may be gzip-compressed."""
     ack = events.ingest(session, device_id, batch)
@@ -51,9 +51,9 @@ def ingest_events(device_id: DeviceDep, batch: EventBody, session: WriteSessionD
     return ack
 
 
-@router.get("/v1/events", operation_id="events-list")
+@router.get("/events", operation_id="events-list")
 def list_events(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
     device: Annotated[DeviceId | None, Query(description="only this device's events")] = None,
@@ -65,13 +65,13 @@ def list_events(
 
 
 @router.get(
-    "/v1/events/stream",
+    "/events/stream",
     operation_id="events-stream",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
 )
 async def stream_events(
-    _: AdminDep,
+    _: ViewerDep,
     request: Request,
     hub: HubDep,
     device: Annotated[DeviceId | None, Query(description="only this device's events")] = None,

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, WriteSessionDep
+from edgestack.hub.api.deps import OperatorDep, WriteSessionDep
 from edgestack.hub.store import feedback
 from edgestack.protocol import FeedbackAck, FeedbackBatch
 
@@ -14,8 +14,8 @@ router = APIRouter(tags=["feedback"])
 FeedbackBody = Annotated[FeedbackBatch, Depends(json_body(FeedbackBatch))]
 
 
-@router.post("/v1/feedback", operation_id="feedback-post")
-def post_feedback(_: AdminDep, batch: FeedbackBody, session: WriteSessionDep) -> FeedbackAck:
+@router.post("/feedback", operation_id="feedback-post")
+def post_feedback(_: OperatorDep, batch: FeedbackBody, session: WriteSessionDep) -> FeedbackAck:
     """Ground truth: spans in which a device's machine was in a known state. Stored once per
     `batch_id`; a label the device's model does not know is accepted, and said in `notes`.
     The telemetry batches lying wholly inside a span count towards live accuracy; the

@@ -3,7 +3,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, SessionDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.deps import (
+    AdminDep,
+    OperatorDep,
+    SessionDep,
+    ViewerDep,
+    WindowDep,
+    WriteSessionDep,
+)
 from edgestack.hub.store import jobs
 from edgestack.protocol import INT64_MAX, JobLog, JobReport, JobState, JobSubmit, JobView
 
@@ -16,8 +23,8 @@ ReportBody = Annotated[JobReport, Depends(json_body(JobReport))]
 JobId = Annotated[int, Path(ge=1, le=INT64_MAX, description="the job's id")]
 
 
-@router.post("/v1/jobs", status_code=201, operation_id="jobs-submit")
-def submit_job(_: AdminDep, submission: SubmitBody, session: WriteSessionDep) -> JobView:
+@router.post("/jobs", status_code=201, operation_id="jobs-submit")
+def submit_job(_: OperatorDep, submission: SubmitBody, session: WriteSessionDep) -> JobView:
     """Queue a training, optimisation or evaluation for the hub's worker process, which runs
     it as `edgestack train`, `optimize` or `evaluate` would and registers what it makes."""
     row = jobs.submit(session, submission)
@@ -25,9 +32,9 @@ def submit_job(_: AdminDep, submission: SubmitBody, session: WriteSessionDep) ->
     return jobs.view(row)
 
 
-@router.get("/v1/jobs", operation_id="jobs-list")
+@router.get("/jobs", operation_id="jobs-list")
 def list_jobs(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
     state: Annotated[JobState | None, Query(description="only jobs in this state")] = None,
@@ -36,14 +43,14 @@ def list_jobs(
     return [jobs.view(row) for row in jobs.listing(session, window, state)]
 
 
-@router.get("/v1/jobs/{job_id}", operation_id="jobs-get")
-def get_job(_: AdminDep, session: SessionDep, job_id: JobId) -> JobView:
+@router.get("/jobs/{job_id}", operation_id="jobs-get")
+def get_job(_: ViewerDep, session: SessionDep, job_id: JobId) -> JobView:
     return jobs.view(jobs.get(session, job_id))
 
 
-@router.get("/v1/jobs/{job_id}/log", operation_id="jobs-log")
+@router.get("/jobs/{job_id}/log", operation_id="jobs-log")
 def get_job_log(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     job_id: JobId,
     after: Annotated[int, Query(ge=0, le=INT64_MAX, description="lines already read")] = 0,
@@ -54,8 +61,8 @@ def get_job_log(
     return JobLog(lines=jobs.log(jobs.get(session, job_id), after, limit))
 
 
-@router.post("/v1/jobs/{job_id}/cancel", operation_id="jobs-cancel")
-def cancel_job(_: AdminDep, session: WriteSessionDep, job_id: JobId) -> JobView:
+@router.post("/jobs/{job_id}/cancel", operation_id="jobs-cancel")
+def cancel_job(_: OperatorDep, session: WriteSessionDep, job_id: JobId) -> JobView:
     """Cancel a queued or running job; the worker stops a running one's process within a
     second or two. A job that has ended is refused with 409."""
     row = jobs.cancel(session, job_id)
@@ -63,7 +70,7 @@ def cancel_job(_: AdminDep, session: WriteSessionDep, job_id: JobId) -> JobView:
     return jobs.view(row)
 
 
-@router.post("/v1/jobs/claim", operation_id="jobs-claim")
+@router.post("/jobs/claim", operation_id="jobs-claim")
 def claim_job(_: AdminDep, session: WriteSessionDep) -> JobView | None:
     """For the hub's worker: the oldest queued job, now running; null when none waits."""
     row = jobs.claim(session)
@@ -71,7 +78,7 @@ def claim_job(_: AdminDep, session: WriteSessionDep) -> JobView | None:
     return None if row is None else jobs.view(row)
 
 
-@router.post("/v1/jobs/{job_id}/report", operation_id="jobs-report")
+@router.post("/jobs/{job_id}/report", operation_id="jobs-report")
 def report_job(_: AdminDep, session: WriteSessionDep, job_id: JobId, news: ReportBody) -> JobView:
     """For a job's process: its progress, new log lines and, last, its outcome. A job no
     longer running (cancelled) answers 409: stop."""

@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from edgestack.hub.api.deps import AdminDep, HubDep
+from edgestack.hub.api.deps import AdminDep, HubDep, ViewerDep
 from edgestack.protocol import KeyView
 
 __all__ = ["router"]
@@ -13,13 +13,13 @@ def _views(hub: HubDep) -> list[KeyView]:
     return [KeyView(key=key, active=key is keys[-1]) for key in keys]
 
 
-@router.get("/v1/keys", operation_id="keys-list")
-def list_keys(_: AdminDep, hub: HubDep) -> list[KeyView]:
+@router.get("/keys", operation_id="keys-list")
+def list_keys(_: ViewerDep, hub: HubDep) -> list[KeyView]:
     """The hub's bundle signing keys, oldest first; the active one signs new registrations."""
     return _views(hub)
 
 
-@router.post("/v1/keys/rotate", operation_id="keys-rotate")
+@router.post("/keys/rotate", operation_id="keys-rotate")
 def rotate_keys(_: AdminDep, hub: HubDep) -> list[KeyView]:
     """Make a new signing key, endorsed by the active one, and sign with it from now on.
 

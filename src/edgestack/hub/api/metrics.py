@@ -2,7 +2,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from edgestack.hub import metrics
-from edgestack.hub.api.deps import AdminDep, SessionDep
+from edgestack.hub.api.deps import SessionDep, ViewerDep
 
 __all__ = ["router"]
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["metrics"])
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "the text format"}},
 )
-def scrape(_: AdminDep, session: SessionDep) -> Response:
+def scrape(_: ViewerDep, session: SessionDep) -> Response:
     """The fleet's metrics in Prometheus' text format, read from the database at each scrape:
     per device and model, windows, predictions per label, latency p50/p95 per window and
     p50/p95/p99 per model call, throughput, CPU and memory, input drift (largest PSI and KS,

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from edgestack.bundle import MAX_BUNDLE_BYTES
 from edgestack.hub.api.body import read_body
-from edgestack.hub.api.deps import AdminDep, HubDep, SessionDep, WriteSessionDep
+from edgestack.hub.api.deps import HubDep, OperatorDep, SessionDep, ViewerDep, WriteSessionDep
 from edgestack.hub.store import registry
 from edgestack.protocol import ModelView
 
@@ -28,14 +28,14 @@ _RAW_BODY = {
 
 
 @router.post(
-    "/v1/models",
+    "/models",
     status_code=201,
     operation_id="models-register",
     openapi_extra=_RAW_BODY,
     responses={200: {"model": ModelView, "description": "the same bundle was registered before"}},
 )
 def register_model(
-    _: AdminDep,
+    _: OperatorDep,
     data: BundleBytes,
     hub: HubDep,
     session: WriteSessionDep,
@@ -66,7 +66,7 @@ def register_model(
     return view
 
 
-@router.get("/v1/models", operation_id="models-list")
-def list_models(_: AdminDep, session: SessionDep) -> list[ModelView]:
+@router.get("/models", operation_id="models-list")
+def list_models(_: ViewerDep, session: SessionDep) -> list[ModelView]:
     """Every registered model version, by name and version."""
     return registry.models(session)

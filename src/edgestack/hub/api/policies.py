@@ -5,7 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, HubDep, SessionDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.deps import (
+    HubDep,
+    OperatorDep,
+    SessionDep,
+    ViewerDep,
+    WindowDep,
+    WriteSessionDep,
+)
 from edgestack.hub.store import policies
 from edgestack.protocol import PolicyName, PolicyRunView, PolicyTrigger, PolicyView, RetrainPolicy
 
@@ -18,38 +25,38 @@ TriggerBody = Annotated[PolicyTrigger, Depends(json_body(PolicyTrigger))]
 NameParam = Annotated[PolicyName, Path(description="the policy")]
 
 
-@router.get("/v1/policies", operation_id="policies-list")
-def list_policies(_: AdminDep, session: SessionDep) -> list[PolicyView]:
+@router.get("/policies", operation_id="policies-list")
+def list_policies(_: ViewerDep, session: SessionDep) -> list[PolicyView]:
     return policies.listing(session)
 
 
-@router.put("/v1/policies/{name}", operation_id="policies-put")
+@router.put("/policies/{name}", operation_id="policies-put")
 def put_policy(
-    _: AdminDep, name: NameParam, policy: PolicyBody, session: WriteSessionDep
+    _: OperatorDep, name: NameParam, policy: PolicyBody, session: WriteSessionDep
 ) -> PolicyView:
     """Set a policy. `retrain-on-drift` runs when a drift alert is raised on devices, or when
-    started for devices with POST /v1/policies/{name}/runs."""
+    started for devices with POST /api/v1/policies/{name}/runs."""
     view = policies.put(session, name, policy)
     session.commit()
     return view
 
 
-@router.get("/v1/policies/{name}", operation_id="policies-get")
-def get_policy(_: AdminDep, name: NameParam, session: SessionDep) -> PolicyView:
+@router.get("/policies/{name}", operation_id="policies-get")
+def get_policy(_: ViewerDep, name: NameParam, session: SessionDep) -> PolicyView:
     return policies.get(session, name)
 
 
-@router.delete("/v1/policies/{name}", status_code=204, operation_id="policies-delete")
-def delete_policy(_: AdminDep, name: NameParam, session: WriteSessionDep) -> Response:
+@router.delete("/policies/{name}", status_code=204, operation_id="policies-delete")
+def delete_policy(_: OperatorDep, name: NameParam, session: WriteSessionDep) -> Response:
     """Remove a policy; a run of it in progress is failed, and its jobs left to finish."""
     policies.remove(session, name)
     session.commit()
     return Response(status_code=204)
 
 
-@router.post("/v1/policies/{name}/runs", status_code=201, operation_id="policies-trigger")
+@router.post("/policies/{name}/runs", status_code=201, operation_id="policies-trigger")
 def trigger_policy(
-    _: AdminDep, name: NameParam, trigger: TriggerBody, hub: HubDep, session: WriteSessionDep
+    _: OperatorDep, name: NameParam, trigger: TriggerBody, hub: HubDep, session: WriteSessionDep
 ) -> PolicyRunView:
     """Start a run for these devices now: each is asked for its least confident recent
     windows. 409 while a run of the policy is in progress."""
@@ -60,7 +67,7 @@ def trigger_policy(
     return run
 
 
-@router.get("/v1/policy-runs", operation_id="policies-runs")
-def list_runs(_: AdminDep, session: SessionDep, window: WindowDep) -> list[PolicyRunView]:
+@router.get("/policy-runs", operation_id="policies-runs")
+def list_runs(_: ViewerDep, session: SessionDep, window: WindowDep) -> list[PolicyRunView]:
     """One page of policy runs, oldest first (`order=newest` for newest first)."""
     return policies.runs(session, window)

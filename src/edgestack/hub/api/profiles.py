@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from edgestack.hub.api.deps import AdminDep
+from edgestack.hub.api.deps import ViewerDep
 from edgestack.profiles import PROFILES
 from edgestack.protocol import ProfileView
 
@@ -9,8 +9,8 @@ __all__ = ["router"]
 router = APIRouter(tags=["profiles"])
 
 
-@router.get("/v1/profiles", operation_id="profiles-list")
-def list_profiles(_: AdminDep) -> list[ProfileView]:
+@router.get("/profiles", operation_id="profiles-list")
+def list_profiles(_: ViewerDep) -> list[ProfileView]:
     """The device profiles, smallest first: the budgets a bundle's footprint is checked
     against when it is deployed, and the names a device's `desired.profile` may take."""
     return list(PROFILES.values())

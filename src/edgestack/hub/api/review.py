@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
-    AdminDep,
     DeviceDep,
     HubDep,
+    OperatorDep,
     SessionDep,
+    ViewerDep,
     WindowDep,
     WriteSessionDep,
 )
@@ -34,23 +35,23 @@ WindowBody = Annotated[WindowBatch, Depends(json_body(WindowBatch))]
 LabelsBody = Annotated[WindowLabels, Depends(json_body(WindowLabels))]
 
 
-@router.post("/v1/devices/{device_id}/window-requests", operation_id="review-ask")
+@router.post("/devices/{device_id}/window-requests", operation_id="review-ask")
 def ask(
-    _: AdminDep,
+    _: OperatorDep,
     device_id: Annotated[DeviceId, Path(description="the device's id")],
     body: AskBody,
     hub: HubDep,
     session: WriteSessionDep,
 ) -> DesiredState:
     """Ask the device for the `count` recent windows its model was least sure of. It sends
-    them once, as soon as its model has classified some; they are listed by GET /v1/windows."""
+    them once, as soon as its model has classified some; they are listed by GET /api/v1/windows."""
     state = review.ask(session, device_id, body.count)
     session.commit()
     hub.notifier.notify(device_id)
     return state
 
 
-@router.post("/v1/devices/{device_id}/windows", operation_id="review-ingest")
+@router.post("/devices/{device_id}/windows", operation_id="review-ingest")
 def ingest(device_id: DeviceDep, batch: WindowBody, session: WriteSessionDep) -> IngestAck:
     """Store windows the device was asked for (403 for any other request or beyond its
     count); once per batch id."""
@@ -59,9 +60,9 @@ def ingest(device_id: DeviceDep, batch: WindowBody, session: WriteSessionDep) ->
     return ack
 
 
-@router.get("/v1/windows", operation_id="review-list")
+@router.get("/windows", operation_id="review-list")
 def list_windows(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
     device: Annotated[DeviceId | None, Query(description="only this device's windows")] = None,
@@ -69,12 +70,12 @@ def list_windows(
         bool | None, Query(description="only labelled windows (true) or unlabelled (false)")
     ] = None,
 ) -> list[ReviewWindowView]:
-    """Windows sent for review, paged as GET /v1/events is, by their `id`."""
+    """Windows sent for review, paged as GET /api/v1/events is, by their `id`."""
     return review.listing(session, window, device_id=device, labelled=labelled)
 
 
-@router.post("/v1/windows/label", operation_id="review-label")
-def label(_: AdminDep, labels: LabelsBody, session: WriteSessionDep) -> LabelledWindows:
+@router.post("/windows/label", operation_id="review-label")
+def label(_: OperatorDep, labels: LabelsBody, session: WriteSessionDep) -> LabelledWindows:
     """Label windows; each becomes a sample of `dataset`. A window labelled before keeps its
     label. 404 naming the ids that do not exist, and then nothing is labelled."""
     done = review.label(session, labels)

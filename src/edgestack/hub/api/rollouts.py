@@ -4,7 +4,14 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.orm import Session
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, HubDep, SessionDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.deps import (
+    HubDep,
+    OperatorDep,
+    SessionDep,
+    ViewerDep,
+    WindowDep,
+    WriteSessionDep,
+)
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import rollouts
 from edgestack.hub.store.tables import RolloutRow
@@ -18,9 +25,9 @@ RolloutBody = Annotated[RolloutRequest, Depends(json_body(RolloutRequest))]
 RolloutId = Annotated[int, Path(ge=1, le=INT64_MAX, description="the rollout's id")]
 
 
-@router.post("/v1/rollouts", status_code=201, operation_id="rollouts-start")
+@router.post("/rollouts", status_code=201, operation_id="rollouts-start")
 def start_rollout(
-    _: AdminDep, request: RolloutBody, hub: HubDep, session: WriteSessionDep
+    _: OperatorDep, request: RolloutBody, hub: HubDep, session: WriteSessionDep
 ) -> RolloutView:
     """Start moving the devices of `to` onto a model version (the latest when none is
     given), wave by wave: each wave's devices first run it in shadow beside their bundle for
@@ -36,9 +43,9 @@ def start_rollout(
     return _committed(hub, session, row, changed)
 
 
-@router.get("/v1/rollouts", operation_id="rollouts-list")
+@router.get("/rollouts", operation_id="rollouts-list")
 def list_rollouts(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
     state: Annotated[RolloutState | None, Query(description="only rollouts in this state")] = None,
@@ -47,50 +54,50 @@ def list_rollouts(
     return [rollouts.view(row) for row in rollouts.listing(session, window, state)]
 
 
-@router.get("/v1/rollouts/{rollout_id}", operation_id="rollouts-get")
-def get_rollout(_: AdminDep, session: SessionDep, rollout_id: RolloutId) -> RolloutView:
+@router.get("/rollouts/{rollout_id}", operation_id="rollouts-get")
+def get_rollout(_: ViewerDep, session: SessionDep, rollout_id: RolloutId) -> RolloutView:
     """A rollout with each wave's devices, state, gate readings and verdict."""
     return rollouts.view(rollouts.get(session, rollout_id))
 
 
-@router.post("/v1/rollouts/{rollout_id}/promote", operation_id="rollouts-promote")
+@router.post("/rollouts/{rollout_id}/promote", operation_id="rollouts-promote")
 def promote_rollout(
-    _: AdminDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Promote the current wave now, whatever its gate reads; the next wave starts, or the
     rollout completes. 409 unless it is shadowing or held."""
     return _committed(hub, session, *rollouts.promote(session, rollout_id))
 
 
-@router.post("/v1/rollouts/{rollout_id}/pause", operation_id="rollouts-pause")
+@router.post("/rollouts/{rollout_id}/pause", operation_id="rollouts-pause")
 def pause_rollout(
-    _: AdminDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Stop judging the current wave; its devices stay in shadow. 409 unless it is
     shadowing or held."""
     return _committed(hub, session, rollouts.pause(session, rollout_id), [])
 
 
-@router.post("/v1/rollouts/{rollout_id}/resume", operation_id="rollouts-resume")
+@router.post("/rollouts/{rollout_id}/resume", operation_id="rollouts-resume")
 def resume_rollout(
-    _: AdminDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Judge the paused wave again. 409 unless it is paused."""
     return _committed(hub, session, rollouts.resume(session, rollout_id), [])
 
 
-@router.post("/v1/rollouts/{rollout_id}/abort", operation_id="rollouts-abort")
+@router.post("/rollouts/{rollout_id}/abort", operation_id="rollouts-abort")
 def abort_rollout(
-    _: AdminDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Stop the rollout and put every device it moved, or runs it in shadow, back on its
     previous bundle. 409 once it has ended."""
     return _committed(hub, session, *rollouts.abort(session, rollout_id))
 
 
-@router.post("/v1/rollouts/{rollout_id}/rollback", operation_id="rollouts-rollback")
+@router.post("/rollouts/{rollout_id}/rollback", operation_id="rollouts-rollback")
 def rollback_rollout(
-    _: AdminDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Put every device the rollout moved back on its previous bundle, while it runs or
     after it completed. 409 when no device is left to move back."""

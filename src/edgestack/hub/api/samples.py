@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, DeviceDep, SessionDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.deps import DeviceDep, SessionDep, ViewerDep, WindowDep, WriteSessionDep
 from edgestack.hub.store import samples
 from edgestack.protocol import DatasetView, DeviceId, IngestAck, SampleBatch
 
@@ -14,7 +14,7 @@ router = APIRouter(tags=["samples"])
 SampleBody = Annotated[SampleBatch, Depends(json_body(SampleBatch))]
 
 
-@router.post("/v1/devices/{device_id}/samples", operation_id="samples-ingest")
+@router.post("/devices/{device_id}/samples", operation_id="samples-ingest")
 def ingest_samples(device_id: DeviceDep, batch: SampleBody, session: WriteSessionDep) -> IngestAck:
     """Store labelled feature windows once; each needs one value per `spec.features`."""
     ack = samples.ingest(session, device_id, batch)
@@ -22,9 +22,9 @@ def ingest_samples(device_id: DeviceDep, batch: SampleBody, session: WriteSessio
     return ack
 
 
-@router.get("/v1/samples", operation_id="samples-list")
+@router.get("/samples", operation_id="samples-list")
 def list_samples(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
     label: Annotated[
@@ -33,5 +33,5 @@ def list_samples(
     device: Annotated[DeviceId | None, Query(description="only this device's samples")] = None,
 ) -> DatasetView:
     """One page of the collected training set, with the input spec of every sample on it;
-    pages as `GET /v1/events` does, by the samples' `id`."""
+    pages as `GET /api/v1/events` does, by the samples' `id`."""
     return samples.dataset(session, window, label=label, device_id=device)

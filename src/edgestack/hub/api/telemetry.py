@@ -14,7 +14,7 @@ router = APIRouter(tags=["telemetry"])
 TelemetryBody = Annotated[TelemetryBatch, Depends(json_body(TelemetryBatch))]
 
 
-@router.post("/v1/devices/{device_id}/telemetry", operation_id="telemetry-ingest")
+@router.post("/devices/{device_id}/telemetry", operation_id="telemetry-ingest")
 def ingest_telemetry(
     device_id: DeviceDep, batch: TelemetryBody, session: WriteSessionDep
 ) -> IngestAck:

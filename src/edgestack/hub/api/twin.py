@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
-    AdminDep,
     CallerProtocolDep,
     DeviceDep,
     HubDep,
+    OperatorDep,
     WriteSessionDep,
 )
 from edgestack.hub.context import HubContext
@@ -30,7 +30,7 @@ ReportedBody = Annotated[ReportedState, Depends(json_body(ReportedState))]
 
 
 @router.get(
-    "/v1/devices/{device_id}/desired",
+    "/devices/{device_id}/desired",
     operation_id="twin-get-desired",
     response_model=DesiredState,
     response_model_exclude_none=True,
@@ -66,9 +66,9 @@ async def get_desired(
     return JSONResponse(state.for_protocol(protocol))
 
 
-@router.patch("/v1/devices/{device_id}/desired", operation_id="twin-patch-desired")
+@router.patch("/devices/{device_id}/desired", operation_id="twin-patch-desired")
 def patch_desired(
-    _: AdminDep,
+    _: OperatorDep,
     device_id: Annotated[DeviceId, Path(description="the device's id")],
     patch: PatchBody,
     hub: HubDep,
@@ -81,7 +81,7 @@ def patch_desired(
     return state
 
 
-@router.put("/v1/devices/{device_id}/reported", operation_id="twin-put-reported")
+@router.put("/devices/{device_id}/reported", operation_id="twin-put-reported")
 def put_reported(
     device_id: DeviceDep, reported: ReportedBody, session: WriteSessionDep
 ) -> ReportedState:

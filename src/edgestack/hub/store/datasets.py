@@ -158,7 +158,7 @@ def parquet(session: Session, root: Path, name: str, version: int) -> Path:
         detail(session, name)  # raises when the dataset itself is unknown
         raise NotFound(
             f"dataset '{name}' has no versions yet; freeze one with "
-            f"POST /v1/datasets/{name}/versions"
+            f"POST /api/v1/datasets/{name}/versions"
         )
     return root / file
 
@@ -166,7 +166,7 @@ def parquet(session: Session, root: Path, name: str, version: int) -> Path:
 def _no_dataset(name: str) -> NotFound:
     return NotFound(
         f"no dataset '{name}': it holds no samples; collect into it (Collection.dataset) "
-        f"or import some with POST /v1/datasets/{name}/samples"
+        f"or import some with POST /api/v1/datasets/{name}/samples"
     )
 
 

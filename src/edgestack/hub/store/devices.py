@@ -55,7 +55,7 @@ def hash_token(token: str) -> str:
 
 
 def not_enrolled(device_id: str) -> NotFound:
-    return NotFound(f"device '{device_id}' is not enrolled; enrol it with POST /v1/enrol")
+    return NotFound(f"device '{device_id}' is not enrolled; enrol it with POST /api/v1/enrol")
 
 
 def find(session: Session, device_id: str) -> DeviceRow | None:
@@ -143,7 +143,7 @@ def update_desired(session: Session, device_id: str, patch: DesiredPatch) -> Des
     if patch.profile is not None and patch.profile not in PROFILES:
         raise Unprocessable(
             f"profile: '{patch.profile}' is no device profile; choose one of "
-            f"{', '.join(PROFILES)} (GET /v1/profiles), or null for the one the device's "
+            f"{', '.join(PROFILES)} (GET /api/v1/profiles), or null for the one the device's "
             "hardware puts it in"
         )
     row = get(session, device_id)

@@ -62,7 +62,7 @@ def submit(session: Session, submission: JobSubmit) -> JobRow:
 def get(session: Session, job_id: int) -> JobRow:
     row = session.get(JobRow, job_id)
     if row is None:
-        raise NotFound(f"no job {job_id}; list them with GET /v1/jobs")
+        raise NotFound(f"no job {job_id}; list them with GET /api/v1/jobs")
     return row
 
 

@@ -80,14 +80,18 @@ def resolve(session: Session, name: str, version: int | None = None) -> BundleRe
     if version is None:
         version = session.scalar(select(func.max(ModelRow.version)).where(ModelRow.name == name))
         if version is None:
-            raise NotFound(f"model '{name}' is not registered; register it with POST /v1/models")
+            raise NotFound(
+                f"model '{name}' is not registered; register it with POST /api/v1/models"
+            )
     row = session.scalar(select(ModelRow).where(ModelRow.name == name, ModelRow.version == version))
     if row is None:
         known = session.scalars(
             select(ModelRow.version).where(ModelRow.name == name).order_by(ModelRow.version)
         ).all()
         if not known:
-            raise NotFound(f"model '{name}' is not registered; register it with POST /v1/models")
+            raise NotFound(
+                f"model '{name}' is not registered; register it with POST /api/v1/models"
+            )
         raise NotFound(
             f"model '{name}' has no version {version}; registered versions: "
             f"{', '.join(map(str, known))}"

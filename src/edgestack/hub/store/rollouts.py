@@ -109,7 +109,7 @@ def start(session: Session, request: RolloutRequest) -> tuple[RolloutRow, Change
 def get(session: Session, rollout_id: int) -> RolloutRow:
     row = session.get(RolloutRow, rollout_id)
     if row is None:
-        raise NotFound(f"no rollout {rollout_id}; list them with GET /v1/rollouts")
+        raise NotFound(f"no rollout {rollout_id}; list them with GET /api/v1/rollouts")
     return row
 
 

@@ -37,7 +37,7 @@ def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list
         chosen |= matched
     if unknown:
         raise NotFound(
-            f"devices not enrolled: {', '.join(unknown)}; enrol them with POST /v1/enrol "
+            f"devices not enrolled: {', '.join(unknown)}; enrol them with POST /api/v1/enrol "
             f"or leave them out of {field}"
         )
     if unmatched:
