@@ -88,6 +88,7 @@ __all__ = [
     "GateReadings",
     "Hardware",
     "HubEventKind",
+    "Identity",
     "IngestAck",
     "JobKind",
     "JobLog",
@@ -100,6 +101,7 @@ __all__ = [
     "KeyView",
     "Label",
     "LabelledWindows",
+    "Login",
     "ModelView",
     "MonitorReport",
     "OptimiseRequest",
@@ -845,6 +847,19 @@ class ProfileView(Wire):
     speed_factor: float = Field(
         gt=0, description="device latency over the reference machine's, for the same model"
     )
+
+
+class Login(_Command):
+    """What the dashboard's login form sends: an API token, held by the hub in a cookie."""
+
+    token: str = Field(min_length=1, max_length=256, description="an API token")
+
+
+class Identity(Wire):
+    """Who a token speaks for."""
+
+    name: str
+    role: Role
 
 
 class KeyView(Wire):

@@ -20,6 +20,7 @@ from edgestack.hub.api import (
     review,
     rollouts,
     samples,
+    session,
     telemetry,
     twin,
 )
@@ -36,6 +37,7 @@ LEGACY_PREFIX = "/v1"
 ROOT_ROUTERS = (health.router, metrics.router)
 
 ROUTERS = (
+    session.router,
     enrolment.router,
     twin.router,
     devices.router,

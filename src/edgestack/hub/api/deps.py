@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Header, HTTPException, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from edgestack.protocol import (
 )
 
 __all__ = [
+    "SESSION_COOKIE",
     "AdminDep",
     "ArtifactReaderDep",
     "Caller",
@@ -37,10 +38,19 @@ __all__ = [
     "check_protocol",
     "matches",
     "refuse_protocol",
+    "token_caller",
 ]
 
 _bearer = HTTPBearer(auto_error=False, description="the admin token or a device token")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+SESSION_COOKIE = "edgestack_session"
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    description="the dashboard's login (POST /api/v1/login); HttpOnly, same-site only",
+)
+SessionCookie = Annotated[str | None, Depends(_cookie)]
 
 
 def _hub(request: Request) -> HubContext:
@@ -161,22 +171,29 @@ class Caller:
 _HUB_ADMIN = Caller(name="hub-admin", role="admin")
 
 
-def _caller(credentials: HTTPAuthorizationCredentials | None, hub: HubContext) -> Caller | None:
-    if credentials is None:
-        return None
-    if matches(credentials.credentials, hub.settings.admin_token):
+def token_caller(token: str, hub: HubContext) -> Caller | None:
+    """Who `token` speaks for; None when it is no API token."""
+    if matches(token, hub.settings.admin_token):
         return _HUB_ADMIN
     return None
 
 
+def _caller(
+    credentials: HTTPAuthorizationCredentials | None, cookie: str | None, hub: HubContext
+) -> Caller | None:
+    # A bearer token wins over the dashboard's cookie: a script's explicit token is meant.
+    token = credentials.credentials if credentials is not None else cookie
+    return None if token is None else token_caller(token, hub)
+
+
 def _is_admin(credentials: HTTPAuthorizationCredentials | None, hub: HubContext) -> bool:
-    caller = _caller(credentials, hub)
+    caller = _caller(credentials, None, hub)
     return caller is not None and caller.may("admin")
 
 
-def _requiring(role: Role) -> Callable[[HubContext, HTTPAuthorizationCredentials | None], Caller]:
-    def require(hub: HubDep, credentials: Credentials) -> Caller:
-        caller = _caller(credentials, hub)
+def _requiring(role: Role) -> Callable[..., Caller]:
+    def require(hub: HubDep, credentials: Credentials, cookie: SessionCookie) -> Caller:
+        caller = _caller(credentials, cookie, hub)
         if caller is None:
             raise _unauthorized(
                 f"this route needs a token with the {role} role or above: send "

@@ -1,0 +1,57 @@
+"""The dashboard's login: an API token exchanged for a cookie the browser sends back."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+
+from edgestack.hub.api.body import json_body
+from edgestack.hub.api.deps import SESSION_COOKIE, HubDep, ViewerDep, token_caller
+from edgestack.protocol import Identity, Login
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["session"])
+
+LoginBody = Annotated[Login, Depends(json_body(Login))]
+
+# A browser forgets the login after this long, or when the operator logs out.
+_SESSION_S = 12 * 3600
+
+
+@router.post(
+    "/login",
+    operation_id="session-login",
+    responses={401: {"description": "the token is no API token"}},
+)
+def login(login: LoginBody, hub: HubDep, request: Request, response: Response) -> Identity:
+    """Check an API token and hand it back as an HttpOnly, same-site cookie, so the
+    dashboard's scripts never hold it; every route takes the cookie as it takes the token."""
+    caller = token_caller(login.token, hub)
+    if caller is None:
+        raise HTTPException(
+            401, "token: not an API token of this hub; ask an admin for one (`edgestack tokens`)"
+        )
+    response.set_cookie(
+        SESSION_COOKIE,
+        login.token,
+        max_age=_SESSION_S,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return Identity(name=caller.name, role=caller.role)
+
+
+@router.post("/logout", status_code=204, operation_id="session-logout")
+def logout() -> Response:
+    """Forget the login cookie."""
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/me", operation_id="session-me")
+def me(caller: ViewerDep) -> Identity:
+    """Who the token or the login cookie speaks for, and with which role."""
+    return Identity(name=caller.name, role=caller.role)
