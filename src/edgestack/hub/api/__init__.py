@@ -4,6 +4,7 @@ from edgestack.hub.api import (
     accuracy,
     alerts,
     artifacts,
+    audit,
     datasets,
     deployments,
     devices,
@@ -22,6 +23,7 @@ from edgestack.hub.api import (
     samples,
     session,
     telemetry,
+    tokens,
     twin,
 )
 from edgestack.hub.api.problems import install_problem_handlers
@@ -57,4 +59,6 @@ ROUTERS = (
     feedback.router,
     accuracy.router,
     rollouts.router,
+    tokens.router,
+    audit.router,
 )

@@ -3,16 +3,19 @@
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import devices
-from edgestack.hub.store.db import Window
+from edgestack.hub.store import audit, devices, tokens
+from edgestack.hub.store.db import Window, utcnow
 from edgestack.protocol import (
     INT64_MAX,
     OLDEST_PROTOCOL,
@@ -26,6 +29,9 @@ __all__ = [
     "SESSION_COOKIE",
     "AdminDep",
     "ArtifactReaderDep",
+    "Audit",
+    "AuditedAdminDep",
+    "AuditedOperatorDep",
     "Caller",
     "CallerProtocolDep",
     "DeviceDep",
@@ -172,28 +178,47 @@ _HUB_ADMIN = Caller(name="hub-admin", role="admin")
 
 
 def token_caller(token: str, hub: HubContext) -> Caller | None:
-    """Who `token` speaks for; None when it is no API token."""
+    """Who `token` speaks for; None when it is no API token, or one revoked or expired."""
+    found = _identify(token, hub)
+    return found if isinstance(found, Caller) else None
+
+
+def _identify(token: str, hub: HubContext) -> Caller | str | None:
+    """Who `token` speaks for; for a named token that no longer works, why; None when it is
+    no API token."""
     if matches(token, hub.settings.admin_token):
         return _HUB_ADMIN
-    return None
+    # Device tokens carry no prefix: they cost no look-up here.
+    if not token.startswith(tokens.PREFIX):
+        return None
+    with hub.db.session() as session:
+        row = tokens.by_secret(session, token)
+    if row is None:
+        return None
+    return tokens.why_dead(row, utcnow()) or Caller(name=row.name, role=cast(Role, row.role))
 
 
 def _caller(
     credentials: HTTPAuthorizationCredentials | None, cookie: str | None, hub: HubContext
-) -> Caller | None:
+) -> Caller | str | None:
     # A bearer token wins over the dashboard's cookie: a script's explicit token is meant.
     token = credentials.credentials if credentials is not None else cookie
-    return None if token is None else token_caller(token, hub)
+    return None if token is None else _identify(token, hub)
 
 
 def _is_admin(credentials: HTTPAuthorizationCredentials | None, hub: HubContext) -> bool:
     caller = _caller(credentials, None, hub)
-    return caller is not None and caller.may("admin")
+    return isinstance(caller, Caller) and caller.may("admin")
 
 
 def _requiring(role: Role) -> Callable[..., Caller]:
     def require(hub: HubDep, credentials: Credentials, cookie: SessionCookie) -> Caller:
         caller = _caller(credentials, cookie, hub)
+        if isinstance(caller, str):
+            raise _unauthorized(
+                f"{caller}; ask an admin for a new one (`edgestack tokens create`) and log in "
+                "or send it again"
+            )
         if caller is None:
             raise _unauthorized(
                 f"this route needs a token with the {role} role or above: send "
@@ -208,7 +233,60 @@ def _requiring(role: Role) -> Callable[..., Caller]:
             )
         return caller
 
+    # Read by the role tests, which derive each route's role from its dependencies.
+    require.role = role  # type: ignore[attr-defined]
     return require
+
+
+class Audit:
+    """A control action on its way into the audit log: who (`caller`), what (`action`, the
+    route's operation id, on `target`, by default the path's ids), and the state it changed,
+    set by the route with `changed`.
+
+    The row is added to the route's write session when it commits, in the same
+    transaction: an action refused or failed before it commits leaves no row, and one that
+    commits cannot lose its row.
+    """
+
+    def __init__(self, caller: Caller, action: str, target: str | None) -> None:
+        self.caller = caller
+        self.action = action
+        self.target = target
+        self.before: Any = None
+        self.after: Any = None
+
+    def changed(self, before: Any, after: Any) -> None:
+        """Record the state before the action (None for a create) and after it: pydantic
+        models, lists and dicts of them, or plain JSON."""
+        self.before = jsonable_encoder(before)
+        self.after = jsonable_encoder(after)
+
+    def _write(self, session: Session) -> None:
+        audit.record(
+            session,
+            actor=self.caller.name,
+            role=self.caller.role,
+            action=self.action,
+            target=self.target,
+            before=self.before,
+            after=self.after,
+        )
+
+
+def _auditing(role: Role) -> Callable[..., Audit]:
+    def auditing(
+        request: Request,
+        caller: Annotated[Caller, Depends(_requiring(role))],
+        session: WriteSessionDep,
+    ) -> Audit:
+        route: APIRoute = request.scope["route"]
+        target = "/".join(str(v) for v in request.path_params.values()) or None
+        recorder = Audit(caller, route.operation_id or route.name, target)
+        # FastAPI solves a dependency once per request: the route's WriteSessionDep is this.
+        event.listen(session, "before_commit", recorder._write, once=True)
+        return recorder
+
+    return auditing
 
 
 def _authenticate_device(device_id: str, hub: HubDep, credentials: Credentials) -> str:
@@ -247,6 +325,12 @@ OperatorDep = Annotated[Caller, Depends(_requiring("operator"))]
 """The caller may control devices, models and data."""
 AdminDep = Annotated[Caller, Depends(_requiring("admin"))]
 """The caller may manage tokens, webhooks, keys and workers."""
+AuditedOperatorDep = Annotated[Audit, Depends(_auditing("operator"))]
+"""The caller may control devices, models and data, and what it does goes into the audit
+log when the route's write session commits."""
+AuditedAdminDep = Annotated[Audit, Depends(_auditing("admin"))]
+"""The caller may manage tokens and keys, and what it does goes into the audit log when the
+route's write session commits."""
 DeviceDep = Annotated[str, Depends(_authenticate_device)]
 """The `device_id` of the path, whose device token the caller holds."""
 ArtifactReaderDep = Annotated[None, Depends(_require_fleet_member)]

@@ -6,6 +6,7 @@ request's writes land together or not at all.
 
 from edgestack.hub.store import (
     alerts,
+    audit,
     batches,
     datasets,
     deployments,
@@ -19,6 +20,7 @@ from edgestack.hub.store import (
     samples,
     targets,
     telemetry,
+    tokens,
 )
 from edgestack.hub.store.db import Base, Database, utcnow
 
@@ -26,6 +28,7 @@ __all__ = [
     "Base",
     "Database",
     "alerts",
+    "audit",
     "batches",
     "datasets",
     "deployments",
@@ -39,5 +42,6 @@ __all__ = [
     "samples",
     "targets",
     "telemetry",
+    "tokens",
     "utcnow",
 ]
