@@ -6,7 +6,7 @@
 """
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Literal
 
@@ -235,11 +235,16 @@ class HubClient:
         before_id: int | None = None,
         newest_first: bool = False,
         device: str | None = None,
+        tags: Sequence[str] = (),
         limit: int = 100,
     ) -> list[EventView]:
         """One page of events: oldest first after `after_id`, or newest first before
-        `before_id` when `newest_first`."""
-        params = _window(after_id, before_id, newest_first, limit)
+        `before_id` when `newest_first`; only `device`'s, and only those of devices carrying
+        every tag of `tags` (`key=value` each), when given."""
+        params: dict[str, str | int | list[str]] = {
+            **_window(after_id, before_id, newest_first, limit),
+            "tag": list(tags),
+        }
         if device:
             params["device"] = device
         return _Events.validate_json(self._call("GET", "/api/v1/events", params=params).content)
@@ -249,13 +254,15 @@ class HubClient:
         *,
         after_id: int = 0,
         device: str | None = None,
+        tags: Sequence[str] = (),
         kinds: Sequence[str] = (),
         severity: str | None = None,
         follow: bool = True,
         retry_s: float = 1.0,
     ) -> Iterator[EventView]:
-        """Every event after `after_id` of `device`, `kinds` and `severity` or worse (each when
-        given), then each new one as the hub stores it, over Server-Sent Events. A connection
+        """Every event after `after_id` of `device`, of devices carrying all `tags`
+        (`key=value` each), of `kinds` and of `severity` or worse (each when given), then each
+        new one as the hub stores it, over Server-Sent Events. A connection
         that drops is opened again from the last event seen (`Last-Event-ID`), so none is
         missed or seen twice. Endless while following: stop iterating, or press Ctrl-C. A
         refusal raises `HubError`."""
@@ -263,6 +270,7 @@ class HubClient:
             ("follow", "true" if follow else "false")
         ]
         params += [("kind", kind) for kind in kinds]
+        params += [("tag", tag) for tag in tags]
         params += [(k, v) for k, v in (("device", device), ("severity", severity)) if v]
         last = after_id
         while True:
@@ -529,7 +537,7 @@ class HubClient:
         path: str,
         *,
         content: str | bytes | None = None,
-        params: dict[str, str | int] | dict[str, str] | None = None,
+        params: Mapping[str, str | int | list[str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         if content is not None and headers is None:

@@ -1,6 +1,6 @@
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,9 +20,8 @@ from edgestack.hub.store import events
 from edgestack.hub.store.db import Window
 from edgestack.protocol import (
     INT64_MAX,
-    DeviceId,
     EventBatch,
-    EventKind,
+    EventFilter,
     EventView,
     IngestAck,
 )
@@ -32,12 +31,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["events"])
 
 EventBody = Annotated[EventBatch, Depends(json_body(EventBatch))]
-Severity = Literal["info", "warning", "critical"]
-_AT_LEAST: dict[Severity, list[str]] = {
-    "info": ["info", "warning", "critical"],
-    "warning": ["warning", "critical"],
-    "critical": ["critical"],
-}
+FilterQuery = Annotated[EventFilter, Query()]
 _POLL_S = 0.5  # how often a stream looks for new events: any hub process on the database sees them
 _KEEP_ALIVE_S = 15.0  # a comment line so proxies and clients know the stream is alive
 _PAGE = 500
@@ -53,15 +47,13 @@ def ingest_events(device_id: DeviceDep, batch: EventBody, session: WriteSessionD
 
 @router.get("/events", operation_id="events-list")
 def list_events(
-    _: ViewerDep,
-    session: SessionDep,
-    window: WindowDep,
-    device: Annotated[DeviceId | None, Query(description="only this device's events")] = None,
+    _: ViewerDep, session: SessionDep, window: WindowDep, taken: FilterQuery
 ) -> list[EventView]:
     """One page of events, oldest first: pass the last id seen as `after_id` for the next page
     and to follow the stream. With `order=newest`, newest first: pass the last id seen as
-    `before_id` for the page before."""
-    return events.since(session, window, device_id=device)
+    `before_id` for the page before. Only those of `device`, `tag`, `kind` and `severity`
+    when given."""
+    return events.since(session, window, taken)
 
 
 @router.get(
@@ -74,13 +66,7 @@ async def stream_events(
     _: ViewerDep,
     request: Request,
     hub: HubDep,
-    device: Annotated[DeviceId | None, Query(description="only this device's events")] = None,
-    kind: Annotated[
-        list[EventKind] | None, Query(description="only events of these kinds; repeat")
-    ] = None,
-    severity: Annotated[
-        Severity | None, Query(description="only events of this severity or worse")
-    ] = None,
+    taken: FilterQuery,
     after_id: Annotated[
         int, Query(ge=0, le=INT64_MAX, description="start after this event id")
     ] = 0,
@@ -101,10 +87,8 @@ async def stream_events(
     `data` its EventView as JSON. A client that reconnects with the last id it saw misses no
     event and sees none twice."""
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after_id
-    kinds: list[str] = list(kind or [])
-    severities = _AT_LEAST[severity] if severity else []
     return StreamingResponse(
-        _sse(hub, request, start, device, kinds, severities, follow),
+        _sse(hub, request, start, taken, follow),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -114,14 +98,12 @@ async def _sse(
     hub: HubContext,
     request: Request,
     after_id: int,
-    device: str | None,
-    kinds: list[str],
-    severities: list[str],
+    taken: EventFilter,
     follow: bool,
 ) -> AsyncIterator[str]:
     quiet_s = 0.0
     while not hub.notifier.closing and not await request.is_disconnected():
-        page = await run_in_threadpool(_page, hub, after_id, device, kinds, severities)
+        page = await run_in_threadpool(_page, hub, after_id, taken)
         for view in page:
             yield f"id: {view.id}\nevent: {view.event.kind}\ndata: {view.model_dump_json()}\n\n"
             after_id = view.id
@@ -136,14 +118,6 @@ async def _sse(
         await asyncio.sleep(_POLL_S)
 
 
-def _page(
-    hub: HubContext, after_id: int, device: str | None, kinds: list[str], severities: list[str]
-) -> list[EventView]:
+def _page(hub: HubContext, after_id: int, taken: EventFilter) -> list[EventView]:
     with hub.db.session() as session:
-        return events.since(
-            session,
-            Window(after_id=after_id, limit=_PAGE),
-            device_id=device,
-            kinds=kinds,
-            severities=severities,
-        )
+        return events.since(session, Window(after_id=after_id, limit=_PAGE), taken)
