@@ -9,9 +9,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Literal
+from urllib.parse import urlencode
 
 import httpx
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from edgestack.bundle import InputSpec
 from edgestack.protocol import (
@@ -135,11 +138,9 @@ class HubClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url
+        self._headers = {"Authorization": f"Bearer {admin_token}", PROTOCOL_HEADER: str(PROTOCOL)}
         self._http = httpx.Client(
-            base_url=url,
-            transport=transport,
-            timeout=timeout_s,
-            headers={"Authorization": f"Bearer {admin_token}", PROTOCOL_HEADER: str(PROTOCOL)},
+            base_url=url, transport=transport, timeout=timeout_s, headers=self._headers
         )
 
     def __enter__(self) -> "HubClient":
@@ -295,6 +296,56 @@ class HubClient:
                 continue
             if not follow:
                 return
+
+    def socket_events(
+        self,
+        *,
+        after_id: int = 0,
+        device: str | None = None,
+        tags: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        severity: str | None = None,
+        retry_s: float = 1.0,
+    ) -> Iterator[EventView]:
+        """What `stream_events` follows, over the hub's WebSocket (`/api/v1/events/ws`) rather
+        than Server-Sent Events: every event after `after_id` that the filters take, then each
+        new one. A connection that drops, or a hub that stops, is opened again after the last
+        event seen. Endless: stop iterating, or press Ctrl-C. A refusal raises `HubError`."""
+        filters = [("tag", tag) for tag in tags] + [("kind", kind) for kind in kinds]
+        filters += [(k, v) for k, v in (("device", device), ("severity", severity)) if v]
+        path = "/api/v1/events/ws"
+        # http://hub becomes ws://hub, https://hub wss://hub
+        url = "ws" + self.url.rstrip("/").removeprefix("http") + path
+        last = after_id
+        while True:
+            query = urlencode([("after_id", str(last)), *filters])
+            refusal = ""
+            try:
+                with ws_connect(
+                    f"{url}?{query}", additional_headers=self._headers, proxy=None
+                ) as socket:
+                    for message in socket:
+                        try:
+                            view = EventView.model_validate_json(message)
+                        except ValidationError:
+                            raw = message.encode() if isinstance(message, str) else bytes(message)
+                            refusal = problem_detail(raw)
+                            continue
+                        last = view.id
+                        yield view
+            except ConnectionClosedError as exc:
+                code = exc.rcvd.code if exc.rcvd else 1006
+                if 4000 <= code < 5000:  # the hub's refusals: 4000 + the HTTP status
+                    raise HubError(f"GET {path}: {code - 4000} {refusal}", code - 4000) from None
+            except InvalidStatus as exc:
+                response = exc.response
+                detail = problem_detail(bytes(response.body or b""))
+                raise HubError(
+                    f"GET {path}: {response.status_code} {detail}", response.status_code
+                ) from None
+            except OSError:
+                pass
+            time.sleep(retry_s)
 
     def samples(self, *, label: str | None = None, device: str | None = None) -> DatasetView:
         """Every collected sample, oldest first, asked for a page at a time."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ __all__ = [
     "WindowDep",
     "WriteSessionDep",
     "check_protocol",
+    "connection_caller",
     "matches",
     "refuse_protocol",
     "token_caller",
@@ -184,6 +186,18 @@ def _caller(
     # A bearer token wins over the dashboard's cookie: a script's explicit token is meant.
     token = credentials.credentials if credentials is not None else cookie
     return None if token is None else token_caller(token, hub)
+
+
+def connection_caller(conn: HTTPConnection, hub: HubContext) -> Caller | None:
+    """Who calls on `conn`, a request or a WebSocket, which no route dependency reads: its
+    bearer token, else its login cookie; None when neither is an API token."""
+    scheme, _, token = conn.headers.get("authorization", "").partition(" ")
+    credentials = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+        if scheme.lower() == "bearer" and token.strip()
+        else None
+    )
+    return _caller(credentials, conn.cookies.get(SESSION_COOKIE), hub)
 
 
 def _is_admin(credentials: HTTPAuthorizationCredentials | None, hub: HubContext) -> bool:

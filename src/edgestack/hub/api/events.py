@@ -1,10 +1,11 @@
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from pydantic import Field, ValidationError
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
@@ -14,7 +15,9 @@ from edgestack.hub.api.deps import (
     ViewerDep,
     WindowDep,
     WriteSessionDep,
+    connection_caller,
 )
+from edgestack.hub.api.problems import describe_errors
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import events
 from edgestack.hub.store.db import Window
@@ -24,6 +27,7 @@ from edgestack.protocol import (
     EventFilter,
     EventView,
     IngestAck,
+    Problem,
 )
 
 __all__ = ["router"]
@@ -101,11 +105,101 @@ async def _sse(
     taken: EventFilter,
     follow: bool,
 ) -> AsyncIterator[str]:
+    async for view in _following(hub, after_id, taken, follow, request.is_disconnected):
+        if view is None:
+            yield ": keep-alive\n\n"
+        else:
+            yield f"id: {view.id}\nevent: {view.event.kind}\ndata: {view.model_dump_json()}\n\n"
+
+
+class _SocketQuery(EventFilter):
+    after_id: int = Field(default=0, ge=0, le=INT64_MAX, description="start after this event id")
+
+
+@router.websocket("/events/ws", name="events-socket")
+async def events_socket(websocket: WebSocket) -> None:
+    """The stream of `GET /events/stream` over a WebSocket: every event after `after_id` that
+    `device`, `tag`, `kind` and `severity` take (query parameters), then each new one as it is
+    stored, one EventView as JSON per text message. A client that reconnects with the last id
+    it saw as `after_id` misses no event and sees none twice. It authenticates with a bearer
+    token or the dashboard's login cookie. A refusal is one message `{"detail": ...}`, then a
+    close with code 4401 (no valid token), 4403 (the role is short) or 4422 (a malformed
+    parameter); 1001 when the hub stops."""
+    hub: HubContext = websocket.app.state.hub
+    await websocket.accept()
+    caller = connection_caller(websocket, hub)
+    if caller is None:
+        return await _refuse(
+            websocket,
+            4401,
+            "the event socket needs a token with the viewer role or above: send "
+            "'Authorization: Bearer <token>' or log in (POST /api/v1/login) for the cookie",
+        )
+    if not caller.may("viewer"):
+        return await _refuse(
+            websocket,
+            4403,
+            f"token '{caller.name}' has the {caller.role} role; the event socket needs viewer "
+            "or above: ask an admin for such a token",
+        )
+    params = websocket.query_params
+    try:
+        query = _SocketQuery.model_validate(
+            {
+                "device": params.get("device"),
+                "tag": params.getlist("tag"),
+                "kind": params.getlist("kind"),
+                "severity": params.get("severity"),
+                "after_id": params.get("after_id", 0),
+            }
+        )
+    except ValidationError as exc:
+        errors = ({**e, "loc": ("query", *e["loc"])} for e in exc.errors())
+        return await _refuse(websocket, 4422, describe_errors(errors))
+    closed = asyncio.create_task(_until_closed(websocket))
+
+    async def gone() -> bool:
+        return closed.done()
+
+    try:
+        async for view in _following(hub, query.after_id, query, True, gone):
+            # None, a keep-alive, goes unsaid: the server pings the socket itself.
+            if view is not None:
+                await websocket.send_text(view.model_dump_json())
+        if not closed.done():
+            await websocket.close(1001, "the hub is stopping; reconnect with after_id")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        closed.cancel()
+
+
+async def _refuse(websocket: WebSocket, code: int, detail: str) -> None:
+    await websocket.send_text(Problem(detail=detail).model_dump_json())
+    # A close frame's reason holds at most 123 bytes; the message before holds it all.
+    await websocket.close(code, detail.encode()[:123].decode(errors="ignore"))
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # the client has nothing to say; what it sends is ignored
+
+
+async def _following(
+    hub: HubContext,
+    after_id: int,
+    taken: EventFilter,
+    follow: bool,
+    gone: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[EventView | None]:
+    """The events after `after_id` that `taken` takes, then, when following, each new one as
+    it is stored, with None after each quiet `_KEEP_ALIVE_S`; until the hub stops or `gone()`
+    says the client has."""
     quiet_s = 0.0
-    while not hub.notifier.closing and not await request.is_disconnected():
+    while not hub.notifier.closing and not await gone():
         page = await run_in_threadpool(_page, hub, after_id, taken)
         for view in page:
-            yield f"id: {view.id}\nevent: {view.event.kind}\ndata: {view.model_dump_json()}\n\n"
+            yield view
             after_id = view.id
         if len(page) == _PAGE:
             continue
@@ -114,7 +208,7 @@ async def _sse(
         quiet_s = 0.0 if page else quiet_s + _POLL_S
         if quiet_s >= _KEEP_ALIVE_S:
             quiet_s = 0.0
-            yield ": keep-alive\n\n"
+            yield None
         await asyncio.sleep(_POLL_S)
 
 
