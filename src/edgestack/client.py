@@ -29,6 +29,7 @@ from edgestack.protocol import (
     DatasetSummary,
     DatasetVersion,
     DatasetView,
+    DeliveryView,
     DeployRequest,
     DeployResponse,
     DesiredPatch,
@@ -62,6 +63,8 @@ from edgestack.protocol import (
     SampleRecord,
     TagsPatch,
     UndeployResponse,
+    WebhookRequest,
+    WebhookView,
     WindowAsk,
     WindowLabels,
     problem_detail,
@@ -84,6 +87,8 @@ _Alerts = TypeAdapter(list[AlertView])
 _Rules = TypeAdapter(list[AlertRule])
 _Accuracy = TypeAdapter(list[AccuracyView])
 _Rollouts = TypeAdapter(list[RolloutView])
+_Webhooks = TypeAdapter(list[WebhookView])
+_Deliveries = TypeAdapter(list[DeliveryView])
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -581,6 +586,33 @@ class HubClient:
         HubError with status 409 when its state does not allow it."""
         response = self._call("POST", f"/api/v1/rollouts/{rollout_id}/{action}")
         return RolloutView.model_validate_json(response.content)
+
+    def add_webhook(self, request: WebhookRequest) -> WebhookView:
+        """Subscribe `request.url` to the events its filters take; the answer alone holds the
+        signing secret."""
+        response = self._call("POST", "/api/v1/webhooks", content=request.model_dump_json())
+        return WebhookView.model_validate_json(response.content)
+
+    def webhooks(self) -> list[WebhookView]:
+        return _Webhooks.validate_json(self._call("GET", "/api/v1/webhooks").content)
+
+    def remove_webhook(self, webhook_id: int) -> None:
+        """Stop delivering to webhook `webhook_id` and forget it; HubError 404 when none."""
+        self._call("DELETE", f"/api/v1/webhooks/{webhook_id}")
+
+    def deliveries(
+        self,
+        webhook_id: int,
+        *,
+        after_id: int = 0,
+        newest_first: bool = False,
+        limit: int = 100,
+    ) -> list[DeliveryView]:
+        """One page of webhook `webhook_id`'s delivery log, an entry per attempt: oldest first
+        after `after_id`, or the newest when `newest_first`."""
+        params = _window(after_id, None, newest_first, limit)
+        path = f"/api/v1/webhooks/{webhook_id}/deliveries"
+        return _Deliveries.validate_json(self._call("GET", path, params=params).content)
 
     def _call(
         self,

@@ -2,7 +2,7 @@
 for its datasets, `train` for models, `optimize` to fit them to a device, `rollout` to move
 them onto devices wave by wave, `keys` for the hub's signing keys, `jobs` for the hub's work,
 `alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label and
-`policy` for what the hub does on its own."""
+`policy` for what the hub does on its own, `webhooks` to have events POSTed to a URL."""
 
 import typer
 
@@ -21,6 +21,7 @@ from edgestack.cli import (
     train,
     twin,
     watch,
+    webhooks,
 )
 
 __all__ = ["app"]
@@ -52,3 +53,4 @@ app.command()(alerts.accuracy)
 app.command()(alerts.feedback)
 app.add_typer(review.app, name="windows")
 app.add_typer(policy.app, name="policy")
+app.add_typer(webhooks.app, name="webhooks")

@@ -23,6 +23,7 @@ from edgestack.hub.api import (
     session,
     telemetry,
     twin,
+    webhooks,
 )
 from edgestack.hub.api.problems import install_problem_handlers
 
@@ -57,4 +58,5 @@ ROUTERS = (
     feedback.router,
     accuracy.router,
     rollouts.router,
+    webhooks.router,
 )

@@ -19,6 +19,7 @@ from edgestack.hub.store import (
     samples,
     targets,
     telemetry,
+    webhooks,
 )
 from edgestack.hub.store.db import Base, Database, utcnow
 
@@ -40,4 +41,5 @@ __all__ = [
     "targets",
     "telemetry",
     "utcnow",
+    "webhooks",
 ]
