@@ -66,7 +66,9 @@ class Deliverer:
     async def run(self) -> None:
         settings = self._hub.settings
         followers: dict[int, asyncio.Task[None]] = {}
-        async with httpx.AsyncClient(timeout=settings.webhook_timeout_s) as http:
+        # Made in a thread: loading the certificate store takes the loop a while.
+        http = await asyncio.to_thread(httpx.AsyncClient, timeout=settings.webhook_timeout_s)
+        async with http:
             try:
                 while not self._stopping.is_set():
                     try:
