@@ -19,6 +19,8 @@ from edgestack.client import HubClient, HubError, sse_events
 from edgestack.demo import LocalFleet
 from edgestack.protocol import Event, EventBatch, EventView, Hardware, TagsPatch
 
+from .test_cli import cli
+
 pytestmark = pytest.mark.integration
 
 
@@ -188,6 +190,7 @@ def test_the_socket_sends_what_its_filters_take_and_resumes_after_the_last_id(
         later = _take(resumed, 3)
         sender.join()
         every = fleet.client.events(limit=1000)
+        listed = cli(fleet, "events", "--tag", "site=plant-9", "--json")
 
     wanted = [
         e.id
@@ -198,6 +201,10 @@ def test_the_socket_sends_what_its_filters_take_and_resumes_after_the_last_id(
     ]
     assert len(wanted) == 4
     assert [e.id for e in first + later] == wanted  # each once, in order
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert [e["id"] for e in json.loads(listed.stdout)] == [
+        e.id for e in reversed(every) if e.device_id == "edge-2"
+    ]
 
 
 def test_the_socket_takes_the_login_cookie_and_refuses_saying_why(tmp_path: Path) -> None:
