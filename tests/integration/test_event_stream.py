@@ -214,7 +214,8 @@ def test_the_socket_takes_the_login_cookie_and_refuses_saying_why(tmp_path: Path
         login = httpx.post(f"{fleet.hub_url}/api/v1/login", json={"token": fleet.admin_token})
         cookie = "; ".join(f"{k}={v}" for k, v in login.cookies.items())
         url = fleet.hub_url.replace("http", "ws", 1) + "/api/v1/events/ws"
-        with connect(url, additional_headers={"Cookie": cookie}, proxy=None) as socket:
+        own_page = {"Cookie": cookie, "Origin": fleet.hub_url}
+        with connect(url, additional_headers=own_page, proxy=None) as socket:
             by_cookie = EventView.model_validate_json(socket.recv(timeout=30))
         refusals = []
         for query, headers in [
@@ -222,6 +223,7 @@ def test_the_socket_takes_the_login_cookie_and_refuses_saying_why(tmp_path: Path
             ("", {"Authorization": "Bearer wrong"}),
             ("?tag=site", {"Cookie": cookie}),
             ("?severity=dire&kind=alarm_raised", {"Cookie": cookie}),
+            ("", {"Cookie": cookie, "Origin": "http://apps.example"}),
         ]:
             with connect(url + query, additional_headers=headers, proxy=None) as socket:
                 problem = json.loads(socket.recv(timeout=30))
@@ -236,9 +238,10 @@ def test_the_socket_takes_the_login_cookie_and_refuses_saying_why(tmp_path: Path
             _take(stranger.socket_events(), 1)
 
     assert by_cookie.event.kind == "device_enrolled"
-    assert [code for code, _, _ in refusals] == [4401, 4401, 4422, 4422]
+    assert [code for code, _, _ in refusals] == [4401, 4401, 4422, 4422, 4403]
     assert all(detail.startswith(reason) and reason for _, reason, detail in refusals)
     assert "needs a token with the viewer role" in refusals[0][2]
     assert refusals[2][2].startswith("query.tag[0]: Value error, 'site' is no tag")
     assert refusals[3][2].startswith("query.severity: Input should be")
+    assert "only from the hub's own pages, not from http://apps.example" in refusals[4][2]
     assert refused.value.status == 401

@@ -1,6 +1,7 @@
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
@@ -89,7 +90,8 @@ async def stream_events(
     """Every event after `after_id` (or the `Last-Event-ID` header, which wins), then each new
     one as it is stored, as Server-Sent Events: `id` is the event's id, `event` its kind,
     `data` its EventView as JSON. A client that reconnects with the last id it saw misses no
-    event and sees none twice."""
+    event and sees none twice. The same stream goes over a WebSocket at `/api/v1/events/ws`
+    (resumed with `after_id`), one EventView as JSON per message."""
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after_id
     return StreamingResponse(
         _sse(hub, request, start, taken, follow),
@@ -123,8 +125,8 @@ async def events_socket(websocket: WebSocket) -> None:
     stored, one EventView as JSON per text message. A client that reconnects with the last id
     it saw as `after_id` misses no event and sees none twice. It authenticates with a bearer
     token or the dashboard's login cookie. A refusal is one message `{"detail": ...}`, then a
-    close with code 4401 (no valid token), 4403 (the role is short) or 4422 (a malformed
-    parameter); 1001 when the hub stops."""
+    close with code 4401 (no valid token), 4403 (the role is short, or the cookie comes from
+    another site's page) or 4422 (a malformed parameter); 1001 when the hub stops."""
     hub: HubContext = websocket.app.state.hub
     await websocket.accept()
     caller = connection_caller(websocket, hub)
@@ -134,6 +136,14 @@ async def events_socket(websocket: WebSocket) -> None:
             4401,
             "the event socket needs a token with the viewer role or above: send "
             "'Authorization: Bearer <token>' or log in (POST /api/v1/login) for the cookie",
+        )
+    if "authorization" not in websocket.headers and _cross_origin(websocket):
+        # A browser sends the cookie with a socket any page opens; only the hub's own may.
+        return await _refuse(
+            websocket,
+            4403,
+            f"the login cookie opens the event socket only from the hub's own pages, not from "
+            f"{websocket.headers['origin'][:100]}; send 'Authorization: Bearer <token>' instead",
         )
     if not caller.may("viewer"):
         return await _refuse(
@@ -172,6 +182,11 @@ async def events_socket(websocket: WebSocket) -> None:
         pass
     finally:
         closed.cancel()
+
+
+def _cross_origin(websocket: WebSocket) -> bool:
+    origin = websocket.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != websocket.headers.get("host")
 
 
 async def _refuse(websocket: WebSocket, code: int, detail: str) -> None:
