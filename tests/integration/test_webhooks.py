@@ -85,7 +85,7 @@ def test_a_receiver_refusing_at_first_gets_every_matching_event_signed_and_no_ot
     settings = {
         "EDGESTACK_HUB_WEBHOOK_ATTEMPTS": "4",
         "EDGESTACK_HUB_WEBHOOK_BACKOFF_S": "0.05",
-        "EDGESTACK_HUB_WEBHOOK_BACKOFF_CAP_S": "0.2",
+        "EDGESTACK_HUB_WEBHOOK_BACKOFF_CAP_S": "0.15",
         "EDGESTACK_HUB_WEBHOOK_TIMEOUT_S": "5",
     }
     with LocalFleet(tmp_path, []) as fleet:
@@ -149,7 +149,10 @@ def test_a_receiver_refusing_at_first_gets_every_matching_event_signed_and_no_ot
         (matching[0], 3, "retrying", 503),
         (matching[0], 4, "delivered", 204),
     ]
-    assert all(d.next_attempt_at is not None for d in log[:3]) and log[3].next_attempt_at is None
+    # Each wait doubles the one before, up to the cap.
+    waits = [(d.next_attempt_at - d.at).total_seconds() for d in log[:3] if d.next_attempt_at]
+    assert waits == pytest.approx([0.05, 0.1, 0.15], abs=1e-3)
+    assert log[3].next_attempt_at is None
     assert [(d.event_id, d.outcome) for d in log[4:]] == [(i, "delivered") for i in matching[1:]]
     assert [(d.event_id, d.attempt, d.outcome) for d in dead_log] == [
         (i, n, "failed" if n == 4 else "retrying") for i in matching for n in range(1, 5)
