@@ -126,7 +126,7 @@ async def events_socket(websocket: WebSocket) -> None:
     it saw as `after_id` misses no event and sees none twice. It authenticates with a bearer
     token or the dashboard's login cookie. A refusal is one message `{"detail": ...}`, then a
     close with code 4401 (no valid token), 4403 (the role is short, or the cookie comes from
-    another site's page) or 4422 (a malformed parameter); 1001 when the hub stops."""
+    another site's page) or 4422 (a malformed parameter); 1001 or 1012 when the hub stops."""
     hub: HubContext = websocket.app.state.hub
     await websocket.accept()
     caller = connection_caller(websocket, hub)
