@@ -1,6 +1,7 @@
 """Webhooks of a real hub delivering to a receiver on loopback that refuses at first: every
 event the filters take arrives, signed, each at least once and in order; no other does; the
-delivery log shows each attempt; a dead receiver is given up on without holding up the rest."""
+delivery log shows each attempt; a dead receiver is given up on, and neither it nor a slow
+one holds up the rest."""
 
 import json
 import socket
@@ -14,7 +15,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from edgestack.demo import LocalFleet, wait_until
-from edgestack.protocol import DeliveryView, EventView, TagsPatch, WebhookView
+from edgestack.protocol import DeliveryView, EventView, TagsPatch, WebhookRequest, WebhookView
 
 from .test_cli import cli
 from .test_event_stream import _enrol, _send
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.integration
 @dataclass
 class Receiver:
     """What the receiver saw: each verified delivery by its webhook-id, in arrival order, and
-    how many it refused on purpose or for a bad signature."""
+    how many it refused on purpose or for a bad signature. At /slow it answers nothing until
+    `released`."""
 
     url: str
     refuse_first: int
@@ -34,6 +36,7 @@ class Receiver:
     forged: int = 0
     refused: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    released: threading.Event = field(default_factory=threading.Event)
 
 
 @pytest.fixture
@@ -44,6 +47,7 @@ def receiver() -> Iterator[Receiver]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield seen
+    seen.released.set()
     server.shutdown()
     server.server_close()
 
@@ -52,6 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         seen: Receiver = self.server.seen  # type: ignore[attr-defined]
         body = self.rfile.read(int(self.headers["content-length"]))
+        if self.path == "/slow":
+            seen.released.wait(timeout=60)
+            return self._answer(204)
         with seen.lock:
             if seen.refused < seen.refuse_first:
                 seen.refused += 1
@@ -73,6 +80,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet
 
 
+def _handled(fleet: LocalFleet, webhook_id: int) -> int:
+    return next(w.delivered_id for w in fleet.client.webhooks() if w.id == webhook_id)
+
+
 def _deliveries(fleet: LocalFleet, webhook_id: int) -> list[DeliveryView]:
     listed = cli(fleet, "webhooks", "deliveries", str(webhook_id), "--json")
     assert listed.returncode == 0, listed.stdout + listed.stderr
@@ -86,7 +97,7 @@ def test_a_receiver_refusing_at_first_gets_every_matching_event_signed_and_no_ot
         "EDGESTACK_HUB_WEBHOOK_ATTEMPTS": "4",
         "EDGESTACK_HUB_WEBHOOK_BACKOFF_S": "0.05",
         "EDGESTACK_HUB_WEBHOOK_BACKOFF_CAP_S": "0.15",
-        "EDGESTACK_HUB_WEBHOOK_TIMEOUT_S": "5",
+        "EDGESTACK_HUB_WEBHOOK_TIMEOUT_S": "60",
     }
     with LocalFleet(tmp_path, []) as fleet:
         fleet.start_hub(env=settings)
@@ -105,6 +116,14 @@ def test_a_receiver_refusing_at_first_gets_every_matching_event_signed_and_no_ot
             gone = f"http://127.0.0.1:{closed.getsockname()[1]}/gone"
         dead = cli(fleet, "webhooks", "add", gone, *filters, "--json")
         dead_id = WebhookView.model_validate_json(dead.stdout).id
+        slow = fleet.client.add_webhook(
+            WebhookRequest(
+                url=receiver.url.replace("/hook", "/slow"),
+                tag=["site=plant-4"],
+                kind=["alarm_raised"],
+                severity="warning",
+            )
+        )
 
         _send(fleet, one, 2)
         _send(fleet, two, 2, "edge-2")  # another site
@@ -121,12 +140,21 @@ def test_a_receiver_refusing_at_first_gets_every_matching_event_signed_and_no_ot
             what="every matching event at the receiver",
         )
         wait_until(
-            lambda: fleet.client.webhooks()[-1].delivered_id >= matching[-1],
+            lambda: _handled(fleet, dead_id) >= matching[-1],
             timeout_s=60,
             what="the dead receiver's events given up on",
         )
         log = _deliveries(fleet, hook.id)
         dead_log = _deliveries(fleet, dead_id)
+        # Still waiting for its first answer, which held up no other webhook.
+        slow_before = fleet.client.deliveries(slow.id)
+        receiver.released.set()
+        wait_until(
+            lambda: _handled(fleet, slow.id) >= matching[-1],
+            timeout_s=60,
+            what="the slow receiver's events delivered",
+        )
+        slow_log = fleet.client.deliveries(slow.id)
         # Delivered in order: had another event been sent, it would have come before these.
         _send(fleet, one, 1)
         wait_until(
@@ -158,6 +186,8 @@ def test_a_receiver_refusing_at_first_gets_every_matching_event_signed_and_no_ot
         (i, n, "failed" if n == 4 else "retrying") for i in matching for n in range(1, 5)
     ]
     assert all(d.status_code is None and d.error for d in dead_log)
+    assert slow_before == []
+    assert [(d.event_id, d.outcome) for d in slow_log] == [(i, "delivered") for i in matching]
     assert removed.returncode == 0, removed.stdout
-    assert [w["id"] for w in json.loads(listed.stdout)] == [hook.id]
+    assert [w["id"] for w in json.loads(listed.stdout)] == [hook.id, slow.id]
     assert all(w["secret"] is None for w in json.loads(listed.stdout))
