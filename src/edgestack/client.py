@@ -6,12 +6,15 @@
 """
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Literal
+from urllib.parse import urlencode
 
 import httpx
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from edgestack.bundle import InputSpec
 from edgestack.protocol import (
@@ -27,6 +30,7 @@ from edgestack.protocol import (
     DatasetSummary,
     DatasetVersion,
     DatasetView,
+    DeliveryView,
     DeployRequest,
     DeployResponse,
     DesiredPatch,
@@ -63,6 +67,8 @@ from edgestack.protocol import (
     TokenSecret,
     TokenView,
     UndeployResponse,
+    WebhookRequest,
+    WebhookView,
     WindowAsk,
     WindowLabels,
     problem_detail,
@@ -87,6 +93,8 @@ _Accuracy = TypeAdapter(list[AccuracyView])
 _Rollouts = TypeAdapter(list[RolloutView])
 _Tokens = TypeAdapter(list[TokenView])
 _Audit = TypeAdapter(list[AuditView])
+_Webhooks = TypeAdapter(list[WebhookView])
+_Deliveries = TypeAdapter(list[DeliveryView])
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -141,11 +149,9 @@ class HubClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url
+        self._headers = {"Authorization": f"Bearer {admin_token}", PROTOCOL_HEADER: str(PROTOCOL)}
         self._http = httpx.Client(
-            base_url=url,
-            transport=transport,
-            timeout=timeout_s,
-            headers={"Authorization": f"Bearer {admin_token}", PROTOCOL_HEADER: str(PROTOCOL)},
+            base_url=url, transport=transport, timeout=timeout_s, headers=self._headers
         )
 
     def __enter__(self) -> "HubClient":
@@ -274,11 +280,16 @@ class HubClient:
         before_id: int | None = None,
         newest_first: bool = False,
         device: str | None = None,
+        tags: Sequence[str] = (),
         limit: int = 100,
     ) -> list[EventView]:
         """One page of events: oldest first after `after_id`, or newest first before
-        `before_id` when `newest_first`."""
-        params = _window(after_id, before_id, newest_first, limit)
+        `before_id` when `newest_first`; only `device`'s, and only those of devices carrying
+        every tag of `tags` (`key=value` each), when given."""
+        params: dict[str, str | int | list[str]] = {
+            **_window(after_id, before_id, newest_first, limit),
+            "tag": list(tags),
+        }
         if device:
             params["device"] = device
         return _Events.validate_json(self._call("GET", "/api/v1/events", params=params).content)
@@ -288,13 +299,15 @@ class HubClient:
         *,
         after_id: int = 0,
         device: str | None = None,
+        tags: Sequence[str] = (),
         kinds: Sequence[str] = (),
         severity: str | None = None,
         follow: bool = True,
         retry_s: float = 1.0,
     ) -> Iterator[EventView]:
-        """Every event after `after_id` of `device`, `kinds` and `severity` or worse (each when
-        given), then each new one as the hub stores it, over Server-Sent Events. A connection
+        """Every event after `after_id` of `device`, of devices carrying all `tags`
+        (`key=value` each), of `kinds` and of `severity` or worse (each when given), then each
+        new one as the hub stores it, over Server-Sent Events. A connection
         that drops is opened again from the last event seen (`Last-Event-ID`), so none is
         missed or seen twice. Endless while following: stop iterating, or press Ctrl-C. A
         refusal raises `HubError`."""
@@ -302,6 +315,7 @@ class HubClient:
             ("follow", "true" if follow else "false")
         ]
         params += [("kind", kind) for kind in kinds]
+        params += [("tag", tag) for tag in tags]
         params += [(k, v) for k, v in (("device", device), ("severity", severity)) if v]
         last = after_id
         while True:
@@ -326,6 +340,56 @@ class HubClient:
                 continue
             if not follow:
                 return
+
+    def socket_events(
+        self,
+        *,
+        after_id: int = 0,
+        device: str | None = None,
+        tags: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        severity: str | None = None,
+        retry_s: float = 1.0,
+    ) -> Iterator[EventView]:
+        """What `stream_events` follows, over the hub's WebSocket (`/api/v1/events/ws`) rather
+        than Server-Sent Events: every event after `after_id` that the filters take, then each
+        new one. A connection that drops, or a hub that stops, is opened again after the last
+        event seen. Endless: stop iterating, or press Ctrl-C. A refusal raises `HubError`."""
+        filters = [("tag", tag) for tag in tags] + [("kind", kind) for kind in kinds]
+        filters += [(k, v) for k, v in (("device", device), ("severity", severity)) if v]
+        path = "/api/v1/events/ws"
+        # http://hub becomes ws://hub, https://hub wss://hub
+        url = "ws" + self.url.rstrip("/").removeprefix("http") + path
+        last = after_id
+        while True:
+            query = urlencode([("after_id", str(last)), *filters])
+            refusal = ""
+            try:
+                with ws_connect(
+                    f"{url}?{query}", additional_headers=self._headers, proxy=None
+                ) as socket:
+                    for message in socket:
+                        try:
+                            view = EventView.model_validate_json(message)
+                        except ValidationError:
+                            raw = message.encode() if isinstance(message, str) else bytes(message)
+                            refusal = problem_detail(raw)
+                            continue
+                        last = view.id
+                        yield view
+            except ConnectionClosedError as exc:
+                code = exc.rcvd.code if exc.rcvd else 1006
+                if 4000 <= code < 5000:  # the hub's refusals: 4000 + the HTTP status
+                    raise HubError(f"GET {path}: {code - 4000} {refusal}", code - 4000) from None
+            except InvalidStatus as exc:
+                response = exc.response
+                detail = problem_detail(bytes(response.body or b""))
+                raise HubError(
+                    f"GET {path}: {response.status_code} {detail}", response.status_code
+                ) from None
+            except OSError:
+                pass
+            time.sleep(retry_s)
 
     def samples(self, *, label: str | None = None, device: str | None = None) -> DatasetView:
         """Every collected sample, oldest first, asked for a page at a time."""
@@ -562,13 +626,40 @@ class HubClient:
         response = self._call("POST", f"/api/v1/rollouts/{rollout_id}/{action}")
         return RolloutView.model_validate_json(response.content)
 
+    def add_webhook(self, request: WebhookRequest) -> WebhookView:
+        """Subscribe `request.url` to the events its filters take; the answer alone holds the
+        signing secret."""
+        response = self._call("POST", "/api/v1/webhooks", content=request.model_dump_json())
+        return WebhookView.model_validate_json(response.content)
+
+    def webhooks(self) -> list[WebhookView]:
+        return _Webhooks.validate_json(self._call("GET", "/api/v1/webhooks").content)
+
+    def remove_webhook(self, webhook_id: int) -> None:
+        """Stop delivering to webhook `webhook_id` and forget it; HubError 404 when none."""
+        self._call("DELETE", f"/api/v1/webhooks/{webhook_id}")
+
+    def deliveries(
+        self,
+        webhook_id: int,
+        *,
+        after_id: int = 0,
+        newest_first: bool = False,
+        limit: int = 100,
+    ) -> list[DeliveryView]:
+        """One page of webhook `webhook_id`'s delivery log, an entry per attempt: oldest first
+        after `after_id`, or the newest when `newest_first`."""
+        params = _window(after_id, None, newest_first, limit)
+        path = f"/api/v1/webhooks/{webhook_id}/deliveries"
+        return _Deliveries.validate_json(self._call("GET", path, params=params).content)
+
     def _call(
         self,
         method: str,
         path: str,
         *,
         content: str | bytes | None = None,
-        params: dict[str, str | int] | dict[str, str] | None = None,
+        params: Mapping[str, str | int | list[str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         if content is not None and headers is None:

@@ -15,6 +15,7 @@ import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import (
@@ -64,6 +65,8 @@ __all__ = [
     "DatasetSummary",
     "DatasetVersion",
     "DatasetView",
+    "DeliveryOutcome",
+    "DeliveryView",
     "DeployRequest",
     "DeployResponse",
     "DesiredPatch",
@@ -79,6 +82,7 @@ __all__ = [
     "EvaluateRequest",
     "Event",
     "EventBatch",
+    "EventFilter",
     "EventKind",
     "EventView",
     "FaultInjection",
@@ -128,9 +132,11 @@ __all__ = [
     "SampleCounts",
     "SampleImport",
     "SampleRecord",
+    "Severity",
     "ShadowReport",
     "Split",
     "TagKey",
+    "TagTerm",
     "TagValue",
     "Tags",
     "TagsPatch",
@@ -146,6 +152,9 @@ __all__ = [
     "UndeployResponse",
     "WaveState",
     "WaveView",
+    "WebhookRequest",
+    "WebhookUrl",
+    "WebhookView",
     "WindowAsk",
     "WindowBatch",
     "WindowLabels",
@@ -213,6 +222,12 @@ Tags = Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)]
 _TAG_TERM = re.compile(f"({_TAG_KEY})=({_TAG_VALUE})")
 
 
+_TAG_TERM_FIX = (
+    "write key=value, the key lower case (letters, digits, _ . -, up to 40), the value "
+    "letters, digits, _ . - (up to 63)"
+)
+
+
 def _target(spec: str) -> str:
     if spec == "all" or re.fullmatch(_DEVICE_ID, spec):
         return spec
@@ -223,16 +238,21 @@ def _target(spec: str) -> str:
         )
     for term in spec.removeprefix("tag:").split(","):
         if not _TAG_TERM.fullmatch(term):
-            raise ValueError(
-                f"'{term[:80]}' in '{spec[:80]}' is no tag; write key=value, the key lower case "
-                "(letters, digits, _ . -, up to 40), the value letters, digits, _ . - (up to 63)"
-            )
+            raise ValueError(f"'{term[:80]}' in '{spec[:80]}' is no tag; {_TAG_TERM_FIX}")
     return spec
+
+
+def _tag_term(term: str) -> str:
+    if not _TAG_TERM.fullmatch(term):
+        raise ValueError(f"'{term[:80]}' is no tag; {_TAG_TERM_FIX}")
+    return term
 
 
 Target = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_target)]
 """Which devices: a device id, `tag:key=value[,key=value...]` (the devices carrying all of
 those tags), or `all` (every enrolled device)."""
+TagTerm = Annotated[str, StringConstraints(max_length=104), AfterValidator(_tag_term)]
+"""One tag as `key=value`, as in `site=plant-4`: the devices carrying it."""
 
 
 class Wire(BaseModel):
@@ -987,6 +1007,88 @@ class EventView(Wire):
     device_id: DeviceId | None = Field(description="the device it concerns; null for the hub's own")
     received_at: datetime
     event: Event
+
+
+Severity = Literal["info", "warning", "critical"]
+"""How bad an event is, least first."""
+
+
+class EventFilter(Wire):
+    """Which events a listing, a stream or a webhook takes: those meeting every condition
+    given; none given, every event."""
+
+    device: DeviceId | None = Field(default=None, description="only this device's events")
+    tag: list[TagTerm] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description="only events of devices carrying each of these tags, key=value; repeat",
+    )
+    kind: list[EventKind] = Field(
+        default_factory=list,
+        max_length=len(get_args(DeviceEventKind)) + len(get_args(HubEventKind)),
+        description="only events of these kinds; repeat",
+    )
+    severity: Severity | None = Field(
+        default=None, description="only events of this severity or worse"
+    )
+
+
+def _webhook_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"'{url[:80]}' is no webhook URL; give an http:// or https:// URL with a host, "
+            "to which the hub can POST each event"
+        )
+    return url
+
+
+WebhookUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_webhook_url)]
+"""Where a webhook's events go: an http or https URL."""
+
+
+class WebhookRequest(EventFilter):
+    """A subscription to ask for: the events `EventFilter` takes are POSTed to `url`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+    description: str = Field(default="", max_length=200, description="what it is for")
+
+
+class WebhookView(WebhookRequest):
+    """A subscription. `secret` signs its deliveries and is shown only in the answer that
+    created it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    created_at: datetime
+    delivered_id: int = Field(description="the last event id handled, delivered or given up on")
+    secret: str | None = Field(
+        default=None, description="whsec_<base64>, shown once when created; null after"
+    )
+
+
+DeliveryOutcome = Literal["delivered", "retrying", "failed"]
+
+
+class DeliveryView(Wire):
+    """One attempt to deliver an event to a webhook."""
+
+    id: int
+    webhook_id: int
+    event_id: int
+    message_id: str = Field(description="the webhook-id header, the same on every retry")
+    attempt: int = Field(ge=1)
+    at: datetime
+    status_code: int | None = Field(description="the receiver's answer; null when none came")
+    error: str | None = Field(description="why no answer came, or why it counts as refused")
+    duration_ms: float
+    outcome: DeliveryOutcome = Field(
+        description="delivered; retrying (at next_attempt_at); failed: no attempts left"
+    )
+    next_attempt_at: datetime | None
 
 
 class SampleRecord(Wire):

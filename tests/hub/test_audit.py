@@ -187,6 +187,8 @@ def _steps(windows: list[int]) -> list[tuple[str, str, str, object]]:
         ("keys-rotate", "POST", "/keys/rotate", None),
         ("tokens-create", "POST", "/tokens", {"name": "grafana", "role": "viewer"}),
         ("tokens-revoke", "DELETE", "/tokens/grafana", None),
+        ("webhooks-create", "POST", "/webhooks", {"url": "http://127.0.0.1:9/hook"}),
+        ("webhooks-delete", "DELETE", "/webhooks/1", None),
     ]
 
 

@@ -174,3 +174,50 @@ async def test_the_event_stream_sends_ids_kinds_and_resumes_after_the_last_id_se
     assert critical == []
     first = raw.split("\n\n")[0].splitlines()
     assert first[:2] == [f"id: {listed[0].id}", f"event: {listed[0].event.kind}"]
+
+
+async def _tag(client: httpx.AsyncClient, device_id: str, **tags: str) -> None:
+    response = await client.patch(
+        f"/api/v1/devices/{device_id}/tags", json={"tags": tags}, headers=ADMIN
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_events_of_devices_carrying_a_tag_are_listed_and_streamed_alone(
+    client: httpx.AsyncClient, device: Device, enrol: Enrol
+) -> None:
+    others = [await enrol("motor-2"), await enrol("motor-3")]
+    await _tag(client, "motor-1", site="plant-4", line="2")
+    await _tag(client, "motor-2", site="plant-4", line="3")
+    await _tag(client, "motor-3", site="plant-9", line="2")
+    for who in (device, *others):
+        await client.post(
+            f"/api/v1/devices/{who.device_id}/events",
+            content=event_batch(2).model_dump_json(),
+            headers=who.auth,
+        )
+
+    plant = await client.get("/api/v1/events", params={"tag": "site=plant-4"}, headers=ADMIN)
+    both = await client.get(
+        "/api/v1/events", params=[("tag", "site=plant-4"), ("tag", "line=2")], headers=ADMIN
+    )
+    nowhere = await client.get("/api/v1/events", params={"tag": "site=mars"}, headers=ADMIN)
+    streamed = await _stream(client, tag="site=plant-4", kind="alarm_raised")
+
+    assert {e["device_id"] for e in plant.json()} == {"motor-1", "motor-2"}
+    assert len(plant.json()) == 2 * (1 + 2)  # each one's enrolment and its alarms
+    assert {e["device_id"] for e in both.json()} == {"motor-1"}
+    assert nowhere.json() == []
+    assert [e.device_id for e in streamed] == ["motor-1"] * 2 + ["motor-2"] * 2
+
+
+@pytest.mark.parametrize("tag", ["site", "Site=a", "site=a b", "=a"])
+async def test_a_malformed_tag_filter_is_refused_naming_it(
+    client: httpx.AsyncClient, tag: str
+) -> None:
+    for path in ("/api/v1/events", "/api/v1/events/stream"):
+        response = await client.get(path, params={"tag": tag, "follow": "false"}, headers=ADMIN)
+
+        assert response.status_code == 422
+        assert response.json()["detail"].startswith("query.tag[0]: Value error,")
+        assert "write key=value" in response.json()["detail"]

@@ -2,8 +2,8 @@
 for its datasets, `train` for models, `optimize` to fit them to a device, `rollout` to move
 them onto devices wave by wave, `keys` for the hub's signing keys, `jobs` for the hub's work,
 `alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label,
-`policy` for what the hub does on its own, `tokens` for who may call it and `audit` for what
-they did."""
+`policy` for what the hub does on its own, `tokens` for who may call it, `audit` for what
+they did and `webhooks` to have events POSTed to a URL."""
 
 import typer
 
@@ -23,6 +23,7 @@ from edgestack.cli import (
     train,
     twin,
     watch,
+    webhooks,
 )
 
 __all__ = ["app"]
@@ -56,3 +57,4 @@ app.add_typer(review.app, name="windows")
 app.add_typer(policy.app, name="policy")
 app.add_typer(tokens.app, name="tokens")
 app.command()(tokens.audit)
+app.add_typer(webhooks.app, name="webhooks")

@@ -285,6 +285,10 @@ def events(
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     device: Annotated[str | None, typer.Option(help="Only this device's events.")] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(help="Only events of devices carrying this tag, key=value; repeat for all."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="The newest this many.")] = 100,
     follow: Annotated[
         bool,
@@ -294,13 +298,14 @@ def events(
 ) -> None:
     """List the events of the devices and the hub, newest first."""
     with connect(hub, admin_token) as client:
-        rows = call(lambda: client.events(device=device, limit=limit, newest_first=True))
+        tags = tag or []
+        rows = call(lambda: client.events(device=device, tags=tags, limit=limit, newest_first=True))
         emit(rows, as_json, events_listing(rows))
         if not follow:
             return
         after_id = max((e.id for e in rows), default=0)
         try:
-            for event in client.stream_events(after_id=after_id, device=device):
+            for event in client.stream_events(after_id=after_id, device=device, tags=tags):
                 # One line each, JSON Lines with --json, written at once for a pipe to see.
                 line = event.model_dump_json() if as_json else "  ".join(_event_cells(event))
                 print(line, flush=True)

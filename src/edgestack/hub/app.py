@@ -17,6 +17,7 @@ from edgestack.hub.api.docs import install_docs
 from edgestack.hub.context import HubContext
 from edgestack.hub.controller import Controller
 from edgestack.hub.settings import HubSettings
+from edgestack.hub.webhooks import Deliverer
 
 __all__ = ["create_app", "hub_of"]
 
@@ -35,11 +36,14 @@ def create_app(settings: HubSettings) -> FastAPI:
         hub.open(asyncio.get_running_loop())
         controller = Controller(hub, settings.control_tick_s)
         ticking = asyncio.create_task(controller.run(), name="controller")
+        deliverer = Deliverer(hub)
+        delivering = asyncio.create_task(deliverer.run(), name="webhooks")
         try:
             yield
         finally:
             controller.stop()
-            await ticking
+            deliverer.stop()
+            await asyncio.gather(ticking, delivering)
             hub.close()
 
     app = FastAPI(

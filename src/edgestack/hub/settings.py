@@ -47,6 +47,21 @@ class HubSettings(BaseSettings):
         le=60,
         description="how often the controller steps rollouts and policy runs",
     )
+    webhook_attempts: int = Field(
+        default=8, ge=1, le=100, description="attempts to deliver an event before giving up on it"
+    )
+    webhook_backoff_s: float = Field(
+        default=1.0, gt=0, le=3600, description="the wait after a webhook's first failed attempt"
+    )
+    webhook_backoff_cap_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86400,
+        description="the longest wait between attempts, each wait doubling the one before",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="how long a webhook's receiver has to answer"
+    )
 
     login_failures: int = Field(
         default=10,

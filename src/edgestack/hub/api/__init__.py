@@ -25,6 +25,7 @@ from edgestack.hub.api import (
     telemetry,
     tokens,
     twin,
+    webhooks,
 )
 from edgestack.hub.api.problems import install_problem_handlers
 
@@ -61,4 +62,5 @@ ROUTERS = (
     rollouts.router,
     tokens.router,
     audit.router,
+    webhooks.router,
 )

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, Header, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.requests import HTTPConnection
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
@@ -42,6 +43,7 @@ __all__ = [
     "WindowDep",
     "WriteSessionDep",
     "check_protocol",
+    "connection_caller",
     "matches",
     "refuse_protocol",
     "token_caller",
@@ -204,6 +206,19 @@ def _caller(
     # A bearer token wins over the dashboard's cookie: a script's explicit token is meant.
     token = credentials.credentials if credentials is not None else cookie
     return None if token is None else _identify(token, hub)
+
+
+def connection_caller(conn: HTTPConnection, hub: HubContext) -> Caller | None:
+    """Who calls on `conn`, a request or a WebSocket, which no route dependency reads: its
+    bearer token, else its login cookie; None when neither is a working API token."""
+    scheme, _, token = conn.headers.get("authorization", "").partition(" ")
+    credentials = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+        if scheme.lower() == "bearer" and token.strip()
+        else None
+    )
+    caller = _caller(credentials, conn.cookies.get(SESSION_COOKIE), hub)
+    return caller if isinstance(caller, Caller) else None
 
 
 def _is_admin(credentials: HTTPAuthorizationCredentials | None, hub: HubContext) -> bool:

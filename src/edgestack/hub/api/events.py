@@ -1,10 +1,12 @@
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from pydantic import Field, ValidationError
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
@@ -14,17 +16,19 @@ from edgestack.hub.api.deps import (
     ViewerDep,
     WindowDep,
     WriteSessionDep,
+    connection_caller,
 )
+from edgestack.hub.api.problems import describe_errors
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import events
 from edgestack.hub.store.db import Window
 from edgestack.protocol import (
     INT64_MAX,
-    DeviceId,
     EventBatch,
-    EventKind,
+    EventFilter,
     EventView,
     IngestAck,
+    Problem,
 )
 
 __all__ = ["router"]
@@ -32,12 +36,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["events"])
 
 EventBody = Annotated[EventBatch, Depends(json_body(EventBatch))]
-Severity = Literal["info", "warning", "critical"]
-_AT_LEAST: dict[Severity, list[str]] = {
-    "info": ["info", "warning", "critical"],
-    "warning": ["warning", "critical"],
-    "critical": ["critical"],
-}
+FilterQuery = Annotated[EventFilter, Query()]
 _POLL_S = 0.5  # how often a stream looks for new events: any hub process on the database sees them
 _KEEP_ALIVE_S = 15.0  # a comment line so proxies and clients know the stream is alive
 _PAGE = 500
@@ -53,15 +52,13 @@ def ingest_events(device_id: DeviceDep, batch: EventBody, session: WriteSessionD
 
 @router.get("/events", operation_id="events-list")
 def list_events(
-    _: ViewerDep,
-    session: SessionDep,
-    window: WindowDep,
-    device: Annotated[DeviceId | None, Query(description="only this device's events")] = None,
+    _: ViewerDep, session: SessionDep, window: WindowDep, taken: FilterQuery
 ) -> list[EventView]:
     """One page of events, oldest first: pass the last id seen as `after_id` for the next page
     and to follow the stream. With `order=newest`, newest first: pass the last id seen as
-    `before_id` for the page before."""
-    return events.since(session, window, device_id=device)
+    `before_id` for the page before. Only those of `device`, `tag`, `kind` and `severity`
+    when given."""
+    return events.since(session, window, taken)
 
 
 @router.get(
@@ -74,13 +71,7 @@ async def stream_events(
     _: ViewerDep,
     request: Request,
     hub: HubDep,
-    device: Annotated[DeviceId | None, Query(description="only this device's events")] = None,
-    kind: Annotated[
-        list[EventKind] | None, Query(description="only events of these kinds; repeat")
-    ] = None,
-    severity: Annotated[
-        Severity | None, Query(description="only events of this severity or worse")
-    ] = None,
+    taken: FilterQuery,
     after_id: Annotated[
         int, Query(ge=0, le=INT64_MAX, description="start after this event id")
     ] = 0,
@@ -99,12 +90,11 @@ async def stream_events(
     """Every event after `after_id` (or the `Last-Event-ID` header, which wins), then each new
     one as it is stored, as Server-Sent Events: `id` is the event's id, `event` its kind,
     `data` its EventView as JSON. A client that reconnects with the last id it saw misses no
-    event and sees none twice."""
+    event and sees none twice. The same stream goes over a WebSocket at `/api/v1/events/ws`
+    (resumed with `after_id`), one EventView as JSON per message."""
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after_id
-    kinds: list[str] = list(kind or [])
-    severities = _AT_LEAST[severity] if severity else []
     return StreamingResponse(
-        _sse(hub, request, start, device, kinds, severities, follow),
+        _sse(hub, request, start, taken, follow),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -114,16 +104,117 @@ async def _sse(
     hub: HubContext,
     request: Request,
     after_id: int,
-    device: str | None,
-    kinds: list[str],
-    severities: list[str],
+    taken: EventFilter,
     follow: bool,
 ) -> AsyncIterator[str]:
-    quiet_s = 0.0
-    while not hub.notifier.closing and not await request.is_disconnected():
-        page = await run_in_threadpool(_page, hub, after_id, device, kinds, severities)
-        for view in page:
+    async for view in _following(hub, after_id, taken, follow, request.is_disconnected):
+        if view is None:
+            yield ": keep-alive\n\n"
+        else:
             yield f"id: {view.id}\nevent: {view.event.kind}\ndata: {view.model_dump_json()}\n\n"
+
+
+class _SocketQuery(EventFilter):
+    after_id: int = Field(default=0, ge=0, le=INT64_MAX, description="start after this event id")
+
+
+@router.websocket("/events/ws", name="events-socket")
+async def events_socket(websocket: WebSocket) -> None:
+    """The stream of `GET /events/stream` over a WebSocket: every event after `after_id` that
+    `device`, `tag`, `kind` and `severity` take (query parameters), then each new one as it is
+    stored, one EventView as JSON per text message. A client that reconnects with the last id
+    it saw as `after_id` misses no event and sees none twice. It authenticates with a bearer
+    token or the dashboard's login cookie. A refusal is one message `{"detail": ...}`, then a
+    close with code 4401 (no valid token), 4403 (the role is short, or the cookie comes from
+    another site's page) or 4422 (a malformed parameter); 1001 or 1012 when the hub stops."""
+    hub: HubContext = websocket.app.state.hub
+    await websocket.accept()
+    caller = connection_caller(websocket, hub)
+    if caller is None:
+        return await _refuse(
+            websocket,
+            4401,
+            "the event socket needs a token with the viewer role or above: send "
+            "'Authorization: Bearer <token>' or log in (POST /api/v1/login) for the cookie",
+        )
+    if "authorization" not in websocket.headers and _cross_origin(websocket):
+        # A browser sends the cookie with a socket any page opens; only the hub's own may.
+        return await _refuse(
+            websocket,
+            4403,
+            f"the login cookie opens the event socket only from the hub's own pages, not from "
+            f"{websocket.headers['origin'][:100]}; send 'Authorization: Bearer <token>' instead",
+        )
+    if not caller.may("viewer"):
+        return await _refuse(
+            websocket,
+            4403,
+            f"token '{caller.name}' has the {caller.role} role; the event socket needs viewer "
+            "or above: ask an admin for such a token",
+        )
+    params = websocket.query_params
+    try:
+        query = _SocketQuery.model_validate(
+            {
+                "device": params.get("device"),
+                "tag": params.getlist("tag"),
+                "kind": params.getlist("kind"),
+                "severity": params.get("severity"),
+                "after_id": params.get("after_id", 0),
+            }
+        )
+    except ValidationError as exc:
+        errors = ({**e, "loc": ("query", *e["loc"])} for e in exc.errors())
+        return await _refuse(websocket, 4422, describe_errors(errors))
+    closed = asyncio.create_task(_until_closed(websocket))
+
+    async def gone() -> bool:
+        return closed.done()
+
+    try:
+        async for view in _following(hub, query.after_id, query, True, gone):
+            # None, a keep-alive, goes unsaid: the server pings the socket itself.
+            if view is not None:
+                await websocket.send_text(view.model_dump_json())
+        if not closed.done():
+            await websocket.close(1001, "the hub is stopping; reconnect with after_id")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        closed.cancel()
+
+
+def _cross_origin(websocket: WebSocket) -> bool:
+    origin = websocket.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != websocket.headers.get("host")
+
+
+async def _refuse(websocket: WebSocket, code: int, detail: str) -> None:
+    await websocket.send_text(Problem(detail=detail).model_dump_json())
+    # A close frame's reason holds at most 123 bytes; the message before holds it all.
+    await websocket.close(code, detail.encode()[:123].decode(errors="ignore"))
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # the client has nothing to say; what it sends is ignored
+
+
+async def _following(
+    hub: HubContext,
+    after_id: int,
+    taken: EventFilter,
+    follow: bool,
+    gone: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[EventView | None]:
+    """The events after `after_id` that `taken` takes, then, when following, each new one as
+    it is stored, with None after each quiet `_KEEP_ALIVE_S`; until the hub stops or `gone()`
+    says the client has."""
+    quiet_s = 0.0
+    while not hub.notifier.closing and not await gone():
+        page = await run_in_threadpool(_page, hub, after_id, taken)
+        for view in page:
+            yield view
             after_id = view.id
         if len(page) == _PAGE:
             continue
@@ -132,18 +223,10 @@ async def _sse(
         quiet_s = 0.0 if page else quiet_s + _POLL_S
         if quiet_s >= _KEEP_ALIVE_S:
             quiet_s = 0.0
-            yield ": keep-alive\n\n"
+            yield None
         await asyncio.sleep(_POLL_S)
 
 
-def _page(
-    hub: HubContext, after_id: int, device: str | None, kinds: list[str], severities: list[str]
-) -> list[EventView]:
+def _page(hub: HubContext, after_id: int, taken: EventFilter) -> list[EventView]:
     with hub.db.session() as session:
-        return events.since(
-            session,
-            Window(after_id=after_id, limit=_PAGE),
-            device_id=device,
-            kinds=kinds,
-            severities=severities,
-        )
+        return events.since(session, Window(after_id=after_id, limit=_PAGE), taken)

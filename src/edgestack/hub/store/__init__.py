@@ -21,6 +21,7 @@ from edgestack.hub.store import (
     targets,
     telemetry,
     tokens,
+    webhooks,
 )
 from edgestack.hub.store.db import Base, Database, utcnow
 
@@ -44,4 +45,5 @@ __all__ = [
     "telemetry",
     "tokens",
     "utcnow",
+    "webhooks",
 ]

@@ -1,26 +1,29 @@
 """Events from the devices and the hub's own, kept in arrival order."""
 
 import uuid
-from collections.abc import Sequence
-from typing import Literal
+from typing import get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgestack.hub.errors import Forbidden
-from edgestack.hub.store import batches, devices
+from edgestack.hub.store import batches, devices, targets
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import EventRow
 from edgestack.protocol import (
     HUB_EVENT_KINDS,
     Event,
     EventBatch,
+    EventFilter,
     EventKind,
     EventView,
     IngestAck,
+    Severity,
 )
 
 __all__ = ["ingest", "record", "since"]
+
+_SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 
 
 def ingest(session: Session, device_id: str, batch: EventBatch) -> IngestAck:
@@ -54,7 +57,7 @@ def record(
     message: str,
     *,
     device_id: str | None = None,
-    severity: Literal["info", "warning", "critical"] = "warning",
+    severity: Severity = "warning",
     bundle_digest: str | None = None,
 ) -> Event:
     """Store an event the hub raises itself, about `device_id` or about no device."""
@@ -76,22 +79,21 @@ def record(
 
 
 def since(
-    session: Session,
-    window: Window | None = None,
-    *,
-    device_id: str | None = None,
-    kinds: Sequence[str] = (),
-    severities: Sequence[str] = (),
+    session: Session, window: Window | None = None, taken: EventFilter | None = None
 ) -> list[EventView]:
-    """The events in `window`, of `device_id` only when given, of `kinds` and `severities`
-    only when they name any."""
+    """The events in `window` that `taken` takes (every one when not given)."""
     query = (window or Window()).apply(select(EventRow), EventRow.id)
-    if device_id is not None:
-        query = query.where(EventRow.device_id == device_id)
-    if kinds:
-        query = query.where(EventRow.event["kind"].as_string().in_(kinds))
-    if severities:
-        query = query.where(EventRow.event["severity"].as_string().in_(severities))
+    taken = taken or EventFilter()
+    if taken.device is not None:
+        query = query.where(EventRow.device_id == taken.device)
+    if taken.tag:
+        # Looked up on each call, so a device tagged while a stream follows joins it.
+        query = query.where(EventRow.device_id.in_(targets.tagged(session, taken.tag)))
+    if taken.kind:
+        query = query.where(EventRow.event["kind"].as_string().in_(taken.kind))
+    if taken.severity is not None:
+        worse = _SEVERITIES[_SEVERITIES.index(taken.severity) :]
+        query = query.where(EventRow.event["severity"].as_string().in_(worse))
     return [
         EventView(
             id=row.id,

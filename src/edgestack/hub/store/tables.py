@@ -28,6 +28,8 @@ __all__ = [
     "SampleRow",
     "SpecRow",
     "TelemetryRow",
+    "WebhookDeliveryRow",
+    "WebhookRow",
 ]
 
 Json = dict[str, Any]
@@ -345,3 +347,37 @@ class AuditRow(Base):
     target: Mapped[str | None] = mapped_column(String(255), index=True)
     before: Mapped[Any] = mapped_column(JSON, nullable=True)
     after: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class WebhookRow(Base):
+    """A subscription: the events `filters` (an `EventFilter` dump) takes are POSTed to `url`,
+    signed with `secret`, in order after `delivered_id`, the last event id handled."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(String(200))
+    filters: Mapped[Json] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_id: Mapped[int]
+
+
+class WebhookDeliveryRow(Base):
+    """One attempt to deliver event `event_id` to webhook `webhook_id`: the receiver's status,
+    or the error when none came; `outcome` delivered, retrying or failed."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_webhook_event", "webhook_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"))
+    event_id: Mapped[int]
+    attempt: Mapped[int]
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

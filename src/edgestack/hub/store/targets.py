@@ -10,7 +10,7 @@ from edgestack.hub.errors import NotFound, Unprocessable
 from edgestack.hub.store.tables import DeviceRow
 from edgestack.protocol import DeviceChoice
 
-__all__ = ["chosen", "resolve"]
+__all__ = ["chosen", "resolve", "tagged"]
 
 
 def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list[str]:
@@ -23,10 +23,7 @@ def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list
             f"{field}: the list is empty; name at least one target: a device id, "
             "tag:key=value, or all (on the command line --to ID, --to tag:key=value, or --all)"
         )
-    enrolled = {
-        device_id: tags or {}
-        for device_id, tags in session.execute(select(DeviceRow.device_id, DeviceRow.tags))
-    }
+    enrolled = _enrolled(session)
     chosen: set[str] = set()
     unknown: list[str] = []
     unmatched: list[str] = []
@@ -47,6 +44,20 @@ def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list
             "change the target"
         )
     return sorted(chosen)
+
+
+def tagged(session: Session, terms: Sequence[str]) -> list[str]:
+    """The ids of the enrolled devices carrying every tag of `terms` (each a valid
+    `protocol.TagTerm`, `key=value`), sorted; every device when `terms` is empty."""
+    target = f"tag:{','.join(terms)}" if terms else "all"
+    return sorted(_matches(target, _enrolled(session)))
+
+
+def _enrolled(session: Session) -> dict[str, dict[str, str]]:
+    return {
+        device_id: tags or {}
+        for device_id, tags in session.execute(select(DeviceRow.device_id, DeviceRow.tags))
+    }
 
 
 def _matches(target: str, enrolled: dict[str, dict[str, str]]) -> set[str]:
