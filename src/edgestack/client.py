@@ -31,6 +31,7 @@ from edgestack.protocol import (
     DesiredPatch,
     DesiredState,
     DeviceChoice,
+    DeviceStatus,
     DeviceView,
     EventView,
     FeedbackAck,
@@ -81,6 +82,9 @@ _Alerts = TypeAdapter(list[AlertView])
 _Rules = TypeAdapter(list[AlertRule])
 _Accuracy = TypeAdapter(list[AccuracyView])
 _Rollouts = TypeAdapter(list[RolloutView])
+
+# Query parameters, a name repeated for a list.
+Params = list[tuple[str, str | int | float | bool | None]]
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -162,8 +166,15 @@ class HubClient:
         except httpx.TransportError:
             return False
 
-    def devices(self) -> list[DeviceView]:
-        return _Devices.validate_json(self._call("GET", "/api/v1/devices").content)
+    def devices(
+        self, *, tag: Sequence[str] = (), status: DeviceStatus | None = None
+    ) -> list[DeviceView]:
+        """The enrolled devices by id; only those carrying every `key=value` of `tag` and
+        reporting `status`, when given."""
+        params: Params = [("tag", term) for term in tag]
+        if status:
+            params.append(("status", status))
+        return _Devices.validate_json(self._call("GET", "/api/v1/devices", params=params).content)
 
     def device(self, device_id: str) -> DeviceView:
         return DeviceView.model_validate_json(
@@ -259,9 +270,7 @@ class HubClient:
         that drops is opened again from the last event seen (`Last-Event-ID`), so none is
         missed or seen twice. Endless while following: stop iterating, or press Ctrl-C. A
         refusal raises `HubError`."""
-        params: list[tuple[str, str | int | float | bool | None]] = [
-            ("follow", "true" if follow else "false")
-        ]
+        params: Params = [("follow", "true" if follow else "false")]
         params += [("kind", kind) for kind in kinds]
         params += [(k, v) for k, v in (("device", device), ("severity", severity)) if v]
         last = after_id
@@ -529,7 +538,7 @@ class HubClient:
         path: str,
         *,
         content: str | bytes | None = None,
-        params: dict[str, str | int] | dict[str, str] | None = None,
+        params: Params | dict[str, str | int] | dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         if content is not None and headers is None:

@@ -26,6 +26,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -129,6 +130,7 @@ __all__ = [
     "ShadowReport",
     "Split",
     "TagKey",
+    "TagTerm",
     "TagValue",
     "Tags",
     "TagsPatch",
@@ -216,12 +218,26 @@ def _target(spec: str) -> str:
             "commas must all hold), or all"
         )
     for term in spec.removeprefix("tag:").split(","):
-        if not _TAG_TERM.fullmatch(term):
-            raise ValueError(
-                f"'{term[:80]}' in '{spec[:80]}' is no tag; write key=value, the key lower case "
-                "(letters, digits, _ . -, up to 40), the value letters, digits, _ . - (up to 63)"
-            )
+        _tag_term(term, f" in '{spec[:80]}'")
     return spec
+
+
+def _tag_term(term: str, where: str = "") -> str:
+    if not _TAG_TERM.fullmatch(term):
+        raise ValueError(
+            f"'{term[:80]}'{where} is no tag; write key=value, the key lower case (letters, "
+            "digits, _ . -, up to 40), the value letters, digits, _ . - (up to 63)"
+        )
+    return term
+
+
+TagTerm = Annotated[
+    str,
+    StringConstraints(max_length=104),
+    AfterValidator(_tag_term),
+    WithJsonSchema({"type": "string", "pattern": f"^{_TAG_TERM.pattern}$", "maxLength": 104}),
+]
+"""One tag a device carries, `key=value`, as in `site=plant-4`."""
 
 
 Target = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_target)]

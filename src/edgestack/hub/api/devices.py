@@ -1,11 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, OperatorDep, SessionDep, ViewerDep, WriteSessionDep
 from edgestack.hub.store import devices
-from edgestack.protocol import DeviceId, DeviceView, TagsPatch
+from edgestack.protocol import DeviceId, DeviceStatus, DeviceView, TagsPatch, TagTerm
 
 __all__ = ["router"]
 
@@ -16,9 +16,20 @@ TagsBody = Annotated[TagsPatch, Depends(json_body(TagsPatch))]
 
 
 @router.get("/devices", operation_id="devices-list")
-def list_devices(_: ViewerDep, session: SessionDep) -> list[DeviceView]:
-    """Every enrolled device with its twin and telemetry totals, by id."""
-    return devices.views(session)
+def list_devices(
+    _: ViewerDep,
+    session: SessionDep,
+    tag: Annotated[
+        list[TagTerm] | None,
+        Query(description="only devices carrying this tag, key=value; repeat: all must hold"),
+    ] = None,
+    status: Annotated[
+        DeviceStatus | None, Query(description="only devices reporting this status")
+    ] = None,
+) -> list[DeviceView]:
+    """The enrolled devices with their twins and telemetry totals, by id; only those carrying
+    every `tag` and reporting `status`, when given."""
+    return devices.views(session, tags=tag or (), status=status)
 
 
 @router.get("/devices/{device_id}", operation_id="devices-get")
