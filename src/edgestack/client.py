@@ -8,7 +8,7 @@
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Literal
+from typing import Literal, TypeVar
 
 import httpx
 from pydantic import TypeAdapter
@@ -68,6 +68,7 @@ from edgestack.protocol import (
 __all__ = ["HubClient", "HubError", "sse_events"]
 
 _Devices = TypeAdapter(list[DeviceView])
+_Dataset = TypeAdapter(DatasetView)
 _Models = TypeAdapter(list[ModelView])
 _Events = TypeAdapter(list[EventView])
 _Datasets = TypeAdapter(list[DatasetSummary])
@@ -83,11 +84,11 @@ _Rules = TypeAdapter(list[AlertRule])
 _Accuracy = TypeAdapter(list[AccuracyView])
 _Rollouts = TypeAdapter(list[RolloutView])
 
+T = TypeVar("T")
+P = TypeVar("P")
+
 # Query parameters, a name repeated for a list.
 Params = list[tuple[str, str | int | float | bool | None]]
-
-# The most one page of a listing holds.
-_PAGE = 1000
 
 
 def _window(
@@ -130,15 +131,21 @@ class HubError(Exception):
 
 
 class HubClient:
+    """The hub's API as typed methods, one or more per operation (`covered_operations`),
+    each answering the wire models of `edgestack.protocol`; a refusal raises `HubError`.
+    Listings by name answer every row, asked for `page_size` at a time."""
+
     def __init__(
         self,
         url: str,
         *,
         admin_token: str,
         timeout_s: float = 30.0,
+        page_size: int = 1000,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url
+        self.page_size = page_size
         self._http = httpx.Client(
             base_url=url,
             transport=transport,
@@ -174,7 +181,7 @@ class HubClient:
         params: Params = [("tag", term) for term in tag]
         if status:
             params.append(("status", status))
-        return _Devices.validate_json(self._call("GET", "/api/v1/devices", params=params).content)
+        return self._rows("/api/v1/devices", params, _Devices)
 
     def device(self, device_id: str) -> DeviceView:
         return DeviceView.model_validate_json(
@@ -218,7 +225,8 @@ class HubClient:
         return ModelView.model_validate_json(response.content)
 
     def models(self) -> list[ModelView]:
-        return _Models.validate_json(self._call("GET", "/api/v1/models").content)
+        """Every registered model version, by name and version."""
+        return self._rows("/api/v1/models", [], _Models)
 
     def bundle(self, digest: str) -> bytes:
         """The packed bundle registered under `digest`."""
@@ -301,22 +309,15 @@ class HubClient:
         """Every collected sample, oldest first, asked for a page at a time."""
         specs: dict[str, InputSpec] = {}
         records: list[SampleRecord] = []
-        after_id = 0
-        while True:
-            params = _window(after_id, None, False, _PAGE)
-            params.update((k, v) for k, v in (("label", label), ("device", device)) if v)
-            response = self._call("GET", "/api/v1/samples", params=params)
-            page = DatasetView.model_validate_json(response.content)
+        params: Params = [(k, v) for k, v in (("label", label), ("device", device)) if v]
+        for page in self._pages("/api/v1/samples", params, _Dataset):
             specs.update(page.specs)
             records.extend(page.samples)
-            last = page.samples[-1].id if page.samples else None
-            # A hub without paging gives no ids, and everything at once.
-            if len(page.samples) < _PAGE or last is None:
-                return DatasetView(specs=specs, samples=records)
-            after_id = last
+        return DatasetView(specs=specs, samples=records)
 
     def datasets(self) -> list[DatasetSummary]:
-        return _Datasets.validate_json(self._call("GET", "/api/v1/datasets").content)
+        """Every dataset holding samples, by name."""
+        return self._rows("/api/v1/datasets", [], _Datasets)
 
     def dataset(self, name: str) -> DatasetDetail:
         """Raises HubError with status 404 while `name` holds no samples."""
@@ -373,7 +374,7 @@ class HubClient:
         return PolicyView.model_validate_json(response.content)
 
     def policies(self) -> list[PolicyView]:
-        return _Policies.validate_json(self._call("GET", "/api/v1/policies").content)
+        return self._rows("/api/v1/policies", [], _Policies)
 
     def remove_policy(self, name: PolicyName) -> None:
         """Remove policy `name`; a run of it in progress is failed."""
@@ -497,8 +498,8 @@ class HubClient:
         self, *, device: str | None = None, model: str | None = None
     ) -> list[AccuracyView]:
         """Live and estimated accuracy per device and model version, filtered when asked."""
-        params = {k: v for k, v in (("device", device), ("model", model)) if v}
-        return _Accuracy.validate_json(self._call("GET", "/api/v1/accuracy", params=params).content)
+        params: Params = [(k, v) for k, v in (("device", device), ("model", model)) if v]
+        return self._rows("/api/v1/accuracy", params, _Accuracy)
 
     def start_rollout(self, request: RolloutRequest) -> RolloutView:
         """Start a rollout; its first wave runs the candidate in shadow."""
@@ -531,6 +532,21 @@ class HubClient:
         HubError with status 409 when its state does not allow it."""
         response = self._call("POST", f"/api/v1/rollouts/{rollout_id}/{action}")
         return RolloutView.model_validate_json(response.content)
+
+    def _rows(self, path: str, params: Params, page: TypeAdapter[list[T]]) -> list[T]:
+        """Every row of a listing, asked for a page at a time."""
+        return [row for rows in self._pages(path, params, page) for row in rows]
+
+    def _pages(self, path: str, params: Params, page: TypeAdapter[P]) -> Iterator[P]:
+        """Every page of a listing: each says in `Link: <...>; rel="next"` where the next one
+        is; the last says nothing."""
+        response = self._call("GET", path, params=[*params, ("limit", self.page_size)])
+        while True:
+            yield page.validate_json(response.content)
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return
+            response = self._call("GET", following)
 
     def _call(
         self,

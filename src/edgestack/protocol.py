@@ -42,6 +42,7 @@ __all__ = [
     "MAX_TAGS",
     "MAX_TIME",
     "MIN_TIME",
+    "NEXT_CURSOR_HEADER",
     "OLDEST_PROTOCOL",
     "POLICY_ENDED",
     "PROTOCOL",
@@ -152,6 +153,10 @@ __all__ = [
 PROTOCOL = 2
 OLDEST_PROTOCOL = 1
 PROTOCOL_HEADER = "Edgestack-Protocol"
+NEXT_CURSOR_HEADER = "Edgestack-Next-Cursor"
+"""On a page of a listing that has a next one: the cursor it starts from (`after` of a listing
+by name, `after_id` or, newest first, `before_id` of one by id); the `Link` header with
+`rel="next"` holds the whole address of that page."""
 
 INT64_MAX = 2**63 - 1
 MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, Query
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import OperatorDep, SessionDep, ViewerDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.store import alerts
 from edgestack.protocol import AlertRule, AlertRules, AlertView, DeviceId
 
@@ -19,6 +20,7 @@ def list_alerts(
     _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
+    pager: PagerDep,
     device: Annotated[DeviceId | None, Query(description="only this device's alerts")] = None,
     open_only: Annotated[
         bool, Query(alias="open", description="only the alerts not yet cleared")
@@ -27,7 +29,9 @@ def list_alerts(
     """One page of alerts, oldest first (`order=newest` for newest first, paged with
     `before_id`): raised when a device's signal stayed past its rule's `raise_at`, cleared
     once it stayed past `clear_at`."""
-    return alerts.listing(session, window, device_id=device, open_only=open_only)
+    page = alerts.listing(session, window, device_id=device, open_only=open_only)
+    pager.by_id(window, page, lambda view: view.id)
+    return page
 
 
 @router.get("/alerts/rules", operation_id="alerts-rules")

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, OperatorDep, SessionDep, ViewerDep, WriteSessionDep
+from edgestack.hub.api.paging import KeysDep, PagerDep
 from edgestack.hub.store import devices
 from edgestack.protocol import DeviceId, DeviceStatus, DeviceView, TagsPatch, TagTerm
 
@@ -19,6 +20,8 @@ TagsBody = Annotated[TagsPatch, Depends(json_body(TagsPatch))]
 def list_devices(
     _: ViewerDep,
     session: SessionDep,
+    pager: PagerDep,
+    keys: KeysDep,
     tag: Annotated[
         list[TagTerm] | None,
         Query(description="only devices carrying this tag, key=value; repeat: all must hold"),
@@ -27,9 +30,11 @@ def list_devices(
         DeviceStatus | None, Query(description="only devices reporting this status")
     ] = None,
 ) -> list[DeviceView]:
-    """The enrolled devices with their twins and telemetry totals, by id; only those carrying
-    every `tag` and reporting `status`, when given."""
-    return devices.views(session, tags=tag or (), status=status)
+    """One page of the enrolled devices with their twins and telemetry totals, by id (pass
+    the last id as `after` for the next); only those carrying every `tag` and reporting
+    `status`, when given."""
+    views = devices.views(session, tags=tag or (), status=status)
+    return pager.by_key(keys, views, lambda view: view.device_id)
 
 
 @router.get("/devices/{device_id}", operation_id="devices-get")

@@ -15,6 +15,7 @@ from edgestack.hub.api.deps import (
     WindowDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import events
 from edgestack.hub.store.db import Window
@@ -56,12 +57,15 @@ def list_events(
     _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
+    pager: PagerDep,
     device: Annotated[DeviceId | None, Query(description="only this device's events")] = None,
 ) -> list[EventView]:
     """One page of events, oldest first: pass the last id seen as `after_id` for the next page
     and to follow the stream. With `order=newest`, newest first: pass the last id seen as
     `before_id` for the page before."""
-    return events.since(session, window, device_id=device)
+    page = events.since(session, window, device_id=device)
+    pager.by_id(window, page, lambda view: view.id)
+    return page
 
 
 @router.get(

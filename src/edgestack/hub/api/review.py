@@ -14,6 +14,7 @@ from edgestack.hub.api.deps import (
     WindowDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.store import review
 from edgestack.protocol import (
     DesiredState,
@@ -65,13 +66,16 @@ def list_windows(
     _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
+    pager: PagerDep,
     device: Annotated[DeviceId | None, Query(description="only this device's windows")] = None,
     labelled: Annotated[
         bool | None, Query(description="only labelled windows (true) or unlabelled (false)")
     ] = None,
 ) -> list[ReviewWindowView]:
     """Windows sent for review, paged as GET /api/v1/events is, by their `id`."""
-    return review.listing(session, window, device_id=device, labelled=labelled)
+    page = review.listing(session, window, device_id=device, labelled=labelled)
+    pager.by_id(window, page, lambda view: view.id)
+    return page
 
 
 @router.post("/windows/label", operation_id="review-label")
