@@ -13,17 +13,17 @@ from edgestack.protocol import Problem
 __all__ = ["document_answers"]
 
 _PROBLEM = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-_ANY = "400 422"
-_REFUSALS: dict[str, tuple[str, str]] = {
-    # status: (which operations may answer it, what it means)
-    "400": (_ANY, "a malformed request, or a protocol the hub does not speak (see the header)"),
-    "401": ("security", "no token, or one the hub does not know; the detail says which to send"),
-    "403": ("security", "the token may not do this; the detail names the role it needs"),
-    "404": ("path", "nothing of the path's names exists; the detail says which"),
-    "409": ("write", "the state of what it names does not allow this now; the detail says why"),
-    "413": ("body", "the body is larger than the hub takes; send less at a time"),
-    "415": ("body", "the body's Content-Encoding is not supported; send gzip or none"),
-    "422": (_ANY, "a parameter or the body is invalid; the detail names each field and why"),
+_ANY = "any"
+_REFUSALS: dict[str, tuple[set[str], str]] = {
+    # status: (the operations that may answer it, by what they have; what it means)
+    "400": ({_ANY}, "a malformed request, or a protocol the hub does not speak (see the header)"),
+    "401": ({"security"}, "no token, or one the hub does not know; the detail says which to send"),
+    "403": ({"security"}, "the token may not do this; the detail names the role it needs"),
+    "404": ({"path", "body"}, "something the call names does not exist; the detail says which"),
+    "409": ({"write"}, "the state of what it names does not allow this now; the detail says why"),
+    "413": ({"body"}, "the body is larger than the hub takes; send less at a time"),
+    "415": ({"body"}, "the body's Content-Encoding is not supported; send gzip or none"),
+    "422": ({_ANY}, "a parameter or the body is invalid; the detail names each field and why"),
 }
 
 
@@ -71,8 +71,8 @@ def _refusals(method: str, operation: dict[str, Any]) -> None:
         *(["body"] if "requestBody" in operation else []),
     }
     responses = operation.setdefault("responses", {})
-    for status, (kind, meaning) in _REFUSALS.items():
-        if kind in kinds:
+    for status, (given, meaning) in _REFUSALS.items():
+        if given & kinds:
             responses.setdefault(status, {"description": meaning})
     for status, answer in responses.items():
         if int(status) >= 400:
