@@ -13,7 +13,7 @@ from edgestack.protocol import Problem
 __all__ = ["document_answers"]
 
 _PROBLEM = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-_ANY = "any"
+_ANY = "any operation"
 _REFUSALS: dict[str, tuple[set[str], str]] = {
     # status: (the operations that may answer it, by what they have; what it means)
     "400": ({_ANY}, "a malformed request, or a protocol the hub does not speak (see the header)"),
@@ -71,6 +71,8 @@ def _refusals(method: str, operation: dict[str, Any]) -> None:
         *(["body"] if "requestBody" in operation else []),
     }
     responses = operation.setdefault("responses", {})
+    if "HTTPValidationError" in str(responses.get("422")):
+        del responses["422"]  # FastAPI's own, of a body the hub never sends
     for status, (given, meaning) in _REFUSALS.items():
         if given & kinds:
             responses.setdefault(status, {"description": meaning})
