@@ -29,9 +29,9 @@ def list_alerts(
     """One page of alerts, oldest first (`order=newest` for newest first, paged with
     `before_id`): raised when a device's signal stayed past its rule's `raise_at`, cleared
     once it stayed past `clear_at`."""
-    page = alerts.listing(session, window, device_id=device, open_only=open_only)
-    pager.by_id(window, page, lambda view: view.id)
-    return page
+    return pager.by_id(
+        window, alerts.listing(session, window, device_id=device, open_only=open_only)
+    )
 
 
 @router.get("/alerts/rules", operation_id="alerts-rules")

@@ -63,9 +63,7 @@ def list_events(
     """One page of events, oldest first: pass the last id seen as `after_id` for the next page
     and to follow the stream. With `order=newest`, newest first: pass the last id seen as
     `before_id` for the page before."""
-    page = events.since(session, window, device_id=device)
-    pager.by_id(window, page, lambda view: view.id)
-    return page
+    return pager.by_id(window, events.since(session, window, device_id=device))
 
 
 @router.get(

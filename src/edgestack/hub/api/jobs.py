@@ -42,9 +42,7 @@ def list_jobs(
     state: Annotated[JobState | None, Query(description="only jobs in this state")] = None,
 ) -> list[JobView]:
     """One page of jobs, oldest first (`order=newest` for newest first)."""
-    page = [jobs.view(row) for row in jobs.listing(session, window, state)]
-    pager.by_id(window, page, lambda view: view.id)
-    return page
+    return pager.by_id(window, [jobs.view(row) for row in jobs.listing(session, window, state)])
 
 
 @router.get("/jobs/{job_id}", operation_id="jobs-get")

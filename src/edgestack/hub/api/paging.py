@@ -2,9 +2,9 @@
 plain list it always was: the `Link` header (RFC 8288) with `rel="next"`, and the bare cursor
 in `Edgestack-Next-Cursor`. No such header: this page is the last."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -15,6 +15,14 @@ from edgestack.protocol import NEXT_CURSOR_HEADER
 __all__ = ["NEXT_PAGE_HEADERS", "Keys", "KeysDep", "Pager", "PagerDep", "is_paged"]
 
 T = TypeVar("T")
+
+
+class _Numbered(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+N = TypeVar("N", bound=_Numbered)
 
 NEXT_PAGE_HEADERS: dict[str, Any] = {
     "Link": {
@@ -62,11 +70,12 @@ class Pager:
         self._request = request
         self._response = response
 
-    def by_id(self, window: Window, rows: Sequence[T], id_of: Callable[[T], int | None]) -> None:
-        """`rows` is the page `window` asked for: a full one may have a next, which starts
+    def by_id(self, window: Window, rows: list[N]) -> list[N]:
+        """`rows`, the page `window` asked for: a full one may have a next, which starts
         after its last id (before it, newest first)."""
-        if rows and len(rows) >= window.limit and (last := id_of(rows[-1])) is not None:
+        if rows and len(rows) >= window.limit and (last := rows[-1].id) is not None:
             self._next("before_id" if window.newest_first else "after_id", str(last))
+        return rows
 
     def by_key(self, keys: Keys, rows: Iterable[T], key_of: Callable[[T], str]) -> list[T]:
         """The page of `rows` (given in the order of their keys) that `keys` asks for."""

@@ -76,6 +76,4 @@ def list_runs(
     _: ViewerDep, session: SessionDep, window: WindowDep, pager: PagerDep
 ) -> list[PolicyRunView]:
     """One page of policy runs, oldest first (`order=newest` for newest first)."""
-    runs = policies.runs(session, window)
-    pager.by_id(window, runs, lambda run: run.id)
-    return runs
+    return pager.by_id(window, policies.runs(session, window))

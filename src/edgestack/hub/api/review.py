@@ -73,9 +73,7 @@ def list_windows(
     ] = None,
 ) -> list[ReviewWindowView]:
     """Windows sent for review, paged as GET /api/v1/events is, by their `id`."""
-    page = review.listing(session, window, device_id=device, labelled=labelled)
-    pager.by_id(window, page, lambda view: view.id)
-    return page
+    return pager.by_id(window, review.listing(session, window, device_id=device, labelled=labelled))
 
 
 @router.post("/windows/label", operation_id="review-label")

@@ -53,9 +53,9 @@ def list_rollouts(
     state: Annotated[RolloutState | None, Query(description="only rollouts in this state")] = None,
 ) -> list[RolloutView]:
     """One page of rollouts, oldest first (`order=newest` for newest first)."""
-    page = [rollouts.view(row) for row in rollouts.listing(session, window, state)]
-    pager.by_id(window, page, lambda view: view.id)
-    return page
+    return pager.by_id(
+        window, [rollouts.view(row) for row in rollouts.listing(session, window, state)]
+    )
 
 
 @router.get("/rollouts/{rollout_id}", operation_id="rollouts-get")

@@ -37,5 +37,5 @@ def list_samples(
     """One page of the collected training set, with the input spec of every sample on it;
     pages as `GET /api/v1/events` does, by the samples' `id`."""
     page = samples.dataset(session, window, label=label, device_id=device)
-    pager.by_id(window, page.samples, lambda sample: sample.id)
+    pager.by_id(window, page.samples)
     return page
