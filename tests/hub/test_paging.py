@@ -11,7 +11,15 @@ from fastapi import FastAPI
 from edgestack.client import HubClient
 from edgestack.protocol import NEXT_CURSOR_HEADER, SampleImport
 
-from .factories import ADMIN, ADMIN_TOKEN, ENROL_TOKEN, HARDWARE, Enrol, sample_batch
+from .factories import (
+    ADMIN,
+    ADMIN_TOKEN,
+    ENROL_TOKEN,
+    HARDWARE,
+    Enrol,
+    packed_bundle,
+    sample_batch,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -80,6 +88,18 @@ async def test_a_page_with_no_next_says_nothing_of_one(
     assert len(response.json()) == 1
     assert "link" not in response.headers
     assert NEXT_CURSOR_HEADER not in response.headers
+
+
+async def test_model_versions_page_in_name_and_version_order(client: httpx.AsyncClient) -> None:
+    raw = {**ADMIN, "Content-Type": "application/octet-stream"}
+    for name, model in [("motor-x", b"x1"), ("motor", b"m1"), ("motor", b"m2")]:
+        bundle = packed_bundle(name, model=model)
+        registered = await client.post("/api/v1/models", content=bundle, headers=raw)
+        assert registered.status_code == 201, registered.text
+
+    rows, _ = await _walk(client, "/api/v1/models?limit=1")
+
+    assert [(m["name"], m["version"]) for m in rows] == [("motor", 1), ("motor", 2), ("motor-x", 1)]
 
 
 def test_every_listing_takes_a_cursor_and_documents_where_the_next_page_is(
