@@ -6,9 +6,9 @@
 """
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -36,10 +36,12 @@ from edgestack.protocol import (
     DesiredPatch,
     DesiredState,
     DeviceChoice,
+    DeviceStatus,
     DeviceView,
     EventView,
     FeedbackAck,
     FeedbackBatch,
+    Identity,
     IngestAck,
     JobLog,
     JobReport,
@@ -74,9 +76,10 @@ from edgestack.protocol import (
     problem_detail,
 )
 
-__all__ = ["HubClient", "HubError", "sse_events"]
+__all__ = ["CALLED_ELSEWHERE", "HubClient", "HubError", "covered_operations", "sse_events"]
 
 _Devices = TypeAdapter(list[DeviceView])
+_Dataset = TypeAdapter(DatasetView)
 _Models = TypeAdapter(list[ModelView])
 _Events = TypeAdapter(list[EventView])
 _Datasets = TypeAdapter(list[DatasetSummary])
@@ -96,8 +99,12 @@ _Audit = TypeAdapter(list[AuditView])
 _Webhooks = TypeAdapter(list[WebhookView])
 _Deliveries = TypeAdapter(list[DeliveryView])
 
-# The most one page of a listing holds.
-_PAGE = 1000
+T = TypeVar("T")
+P = TypeVar("P")
+F = TypeVar("F", bound=Callable[..., object])
+
+# Query parameters, a name repeated for a list.
+Params = list[tuple[str, str | int | float | bool | None]]
 
 
 def _window(
@@ -124,6 +131,37 @@ def sse_events(lines: Iterable[str]) -> Iterator[EventView]:
             data.append(line.removeprefix("data:").removeprefix(" "))
 
 
+CALLED_ELSEWHERE: dict[str, str] = {
+    "enrolment-enrol": "a device's, with the enrolment token: the agent's HubLink",
+    "twin-get-desired": "a device's, with its own token: the agent's HubLink",
+    "twin-put-reported": "a device's, with its own token: the agent's HubLink",
+    "telemetry-ingest": "a device's, with its own token: the agent's HubLink",
+    "events-ingest": "a device's, with its own token: the agent's HubLink",
+    "samples-ingest": "a device's, with its own token: the agent's HubLink",
+    "review-ingest": "a device's, with its own token: the agent's HubLink",
+    "session-login": "the dashboard's: this client sends its token with every call",
+    "session-logout": "the dashboard's: this client sends its token with every call",
+}
+"""The operations of the hub's API that `HubClient` leaves to others, and who calls them."""
+
+
+def covered_operations() -> dict[str, str]:
+    """The name of the `HubClient` method that calls each operation id of the hub's API."""
+    return {
+        operation: name
+        for name, method in vars(HubClient).items()
+        for operation in getattr(method, "operations", ())
+    }
+
+
+def _covers(*operations: str) -> Callable[[F], F]:
+    def mark(method: F) -> F:
+        method.operations = operations  # type: ignore[attr-defined]  # read by `covered_operations`
+        return method
+
+    return mark
+
+
 def _refusal(method: str, path: str, response: httpx.Response) -> "HubError":
     return HubError(
         f"{method} {path}: {response.status_code} {problem_detail(response.content)}",
@@ -140,16 +178,22 @@ class HubError(Exception):
 
 
 class HubClient:
+    """The hub's API as typed methods, one or more per operation (`covered_operations`),
+    each answering the wire models of `edgestack.protocol`; a refusal raises `HubError`.
+    Listings by name answer every row, asked for `page_size` at a time."""
+
     def __init__(
         self,
         url: str,
         *,
         admin_token: str,
         timeout_s: float = 30.0,
+        page_size: int = 1000,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url
         self._headers = {"Authorization": f"Bearer {admin_token}", PROTOCOL_HEADER: str(PROTOCOL)}
+        self.page_size = page_size
         self._http = httpx.Client(
             base_url=url, transport=transport, timeout=timeout_s, headers=self._headers
         )
@@ -168,42 +212,62 @@ class HubClient:
     def close(self) -> None:
         self._http.close()
 
+    @_covers("health-check")
     def healthy(self) -> bool:
         try:
             return self._http.get("/healthz", timeout=2).status_code == 200
         except httpx.TransportError:
             return False
 
-    def devices(self) -> list[DeviceView]:
-        return _Devices.validate_json(self._call("GET", "/api/v1/devices").content)
+    @_covers("session-me")
+    def me(self) -> Identity:
+        """Who this client's token speaks for, and its role."""
+        return Identity.model_validate_json(self._call("GET", "/api/v1/me").content)
 
+    @_covers("devices-list")
+    def devices(
+        self, *, tag: Sequence[str] = (), status: DeviceStatus | None = None
+    ) -> list[DeviceView]:
+        """The enrolled devices by id; only those carrying every `key=value` of `tag` and
+        reporting `status`, when given."""
+        params: Params = [("tag", term) for term in tag]
+        if status:
+            params.append(("status", status))
+        return self._rows("/api/v1/devices", params, _Devices)
+
+    @_covers("devices-get")
     def device(self, device_id: str) -> DeviceView:
         return DeviceView.model_validate_json(
             self._call("GET", f"/api/v1/devices/{device_id}").content
         )
 
+    @_covers("devices-approve")
     def approve(self, device_id: str) -> DeviceView:
         """Let the next enrolment of `device_id` through without its device token, once."""
         return DeviceView.model_validate_json(
             self._call("POST", f"/api/v1/devices/{device_id}/approval").content
         )
 
+    @_covers("devices-tag")
     def tag(self, device_id: str, patch: TagsPatch) -> DeviceView:
         """Set and remove tags of `device_id`; its view as it is after."""
         body = patch.model_dump_json()
         response = self._call("PATCH", f"/api/v1/devices/{device_id}/tags", content=body)
         return DeviceView.model_validate_json(response.content)
 
+    @_covers("deployments-undeploy")
     def undeploy(self, choice: DeviceChoice) -> UndeployResponse:
         """Have the chosen devices run no model."""
         response = self._call("POST", "/api/v1/undeployments", content=choice.model_dump_json())
         return UndeployResponse.model_validate_json(response.content)
 
+    @_covers("twin-patch-desired")
     def update_desired(self, device_id: str, patch: DesiredPatch) -> DesiredState:
         body = patch.model_dump_json(exclude_unset=True)
         response = self._call("PATCH", f"/api/v1/devices/{device_id}/desired", content=body)
         return DesiredState.model_validate_json(response.content)
 
+    @_covers("models-register")
     def register_model(self, bundle: bytes, *, digest: str | None = None) -> ModelView:
         """Register a packed bundle (`digest`: what its bytes must hash to). The hub numbers
         it the next version of its name and signs it: the answer holds that version and the
@@ -218,38 +282,48 @@ class HubClient:
         )
         return ModelView.model_validate_json(response.content)
 
+    @_covers("models-list")
     def models(self) -> list[ModelView]:
-        return _Models.validate_json(self._call("GET", "/api/v1/models").content)
+        """Every registered model version, by name and version."""
+        return self._rows("/api/v1/models", [], _Models)
 
+    @_covers("artifacts-get")
     def bundle(self, digest: str) -> bytes:
         """The packed bundle registered under `digest`."""
         return self._call("GET", f"/api/v1/artifacts/{digest}").content
 
+    @_covers("profiles-list")
     def profiles(self) -> list[ProfileView]:
         return _Profiles.validate_json(self._call("GET", "/api/v1/profiles").content)
 
+    @_covers("keys-list")
     def keys(self) -> list[KeyView]:
         """The hub's bundle signing keys, oldest first; the active one signs."""
         return _Keys.validate_json(self._call("GET", "/api/v1/keys").content)
 
+    @_covers("keys-rotate")
     def rotate_keys(self) -> list[KeyView]:
         """Make the hub sign with a new key, endorsed by the active one; answer every key."""
         return _Keys.validate_json(self._call("POST", "/api/v1/keys/rotate").content)
 
+    @_covers("tokens-create")
     def create_token(self, request: TokenCreate) -> TokenSecret:
         """Make a named API token; its secret is in the answer only, never shown again."""
         response = self._call("POST", "/api/v1/tokens", content=request.model_dump_json())
         return TokenSecret.model_validate_json(response.content)
 
+    @_covers("tokens-list")
     def tokens(self) -> list[TokenView]:
         """Every named API token, revoked and expired ones too, without their secrets."""
-        return _Tokens.validate_json(self._call("GET", "/api/v1/tokens").content)
+        return self._rows("/api/v1/tokens", [], _Tokens)
 
+    @_covers("tokens-revoke")
     def revoke_token(self, name: str) -> TokenView:
         """Stop the token `name` working at once; HubError with status 409 when it was
         revoked already."""
         return TokenView.model_validate_json(self._call("DELETE", f"/api/v1/tokens/{name}").content)
 
+    @_covers("audit-list")
     def audit(
         self,
         *,
@@ -269,10 +343,12 @@ class HubClient:
         )
         return _Audit.validate_json(self._call("GET", "/api/v1/audit", params=params).content)
 
+    @_covers("deployments-create")
     def deploy(self, request: DeployRequest) -> DeployResponse:
         response = self._call("POST", "/api/v1/deployments", content=request.model_dump_json())
         return DeployResponse.model_validate_json(response.content)
 
+    @_covers("events-list")
     def events(
         self,
         *,
@@ -294,6 +370,7 @@ class HubClient:
             params["device"] = device
         return _Events.validate_json(self._call("GET", "/api/v1/events", params=params).content)
 
+    @_covers("events-stream")
     def stream_events(
         self,
         *,
@@ -311,9 +388,7 @@ class HubClient:
         that drops is opened again from the last event seen (`Last-Event-ID`), so none is
         missed or seen twice. Endless while following: stop iterating, or press Ctrl-C. A
         refusal raises `HubError`."""
-        params: list[tuple[str, str | int | float | bool | None]] = [
-            ("follow", "true" if follow else "false")
-        ]
+        params: Params = [("follow", "true" if follow else "false")]
         params += [("kind", kind) for kind in kinds]
         params += [("tag", tag) for tag in tags]
         params += [(k, v) for k, v in (("device", device), ("severity", severity)) if v]
@@ -391,32 +466,29 @@ class HubClient:
                 pass
             time.sleep(retry_s)
 
+    @_covers("samples-list")
     def samples(self, *, label: str | None = None, device: str | None = None) -> DatasetView:
         """Every collected sample, oldest first, asked for a page at a time."""
         specs: dict[str, InputSpec] = {}
         records: list[SampleRecord] = []
-        after_id = 0
-        while True:
-            params = _window(after_id, None, False, _PAGE)
-            params.update((k, v) for k, v in (("label", label), ("device", device)) if v)
-            response = self._call("GET", "/api/v1/samples", params=params)
-            page = DatasetView.model_validate_json(response.content)
+        params: Params = [(k, v) for k, v in (("label", label), ("device", device)) if v]
+        for page in self._pages("/api/v1/samples", params, _Dataset):
             specs.update(page.specs)
             records.extend(page.samples)
-            last = page.samples[-1].id if page.samples else None
-            # A hub without paging gives no ids, and everything at once.
-            if len(page.samples) < _PAGE or last is None:
-                return DatasetView(specs=specs, samples=records)
-            after_id = last
+        return DatasetView(specs=specs, samples=records)
 
+    @_covers("datasets-list")
     def datasets(self) -> list[DatasetSummary]:
-        return _Datasets.validate_json(self._call("GET", "/api/v1/datasets").content)
+        """Every dataset holding samples, by name."""
+        return self._rows("/api/v1/datasets", [], _Datasets)
 
+    @_covers("datasets-get")
     def dataset(self, name: str) -> DatasetDetail:
         """Raises HubError with status 404 while `name` holds no samples."""
         response = self._call("GET", f"/api/v1/datasets/{name}")
         return DatasetDetail.model_validate_json(response.content)
 
+    @_covers("datasets-freeze")
     def freeze(self, name: str, *, spec: str | None = None) -> DatasetVersion:
         """Freeze what dataset `name` holds now as its next version; `spec` picks the input
         spec's fingerprint when its samples mix several."""
@@ -424,22 +496,26 @@ class HubClient:
         response = self._call("POST", f"/api/v1/datasets/{name}/versions", params=params)
         return DatasetVersion.model_validate_json(response.content)
 
+    @_covers("datasets-export")
     def dataset_parquet(self, name: str, version: int) -> bytes:
         """The Parquet file of a frozen version."""
         return self._call("GET", f"/api/v1/datasets/{name}/versions/{version}/parquet").content
 
+    @_covers("datasets-import")
     def import_samples(self, name: str, batch: SampleImport) -> IngestAck:
         response = self._call(
             "POST", f"/api/v1/datasets/{name}/samples", content=batch.model_dump_json()
         )
         return IngestAck.model_validate_json(response.content)
 
+    @_covers("review-ask")
     def ask_windows(self, device_id: str, count: int) -> DesiredState:
         """Ask a device for its `count` least confident recent windows, for review."""
         body = WindowAsk(count=count).model_dump_json()
         response = self._call("POST", f"/api/v1/devices/{device_id}/window-requests", content=body)
         return DesiredState.model_validate_json(response.content)
 
+    @_covers("review-list")
     def windows(
         self,
         *,
@@ -456,23 +532,32 @@ class HubClient:
             params["labelled"] = "true" if labelled else "false"
         return _Windows.validate_json(self._call("GET", "/api/v1/windows", params=params).content)
 
+    @_covers("review-label")
     def label_windows(self, labels: WindowLabels) -> LabelledWindows:
         """Label windows sent for review; each becomes a sample of `labels.dataset`."""
         response = self._call("POST", "/api/v1/windows/label", content=labels.model_dump_json())
         return LabelledWindows.model_validate_json(response.content)
 
+    @_covers("policies-put")
     def set_policy(self, name: PolicyName, policy: RetrainPolicy) -> PolicyView:
         """Set policy `name`; it runs when a drift alert is raised on devices."""
         response = self._call("PUT", f"/api/v1/policies/{name}", content=policy.model_dump_json())
         return PolicyView.model_validate_json(response.content)
 
+    @_covers("policies-list")
     def policies(self) -> list[PolicyView]:
-        return _Policies.validate_json(self._call("GET", "/api/v1/policies").content)
+        return self._rows("/api/v1/policies", [], _Policies)
 
+    @_covers("policies-get")
+    def policy(self, name: PolicyName) -> PolicyView:
+        return PolicyView.model_validate_json(self._call("GET", f"/api/v1/policies/{name}").content)
+
+    @_covers("policies-delete")
     def remove_policy(self, name: PolicyName) -> None:
         """Remove policy `name`; a run of it in progress is failed."""
         self._call("DELETE", f"/api/v1/policies/{name}")
 
+    @_covers("policies-trigger")
     def run_policy(self, name: PolicyName, trigger: PolicyTrigger) -> PolicyRunView:
         """Start a run of policy `name` for `trigger.devices` now."""
         response = self._call(
@@ -480,16 +565,19 @@ class HubClient:
         )
         return PolicyRunView.model_validate_json(response.content)
 
+    @_covers("policies-runs")
     def policy_runs(self, *, newest_first: bool = False, limit: int = 100) -> list[PolicyRunView]:
         """One page of policy runs, oldest first, or the newest when `newest_first`."""
         params = _window(0, None, newest_first, limit)
         return _Runs.validate_json(self._call("GET", "/api/v1/policy-runs", params=params).content)
 
+    @_covers("jobs-submit")
     def submit_job(self, job: JobRequest) -> JobView:
         """Queue `job` for the hub's worker process."""
         body = JobSubmit(job=job).model_dump_json()
         return JobView.model_validate_json(self._call("POST", "/api/v1/jobs", content=body).content)
 
+    @_covers("jobs-list")
     def jobs(
         self,
         *,
@@ -505,9 +593,11 @@ class HubClient:
             params["state"] = state
         return _Jobs.validate_json(self._call("GET", "/api/v1/jobs", params=params).content)
 
+    @_covers("jobs-get")
     def job(self, job_id: int) -> JobView:
         return JobView.model_validate_json(self._call("GET", f"/api/v1/jobs/{job_id}").content)
 
+    @_covers("jobs-log")
     def job_log(self, job_id: int, *, after: int = 0, limit: int = 1000) -> list[str]:
         """The job's log lines after the first `after`."""
         params: dict[str, str | int] = {"after": after, "limit": limit}
@@ -536,16 +626,19 @@ class HubClient:
                 return
             time.sleep(every_s)
 
+    @_covers("jobs-cancel")
     def cancel_job(self, job_id: int) -> JobView:
         """Cancel a queued or running job; HubError with status 409 once it has ended."""
         return JobView.model_validate_json(
             self._call("POST", f"/api/v1/jobs/{job_id}/cancel").content
         )
 
+    @_covers("jobs-claim")
     def claim_job(self) -> JobView | None:
         """For the hub's worker: the oldest queued job, now running; None when none waits."""
         return _Claimed.validate_json(self._call("POST", "/api/v1/jobs/claim").content)
 
+    @_covers("jobs-report")
     def report_job(self, job_id: int, news: JobReport) -> JobView:
         """For a job's process: its progress, log lines or outcome; HubError with status 409
         once the job is no longer running (cancelled), which means: stop."""
@@ -554,6 +647,7 @@ class HubClient:
         )
         return JobView.model_validate_json(response.content)
 
+    @_covers("alerts-list")
     def alerts(
         self,
         *,
@@ -573,32 +667,38 @@ class HubClient:
             params["open"] = "true"
         return _Alerts.validate_json(self._call("GET", "/api/v1/alerts", params=params).content)
 
+    @_covers("alerts-rules")
     def alert_rules(self) -> list[AlertRule]:
         """Every signal's alert rule, as set or by default."""
         return _Rules.validate_json(self._call("GET", "/api/v1/alerts/rules").content)
 
+    @_covers("alerts-set-rules")
     def set_alert_rules(self, rules: AlertRules) -> list[AlertRule]:
         """Set the rules `rules` names; answers every signal's rule."""
         response = self._call("PUT", "/api/v1/alerts/rules", content=rules.model_dump_json())
         return _Rules.validate_json(response.content)
 
+    @_covers("feedback-post")
     def post_feedback(self, batch: FeedbackBatch) -> FeedbackAck:
         """Post labelled spans; `notes` on the answer say what was accepted but looks wrong."""
         response = self._call("POST", "/api/v1/feedback", content=batch.model_dump_json())
         return FeedbackAck.model_validate_json(response.content)
 
+    @_covers("accuracy-list")
     def accuracy(
         self, *, device: str | None = None, model: str | None = None
     ) -> list[AccuracyView]:
         """Live and estimated accuracy per device and model version, filtered when asked."""
-        params = {k: v for k, v in (("device", device), ("model", model)) if v}
-        return _Accuracy.validate_json(self._call("GET", "/api/v1/accuracy", params=params).content)
+        params: Params = [(k, v) for k, v in (("device", device), ("model", model)) if v]
+        return self._rows("/api/v1/accuracy", params, _Accuracy)
 
+    @_covers("rollouts-start")
     def start_rollout(self, request: RolloutRequest) -> RolloutView:
         """Start a rollout; its first wave runs the candidate in shadow."""
         response = self._call("POST", "/api/v1/rollouts", content=request.model_dump_json())
         return RolloutView.model_validate_json(response.content)
 
+    @_covers("rollouts-list")
     def rollouts(
         self, *, newest_first: bool = False, state: RolloutState | None = None, limit: int = 100
     ) -> list[RolloutView]:
@@ -608,14 +708,23 @@ class HubClient:
             params["state"] = state
         return _Rollouts.validate_json(self._call("GET", "/api/v1/rollouts", params=params).content)
 
+    @_covers("metrics-scrape")
     def metrics(self) -> str:
         """The fleet's metrics in Prometheus' text format, as a scrape of `/metrics` reads them."""
         return self._call("GET", "/metrics").text
 
+    @_covers("rollouts-get")
     def rollout(self, rollout_id: int) -> RolloutView:
         response = self._call("GET", f"/api/v1/rollouts/{rollout_id}")
         return RolloutView.model_validate_json(response.content)
 
+    @_covers(
+        "rollouts-promote",
+        "rollouts-pause",
+        "rollouts-resume",
+        "rollouts-abort",
+        "rollouts-rollback",
+    )
     def steer_rollout(
         self,
         rollout_id: int,
@@ -626,19 +735,23 @@ class HubClient:
         response = self._call("POST", f"/api/v1/rollouts/{rollout_id}/{action}")
         return RolloutView.model_validate_json(response.content)
 
+    @_covers("webhooks-create")
     def add_webhook(self, request: WebhookRequest) -> WebhookView:
         """Subscribe `request.url` to the events its filters take; the answer alone holds the
         signing secret."""
         response = self._call("POST", "/api/v1/webhooks", content=request.model_dump_json())
         return WebhookView.model_validate_json(response.content)
 
+    @_covers("webhooks-list")
     def webhooks(self) -> list[WebhookView]:
-        return _Webhooks.validate_json(self._call("GET", "/api/v1/webhooks").content)
+        return self._rows("/api/v1/webhooks", [], _Webhooks)
 
+    @_covers("webhooks-delete")
     def remove_webhook(self, webhook_id: int) -> None:
         """Stop delivering to webhook `webhook_id` and forget it; HubError 404 when none."""
         self._call("DELETE", f"/api/v1/webhooks/{webhook_id}")
 
+    @_covers("webhooks-deliveries")
     def deliveries(
         self,
         webhook_id: int,
@@ -653,13 +766,28 @@ class HubClient:
         path = f"/api/v1/webhooks/{webhook_id}/deliveries"
         return _Deliveries.validate_json(self._call("GET", path, params=params).content)
 
+    def _rows(self, path: str, params: Params, page: TypeAdapter[list[T]]) -> list[T]:
+        """Every row of a listing, asked for a page at a time."""
+        return [row for rows in self._pages(path, params, page) for row in rows]
+
+    def _pages(self, path: str, params: Params, page: TypeAdapter[P]) -> Iterator[P]:
+        """Every page of a listing: each says in `Link: <...>; rel="next"` where the next one
+        is; the last says nothing."""
+        response = self._call("GET", path, params=[*params, ("limit", self.page_size)])
+        while True:
+            yield page.validate_json(response.content)
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return
+            response = self._call("GET", following)
+
     def _call(
         self,
         method: str,
         path: str,
         *,
         content: str | bytes | None = None,
-        params: Mapping[str, str | int | list[str]] | None = None,
+        params: Params | Mapping[str, str | int | list[str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         if content is not None and headers is None:

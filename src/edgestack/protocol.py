@@ -28,6 +28,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "MAX_TAGS",
     "MAX_TIME",
     "MIN_TIME",
+    "NEXT_CURSOR_HEADER",
     "OLDEST_PROTOCOL",
     "POLICY_ENDED",
     "PROTOCOL",
@@ -165,6 +167,10 @@ __all__ = [
 PROTOCOL = 2
 OLDEST_PROTOCOL = 1
 PROTOCOL_HEADER = "Edgestack-Protocol"
+NEXT_CURSOR_HEADER = "Edgestack-Next-Cursor"
+"""On a page of a listing that has a next one: the cursor it starts from (`after` of a listing
+by name, `after_id` or, newest first, `before_id` of one by id); the `Link` header with
+`rel="next"` holds the whole address of that page."""
 
 INT64_MAX = 2**63 - 1
 MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
@@ -237,22 +243,28 @@ def _target(spec: str) -> str:
             "commas must all hold), or all"
         )
     for term in spec.removeprefix("tag:").split(","):
-        if not _TAG_TERM.fullmatch(term):
-            raise ValueError(f"'{term[:80]}' in '{spec[:80]}' is no tag; {_TAG_TERM_FIX}")
+        _tag_term(term, f" in '{spec[:80]}'")
     return spec
 
 
-def _tag_term(term: str) -> str:
+def _tag_term(term: str, where: str = "") -> str:
     if not _TAG_TERM.fullmatch(term):
-        raise ValueError(f"'{term[:80]}' is no tag; {_TAG_TERM_FIX}")
+        raise ValueError(f"'{term[:80]}'{where} is no tag; {_TAG_TERM_FIX}")
     return term
+
+
+TagTerm = Annotated[
+    str,
+    StringConstraints(max_length=104),
+    AfterValidator(_tag_term),
+    WithJsonSchema({"type": "string", "pattern": f"^{_TAG_TERM.pattern}$", "maxLength": 104}),
+]
+"""One tag a device carries, `key=value`, as in `site=plant-4`."""
 
 
 Target = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_target)]
 """Which devices: a device id, `tag:key=value[,key=value...]` (the devices carrying all of
 those tags), or `all` (every enrolled device)."""
-TagTerm = Annotated[str, StringConstraints(max_length=104), AfterValidator(_tag_term)]
-"""One tag as `key=value`, as in `site=plant-4`: the devices carrying it."""
 
 
 class Wire(BaseModel):

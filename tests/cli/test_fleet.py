@@ -20,6 +20,9 @@ NO_HUB = {"EDGESTACK_HUB_URL": "http://127.0.0.1:9"}
         (["devices", "tag", "motor-1", "site"], "tag 'site'"),
         (["devices", "tag", "motor-1", "site=plant 4"], "tag 'plant 4'"),
         (["devices", "tag", "motor-1", "--remove", "Site"], "tag 'Site'"),
+        (["devices", "list", "--tag", "site"], "--tag 'site'"),
+        (["devices", "list", "--status", "asleep"], "--status 'asleep'"),
+        (["jobs", "list", "--state", "asleep"], "--state 'asleep'"),
     ],
 )
 def test_a_bad_option_is_named_in_one_line_before_the_hub_is_asked(

@@ -1,13 +1,15 @@
 """A hub on a temporary data directory, driven in-process through httpx's ASGI transport."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from edgestack.client import HubClient
 from edgestack.hub import HubSettings, create_app
 from edgestack.hub.app import hub_of
 from edgestack.hub.context import HubContext
@@ -47,6 +49,39 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://hub") as client,
     ):
+        yield client
+
+
+class _AppTransport(httpx.BaseTransport):
+    """The SDK's sync calls into the app in-process, on an event loop of its own."""
+
+    def __init__(self, app: FastAPI, portal: BlockingPortal) -> None:
+        self._app = httpx.ASGITransport(app)
+        self._portal = portal
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def send() -> httpx.Response:
+            response = await self._app.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+        return self._portal.call(send)
+
+
+@pytest.fixture
+def app_transport(app: FastAPI) -> Iterator[httpx.BaseTransport]:
+    """Sync calls into the app, with its lifespan started; base URL http://hub."""
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(app.router.lifespan_context(app)),
+    ):
+        yield _AppTransport(app, portal)
+
+
+@pytest.fixture
+def sdk(app_transport: httpx.BaseTransport) -> Iterator[HubClient]:
+    """The SDK as the admin, on the app."""
+    with HubClient("http://hub", admin_token=ADMIN_TOKEN, transport=app_transport) as client:
         yield client
 
 

@@ -1,5 +1,6 @@
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from edgestack.hub.api.problems import describe_errors
 
@@ -65,3 +66,29 @@ async def test_operation_ids_are_tag_and_name(client: httpx.AsyncClient) -> None
     operations = [op for path in schema["paths"].values() for op in path.values()]
 
     assert all(op["operationId"].startswith(f"{op['tags'][0]}-") for op in operations)
+
+
+def test_the_document_states_each_refusal_as_a_problem(app: FastAPI) -> None:
+    document = app.openapi()
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    ]
+
+    refusals = {
+        (name, status): answer["content"]["application/json"]["schema"]["$ref"]
+        for name, operation in operations
+        for status, answer in operation["responses"].items()
+        if int(status) >= 400
+    }
+
+    assert set(refusals.values()) == {"#/components/schemas/Problem"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for name, operation in operations:
+        assert {"400", "422"} <= operation["responses"].keys(), name
+        if operation.get("security"):
+            assert {"401", "403"} <= operation["responses"].keys(), name
+    assert ("PATCH /api/v1/devices/{device_id}/tags", "404") in refusals
+    assert ("POST /api/v1/devices/{device_id}/approval", "409") in refusals
+    assert ("GET /api/v1/devices", "409") not in refusals

@@ -5,9 +5,9 @@ from typing import Any
 import httpx
 import pytest
 
-from edgestack.protocol import MAX_TAGS
+from edgestack.protocol import MAX_TAGS, ReportedState
 
-from .factories import ADMIN, Ready, packed_bundle
+from .factories import ADMIN, HARDWARE, Device, Ready, packed_bundle
 
 pytestmark = pytest.mark.anyio
 
@@ -18,17 +18,19 @@ async def _tag(client: httpx.AsyncClient, device_id: str, **body: Any) -> httpx.
     return await client.patch(f"/api/v1/devices/{device_id}/tags", json=body, headers=ADMIN)
 
 
-async def _fleet(client: httpx.AsyncClient, ready: Ready) -> None:
+async def _fleet(client: httpx.AsyncClient, ready: Ready) -> dict[str, Device]:
     """motor-1 and motor-2 on plant-4 (line 1 and 2), motor-3 on plant-5, motor-1 registered."""
+    fleet = {}
     for device_id, tags in [
         ("motor-1", {"site": "plant-4", "line": "1"}),
         ("motor-2", {"site": "plant-4", "line": "2"}),
         ("motor-3", {"site": "plant-5", "line": "2"}),
     ]:
-        await ready(device_id)
+        fleet[device_id] = await ready(device_id)
         assert (await _tag(client, device_id, tags=tags)).status_code == 200
     data = packed_bundle("motor", 1, model=b"model v1")
     assert (await client.post("/api/v1/models", content=data, headers=RAW)).status_code == 201
+    return fleet
 
 
 async def _bundles(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -152,3 +154,49 @@ async def test_a_target_that_is_malformed_or_matches_nothing_is_refused_and_chan
     assert response.status_code == status, response.text
     assert response.json()["detail"].startswith(detail) or detail in response.json()["detail"]
     assert set(bundles.values()) == {None}
+
+
+@pytest.mark.parametrize(
+    ("query", "listed"),
+    [
+        ("", ["motor-1", "motor-2", "motor-3"]),
+        ("?tag=site=plant-4", ["motor-1", "motor-2"]),
+        ("?tag=site=plant-4&tag=line=2", ["motor-2"]),
+        ("?tag=line=2&status=running", ["motor-3"]),
+        ("?status=idle", ["motor-1", "motor-2"]),
+        ("?tag=site=plant-9", []),
+    ],
+)
+async def test_devices_are_listed_by_the_tags_they_all_carry_and_their_status(
+    client: httpx.AsyncClient, ready: Ready, query: str, listed: list[str]
+) -> None:
+    fleet = await _fleet(client, ready)
+    running = ReportedState(desired_version=0, status="running", hardware=HARDWARE)
+    motor_3 = await client.put(
+        "/api/v1/devices/motor-3/reported",
+        content=running.model_dump_json(),
+        headers=fleet["motor-3"].auth,
+    )
+    assert motor_3.status_code == 200, motor_3.text
+
+    response = await client.get(f"/api/v1/devices{query}", headers=ADMIN)
+
+    assert response.status_code == 200, response.text
+    assert [view["device_id"] for view in response.json()] == listed
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        ("?tag=site", "query.tag[0]: Value error, 'site' is no tag"),
+        ("?tag=site=a&tag=Line=2", "query.tag[1]: Value error, 'Line=2' is no tag"),
+        ("?status=asleep", "query.status: Input should be 'idle'"),
+    ],
+)
+async def test_a_malformed_device_filter_is_422_naming_it(
+    client: httpx.AsyncClient, query: str, detail: str
+) -> None:
+    response = await client.get(f"/api/v1/devices{query}", headers=ADMIN)
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(detail), response.text

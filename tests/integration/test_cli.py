@@ -39,6 +39,8 @@ def test_listings_show_the_fleet_as_tables_and_json(tmp_path: Path) -> None:
 
         as_json = cli(fleet, "devices", "--json")
         table = cli(fleet, "devices")
+        idle = cli(fleet, "devices", "list", "--status", "idle", "--json")
+        running = cli(fleet, "devices", "list", "--status", "running", "--json")
         models = cli(fleet, "models", "--json")
         events = cli(fleet, "events", "--json")
         refused = subprocess.run(
@@ -54,6 +56,8 @@ def test_listings_show_the_fleet_as_tables_and_json(tmp_path: Path) -> None:
     assert [d["device_id"] for d in devices] == ["edge-1"]
     assert devices[0]["reported"]["status"] == "idle"
     assert "edge-1" in table.stdout and "idle" in table.stdout
+    assert [d["device_id"] for d in json.loads(idle.stdout)] == ["edge-1"]
+    assert json.loads(running.stdout) == []
     assert json.loads(models.stdout) == []
     assert [e["event"]["kind"] for e in json.loads(events.stdout)] == ["device_enrolled"]
     assert refused.returncode == 1

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import typer
 from pydantic import BaseModel, Field, SecretStr, ValidationError
@@ -36,6 +36,7 @@ __all__ = [
     "JsonOpt",
     "Listing",
     "call",
+    "choice",
     "connect",
     "console",
     "emit",
@@ -109,6 +110,15 @@ def request(kind: type[M], /, **options: Any) -> M:
         field = str(error["loc"][0]) if error["loc"] else ""
         option = "--" + field.replace("_", "-")
         raise fail(f"{option} {options.get(field)!r}: {error['msg']}", 2) from None
+
+
+def choice(option: str, value: str | None, kind: object) -> str | None:
+    """`value` when it is one of the `Literal` `kind`'s values (or None); else the command
+    ends with exit 2, naming `option` and the values it takes."""
+    known = get_args(kind)
+    if value is not None and value not in known:
+        raise fail(f"{option} {value!r}: give one of {', '.join(known)}", 2)
+    return value
 
 
 def load_settings(cls: type[S], **given: Any) -> S:

@@ -1,10 +1,10 @@
 """Looking at a running hub's fleet, and steering it."""
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from edgestack.cli.common import (
     AdminOpt,
@@ -12,6 +12,7 @@ from edgestack.cli.common import (
     JsonOpt,
     Listing,
     call,
+    choice,
     connect,
     console,
     emit,
@@ -21,11 +22,13 @@ from edgestack.cli.common import (
 from edgestack.client import HubError
 from edgestack.protocol import (
     DeployRequest,
+    DeviceStatus,
     DeviceView,
     EventView,
     ModelView,
     ProfileView,
     TagsPatch,
+    TagTerm,
 )
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "drift_listing",
     "events",
     "events_listing",
+    "list_devices",
     "models",
     "models_listing",
     "monitoring_listing",
@@ -59,11 +63,39 @@ def devices(
     """List enrolled devices with what they report; a failing device's reason is cut short
     here, whole in --json (reported.error). `tag` sets a device's tags; `approve` lets one
     enrol again."""
-    if ctx.invoked_subcommand is not None:
-        return
+    if ctx.invoked_subcommand is None:
+        list_devices(hub, admin_token, as_json=as_json)
+
+
+@devices_app.command("list")
+def list_devices(
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(help="Only devices carrying this tag, key=value; repeat: all must hold."),
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only devices reporting this status: running, failed, ...")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the enrolled devices, or those carrying every --tag and reporting --status."""
+    terms = [_tag_term(term) for term in tag or []]
+    chosen = cast(DeviceStatus | None, choice("--status", status, DeviceStatus))
     with connect(hub, admin_token) as client:
-        rows = call(client.devices)
+        rows = call(lambda: client.devices(tag=terms, status=chosen))
     emit(rows, as_json, devices_listing(rows))
+
+
+_TAG_TERM = TypeAdapter(TagTerm)
+
+
+def _tag_term(term: str) -> str:
+    try:
+        return _TAG_TERM.validate_python(term)
+    except ValidationError as exc:
+        raise fail(f"--tag {term!r}: {exc.errors()[0]['msg']}", 2) from None
 
 
 def _now(predictions: dict[str, int]) -> str:

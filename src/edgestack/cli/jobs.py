@@ -2,7 +2,7 @@
 
 from functools import partial
 from pathlib import Path
-from typing import Annotated, cast, get_args
+from typing import Annotated, cast
 
 import typer
 
@@ -12,6 +12,7 @@ from edgestack.cli.common import (
     JsonOpt,
     Listing,
     call,
+    choice,
     connect,
     console,
     emit,
@@ -94,8 +95,9 @@ def list_jobs(
     as_json: JsonOpt = False,
 ) -> None:
     """List the newest jobs, oldest of them first."""
+    chosen = cast(JobState | None, choice("--state", state, JobState))
     with connect(hub, admin_token) as client:
-        rows = call(lambda: client.jobs(newest_first=True, state=_state(state), limit=limit))
+        rows = call(lambda: client.jobs(newest_first=True, state=chosen, limit=limit))
     rows.reverse()
     emit(rows, as_json, _listing(rows))
 
@@ -160,10 +162,3 @@ def cancel(job_id: JobIdArg, hub: HubOpt = None, admin_token: AdminOpt = None) -
     with connect(hub, admin_token) as client:
         job = call(lambda: client.cancel_job(job_id))
     console.print(f"job {job.id} {job.state}", highlight=False)
-
-
-def _state(state: str | None) -> JobState | None:
-    known = get_args(JobState)
-    if state is not None and state not in known:
-        raise fail(f"--state {state!r}: give one of {', '.join(known)}", 2)
-    return cast(JobState | None, state)

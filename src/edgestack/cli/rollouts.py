@@ -3,7 +3,7 @@ in shadow until its gate promotes it, rolls it back, or holds it for want of dat
 
 import re
 import shlex
-from typing import Annotated, Literal, cast, get_args
+from typing import Annotated, Literal, cast
 
 import typer
 from typer.core import TyperGroup
@@ -14,6 +14,7 @@ from edgestack.cli.common import (
     JsonOpt,
     Listing,
     call,
+    choice,
     connect,
     console,
     emit,
@@ -162,15 +163,9 @@ def list_rollouts(
     as_json: JsonOpt = False,
 ) -> None:
     """List the newest rollouts, oldest of them first."""
-    known = get_args(RolloutState)
-    if state is not None and state not in known:
-        raise fail(f"--state {state!r}: give one of {', '.join(known)}", 2)
+    chosen = cast(RolloutState | None, choice("--state", state, RolloutState))
     with connect(hub, admin_token) as client:
-        rows = call(
-            lambda: client.rollouts(
-                newest_first=True, state=cast(RolloutState | None, state), limit=limit
-            )
-        )
+        rows = call(lambda: client.rollouts(newest_first=True, state=chosen, limit=limit))
     rows.reverse()
     emit(rows, as_json, rollouts_listing(rows))
 

@@ -11,6 +11,7 @@ from edgestack.hub.api import (
     ROUTERS,
     install_problem_handlers,
 )
+from edgestack.hub.api.answers import document_answers
 from edgestack.hub.api.body import document_bodies
 from edgestack.hub.api.deps import check_protocol
 from edgestack.hub.api.docs import install_docs
@@ -64,6 +65,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
         app.include_router(router, prefix=LEGACY_PREFIX, include_in_schema=False)
     document_bodies(app, API_PREFIX, ROUTERS)
+    document_answers(app, API_PREFIX, ROUTERS)
     install_docs(app)
     return app
 

@@ -10,6 +10,7 @@ from edgestack.hub.api.deps import (
     WindowDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.store import alerts
 from edgestack.protocol import AlertRule, AlertRules, AlertView, DeviceId
 
@@ -25,6 +26,7 @@ def list_alerts(
     _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
+    pager: PagerDep,
     device: Annotated[DeviceId | None, Query(description="only this device's alerts")] = None,
     open_only: Annotated[
         bool, Query(alias="open", description="only the alerts not yet cleared")
@@ -33,7 +35,9 @@ def list_alerts(
     """One page of alerts, oldest first (`order=newest` for newest first, paged with
     `before_id`): raised when a device's signal stayed past its rule's `raise_at`, cleared
     once it stayed past `clear_at`."""
-    return alerts.listing(session, window, device_id=device, open_only=open_only)
+    return pager.by_id(
+        window, alerts.listing(session, window, device_id=device, open_only=open_only)
+    )
 
 
 @router.get("/alerts/rules", operation_id="alerts-rules")

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from edgestack.hub.api.deps import AdminDep, SessionDep, WindowDep
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.store import audit
 from edgestack.protocol import AuditView
 
@@ -18,6 +19,7 @@ def list_audit(
     _: AdminDep,
     session: SessionDep,
     window: WindowDep,
+    pager: PagerDep,
     actor: Annotated[
         str | None, Query(max_length=63, description="only actions of this token's name")
     ] = None,
@@ -32,4 +34,6 @@ def list_audit(
     (token name and role), what (operation id, target), when, and the state before and
     after. Every change made through the API with an operator or admin token is here; reads,
     logins and devices' own calls are not."""
-    return audit.listing(session, window, actor=actor, action=action, target=target)
+    return pager.by_id(
+        window, audit.listing(session, window, actor=actor, action=action, target=target)
+    )

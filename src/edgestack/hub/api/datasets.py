@@ -13,6 +13,7 @@ from edgestack.hub.api.deps import (
     ViewerDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import KeysDep, PagerDep
 from edgestack.hub.store import datasets, samples
 from edgestack.protocol import (
     INT64_MAX,
@@ -40,9 +41,11 @@ RootDep = Annotated[FilePath, Depends(_root)]
 
 
 @router.get("/datasets", operation_id="datasets-list")
-def list_datasets(_: ViewerDep, session: SessionDep) -> list[DatasetSummary]:
-    """Every dataset holding samples, by name, with its counts and versions."""
-    return datasets.summaries(session)
+def list_datasets(
+    _: ViewerDep, session: SessionDep, pager: PagerDep, keys: KeysDep
+) -> list[DatasetSummary]:
+    """One page of the datasets holding samples, by name, with their counts and versions."""
+    return pager.by_key(keys, datasets.summaries(session), lambda summary: summary.name)
 
 
 @router.get("/datasets/{name}", operation_id="datasets-get")

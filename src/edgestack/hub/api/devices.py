@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
@@ -10,8 +10,9 @@ from edgestack.hub.api.deps import (
     ViewerDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import KeysDep, PagerDep
 from edgestack.hub.store import devices
-from edgestack.protocol import DeviceId, DeviceView, TagsPatch
+from edgestack.protocol import DeviceId, DeviceStatus, DeviceView, TagsPatch, TagTerm
 
 __all__ = ["router"]
 
@@ -22,9 +23,24 @@ TagsBody = Annotated[TagsPatch, Depends(json_body(TagsPatch))]
 
 
 @router.get("/devices", operation_id="devices-list")
-def list_devices(_: ViewerDep, session: SessionDep) -> list[DeviceView]:
-    """Every enrolled device with its twin and telemetry totals, by id."""
-    return devices.views(session)
+def list_devices(
+    _: ViewerDep,
+    session: SessionDep,
+    pager: PagerDep,
+    keys: KeysDep,
+    tag: Annotated[
+        list[TagTerm] | None,
+        Query(description="only devices carrying this tag, key=value; repeat: all must hold"),
+    ] = None,
+    status: Annotated[
+        DeviceStatus | None, Query(description="only devices reporting this status")
+    ] = None,
+) -> list[DeviceView]:
+    """One page of the enrolled devices with their twins and telemetry totals, by id (pass
+    the last id as `after` for the next); only those carrying every `tag` and reporting
+    `status`, when given."""
+    views = devices.views(session, tags=tag or (), status=status)
+    return pager.by_key(keys, views, lambda view: view.device_id)
 
 
 @router.get("/devices/{device_id}", operation_id="devices-get")

@@ -18,6 +18,7 @@ from edgestack.hub.api.deps import (
     WriteSessionDep,
     connection_caller,
 )
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.api.problems import describe_errors
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import events
@@ -52,13 +53,13 @@ def ingest_events(device_id: DeviceDep, batch: EventBody, session: WriteSessionD
 
 @router.get("/events", operation_id="events-list")
 def list_events(
-    _: ViewerDep, session: SessionDep, window: WindowDep, taken: FilterQuery
+    _: ViewerDep, session: SessionDep, window: WindowDep, pager: PagerDep, taken: FilterQuery
 ) -> list[EventView]:
     """One page of events, oldest first: pass the last id seen as `after_id` for the next page
     and to follow the stream. With `order=newest`, newest first: pass the last id seen as
     `before_id` for the page before. Only those of `device`, `tag`, `kind` and `severity`
     when given."""
-    return events.since(session, window, taken)
+    return pager.by_id(window, events.since(session, window, taken))
 
 
 @router.get(

@@ -11,6 +11,7 @@ from edgestack.hub.api.deps import (
     WindowDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.store import jobs
 from edgestack.protocol import INT64_MAX, JobLog, JobReport, JobState, JobSubmit, JobView
 
@@ -43,10 +44,11 @@ def list_jobs(
     _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
+    pager: PagerDep,
     state: Annotated[JobState | None, Query(description="only jobs in this state")] = None,
 ) -> list[JobView]:
     """One page of jobs, oldest first (`order=newest` for newest first)."""
-    return [jobs.view(row) for row in jobs.listing(session, window, state)]
+    return pager.by_id(window, [jobs.view(row) for row in jobs.listing(session, window, state)])
 
 
 @router.get("/jobs/{job_id}", operation_id="jobs-get")

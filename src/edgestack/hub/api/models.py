@@ -12,6 +12,7 @@ from edgestack.hub.api.deps import (
     ViewerDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import KeysDep, PagerDep
 from edgestack.hub.store import registry
 from edgestack.protocol import ModelView
 
@@ -75,6 +76,13 @@ def register_model(
 
 
 @router.get("/models", operation_id="models-list")
-def list_models(_: ViewerDep, session: SessionDep) -> list[ModelView]:
-    """Every registered model version, by name and version."""
-    return registry.models(session)
+def list_models(
+    _: ViewerDep, session: SessionDep, pager: PagerDep, keys: KeysDep
+) -> list[ModelView]:
+    """One page of the registered model versions, by name and version."""
+    return pager.by_key(keys, registry.models(session), _key)
+
+
+def _key(view: ModelView) -> str:
+    # Sorts as (name, version) do: "," before any character of a name, versions padded.
+    return f"{view.name},{view.version:019d}"

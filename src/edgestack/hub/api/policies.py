@@ -13,6 +13,7 @@ from edgestack.hub.api.deps import (
     WindowDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import KeysDep, PagerDep
 from edgestack.hub.store import policies
 from edgestack.protocol import PolicyName, PolicyRunView, PolicyTrigger, PolicyView, RetrainPolicy
 
@@ -26,8 +27,11 @@ NameParam = Annotated[PolicyName, Path(description="the policy")]
 
 
 @router.get("/policies", operation_id="policies-list")
-def list_policies(_: ViewerDep, session: SessionDep) -> list[PolicyView]:
-    return policies.listing(session)
+def list_policies(
+    _: ViewerDep, session: SessionDep, pager: PagerDep, keys: KeysDep
+) -> list[PolicyView]:
+    """One page of the policies, by name."""
+    return pager.by_key(keys, policies.listing(session), lambda view: view.name)
 
 
 @router.put("/policies/{name}", operation_id="policies-put")
@@ -76,6 +80,8 @@ def trigger_policy(
 
 
 @router.get("/policy-runs", operation_id="policies-runs")
-def list_runs(_: ViewerDep, session: SessionDep, window: WindowDep) -> list[PolicyRunView]:
+def list_runs(
+    _: ViewerDep, session: SessionDep, window: WindowDep, pager: PagerDep
+) -> list[PolicyRunView]:
     """One page of policy runs, oldest first (`order=newest` for newest first)."""
-    return policies.runs(session, window)
+    return pager.by_id(window, policies.runs(session, window))

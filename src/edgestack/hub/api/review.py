@@ -14,6 +14,7 @@ from edgestack.hub.api.deps import (
     WindowDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.store import devices, review
 from edgestack.protocol import (
     DesiredState,
@@ -67,13 +68,14 @@ def list_windows(
     _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
+    pager: PagerDep,
     device: Annotated[DeviceId | None, Query(description="only this device's windows")] = None,
     labelled: Annotated[
         bool | None, Query(description="only labelled windows (true) or unlabelled (false)")
     ] = None,
 ) -> list[ReviewWindowView]:
     """Windows sent for review, paged as GET /api/v1/events is, by their `id`."""
-    return review.listing(session, window, device_id=device, labelled=labelled)
+    return pager.by_id(window, review.listing(session, window, device_id=device, labelled=labelled))
 
 
 @router.post("/windows/label", operation_id="review-label")

@@ -13,6 +13,7 @@ from edgestack.hub.api.deps import (
     WindowDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import rollouts
 from edgestack.hub.store.tables import RolloutRow
@@ -51,10 +52,13 @@ def list_rollouts(
     _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
+    pager: PagerDep,
     state: Annotated[RolloutState | None, Query(description="only rollouts in this state")] = None,
 ) -> list[RolloutView]:
     """One page of rollouts, oldest first (`order=newest` for newest first)."""
-    return [rollouts.view(row) for row in rollouts.listing(session, window, state)]
+    return pager.by_id(
+        window, [rollouts.view(row) for row in rollouts.listing(session, window, state)]
+    )
 
 
 @router.get("/rollouts/{rollout_id}", operation_id="rollouts-get")

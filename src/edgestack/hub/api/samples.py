@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, Query
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import DeviceDep, SessionDep, ViewerDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.store import samples
 from edgestack.protocol import DatasetView, DeviceId, IngestAck, SampleBatch
 
@@ -27,6 +28,7 @@ def list_samples(
     _: ViewerDep,
     session: SessionDep,
     window: WindowDep,
+    pager: PagerDep,
     label: Annotated[
         str | None, Query(max_length=40, description="only samples with this label")
     ] = None,
@@ -34,4 +36,6 @@ def list_samples(
 ) -> DatasetView:
     """One page of the collected training set, with the input spec of every sample on it;
     pages as `GET /api/v1/events` does, by the samples' `id`."""
-    return samples.dataset(session, window, label=label, device_id=device)
+    page = samples.dataset(session, window, label=label, device_id=device)
+    pager.by_id(window, page.samples)
+    return page

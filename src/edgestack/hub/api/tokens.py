@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import AdminDep, AuditedAdminDep, SessionDep, WriteSessionDep
+from edgestack.hub.api.paging import KeysDep, PagerDep
 from edgestack.hub.store import tokens
 from edgestack.protocol import TokenCreate, TokenName, TokenSecret, TokenView
 
@@ -38,9 +39,11 @@ def create_token(
 
 
 @router.get("/tokens", operation_id="tokens-list")
-def list_tokens(_: AdminDep, session: SessionDep) -> list[TokenView]:
+def list_tokens(
+    _: AdminDep, session: SessionDep, pager: PagerDep, keys: KeysDep
+) -> list[TokenView]:
     """Every named token, revoked and expired ones too, by name; never their secrets."""
-    return tokens.listing(session)
+    return pager.by_key(keys, tokens.listing(session), lambda token: token.name)
 
 
 @router.delete("/tokens/{name}", operation_id="tokens-revoke")

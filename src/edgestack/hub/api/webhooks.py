@@ -12,6 +12,7 @@ from edgestack.hub.api.deps import (
     WindowDep,
     WriteSessionDep,
 )
+from edgestack.hub.api.paging import KeysDep, PagerDep
 from edgestack.hub.store import webhooks
 from edgestack.hub.webhooks import new_secret
 from edgestack.protocol import INT64_MAX, DeliveryView, WebhookRequest, WebhookView
@@ -42,9 +43,12 @@ def create_webhook(
 
 
 @router.get("/webhooks", operation_id="webhooks-list")
-def list_webhooks(_: AdminDep, session: SessionDep) -> list[WebhookView]:
+def list_webhooks(
+    _: AdminDep, session: SessionDep, pager: PagerDep, keys: KeysDep
+) -> list[WebhookView]:
     """Every webhook, oldest first, without its secret."""
-    return webhooks.listed(session)
+    # Ids padded, so the cursor sorts as the ids do.
+    return pager.by_key(keys, webhooks.listed(session), lambda hook: f"{hook.id:019d}")
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, operation_id="webhooks-delete")
@@ -59,9 +63,9 @@ def delete_webhook(
 
 @router.get("/webhooks/{webhook_id}/deliveries", operation_id="webhooks-deliveries")
 def list_deliveries(
-    _: AdminDep, webhook_id: WebhookId, session: SessionDep, window: WindowDep
+    _: AdminDep, webhook_id: WebhookId, session: SessionDep, window: WindowDep, pager: PagerDep
 ) -> list[DeliveryView]:
     """One page of a webhook's delivery log, an entry per attempt, oldest first (follow with
     `after_id`) or newest first: the event, the attempt's number, the receiver's status or
     the error, how long it took, and when the next attempt goes."""
-    return webhooks.deliveries(session, webhook_id, window)
+    return pager.by_id(window, webhooks.deliveries(session, webhook_id, window))

@@ -3,12 +3,13 @@
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from edgestack.hub.errors import Conflict, NotFound, Unprocessable
+from edgestack.hub.store import targets
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import DeviceRow
 from edgestack.profiles import PROFILES, DeviceProfile, profile_for
@@ -18,6 +19,7 @@ from edgestack.protocol import (
     Collection,
     DesiredPatch,
     DesiredState,
+    DeviceStatus,
     DeviceView,
     EnrolRequest,
     Hardware,
@@ -226,8 +228,18 @@ def view(session: Session, device_id: str) -> DeviceView:
     return _view(get(session, device_id))
 
 
-def views(session: Session) -> list[DeviceView]:
-    return [_view(row) for row in session.scalars(select(DeviceRow).order_by(DeviceRow.device_id))]
+def views(
+    session: Session, *, tags: Sequence[str] = (), status: DeviceStatus | None = None
+) -> list[DeviceView]:
+    """The enrolled devices by id; only those carrying every `key=value` of `tags` and
+    reporting `status`, when given (a device that never reported has no status)."""
+    rows = session.scalars(select(DeviceRow).order_by(DeviceRow.device_id))
+    return [
+        _view(row)
+        for row in rows
+        if targets.tagged(row.tags or {}, tags)
+        and (status is None or (row.reported or {}).get("status") == status)
+    ]
 
 
 def _desired(row: DeviceRow) -> DesiredState:

@@ -1,7 +1,7 @@
 """Targets: which enrolled devices a list of `protocol.Target` names. Everything that acts on
 several devices at once (deployments, rollouts) resolves its targets here."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,7 +10,7 @@ from edgestack.hub.errors import NotFound, Unprocessable
 from edgestack.hub.store.tables import DeviceRow
 from edgestack.protocol import DeviceChoice
 
-__all__ = ["chosen", "resolve", "tagged"]
+__all__ = ["carrying", "chosen", "resolve", "tagged"]
 
 
 def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list[str]:
@@ -46,7 +46,7 @@ def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list
     return sorted(chosen)
 
 
-def tagged(session: Session, terms: Sequence[str]) -> list[str]:
+def carrying(session: Session, terms: Sequence[str]) -> list[str]:
     """The ids of the enrolled devices carrying every tag of `terms` (each a valid
     `protocol.TagTerm`, `key=value`), sorted; every device when `terms` is empty."""
     target = f"tag:{','.join(terms)}" if terms else "all"
@@ -65,13 +65,14 @@ def _matches(target: str, enrolled: dict[str, dict[str, str]]) -> set[str]:
         return set(enrolled)
     if target.startswith("tag:"):
         terms = target.removeprefix("tag:").split(",")
-        wanted = {key: value for key, _, value in (term.partition("=") for term in terms)}
-        return {
-            device_id
-            for device_id, tags in enrolled.items()
-            if all(tags.get(k) == v for k, v in wanted.items())
-        }
+        return {device_id for device_id, tags in enrolled.items() if tagged(tags, terms)}
     return {target} & set(enrolled)
+
+
+def tagged(tags: Mapping[str, str], terms: Iterable[str]) -> bool:
+    """Whether `tags` hold every `key=value` of `terms` (taken as valid `protocol.TagTerm`s);
+    true when there are none."""
+    return all(tags.get(key) == value for key, _, value in (t.partition("=") for t in terms))
 
 
 def chosen(session: Session, choice: DeviceChoice, command: str) -> list[str]:
