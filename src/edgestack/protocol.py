@@ -135,6 +135,7 @@ __all__ = [
     "Target",
     "TelemetryBatch",
     "TelemetryTotals",
+    "TelemetryView",
     "Timestamp",
     "TrainRequest",
     "UndeployResponse",
@@ -922,6 +923,15 @@ class EventView(Wire):
     device_id: DeviceId | None = Field(description="the device it concerns; null for the hub's own")
     received_at: datetime
     event: Event
+
+
+class TelemetryView(Wire):
+    """One telemetry batch as the hub stored it: its id, for paging, and when it came."""
+
+    id: int
+    device_id: DeviceId
+    received_at: datetime
+    batch: TelemetryBatch
 
 
 class SampleRecord(Wire):
