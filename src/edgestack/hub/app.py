@@ -17,6 +17,7 @@ from edgestack.hub.api.docs import install_docs
 from edgestack.hub.context import HubContext
 from edgestack.hub.controller import Controller
 from edgestack.hub.settings import HubSettings
+from edgestack.hub.ui import install_dashboard
 
 __all__ = ["create_app", "hub_of"]
 
@@ -61,6 +62,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         app.include_router(router, prefix=LEGACY_PREFIX, include_in_schema=False)
     document_bodies(app, API_PREFIX, ROUTERS)
     install_docs(app)
+    install_dashboard(app)
     return app
 
 
