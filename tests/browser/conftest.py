@@ -45,7 +45,8 @@ def browser(chromium: str) -> Iterator["Browser"]:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
     """A hub and two agents on simulated motors, both running a model that sees only faults
-    (it has no `normal` label), with an alarm rule too strict to raise anything yet."""
+    (it has no `normal` label), with an alarm rule too strict to raise anything yet, sending
+    telemetry every second for the charts."""
     with LocalFleet(tmp_path_factory.mktemp("fleet"), DEVICES) as fleet:
         fleet.start_hub()
         fleet.start_agents()
@@ -58,7 +59,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
                 timeout_s=60,
                 what=f"{device} to report",
             )
-            fleet.client.update_desired(device, DesiredPatch(rules=QUIET_RULE))
+            fleet.client.update_desired(
+                device, DesiredPatch(rules=QUIET_RULE, telemetry_interval_s=1)
+            )
         fleet.client.deploy(DeployRequest(model="motor", devices=DEVICES))
         for device in DEVICES:
             wait_until(

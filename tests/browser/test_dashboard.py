@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from bundles import random_bundle
 from edgestack.demo import LocalFleet
+from edgestack.protocol import RolloutRequest
 
 from .conftest import DEVICES
 
@@ -73,6 +75,15 @@ def test_an_alarm_rule_set_on_the_page_reaches_the_device_and_its_alarm_arrives_
     expect(reported).to_contain_text("min confidence 0; raise after 1,", timeout=WAIT_MS)
     alarm = page.locator("#events li[data-kind='alarm_raised']").filter(has_text="edge-1")
     expect(alarm.first).to_be_visible(timeout=WAIT_MS)
+    # Chart.js, served by the hub, draws the batches the device sent.
+    page.wait_for_function(
+        "Chart.getChart(document.querySelector('figure.chart canvas')).data.labels.length > 0",
+        timeout=WAIT_MS,
+    )
+    page.get_by_role("link", name="Fleet").click()
+    expect(page.locator("tr[data-device='edge-1'] td.alerting")).to_have_text(
+        re.compile("worn|imbalance"), timeout=WAIT_MS
+    )
     assert page.evaluate("window.loadedOnce") is True, "the page reloaded"
     spoken = page.evaluate("window.spoken")
     assert any(re.match(r"Alarm on edge-1: (worn|imbalance) in 1 windows", s) for s in spoken)
@@ -100,3 +111,32 @@ def test_a_viewer_sees_the_fleet_and_no_controls(page: "Page", fleet: LocalFleet
     )
     expect(page.get_by_role("region", name="controls")).to_have_count(0)
     expect(page.get_by_role("button", name="Set rule")).to_have_count(0)
+
+
+def test_an_operator_pauses_resumes_and_rolls_back_a_rollout_on_the_page(
+    page: "Page", fleet: LocalFleet
+) -> None:
+    fleet.client.register_model(
+        random_bundle(6, name="motor", version=2, labels=("worn", "imbalance")).pack()
+    )
+    started = fleet.client.start_rollout(
+        RolloutRequest(model="motor", version=2, to=["edge-2"], waves=[1.0], shadow_s=3600)
+    )
+    _log_in(page, fleet.admin_token)
+    page.get_by_role("link", name="Models").click()
+    expect(page.locator("section.model")).to_contain_text("v2", timeout=WAIT_MS)
+    page.get_by_role("link", name="Rollouts").click()
+    card = page.locator(f"section[data-rollout='{started.id}']")
+    state = card.locator("h3 .badge")
+    expect(card).to_contain_text("motor v2", timeout=WAIT_MS)
+    expect(card).to_contain_text("edge-2")
+
+    card.get_by_role("button", name="Pause").click()
+    expect(state).to_have_text("paused", timeout=WAIT_MS)
+    card.get_by_role("button", name="Resume").click()
+    expect(state).not_to_have_text("paused", timeout=WAIT_MS)
+    card.get_by_role("button", name="Roll back").click()
+    expect(state).to_have_text("rolled_back", timeout=WAIT_MS)
+
+    assert fleet.client.rollout(started.id).state == "rolled_back"
+    expect(card.get_by_role("button")).to_have_count(0)

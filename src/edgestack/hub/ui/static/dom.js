@@ -40,6 +40,31 @@ export function bundle(ref) {
   return ref ? `${ref.name} v${ref.version}` : "none";
 }
 
+// `step` that never runs twice at once: a call while it runs makes it run once more after,
+// so two refreshes (a timer's and an event's) cannot both add the same new rows.
+export function serialised(step) {
+  let running = null;
+  let again = false;
+  const run = async () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        await step();
+      } while (again);
+    })();
+    try {
+      await running;
+    } finally {
+      running = null;
+    }
+  };
+  return run;
+}
+
 // Runs `step` now and every `ms` until the returned stop is called; a failing step is shown
 // by its page, not retried faster.
 export function every(ms, step) {

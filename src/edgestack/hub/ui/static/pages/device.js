@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { chart, colour } from "../charts.js";
-import { ago, bundle, every, h, number, say, status, table, time } from "../dom.js";
+import { ago, bundle, every, h, say, serialised, status, table, time } from "../dom.js";
 import { EVENT } from "../feed.js";
 
 const REFRESH_MS = 2000;
@@ -20,7 +20,7 @@ export function render(root, ctx, id) {
     h("h3", {}, "Twin"), twin);
   let controls = null;
 
-  const refresh = async () => {
+  const refresh = serialised(async () => {
     try {
       const device = await api(path);
       problem.textContent = "";
@@ -36,7 +36,7 @@ export function render(root, ctx, id) {
     } catch (error) {
       problem.textContent = `Cannot load ${id}: ${error.message}`;
     }
-  };
+  });
 
   const onEvent = (message) => {
     if (message.detail.device_id === id) refresh();
@@ -55,11 +55,16 @@ export function render(root, ctx, id) {
 function liveCharts() {
   const batches = [];
   let after = null;
-  const predictions = chart("Predictions per batch", { type: "line", data: { datasets: [] } });
+  const fromZero = { scales: { y: { beginAtZero: true } } };
+  const predictions = chart("Predictions per batch", {
+    type: "line", data: { datasets: [] }, options: fromZero,
+  });
   const confidence = chart("Mean confidence", {
     type: "line", data: { datasets: [] }, options: { scales: { y: { min: 0, max: 1 } } },
   });
-  const latency = chart("Latency (ms)", { type: "line", data: { datasets: [] } });
+  const latency = chart("Latency (ms)", {
+    type: "line", data: { datasets: [] }, options: fromZero,
+  });
 
   const redraw = () => {
     const labels = batches.map((b) => time(b.batch.end));
@@ -107,12 +112,12 @@ function twinTable(device) {
     ["Shadow", bundle(d.shadow), r ? bundle(r.shadow) : "–"],
     ["App", d.stopped ? "stopped" : "running", r ? r.status : "–"],
     ["Alarm rule", rules(d.rules), r?.rules ? rules(r.rules) : "not said"],
-    ["Telemetry every", `${d.telemetry_interval_s} s`, ""],
+    ["Telemetry every", `${d.telemetry_interval_s} s`, "–"],
     ["Profile", d.profile ?? "by hardware", device.profile],
     ["Fault injected", d.fault ? `${d.fault.kind} (severity ${d.fault.severity}, ` +
-      `noise ${d.fault.noise})` : "none", ""],
-    ["Collecting", d.collect ? `${d.collect.label} into ${d.collect.dataset}` : "no", ""],
-    ["Error", "", r?.error ?? "none"],
+      `noise ${d.fault.noise})` : "none", "–"],
+    ["Collecting", d.collect ? `${d.collect.label} into ${d.collect.dataset}` : "no", "–"],
+    ["Error", "–", r?.error ?? "none"],
   ];
   return table(["", "Desired", "Reported"], rows.map(([name, desired, reported]) =>
     h("tr", { dataset: { field: name.toLowerCase().replaceAll(" ", "-") } },

@@ -1,10 +1,11 @@
 // The fleet at a glance: each device's status, model, health, last contact and open alerts.
 
 import { api } from "../api.js";
-import { ago, bundle, every, h, number, table } from "../dom.js";
+import { ago, bundle, every, h, number, serialised, table } from "../dom.js";
 import { EVENT } from "../feed.js";
 
 const REFRESH_MS = 3000;
+const RECENT = 500; // the events the alarm column looks back over
 
 export function render(root) {
   const summary = h("p", { class: "summary" });
@@ -12,27 +13,28 @@ export function render(root) {
   const problem = h("p", { class: "error", role: "alert" });
   root.append(h("h2", {}, "Fleet"), summary, problem, body);
 
-  const refresh = async () => {
+  const refresh = serialised(async () => {
     try {
-      const [devices, open] = await Promise.all([
+      const [devices, open, events] = await Promise.all([
         api("/devices"),
         api("/alerts", { params: { open: true, limit: 1000 } }),
+        api("/events", { params: { order: "newest", limit: RECENT } }),
       ]);
       problem.textContent = "";
-      draw(devices, open);
+      draw(devices, open, alarms(events));
     } catch (error) {
       problem.textContent = `Cannot load the fleet: ${error.message}`;
     }
-  };
+  });
 
-  const draw = (devices, open) => {
+  const draw = (devices, open, alarming) => {
     const running = devices.filter((d) => d.reported?.status === "running").length;
     summary.textContent = `${devices.length} devices, ${running} running a model, ` +
       `${open.length} open alerts`;
     const alertsOf = (id) => open.filter((a) => a.device_id === id);
     body.replaceChildren(devices.length
-      ? table(["Device", "Status", "Model", "Health", "Last seen", "Alerts"],
-        devices.map((d) => row(d, alertsOf(d.device_id))))
+      ? table(["Device", "Status", "Model", "Health", "Last seen", "Alarm", "Alerts"],
+        devices.map((d) => row(d, alarming.get(d.device_id), alertsOf(d.device_id))))
       : h("p", {}, "No device has enrolled yet: start an agent with `edgestack agent`."));
   };
 
@@ -44,7 +46,19 @@ export function render(root) {
   };
 }
 
-function row(device, alerts) {
+// The label each device raised an alarm for and has not cleared, as the newest events say.
+function alarms(events) {
+  const latest = new Map();
+  for (const view of events) {
+    const kind = view.event.kind;
+    if ((kind === "alarm_raised" || kind === "alarm_cleared") && !latest.has(view.device_id)) {
+      latest.set(view.device_id, kind === "alarm_raised" ? view.event.label : null);
+    }
+  }
+  return new Map([...latest].filter(([, label]) => label));
+}
+
+function row(device, alarm, alerts) {
   const reported = device.reported;
   const status = reported?.status ?? "not reported";
   const desired = device.desired.bundle;
@@ -58,6 +72,7 @@ function row(device, alerts) {
       ` → ${bundle(desired)}`) : null),
     h("td", {}, health(device)),
     h("td", {}, ago(device.last_seen)),
+    h("td", { class: alarm ? "alerting" : "" }, alarm ?? "none"),
     h("td", { class: alerts.length ? "alerting" : "" },
       alerts.length ? alerts.map((a) => a.signal).join(", ") : "none"));
 }

@@ -1,7 +1,7 @@
 // Hub jobs (train, optimise, evaluate): state, progress, outcome and log; operators cancel.
 
 import { api } from "../api.js";
-import { every, h, say, status, table, time } from "../dom.js";
+import { every, h, say, serialised, status, table, time } from "../dom.js";
 import { EVENT } from "../feed.js";
 
 const REFRESH_MS = 3000;
@@ -31,7 +31,7 @@ export function render(root, ctx) {
     refresh();
   };
 
-  const refresh = async () => {
+  const refresh = serialised(async () => {
     try {
       const jobs = await api("/jobs", { params: { order: "newest", limit: 50 } });
       body.replaceChildren(jobs.length ? table(
@@ -50,7 +50,7 @@ export function render(root, ctx) {
     } catch (error) {
       say(result, `Cannot load jobs: ${error.message}`, false);
     }
-  };
+  });
   const stop = every(REFRESH_MS, refresh);
   window.addEventListener(EVENT, refresh);
   return () => {

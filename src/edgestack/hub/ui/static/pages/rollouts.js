@@ -1,7 +1,7 @@
 // Rollouts: each wave's devices, state and gate readings, and the operator's buttons.
 
 import { api } from "../api.js";
-import { every, h, number, say, status, table, time } from "../dom.js";
+import { every, h, number, say, serialised, status, table, time } from "../dom.js";
 import { EVENT } from "../feed.js";
 
 const REFRESH_MS = 3000;
@@ -29,7 +29,7 @@ export function render(root, ctx) {
     refresh();
   };
 
-  const refresh = async () => {
+  const refresh = serialised(async () => {
     try {
       const rollouts = await api("/rollouts", { params: { order: "newest", limit: 20 } });
       body.replaceChildren(...(rollouts.length ? rollouts.map((r) => card(r, ctx, act))
@@ -37,7 +37,7 @@ export function render(root, ctx) {
     } catch (error) {
       say(result, `Cannot load rollouts: ${error.message}`, false);
     }
-  };
+  });
   const stop = every(REFRESH_MS, refresh);
   window.addEventListener(EVENT, refresh);
   return () => {
