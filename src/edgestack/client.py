@@ -59,6 +59,9 @@ from edgestack.protocol import (
     SampleRecord,
     TagsPatch,
     TelemetryView,
+    TokenCreate,
+    TokenSecret,
+    TokenView,
     UndeployResponse,
     WindowAsk,
     WindowLabels,
@@ -83,6 +86,7 @@ _Alerts = TypeAdapter(list[AlertView])
 _Rules = TypeAdapter(list[AlertRule])
 _Accuracy = TypeAdapter(list[AccuracyView])
 _Rollouts = TypeAdapter(list[RolloutView])
+_Tokens = TypeAdapter(list[TokenView])
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -225,6 +229,20 @@ class HubClient:
     def rotate_keys(self) -> list[KeyView]:
         """Make the hub sign with a new key, endorsed by the active one; answer every key."""
         return _Keys.validate_json(self._call("POST", "/api/v1/keys/rotate").content)
+
+    def create_token(self, request: TokenCreate) -> TokenSecret:
+        """Make a named API token; its secret is in the answer only, never shown again."""
+        response = self._call("POST", "/api/v1/tokens", content=request.model_dump_json())
+        return TokenSecret.model_validate_json(response.content)
+
+    def tokens(self) -> list[TokenView]:
+        """Every named API token, revoked and expired ones too, without their secrets."""
+        return _Tokens.validate_json(self._call("GET", "/api/v1/tokens").content)
+
+    def revoke_token(self, name: str) -> TokenView:
+        """Stop the token `name` working at once; HubError with status 409 when it was
+        revoked already."""
+        return TokenView.model_validate_json(self._call("DELETE", f"/api/v1/tokens/{name}").content)
 
     def deploy(self, request: DeployRequest) -> DeployResponse:
         response = self._call("POST", "/api/v1/deployments", content=request.model_dump_json())

@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -51,6 +52,7 @@ __all__ = [
     "AlertRules",
     "AlertSignal",
     "AlertView",
+    "AuditView",
     "BadExample",
     "BoundedSpec",
     "Buckets",
@@ -137,6 +139,10 @@ __all__ = [
     "TelemetryTotals",
     "TelemetryView",
     "Timestamp",
+    "TokenCreate",
+    "TokenName",
+    "TokenSecret",
+    "TokenView",
     "TrainRequest",
     "UndeployResponse",
     "WaveState",
@@ -861,6 +867,62 @@ class Identity(Wire):
 
     name: str
     role: Role
+
+
+def _token_name(name: str) -> str:
+    if not re.fullmatch(_DEVICE_ID, name):
+        raise ValueError(
+            f"'{name[:80]}' is no token name; use lower-case letters, digits and dashes, "
+            "starting with a letter or digit, at most 63 characters, e.g. ci-deployer"
+        )
+    return name
+
+
+TokenName = Annotated[str, StringConstraints(max_length=63), AfterValidator(_token_name)]
+"""What an API token is called, in the audit log and `edgestack tokens`: a slug such as
+`ci-deployer`."""
+
+
+class TokenCreate(_Command):
+    """A named API token to make: its role and, when given, how many days it lives."""
+
+    name: TokenName
+    role: Role
+    expires_days: int | None = Field(
+        default=None, ge=1, le=3650, description="days until it stops working; never if left out"
+    )
+
+
+class TokenView(Wire):
+    """A named API token, without its secret, which the hub keeps only hashed."""
+
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class TokenSecret(TokenView):
+    """A token just made, with its secret: shown this once, never again."""
+
+    token: str
+
+
+class AuditView(Wire):
+    """A control action as the audit log holds it: who (`actor`, `role`), what (`action`,
+    the operation id, on `target`), when, and the state it changed, `before` (null for a
+    create) and `after`."""
+
+    id: int
+    at: datetime
+    actor: str
+    role: Role
+    action: str
+    target: str | None = None
+    before: JsonValue = None
+    after: JsonValue = None
 
 
 class KeyView(Wire):

@@ -120,6 +120,7 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
     assert bodies[("put", "/api/v1/alerts/rules")].endswith("/AlertRules")
     assert bodies[("post", "/api/v1/feedback")].endswith("/FeedbackBatch")
     assert bodies[("post", "/api/v1/rollouts")].endswith("/RolloutRequest")
-    assert len(bodies) == 21
+    assert bodies[("post", "/api/v1/tokens")].endswith("/TokenCreate")
+    assert len(bodies) == 22
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

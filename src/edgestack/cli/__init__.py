@@ -2,7 +2,7 @@
 for its datasets, `train` for models, `optimize` to fit them to a device, `rollout` to move
 them onto devices wave by wave, `keys` for the hub's signing keys, `jobs` for the hub's work,
 `alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label and
-`policy` for what the hub does on its own."""
+`policy` for what the hub does on its own, `tokens` for who may call it."""
 
 import typer
 
@@ -18,6 +18,7 @@ from edgestack.cli import (
     processes,
     review,
     rollouts,
+    tokens,
     train,
     twin,
     watch,
@@ -52,3 +53,4 @@ app.command()(alerts.accuracy)
 app.command()(alerts.feedback)
 app.add_typer(review.app, name="windows")
 app.add_typer(policy.app, name="policy")
+app.add_typer(tokens.app, name="tokens")

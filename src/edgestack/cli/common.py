@@ -65,20 +65,31 @@ JobOpt = Annotated[
 
 
 class ClientSettings(BaseSettings):
-    """How the CLI reaches a hub; env vars `EDGESTACK_HUB_URL`, `EDGESTACK_ADMIN_TOKEN`."""
+    """How the CLI reaches a hub; env vars `EDGESTACK_HUB_URL`, and `EDGESTACK_TOKEN` (a
+    named token of any role) or else `EDGESTACK_ADMIN_TOKEN` (the hub's own)."""
 
     model_config = SettingsConfigDict(populate_by_name=True)
 
     hub_url: str = Field(default="http://127.0.0.1:8400", validation_alias="EDGESTACK_HUB_URL")
+    token: SecretStr | None = Field(default=None, validation_alias="EDGESTACK_TOKEN")
     admin_token: SecretStr = Field(
         default=SecretStr("dev-admin-token"), validation_alias="EDGESTACK_ADMIN_TOKEN"
     )
+
+    def api_token(self) -> str:
+        """The token calls carry: `token` when set, else `admin_token`."""
+        return (self.token or self.admin_token).get_secret_value()
 
 
 HubOpt = Annotated[str | None, typer.Option("--hub", help=r"Hub URL \[env EDGESTACK_HUB_URL].")]
 AdminOpt = Annotated[
     str | None,
-    typer.Option("--admin-token", help=r"\[env EDGESTACK_ADMIN_TOKEN]", show_default=False),
+    typer.Option(
+        "--token",
+        "--admin-token",
+        help=r"An API token \[env EDGESTACK_TOKEN, else EDGESTACK_ADMIN_TOKEN]",
+        show_default=False,
+    ),
 ]
 
 
@@ -121,8 +132,8 @@ def load_settings(cls: type[S], **given: Any) -> S:
 
 
 def connect(hub: str | None, admin_token: str | None) -> HubClient:
-    settings = load_settings(ClientSettings, hub_url=hub, admin_token=admin_token)
-    return HubClient(settings.hub_url, admin_token=settings.admin_token.get_secret_value())
+    settings = load_settings(ClientSettings, hub_url=hub, token=admin_token)
+    return HubClient(settings.hub_url, admin_token=settings.api_token())
 
 
 def setup_logging() -> None:

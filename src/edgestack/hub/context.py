@@ -1,5 +1,5 @@
 """What one running hub holds: settings, data directory, database, bundle store, signing
-keys, long-poll notifier."""
+keys, long-poll notifier, and the counts of logins and enrolments by address."""
 
 import asyncio
 import logging
@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from edgestack.bundle import BundleStore
 from edgestack.hub import datadir
 from edgestack.hub.notify import DesiredNotifier
+from edgestack.hub.ratelimit import SlidingWindow
 from edgestack.hub.settings import HubSettings
 from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database, jobs
@@ -26,6 +27,8 @@ class HubContext:
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
         self.notifier = DesiredNotifier()
+        self.login_failures = SlidingWindow(settings.login_failures, settings.login_window_s)
+        self.enrolments = SlidingWindow(settings.enrol_attempts, settings.enrol_window_s)
         # One dataset freeze at a time, since each chooses the next version's number.
         self.freezing = threading.Lock()
         self._db: Database | None = None

@@ -22,6 +22,7 @@ from edgestack.hub.api import (
     samples,
     session,
     telemetry,
+    tokens,
     twin,
 )
 from edgestack.hub.api.problems import install_problem_handlers
@@ -57,4 +58,5 @@ ROUTERS = (
     feedback.router,
     accuracy.router,
     rollouts.router,
+    tokens.router,
 )

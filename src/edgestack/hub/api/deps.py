@@ -3,7 +3,7 @@
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Header, HTTPException, Query, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -11,8 +11,8 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import devices
-from edgestack.hub.store.db import Window
+from edgestack.hub.store import devices, tokens
+from edgestack.hub.store.db import Window, utcnow
 from edgestack.protocol import (
     INT64_MAX,
     OLDEST_PROTOCOL,
@@ -172,28 +172,47 @@ _HUB_ADMIN = Caller(name="hub-admin", role="admin")
 
 
 def token_caller(token: str, hub: HubContext) -> Caller | None:
-    """Who `token` speaks for; None when it is no API token."""
+    """Who `token` speaks for; None when it is no API token, or one revoked or expired."""
+    found = _identify(token, hub)
+    return found if isinstance(found, Caller) else None
+
+
+def _identify(token: str, hub: HubContext) -> Caller | str | None:
+    """Who `token` speaks for; for a named token that no longer works, why; None when it is
+    no API token."""
     if matches(token, hub.settings.admin_token):
         return _HUB_ADMIN
-    return None
+    # Device tokens carry no prefix: they cost no look-up here.
+    if not token.startswith(tokens.PREFIX):
+        return None
+    with hub.db.session() as session:
+        row = tokens.by_secret(session, token)
+    if row is None:
+        return None
+    return tokens.why_dead(row, utcnow()) or Caller(name=row.name, role=cast(Role, row.role))
 
 
 def _caller(
     credentials: HTTPAuthorizationCredentials | None, cookie: str | None, hub: HubContext
-) -> Caller | None:
+) -> Caller | str | None:
     # A bearer token wins over the dashboard's cookie: a script's explicit token is meant.
     token = credentials.credentials if credentials is not None else cookie
-    return None if token is None else token_caller(token, hub)
+    return None if token is None else _identify(token, hub)
 
 
 def _is_admin(credentials: HTTPAuthorizationCredentials | None, hub: HubContext) -> bool:
     caller = _caller(credentials, None, hub)
-    return caller is not None and caller.may("admin")
+    return isinstance(caller, Caller) and caller.may("admin")
 
 
 def _requiring(role: Role) -> Callable[..., Caller]:
     def require(hub: HubDep, credentials: Credentials, cookie: SessionCookie) -> Caller:
         caller = _caller(credentials, cookie, hub)
+        if isinstance(caller, str):
+            raise _unauthorized(
+                f"{caller}; ask an admin for a new one (`edgestack tokens create`) and log in "
+                "or send it again"
+            )
         if caller is None:
             raise _unauthorized(
                 f"this route needs a token with the {role} role or above: send "
@@ -208,6 +227,8 @@ def _requiring(role: Role) -> Callable[..., Caller]:
             )
         return caller
 
+    # Read by the role tests, which derive each route's role from its dependencies.
+    require.role = role  # type: ignore[attr-defined]
     return require
 
 

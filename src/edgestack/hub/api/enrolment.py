@@ -1,10 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import HubDep, WriteSessionDep, matches, refuse_protocol
 from edgestack.hub.errors import Forbidden
+from edgestack.hub.ratelimit import address, too_many
 from edgestack.hub.store import devices, events
 from edgestack.protocol import OLDEST_PROTOCOL, PROTOCOL, EnrolRequest, EnrolResponse
 
@@ -18,9 +19,14 @@ EnrolBody = Annotated[EnrolRequest, Depends(json_body(EnrolRequest))]
 @router.post(
     "/enrol",
     operation_id="enrolment-enrol",
-    responses={403: {"description": "the id is enrolled: send its device token, or approve"}},
+    responses={
+        403: {"description": "the id is enrolled: send its device token, or approve"},
+        429: {"description": "too many enrolments from this address: wait Retry-After"},
+    },
 )
-def enrol(request: EnrolBody, hub: HubDep, session: WriteSessionDep) -> EnrolResponse:
+def enrol(
+    request: EnrolBody, hub: HubDep, session: WriteSessionDep, call: Request
+) -> EnrolResponse:
     """Enrol a device with the fleet's enrolment token, and hand it a device token and the
     keys the hub signs bundles with, for the device to pin.
 
@@ -28,7 +34,12 @@ def enrol(request: EnrolBody, hub: HubDep, session: WriteSessionDep) -> EnrolRes
     its previous token revoked, only with that device token in `device_token` or after an
     operator's approval (`edgestack devices approve ID`); otherwise 403, and the id waits for
     approval. Each outcome is recorded as an event.
+
+    Every enrolment asked for counts against its client address: past `enrol_attempts` in
+    `enrol_window_s` (hub settings) the address is answered 429 with Retry-After.
     """
+    if wait_s := hub.enrolments.take(address(call)):
+        raise too_many("enrolments", hub.enrolments, wait_s)
     if not matches(request.enrol_token, hub.settings.enrol_token):
         raise HTTPException(
             401,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import SESSION_COOKIE, HubDep, ViewerDep, token_caller
+from edgestack.hub.ratelimit import address, too_many
 from edgestack.protocol import Identity, Login
 
 __all__ = ["router"]
@@ -21,13 +22,23 @@ _SESSION_S = 12 * 3600
 @router.post(
     "/login",
     operation_id="session-login",
-    responses={401: {"description": "the token is no API token"}},
+    responses={
+        401: {"description": "the token is no API token"},
+        429: {"description": "too many failed logins from this address: wait Retry-After"},
+    },
 )
 def login(login: LoginBody, hub: HubDep, request: Request, response: Response) -> Identity:
     """Check an API token and hand it back as an HttpOnly, same-site cookie, so the
-    dashboard's scripts never hold it; every route takes the cookie as it takes the token."""
+    dashboard's scripts never hold it; every route takes the cookie as it takes the token.
+
+    Failed logins are counted by client address: past `login_failures` in `login_window_s`
+    (hub settings) the address is answered 429 with Retry-After, whatever it sends."""
+    where = address(request)
+    if wait_s := hub.login_failures.wait_s(where):
+        raise too_many("failed logins", hub.login_failures, wait_s)
     caller = token_caller(login.token, hub)
     if caller is None:
+        hub.login_failures.hit(where)
         raise HTTPException(
             401, "token: not an API token of this hub; ask an admin for one (`edgestack tokens`)"
         )

@@ -19,6 +19,7 @@ from edgestack.hub.store import (
     samples,
     targets,
     telemetry,
+    tokens,
 )
 from edgestack.hub.store.db import Base, Database, utcnow
 
@@ -39,5 +40,6 @@ __all__ = [
     "samples",
     "targets",
     "telemetry",
+    "tokens",
     "utcnow",
 ]

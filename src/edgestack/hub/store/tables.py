@@ -12,6 +12,8 @@ __all__ = [
     "AlertRow",
     "AlertRuleRow",
     "AlertStreakRow",
+    "ApiTokenRow",
+    "AuditRow",
     "DatasetVersionRow",
     "DeviceRow",
     "EventRow",
@@ -311,3 +313,35 @@ class RolloutRow(Base):
     previous: Mapped[dict[str, Json | None]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiTokenRow(Base):
+    """A named API token for a person or an outside application: only its sha256 is kept.
+    It works until `expires_at` (never when null) unless `revoked_at` is set."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    role: Mapped[str] = mapped_column(String(8))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(63))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    """A control action: `actor` (a token's name) with `role` did `action` (an operation id)
+    on `target` at `at`; `before` and `after` hold the state it changed, as JSON."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(63), index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    action: Mapped[str] = mapped_column(String(63), index=True)
+    target: Mapped[str | None] = mapped_column(String(255), index=True)
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
