@@ -1,15 +1,20 @@
 """The dashboard in a real browser against a real hub and agents: log in, see the fleet,
 change a device's alarm rule and see the device apply it, watch its alarm arrive live and
-hear it spoken, and a viewer who sees no controls."""
+hear it spoken, a viewer who sees no controls, a rollout steered by its buttons, and data
+collected from a device's page drawn on the datasets page."""
 
+import math
 import re
+import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 
 from bundles import random_bundle
-from edgestack.demo import LocalFleet
-from edgestack.protocol import RolloutRequest, TokenCreate
+from edgestack.bundle import FeatureSpec, InputSpec
+from edgestack.demo import LocalFleet, wait_until
+from edgestack.protocol import DataSample, RolloutRequest, SampleImport, TokenCreate
 
 from .conftest import DEVICES
 
@@ -132,3 +137,66 @@ def test_an_operator_pauses_resumes_and_rolls_back_a_rollout_on_the_page(
 
     assert fleet.client.rollout(started.id).state == "rolled_back"
     expect(card.get_by_role("button")).to_have_count(0)
+
+
+def test_data_collected_from_the_page_shows_per_device_with_a_sample_drawn(
+    page: "Page", fleet: LocalFleet
+) -> None:
+    _log_in(page, fleet.admin_token)
+    page.goto("/#/devices/edge-2")
+    collect = page.get_by_role("form", name="Collect labelled data")
+    collect.get_by_label("Label").fill("normal")
+    collect.get_by_label("Dataset").fill("bench")
+    collect.get_by_role("button", name="Start collecting").click()
+    collecting = page.locator("tr[data-field='collecting'] td.desired")
+    expect(collecting).to_have_text("normal into bench", timeout=WAIT_MS)
+    wait_until(
+        lambda: any(d.name == "bench" and d.counts.total >= 3 for d in fleet.client.datasets()),
+        timeout_s=30,
+        what="edge-2 to send samples",
+    )
+    collect.get_by_role("button", name="Stop collecting").click()
+    expect(collecting).to_have_text("no", timeout=WAIT_MS)
+
+    # A recording of raw windows: its features are the signal itself, drawn as a line.
+    fleet.client.import_samples("bench", _raw_recording())
+
+    page.get_by_role("link", name="Datasets").click()
+
+    expect(page.locator("table").first).to_contain_text("bench", timeout=WAIT_MS)
+    per_device = page.locator("section.viewer table")
+    expect(per_device).to_contain_text("edge-2")
+    expect(per_device).to_contain_text("bench-rig")
+    expect(per_device.locator("thead")).to_contain_text("normal")
+    viewer = page.locator("section.viewer")
+    recorded = viewer.locator("option", has_text="bench-rig: shaking").get_attribute("value")
+    viewer.get_by_label("sample").select_option(recorded)
+    expect(viewer.locator("figcaption")).to_have_text("bench-rig, shaking: the window's signal")
+    drawn = page.evaluate(
+        "(({ config }) => [config.type, config.data.datasets.map((d) => d.data.length)])"
+        "(Chart.getChart(document.querySelector('section.viewer canvas')))"
+    )
+    viewer.get_by_label("sample").select_option(
+        viewer.locator("option", has_text="edge-2: normal").first.get_attribute("value")
+    )
+    expect(viewer.locator("figcaption")).to_contain_text("edge-2, normal: the window's features")
+
+    assert drawn == ["line", [RAW_WINDOW]]
+    assert fleet.client.device("edge-2").desired.collect is None
+
+
+RAW_WINDOW = 50
+
+
+def _raw_recording() -> SampleImport:
+    spec = InputSpec(
+        sensors=["level"],
+        rate_hz=50.0,
+        window=RAW_WINDOW,
+        hop=RAW_WINDOW,
+        extractors=[FeatureSpec(kind="raw", params={"size": RAW_WINDOW})],
+        features=[f"level.s{i}" for i in range(RAW_WINDOW)],
+    )
+    signal = [math.sin(2 * math.pi * 3 * i / 50) for i in range(RAW_WINDOW)]
+    sample = DataSample(at=datetime.now(UTC), label="shaking", features=signal)
+    return SampleImport(batch_id=uuid.uuid4(), device_id="bench-rig", spec=spec, samples=[sample])

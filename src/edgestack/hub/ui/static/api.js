@@ -22,12 +22,20 @@ export async function api(path, { method = "GET", body, params } = {}) {
   });
   if (response.status === 204) return null;
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     if (response.status === 401 && path !== "/login") {
       window.dispatchEvent(new Event(UNAUTHORIZED));
     }
-    throw new ApiError(response.status, (data && data.detail) || response.statusText);
+    throw new ApiError(response.status, reason(text) || response.statusText);
   }
-  return data;
+  return text ? JSON.parse(text) : null;
+}
+
+// The hub words every refusal as {"detail": ...}; a proxy in between may answer otherwise.
+function reason(text) {
+  try {
+    return JSON.parse(text).detail;
+  } catch {
+    return text.slice(0, 200);
+  }
 }

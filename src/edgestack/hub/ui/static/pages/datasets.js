@@ -1,7 +1,7 @@
 // Datasets: what each holds by label and device, and a viewer that draws one sample's window.
 
 import { api } from "../api.js";
-import { chart } from "../charts.js";
+import { chart, colour } from "../charts.js";
 import { h, table, time } from "../dom.js";
 
 const SAMPLES = 500; // the newest samples the per-device counts and the viewer look at
@@ -29,20 +29,13 @@ export function render(root) {
       const draw = () => {
         drawn?.destroy();
         const sample = page.samples[Number(choose.value)];
-        const spec = page.specs[sample.spec];
-        drawn = chart(`${sample.device_id}, ${sample.label}: the window's features ` +
-          `(${spec ? spec.sensors.join(", ") : "unknown spec"})`, {
-          type: "bar",
-          data: {
-            labels: spec ? spec.features : sample.features.map((_, i) => `f${i}`),
-            datasets: [{ label: sample.label, data: sample.features, backgroundColor: "#2563eb" }],
-          },
-        });
+        drawn = sampleChart(sample, page.specs[sample.spec]);
         figure.replaceChildren(drawn.node);
       };
       choose.addEventListener("change", draw);
       viewer.append(h("h3", {}, "Sample viewer"),
-        h("p", { class: "muted" }, "The hub keeps each window's features, not its raw samples."),
+        h("p", { class: "muted" }, "A window's signal where its model takes the raw samples " +
+          "(the raw extractor); otherwise the features the device computed from it."),
         choose, figure);
       draw();
     } catch (error) {
@@ -50,6 +43,40 @@ export function render(root) {
     }
   })();
   return () => drawn?.destroy();
+}
+
+// The raw extractor names its columns channel.s0, channel.s1, ...: those are the signal.
+const RAW = /^(.+)\.s(\d+)$/;
+
+function sampleChart(sample, spec) {
+  const names = spec ? spec.features : sample.features.map((_, i) => `f${i}`);
+  const where = `${sample.device_id}, ${sample.label}`;
+  const signals = new Map();
+  names.forEach((name, i) => {
+    const raw = name.match(RAW);
+    if (!raw) return;
+    if (!signals.has(raw[1])) signals.set(raw[1], []);
+    signals.get(raw[1]).push(sample.features[i]);
+  });
+  if (signals.size) {
+    const length = Math.max(...[...signals.values()].map((v) => v.length));
+    const seconds = (i) => (spec ? (i / spec.rate_hz).toFixed(3) : i);
+    return chart(`${where}: the window's signal`, {
+      type: "line",
+      data: {
+        labels: Array.from({ length }, (_, i) => seconds(i)),
+        datasets: [...signals].map(([channel, values], i) => ({
+          label: channel, data: values, borderColor: colour(i), pointRadius: 0,
+        })),
+      },
+      options: { scales: { x: { title: { display: true, text: "seconds" } } } },
+    });
+  }
+  return chart(`${where}: the window's features (${spec ? spec.sensors.join(", ") : "unknown spec"})`, {
+    type: "bar",
+    data: { labels: names, datasets: [{ label: sample.label, data: sample.features,
+      backgroundColor: colour(0) }] },
+  });
 }
 
 function counts(byName) {

@@ -28,6 +28,7 @@ export function render(root, ctx, id) {
         `${ago(device.last_seen)} · profile ${device.profile} · ` +
         `${device.telemetry.windows} windows classified`;
       twin.replaceChildren(twinTable(device));
+      charts.drift(device.telemetry);
       if (ctx.may("operator") && !controls) {
         controls = await controlsFor(device, path, refresh);
         root.append(controls);
@@ -66,6 +67,11 @@ function liveCharts() {
     type: "line", data: { datasets: [] }, options: fromZero,
   });
 
+  // The device sends no feature values, only how far each feature drifted from training.
+  const drift = chart("Input drift per feature (PSI, rolling)", {
+    type: "bar", data: { datasets: [] }, options: fromZero,
+  });
+
   const redraw = () => {
     const labels = batches.map((b) => time(b.batch.end));
     const names = [...new Set(batches.flatMap((b) => Object.keys(b.batch.predictions)))].sort();
@@ -82,7 +88,14 @@ function liveCharts() {
   };
 
   return {
-    nodes: [predictions.node, confidence.node, latency.node],
+    nodes: [predictions.node, confidence.node, latency.node, drift.node],
+    drift(totals) {
+      const scores = totals.drift_psi_by_feature;
+      drift.update({ data: { labels: Object.keys(scores), datasets: [{
+        label: `PSI over ${totals.drift_windows} windows`, data: Object.values(scores),
+        backgroundColor: colour(3),
+      }] } });
+    },
     async follow(path) {
       const page = after === null
         ? (await api(`${path}/telemetry`, { params: { order: "newest", limit: BATCHES } }))
@@ -96,7 +109,7 @@ function liveCharts() {
       redraw();
     },
     destroy() {
-      [predictions, confidence, latency].forEach((c) => c.destroy());
+      [predictions, confidence, latency, drift].forEach((c) => c.destroy());
     },
   };
 }
@@ -186,7 +199,7 @@ async function controlsFor(device, path, refresh) {
   const collectForm = form("Collect labelled data", [
     field("Label", "label", "text", device.desired.collect?.label ?? "normal"),
     field("Dataset", "dataset", "text", device.desired.collect?.dataset ?? "default"),
-  ], "Collect", (values) => patch("Collection", { collect: values }),
+  ], "Start collecting", (values) => patch("Collection", { collect: values }),
   h("button", { type: "button", onclick: () => patch("Collection", { collect: null }) },
     "Stop collecting"));
 

@@ -33,7 +33,8 @@ export function render(root) {
       `${open.length} open alerts`;
     const alertsOf = (id) => open.filter((a) => a.device_id === id);
     body.replaceChildren(devices.length
-      ? table(["Device", "Status", "Model", "Health", "Last seen", "Alarm", "Alerts"],
+      ? table(["Device", "Status", "Model", "Sees now", "Health", "Last seen", "Alarm",
+        "Alerts"],
         devices.map((d) => row(d, alarming.get(d.device_id), alertsOf(d.device_id))))
       : h("p", {}, "No device has enrolled yet: start an agent with `edgestack agent`."));
   };
@@ -70,11 +71,18 @@ function row(device, alarm, alerts) {
     h("td", {}, h("span", { class: `badge ${status.replace(" ", "-")}` }, status)),
     h("td", {}, bundle(running), converging ? h("span", { class: "muted" },
       ` → ${bundle(desired)}`) : null),
+    h("td", {}, seesNow(device.telemetry)),
     h("td", {}, health(device)),
     h("td", {}, ago(device.last_seen)),
     h("td", { class: alarm ? "alerting" : "" }, alarm ?? "none"),
     h("td", { class: alerts.length ? "alerting" : "" },
       alerts.length ? alerts.map((a) => a.signal).join(", ") : "none"));
+}
+
+// The labels of the device's latest batch, where the hub keeps them.
+function seesNow(totals) {
+  const latest = Object.entries(totals.latest_predictions ?? {}).sort((a, b) => b[1] - a[1]);
+  return latest.length ? latest.map(([label, n]) => `${label} ${n}`).join(", ") : "–";
 }
 
 function health(device) {
