@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bundles import random_bundle
-from edgestack.bundle import FeatureSpec, InputSpec
+from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec, Lineage
 from edgestack.demo import LocalFleet, wait_until
+from edgestack.processing import vibration_spec
 from edgestack.protocol import DataSample, RolloutRequest, SampleImport, TokenCreate
 
 from .conftest import DEVICES
@@ -137,6 +138,51 @@ def test_an_operator_pauses_resumes_and_rolls_back_a_rollout_on_the_page(
 
     assert fleet.client.rollout(started.id).state == "rolled_back"
     expect(card.get_by_role("button")).to_have_count(0)
+
+
+def test_a_models_versions_show_their_lineage_and_pareto_front(
+    page: "Page", fleet: LocalFleet
+) -> None:
+    first = _register_pump(fleet, accuracy=0.95, p99_ms=2.0)
+    _register_pump(fleet, accuracy=0.94, p99_ms=0.8, parent=first, optimisation="int8_static")
+    _register_pump(fleet, accuracy=0.93, p99_ms=1.5, parent=first, optimisation="fp16")
+    _log_in(page, fleet.admin_token)
+
+    page.get_by_role("link", name="Models").click()
+
+    pump = page.locator("section.model", has=page.get_by_role("heading", name="pump"))
+    expect(pump.locator("tbody tr")).to_have_count(3, timeout=WAIT_MS)
+    expect(pump.locator("tbody tr").nth(1)).to_contain_text("int8_static of v1")
+    expect(pump.locator("figcaption")).to_contain_text("accuracy against latency")
+    plotted = pump.evaluate(
+        "(section) => Chart.getChart(section.querySelector('canvas')).data.datasets"
+        ".map((set) => [set.label, set.data.map((point) => point.version)])"
+    )
+
+    assert plotted == [["Pareto front", [1, 2]], ["dominated", [3]]]
+
+
+def _register_pump(
+    fleet: LocalFleet,
+    *,
+    accuracy: float,
+    p99_ms: float,
+    parent: str | None = None,
+    optimisation: str | None = None,
+) -> str:
+    """Register the next version of `pump`, trained and measured as given; its digest."""
+    bundle = Bundle.create(
+        name="pump",
+        labels=["normal", "worn"],
+        input=vibration_spec(),
+        model=b"not run by any device",
+        metrics={"accuracy": accuracy},
+        footprint=Footprint(
+            model_bytes=1000, peak_ram_bytes=4096, latency_ms_p50=p99_ms / 2, latency_ms_p99=p99_ms
+        ),
+        lineage=Lineage(trainer="random_forest", parent=parent, optimisation=optimisation),
+    )
+    return fleet.client.register_model(bundle.pack()).digest
 
 
 def test_data_collected_from_the_page_shows_per_device_with_a_sample_drawn(
