@@ -15,7 +15,13 @@ from bundles import random_bundle
 from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec, Lineage
 from edgestack.demo import LocalFleet, wait_until
 from edgestack.processing import vibration_spec
-from edgestack.protocol import DataSample, RolloutRequest, SampleImport, TokenCreate
+from edgestack.protocol import (
+    DataSample,
+    EvaluateRequest,
+    RolloutRequest,
+    SampleImport,
+    TokenCreate,
+)
 
 from .conftest import DEVICES
 
@@ -160,6 +166,22 @@ def test_a_models_versions_show_their_lineage_and_pareto_front(
     )
 
     assert plotted == [["Pareto front", [1, 2]], ["dominated", [3]]]
+
+
+def test_a_failed_job_shows_why_and_its_log(page: "Page", fleet: LocalFleet) -> None:
+    job = fleet.client.submit_job(EvaluateRequest(model="motor"))
+    _log_in(page, fleet.admin_token)
+
+    page.get_by_role("link", name="Jobs").click()
+
+    row = page.locator("tr", has=page.get_by_role("cell", name=str(job.id), exact=True))
+    expect(row).to_contain_text("failed", timeout=60_000)
+    error = fleet.client.job(job.id).error
+    assert error is not None
+    expect(row).to_contain_text(error[:40])
+    row.get_by_role("button", name="Log").click()
+    expect(page.locator("pre.log")).to_contain_text(f"job {job.id}")
+    expect(row.get_by_role("button", name="Cancel")).to_have_count(0)
 
 
 def _register_pump(
