@@ -89,6 +89,16 @@ def page(browser: "Browser", fleet: LocalFleet, request: pytest.FixtureRequest) 
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # A refused script or style, a failed request, a policy violation: all say so here. A 401
+    # is the page asking who is logged in before anyone is, or a refused login.
+    page.on(
+        "console",
+        lambda message: (
+            message.type == "error"
+            and "status of 401" not in message.text
+            and errors.append(message.text)
+        ),
+    )
     yield page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)

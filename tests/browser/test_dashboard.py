@@ -58,6 +58,12 @@ def test_an_operator_logs_in_and_sees_the_fleet(page: "Page", fleet: LocalFleet)
         expect(row).to_contain_text("motor v1")
     expect(page.locator(".summary")).to_contain_text("2 devices, 2 running a model")
 
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("API token")).to_be_visible()
+    page.reload()
+    expect(page.get_by_label("API token")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("tr[data-device]")).to_have_count(0)
+
 
 def test_an_alarm_rule_set_on_the_page_reaches_the_device_and_its_alarm_arrives_live(
     page: "Page", fleet: LocalFleet
@@ -88,7 +94,7 @@ def test_an_alarm_rule_set_on_the_page_reaches_the_device_and_its_alarm_arrives_
     expect(alarm.first).to_be_visible(timeout=WAIT_MS)
     # Chart.js, served by the hub, draws the batches the device sent.
     page.wait_for_function(
-        "Chart.getChart(document.querySelector('figure.chart canvas')).data.labels.length > 0",
+        "() => Chart.getChart(document.querySelector('figure.chart canvas')).data.labels.length",
         timeout=WAIT_MS,
     )
     page.get_by_role("link", name="Fleet").click()

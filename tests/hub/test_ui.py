@@ -51,6 +51,7 @@ async def test_the_page_loads_only_what_the_hub_serves(client: httpx.AsyncClient
         broken.pop(f"{ui.CHARTS}/chart.umd.js", None)  # the next test says what is missing
     assert broken == {}
     assert "/" not in schema["paths"]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
 
 
 async def test_chart_js_is_served_from_the_hubs_own_copy(client: httpx.AsyncClient) -> None:
