@@ -22,6 +22,7 @@ from edgestack.protocol import (
     AlertRule,
     AlertRules,
     AlertView,
+    AuditView,
     DatasetDetail,
     DatasetSummary,
     DatasetVersion,
@@ -87,6 +88,7 @@ _Rules = TypeAdapter(list[AlertRule])
 _Accuracy = TypeAdapter(list[AccuracyView])
 _Rollouts = TypeAdapter(list[RolloutView])
 _Tokens = TypeAdapter(list[TokenView])
+_Audit = TypeAdapter(list[AuditView])
 
 # The most one page of a listing holds.
 _PAGE = 1000
@@ -243,6 +245,25 @@ class HubClient:
         """Stop the token `name` working at once; HubError with status 409 when it was
         revoked already."""
         return TokenView.model_validate_json(self._call("DELETE", f"/api/v1/tokens/{name}").content)
+
+    def audit(
+        self,
+        *,
+        after_id: int = 0,
+        before_id: int | None = None,
+        newest_first: bool = False,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditView]:
+        """One page of the audit log, as `events` pages; only the actions of token `actor`,
+        of operation `action` and on `target` (a device id, a resource's name), when given."""
+        params = _window(after_id, before_id, newest_first, limit)
+        params.update(
+            (k, v) for k, v in (("actor", actor), ("action", action), ("target", target)) if v
+        )
+        return _Audit.validate_json(self._call("GET", "/api/v1/audit", params=params).content)
 
     def deploy(self, request: DeployRequest) -> DeployResponse:
         response = self._call("POST", "/api/v1/deployments", content=request.model_dump_json())

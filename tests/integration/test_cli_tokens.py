@@ -1,6 +1,8 @@
 """`edgestack tokens`: an admin makes a viewer's token, the viewer reads with it through
-EDGESTACK_TOKEN but changes nothing, and once revoked it reads nothing."""
+EDGESTACK_TOKEN but changes nothing, and once revoked it reads nothing; `edgestack audit`
+shows who made and revoked it."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +40,8 @@ def test_a_viewer_token_made_with_the_cli_reads_until_revoked(tmp_path: Path) ->
         revoked = cli(fleet, "tokens", "revoke", "grafana")
         after = _as(fleet, secret, "devices", "--json")
         bad = cli(fleet, "tokens", "create", "Bad_Name", "--role", "viewer")
+        audit = cli(fleet, "audit", "--device", "grafana", "--json")
+        audit_table = cli(fleet, "audit", "--action", "tokens-revoke")
 
     assert made.returncode == 0, made.stdout + made.stderr
     assert secret.startswith("est_")
@@ -52,3 +56,11 @@ def test_a_viewer_token_made_with_the_cli_reads_until_revoked(tmp_path: Path) ->
     assert "401" in after.stdout and "revoked" in after.stdout
     assert bad.returncode == 2
     assert "--name 'Bad_Name'" in bad.stdout
+    logged = json.loads(audit.stdout)
+    assert [(a["action"], a["actor"]) for a in logged] == [
+        ("tokens-revoke", "hub-admin"),
+        ("tokens-create", "hub-admin"),
+    ]
+    assert secret not in audit.stdout
+    assert "hub-admin (admin)" in audit_table.stdout
+    assert "revoked_at: null ->" in audit_table.stdout

@@ -1,8 +1,9 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
 for its datasets, `train` for models, `optimize` to fit them to a device, `rollout` to move
 them onto devices wave by wave, `keys` for the hub's signing keys, `jobs` for the hub's work,
-`alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label and
-`policy` for what the hub does on its own, `tokens` for who may call it."""
+`alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label,
+`policy` for what the hub does on its own, `tokens` for who may call it and `audit` for what
+they did."""
 
 import typer
 
@@ -54,3 +55,4 @@ app.command()(alerts.feedback)
 app.add_typer(review.app, name="windows")
 app.add_typer(policy.app, name="policy")
 app.add_typer(tokens.app, name="tokens")
+app.command()(tokens.audit)

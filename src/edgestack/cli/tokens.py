@@ -1,7 +1,9 @@
-"""`edgestack tokens`: named API tokens with a role, for people and outside applications."""
+"""`edgestack tokens`: named API tokens with a role, for people and outside applications;
+`edgestack audit`: the control actions done with them."""
 
+import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,9 +19,9 @@ from edgestack.cli.common import (
     print_json,
     request,
 )
-from edgestack.protocol import Role, TokenCreate, TokenView
+from edgestack.protocol import AuditView, Role, TokenCreate, TokenView
 
-__all__ = ["app"]
+__all__ = ["app", "audit"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -90,3 +92,62 @@ def revoke(
         print_json(row)
     else:
         console.print(f"token '{row.name}' revoked", highlight=False)
+
+
+def audit(
+    actor: Annotated[str | None, typer.Option(help="Only what this token's name did.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this operation, e.g. twin-patch-desired.")
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", "--target", help="Only actions on this device or resource."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="The newest this many.")] = 50,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List control actions, newest first: who, what, on what, when, and what changed."""
+    with connect(hub, admin_token) as client:
+        rows = call(
+            lambda: client.audit(
+                actor=actor, action=action, target=device, limit=limit, newest_first=True
+            )
+        )
+    emit(rows, as_json, _audit_listing(rows))
+
+
+def _audit_listing(rows: list[AuditView]) -> Listing:
+    cells = [
+        [
+            str(a.id),
+            f"{a.at:%Y-%m-%d %H:%M:%S}",
+            f"{a.actor} ({a.role})",
+            a.action,
+            a.target or "-",
+            _change(a.before, a.after),
+        ]
+        for a in rows
+    ]
+    headers = ["id", "at", "who", "action", "target", "change"]
+    return Listing(headers, cells, wrap=["change"], hide_first=["id"])
+
+
+def _change(before: Any, after: Any) -> str:
+    """What an action changed, in a line: the top-level fields that differ, when both sides
+    have fields; `--json` has the whole of both."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        fields = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        return (
+            "; ".join(f"{k}: {_short(before.get(k))} -> {_short(after.get(k))}" for k in fields)
+            or "nothing"
+        )
+    if before is None:
+        return "-" if after is None else "created"
+    return "removed" if after is None else "changed (--json shows how)"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."

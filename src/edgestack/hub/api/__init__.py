@@ -4,6 +4,7 @@ from edgestack.hub.api import (
     accuracy,
     alerts,
     artifacts,
+    audit,
     datasets,
     deployments,
     devices,
@@ -59,4 +60,5 @@ ROUTERS = (
     accuracy.router,
     rollouts.router,
     tokens.router,
+    audit.router,
 )

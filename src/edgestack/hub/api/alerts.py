@@ -3,7 +3,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import OperatorDep, SessionDep, ViewerDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.deps import (
+    AuditedOperatorDep,
+    SessionDep,
+    ViewerDep,
+    WindowDep,
+    WriteSessionDep,
+)
 from edgestack.hub.store import alerts
 from edgestack.protocol import AlertRule, AlertRules, AlertView, DeviceId
 
@@ -37,10 +43,14 @@ def get_rules(_: ViewerDep, session: SessionDep) -> list[AlertRule]:
 
 
 @router.put("/alerts/rules", operation_id="alerts-set-rules")
-def set_rules(_: OperatorDep, given: RulesBody, session: WriteSessionDep) -> list[AlertRule]:
+def set_rules(
+    audit: AuditedOperatorDep, given: RulesBody, session: WriteSessionDep
+) -> list[AlertRule]:
     """Set the rules of the signals named, each with `clear_at` on the safe side of
     `raise_at` (below it for a signal bad when high, above it for the accuracies); the others
     keep theirs. Answers every signal's rule."""
+    before = alerts.rules(session)
     updated = alerts.set_rules(session, given)
+    audit.changed(before, updated)
     session.commit()
     return updated

@@ -6,7 +6,13 @@ from fastapi.responses import FileResponse
 
 from edgestack.bundle import Name
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import HubDep, OperatorDep, SessionDep, ViewerDep, WriteSessionDep
+from edgestack.hub.api.deps import (
+    AuditedOperatorDep,
+    HubDep,
+    SessionDep,
+    ViewerDep,
+    WriteSessionDep,
+)
 from edgestack.hub.store import datasets, samples
 from edgestack.protocol import (
     INT64_MAX,
@@ -47,8 +53,9 @@ def get_dataset(_: ViewerDep, session: SessionDep, name: DatasetName) -> Dataset
 
 @router.post("/datasets/{name}/versions", status_code=201, operation_id="datasets-freeze")
 def freeze_dataset(
-    _: OperatorDep,
+    audit: AuditedOperatorDep,
     hub: HubDep,
+    session: WriteSessionDep,
     root: RootDep,
     name: DatasetName,
     spec: Annotated[
@@ -65,13 +72,13 @@ def freeze_dataset(
     says which to freeze.
     """
     # The file is written from a read snapshot, so samples keep arriving meanwhile; only
-    # recording the version takes the write lock.
+    # recording the version takes the write lock, when the write session first writes.
     with hub.freezing:
-        with hub.db.session() as session:
-            row = datasets.freeze(session, root, name, spec)
-        with hub.db.writer() as session:
-            version = datasets.record(session, row)
-            session.commit()
+        with hub.db.session() as snapshot:
+            row = datasets.freeze(snapshot, root, name, spec)
+        version = datasets.record(session, row)
+        audit.changed(None, version)
+        session.commit()
     return version
 
 
@@ -94,9 +101,10 @@ def export_dataset(
 
 @router.post("/datasets/{name}/samples", operation_id="datasets-import")
 def import_samples(
-    _: OperatorDep, session: WriteSessionDep, name: DatasetName, body: ImportBody
+    audit: AuditedOperatorDep, session: WriteSessionDep, name: DatasetName, body: ImportBody
 ) -> IngestAck:
     """Add labelled feature rows recorded elsewhere; a batch id sent again is stored once."""
     ack = samples.store(session, body.device_id, name, body.batch_id, body.spec, body.samples)
+    audit.changed(None, ack)
     session.commit()
     return ack

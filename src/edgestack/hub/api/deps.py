@@ -3,15 +3,18 @@
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import devices, tokens
+from edgestack.hub.store import audit, devices, tokens
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.protocol import (
     INT64_MAX,
@@ -26,6 +29,9 @@ __all__ = [
     "SESSION_COOKIE",
     "AdminDep",
     "ArtifactReaderDep",
+    "Audit",
+    "AuditedAdminDep",
+    "AuditedOperatorDep",
     "Caller",
     "CallerProtocolDep",
     "DeviceDep",
@@ -232,6 +238,57 @@ def _requiring(role: Role) -> Callable[..., Caller]:
     return require
 
 
+class Audit:
+    """A control action on its way into the audit log: who (`caller`), what (`action`, the
+    route's operation id, on `target`, by default the path's ids), and the state it changed,
+    set by the route with `changed`.
+
+    The row is added to the route's write session when it commits, in the same
+    transaction: an action refused or failed before it commits leaves no row, and one that
+    commits cannot lose its row.
+    """
+
+    def __init__(self, caller: Caller, action: str, target: str | None) -> None:
+        self.caller = caller
+        self.action = action
+        self.target = target
+        self.before: Any = None
+        self.after: Any = None
+
+    def changed(self, before: Any, after: Any) -> None:
+        """Record the state before the action (None for a create) and after it: pydantic
+        models, lists and dicts of them, or plain JSON."""
+        self.before = jsonable_encoder(before)
+        self.after = jsonable_encoder(after)
+
+    def _write(self, session: Session) -> None:
+        audit.record(
+            session,
+            actor=self.caller.name,
+            role=self.caller.role,
+            action=self.action,
+            target=self.target,
+            before=self.before,
+            after=self.after,
+        )
+
+
+def _auditing(role: Role) -> Callable[..., Audit]:
+    def auditing(
+        request: Request,
+        caller: Annotated[Caller, Depends(_requiring(role))],
+        session: WriteSessionDep,
+    ) -> Audit:
+        route: APIRoute = request.scope["route"]
+        target = "/".join(str(v) for v in request.path_params.values()) or None
+        recorder = Audit(caller, route.operation_id or route.name, target)
+        # The route's own write session (FastAPI gives a request one per dependency).
+        event.listen(session, "before_commit", recorder._write, once=True)
+        return recorder
+
+    return auditing
+
+
 def _authenticate_device(device_id: str, hub: HubDep, credentials: Credentials) -> str:
     # A short session of its own: a long-poll must not hold a connection while it waits.
     with hub.db.session() as session:
@@ -268,6 +325,12 @@ OperatorDep = Annotated[Caller, Depends(_requiring("operator"))]
 """The caller may control devices, models and data."""
 AdminDep = Annotated[Caller, Depends(_requiring("admin"))]
 """The caller may manage tokens, webhooks, keys and workers."""
+AuditedOperatorDep = Annotated[Audit, Depends(_auditing("operator"))]
+"""The caller may control devices, models and data, and what it does goes into the audit
+log when the route's write session commits."""
+AuditedAdminDep = Annotated[Audit, Depends(_auditing("admin"))]
+"""The caller may manage tokens and keys, and what it does goes into the audit log when the
+route's write session commits."""
 DeviceDep = Annotated[str, Depends(_authenticate_device)]
 """The `device_id` of the path, whose device token the caller holds."""
 ArtifactReaderDep = Annotated[None, Depends(_require_fleet_member)]

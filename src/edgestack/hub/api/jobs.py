@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
     AdminDep,
-    OperatorDep,
+    AuditedOperatorDep,
     SessionDep,
     ViewerDep,
     WindowDep,
@@ -24,12 +24,18 @@ JobId = Annotated[int, Path(ge=1, le=INT64_MAX, description="the job's id")]
 
 
 @router.post("/jobs", status_code=201, operation_id="jobs-submit")
-def submit_job(_: OperatorDep, submission: SubmitBody, session: WriteSessionDep) -> JobView:
+def submit_job(
+    audit: AuditedOperatorDep, submission: SubmitBody, session: WriteSessionDep
+) -> JobView:
     """Queue a training, optimisation or evaluation for the hub's worker process, which runs
     it as `edgestack train`, `optimize` or `evaluate` would and registers what it makes."""
     row = jobs.submit(session, submission)
+    session.flush()  # for its id
+    view = jobs.view(row)
+    audit.target = str(view.id)
+    audit.changed(None, view)
     session.commit()
-    return jobs.view(row)
+    return view
 
 
 @router.get("/jobs", operation_id="jobs-list")
@@ -62,12 +68,14 @@ def get_job_log(
 
 
 @router.post("/jobs/{job_id}/cancel", operation_id="jobs-cancel")
-def cancel_job(_: OperatorDep, session: WriteSessionDep, job_id: JobId) -> JobView:
+def cancel_job(audit: AuditedOperatorDep, session: WriteSessionDep, job_id: JobId) -> JobView:
     """Cancel a queued or running job; the worker stops a running one's process within a
     second or two. A job that has ended is refused with 409."""
-    row = jobs.cancel(session, job_id)
+    before = jobs.view(jobs.get(session, job_id))
+    view = jobs.view(jobs.cancel(session, job_id))
+    audit.changed(before, view)
     session.commit()
-    return jobs.view(row)
+    return view
 
 
 @router.post("/jobs/claim", operation_id="jobs-claim")

@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from edgestack.hub.api.deps import AdminDep, HubDep, ViewerDep
+from edgestack.hub.api.deps import AuditedAdminDep, HubDep, ViewerDep, WriteSessionDep
 from edgestack.protocol import KeyView
 
 __all__ = ["router"]
@@ -20,12 +20,17 @@ def list_keys(_: ViewerDep, hub: HubDep) -> list[KeyView]:
 
 
 @router.post("/keys/rotate", operation_id="keys-rotate")
-def rotate_keys(_: AdminDep, hub: HubDep) -> list[KeyView]:
+def rotate_keys(audit: AuditedAdminDep, hub: HubDep, session: WriteSessionDep) -> list[KeyView]:
     """Make a new signing key, endorsed by the active one, and sign with it from now on.
 
     The older keys stay trusted: bundles they signed still verify, and a device that pinned
     one learns the new key from the endorsed key chain in the next bundle it gets. Devices
     enrolled from now on pin every key.
     """
+    before = _views(hub)
     hub.keys.rotate()
-    return _views(hub)
+    after = _views(hub)
+    audit.changed(before, after)
+    # Commits the audit row alone: the keys live in files, not in the database.
+    session.commit()
+    return after

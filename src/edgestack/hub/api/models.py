@@ -5,7 +5,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from edgestack.bundle import MAX_BUNDLE_BYTES
 from edgestack.hub.api.body import read_body
-from edgestack.hub.api.deps import HubDep, OperatorDep, SessionDep, ViewerDep, WriteSessionDep
+from edgestack.hub.api.deps import (
+    AuditedOperatorDep,
+    HubDep,
+    SessionDep,
+    ViewerDep,
+    WriteSessionDep,
+)
 from edgestack.hub.store import registry
 from edgestack.protocol import ModelView
 
@@ -35,7 +41,7 @@ _RAW_BODY = {
     responses={200: {"model": ModelView, "description": "the same bundle was registered before"}},
 )
 def register_model(
-    _: OperatorDep,
+    audit: AuditedOperatorDep,
     data: BundleBytes,
     hub: HubDep,
     session: WriteSessionDep,
@@ -60,6 +66,8 @@ def register_model(
         ttl=timedelta(days=hub.settings.signature_days),
         expected_digest=digest,
     )
+    audit.target = f"{view.name}/{view.version}"
+    audit.changed(None, view)
     session.commit()
     if not created:
         response.status_code = 200

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
+    AuditedOperatorDep,
     HubDep,
-    OperatorDep,
     SessionDep,
     ViewerDep,
     WindowDep,
@@ -32,11 +32,13 @@ def list_policies(_: ViewerDep, session: SessionDep) -> list[PolicyView]:
 
 @router.put("/policies/{name}", operation_id="policies-put")
 def put_policy(
-    _: OperatorDep, name: NameParam, policy: PolicyBody, session: WriteSessionDep
+    audit: AuditedOperatorDep, name: NameParam, policy: PolicyBody, session: WriteSessionDep
 ) -> PolicyView:
     """Set a policy. `retrain-on-drift` runs when a drift alert is raised on devices, or when
     started for devices with POST /api/v1/policies/{name}/runs."""
+    before = next((p for p in policies.listing(session) if p.name == name), None)
     view = policies.put(session, name, policy)
+    audit.changed(before, view)
     session.commit()
     return view
 
@@ -47,8 +49,9 @@ def get_policy(_: ViewerDep, name: NameParam, session: SessionDep) -> PolicyView
 
 
 @router.delete("/policies/{name}", status_code=204, operation_id="policies-delete")
-def delete_policy(_: OperatorDep, name: NameParam, session: WriteSessionDep) -> Response:
+def delete_policy(audit: AuditedOperatorDep, name: NameParam, session: WriteSessionDep) -> Response:
     """Remove a policy; a run of it in progress is failed, and its jobs left to finish."""
+    audit.changed(policies.get(session, name), None)
     policies.remove(session, name)
     session.commit()
     return Response(status_code=204)
@@ -56,11 +59,16 @@ def delete_policy(_: OperatorDep, name: NameParam, session: WriteSessionDep) -> 
 
 @router.post("/policies/{name}/runs", status_code=201, operation_id="policies-trigger")
 def trigger_policy(
-    _: OperatorDep, name: NameParam, trigger: TriggerBody, hub: HubDep, session: WriteSessionDep
+    audit: AuditedOperatorDep,
+    name: NameParam,
+    trigger: TriggerBody,
+    hub: HubDep,
+    session: WriteSessionDep,
 ) -> PolicyRunView:
     """Start a run for these devices now: each is asked for its least confident recent
     windows. 409 while a run of the policy is in progress."""
     run = policies.trigger(session, name, trigger)
+    audit.changed(None, run)
     session.commit()
     for device_id in run.devices:
         hub.notifier.notify(device_id)

@@ -6,15 +6,15 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
+    AuditedOperatorDep,
     DeviceDep,
     HubDep,
-    OperatorDep,
     SessionDep,
     ViewerDep,
     WindowDep,
     WriteSessionDep,
 )
-from edgestack.hub.store import review
+from edgestack.hub.store import devices, review
 from edgestack.protocol import (
     DesiredState,
     DeviceId,
@@ -37,7 +37,7 @@ LabelsBody = Annotated[WindowLabels, Depends(json_body(WindowLabels))]
 
 @router.post("/devices/{device_id}/window-requests", operation_id="review-ask")
 def ask(
-    _: OperatorDep,
+    audit: AuditedOperatorDep,
     device_id: Annotated[DeviceId, Path(description="the device's id")],
     body: AskBody,
     hub: HubDep,
@@ -45,7 +45,9 @@ def ask(
 ) -> DesiredState:
     """Ask the device for the `count` recent windows its model was least sure of. It sends
     them once, as soon as its model has classified some; they are listed by GET /api/v1/windows."""
+    before = devices.desired(session, device_id)
     state = review.ask(session, device_id, body.count)
+    audit.changed(before, state)
     session.commit()
     hub.notifier.notify(device_id)
     return state
@@ -75,9 +77,12 @@ def list_windows(
 
 
 @router.post("/windows/label", operation_id="review-label")
-def label(_: OperatorDep, labels: LabelsBody, session: WriteSessionDep) -> LabelledWindows:
+def label(
+    audit: AuditedOperatorDep, labels: LabelsBody, session: WriteSessionDep
+) -> LabelledWindows:
     """Label windows; each becomes a sample of `dataset`. A window labelled before keeps its
     label. 404 naming the ids that do not exist, and then nothing is labelled."""
     done = review.label(session, labels)
+    audit.changed(labels, done)
     session.commit()
     return done

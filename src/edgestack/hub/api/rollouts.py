@@ -5,8 +5,9 @@ from sqlalchemy.orm import Session
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
+    Audit,
+    AuditedOperatorDep,
     HubDep,
-    OperatorDep,
     SessionDep,
     ViewerDep,
     WindowDep,
@@ -27,7 +28,7 @@ RolloutId = Annotated[int, Path(ge=1, le=INT64_MAX, description="the rollout's i
 
 @router.post("/rollouts", status_code=201, operation_id="rollouts-start")
 def start_rollout(
-    _: OperatorDep, request: RolloutBody, hub: HubDep, session: WriteSessionDep
+    audit: AuditedOperatorDep, request: RolloutBody, hub: HubDep, session: WriteSessionDep
 ) -> RolloutView:
     """Start moving the devices of `to` onto a model version (the latest when none is
     given), wave by wave: each wave's devices first run it in shadow beside their bundle for
@@ -40,7 +41,9 @@ def start_rollout(
     a device cannot run the candidate (as a deployment is checked); 422 for a drift_psi gate
     on a candidate without reference statistics."""
     row, changed = rollouts.start(session, request)
-    return _committed(hub, session, row, changed)
+    session.flush()  # for its id
+    audit.target = str(row.id)
+    return _committed(hub, session, audit, None, row, changed)
 
 
 @router.get("/rollouts", operation_id="rollouts-list")
@@ -62,52 +65,64 @@ def get_rollout(_: ViewerDep, session: SessionDep, rollout_id: RolloutId) -> Rol
 
 @router.post("/rollouts/{rollout_id}/promote", operation_id="rollouts-promote")
 def promote_rollout(
-    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    audit: AuditedOperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Promote the current wave now, whatever its gate reads; the next wave starts, or the
     rollout completes. 409 unless it is shadowing or held."""
-    return _committed(hub, session, *rollouts.promote(session, rollout_id))
+    before = rollouts.view(rollouts.get(session, rollout_id))
+    return _committed(hub, session, audit, before, *rollouts.promote(session, rollout_id))
 
 
 @router.post("/rollouts/{rollout_id}/pause", operation_id="rollouts-pause")
 def pause_rollout(
-    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    audit: AuditedOperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Stop judging the current wave; its devices stay in shadow. 409 unless it is
     shadowing or held."""
-    return _committed(hub, session, rollouts.pause(session, rollout_id), [])
+    before = rollouts.view(rollouts.get(session, rollout_id))
+    return _committed(hub, session, audit, before, rollouts.pause(session, rollout_id), [])
 
 
 @router.post("/rollouts/{rollout_id}/resume", operation_id="rollouts-resume")
 def resume_rollout(
-    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    audit: AuditedOperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Judge the paused wave again. 409 unless it is paused."""
-    return _committed(hub, session, rollouts.resume(session, rollout_id), [])
+    before = rollouts.view(rollouts.get(session, rollout_id))
+    return _committed(hub, session, audit, before, rollouts.resume(session, rollout_id), [])
 
 
 @router.post("/rollouts/{rollout_id}/abort", operation_id="rollouts-abort")
 def abort_rollout(
-    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    audit: AuditedOperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Stop the rollout and put every device it moved, or runs it in shadow, back on its
     previous bundle. 409 once it has ended."""
-    return _committed(hub, session, *rollouts.abort(session, rollout_id))
+    before = rollouts.view(rollouts.get(session, rollout_id))
+    return _committed(hub, session, audit, before, *rollouts.abort(session, rollout_id))
 
 
 @router.post("/rollouts/{rollout_id}/rollback", operation_id="rollouts-rollback")
 def rollback_rollout(
-    _: OperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
+    audit: AuditedOperatorDep, hub: HubDep, session: WriteSessionDep, rollout_id: RolloutId
 ) -> RolloutView:
     """Put every device the rollout moved back on its previous bundle, while it runs or
     after it completed. 409 when no device is left to move back."""
-    return _committed(hub, session, *rollouts.rollback(session, rollout_id))
+    before = rollouts.view(rollouts.get(session, rollout_id))
+    return _committed(hub, session, audit, before, *rollouts.rollback(session, rollout_id))
 
 
 def _committed(
-    hub: HubContext, session: Session, row: RolloutRow, changed: list[str]
+    hub: HubContext,
+    session: Session,
+    audit: Audit,
+    before: RolloutView | None,
+    row: RolloutRow,
+    changed: list[str],
 ) -> RolloutView:
+    view = rollouts.view(row)
+    audit.changed(before, view)
     session.commit()
     for device_id in changed:
         hub.notifier.notify(device_id)
-    return rollouts.view(row)
+    return view

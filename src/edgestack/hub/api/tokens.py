@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import AdminDep, SessionDep, WriteSessionDep
+from edgestack.hub.api.deps import AdminDep, AuditedAdminDep, SessionDep, WriteSessionDep
 from edgestack.hub.store import tokens
 from edgestack.protocol import TokenCreate, TokenName, TokenSecret, TokenView
 
@@ -23,11 +23,16 @@ NamePath = Annotated[TokenName, Path(description="the token's name")]
     operation_id="tokens-create",
     responses={409: {"description": "a token of that name exists, or the name is reserved"}},
 )
-def create_token(caller: AdminDep, request: CreateBody, session: WriteSessionDep) -> TokenSecret:
+def create_token(
+    audit: AuditedAdminDep, request: CreateBody, session: WriteSessionDep
+) -> TokenSecret:
     """Make a named token with a role: a viewer reads, an operator also controls devices,
     models and data, an admin also manages tokens and keys. Its secret is in this answer
     only; the hub keeps a hash."""
-    made = tokens.create(session, request, created_by=caller.name)
+    made = tokens.create(session, request, created_by=audit.caller.name)
+    audit.target = made.name
+    # Never the secret: the log is read by every admin.
+    audit.changed(None, TokenView.model_validate(made.model_dump(exclude={"token"})))
     session.commit()
     return made
 
@@ -39,9 +44,11 @@ def list_tokens(_: AdminDep, session: SessionDep) -> list[TokenView]:
 
 
 @router.delete("/tokens/{name}", operation_id="tokens-revoke")
-def revoke_token(_: AdminDep, name: NamePath, session: WriteSessionDep) -> TokenView:
+def revoke_token(audit: AuditedAdminDep, name: NamePath, session: WriteSessionDep) -> TokenView:
     """Stop a token working at once, as a bearer token and as a login cookie; it stays listed
     under its name. 409 when it was revoked already."""
-    row = tokens.revoke(session, name)
+    before = tokens.view(tokens.get(session, name))
+    after = tokens.view(tokens.revoke(session, name))
+    audit.changed(before, after)
     session.commit()
-    return tokens.view(row)
+    return after

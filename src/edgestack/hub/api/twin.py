@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
+    AuditedOperatorDep,
     CallerProtocolDep,
     DeviceDep,
     HubDep,
-    OperatorDep,
     WriteSessionDep,
 )
 from edgestack.hub.context import HubContext
@@ -68,14 +68,16 @@ async def get_desired(
 
 @router.patch("/devices/{device_id}/desired", operation_id="twin-patch-desired")
 def patch_desired(
-    _: OperatorDep,
+    audit: AuditedOperatorDep,
     device_id: Annotated[DeviceId, Path(description="the device's id")],
     patch: PatchBody,
     hub: HubDep,
     session: WriteSessionDep,
 ) -> DesiredState:
     """Change the fields given; a field given as null is cleared to its default."""
+    before = devices.desired(session, device_id)
     state = devices.update_desired(session, device_id, patch)
+    audit.changed(before, state)
     session.commit()
     hub.notifier.notify(device_id)
     return state

@@ -6,6 +6,7 @@ request's writes land together or not at all.
 
 from edgestack.hub.store import (
     alerts,
+    audit,
     batches,
     datasets,
     deployments,
@@ -27,6 +28,7 @@ __all__ = [
     "Base",
     "Database",
     "alerts",
+    "audit",
     "batches",
     "datasets",
     "deployments",
