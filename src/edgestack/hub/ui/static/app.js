@@ -46,7 +46,10 @@ function show() {
   for (const [pattern, render] of ROUTES) {
     const match = hash.match(pattern);
     if (match) {
-      leavePage = render(page, context(), ...match.slice(1).map(decodeURIComponent)) || leavePage;
+      // A container of its own: what a page adds after it was left lands nowhere.
+      const own = h("div");
+      page.append(own);
+      leavePage = render(own, context(), ...match.slice(1).map(decodeURIComponent)) || leavePage;
       return;
     }
   }

@@ -26,7 +26,8 @@ export function render(root, ctx, id) {
       problem.textContent = "";
       facts.textContent = `${device.reported?.status ?? "not reported"} · last seen ` +
         `${ago(device.last_seen)} · profile ${device.profile} · ` +
-        `${device.telemetry.windows} windows classified`;
+        `${device.telemetry.windows} windows classified` +
+        Object.entries(device.tags).map(([key, value]) => ` · ${key}=${value}`).join("");
       twin.replaceChildren(twinTable(device));
       charts.drift(device.telemetry);
       if (ctx.may("operator") && !controls) {
