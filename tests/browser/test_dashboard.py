@@ -103,6 +103,16 @@ def test_an_alarm_rule_set_on_the_page_reaches_the_device_and_its_alarm_arrives_
     )
     assert page.evaluate("window.loadedOnce") is True, "the page reloaded"
     spoken = page.evaluate("window.spoken")
+    # Loaded again, the page lists the alarm among the latest events but does not say it
+    # again: only alarms that arrive while it is open are spoken. The switch stays on.
+    page.reload()
+    expect(alarm.first).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_label("speak alerts")).to_be_checked()
+    spoken_again, arrived = page.evaluate(
+        "() => [window.spoken.length,"
+        " document.querySelectorAll('#events li.fresh[data-kind=alarm_raised]').length]"
+    )
+    assert spoken_again == arrived
     assert any(re.match(r"Alarm on edge-1: (worn|imbalance) in 1 windows", s) for s in spoken)
     rules = fleet.client.device("edge-1").reported
     assert rules is not None and rules.rules is not None and rules.rules.trigger_windows == 1
