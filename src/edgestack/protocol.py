@@ -776,6 +776,9 @@ class TelemetryTotals(Wire):
     failed_chunks: int = 0
     outbox_dropped: int = Field(default=0, description="the device's latest total")
     dead_lettered: int = Field(default=0, description="the device's latest total")
+    latest_predictions: dict[str, int] = Field(
+        default_factory=dict, description="the predictions of the latest batch: what it sees now"
+    )
     latency_ms_p50: float | None = Field(default=None, description="of the latest batch")
     latency_ms_p95: float | None = Field(default=None, description="of the latest batch")
     mean_confidence: float | None = Field(default=None, description="of the latest batch")

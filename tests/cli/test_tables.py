@@ -59,6 +59,7 @@ def _device() -> DeviceView:
         telemetry=TelemetryTotals(
             windows=1234567,
             predictions={"normal": 1234000},
+            latest_predictions={"normal": 38, "worn": 2},
             bad_input={"nan": 3, "time_backwards": 12, "wrong_channel_count": 1},
             raw_bytes=10**9,
             uplink_bytes=10**6,

@@ -47,6 +47,7 @@ async def test_batches_add_up_in_the_totals(client: httpx.AsyncClient, device: D
         batches=2,
         last_seq=2,
         windows=20,
+        latest_predictions={"worn": 5},
         predictions={"normal": 9, "worn": 6},
         bad_input={"nan": 4},
         bad_examples=[BadExample(reason="nan", example="accel_x")] * 2,
@@ -243,6 +244,23 @@ async def test_the_outbox_counts_are_the_devices_latest_totals_in_any_order(
     totals = await _totals(client)
 
     assert (totals.outbox_dropped, totals.dead_lettered, totals.failed_chunks) == (7, 1, 3)
+
+
+async def test_the_latest_predictions_are_those_of_the_newest_batch_in_any_order(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    batches = [
+        telemetry_batch(1, predictions={"normal": 10}),
+        telemetry_batch(3, predictions={"worn": 8, "normal": 2}),
+        telemetry_batch(2, predictions={"imbalance": 10}),  # sent late
+    ]
+
+    for batch in batches:
+        await client.post(URL, content=batch.model_dump_json(), headers=device.auth)
+    totals = await _totals(client)
+
+    assert totals.latest_predictions == {"worn": 8, "normal": 2}
+    assert totals.predictions == {"normal": 12, "worn": 8, "imbalance": 10}
 
 
 async def test_totals_keep_a_bounded_number_of_names_and_lose_no_count(

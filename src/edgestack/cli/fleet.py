@@ -66,6 +66,14 @@ def devices(
     emit(rows, as_json, devices_listing(rows))
 
 
+def _now(predictions: dict[str, int]) -> str:
+    """The label most of the latest batch's windows got, with its share of them."""
+    if not predictions:
+        return "-"
+    label, count = max(predictions.items(), key=lambda item: (item[1], item[0]))
+    return f"{label} {count}/{sum(predictions.values())}"
+
+
 def devices_listing(rows: Sequence[DeviceView]) -> Listing:
     """Devices as a table; on a narrow terminal the totals go before what needs attention."""
     cells = []
@@ -90,7 +98,7 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
                 "-" if t.drift_psi is None else f"{t.drift_psi:.2f}",
                 d.last_seen.strftime("%H:%M:%S") if d.last_seen else "never",
                 str(t.windows),
-                str(sum(t.predictions.values())),
+                _now(t.latest_predictions),
                 ", ".join(f"{n} {reason}" for reason, n in sorted(t.bad_input.items())) or "-",
                 f"{t.raw_bytes / max(1, t.uplink_bytes):.0f}x",
                 f"{t.outbox_dropped}/{t.dead_lettered}",
@@ -108,7 +116,7 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
             "drift",
             "last seen",
             "windows",
-            "predictions",
+            "now",
             "bad input",
             "raw/uplink",
             "dropped/dead",
@@ -118,7 +126,6 @@ def devices_listing(rows: Sequence[DeviceView]) -> Listing:
         hide_first=[
             "raw/uplink",
             "tags",
-            "predictions",
             "windows",
             "dropped/dead",
             "profile",

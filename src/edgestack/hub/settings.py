@@ -53,13 +53,17 @@ class HubSettings(BaseSettings):
         ge=1,
         description="failed logins an address may make in login_window_s, per hub process",
     )
-    login_window_s: float = Field(default=300, gt=0, le=86400)
+    login_window_s: float = Field(
+        default=300, gt=0, le=86400, description="the sliding window failed logins count in"
+    )
     enrol_attempts: int = Field(
         default=60,
         ge=1,
         description="enrolments an address may ask for in enrol_window_s, per hub process",
     )
-    enrol_window_s: float = Field(default=60, gt=0, le=86400)
+    enrol_window_s: float = Field(
+        default=60, gt=0, le=86400, description="the sliding window enrolments count in"
+    )
 
     @model_validator(mode="after")
     def _secret_tokens_in_production(self) -> "HubSettings":

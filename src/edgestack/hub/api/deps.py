@@ -282,7 +282,7 @@ def _auditing(role: Role) -> Callable[..., Audit]:
         route: APIRoute = request.scope["route"]
         target = "/".join(str(v) for v in request.path_params.values()) or None
         recorder = Audit(caller, route.operation_id or route.name, target)
-        # The route's own write session (FastAPI gives a request one per dependency).
+        # FastAPI solves a dependency once per request: the route's WriteSessionDep is this.
         event.listen(session, "before_commit", recorder._write, once=True)
         return recorder
 

@@ -83,6 +83,7 @@ def label(
     """Label windows; each becomes a sample of `dataset`. A window labelled before keeps its
     label. 404 naming the ids that do not exist, and then nothing is labelled."""
     done = review.label(session, labels)
-    audit.changed(labels, done)
+    # Labelling adds samples: nothing stood before.
+    audit.changed(None, {"asked": labels, "done": done})
     session.commit()
     return done

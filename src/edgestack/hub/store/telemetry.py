@@ -114,6 +114,7 @@ def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
         # Totals kept on the device: the largest seen is the latest, whatever order batches come.
         outbox_dropped=max(totals.outbox_dropped, batch.outbox_dropped),
         dead_lettered=max(totals.dead_lettered, batch.dead_lettered),
+        latest_predictions=latest.predictions if latest is batch else totals.latest_predictions,
         latency_ms_p50=latest.latency_ms_p50,
         latency_ms_p95=latest.latency_ms_p95,
         mean_confidence=latest.mean_confidence,
