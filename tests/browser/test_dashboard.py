@@ -57,6 +57,10 @@ def test_an_operator_logs_in_and_sees_the_fleet(page: "Page", fleet: LocalFleet)
         expect(row).to_contain_text("running", timeout=WAIT_MS)
         expect(row).to_contain_text("motor v1")
     expect(page.locator(".summary")).to_contain_text("2 devices, 2 running a model")
+    # The labels of each device's latest batch: the model knows no normal.
+    expect(page.locator("tr[data-device='edge-1'] td.now")).to_contain_text(
+        re.compile("worn|imbalance"), timeout=WAIT_MS
+    )
 
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_label("API token")).to_be_visible()

@@ -71,7 +71,7 @@ function row(device, alarm, alerts) {
     h("td", {}, h("span", { class: `badge ${status.replace(" ", "-")}` }, status)),
     h("td", {}, bundle(running), converging ? h("span", { class: "muted" },
       ` → ${bundle(desired)}`) : null),
-    h("td", {}, seesNow(device.telemetry)),
+    h("td", { class: "now" }, seesNow(device.telemetry)),
     h("td", {}, health(device)),
     h("td", {}, ago(device.last_seen)),
     h("td", { class: alarm ? "alerting" : "" }, alarm ?? "none"),
@@ -79,9 +79,9 @@ function row(device, alarm, alerts) {
       alerts.length ? alerts.map((a) => a.signal).join(", ") : "none"));
 }
 
-// The labels of the device's latest batch, where the hub keeps them.
+// The labels of the device's latest batch, most windows first.
 function seesNow(totals) {
-  const latest = Object.entries(totals.latest_predictions ?? {}).sort((a, b) => b[1] - a[1]);
+  const latest = Object.entries(totals.latest_predictions).sort((a, b) => b[1] - a[1]);
   return latest.length ? latest.map(([label, n]) => `${label} ${n}`).join(", ") : "–";
 }
 
