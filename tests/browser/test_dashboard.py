@@ -1,6 +1,7 @@
 """The dashboard in a real browser against a real hub and agents: log in, see the fleet,
 change a device's alarm rule and see the device apply it, watch its alarm arrive live and
-hear it spoken, a viewer who sees no controls, a rollout steered by its buttons, and data
+hear it spoken, controls by role (a viewer sees none), charts that say when they cannot be
+drawn, a rollout steered by its buttons, a model's Pareto plot, a failed job, and data
 collected from a device's page drawn on the datasets page."""
 
 import math
@@ -122,19 +123,36 @@ def test_an_alarm_rule_set_on_the_page_reaches_the_device_and_its_alarm_arrives_
     assert rules is not None and rules.rules is not None and rules.rules.trigger_windows == 1
 
 
-def test_a_viewer_sees_the_fleet_and_no_controls(page: "Page", fleet: LocalFleet) -> None:
-    made = fleet.client.create_token(TokenCreate(name="wall-screen", role="viewer"))
+@pytest.mark.parametrize(("role", "controls"), [("viewer", 0), ("operator", 1)])
+def test_controls_appear_by_role(page: "Page", fleet: LocalFleet, role: str, controls: int) -> None:
+    made = fleet.client.create_token(TokenCreate(name=f"wall-{role}", role=role))
 
     _log_in(page, made.token)
 
-    expect(page.locator("#identity")).to_have_text("wall-screen (viewer)", timeout=WAIT_MS)
+    expect(page.locator("#identity")).to_have_text(f"wall-{role} ({role})", timeout=WAIT_MS)
     expect(page.locator("tr[data-device='edge-1']")).to_contain_text("running", timeout=WAIT_MS)
     page.get_by_role("link", name="edge-1").first.click()
     expect(page.locator("tr[data-field='alarm-rule'] td.reported")).to_contain_text(
         "raise after", timeout=WAIT_MS
     )
-    expect(page.get_by_role("region", name="controls")).to_have_count(0)
-    expect(page.get_by_role("button", name="Set rule")).to_have_count(0)
+    expect(page.get_by_role("region", name="controls")).to_have_count(controls, timeout=WAIT_MS)
+    expect(page.get_by_role("button", name="Set rule")).to_have_count(controls)
+
+
+def test_without_chart_js_the_charts_say_so_and_the_rest_works(
+    page: "Page", fleet: LocalFleet
+) -> None:
+    # As a hub without Chart.js installed serves it: nothing that defines `Chart`.
+    page.route("**/ui/vendor/chart.js/**", lambda route: route.fulfill(status=200, body=""))
+    _log_in(page, fleet.admin_token)
+
+    page.goto("/#/devices/edge-1")
+
+    expect(page.locator("figure.chart").first).to_contain_text("Charts unavailable")
+    expect(page.locator("tr[data-field='model'] td.reported")).to_have_text(
+        "motor v1", timeout=WAIT_MS
+    )
+    expect(page.get_by_role("button", name="Set rule")).to_be_visible()
 
 
 def test_an_operator_pauses_resumes_and_rolls_back_a_rollout_on_the_page(
