@@ -306,3 +306,40 @@ def _raw_recording() -> SampleImport:
     signal = [math.sin(2 * math.pi * 3 * i / 50) for i in range(RAW_WINDOW)]
     sample = DataSample(at=datetime.now(UTC), label="shaking", features=signal)
     return SampleImport(batch_id=uuid.uuid4(), device_id="bench-rig", spec=spec, samples=[sample])
+
+
+def test_an_operator_steers_a_device_from_its_page(page: "Page", fleet: LocalFleet) -> None:
+    _log_in(page, fleet.admin_token)
+    page.goto("/#/devices/edge-2")
+    app = page.locator("tr[data-field='app'] td.reported")
+    model = page.locator("tr[data-field='model'] td.reported")
+    expect(model).to_have_text("motor v1", timeout=WAIT_MS)
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(app).to_have_text("stopped", timeout=WAIT_MS)
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(app).to_have_text("running", timeout=WAIT_MS)
+
+    fault = page.get_by_role("form", name="Inject a fault (simulated sources)")
+    fault.get_by_label("Kind").fill("Bearing Wear")
+    fault.get_by_role("button", name="Inject").click()
+    expect(page.get_by_role("status")).to_contain_text("fault.kind: String should match")
+    expect(page.get_by_role("status")).to_have_class(re.compile("error"))
+    fault.get_by_label("Kind").fill("bearing_wear")
+    fault.get_by_label("Severity").fill("0.5")
+    fault.get_by_role("button", name="Inject").click()
+    injected = page.locator("tr[data-field='fault-injected'] td.desired")
+    expect(injected).to_contain_text("bearing_wear (severity 0.5", timeout=WAIT_MS)
+    fault.get_by_role("button", name="Clear fault").click()
+    expect(injected).to_have_text("none", timeout=WAIT_MS)
+
+    interval = page.get_by_role("form", name="Telemetry")
+    interval.get_by_label("Interval (s)").fill("2")
+    interval.get_by_role("button", name="Set interval").click()
+    expect(page.locator("tr[data-field='telemetry-every'] td.desired")).to_have_text("2 s")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Undeploy model").click()
+    expect(model).to_have_text("none", timeout=WAIT_MS)
+
+    assert fleet.client.device("edge-2").desired.bundle is None
