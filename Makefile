@@ -2,6 +2,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UI := src/edgestack/hub/ui
+UI_STAMP := $(UI)/node_modules/.package-lock.json
 
 .PHONY: demo test lint clean system-packages
 
@@ -11,22 +13,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The dashboard's one browser library (Chart.js), as its lock file pins it, served by the hub;
+# without npm the dashboard works and says it cannot draw charts.
+$(UI_STAMP): $(UI)/package-lock.json
+	@if command -v npm >/dev/null; then cd $(UI) && npm ci --no-audit --no-fund --silent; \
+	else echo "npm not found: the dashboard will draw no charts (install nodejs and npm)" >&2; fi
+
+demo: $(STAMP) $(UI_STAMP)
 	$(BIN)/edgestack demo --report demo-report.json
 
-# The MQTT tests run a real Mosquitto broker and the speak sink's tests espeak-ng (they skip,
-# saying why, without them); as root with apt-get, install them.
+# The MQTT tests run a real Mosquitto broker, the speak sink's tests espeak-ng and the
+# dashboard's tests Chromium (they skip, saying why, without them); as root with apt-get,
+# install them.
 system-packages:
 	@missing=""; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="mosquitto"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    { apt-get install -y -qq $$missing || { apt-get update -qq && apt-get install -y -qq $$missing; }; } \
 	        >/dev/null || echo "could not install$$missing; their tests will skip" >&2; \
 	fi
 
-test: $(STAMP) system-packages
+test: $(STAMP) $(UI_STAMP) system-packages
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -35,4 +45,4 @@ lint: $(STAMP)
 	$(BIN)/mypy src
 
 clean:
-	rm -rf $(VENV) demo-data demo-report.json
+	rm -rf $(VENV) $(UI)/node_modules demo-data demo-report.json test-artifacts

@@ -67,3 +67,28 @@ def test_following_events_stops_on_a_refusal() -> None:
 
     with pytest.raises(HubError, match="401 this route needs the admin token"):
         next(client.stream_events(retry_s=0))
+
+
+def test_a_devices_telemetry_is_asked_for_a_page_at_a_time() -> None:
+    asked: list[httpx.URL] = []
+    batch = {
+        "batch_id": "00000000-0000-0000-0000-000000000001",
+        "seq": 4,
+        "start": "2026-11-30T12:00:00Z",
+        "end": "2026-11-30T12:00:05Z",
+        "windows": 10,
+        "raw_bytes": 0,
+        "uplink_bytes": 0,
+    }
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        view = {"id": 7, "device_id": "motor-1", "received_at": AT.isoformat(), "batch": batch}
+        return httpx.Response(200, json=[view])
+
+    with HubClient("http://hub", admin_token="t", transport=httpx.MockTransport(hub)) as client:
+        page = client.telemetry("motor-1", after_id=3, limit=20)
+
+    assert [(v.id, v.batch.seq) for v in page] == [(7, 4)]
+    assert asked[0].path == "/api/v1/devices/motor-1/telemetry"
+    assert dict(asked[0].params) == {"after_id": "3", "limit": "20"}

@@ -65,6 +65,7 @@ from edgestack.protocol import (
     SampleImport,
     SampleRecord,
     TagsPatch,
+    TelemetryView,
     TokenCreate,
     TokenSecret,
     TokenView,
@@ -82,6 +83,7 @@ _Devices = TypeAdapter(list[DeviceView])
 _Dataset = TypeAdapter(DatasetView)
 _Models = TypeAdapter(list[ModelView])
 _Events = TypeAdapter(list[EventView])
+_Telemetry = TypeAdapter(list[TelemetryView])
 _Datasets = TypeAdapter(list[DatasetSummary])
 _Profiles = TypeAdapter(list[ProfileView])
 _Keys = TypeAdapter(list[KeyView])
@@ -369,6 +371,21 @@ class HubClient:
         if device:
             params["device"] = device
         return _Events.validate_json(self._call("GET", "/api/v1/events", params=params).content)
+
+    @_covers("telemetry-list")
+    def telemetry(
+        self,
+        device_id: str,
+        *,
+        after_id: int = 0,
+        before_id: int | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+    ) -> list[TelemetryView]:
+        """One page of a device's telemetry batches, as `events` pages events."""
+        params = _window(after_id, before_id, newest_first, limit)
+        response = self._call("GET", f"/api/v1/devices/{device_id}/telemetry", params=params)
+        return _Telemetry.validate_json(response.content)
 
     @_covers("events-stream")
     def stream_events(

@@ -145,6 +145,7 @@ __all__ = [
     "Target",
     "TelemetryBatch",
     "TelemetryTotals",
+    "TelemetryView",
     "Timestamp",
     "TokenCreate",
     "TokenName",
@@ -1101,6 +1102,15 @@ class DeliveryView(Wire):
         description="delivered; retrying (at next_attempt_at); failed: no attempts left"
     )
     next_attempt_at: datetime | None
+
+
+class TelemetryView(Wire):
+    """One telemetry batch as the hub stored it: its id, for paging, and when it came."""
+
+    id: int
+    device_id: DeviceId
+    received_at: datetime
+    batch: TelemetryBatch
 
 
 class SampleRecord(Wire):

@@ -6,7 +6,7 @@ import pytest
 from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import DeviceRow, TelemetryRow
 from edgestack.hub.store.telemetry import DRIFT_WINDOWS
-from edgestack.protocol import BadExample, IngestAck, TelemetryTotals
+from edgestack.protocol import BadExample, IngestAck, TelemetryTotals, TelemetryView
 
 from .factories import (
     ADMIN,
@@ -54,6 +54,35 @@ async def test_batches_add_up_in_the_totals(client: httpx.AsyncClient, device: D
         raw_bytes=80_000,
         uplink_bytes=1_000,
     )
+
+
+async def test_a_devices_batches_are_listed_a_page_at_a_time(
+    client: httpx.AsyncClient, enrol: Enrol
+) -> None:
+    motor = await enrol("motor-1")
+    other = await enrol("motor-2")
+    sent = [telemetry_batch(seq, mean_confidence=seq / 10) for seq in (1, 2, 3)]
+    for batch in sent:
+        await client.post(URL, content=batch.model_dump_json(), headers=motor.auth)
+    await client.post(
+        "/api/v1/devices/motor-2/telemetry",
+        content=telemetry_batch(1).model_dump_json(),
+        headers=other.auth,
+    )
+
+    first = await client.get(URL, params={"limit": 2}, headers=ADMIN)
+    views = [TelemetryView.model_validate(v) for v in first.json()]
+    rest = await client.get(URL, params={"after_id": views[-1].id}, headers=ADMIN)
+    newest = await client.get(URL, params={"order": "newest", "limit": 1}, headers=ADMIN)
+    unknown = await client.get("/api/v1/devices/motor-9/telemetry", headers=ADMIN)
+    as_device = await client.get(URL, headers=motor.auth)
+
+    assert [v.batch for v in views] == sent[:2]
+    assert {v.device_id for v in views} == {"motor-1"}
+    assert [v["batch"]["seq"] for v in rest.json()] == [3]
+    assert [v["batch"]["mean_confidence"] for v in newest.json()] == [0.3]
+    assert unknown.status_code == 404 and "motor-9" in unknown.json()["detail"]
+    assert as_device.status_code == 401
 
 
 async def test_a_batch_sent_twice_is_stored_once(

@@ -45,8 +45,10 @@ def test_a_development_hub_prints_an_agent_command_that_enrols_as_printed(
             agent = subprocess.Popen(
                 command, shell=True, cwd=tmp_path, env=env, stdout=out, stderr=out
             )
+        dashboard_url = _printed(hub_log, "http://")
         admin = {"Authorization": f"Bearer {cli_env['EDGESTACK_ADMIN_TOKEN']}"}
         with httpx.Client(base_url=cli_env["EDGESTACK_HUB_URL"], headers=admin) as client:
+            dashboard = client.get(dashboard_url)
             enrolled = wait_until(
                 lambda: client.get("/api/v1/devices").json(),
                 timeout_s=60,
@@ -68,6 +70,8 @@ def test_a_development_hub_prints_an_agent_command_that_enrols_as_printed(
     assert sorted(cli_env) == ["EDGESTACK_ADMIN_TOKEN", "EDGESTACK_HUB_URL"]
     assert f"--token {shlex.quote('dev-enrol-token')}" in command
     assert [d["device_id"] for d in enrolled] == ["device-1"]
+    assert dashboard_url == f"{cli_env['EDGESTACK_HUB_URL']}/"
+    assert dashboard.status_code == 200 and "<title>edgestack</title>" in dashboard.text
     assert listing.returncode == 0, listing.stdout + listing.stderr
     assert "device-1" in listing.stdout
 

@@ -18,6 +18,7 @@ from edgestack.hub.api.docs import install_docs
 from edgestack.hub.context import HubContext
 from edgestack.hub.controller import Controller
 from edgestack.hub.settings import HubSettings
+from edgestack.hub.ui import install_dashboard
 from edgestack.hub.webhooks import Deliverer
 
 __all__ = ["create_app", "hub_of"]
@@ -67,6 +68,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     document_bodies(app, API_PREFIX, ROUTERS)
     document_answers(app, API_PREFIX, ROUTERS)
     install_docs(app)
+    install_dashboard(app)
     return app
 
 

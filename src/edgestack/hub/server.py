@@ -75,7 +75,8 @@ def serve(settings: HubSettings) -> None:
 
 def _first_run(settings: HubSettings, port: int) -> str:
     """What a development hub prints at start: its tokens, an agent command that enrols as
-    printed, and what to export for the CLI. Production hubs keep their tokens to themselves."""
+    printed, what to export for the CLI, and where its dashboard is. Production hubs keep
+    their tokens to themselves."""
     url = _url(settings.host, port)
     enrol = settings.enrol_token.get_secret_value()
     admin = settings.admin_token.get_secret_value()
@@ -91,6 +92,8 @@ def _first_run(settings: HubSettings, port: int) -> str:
             "use the CLI from another shell:",
             "  export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in exports.items()),
             "  edgestack devices",
+            "open the dashboard in a browser and log in with the admin token:",
+            f"  {url}/",
         ]
     )
 

@@ -1,11 +1,12 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import DeviceDep, WriteSessionDep
+from edgestack.hub.api.deps import DeviceDep, SessionDep, ViewerDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.store import telemetry
-from edgestack.protocol import IngestAck, TelemetryBatch
+from edgestack.protocol import DeviceId, IngestAck, TelemetryBatch, TelemetryView
 
 __all__ = ["router"]
 
@@ -23,3 +24,17 @@ def ingest_telemetry(
     ack = telemetry.ingest(session, device_id, batch)
     session.commit()
     return ack
+
+
+@router.get("/devices/{device_id}/telemetry", operation_id="telemetry-list")
+def list_telemetry(
+    _: ViewerDep,
+    device_id: Annotated[DeviceId, Path(description="the device's id")],
+    session: SessionDep,
+    window: WindowDep,
+    pager: PagerDep,
+) -> list[TelemetryView]:
+    """One page of the device's telemetry batches, oldest first: pass the last id seen as
+    `after_id` to follow them (the dashboard's live charts do). With `order=newest`, newest
+    first: pass the last id seen as `before_id` for the page before."""
+    return pager.by_id(window, telemetry.batches(session, device_id, window))

@@ -16,12 +16,18 @@ from sqlalchemy.orm import Session
 
 from edgestack.bundle import Manifest
 from edgestack.hub.store import alerts, devices
-from edgestack.hub.store.db import utcnow
+from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import ModelRow, TelemetryRow
 from edgestack.monitoring import ks, psi
-from edgestack.protocol import IngestAck, MonitorReport, TelemetryBatch, TelemetryTotals
+from edgestack.protocol import (
+    IngestAck,
+    MonitorReport,
+    TelemetryBatch,
+    TelemetryTotals,
+    TelemetryView,
+)
 
-__all__ = ["DRIFT_BATCHES", "DRIFT_WINDOWS", "ingest"]
+__all__ = ["DRIFT_BATCHES", "DRIFT_WINDOWS", "batches", "ingest"]
 
 DRIFT_WINDOWS = 120
 """Windows the rolling drift needs before it gives a score: PSI over fewer is mostly noise
@@ -72,6 +78,23 @@ def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck
     if batch.seq > before.last_seq:
         alerts.evaluate(session, device_id, batch, totals)
     return IngestAck(batch_id=batch.batch_id, accepted=1, duplicate=False)
+
+
+def batches(session: Session, device_id: str, window: Window) -> list[TelemetryView]:
+    """The batches of an enrolled device in `window`, by the order the hub stored them."""
+    devices.get(session, device_id)
+    query = window.apply(select(TelemetryRow), TelemetryRow.id).where(
+        TelemetryRow.device_id == device_id
+    )
+    return [
+        TelemetryView(
+            id=row.id,
+            device_id=row.device_id,
+            received_at=row.received_at,
+            batch=TelemetryBatch.model_validate(row.batch),
+        )
+        for row in session.scalars(query)
+    ]
 
 
 def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
