@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgestack import client
 from edgestack.bundle import FeatureSpec, InputSpec
 from edgestack.demo import LocalFleet
 from edgestack.protocol import DataSample, Event, EventBatch, Hardware, SampleImport
@@ -112,9 +111,7 @@ def test_events_lists_newest_first_then_follows_new_ones_until_ctrl_c(tmp_path: 
     assert follower.returncode == 0
 
 
-def test_the_client_reads_every_sample_a_page_at_a_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_client_reads_every_sample_a_page_at_a_time(tmp_path: Path) -> None:
     spec = InputSpec(
         sensors=["t"],
         rate_hz=10,
@@ -127,10 +124,9 @@ def test_the_client_reads_every_sample_a_page_at_a_time(
         DataSample(at=datetime(2025, 1, 1, 0, 0, i, tzinfo=UTC), label="ok", features=[i])
         for i in range(5)
     ]
-    monkeypatch.setattr(client, "_PAGE", 2)
-
     with LocalFleet(tmp_path, []) as fleet:
         fleet.start_hub()
+        fleet.client.page_size = 2
         fleet.client.import_samples(
             "default",
             SampleImport(batch_id=uuid.uuid4(), device_id="bench", spec=spec, samples=rows),
