@@ -1,7 +1,10 @@
+import asyncio
+
 import httpx
 import pytest
 
 from edgestack.client import sse_events
+from edgestack.hub.api import events as events_api
 from edgestack.hub.context import HubContext
 from edgestack.hub.store.tables import EventRow
 from edgestack.protocol import EventView
@@ -221,3 +224,40 @@ async def test_a_malformed_tag_filter_is_refused_naming_it(
         assert response.status_code == 422
         assert response.json()["detail"].startswith("query.tag[0]: Value error,")
         assert "write key=value" in response.json()["detail"]
+
+
+# Latin-1 on the wire, as a header may be: "²" is a digit to str.isdigit.
+@pytest.mark.parametrize("stated", ["\u00b2".encode("latin-1"), b"12a", b"99999999999999999999"])
+async def test_a_last_event_id_that_is_no_id_is_refused_naming_it(
+    client: httpx.AsyncClient, stated: bytes
+) -> None:
+    headers = {**ADMIN, "Last-Event-ID": stated}
+
+    response = await client.get(
+        "/api/v1/events/stream", params={"follow": "false"}, headers=headers
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Last-Event-ID:")
+
+
+async def test_a_followed_stream_ends_once_its_token_is_revoked(
+    client: httpx.AsyncClient, device: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_api, "_RECHECK_S", 0.05)
+    made = await client.post(
+        "/api/v1/tokens", json={"name": "wall", "role": "viewer"}, headers=ADMIN
+    )
+    viewer = {"Authorization": f"Bearer {made.json()['token']}"}
+    # Through ASGI the answer arrives whole, so it comes back only when the stream ends.
+    following = asyncio.create_task(client.get("/api/v1/events/stream", headers=viewer))
+    await asyncio.sleep(0.3)
+    assert not following.done()
+
+    await client.delete("/api/v1/tokens/wall", headers=ADMIN)
+    response = await asyncio.wait_for(following, timeout=10)
+
+    assert response.status_code == 200
+    assert [view.event.kind for view in sse_events(response.text.splitlines())] == [
+        "device_enrolled"
+    ]

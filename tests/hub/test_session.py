@@ -40,3 +40,45 @@ async def test_a_device_token_logs_nobody_in(client: httpx.AsyncClient, device: 
     response = await client.post("/api/v1/login", json={"token": device.token})
 
     assert response.status_code == 401
+
+
+OWN_PAGE = {"Origin": "http://hub"}
+TWIN = "/api/v1/devices/motor-1/desired"
+
+
+async def test_the_login_cookie_changes_things_only_from_the_hubs_own_page(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    await client.post("/api/v1/login", json={"token": ADMIN_TOKEN}, headers=OWN_PAGE)
+    patch = {"telemetry_interval_s": 3}
+
+    # A page on another port of the same host is the same site: the browser sends the cookie.
+    elsewhere = await client.patch(TWIN, json=patch, headers={"Origin": "http://hub:3000"})
+    sibling = await client.patch(TWIN, json=patch, headers={"Sec-Fetch-Site": "same-site"})
+    unsaid = await client.patch(TWIN, json=patch)
+    own = await client.patch(TWIN, json=patch, headers=OWN_PAGE)
+
+    assert [r.status_code for r in (elsewhere, sibling, unsaid)] == [403, 403, 403]
+    assert "Origin: http://hub:3000" in elsewhere.json()["detail"]
+    assert own.status_code == 200
+    # Reads stay open to the cookie: another page cannot see their answers anyway.
+    assert (await client.get(TWIN.removesuffix("/desired"))).status_code == 200
+
+
+async def test_a_bearer_token_changes_things_from_anywhere(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Origin": "http://apps.example"}
+
+    response = await client.patch(TWIN, json={"telemetry_interval_s": 3}, headers=headers)
+
+    assert response.status_code == 200
+
+
+async def test_a_login_from_another_page_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/login", json={"token": ADMIN_TOKEN}, headers={"Origin": "http://hub:3000"}
+    )
+
+    assert response.status_code == 403
+    assert "set-cookie" not in response.headers

@@ -224,6 +224,11 @@ def test_the_socket_takes_the_login_cookie_and_refuses_saying_why(tmp_path: Path
             ("?tag=site", {"Cookie": cookie}),
             ("?severity=dire&kind=alarm_raised", {"Cookie": cookie}),
             ("", {"Cookie": cookie, "Origin": "http://apps.example"}),
+            # A header that is no bearer token leaves the cookie in charge, and its check.
+            (
+                "",
+                {"Cookie": cookie, "Origin": "http://apps.example", "Authorization": "Basic dTpw"},
+            ),
         ]:
             with connect(url + query, additional_headers=headers, proxy=None) as socket:
                 problem = json.loads(socket.recv(timeout=30))
@@ -238,7 +243,7 @@ def test_the_socket_takes_the_login_cookie_and_refuses_saying_why(tmp_path: Path
             _take(stranger.socket_events(), 1)
 
     assert by_cookie.event.kind == "device_enrolled"
-    assert [code for code, _, _ in refusals] == [4401, 4401, 4422, 4422, 4403]
+    assert [code for code, _, _ in refusals] == [4401, 4401, 4422, 4422, 4403, 4403]
     assert all(detail.startswith(reason) and reason for _, reason, detail in refusals)
     assert "needs a token with the viewer role" in refusals[0][2]
     assert refusals[2][2].startswith("query.tag[0]: Value error, 'site' is no tag")

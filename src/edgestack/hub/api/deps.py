@@ -4,6 +4,7 @@ import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Header, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -44,6 +45,7 @@ __all__ = [
     "WriteSessionDep",
     "check_protocol",
     "connection_caller",
+    "foreign_page",
     "matches",
     "refuse_protocol",
     "token_caller",
@@ -226,8 +228,40 @@ def _is_admin(credentials: HTTPAuthorizationCredentials | None, hub: HubContext)
     return isinstance(caller, Caller) and caller.may("admin")
 
 
+# What a page may do with the login cookie whatever site it comes from: read. A cross-origin
+# page cannot read the answers (the hub sends no CORS headers), but could send changes.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def foreign_page(conn: HTTPConnection) -> bool:
+    """Whether a browser says the call comes from a page other than the hub's own. SameSite
+    keeps the cookie from other sites, but another port of the same host, or a sibling
+    domain, is the same site; the Origin header tells them apart. A browser sends it with
+    every call that can change something; a call without one is not trusted with the
+    cookie either (see `_requiring`)."""
+    origin = conn.headers.get("origin")
+    fetched_from = conn.headers.get("sec-fetch-site", "same-origin")
+    return fetched_from not in ("same-origin", "none") or (
+        origin is not None and urlsplit(origin).netloc != conn.headers.get("host")
+    )
+
+
 def _requiring(role: Role) -> Callable[..., Caller]:
-    def require(hub: HubDep, credentials: Credentials, cookie: SessionCookie) -> Caller:
+    def require(
+        request: Request, hub: HubDep, credentials: Credentials, cookie: SessionCookie
+    ) -> Caller:
+        if (
+            credentials is None
+            and cookie is not None
+            and request.method not in _SAFE_METHODS
+            and ("origin" not in request.headers or foreign_page(request))
+        ):
+            raise HTTPException(
+                403,
+                "the login cookie changes nothing from a page other than the hub's own "
+                f"(Origin: {request.headers.get('origin', 'none')[:100]}); send "
+                "'Authorization: Bearer <token>' instead",
+            )
         caller = _caller(credentials, cookie, hub)
         if isinstance(caller, str):
             raise _unauthorized(

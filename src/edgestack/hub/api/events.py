@@ -1,10 +1,19 @@
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
-from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.concurrency import run_in_threadpool
+from fastapi.requests import HTTPConnection
 from fastapi.responses import StreamingResponse
 from pydantic import Field, ValidationError
 
@@ -17,6 +26,7 @@ from edgestack.hub.api.deps import (
     WindowDep,
     WriteSessionDep,
     connection_caller,
+    foreign_page,
 )
 from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.api.problems import describe_errors
@@ -41,6 +51,8 @@ FilterQuery = Annotated[EventFilter, Query()]
 _POLL_S = 0.5  # how often a stream looks for new events: any hub process on the database sees them
 _KEEP_ALIVE_S = 15.0  # a comment line so proxies and clients know the stream is alive
 _PAGE = 500
+# How often a stream asks again whether its token still works: a revoked one is cut off.
+_RECHECK_S = 15.0
 
 
 @router.post("/devices/{device_id}/events", operation_id="events-ingest")
@@ -93,12 +105,22 @@ async def stream_events(
     `data` its EventView as JSON. A client that reconnects with the last id it saw misses no
     event and sees none twice. The same stream goes over a WebSocket at `/api/v1/events/ws`
     (resumed with `after_id`), one EventView as JSON per message."""
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after_id
+    start = after_id if last_event_id is None else _event_id(last_event_id)
     return StreamingResponse(
         _sse(hub, request, start, taken, follow),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def _event_id(stated: str) -> int:
+    if not (stated.isascii() and stated.isdigit() and int(stated) <= INT64_MAX):
+        raise HTTPException(
+            400,
+            f"Last-Event-ID: '{stated[:20]}' is no event id; send the id of the last event "
+            "seen (digits), or leave the header out and give after_id",
+        )
+    return int(stated)
 
 
 async def _sse(
@@ -108,7 +130,8 @@ async def _sse(
     taken: EventFilter,
     follow: bool,
 ) -> AsyncIterator[str]:
-    async for view in _following(hub, after_id, taken, follow, request.is_disconnected):
+    gone = _while_allowed(hub, request, request.is_disconnected)
+    async for view in _following(hub, after_id, taken, follow, gone):
         if view is None:
             yield ": keep-alive\n\n"
         else:
@@ -130,7 +153,7 @@ async def events_socket(websocket: WebSocket) -> None:
     another site's page) or 4422 (a malformed parameter); 1001 or 1012 when the hub stops."""
     hub: HubContext = websocket.app.state.hub
     await websocket.accept()
-    caller = connection_caller(websocket, hub)
+    caller = await run_in_threadpool(connection_caller, websocket, hub)
     if caller is None:
         return await _refuse(
             websocket,
@@ -138,13 +161,15 @@ async def events_socket(websocket: WebSocket) -> None:
             "the event socket needs a token with the viewer role or above: send "
             "'Authorization: Bearer <token>' or log in (POST /api/v1/login) for the cookie",
         )
-    if "authorization" not in websocket.headers and _cross_origin(websocket):
+    bearer = websocket.headers.get("authorization", "").lower().startswith("bearer ")
+    if not bearer and foreign_page(websocket):
         # A browser sends the cookie with a socket any page opens; only the hub's own may.
         return await _refuse(
             websocket,
             4403,
             f"the login cookie opens the event socket only from the hub's own pages, not from "
-            f"{websocket.headers['origin'][:100]}; send 'Authorization: Bearer <token>' instead",
+            f"{websocket.headers.get('origin', 'another page')[:100]}; send 'Authorization: "
+            "Bearer <token>' instead",
         )
     if not caller.may("viewer"):
         return await _refuse(
@@ -169,9 +194,10 @@ async def events_socket(websocket: WebSocket) -> None:
         return await _refuse(websocket, 4422, describe_errors(errors))
     closed = asyncio.create_task(_until_closed(websocket))
 
-    async def gone() -> bool:
+    async def disconnected() -> bool:
         return closed.done()
 
+    gone = _while_allowed(hub, websocket, disconnected)
     try:
         async for view in _following(hub, query.after_id, query, True, gone):
             # None, a keep-alive, goes unsaid: the server pings the socket itself.
@@ -185,9 +211,25 @@ async def events_socket(websocket: WebSocket) -> None:
         closed.cancel()
 
 
-def _cross_origin(websocket: WebSocket) -> bool:
-    origin = websocket.headers.get("origin")
-    return origin is not None and urlsplit(origin).netloc != websocket.headers.get("host")
+def _while_allowed(
+    hub: HubContext, conn: HTTPConnection, disconnected: Callable[[], Awaitable[bool]]
+) -> Callable[[], Awaitable[bool]]:
+    """`disconnected`, which also says the client is gone once the token it called with
+    stops working (revoked, expired), asked every `_RECHECK_S`."""
+    checked = asyncio.get_running_loop().time()
+
+    async def gone() -> bool:
+        nonlocal checked
+        if await disconnected():
+            return True
+        now = asyncio.get_running_loop().time()
+        if now - checked < _RECHECK_S:
+            return False
+        checked = now
+        caller = await run_in_threadpool(connection_caller, conn, hub)
+        return caller is None or not caller.may("viewer")
+
+    return gone
 
 
 async def _refuse(websocket: WebSocket, code: int, detail: str) -> None:

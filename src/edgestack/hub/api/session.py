@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import SESSION_COOKIE, HubDep, ViewerDep, token_caller
+from edgestack.hub.api.deps import SESSION_COOKIE, HubDep, ViewerDep, foreign_page, token_caller
 from edgestack.hub.ratelimit import address, too_many
 from edgestack.protocol import Identity, Login
 
@@ -24,6 +24,7 @@ _SESSION_S = 12 * 3600
     operation_id="session-login",
     responses={
         401: {"description": "the token is no API token"},
+        403: {"description": "the login comes from a page other than the hub's"},
         429: {"description": "too many failed logins from this address: wait Retry-After"},
     },
 )
@@ -33,6 +34,11 @@ def login(login: LoginBody, hub: HubDep, request: Request, response: Response) -
 
     Failed logins are counted by client address: past `login_failures` in `login_window_s`
     (hub settings) the address is answered 429 with Retry-After, whatever it sends."""
+    if foreign_page(request):
+        # Or a page elsewhere could log the browser in as the page's owner, unnoticed.
+        raise HTTPException(
+            403, "a login is taken only from the hub's own page; open the hub's address to log in"
+        )
     where = address(request)
     if wait_s := hub.login_failures.wait_s(where):
         raise too_many("failed logins", hub.login_failures, wait_s)
