@@ -1,10 +1,16 @@
 """Logins and enrolments are counted by client address: past the limit, 429 with Retry-After
 until the window has moved on."""
 
+import asyncio
+import threading
+
 import httpx
 import pytest
 
 from edgestack.hub import HubSettings
+from edgestack.hub.api import session
+from edgestack.hub.api.deps import Caller, token_caller
+from edgestack.hub.context import HubContext
 from edgestack.hub.ratelimit import SlidingWindow
 
 from .factories import ADMIN_TOKEN, ENROL_TOKEN, HARDWARE
@@ -80,3 +86,61 @@ def test_a_window_lets_an_address_in_again_once_its_oldest_hit_is_old_enough() -
     assert other == 0
     assert after == 0
     assert again == 30
+
+
+def test_an_address_whose_hits_are_all_out_of_the_window_is_forgotten() -> None:
+    clock = Clock()
+    window = SlidingWindow(limit=2, window_s=60, clock=clock)
+    window.take("10.0.0.1")
+    window.hit("10.0.0.2")
+    unseen = window.wait_s("10.0.0.3")
+    clock.now += 61
+
+    window.take("10.0.0.4")
+
+    assert unseen == 0
+    assert len(window) == 1
+    assert window.wait_s("10.0.0.4") == 0
+    assert len(window) == 1
+
+
+def test_the_table_of_addresses_never_grows_past_its_cap_forgetting_the_oldest() -> None:
+    clock = Clock()
+    window = SlidingWindow(limit=1, window_s=60, clock=clock, max_keys=3)
+
+    for i in range(10):
+        clock.now += 1
+        window.take(f"10.0.0.{i}")
+
+    assert len(window) == 3
+    assert window.wait_s("10.0.0.9") > 0
+    assert window.wait_s("10.0.0.0") == 0
+
+
+async def test_guesses_sent_at_once_reach_the_token_check_no_more_often_than_the_limit(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+    release = threading.Event()
+
+    def slow_check(token: str, hub: HubContext) -> Caller | None:
+        # Held until every request has either got here or been refused, so each one's
+        # counting and checking overlap the others'.
+        checked.append(token)
+        release.wait(timeout=30)
+        return token_caller(token, hub)
+
+    monkeypatch.setattr(session, "token_caller", slow_check)
+    sent = [
+        asyncio.create_task(client.post("/api/v1/login", json={"token": f"guess-{i}"}))
+        for i in range(6)
+    ]
+    for _ in range(3000):
+        if len(checked) + sum(task.done() for task in sent) == len(sent):
+            break
+        await asyncio.sleep(0.01)
+    release.set()
+    answers = [(await task).status_code for task in sent]
+
+    assert len(checked) == 2
+    assert sorted(answers) == [401, 401, 429, 429, 429, 429]

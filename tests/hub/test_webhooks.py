@@ -60,6 +60,11 @@ async def test_each_webhook_gets_its_own_secret(client: httpx.AsyncClient) -> No
         ({"url": "ftp://files.example/in"}, "body.url: Value error, 'ftp://files.example/in'"),
         ({"url": "apps.example/hook"}, "body.url: Value error, 'apps.example/hook' is no webhook"),
         ({"url": "http://"}, "body.url: Value error, 'http://' is no webhook URL"),
+        ({"url": "http://xn--a.com/"}, "body.url: Value error, 'http://xn--a.com/' is no URL"),
+        (
+            {"url": "http://\u00e9\u00e9--.com/"},
+            "body.url: Value error, 'http://\u00e9\u00e9--.com/' is no",
+        ),
         ({"url": "http://a.example", "tag": ["site"]}, "body.tag[0]: Value error, 'site'"),
         ({"url": "http://a.example", "kind": ["nonsense"]}, "body.kind[0]"),
         ({"url": "http://a.example", "severity": "dire"}, "body.severity:"),

@@ -62,6 +62,12 @@ class HubSettings(BaseSettings):
     webhook_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="how long a webhook's receiver has to answer"
     )
+    webhook_log_rows: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="attempts kept in each webhook's delivery log; older ones are deleted",
+    )
 
     login_failures: int = Field(
         default=10,

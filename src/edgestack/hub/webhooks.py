@@ -18,11 +18,13 @@ import hmac
 import logging
 import secrets
 import time
+from datetime import datetime
 
 import httpx
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import webhooks
+from edgestack.hub.store.db import utcnow
 from edgestack.protocol import DeliveryOutcome, EventView
 
 __all__ = ["Deliverer", "new_secret", "signed_headers"]
@@ -99,7 +101,9 @@ class Deliverer:
 
     def _record(self, webhook_id: int, attempt: webhooks.Attempt) -> bool:
         with self._hub.db.writer() as session:
-            kept = webhooks.record(session, webhook_id, attempt)
+            kept = webhooks.record(
+                session, webhook_id, attempt, self._hub.settings.webhook_log_rows
+            )
             session.commit()
         return kept
 
@@ -109,17 +113,32 @@ class Deliverer:
                 pending = await asyncio.to_thread(self._pending, webhook_id)
                 if pending is None:
                     return  # deleted
-                tried = pending.tried
+                tried, due_at = pending.tried, pending.due_at
                 for view in pending.events:
+                    if due_at is not None:
+                        await self._until(webhook_id, view, due_at)
                     if not await self._deliver(webhook_id, pending, view, tried, http):
                         return
-                    tried = 0
+                    tried, due_at = 0, None
             except Exception:  # one bad round must not end the subscription's deliveries
                 log.exception("webhook %d: delivery failed; trying again", webhook_id)
             else:
                 if len(pending.events) == _PAGE:
                     continue
             await asyncio.sleep(_POLL_S)
+
+    @staticmethod
+    async def _until(webhook_id: int, view: EventView, due_at: datetime) -> None:
+        """Keep the wait a hub that stopped while retrying `view` had begun."""
+        wait_s = (due_at - utcnow()).total_seconds()
+        if wait_s > 0:
+            log.info(
+                "webhook %d: event %d is due to be tried again at %s; waiting till then",
+                webhook_id,
+                view.id,
+                due_at.isoformat(),
+            )
+            await asyncio.sleep(wait_s)
 
     async def _deliver(
         self,
@@ -136,18 +155,21 @@ class Deliverer:
         message_id = webhooks.message_id(view.id)
         attempt = tried + 1
         while True:
-            headers = signed_headers(pending.secret, message_id, int(time.time()), body)
-            headers["content-type"] = "application/json"
             status: int | None = None
             error: str | None = None
             started = time.perf_counter()
             try:
+                headers = signed_headers(pending.secret, message_id, int(time.time()), body)
+                headers["content-type"] = "application/json"
                 # Streamed and never read: a receiver's answer is its status alone.
                 async with http.stream("POST", pending.url, content=body, headers=headers) as sent:
                     status = sent.status_code
                 if not 200 <= status < 300:
                     error = f"answered {status}; a delivery needs a 2xx answer"
-            except httpx.HTTPError as exc:
+            # Not only httpx's own errors: a URL it cannot read (an IDNA host spelled wrong)
+            # raises others, and each must count as a failed attempt, or the event is
+            # tried again at once for ever and the ones after it never go.
+            except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             duration_ms = (time.perf_counter() - started) * 1000
             last = attempt >= settings.webhook_attempts

@@ -40,14 +40,16 @@ def login(login: LoginBody, hub: HubDep, request: Request, response: Response) -
             403, "a login is taken only from the hub's own page; open the hub's address to log in"
         )
     where = address(request)
-    if wait_s := hub.login_failures.wait_s(where):
+    # Counted as a failure before the token is looked at, and given back if it is good: a
+    # check and a later count would let guesses sent at once all through past the limit.
+    if wait_s := hub.login_failures.take(where):
         raise too_many("failed logins", hub.login_failures, wait_s)
     caller = token_caller(login.token, hub)
     if caller is None:
-        hub.login_failures.hit(where)
         raise HTTPException(
             401, "token: not an API token of this hub; ask an admin for one (`edgestack tokens`)"
         )
+    hub.login_failures.refund(where)
     response.set_cookie(
         SESSION_COOKIE,
         login.token,

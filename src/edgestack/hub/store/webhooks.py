@@ -2,7 +2,7 @@
 log of every attempt to deliver to one."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -105,13 +105,15 @@ def ids(session: Session) -> list[int]:
 
 @dataclass(frozen=True)
 class Pending:
-    """What a subscription has to deliver next: `events` in order, and the attempts already
-    made at the first (by a hub that stopped while retrying it)."""
+    """What a subscription has to deliver next: `events` in order, the attempts already
+    made at the first (by a hub that stopped while retrying it), and when the last of them
+    said to try it again (None when there was none, or no wait)."""
 
     url: str
     secret: str
     events: list[EventView]
     tried: int
+    due_at: datetime | None = None
 
 
 def pending(session: Session, webhook_id: int, limit: int) -> Pending | None:
@@ -122,17 +124,28 @@ def pending(session: Session, webhook_id: int, limit: int) -> Pending | None:
         return None
     taken = EventFilter.model_validate(row.filters)
     page = events.since(session, Window(after_id=row.delivered_id, limit=limit), taken)
-    tried = (
-        session.scalar(
-            select(func.count()).where(
+    # The latest attempt alone: its number counts those before it even once older ones are
+    # pruned from the log, and its wait is the one still to keep.
+    last = (
+        session.execute(
+            select(WebhookDeliveryRow.attempt, WebhookDeliveryRow.next_attempt_at)
+            .where(
                 WebhookDeliveryRow.webhook_id == webhook_id,
                 WebhookDeliveryRow.event_id == page[0].id,
             )
-        )
+            .order_by(WebhookDeliveryRow.id.desc())
+            .limit(1)
+        ).first()
         if page
-        else 0
+        else None
     )
-    return Pending(url=row.url, secret=row.secret, events=page, tried=tried or 0)
+    return Pending(
+        url=row.url,
+        secret=row.secret,
+        events=page,
+        tried=0 if last is None else last.attempt,
+        due_at=None if last is None else last.next_attempt_at,
+    )
 
 
 @dataclass(frozen=True)
@@ -148,9 +161,10 @@ class Attempt:
     retry_in_s: float | None
 
 
-def record(session: Session, webhook_id: int, attempt: Attempt) -> bool:
-    """Log `attempt`; once it is the event's last (delivered or failed), move the
-    subscription past the event. False, and nothing logged, once it is deleted."""
+def record(session: Session, webhook_id: int, attempt: Attempt, keep: int) -> bool:
+    """Log `attempt`, keeping the subscription's newest `keep` attempts and deleting older
+    ones; once it is the event's last (delivered or failed), move the subscription past
+    the event. False, and nothing logged, once it is deleted."""
     row = session.get(WebhookRow, webhook_id)
     if row is None:
         return False
@@ -172,7 +186,29 @@ def record(session: Session, webhook_id: int, attempt: Attempt) -> bool:
     )
     if attempt.outcome != "retrying":
         row.delivered_id = attempt.event_id
+    _prune(session, webhook_id, keep)
     return True
+
+
+def _prune(session: Session, webhook_id: int, keep: int) -> None:
+    # Ordered as the (webhook, event) index is: events are delivered in order, so this is
+    # newest first, and a receiver dead for months leaves no more than `keep` rows.
+    newest_first = (WebhookDeliveryRow.event_id.desc(), WebhookDeliveryRow.id.desc())
+    oldest_kept = session.execute(
+        select(WebhookDeliveryRow.event_id, WebhookDeliveryRow.id)
+        .where(WebhookDeliveryRow.webhook_id == webhook_id)
+        .order_by(*newest_first)
+        .offset(keep - 1)
+        .limit(1)
+    ).first()
+    if oldest_kept is not None:
+        session.execute(
+            delete(WebhookDeliveryRow).where(
+                WebhookDeliveryRow.webhook_id == webhook_id,
+                WebhookDeliveryRow.event_id <= oldest_kept.event_id,
+                WebhookDeliveryRow.id < oldest_kept.id,
+            )
+        )
 
 
 def _get(session: Session, webhook_id: int) -> WebhookRow:
