@@ -4,6 +4,7 @@ end-to-end tests. Chromium comes from the system's packages, never downloaded.""
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,9 +85,17 @@ def _enrolled(fleet: LocalFleet, device: str) -> bool:
 
 @pytest.fixture
 def page(browser: "Browser", fleet: LocalFleet, request: pytest.FixtureRequest) -> Iterator["Page"]:
-    """A fresh browser context (no login) on the hub's dashboard; its screenshot is kept in
-    test-artifacts/browser/ after the test, passed or failed."""
-    context = browser.new_context(base_url=fleet.hub_url, viewport={"width": 1400, "height": 1000})
+    """A fresh browser context (no login) on the fleet's dashboard."""
+    with dashboard(browser, fleet.hub_url, request.node.name) as page:
+        yield page
+
+
+@contextmanager
+def dashboard(browser: "Browser", hub_url: str, name: str) -> Iterator["Page"]:
+    """A fresh browser context (no login) on the dashboard of the hub at `hub_url`; its
+    screenshot is kept in test-artifacts/browser/ as `name`, passed or failed. Anything the
+    page raised fails the test."""
+    context = browser.new_context(base_url=hub_url, viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -101,8 +110,10 @@ def page(browser: "Browser", fleet: LocalFleet, request: pytest.FixtureRequest) 
             and errors.append(message.text)
         ),
     )
-    yield page
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
-    context.close()
+    try:
+        yield page
+    finally:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+        context.close()
     assert not errors, f"the page raised: {errors}"

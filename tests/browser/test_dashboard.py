@@ -7,27 +7,32 @@ collected from a device's page drawn on the datasets page."""
 import math
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from bundles import random_bundle
 from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec, Lineage
 from edgestack.demo import LocalFleet, wait_until
+from edgestack.hub import ui
 from edgestack.processing import vibration_spec
 from edgestack.protocol import (
     DataSample,
+    EnrolRequest,
     EvaluateRequest,
+    Hardware,
     RolloutRequest,
     SampleImport,
     TokenCreate,
 )
 
-from .conftest import DEVICES
+from .conftest import DEVICES, dashboard
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page, Route
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="needs Playwright for Python: pip install -e '.[dev]'"
@@ -35,6 +40,9 @@ expect = pytest.importorskip(
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 WAIT_MS = 30_000
+CROWD = 25  # devices on a hub of their own, over several of the pages the tests ask for
+# The most pages the dashboard follows for one listing.
+MAX_PAGES = int(re.search(r"MAX_PAGES = (\d+);", (ui.STATIC / "api.js").read_text())[1])
 
 
 def _log_in(page: "Page", token: str) -> None:
@@ -343,3 +351,64 @@ def test_an_operator_steers_a_device_from_its_page(page: "Page", fleet: LocalFle
     expect(model).to_have_text("none", timeout=WAIT_MS)
 
     assert fleet.client.device("edge-2").desired.bundle is None
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
+    """A hub of its own holding CROWD devices, enrolled through its API with no agent."""
+    with LocalFleet(tmp_path_factory.mktemp("crowd"), []) as hub:
+        hub.start_hub()
+        hardware = Hardware(cores=1, ram_mb=256, arch="armv7l", providers=[])
+        with httpx.Client(base_url=hub.hub_url) as http:
+            for i in range(CROWD):
+                enrol = EnrolRequest(
+                    device_id=f"crowd-{i:02d}", enrol_token=hub.enrol_token, hardware=hardware
+                )
+                http.post("/api/v1/enrol", json=enrol.model_dump(mode="json")).raise_for_status()
+        yield hub
+
+
+def _pages_of(size: int) -> "Callable[[Route], None]":
+    """Asks the hub for devices `size` at a time, whatever limit the page asks for, so a few
+    devices span many pages: the hub's own answers then say where each next one starts."""
+
+    def limited(route: "Route") -> None:
+        url = httpx.URL(route.request.url).copy_set_param("limit", size)
+        route.continue_(url=str(url))
+
+    return limited
+
+
+DEVICE_LISTING = re.compile(r"/api/v1/devices(\?.*)?$")
+
+
+def test_the_fleet_page_follows_every_page_of_devices(
+    browser: "Browser", crowd: LocalFleet, request: pytest.FixtureRequest
+) -> None:
+    with dashboard(browser, crowd.hub_url, request.node.name) as page:
+        page.route(DEVICE_LISTING, _pages_of(7))
+        _log_in(page, crowd.admin_token)
+
+        expect(page.locator(".summary")).to_have_text(
+            f"{CROWD} devices, 0 running a model, 0 open alerts", timeout=WAIT_MS
+        )
+        expect(page.locator("tr[data-device]")).to_have_count(CROWD)
+        expect(page.locator(f"tr[data-device='crowd-{CROWD - 1:02d}']")).to_be_visible()
+        expect(page.locator(".partial:visible")).to_have_count(0)
+
+
+def test_the_fleet_page_says_so_when_it_stops_short_of_the_last_page(
+    browser: "Browser", crowd: LocalFleet, request: pytest.FixtureRequest
+) -> None:
+    assert CROWD > MAX_PAGES  # one device a page: more pages than the dashboard follows
+    with dashboard(browser, crowd.hub_url, request.node.name) as page:
+        page.route(DEVICE_LISTING, _pages_of(1))
+        _log_in(page, crowd.admin_token)
+
+        expect(page.locator(".summary")).to_have_text(
+            f"at least {MAX_PAGES} devices, 0 running a model, 0 open alerts", timeout=WAIT_MS
+        )
+        expect(page.locator("tr[data-device]")).to_have_count(MAX_PAGES)
+        expect(page.get_by_role("note")).to_have_text(
+            f"Only the first {MAX_PAGES} devices are shown: the hub holds more."
+        )

@@ -95,3 +95,8 @@ export function say(node, text, ok = true) {
   node.textContent = text;
   node.classList.toggle("error", !ok);
 }
+
+// What a page says where it shows fewer rows than the hub holds: hidden where it shows all.
+export function partial(more, text) {
+  return h("p", { class: "muted partial", role: "note", hidden: !more }, more ? text : "");
+}

@@ -48,7 +48,7 @@ export function startFeed(list, state, speakSwitch) {
     const after = latest.length ? latest[latest.length - 1].id : 0;
     // EventSource reconnects by itself, resuming after the last id it saw (Last-Event-ID).
     source = new EventSource(`/api/v1/events/stream?after_id=${after}`);
-    source.onopen = () => { state.textContent = "(live)"; };
+    source.onopen = () => { state.textContent = `(live; the newest ${SHOWN} shown)`; };
     source.onerror = () => { state.textContent = "(reconnecting…)"; };
     for (const kind of EVENT_KINDS) {
       source.addEventListener(kind, (message) => {

@@ -1,8 +1,8 @@
 // Datasets: what each holds by label and device, and a viewer that draws one sample's window.
 
-import { api } from "../api.js";
+import { api, listing } from "../api.js";
 import { chart, colour } from "../charts.js";
-import { h, table, time } from "../dom.js";
+import { h, partial, table, time } from "../dom.js";
 
 const SAMPLES = 500; // the newest samples the per-device counts and the viewer look at
 
@@ -13,9 +13,10 @@ export function render(root) {
   let drawn = null;
   (async () => {
     try {
-      const datasets = await api("/datasets");
-      body.append(datasets.length ? table(["Dataset", "Samples", "Labels", "Devices",
-        "Frozen versions"], datasets.map((d) => h("tr", {}, h("td", {}, d.name),
+      const { rows: datasets, complete } = await listing("/datasets");
+      body.append(partial(!complete, `Only the first ${datasets.length} datasets are ` +
+        "shown: the hub holds more."), datasets.length ? table(["Dataset", "Samples", "Labels",
+        "Devices", "Frozen versions"], datasets.map((d) => h("tr", {}, h("td", {}, d.name),
         h("td", {}, d.counts.total), h("td", {}, counts(d.counts.labels)),
         h("td", {}, counts(d.counts.devices)), h("td", {}, d.versions))))
         : h("p", {}, "No data collected yet: set a device collecting on its page."));

@@ -1,7 +1,7 @@
 // The fleet at a glance: each device's status, model, health, last contact and open alerts.
 
-import { api } from "../api.js";
-import { ago, bundle, every, h, number, serialised, table } from "../dom.js";
+import { listing, newest } from "../api.js";
+import { ago, bundle, every, h, number, partial, serialised, table } from "../dom.js";
 import { EVENT } from "../feed.js";
 
 const REFRESH_MS = 3000;
@@ -16,27 +16,33 @@ export function render(root) {
   const refresh = serialised(async () => {
     try {
       const [devices, open, events] = await Promise.all([
-        api("/devices"),
-        api("/alerts", { params: { open: true, limit: 1000 } }),
-        api("/events", { params: { order: "newest", limit: RECENT } }),
+        listing("/devices"),
+        listing("/alerts", { open: true }),
+        newest("/events", RECENT, { order: "newest" }),
       ]);
       problem.textContent = "";
-      draw(devices, open, alarms(events));
+      draw(devices, open, events);
     } catch (error) {
       problem.textContent = `Cannot load the fleet: ${error.message}`;
     }
   });
 
-  const draw = (devices, open, alarming) => {
+  const draw = ({ rows: devices, complete }, { rows: open, complete: allAlerts }, events) => {
     const running = devices.filter((d) => d.reported?.status === "running").length;
-    summary.textContent = `${devices.length} devices, ${running} running a model, ` +
-      `${open.length} open alerts`;
+    const atLeast = (all) => (all ? "" : "at least ");
+    summary.textContent = `${atLeast(complete)}${devices.length} devices, ${running} running ` +
+      `a model, ${atLeast(allAlerts)}${open.length} open alerts`;
+    const alarming = alarms(events.rows);
     const alertsOf = (id) => open.filter((a) => a.device_id === id);
-    body.replaceChildren(devices.length
-      ? table(["Device", "Status", "Model", "Sees now", "Health", "Last seen", "Alarm",
+    body.replaceChildren(...(devices.length ? [
+      partial(!complete, `Only the first ${devices.length} devices are shown: the hub ` +
+        "holds more."),
+      table(["Device", "Status", "Model", "Sees now", "Health", "Last seen", "Alarm",
         "Alerts"],
-        devices.map((d) => row(d, alarming.get(d.device_id), alertsOf(d.device_id))))
-      : h("p", {}, "No device has enrolled yet: start an agent with `edgestack agent`."));
+        devices.map((d) => row(d, alarming.get(d.device_id), alertsOf(d.device_id)))),
+      partial(events.more, `The Alarm column reads the newest ${RECENT} events: an alarm ` +
+        "raised before them is not shown."),
+    ] : [h("p", {}, "No device has enrolled yet: start an agent with `edgestack agent`.")]));
   };
 
   const stop = every(REFRESH_MS, refresh);

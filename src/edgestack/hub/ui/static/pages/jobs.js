@@ -1,10 +1,11 @@
 // Hub jobs (train, optimise, evaluate): state, progress, outcome and log; operators cancel.
 
-import { api } from "../api.js";
-import { every, h, say, serialised, status, table, time } from "../dom.js";
+import { api, newest } from "../api.js";
+import { every, h, partial, say, serialised, status, table, time } from "../dom.js";
 import { EVENT } from "../feed.js";
 
 const REFRESH_MS = 3000;
+const SHOWN = 50; // the newest jobs the page shows
 
 export function render(root, ctx) {
   const result = status();
@@ -33,8 +34,9 @@ export function render(root, ctx) {
 
   const refresh = serialised(async () => {
     try {
-      const jobs = await api("/jobs", { params: { order: "newest", limit: 50 } });
-      body.replaceChildren(jobs.length ? table(
+      const { rows: jobs, more } = await newest("/jobs", SHOWN, { order: "newest" });
+      body.replaceChildren(partial(more, `The newest ${SHOWN} jobs: \`edgestack jobs list\` ` +
+        "lists older ones."), jobs.length ? table(
         ["Job", "Kind", "State", "Progress", "Submitted", "Outcome", ""],
         jobs.map((job) => h("tr", {},
           h("td", {}, job.id), h("td", {}, job.kind),

@@ -2,9 +2,11 @@
 // accuracy against latency of its versions, Pareto front marked; and the verdicts of the
 // optimisation runs (jobs) that made candidates of it.
 
-import { api } from "../api.js";
+import { listing, newest } from "../api.js";
 import { chart, colour } from "../charts.js";
-import { h, number, table } from "../dom.js";
+import { h, number, partial, table } from "../dom.js";
+
+const JOBS = 200; // the newest jobs the optimisation verdicts are looked for in
 
 export function render(root) {
   const body = h("div");
@@ -12,10 +14,12 @@ export function render(root) {
   const drawn = [];
   (async () => {
     try {
-      const [models, jobs] = await Promise.all([
-        api("/models"),
-        api("/jobs", { params: { order: "newest", limit: 200 } }),
+      const [{ rows: models, complete }, jobs] = await Promise.all([
+        listing("/models"),
+        newest("/jobs", JOBS, { order: "newest" }),
       ]);
+      body.append(partial(!complete, `Only the first ${models.length} model versions are ` +
+        "shown: the hub holds more."));
       if (!models.length) {
         body.append(h("p", {}, "No model is registered yet: `edgestack train` registers one."));
       }
@@ -23,12 +27,12 @@ export function render(root) {
       const byDigest = new Map(models.map((m) => [m.digest, m]));
       for (const name of names) {
         const versions = models.filter((m) => m.name === name);
-        const optimised = jobs.filter((j) => j.kind === "optimise" && j.job.model === name);
+        const optimised = jobs.rows.filter((j) => j.kind === "optimise" && j.job.model === name);
         const plot = pareto(name, versions);
         if (plot) drawn.push(plot);
         body.append(h("section", { class: "model" }, h("h3", {}, name),
           versionTable(versions, byDigest), plot ? plot.node : null,
-          optimised.length ? candidates(optimised) : null));
+          optimised.length ? candidates(optimised, jobs.more) : null));
       }
     } catch (error) {
       body.append(h("p", { class: "error", role: "alert" }, `Cannot load models: ${error.message}`));
@@ -84,11 +88,12 @@ function pareto(name, versions) {
   });
 }
 
-function candidates(jobs) {
+function candidates(jobs, more) {
   const rows = jobs.flatMap((job) => (job.result?.candidates ?? []).map((c) =>
     h("tr", {}, h("td", {}, `job ${job.id}`), h("td", {}, c.name),
       h("td", { class: `badge ${c.status}` }, c.status), h("td", {}, c.reason))));
   return h("details", {}, h("summary", {}, "Optimisation candidates"),
+    partial(more, `From the newest ${JOBS} jobs: older runs are not shown.`),
     rows.length ? table(["Run", "Candidate", "Verdict", "Why"], rows)
       : h("p", {}, "No optimisation run has finished yet."));
 }

@@ -1,10 +1,11 @@
 // Rollouts: each wave's devices, state and gate readings, and the operator's buttons.
 
-import { api } from "../api.js";
-import { every, h, number, say, serialised, status, table, time } from "../dom.js";
+import { api, newest } from "../api.js";
+import { every, h, number, partial, say, serialised, status, table, time } from "../dom.js";
 import { EVENT } from "../feed.js";
 
 const REFRESH_MS = 3000;
+const SHOWN = 20; // the newest rollouts the page shows
 const LIVE = ["shadowing", "held", "paused"];
 const ACTIONS = [
   ["promote", "Promote wave", ["shadowing", "held"]],
@@ -31,9 +32,12 @@ export function render(root, ctx) {
 
   const refresh = serialised(async () => {
     try {
-      const rollouts = await api("/rollouts", { params: { order: "newest", limit: 20 } });
-      body.replaceChildren(...(rollouts.length ? rollouts.map((r) => card(r, ctx, act))
-        : [h("p", {}, "No rollout yet: `edgestack rollout start` begins one.")]));
+      const { rows: rollouts, more } = await newest("/rollouts", SHOWN, { order: "newest" });
+      body.replaceChildren(...(rollouts.length ? [
+        partial(more, `The newest ${SHOWN} rollouts: \`edgestack rollout list\` lists ` +
+          "older ones."),
+        ...rollouts.map((r) => card(r, ctx, act)),
+      ] : [h("p", {}, "No rollout yet: `edgestack rollout start` begins one.")]));
     } catch (error) {
       say(result, `Cannot load rollouts: ${error.message}`, false);
     }
