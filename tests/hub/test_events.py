@@ -192,7 +192,7 @@ async def test_events_of_devices_carrying_a_tag_are_listed_and_streamed_alone(
     others = [await enrol("motor-2"), await enrol("motor-3")]
     await _tag(client, "motor-1", site="plant-4", line="2")
     await _tag(client, "motor-2", site="plant-4", line="3")
-    await _tag(client, "motor-3", site="plant-9", line="2")
+    await _tag(client, "motor-3", site="plant-9", line="2", **{"zone.a-b": "x"})
     for who in (device, *others):
         await client.post(
             f"/api/v1/devices/{who.device_id}/events",
@@ -205,12 +205,14 @@ async def test_events_of_devices_carrying_a_tag_are_listed_and_streamed_alone(
         "/api/v1/events", params=[("tag", "site=plant-4"), ("tag", "line=2")], headers=ADMIN
     )
     nowhere = await client.get("/api/v1/events", params={"tag": "site=mars"}, headers=ADMIN)
+    dotted = await client.get("/api/v1/events", params={"tag": "zone.a-b=x"}, headers=ADMIN)
     streamed = await _stream(client, tag="site=plant-4", kind="alarm_raised")
 
     assert {e["device_id"] for e in plant.json()} == {"motor-1", "motor-2"}
     assert len(plant.json()) == 2 * (1 + 2)  # each one's enrolment and its alarms
     assert {e["device_id"] for e in both.json()} == {"motor-1"}
     assert nowhere.json() == []
+    assert {e["device_id"] for e in dotted.json()} == {"motor-3"}
     assert [e.device_id for e in streamed] == ["motor-1"] * 2 + ["motor-2"] * 2
 
 

@@ -88,7 +88,7 @@ def since(
         query = query.where(EventRow.device_id == taken.device)
     if taken.tag:
         # Looked up on each call, so a device tagged while a stream follows joins it.
-        query = query.where(EventRow.device_id.in_(targets.carrying(session, taken.tag)))
+        query = query.where(EventRow.device_id.in_(targets.carrying(taken.tag)))
     if taken.kind:
         query = query.where(EventRow.event["kind"].as_string().in_(taken.kind))
     if taken.severity is not None:

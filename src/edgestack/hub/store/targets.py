@@ -3,7 +3,7 @@ several devices at once (deployments, rollouts) resolves its targets here."""
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from edgestack.hub.errors import NotFound, Unprocessable
@@ -46,11 +46,14 @@ def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list
     return sorted(chosen)
 
 
-def carrying(session: Session, terms: Sequence[str]) -> list[str]:
-    """The ids of the enrolled devices carrying every tag of `terms` (each a valid
-    `protocol.TagTerm`, `key=value`), sorted; every device when `terms` is empty."""
-    target = f"tag:{','.join(terms)}" if terms else "all"
-    return sorted(_matches(target, _enrolled(session)))
+def carrying(terms: Sequence[str]) -> Select[str]:
+    """A query for the ids of the enrolled devices carrying every tag of `terms` (each a
+    valid `protocol.TagTerm`, `key=value`); every device when `terms` is empty. A query,
+    not a list, so a filter on a tag held by many devices binds no parameter per device."""
+    query = select(DeviceRow.device_id)
+    for key, _, value in (term.partition("=") for term in terms):
+        query = query.where(DeviceRow.tags[key].as_string() == value)
+    return query
 
 
 def _enrolled(session: Session) -> dict[str, dict[str, str]]:
