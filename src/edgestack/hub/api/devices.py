@@ -39,7 +39,10 @@ def list_devices(
     """One page of the enrolled devices with their twins and telemetry totals, by id (pass
     the last id as `after` for the next); only those carrying every `tag` and reporting
     `status`, when given."""
-    views = devices.views(session, tags=tag or (), status=status)
+    # One more than the page, which tells the pager whether another follows.
+    views = devices.views(
+        session, tags=tag or (), status=status, after=keys.after, limit=keys.limit + 1
+    )
     return pager.by_key(keys, views, lambda view: view.device_id)
 
 

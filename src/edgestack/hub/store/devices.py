@@ -229,17 +229,24 @@ def view(session: Session, device_id: str) -> DeviceView:
 
 
 def views(
-    session: Session, *, tags: Sequence[str] = (), status: DeviceStatus | None = None
+    session: Session,
+    *,
+    tags: Sequence[str] = (),
+    status: DeviceStatus | None = None,
+    after: str | None = None,
+    limit: int | None = None,
 ) -> list[DeviceView]:
-    """The enrolled devices by id; only those carrying every `key=value` of `tags` and
-    reporting `status`, when given (a device that never reported has no status)."""
-    rows = session.scalars(select(DeviceRow).order_by(DeviceRow.device_id))
-    return [
-        _view(row)
-        for row in rows
-        if targets.tagged(row.tags or {}, tags)
-        and (status is None or (row.reported or {}).get("status") == status)
-    ]
+    """The enrolled devices by id, at most `limit` of those after the id `after`; only those
+    carrying every `key=value` of `tags` and reporting `status`, when given (a device that
+    never reported has no status)."""
+    query = select(DeviceRow).order_by(DeviceRow.device_id).limit(limit)
+    if tags:
+        query = query.where(DeviceRow.device_id.in_(targets.carrying(tags)))
+    if status is not None:
+        query = query.where(DeviceRow.reported["status"].as_string() == status)
+    if after is not None:
+        query = query.where(DeviceRow.device_id > after)
+    return [_view(row) for row in session.scalars(query)]
 
 
 def _desired(row: DeviceRow) -> DesiredState:
