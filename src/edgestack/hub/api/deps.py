@@ -3,6 +3,7 @@
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
@@ -202,7 +203,12 @@ def _identify(token: str, hub: HubContext) -> Caller | str | None:
         row = tokens.by_secret(session, token)
     if row is None:
         return None
-    return tokens.why_dead(row, utcnow()) or Caller(name=row.name, role=cast(Role, row.role))
+    return _named(row, utcnow())
+
+
+def _named(row: ApiTokenRow, now: datetime) -> Caller | str:
+    """Who the named token `row` speaks for, or why it no longer works at `now`."""
+    return tokens.why_dead(row, now) or Caller(name=row.name, role=cast(Role, row.role))
 
 
 def _admin_sha256(hub: HubContext) -> str:
@@ -222,10 +228,8 @@ def start_login(token: str, hub: HubContext) -> tuple[Caller, str] | None:
             # honour the logins of the old one.
             login = sessions.start(session, token_id=None, admin_sha256=_admin_sha256(hub))
         else:
-            row = tokens.by_secret(session, token)
-            if row is None:
-                return None
-            login = sessions.start(session, token_id=row.id, admin_sha256=None)
+            named = tokens.get(session, caller.name)
+            login = sessions.start(session, token_id=named.id, admin_sha256=None)
         session.commit()
     return caller, login
 
@@ -242,10 +246,7 @@ def _logged_in(login: str, hub: HubContext) -> Caller | str | None:
             if row.token_id is None:
                 same = hmac.compare_digest(row.admin_sha256 or "", _admin_sha256(hub))
                 return _HUB_ADMIN if same else None
-            token = session.get_one(ApiTokenRow, row.token_id)
-            return tokens.why_dead(token, now) or Caller(
-                name=token.name, role=cast(Role, token.role)
-            )
+            return _named(session.get_one(ApiTokenRow, row.token_id), now)
     # Expired: forgotten once seen, as logins nobody comes back with are at the next login.
     with hub.db.writer() as session:
         sessions.end(session, login)
