@@ -893,7 +893,8 @@ class ProfileView(Wire):
 
 
 class Login(_Command):
-    """What the dashboard's login form sends: an API token, held by the hub in a cookie."""
+    """What the dashboard's login form sends: an API token, which the hub keeps with the login
+    whose random id it sets in a cookie."""
 
     token: str = Field(min_length=1, max_length=256, description="an API token")
 

@@ -9,7 +9,7 @@ import pytest
 
 from edgestack.hub import HubSettings
 from edgestack.hub.api import session
-from edgestack.hub.api.deps import Caller, token_caller
+from edgestack.hub.api.deps import Caller, start_login
 from edgestack.hub.context import HubContext
 from edgestack.hub.ratelimit import SlidingWindow
 
@@ -123,14 +123,14 @@ async def test_guesses_sent_at_once_reach_the_token_check_no_more_often_than_the
     checked: list[str] = []
     release = threading.Event()
 
-    def slow_check(token: str, hub: HubContext) -> Caller | None:
+    def slow_check(token: str, hub: HubContext) -> tuple[Caller, str] | None:
         # Held until every request has either got here or been refused, so each one's
         # counting and checking overlap the others'.
         checked.append(token)
         release.wait(timeout=30)
-        return token_caller(token, hub)
+        return start_login(token, hub)
 
-    monkeypatch.setattr(session, "token_caller", slow_check)
+    monkeypatch.setattr(session, "start_login", slow_check)
     sent = [
         asyncio.create_task(client.post("/api/v1/login", json={"token": f"guess-{i}"}))
         for i in range(6)

@@ -3,6 +3,7 @@
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
@@ -16,8 +17,9 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import audit, devices, tokens
+from edgestack.hub.store import audit, devices, sessions, tokens
 from edgestack.hub.store.db import Window, utcnow
+from edgestack.hub.store.tables import ApiTokenRow
 from edgestack.protocol import (
     INT64_MAX,
     OLDEST_PROTOCOL,
@@ -48,6 +50,7 @@ __all__ = [
     "foreign_page",
     "matches",
     "refuse_protocol",
+    "start_login",
     "token_caller",
 ]
 
@@ -58,7 +61,8 @@ SESSION_COOKIE = "edgestack_session"
 _cookie = APIKeyCookie(
     name=SESSION_COOKIE,
     auto_error=False,
-    description="the dashboard's login (POST /api/v1/login); HttpOnly, same-site only",
+    description="the dashboard's login (POST /api/v1/login), a random id the hub keeps until "
+    "logout; HttpOnly, same-site only",
 )
 SessionCookie = Annotated[str | None, Depends(_cookie)]
 
@@ -199,20 +203,70 @@ def _identify(token: str, hub: HubContext) -> Caller | str | None:
         row = tokens.by_secret(session, token)
     if row is None:
         return None
-    return tokens.why_dead(row, utcnow()) or Caller(name=row.name, role=cast(Role, row.role))
+    return _named(row, utcnow())
+
+
+def _named(row: ApiTokenRow, now: datetime) -> Caller | str:
+    """Who the named token `row` speaks for, or why it no longer works at `now`."""
+    return tokens.why_dead(row, now) or Caller(name=row.name, role=cast(Role, row.role))
+
+
+def _admin_sha256(hub: HubContext) -> str:
+    return devices.hash_token(hub.settings.admin_token.get_secret_value())
+
+
+def start_login(token: str, hub: HubContext) -> tuple[Caller, str] | None:
+    """Log `token` in: who it speaks for and the id of a new login, the cookie's value,
+    which stands for the token until logout, expiry, or the token stops working. None when
+    it is no working API token."""
+    caller = token_caller(token, hub)
+    if caller is None:
+        return None
+    with hub.db.writer() as session:
+        if caller is _HUB_ADMIN:
+            # Its hash, not a reference: a hub started with another admin token must not
+            # honour the logins of the old one.
+            login = sessions.start(session, token_id=None, admin_sha256=_admin_sha256(hub))
+        else:
+            named = tokens.get(session, caller.name)
+            login = sessions.start(session, token_id=named.id, admin_sha256=None)
+        session.commit()
+    return caller, login
+
+
+def _logged_in(login: str, hub: HubContext) -> Caller | str | None:
+    """Who the login `login` speaks for, checking again that the token it was made from
+    works; for a named token that no longer does, why; None when it is no live login."""
+    now = utcnow()
+    with hub.db.session() as session:
+        row = sessions.find(session, login)
+        if row is None:
+            return None
+        if row.expires_at > now:
+            if row.token_id is None:
+                same = hmac.compare_digest(row.admin_sha256 or "", _admin_sha256(hub))
+                return _HUB_ADMIN if same else None
+            return _named(session.get_one(ApiTokenRow, row.token_id), now)
+    # Expired: forgotten once seen, as logins nobody comes back with are at the next login.
+    with hub.db.writer() as session:
+        sessions.end(session, login)
+        session.commit()
+    return None
 
 
 def _caller(
     credentials: HTTPAuthorizationCredentials | None, cookie: str | None, hub: HubContext
 ) -> Caller | str | None:
     # A bearer token wins over the dashboard's cookie: a script's explicit token is meant.
-    token = credentials.credentials if credentials is not None else cookie
-    return None if token is None else _identify(token, hub)
+    if credentials is not None:
+        return _identify(credentials.credentials, hub)
+    return None if cookie is None else _logged_in(cookie, hub)
 
 
 def connection_caller(conn: HTTPConnection, hub: HubContext) -> Caller | None:
     """Who calls on `conn`, a request or a WebSocket, which no route dependency reads: its
-    bearer token, else its login cookie; None when neither is a working API token."""
+    bearer token, else its login cookie; None when neither is a working API token or live
+    login."""
     scheme, _, token = conn.headers.get("authorization", "").partition(" ")
     credentials = (
         HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())

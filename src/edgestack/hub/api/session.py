@@ -5,8 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import SESSION_COOKIE, HubDep, ViewerDep, foreign_page, token_caller
+from edgestack.hub.api.deps import (
+    SESSION_COOKIE,
+    HubDep,
+    ViewerDep,
+    foreign_page,
+    start_login,
+)
 from edgestack.hub.ratelimit import address, too_many
+from edgestack.hub.store import sessions
 from edgestack.protocol import Identity, Login
 
 __all__ = ["router"]
@@ -14,9 +21,6 @@ __all__ = ["router"]
 router = APIRouter(tags=["session"])
 
 LoginBody = Annotated[Login, Depends(json_body(Login))]
-
-# A browser forgets the login after this long, or when the operator logs out.
-_SESSION_S = 12 * 3600
 
 
 @router.post(
@@ -29,8 +33,10 @@ _SESSION_S = 12 * 3600
     },
 )
 def login(login: LoginBody, hub: HubDep, request: Request, response: Response) -> Identity:
-    """Check an API token and hand it back as an HttpOnly, same-site cookie, so the
-    dashboard's scripts never hold it; every route takes the cookie as it takes the token.
+    """Check an API token and log it in: the HttpOnly, same-site cookie set holds a random
+    id the hub keeps with the token, never the token, so the dashboard's scripts never hold
+    it; every route takes the cookie as it takes the token, until logout, `sessions.LIFETIME_S`
+    (12 h), or the token is revoked or expires.
 
     Failed logins are counted by client address: past `login_failures` in `login_window_s`
     (hub settings) the address is answered 429 with Retry-After, whatever it sends."""
@@ -44,16 +50,17 @@ def login(login: LoginBody, hub: HubDep, request: Request, response: Response) -
     # check and a later count would let guesses sent at once all through past the limit.
     if wait_s := hub.login_failures.take(where):
         raise too_many("failed logins", hub.login_failures, wait_s)
-    caller = token_caller(login.token, hub)
-    if caller is None:
+    started = start_login(login.token, hub)
+    if started is None:
         raise HTTPException(
             401, "token: not an API token of this hub; ask an admin for one (`edgestack tokens`)"
         )
     hub.login_failures.refund(where)
+    caller, login_id = started
     response.set_cookie(
         SESSION_COOKIE,
-        login.token,
-        max_age=_SESSION_S,
+        login_id,
+        max_age=sessions.LIFETIME_S,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -63,8 +70,13 @@ def login(login: LoginBody, hub: HubDep, request: Request, response: Response) -
 
 
 @router.post("/logout", status_code=204, operation_id="session-logout")
-def logout() -> Response:
-    """Forget the login cookie."""
+def logout(hub: HubDep, request: Request) -> Response:
+    """End the login on the hub, so its cookie, or any copy of it, opens nothing more, and
+    forget the cookie."""
+    if (login := request.cookies.get(SESSION_COOKIE)) is not None:
+        with hub.db.writer() as session:
+            sessions.end(session, login)
+            session.commit()
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -19,6 +19,7 @@ __all__ = [
     "EventRow",
     "FeedbackRow",
     "JobRow",
+    "LoginSessionRow",
     "ModelRow",
     "PolicyRow",
     "PolicyRunRow",
@@ -381,3 +382,18 @@ class WebhookDeliveryRow(Base):
     duration_ms: Mapped[float] = mapped_column(Float)
     outcome: Mapped[str] = mapped_column(String(16))
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginSessionRow(Base):
+    """A dashboard login: only the sha256 of its id (the cookie) is kept. It speaks for the
+    named token `token_id`, or, when that is null, for the hub's admin token whose sha256 was
+    `admin_sha256` at login; it ends at `expires_at` or when logged out."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
+    admin_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
