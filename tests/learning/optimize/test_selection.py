@@ -1,15 +1,26 @@
+import pytest
+
 from edgestack.bundle import Footprint
-from edgestack.learning.optimize import Candidate, Measurement, judge, pareto_png
+from edgestack.learning import FitResult
+from edgestack.learning.optimize import (
+    Candidate,
+    Measurement,
+    judge,
+    measure,
+    pareto_png,
+)
 from edgestack.profiles import PROFILES
 
 PI = PROFILES["pi"]
 
 
-def _measured(name: str, accuracy: float, p99_ms: float = 0.5, size: int = 10_000) -> Candidate:
+def _measured(
+    name: str, accuracy: float, p99_ms: float = 0.5, size: int = 10_000, noise_ms: float = 0.0
+) -> Candidate:
     footprint = Footprint(
         model_bytes=size, peak_ram_bytes=4_000_000, latency_ms_p50=p99_ms / 2, latency_ms_p99=p99_ms
     )
-    return Candidate(name, b"onnx", Measurement(footprint, accuracy))
+    return Candidate(name, b"onnx", Measurement(footprint, accuracy, noise_ms))
 
 
 PARENT = _measured("parent", 0.95, p99_ms=1.0)
@@ -46,6 +57,25 @@ def test_the_fastest_passing_candidate_wins_then_the_smaller() -> None:
 
     assert report.winner is not None and report.winner.candidate is fast_small
     assert [v.status for v in report.verdicts[1:]] == ["passed", "passed", "chosen"]
+
+
+@pytest.mark.parametrize(("noise_ms", "chosen"), [(0.05, "distilled"), (0.01, "fp32")])
+def test_latencies_closer_than_their_noise_are_ties_the_more_accurate_breaks(
+    noise_ms: float, chosen: str
+) -> None:
+    fp32 = _measured("fp32", 0.95, p99_ms=0.30, noise_ms=noise_ms)
+    distilled = _measured("distilled", 1.0, p99_ms=0.33, size=20_000, noise_ms=noise_ms)
+
+    report = judge(PARENT, [fp32, distilled], PI)
+
+    assert report.winner is not None and report.winner.candidate.name == chosen
+
+
+def test_a_measurement_says_how_far_its_p99_could_move(mlp: FitResult) -> None:
+    measured = measure(mlp.onnx, mlp.test.x, mlp.test.y, runs=200)
+
+    # Timings always spread a little; a spike among the calls can spread them past the p99.
+    assert measured.p99_noise_ms > 0
 
 
 def test_candidates_without_a_model_keep_their_reason() -> None:

@@ -24,10 +24,12 @@ class MeasurementError(RuntimeError):
 @dataclass(frozen=True)
 class Measurement:
     """A model's `footprint` and its `accuracy` (share of held-out rows whose most likely
-    class is the true one, 0 to 1)."""
+    class is the true one, 0 to 1); `p99_noise_ms`, how far its p99 latency could move in
+    another run of the same calls, sets which latencies count as the same."""
 
     footprint: Footprint
     accuracy: float
+    p99_noise_ms: float = 0.0
 
 
 def measure(model: bytes, x: np.ndarray, y: np.ndarray, *, runs: int = 200) -> Measurement:
@@ -61,4 +63,5 @@ def measure(model: bytes, x: np.ndarray, y: np.ndarray, *, runs: int = 200) -> M
         raise MeasurementError(lines[-1] if lines else f"the probe exited with {done.returncode}")
     result = pickle.loads(done.stdout)
     accuracy = result.pop("accuracy")
-    return Measurement(Footprint(model_bytes=len(model), **result), accuracy)
+    noise = result.pop("p99_noise_ms")
+    return Measurement(Footprint(model_bytes=len(model), **result), accuracy, noise)

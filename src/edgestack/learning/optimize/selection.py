@@ -2,8 +2,10 @@
 
 A candidate passes when it loses at most `gate_pts` points of held-out accuracy against the
 model it was made from and its footprint fits the device profile. Among those that pass, the
-lowest p99 latency wins, then the smaller file, then the higher accuracy: within the gate,
-accuracy counts as kept, and latency is what a device's budget is tightest on.
+fastest wins: latency is what a device's budget is tightest on. Latencies closer than their
+measured noise (`Measurement.p99_noise_ms`) are ties, which the higher accuracy breaks, then
+the smaller file, then the lower p99: two runs on the same inputs measure slightly different
+latencies and must still choose the same candidate.
 
     report = optimise(baseline, test.x, test.y, PROFILES["pi"])
     report.winner.candidate.name if report.winner else "nothing fits"
@@ -113,7 +115,7 @@ def judge(
             verdicts.append(Verdict(c, "passed", f"fits {profile.name}", delta, True))
     passed = [v for v in verdicts if v.status == "passed"]
     if passed:
-        best = min(passed, key=_rank)
+        best = min(_fastest(passed), key=_rank)
         verdicts[verdicts.index(best)] = Verdict(
             best.candidate, "chosen", _why_chosen(best, len(passed)), best.delta_pts, True
         )
@@ -149,13 +151,34 @@ def optimise(
     return judge(parent, candidates, profile, gate_pts=gate_pts)
 
 
-def _rank(verdict: Verdict) -> tuple[float, int, float]:
+def _measured(verdict: Verdict) -> Measurement:
     m = verdict.candidate.measurement
     assert m is not None  # only measured candidates pass
-    return (m.footprint.latency_ms_p99, m.footprint.model_bytes, -m.accuracy)
+    return m
+
+
+def _fastest(passed: list[Verdict]) -> list[Verdict]:
+    """The candidates whose p99 latency is the lowest, or as close to it as the noise of
+    either measurement."""
+    lowest = min(passed, key=lambda v: _measured(v).footprint.latency_ms_p99)
+    floor = _measured(lowest)
+    return [
+        v
+        for v in passed
+        if _measured(v).footprint.latency_ms_p99 - floor.footprint.latency_ms_p99
+        <= max(_measured(v).p99_noise_ms, floor.p99_noise_ms)
+    ]
+
+
+def _rank(verdict: Verdict) -> tuple[float, int, float]:
+    m = _measured(verdict)
+    return (-m.accuracy, m.footprint.model_bytes, m.footprint.latency_ms_p99)
 
 
 def _why_chosen(verdict: Verdict, passed: int) -> str:
     if passed == 1:
         return "the only candidate that passes the gate and fits"
-    return f"lowest p99 latency of the {passed} that pass the gate and fit"
+    return (
+        f"lowest p99 latency of the {passed} that pass the gate and fit (within its noise "
+        f"of {_measured(verdict).p99_noise_ms:.3g} ms, the most accurate, then the smallest)"
+    )
