@@ -1,7 +1,7 @@
 """Targets: which enrolled devices a list of `protocol.Target` names. Everything that acts on
 several devices at once (deployments, rollouts) resolves its targets here."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -10,7 +10,7 @@ from edgestack.hub.errors import NotFound, Unprocessable
 from edgestack.hub.store.tables import DeviceRow
 from edgestack.protocol import DeviceChoice
 
-__all__ = ["carrying", "chosen", "resolve", "tagged"]
+__all__ = ["carrying", "chosen", "resolve"]
 
 
 def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list[str]:
@@ -23,12 +23,12 @@ def resolve(session: Session, targets: Sequence[str], field: str = "to") -> list
             f"{field}: the list is empty; name at least one target: a device id, "
             "tag:key=value, or all (on the command line --to ID, --to tag:key=value, or --all)"
         )
-    enrolled = _enrolled(session)
+    enrolled = set(session.scalars(select(DeviceRow.device_id)))
     chosen: set[str] = set()
     unknown: list[str] = []
     unmatched: list[str] = []
     for target in dict.fromkeys(targets):
-        matched = _matches(target, enrolled)
+        matched = _matches(session, target, enrolled)
         if not matched:
             (unmatched if target.startswith("tag:") or target == "all" else unknown).append(target)
         chosen |= matched
@@ -56,26 +56,12 @@ def carrying(terms: Sequence[str]) -> Select[str]:
     return query
 
 
-def _enrolled(session: Session) -> dict[str, dict[str, str]]:
-    return {
-        device_id: tags or {}
-        for device_id, tags in session.execute(select(DeviceRow.device_id, DeviceRow.tags))
-    }
-
-
-def _matches(target: str, enrolled: dict[str, dict[str, str]]) -> set[str]:
+def _matches(session: Session, target: str, enrolled: set[str]) -> set[str]:
     if target == "all":
-        return set(enrolled)
+        return enrolled
     if target.startswith("tag:"):
-        terms = target.removeprefix("tag:").split(",")
-        return {device_id for device_id, tags in enrolled.items() if tagged(tags, terms)}
-    return {target} & set(enrolled)
-
-
-def tagged(tags: Mapping[str, str], terms: Iterable[str]) -> bool:
-    """Whether `tags` hold every `key=value` of `terms` (taken as valid `protocol.TagTerm`s);
-    true when there are none."""
-    return all(tags.get(key) == value for key, _, value in (t.partition("=") for t in terms))
+        return set(session.scalars(carrying(target.removeprefix("tag:").split(","))))
+    return {target} & enrolled
 
 
 def chosen(session: Session, choice: DeviceChoice, command: str) -> list[str]:
