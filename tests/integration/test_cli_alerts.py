@@ -11,22 +11,13 @@ from typer.testing import CliRunner, Result
 
 from edgestack.cli import app
 from edgestack.demo import LocalFleet
-from edgestack.protocol import Hardware, MonitorReport, TelemetryBatch
+from edgestack.protocol import MonitorReport, TelemetryBatch
+
+from .test_event_stream import _enrol
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def _enrol(fleet: LocalFleet, device_id: str) -> dict[str, str]:
-    body = {
-        "device_id": device_id,
-        "enrol_token": fleet.enrol_token,
-        "hardware": Hardware(cores=1, ram_mb=256, arch="armv7l", providers=[]).model_dump(),
-    }
-    response = httpx.post(f"{fleet.hub_url}/v1/enrol", json=body)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['device_token']}"}
 
 
 def _telemetry(fleet: LocalFleet, auth: dict[str, str], seq: int, p99_ms: float) -> None:

@@ -17,20 +17,11 @@ import pytest
 
 from edgestack.bundle import FeatureSpec, InputSpec
 from edgestack.demo import LocalFleet
-from edgestack.protocol import DataSample, Event, EventBatch, Hardware, SampleImport
+from edgestack.protocol import DataSample, Event, EventBatch, SampleImport
+
+from .test_event_stream import _enrol
 
 pytestmark = pytest.mark.integration
-
-
-def _enrol(fleet: LocalFleet, device_id: str) -> dict[str, str]:
-    body = {
-        "device_id": device_id,
-        "enrol_token": fleet.enrol_token,
-        "hardware": Hardware(cores=1, ram_mb=256, arch="armv7l", providers=[]).model_dump(),
-    }
-    response = httpx.post(f"{fleet.hub_url}/v1/enrol", json=body)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['device_token']}"}
 
 
 def _raise(fleet: LocalFleet, auth: dict[str, str], *messages: str) -> None:
