@@ -3,6 +3,8 @@ import pytest
 from edgestack.bundle import Footprint
 from edgestack.learning import FitResult
 from edgestack.learning.optimize import (
+    TIE_FLOOR_MS,
+    TIE_SHARE,
     Candidate,
     Measurement,
     judge,
@@ -59,16 +61,74 @@ def test_the_fastest_passing_candidate_wins_then_the_smaller() -> None:
     assert [v.status for v in report.verdicts[1:]] == ["passed", "passed", "chosen"]
 
 
-@pytest.mark.parametrize(("noise_ms", "chosen"), [(0.05, "distilled"), (0.01, "fp32")])
+@pytest.mark.parametrize(("noise_ms", "chosen"), [(0.4, "distilled"), (0.01, "fp32")])
 def test_latencies_closer_than_their_noise_are_ties_the_more_accurate_breaks(
     noise_ms: float, chosen: str
 ) -> None:
     fp32 = _measured("fp32", 0.95, p99_ms=0.30, noise_ms=noise_ms)
-    distilled = _measured("distilled", 1.0, p99_ms=0.33, size=20_000, noise_ms=noise_ms)
+    distilled = _measured("distilled", 1.0, p99_ms=0.60, size=20_000, noise_ms=noise_ms)
 
     report = judge(PARENT, [fp32, distilled], PI)
 
     assert report.winner is not None and report.winner.candidate.name == chosen
+
+
+@pytest.mark.parametrize(
+    ("fp32_ms", "distilled_ms", "chosen"),
+    [
+        (0.011, 0.011 + TIE_FLOOR_MS * 0.9, "distilled"),  # within the floor
+        (0.011, 0.011 + TIE_FLOOR_MS * 1.1, "fp32"),
+        (2.0, 2.0 * (1 + TIE_SHARE * 0.9), "distilled"),  # within the share
+        (2.0, 2.0 * (1 + TIE_SHARE * 1.1), "fp32"),
+    ],
+)
+def test_latencies_within_the_floor_or_share_tie_whatever_their_noise(
+    fp32_ms: float, distilled_ms: float, chosen: str
+) -> None:
+    fp32 = _measured("fp32", 0.95, p99_ms=fp32_ms)
+    distilled = _measured("distilled", 1.0, p99_ms=distilled_ms, size=20_000)
+    parent = _measured("parent", 0.95, p99_ms=3.0)
+
+    report = judge(parent, [fp32, distilled], PI)
+
+    assert report.winner is not None and report.winner.candidate.name == chosen
+
+
+# p99s two runs of the optimiser measured on one small model, in ms, with their noise: the
+# fastest differs between the runs, and among equally accurate, equally small candidates the
+# lower p99 differs too.
+_RUNS = [
+    {"fp32": (0.0112, 0.0009), "int8_dynamic": (0.0131, 0.0011), "distilled": (0.0154, 0.002)},
+    {"fp32": (0.0149, 0.0012), "int8_dynamic": (0.0118, 0.0007), "distilled": (0.0127, 0.001)},
+]
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "size", "chosen"),
+    [
+        ({"fp32": 0.95, "int8_dynamic": 0.95, "distilled": 1.0}, {}, "distilled"),
+        (
+            {"fp32": 0.95, "int8_dynamic": 0.95, "distilled": 0.95},
+            {"int8_dynamic": 5},
+            "int8_dynamic",
+        ),
+        ({"fp32": 0.95, "int8_dynamic": 0.95, "distilled": 0.95}, {}, "fp32"),
+    ],
+)
+def test_two_runs_on_the_same_inputs_choose_the_same_candidate(
+    accuracy: dict[str, float], size: dict[str, int], chosen: str
+) -> None:
+    winners = []
+    for run in _RUNS:
+        candidates = [
+            _measured(name, accuracy[name], p99, size.get(name, 10_000), noise)
+            for name, (p99, noise) in run.items()
+        ]
+        report = judge(PARENT, candidates, PI)
+        assert report.winner is not None
+        winners.append(report.winner.candidate.name)
+
+    assert winners == [chosen, chosen]
 
 
 def test_a_measurement_says_how_far_its_p99_could_move(mlp: FitResult) -> None:

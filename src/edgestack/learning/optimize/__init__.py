@@ -15,6 +15,8 @@ from edgestack.learning.optimize.optimiser import OPTIMISERS, Baseline, NotAppli
 from edgestack.learning.optimize.plot import pareto_png
 from edgestack.learning.optimize.selection import (
     DEFAULT_OPTIMISERS,
+    TIE_FLOOR_MS,
+    TIE_SHARE,
     Candidate,
     Report,
     Verdict,
@@ -26,6 +28,8 @@ from edgestack.learning.optimize.selection import (
 __all__ = [
     "DEFAULT_OPTIMISERS",
     "OPTIMISERS",
+    "TIE_FLOOR_MS",
+    "TIE_SHARE",
     "Baseline",
     "Candidate",
     "Measurement",

@@ -3,9 +3,11 @@
 A candidate passes when it loses at most `gate_pts` points of held-out accuracy against the
 model it was made from and its footprint fits the device profile. Among those that pass, the
 fastest wins: latency is what a device's budget is tightest on. Latencies closer than their
-measured noise (`Measurement.p99_noise_ms`) are ties, which the higher accuracy breaks, then
-the smaller file, then the lower p99: two runs on the same inputs measure slightly different
-latencies and must still choose the same candidate.
+tie band are ties: the measured noise (`Measurement.p99_noise_ms`), but never less than
+`TIE_FLOOR_MS` or `TIE_SHARE` of the lower latency, since a bootstrap of one run's calls
+cannot see what another process on the machine does to the next run. Ties go to the higher
+accuracy, then the smaller file, then the candidate tried first, never to the lower p99: two
+runs on the same inputs measure different latencies and must still choose the same one.
 
     report = optimise(baseline, test.x, test.y, PROFILES["pi"])
     report.winner.candidate.name if report.winner else "nothing fits"
@@ -23,10 +25,27 @@ from edgestack.learning.optimize.measure import Measurement, measure
 from edgestack.learning.optimize.optimiser import OPTIMISERS, Baseline, NotApplicable
 from edgestack.profiles import DeviceProfile
 
-__all__ = ["DEFAULT_OPTIMISERS", "Candidate", "Report", "Verdict", "build", "judge", "optimise"]
+__all__ = [
+    "DEFAULT_OPTIMISERS",
+    "TIE_FLOOR_MS",
+    "TIE_SHARE",
+    "Candidate",
+    "Report",
+    "Verdict",
+    "build",
+    "judge",
+    "optimise",
+]
 
 DEFAULT_OPTIMISERS = ("fp32", "fp16", "int8_dynamic", "int8_static", "pruned", "distilled")
 """What `optimise` tries unless told otherwise, with each optimiser's default settings."""
+
+TIE_FLOOR_MS = 0.05
+"""Latencies closer than this are ties whatever their noise: small models run in hundredths
+of a millisecond, where a scheduler's whim moves the p99 by more than the models differ."""
+
+TIE_SHARE = 0.05
+"""Latencies within this share of the lower one are ties whatever their noise."""
 
 Status = Literal["parent", "chosen", "passed", "rejected", "not applicable", "failed"]
 
@@ -115,9 +134,10 @@ def judge(
             verdicts.append(Verdict(c, "passed", f"fits {profile.name}", delta, True))
     passed = [v for v in verdicts if v.status == "passed"]
     if passed:
+        # min keeps the first of equals: the candidate tried first, never the lower p99.
         best = min(_fastest(passed), key=_rank)
         verdicts[verdicts.index(best)] = Verdict(
-            best.candidate, "chosen", _why_chosen(best, len(passed)), best.delta_pts, True
+            best.candidate, "chosen", _why_chosen(len(passed)), best.delta_pts, True
         )
     fits = not profile.refuses(parent.measurement.footprint)
     head = Verdict(parent, "parent", "the model as trained", 0.0, fits)
@@ -158,27 +178,36 @@ def _measured(verdict: Verdict) -> Measurement:
 
 
 def _fastest(passed: list[Verdict]) -> list[Verdict]:
-    """The candidates whose p99 latency is the lowest, or as close to it as the noise of
-    either measurement."""
-    lowest = min(passed, key=lambda v: _measured(v).footprint.latency_ms_p99)
-    floor = _measured(lowest)
+    """The candidates whose p99 latency is the lowest, or within the tie band of it."""
+    floor = _measured(min(passed, key=lambda v: _measured(v).footprint.latency_ms_p99))
     return [
         v
         for v in passed
         if _measured(v).footprint.latency_ms_p99 - floor.footprint.latency_ms_p99
-        <= max(_measured(v).p99_noise_ms, floor.p99_noise_ms)
+        <= _band(_measured(v), floor)
     ]
 
 
-def _rank(verdict: Verdict) -> tuple[float, int, float]:
+def _band(measured: Measurement, floor: Measurement) -> float:
+    """How far above the lowest latency `floor` a latency still ties with it."""
+    return max(
+        measured.p99_noise_ms,
+        floor.p99_noise_ms,
+        TIE_FLOOR_MS,
+        TIE_SHARE * floor.footprint.latency_ms_p99,
+    )
+
+
+def _rank(verdict: Verdict) -> tuple[float, int]:
     m = _measured(verdict)
-    return (-m.accuracy, m.footprint.model_bytes, m.footprint.latency_ms_p99)
+    return (-m.accuracy, m.footprint.model_bytes)
 
 
-def _why_chosen(verdict: Verdict, passed: int) -> str:
+def _why_chosen(passed: int) -> str:
     if passed == 1:
         return "the only candidate that passes the gate and fits"
     return (
-        f"lowest p99 latency of the {passed} that pass the gate and fit (within its noise "
-        f"of {_measured(verdict).p99_noise_ms:.3g} ms, the most accurate, then the smallest)"
+        f"lowest p99 latency of the {passed} that pass the gate and fit; latencies within "
+        f"their noise, {TIE_FLOOR_MS:g} ms or {TIE_SHARE:.0%} of the lowest tie, and ties go "
+        "to the most accurate, then the smallest, then the first tried"
     )
