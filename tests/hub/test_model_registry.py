@@ -6,14 +6,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgestack.bundle import Bundle, BundleStore, TrustedKeys, digest
+from edgestack.bundle import Bundle, BundleStore, Footprint, TrustedKeys, digest
 from edgestack.hub.context import HubContext
 from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database, registry
 from edgestack.hub.store.tables import ModelRow
 from edgestack.protocol import ModelView
 
-from .factories import ADMIN, count, packed_bundle
+from .factories import ADMIN, SPEC, count, packed_bundle
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +63,37 @@ async def test_the_signed_bundle_registered_again_is_the_same_version(
 
     assert again.status_code == 200
     assert again.json() == created.json()
+
+
+async def test_the_same_model_made_again_answers_its_version_and_other_content_does_not(
+    client: httpx.AsyncClient, hub: HubContext
+) -> None:
+    measured = Footprint(
+        model_bytes=10, peak_ram_bytes=4_000, latency_ms_p50=0.01, latency_ms_p99=0.02
+    )
+    made = packed_bundle(version=3)
+    first = await client.post("/api/v1/models", content=made, headers=RAW)
+    # Made again later, measured again, numbered otherwise: other bytes, the same model.
+    remade = packed_bundle(version=9, footprint=measured)
+    other_metrics = Bundle.create(
+        name="motor",
+        labels=["normal", "worn"],
+        input=SPEC,
+        model=b"onnx-model",
+        metrics={"accuracy": 0.5},
+    ).pack()
+
+    again = await client.post("/api/v1/models", content=remade, headers=RAW)
+    other = await client.post("/api/v1/models", content=other_metrics, headers=RAW)
+    renamed = await client.post("/api/v1/models", content=packed_bundle("pump"), headers=RAW)
+
+    assert digest(remade) != digest(made)
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert (other.status_code, other.json()["version"]) == (201, 2)
+    assert (renamed.status_code, renamed.json()["name"]) == (201, "pump")
+    assert count(hub, ModelRow) == 3
 
 
 async def test_a_digest_mismatch_is_400_and_stores_nothing(

@@ -46,6 +46,8 @@ def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
         trained = cli(
             fleet, "train", "motors", "--model", "decision_tree", "--cv", "3", "--png", str(png)
         )
+        # The same data, trainer and seed make the same tree: the version it already is.
+        same = cli(fleet, "train", "motors", "--model", "decision_tree", "--cv", "3")
         again = cli(
             fleet, "train", "motors", "--model", "logistic_regression", "--freeze", "--json"
         )
@@ -55,6 +57,8 @@ def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert "registered motors v1" in trained.stdout
     assert "macro_f1" in trained.stdout and "bearing_wear" in trained.stdout
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "registered motors v1" in same.stdout
     assert again.returncode == 0, again.stdout + again.stderr
     summary = json.loads(again.stdout)
     assert summary["model"]["version"] == 2

@@ -24,7 +24,8 @@ DEVICES = ["edge-1", "edge-2", "edge-3"]
 
 def _bundles() -> tuple[Bundle, Bundle, Bundle]:
     """The running model; one that learnt the same boundary with its labels swapped, so it
-    disagrees on nearly every window; and the running model's very classifier again."""
+    disagrees on nearly every window; and the running model's very classifier again, with its
+    metrics this time: the same bundle again would be the version it already is."""
     spec = vibration_spec()
     rows = np.random.default_rng(0).normal(size=(200, len(spec.features))).astype(np.float32)
     labels = np.where(rows[:, 0] > 0, "imbalance", "normal")
@@ -32,15 +33,25 @@ def _bundles() -> tuple[Bundle, Bundle, Bundle]:
     running = train_classifier(rows, labels.tolist(), seed=1)
     opposed = train_classifier(rows, swapped.tolist(), seed=1)
 
-    def bundle(trained_onnx: bytes, trained_labels: list[str], version: int) -> Bundle:
+    def bundle(
+        trained_onnx: bytes,
+        trained_labels: list[str],
+        version: int,
+        metrics: dict[str, float] | None = None,
+    ) -> Bundle:
         return Bundle.create(
-            name="motor", version=version, labels=trained_labels, input=spec, model=trained_onnx
+            name="motor",
+            version=version,
+            labels=trained_labels,
+            input=spec,
+            model=trained_onnx,
+            metrics=metrics,
         )
 
     return (
         bundle(running.onnx, running.labels, 1),
         bundle(opposed.onnx, opposed.labels, 2),
-        bundle(running.onnx, running.labels, 3),
+        bundle(running.onnx, running.labels, 3, running.metrics),
     )
 
 

@@ -17,6 +17,11 @@ from edgestack.protocol import BundleRef, ModelView
 
 __all__ = ["models", "register", "resolve"]
 
+_SET_BY_HUB = {"version", "key_id", "key_chain", "expires_at", "signature"}
+# When the bundle was made, and its footprint: a measurement of the same model bytes, whose
+# latencies differ a little every time they are measured.
+_REMADE = {"created_at", "footprint"}
+
 
 def register(
     session: Session,
@@ -31,7 +36,8 @@ def register(
     and register it; return its view and whether it is new.
 
     The version in the uploaded manifest is ignored. The same bytes again (or the signed
-    bundle the hub made of them) are no error: they answer the version registered before.
+    bundle the hub made of them) are no error: they answer the version registered before, and
+    so does a bundle identical to a version of its name (`_identical`), made again.
     Nothing is stored, neither row nor file, for a bundle that fails verification. Run it
     in a writer session, so two registrations of one name cannot take the same version.
     """
@@ -45,6 +51,8 @@ def register(
             or_(ModelRow.submitted_digest == submitted, ModelRow.digest == submitted)
         )
     )
+    if existing is None:
+        existing = _identical(session, bundle.manifest)
     if existing is not None:
         return _view(existing), False
     name = bundle.manifest.name
@@ -68,6 +76,30 @@ def register(
     session.add(row)
     session.flush()
     return _view(row), True
+
+
+def _identical(session: Session, manifest: Manifest) -> ModelRow | None:
+    """The version of `manifest.name` with the same model bytes and the same manifest but for
+    what the hub sets when it registers (`_SET_BY_HUB`) and what making the bundle again
+    changes (`_REMADE`): training twice on the same data with the same seed makes no new
+    version when the trainer is deterministic."""
+    same_model = session.scalars(
+        select(ModelRow)
+        .where(
+            ModelRow.name == manifest.name,
+            ModelRow.manifest["model_sha256"].as_string() == manifest.model_sha256,
+        )
+        .order_by(ModelRow.version)
+    )
+    content = _content(manifest)
+    return next(
+        (row for row in same_model if _content(Manifest.model_validate(row.manifest)) == content),
+        None,
+    )
+
+
+def _content(manifest: Manifest) -> dict[str, object]:
+    return manifest.model_dump(mode="json", exclude=_SET_BY_HUB | _REMADE)
 
 
 def models(session: Session) -> list[ModelView]:
