@@ -26,6 +26,7 @@ from edgestack.protocol import (
     AlertRules,
     AlertView,
     AuditView,
+    Curated,
     DatasetDetail,
     DatasetSummary,
     DatasetVersion,
@@ -57,6 +58,7 @@ from edgestack.protocol import (
     PolicyTrigger,
     PolicyView,
     ProfileView,
+    Relabel,
     RetrainPolicy,
     ReviewWindowView,
     RolloutRequest,
@@ -64,6 +66,7 @@ from edgestack.protocol import (
     RolloutView,
     SampleImport,
     SampleRecord,
+    SampleSelection,
     TagsPatch,
     TelemetryView,
     TokenCreate,
@@ -512,6 +515,24 @@ class HubClient:
         params = {"spec": spec} if spec else None
         response = self._call("POST", f"/api/v1/datasets/{name}/versions", params=params)
         return DatasetVersion.model_validate_json(response.content)
+
+    @_covers("datasets-relabel")
+    def relabel(self, name: str, change: Relabel) -> Curated:
+        """Give the samples of dataset `name` that `change` selects its label `to`; the hub
+        freezes the next version, which the answer holds with how many samples changed."""
+        response = self._call(
+            "POST", f"/api/v1/datasets/{name}/relabel", content=change.model_dump_json()
+        )
+        return Curated.model_validate_json(response.content)
+
+    @_covers("datasets-remove")
+    def remove_samples(self, name: str, selection: SampleSelection) -> Curated:
+        """Remove the samples of dataset `name` that `selection` selects; the hub freezes the
+        next version, which the answer holds with how many samples were removed."""
+        response = self._call(
+            "POST", f"/api/v1/datasets/{name}/removal", content=selection.model_dump_json()
+        )
+        return Curated.model_validate_json(response.content)
 
     @_covers("datasets-export")
     def dataset_parquet(self, name: str, version: int) -> bytes:

@@ -63,6 +63,7 @@ __all__ = [
     "BundleRef",
     "Collection",
     "Count",
+    "Curated",
     "DataSample",
     "DatasetDetail",
     "DatasetSummary",
@@ -121,6 +122,7 @@ __all__ = [
     "PolicyView",
     "Problem",
     "ProfileView",
+    "Relabel",
     "ReportedState",
     "RetrainPolicy",
     "ReviewWindow",
@@ -135,6 +137,7 @@ __all__ = [
     "SampleCounts",
     "SampleImport",
     "SampleRecord",
+    "SampleSelection",
     "Severity",
     "ShadowReport",
     "Split",
@@ -1156,6 +1159,39 @@ class DatasetVersion(Wire):
     frozen_at: datetime
     spec: str = Field(description="InputSpec fingerprint")
     counts: SampleCounts
+
+
+class SampleSelection(_Command):
+    """Which samples of a dataset a change takes: those matching every selector given, and at
+    least one must be. `ids` are the samples' ids as `GET /api/v1/samples` lists them."""
+
+    device: DeviceId | None = Field(default=None, description="only this device's samples")
+    since: Timestamp | None = Field(default=None, description="only samples taken at or after")
+    until: Timestamp | None = Field(default=None, description="only samples taken before")
+    label: Label | None = Field(default=None, description="only samples with this label")
+    ids: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] | None = Field(
+        default=None, min_length=1, max_length=10_000, description="only these samples"
+    )
+    spec: str | None = Field(
+        default=None,
+        max_length=64,
+        description="only samples of this input spec fingerprint; needed when the selection "
+        "holds samples of several, since a version holds one",
+    )
+
+
+class Relabel(SampleSelection):
+    """Give the selected samples another label."""
+
+    to: Label = Field(description="the label they get")
+
+
+class Curated(Wire):
+    """What a relabelling or removal changed, and the version it froze: older versions keep
+    the samples as they were."""
+
+    changed: Count = Field(description="samples relabelled or removed")
+    version: DatasetVersion
 
 
 class DatasetSummary(Wire):

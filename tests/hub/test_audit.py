@@ -166,6 +166,13 @@ def _steps(windows: list[int]) -> list[tuple[str, str, str, object]]:
         ("devices-approve", "POST", "/devices/d2/approval", None),
         ("datasets-import", "POST", "/datasets/imported/samples", imported.model_dump(mode="json")),
         ("datasets-freeze", "POST", "/datasets/imported/versions", None),
+        (
+            "datasets-relabel",
+            "POST",
+            "/datasets/imported/relabel",
+            {"since": "2025-01-01T00:00:01Z", "to": "worn"},
+        ),
+        ("datasets-remove", "POST", "/datasets/imported/removal", {"label": "worn"}),
         ("jobs-submit", "POST", "/jobs", TRAIN),
         ("jobs-cancel", "POST", "/jobs/1/cancel", None),
         (

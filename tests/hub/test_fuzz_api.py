@@ -151,6 +151,6 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
     assert bodies[("post", "/api/v1/feedback")].endswith("/FeedbackBatch")
     assert bodies[("post", "/api/v1/rollouts")].endswith("/RolloutRequest")
     assert bodies[("post", "/api/v1/tokens")].endswith("/TokenCreate")
-    assert len(bodies) == 23
+    assert len(bodies) == 25
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

@@ -14,14 +14,17 @@ from edgestack.hub.api.deps import (
     WriteSessionDep,
 )
 from edgestack.hub.api.paging import KeysDep, PagerDep
-from edgestack.hub.store import datasets, samples
+from edgestack.hub.store import curation, datasets, samples
 from edgestack.protocol import (
     INT64_MAX,
+    Curated,
     DatasetDetail,
     DatasetSummary,
     DatasetVersion,
     IngestAck,
+    Relabel,
     SampleImport,
+    SampleSelection,
 )
 
 __all__ = ["router"]
@@ -29,6 +32,8 @@ __all__ = ["router"]
 router = APIRouter(tags=["datasets"])
 
 ImportBody = Annotated[SampleImport, Depends(json_body(SampleImport))]
+RelabelBody = Annotated[Relabel, Depends(json_body(Relabel))]
+SelectionBody = Annotated[SampleSelection, Depends(json_body(SampleSelection))]
 DatasetName = Annotated[Name, Path(description="the dataset's name")]
 VersionNumber = Annotated[int, Path(ge=1, le=INT64_MAX, description="a frozen version, from 1")]
 
@@ -111,3 +116,51 @@ def import_samples(
     audit.changed(None, ack)
     session.commit()
     return ack
+
+
+@router.post("/datasets/{name}/relabel", status_code=201, operation_id="datasets-relabel")
+def relabel_samples(
+    audit: AuditedOperatorDep,
+    hub: HubDep,
+    session: WriteSessionDep,
+    root: RootDep,
+    name: DatasetName,
+    body: RelabelBody,
+) -> Curated:
+    """Give the samples the body selects another label and freeze the dataset's next version;
+    the versions before it keep the labels they had.
+
+    404 for a dataset without samples, 422 for a body that selects nothing or matches no
+    sample, 409 when the samples it matches are of several input specs and no `spec` says
+    which.
+    """
+    with hub.freezing:
+        before = datasets.detail(session, name).counts
+        curated = curation.relabel(session, root, name, body)
+        audit.changed(before, curated)
+        session.commit()
+    return curated
+
+
+@router.post("/datasets/{name}/removal", status_code=201, operation_id="datasets-remove")
+def remove_samples(
+    audit: AuditedOperatorDep,
+    hub: HubDep,
+    session: WriteSessionDep,
+    root: RootDep,
+    name: DatasetName,
+    body: SelectionBody,
+) -> Curated:
+    """Remove the samples the body selects and freeze the dataset's next version; the
+    versions before it keep them.
+
+    404 for a dataset without samples, 422 for a body that selects nothing or matches no
+    sample, 409 when the samples it matches are of several input specs and no `spec` says
+    which, or when none of their spec would be left.
+    """
+    with hub.freezing:
+        before = datasets.detail(session, name).counts
+        curated = curation.remove(session, root, name, body)
+        audit.changed(before, curated)
+        session.commit()
+    return curated
