@@ -29,6 +29,7 @@ from edgestack.cli.common import (
     fail,
     print_json,
     progress_bar,
+    request,
 )
 from edgestack.client import HubClient, HubError
 from edgestack.protocol import (
@@ -37,8 +38,10 @@ from edgestack.protocol import (
     DatasetSummary,
     DatasetVersion,
     DesiredPatch,
+    Relabel,
     SampleCounts,
     SampleImport,
+    SampleSelection,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +56,8 @@ __all__ = [
     "freeze",
     "import_recording",
     "list_datasets",
+    "relabel",
+    "remove",
     "show",
 ]
 
@@ -403,3 +408,103 @@ def _print_version(name: str, version: DatasetVersion) -> None:
         f"labels: {_tally(counts.labels)}",
         highlight=False,
     )
+
+
+# The selectors of `data relabel` and `data remove`: samples must match every one given.
+DeviceSel = Annotated[str | None, typer.Option("--device", help="Only this device's samples.")]
+SinceSel = Annotated[
+    str | None,
+    typer.Option(help="Only samples taken at or after this ISO 8601 time (UTC unless it says)."),
+]
+UntilSel = Annotated[
+    str | None,
+    typer.Option(help="Only samples taken before this ISO 8601 time (UTC unless it says)."),
+]
+LabelSel = Annotated[str | None, typer.Option("--label", help="Only samples with this label.")]
+IdSel = Annotated[
+    list[int] | None,
+    typer.Option("--id", min=1, help="Only the sample with this id; repeat for more."),
+]
+SpecSel = Annotated[
+    str | None,
+    typer.Option(help="Only samples of this input spec fingerprint, when they mix several."),
+]
+
+
+@app.command()
+def relabel(
+    name: DatasetArg,
+    to: Annotated[str, typer.Option(help="The label the selected samples get.")],
+    device: DeviceSel = None,
+    since: SinceSel = None,
+    until: UntilSel = None,
+    label: LabelSel = None,
+    sample_id: IdSel = None,
+    spec: SpecSel = None,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Give the samples selected another label, then freeze a version; older versions keep
+    the labels they had."""
+    selected = _selected(device, since, until, label, sample_id, spec)
+    change = request(Relabel, to=to, **selected)
+    with connect(hub, admin_token) as client:
+        curated = call(partial(client.relabel, name, change))
+    console.print(f"{curated.changed} samples relabelled {to}", highlight=False)
+    _print_version(name, curated.version)
+
+
+@app.command()
+def remove(
+    name: DatasetArg,
+    device: DeviceSel = None,
+    since: SinceSel = None,
+    until: UntilSel = None,
+    label: LabelSel = None,
+    sample_id: IdSel = None,
+    spec: SpecSel = None,
+    hub: HubOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Remove the samples selected, then freeze a version; older versions keep them."""
+    selection = request(SampleSelection, **_selected(device, since, until, label, sample_id, spec))
+    with connect(hub, admin_token) as client:
+        curated = call(partial(client.remove_samples, name, selection))
+    console.print(f"{curated.changed} samples removed", highlight=False)
+    _print_version(name, curated.version)
+
+
+def _selected(
+    device: str | None,
+    since: str | None,
+    until: str | None,
+    label: str | None,
+    ids: list[int] | None,
+    spec: str | None,
+) -> dict[str, object]:
+    """The selectors given, refused (exit 2) when there is none: a change to every sample is
+    not what anyone means by leaving them out."""
+    given: dict[str, object] = {
+        "device": device,
+        "since": _moment("--since", since),
+        "until": _moment("--until", until),
+        "label": label,
+        "ids": ids or None,
+        "spec": spec,
+    }
+    chosen = {key: value for key, value in given.items() if value is not None}
+    if not chosen:
+        raise fail("select the samples with --device, --since, --until, --label, --id or --spec", 2)
+    return chosen
+
+
+def _moment(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"{option} {value!r}: not an ISO 8601 time, e.g. 2025-03-01T12:00:00", 2
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
