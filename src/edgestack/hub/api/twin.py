@@ -18,7 +18,7 @@ from edgestack.hub.api.deps import (
     WriteSessionDep,
 )
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import devices
+from edgestack.hub.store import collection, devices
 from edgestack.protocol import INT64_MAX, DesiredPatch, DesiredState, DeviceId, ReportedState
 
 __all__ = ["router"]
@@ -74,8 +74,14 @@ def patch_desired(
     hub: HubDep,
     session: WriteSessionDep,
 ) -> DesiredState:
-    """Change the fields given; a field given as null is cleared to its default."""
+    """Change the fields given; a field given as null is cleared to its default.
+
+    409 for a `collect` into a dataset whose samples are of other sensors, or another rate,
+    than the device feeds: refused before the device is asked to collect.
+    """
     before = devices.desired(session, device_id)
+    if patch.collect is not None:
+        collection.check(session, device_id, patch.collect)
     state = devices.update_desired(session, device_id, patch)
     audit.changed(before, state)
     session.commit()
