@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from rich.console import Console
 
-from edgestack.bundle import Bundle
+from edgestack.bundle import Bundle, Footprint, Lineage
 from edgestack.cli.alerts import accuracy_listing, alerts_listing, rules_listing
 from edgestack.cli.common import Listing
 from edgestack.cli.data import datasets_listing
@@ -90,6 +90,11 @@ def _model() -> ModelView:
         input=vibration_spec(),
         model=b"onnx",
         metrics={"accuracy": 0.987},
+        # Optimised from a version not listed, fitting every profile: its widest cells.
+        footprint=Footprint(
+            model_bytes=1, peak_ram_bytes=1, latency_ms_p50=0.001, latency_ms_p99=0.001
+        ),
+        lineage=Lineage(trainer="mlp", parent="cd" * 32, optimisation="int8_static"),
     )
     return ModelView(
         name="motor-faults-line-4",

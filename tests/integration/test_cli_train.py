@@ -53,6 +53,7 @@ def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
         )
         unknown = cli(fleet, "train", "motors", "--model", "oracle")
         listed = cli(fleet, "models", "--json")
+        table = cli(fleet, "models")
 
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert "registered motors v1" in trained.stdout
@@ -84,6 +85,8 @@ def test_a_model_is_trained_on_a_dataset_version_and_registered_with_lineage(
     assert second["manifest"]["lineage"]["dataset_version"] == 2  # the one --freeze made
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.image.imread(png).ndim == 3
+    assert "decision_tree on motors@1" in table.stdout
+    assert "logistic_regression on motors@2" in table.stdout
 
 
 def test_an_anomaly_detector_learns_the_apps_normal_label_as_normal(tmp_path: Path) -> None:

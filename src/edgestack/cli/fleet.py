@@ -20,6 +20,7 @@ from edgestack.cli.common import (
     print_json,
 )
 from edgestack.client import HubError
+from edgestack.profiles import PROFILES, DeviceProfile
 from edgestack.protocol import (
     DeployRequest,
     DeviceStatus,
@@ -285,32 +286,63 @@ def tag(
 
 
 def models(hub: HubOpt = None, admin_token: AdminOpt = None, as_json: JsonOpt = False) -> None:
-    """List registered model versions."""
+    """List registered model versions: how each was made (trained on which dataset version,
+    or optimised how from which version), the device profiles it fits, its size and accuracy."""
     with connect(hub, admin_token) as client:
         rows = call(client.models)
-    emit(rows, as_json, models_listing(rows))
+        profiles = [] if as_json else call(client.profiles)
+    fits = [DeviceProfile.model_validate(p.model_dump()) for p in profiles]
+    emit(rows, as_json, models_listing(rows, fits))
 
 
-def models_listing(rows: Sequence[ModelView]) -> Listing:
-    """Model versions as a table; the digest and size go first on a narrow terminal."""
+def models_listing(
+    rows: Sequence[ModelView], profiles: Sequence[DeviceProfile] = tuple(PROFILES.values())
+) -> Listing:
+    """Model versions as a table, each as name@version with how it was made and the
+    `profiles` its measured footprint fits; the digest and labels go first on a narrow
+    terminal."""
+    versions = {m.digest: f"{m.name}@{m.version}" for m in rows}
     cells = [
         [
-            m.name,
-            str(m.version),
-            m.digest[:12],
+            f"{m.name}@{m.version}",
+            _made(m, versions),
+            _fits(m, profiles),
             f"{m.manifest.metrics.get('accuracy', float('nan')):.3f}",
-            ", ".join(m.manifest.labels),
             f"{m.size_bytes / 1e3:.0f} kB",
+            ", ".join(m.manifest.labels),
+            m.digest[:12],
             m.registered_at.strftime("%Y-%m-%d %H:%M"),
         ]
         for m in rows
     ]
     return Listing(
-        ["name", "version", "digest", "accuracy", "labels", "size", "registered"],
+        ["model", "made", "fits", "accuracy", "size", "labels", "digest", "registered"],
         cells,
-        wrap=["labels"],
-        hide_first=["digest", "size", "registered"],
+        wrap=["made", "labels"],
+        hide_first=["digest", "registered", "labels", "size"],
     )
+
+
+def _made(model: ModelView, versions: dict[str, str]) -> str:
+    """How a version was made: optimised how from which version (by digest when that version
+    is not listed), else trained with which trainer on which dataset version."""
+    lineage = model.manifest.lineage
+    if lineage is None:
+        return "-"
+    if lineage.optimisation is not None:
+        parent = versions.get(lineage.parent or "", (lineage.parent or "?")[:12])
+        return f"{lineage.optimisation} of {parent}"
+    if lineage.dataset is None:
+        return lineage.trainer
+    at = f"@{lineage.dataset_version}" if lineage.dataset_version else ""
+    return f"{lineage.trainer} on {lineage.dataset}{at}"
+
+
+def _fits(model: ModelView, profiles: Sequence[DeviceProfile]) -> str:
+    footprint = model.manifest.footprint
+    if footprint is None:
+        return "unmeasured"
+    return ", ".join(p.name for p in profiles if not p.refuses(footprint)) or "none"
 
 
 def events(
