@@ -276,8 +276,8 @@ class HubClient:
     def register_model(self, bundle: bytes, *, digest: str | None = None) -> ModelView:
         """Register a packed bundle (`digest`: what its bytes must hash to). The hub numbers
         it the next version of its name and signs it: the answer holds that version and the
-        signed bundle's digest, which deployments and devices use. The same bytes again
-        answer the version they got the first time."""
+        signed bundle's digest, which deployments and devices use. The same bytes again, or
+        the same model and manifest made again, answer the version they got the first time."""
         response = self._call(
             "POST",
             "/api/v1/models",

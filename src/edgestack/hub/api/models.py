@@ -39,7 +39,13 @@ _RAW_BODY = {
     status_code=201,
     operation_id="models-register",
     openapi_extra=_RAW_BODY,
-    responses={200: {"model": ModelView, "description": "the same bundle was registered before"}},
+    responses={
+        200: {
+            "model": ModelView,
+            "description": "the same bundle, or one identical but for when it was made, was "
+            "registered before: the version it got then",
+        }
+    },
 )
 def register_model(
     audit: AuditedOperatorDep,
@@ -56,8 +62,10 @@ def register_model(
     of its name; the hub sets manifest.version and signs the manifest, so the answer's
     version and digest are those of the signed bundle devices will get.
 
-    201 for a new model version, 200 when the same bytes were registered before (with the
-    version they got then); 400 for a bundle that fails verification.
+    201 for a new model version, 200 when the same bytes were registered before, or a bundle
+    of the same name, model bytes and manifest but for when it was made, its measured
+    footprint and what the hub sets (with the version it got then); 400 for a bundle that
+    fails verification.
     """
     view, created = registry.register(
         session,
