@@ -84,8 +84,8 @@ class DriftOptions:
             settle_s=1.5,
             baseline_periods=2,
             after_periods=2,
-            windows_asked=120,
-            min_labelled=120,
+            windows_asked=180,
+            min_labelled=180,
             shadow_s=5.0,
             min_windows=10,
         )
@@ -218,9 +218,15 @@ class _Machines:
         self._period = {
             device: FAULTS[(turn + i) % len(FAULTS)] for i, device in enumerate(self.fleet.devices)
         }
-        for device, label in self._period.items():
-            fault = FaultInjection(kind=label, noise=self.noise)
-            self.fleet.client.update_desired(device, DesiredPatch(fault=fault))
+        asked = {
+            device: self.fleet.client.update_desired(
+                device, DesiredPatch(fault=FaultInjection(kind=label, noise=self.noise))
+            ).version
+            for device, label in self._period.items()
+        }
+        # The period begins once every machine is in its condition: a device busy swapping
+        # its model applies the change seconds late, and feedback before that would be wrong.
+        wait_until(lambda: _applied(self.fleet, asked), timeout_s=60, what="the machines to change")
         self._began = datetime.now(UTC)
 
     def tick(self) -> None:
@@ -253,6 +259,15 @@ class _Machines:
             time.sleep(self.options.period_s)
             progress.update(task, completed=done + 1)
         self._next()
+
+
+def _applied(fleet: LocalFleet, versions: dict[str, int]) -> bool:
+    """Whether each device reports having applied its desired state's `versions` or later."""
+    return all(
+        d.reported is not None and d.reported.desired_version >= versions[d.device_id]
+        for d in fleet.client.devices()
+        if d.device_id in versions
+    )
 
 
 @dataclass(frozen=True)
