@@ -362,13 +362,14 @@ def _scaler(transforms: list[tuple[str, Any]], n_features: int) -> tuple[np.ndar
 
 
 def _strict_trees(trees: list[Any]) -> SimpleNamespace:
-    """The trees as emlearn reads them, each threshold moved to the next float32 above it:
-    scikit-learn and ONNX send `x <= t` left, emlearn `x < t`, and ONNX holds `t` as float32."""
+    """The trees as emlearn reads them, each threshold `t` moved to the least float32 above
+    it: scikit-learn sends float32 features `x <= t` left (and skl2onnx keeps that with float32
+    thresholds), emlearn sends `x < t` left."""
     views = []
     for tree in trees:
         t = tree.tree_
-        at = np.asarray(t.threshold, np.float32)
-        strict = np.nextafter(at, np.float32(np.inf)).astype(np.float64)
+        near = np.asarray(t.threshold, np.float32)
+        above = np.where(near > t.threshold, near, np.nextafter(near, np.float32(np.inf)))
         views.append(
             SimpleNamespace(
                 tree_=SimpleNamespace(
@@ -376,7 +377,7 @@ def _strict_trees(trees: list[Any]) -> SimpleNamespace:
                     children_left=t.children_left,
                     children_right=t.children_right,
                     feature=t.feature,
-                    threshold=strict,
+                    threshold=above.astype(np.float64),
                     value=t.value,
                 ),
                 n_features_in_=tree.n_features_in_,
