@@ -136,6 +136,26 @@ def test_rows_on_and_beside_every_threshold_go_where_onnx_sends_them(workdir: Pa
     assert np.array_equal(in_c, in_onnx)
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_a_forest_picks_the_onnx_class_even_on_ties_between_classes(
+    classes: int, workdir: Path
+) -> None:
+    # Random labels on noise: leaves of mixed classes, and many rows where trees split even.
+    spec = make_spec(["a"], 100.0, 8, 8, extractors=[FeatureSpec(kind="raw", params={"size": 8})])
+    rng = np.random.default_rng(1)
+    fitted = TRAINERS.build("random_forest", {"n_estimators": 7})
+    fitted.fit(rng.normal(size=(400, 8)), rng.integers(0, classes, 400), seed=0)
+    rows = rng.normal(size=(2000, 8)).astype(np.float32)
+    labels = [f"c{k}" for k in range(classes)]
+
+    in_c = CBuild(c_sources(fitted, spec, labels), workdir).classify(rows)
+
+    in_onnx, probabilities = OnnxPredictor(fitted.to_onnx(), labels).predict(rows)
+    top_two = np.sort(probabilities, axis=1)[:, -2:]
+    assert (top_two[:, 0] == top_two[:, 1]).sum() > 10  # ties, which 8-bit shares would break
+    assert np.array_equal(in_c, in_onnx)
+
+
 def test_export_checks_decisions_and_measures_flash_and_ram_for_the_mcu_profile() -> None:
     spec = _spec(64)
     small, large = (_fitted("random_forest", {"n_estimators": n}, spec) for n in (4, 40))

@@ -313,15 +313,7 @@ def _model_c(trainer: Trainer, n_features: int) -> tuple[str, str]:
     kind = type(estimator).__name__
     if kind in ("DecisionTreeClassifier", "RandomForestClassifier"):
         trees = estimator.estimators_ if kind == "RandomForestClassifier" else [estimator]
-        code = emlearn.convert(
-            _strict_trees(trees),
-            kind=kind,
-            method="inline",
-            dtype="double",
-            # A forest averages its trees' class shares, as scikit-learn and ONNX do; a tree
-            # answers its leaf's majority.
-            leaf_bits=8 if kind == "RandomForestClassifier" else 0,
-        ).save(name="edgestack_model")
+        code = _forest_c(trees, len(estimator.classes_))
         ctype = "double"
     elif kind == "MLPClassifier":
         # emlearn's own converter compiles a test program into ./tmp as it converts; its code
@@ -361,30 +353,67 @@ def _scaler(transforms: list[tuple[str, Any]], n_features: int) -> tuple[np.ndar
     return offset, scale
 
 
-def _strict_trees(trees: list[Any]) -> SimpleNamespace:
-    """The trees as emlearn reads them, each threshold `t` moved to the least float32 above
-    it: scikit-learn sends float32 features `x <= t` left (and skl2onnx keeps that with float32
-    thresholds), emlearn sends `x < t` left."""
-    views = []
-    for tree in trees:
-        t = tree.tree_
-        near = np.asarray(t.threshold, np.float32)
-        above = np.where(near > t.threshold, near, np.nextafter(near, np.float32(np.inf)))
-        views.append(
-            SimpleNamespace(
-                tree_=SimpleNamespace(
-                    node_count=t.node_count,
-                    children_left=t.children_left,
-                    children_right=t.children_right,
-                    feature=t.feature,
-                    threshold=above.astype(np.float64),
-                    value=t.value,
-                ),
-                n_features_in_=tree.n_features_in_,
-                n_classes_=tree.n_classes_,
-            )
+def _forest_c(trees: list[Any], n_classes: int) -> str:
+    """The trees as `edgestack_model_predict(x, n)`: emlearn writes each tree, answering the
+    index of the leaf a row reaches, and the leaves' class weights are summed as the ONNX
+    graph sums them (each share over the number of trees, as float32, tree by tree), so a
+    forest picks the class ONNX picks, not one of emlearn's 8-bit shares."""
+    code, sums = [], []
+    # Two classes: the graph holds the second's weight only and gives the first 1 minus it.
+    columns = 1 if n_classes == 2 else n_classes
+    for i, estimator in enumerate(trees):
+        tree = estimator.tree_
+        leaves = np.flatnonzero(tree.children_left < 0)
+        # A class per leaf, so emlearn's majority of one tree is the leaf's index.
+        value = np.zeros((tree.node_count, 1, len(leaves)))
+        value[leaves, 0, np.arange(len(leaves))] = 1.0
+        near = np.asarray(tree.threshold, np.float32)
+        # scikit-learn and ONNX send float32 features `x <= t` left, emlearn `x < t`: each
+        # threshold moves to the least float32 above it.
+        above = np.where(near > tree.threshold, near, np.nextafter(near, np.float32(np.inf)))
+        view = SimpleNamespace(
+            tree_=SimpleNamespace(
+                node_count=tree.node_count,
+                children_left=tree.children_left,
+                children_right=tree.children_right,
+                feature=tree.feature,
+                threshold=above.astype(np.float64),
+                value=value,
+            ),
+            n_features_in_=estimator.n_features_in_,
+            n_classes_=len(leaves),
         )
-    return SimpleNamespace(estimators_=views)
+        name = f"es_tree{i}"
+        wrapper = emlearn.convert(
+            view, kind="DecisionTreeClassifier", method="inline", dtype="double", leaf_bits=0
+        )
+        code.append(wrapper.save(name=name, include_proba=False))
+        weights = [_leaf_weights(tree.value[leaf, 0], len(trees))[-columns:] for leaf in leaves]
+        rows = ", ".join("{" + ", ".join(c_float(w, "f") for w in row) + "}" for row in weights)
+        code.append(f"static const float {name}_weights[{len(leaves)}][{columns}] = {{{rows}}};")
+        sums.append(
+            f"    {{\n        const float *w = {name}_weights[{name}_predict(x, n)];\n"
+            f"        for (int c = 0; c < {columns}; c++) score[c] += w[c];\n    }}\n"
+        )
+    decide = (
+        "    return score[0] > 1.0f - score[0];\n"
+        if columns == 1
+        else f"    int32_t best = 0;\n    for (int c = 1; c < {columns}; c++) "
+        "if (score[c] > score[best]) best = c;\n    return best;\n"
+    )
+    code.append(
+        "int32_t edgestack_model_predict(const double *x, int32_t n) {\n"
+        f"    float score[{columns}] = {{0.0f}};\n{''.join(sums)}{decide}}}\n"
+    )
+    return "\n".join(code)
+
+
+def _leaf_weights(value: np.ndarray, n_trees: int) -> np.ndarray:
+    """A leaf's class weights as skl2onnx writes them: its class counts over their sum and
+    over the number of trees, as float32."""
+    total = float(sum(value))
+    factor = 1.0 / n_trees / (total if total != 0.0 else 1.0)
+    return np.asarray([w * factor for w in value], np.float32)
 
 
 def _emlearn_headers(code: str) -> list[str]:
