@@ -90,6 +90,7 @@ def test_a_forest_exports_to_c_that_decides_as_the_pipeline_on_every_window_and_
         exported = _export(fleet, "vib@1", "--target", "c", "--out", str(out), "--json")
         again = _export(fleet, "vib", "--target", "c", "--out", str(out))
         wrong = _export(fleet, "vib@1", "--target", "wasm", "--out", str(out))
+        evaluated = cli(fleet, "evaluate", "vib")
         models = fleet.client.models()
         bundles = [Bundle.unpack(fleet.client.bundle(m.digest)) for m in models]
 
@@ -114,5 +115,7 @@ def test_a_forest_exports_to_c_that_decides_as_the_pipeline_on_every_window_and_
         python_features(SPEC, windows)
     )
     assert np.array_equal(in_c, in_python)
-    assert again.returncode == 1 and "vib v2 is C already" in again.stdout
+    refusal = "vib v2 is C for a microcontroller and {} runs ONNX models"
+    assert again.returncode == 1 and refusal.format("export") in again.stdout
+    assert evaluated.returncode == 1 and refusal.format("evaluate") in evaluated.stdout
     assert wrong.returncode == 2 and "--target: 'wasm'" in wrong.stdout

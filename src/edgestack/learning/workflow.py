@@ -196,7 +196,7 @@ def optimise_model(
             field="profile",
         )
     _quiet_exporters()
-    parent = _model(client, request.model, request.version)
+    parent = _onnx(_model(client, request.model, request.version), "optimize")
     lineage = parent.manifest.lineage
     if lineage is None or lineage.dataset is None or lineage.dataset_version is None:
         raise WorkflowError(
@@ -267,6 +267,17 @@ def _model(client: HubClient, name: str, version: int | None) -> ModelView:
     raise WorkflowError(f"version {version}: {name} has {known}", field="version", usage=False)
 
 
+def _onnx(model: ModelView, action: str) -> ModelView:
+    """`model`, refused when it is not ONNX: a C bundle runs in firmware, not here."""
+    if model.manifest.target != "onnx":
+        raise WorkflowError(
+            f"{model.name} v{model.version} is {model.manifest.target.upper()} for a "
+            f"microcontroller and {action} runs ONNX models; name the version it was exported "
+            "from"
+        )
+    return model
+
+
 def _register_winner(
     client: HubClient, parent: ModelView, report: Report, held_out: Rows
 ) -> ModelView:
@@ -300,7 +311,7 @@ def evaluate_model(
 
     Raises `WorkflowError` for a bad request, or a dataset whose rows the model cannot score,
     `HubError` when the hub refuses."""
-    model = _model(client, request.model, request.version)
+    model = _onnx(_model(client, request.model, request.version), "evaluate")
     lineage = model.manifest.lineage
     own = lineage.dataset if lineage else None
     dataset = request.dataset or own
@@ -373,10 +384,8 @@ def export_model(
 
     Raises `WorkflowError` for a model with no C version, a refit or C model that decides
     otherwise, or a missing compiler; `HubError` when the hub refuses."""
-    parent = _model(client, model, version)
+    parent = _onnx(_model(client, model, version), "export")
     lineage = parent.manifest.lineage
-    if parent.manifest.target != "onnx":
-        raise WorkflowError(f"{parent.name} v{parent.version} is C already; export its parent")
     if lineage is None or lineage.dataset is None or lineage.dataset_version is None:
         raise WorkflowError(
             f"{parent.name} v{parent.version} records no dataset in its lineage; export refits "
