@@ -2,10 +2,12 @@
 window features are the spec's extractors in C, and the host's C compiler checks and measures
 the result before anything is written.
 
-    sources = c_sources(trainer, spec, labels)
-    build = CBuild(sources, workdir)            # compiles with cc; ExportError if it cannot
-    build.predict(windows)                      # class indices, as edgestack_predict gives them
-    build.footprint                             # flash and RAM, measured on the object file
+    exported = export_c(trainer, spec, labels, onnx, held_out_rows)   # checked, measured
+    exported.write(Path("firmware/model"))
+
+    build = CBuild(c_sources(trainer, spec, labels), workdir)   # compiled with cc
+    build.predict(windows)       # class indices, as edgestack_predict gives them
+    build.size                   # text, data, bss and stack of the object file
 
 The entry point is `int32_t edgestack_predict(const float *window)`, `window` being
 `channels x window` samples, channel-major; `edgestack_features` and `edgestack_classify`
@@ -61,13 +63,33 @@ _INSTALL = "install one: sudo apt-get install gcc binutils"
 
 
 @dataclass(frozen=True)
+class CSize:
+    """What the compiled model needs, from the object file: `text` (code and constants) and
+    `data` in flash, `data` and `bss` in RAM, and `stack`, the frames of all its functions
+    together (at least the deepest chain of calls)."""
+
+    text: int
+    data: int
+    bss: int
+    stack: int
+
+    @property
+    def flash(self) -> int:
+        return self.text + self.data
+
+    @property
+    def ram(self) -> int:
+        return self.data + self.bss + self.stack
+
+
+@dataclass(frozen=True)
 class CExport:
     """A model as C, checked and measured: its `files`, `size` and `footprint`, why it does
     not fit the mcu profile (`refusals`, empty when it does), and how many held-out rows and
     probe windows its decisions were checked on."""
 
     files: dict[str, str]
-    size: "CSize"
+    size: CSize
     footprint: Footprint
     checked_rows: int
     checked_windows: int
@@ -201,26 +223,6 @@ def python_features(spec: InputSpec, windows: np.ndarray) -> np.ndarray:
     data = np.ascontiguousarray(np.concatenate(list(windows), axis=-1), dtype=np.float32)
     units = tuple("" for _ in spec.sensors)
     return pipeline.push(Chunk(0.0, spec.rate_hz, tuple(spec.sensors), units, data))
-
-
-@dataclass(frozen=True)
-class CSize:
-    """What the compiled model needs, from the object file: `text` (code and constants) and
-    `data` in flash, `data` and `bss` in RAM, and `stack`, the frames of all its functions
-    together (at least the deepest chain of calls)."""
-
-    text: int
-    data: int
-    bss: int
-    stack: int
-
-    @property
-    def flash(self) -> int:
-        return self.text + self.data
-
-    @property
-    def ram(self) -> int:
-        return self.data + self.bss + self.stack
 
 
 class CBuild:

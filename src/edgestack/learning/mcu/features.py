@@ -14,7 +14,6 @@ from edgestack.processing import EXTRACTORS
 from edgestack.processing.features import (
     BandEnergies,
     DominantFrequency,
-    Mean,
     Raw,
     SpectralCentroid,
     TimeStats,
@@ -233,7 +232,7 @@ def _emitter(
     """What writes one channel's columns given the offset of its window, the tables it reads,
     and whether it needs the spectrum."""
     analyse = "    es_analyse(window + {offset}, &w);\n"
-    if isinstance(extractor, TimeStats | Mean):
+    if isinstance(extractor, TimeStats):  # and Mean, its one-statistic kind
         lines = "".join(f"    features[k++] = es_out({_STATS[s]});\n" for s in extractor.stats)
         return lambda offset: analyse.format(offset=offset) + lines, [], False
     spectrum = analyse + "    total = es_spectrum(&w, power);\n"
