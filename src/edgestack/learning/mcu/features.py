@@ -36,6 +36,9 @@ C_EXTRACTORS = (
 )
 """The extractors with a C version."""
 
+# What an extractor needs of the C support, each level including the one before.
+_RAW, _STATISTICS, _SPECTRA = range(3)
+
 # Each expression reads the analysis `w` of one channel's window, as `_Windows.stat` does.
 _STATS = {
     "mean": "w.mean",
@@ -48,40 +51,42 @@ _STATS = {
     "skewness": "w.varying ? w.m3 / (w.safe * sqrt(w.safe)) : 0.0",
 }
 
-_SUPPORT = """
+_BASE = """
 #define ES_WINDOW {window}
 #define ES_BINS {bins}
 #define ES_PI 3.14159265358979323846
-
-/* One channel's window as float64, centred, and what the statistics share. */
-typedef struct {{
-    double x[ES_WINDOW];
-    double mean, min, max, power, safe, peak, m3, m4;
-    int varying;
-}} EsWindow;
 
 /* As finite_columns: rounded to float once, 0 for what is not finite. */
 static float es_out(double v) {{
     const float f = (float)v;
     return isfinite(f) ? f : 0.0f;
 }}
+"""
 
-static void es_analyse(const float *samples, EsWindow *w) {{
+_ANALYSE = """
+/* One channel's window as float64, centred, and what the statistics share. */
+typedef struct {
+    double x[ES_WINDOW];
+    double mean, min, max, power, safe, peak, m3, m4;
+    int varying;
+} EsWindow;
+
+static void es_analyse(const float *samples, EsWindow *w) {
     double sum = 0.0;
     w->min = INFINITY;
     w->max = -INFINITY;
-    for (int i = 0; i < ES_WINDOW; i++) {{
+    for (int i = 0; i < ES_WINDOW; i++) {
         /* The pipeline zeroes what no step repaired before it cuts windows. */
         const double v = isfinite(samples[i]) ? (double)samples[i] : 0.0;
         w->x[i] = v;
         sum += v;
         if (v < w->min) w->min = v;
         if (v > w->max) w->max = v;
-    }}
+    }
     w->mean = sum / ES_WINDOW;
     double p2 = 0.0, p3 = 0.0, p4 = 0.0;
     w->peak = 0.0;
-    for (int i = 0; i < ES_WINDOW; i++) {{
+    for (int i = 0; i < ES_WINDOW; i++) {
         const double c = w->x[i] - w->mean;
         const double sq = c * c;
         w->x[i] = c;
@@ -89,14 +94,14 @@ static void es_analyse(const float *samples, EsWindow *w) {{
         p3 += sq * c;
         p4 += sq * sq;
         if (fabs(c) > w->peak) w->peak = fabs(c);
-    }}
+    }
     w->power = p2 / ES_WINDOW;
     w->m3 = p3 / ES_WINDOW;
     w->m4 = p4 / ES_WINDOW;
     /* Below this share of the signal's power, the variation is rounding noise on a constant. */
     w->varying = w->power > 1e-10 * (w->mean * w->mean + w->power);
     w->safe = w->varying ? w->power : 1.0;
-}}
+}
 """
 
 _SPECTRUM = """
@@ -194,7 +199,7 @@ def features_c(spec: InputSpec) -> str:
         )
     blocks: list[str] = []
     tables: list[str] = []
-    spectral = False
+    needs = _RAW
     for i, feature in enumerate(spec.extractors):
         if feature.kind not in C_EXTRACTORS:
             raise ExportError(
@@ -203,21 +208,24 @@ def features_c(spec: InputSpec) -> str:
             )
         extractor = EXTRACTORS.build(feature.kind, feature.params, where=f"extractors[{i}]")
         channels = spec.sensors if feature.channels is None else feature.channels
-        emit, table, uses_spectrum = _emitter(extractor, spec, i)
+        emit, table, need = _emitter(extractor, spec, i)
         tables.extend(table)
-        spectral = spectral or uses_spectrum
+        needs = max(needs, need)
         for channel in channels:
             offset = spec.sensors.index(channel) * spec.window
             blocks.append(f"    /* {feature.kind} of {channel} */\n" + emit(offset))
-    parts = [_SUPPORT.format(window=spec.window, bins=spec.window // 2 + 1)]
-    if spectral:
+    parts = [_BASE.format(window=spec.window, bins=spec.window // 2 + 1)]
+    declarations = "    int k = 0;\n"
+    if needs >= _STATISTICS:
+        parts.append(_ANALYSE)
+        declarations += "    EsWindow w;\n"
+    if needs == _SPECTRA:
         power_of_two = spec.window & (spec.window - 1) == 0
         transform = _FFT if power_of_two else _DFT
         parts.append(_SPECTRUM.format(rate=c_float(spec.rate_hz), transform=transform))
     parts.extend(tables)
     body = "\n".join(blocks)
-    declarations = "    EsWindow w;\n    int k = 0;\n"
-    if spectral:
+    if needs == _SPECTRA:
         declarations += "    double power[ES_BINS], total;\n"
     parts.append(
         "static void es_features(const float *window, float *features) {\n"
@@ -228,13 +236,13 @@ def features_c(spec: InputSpec) -> str:
 
 def _emitter(
     extractor: object, spec: InputSpec, index: int
-) -> tuple[Callable[[int], str], list[str], bool]:
+) -> tuple[Callable[[int], str], list[str], int]:
     """What writes one channel's columns given the offset of its window, the tables it reads,
-    and whether it needs the spectrum."""
+    and what it needs of the C support: the samples only, their statistics, or spectra."""
     analyse = "    es_analyse(window + {offset}, &w);\n"
     if isinstance(extractor, TimeStats):  # and Mean, its one-statistic kind
         lines = "".join(f"    features[k++] = es_out({_STATS[s]});\n" for s in extractor.stats)
-        return lambda offset: analyse.format(offset=offset) + lines, [], False
+        return lambda offset: analyse.format(offset=offset) + lines, [], _STATISTICS
     spectrum = analyse + "    total = es_spectrum(&w, power);\n"
     if isinstance(extractor, BandEnergies):
         bands = extractor.band_of_bins(spec.window, spec.rate_hz)
@@ -247,21 +255,21 @@ def _emitter(
             f"        for (int b = 0; b < {extractor.bands}; b++) "
             "features[k++] = es_out(energy[b] / total);\n    }\n"
         )
-        return lambda offset: spectrum.format(offset=offset) + lines, [table], True
+        return lambda offset: spectrum.format(offset=offset) + lines, [table], _SPECTRA
     if isinstance(extractor, DominantFrequency):
         lines = (
             "    {\n        int top = 0;\n"
             "        for (int b = 1; b < ES_BINS; b++) if (power[b] > power[top]) top = b;\n"
             "        features[k++] = es_out(es_freq(top));\n    }\n"
         )
-        return lambda offset: spectrum.format(offset=offset) + lines, [], True
+        return lambda offset: spectrum.format(offset=offset) + lines, [], _SPECTRA
     if isinstance(extractor, SpectralCentroid):
         lines = (
             "    {\n        double moment = 0.0;\n"
             "        for (int b = 0; b < ES_BINS; b++) moment += power[b] * es_freq(b);\n"
             "        features[k++] = es_out(moment / total);\n    }\n"
         )
-        return lambda offset: spectrum.format(offset=offset) + lines, [], True
+        return lambda offset: spectrum.format(offset=offset) + lines, [], _SPECTRA
     assert isinstance(extractor, Raw)  # the last of C_EXTRACTORS
     if extractor.size != spec.window:
         raise ExportError(
@@ -272,4 +280,4 @@ def _emitter(
         "    for (int i = 0; i < ES_WINDOW; i++) "
         "features[k++] = es_out(isfinite(window[{offset} + i]) ? window[{offset} + i] : 0.0f);\n"
     )
-    return lambda offset: raw.format(offset=offset), [], False
+    return lambda offset: raw.format(offset=offset), [], _RAW
