@@ -1,6 +1,7 @@
 """The model bundle: the unit of deployment.
 
-A bundle is a tar archive holding ``manifest.json`` and ``model.onnx``. It is
+A bundle is a tar archive holding ``manifest.json`` and ``model.onnx`` (``sources.tar``, the
+C sources, for a microcontroller: the manifest's `target` says which). It is
 packed deterministically, so the same model and manifest always give the same
 bytes, and it is addressed by the sha256 of those bytes (its *digest*). What
 trained a model and what runs it read the same manifest.

@@ -91,7 +91,9 @@ def test_a_forest_exports_to_c_that_decides_as_the_pipeline_on_every_window_and_
         again = _export(fleet, "vib", "--target", "c", "--out", str(out))
         wrong = _export(fleet, "vib@1", "--target", "wasm", "--out", str(out))
         evaluated = cli(fleet, "evaluate", "vib")
-        models = fleet.client.models()
+        linear = cli(fleet, "train", "vib", "--model", "logistic_regression", "--name", "lin")
+        no_c = _export(fleet, "lin", "--target", "c", "--out", str(tmp_path / "lin"))
+        models = [m for m in fleet.client.models() if m.name == "vib"]
         bundles = [Bundle.unpack(fleet.client.bundle(m.digest)) for m in models]
 
     assert trained.returncode == 0, trained.stdout + trained.stderr
@@ -118,4 +120,8 @@ def test_a_forest_exports_to_c_that_decides_as_the_pipeline_on_every_window_and_
     refusal = "vib v2 is C for a microcontroller and {} runs ONNX models"
     assert again.returncode == 1 and refusal.format("export") in again.stdout
     assert evaluated.returncode == 1 and refusal.format("evaluate") in evaluated.stdout
+    assert linear.returncode == 0, linear.stdout + linear.stderr
+    assert no_c.returncode == 1
+    assert "lin v1 is logistic_regression; the C target exports models trained with" in no_c.stdout
+    assert not (tmp_path / "lin").exists()
     assert wrong.returncode == 2 and "--target: 'wasm'" in wrong.stdout
