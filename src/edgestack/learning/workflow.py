@@ -204,17 +204,9 @@ def optimise_model(
             "measures on the rows its training held out: train it with edgestack train"
         )
     onnx = Bundle.unpack(client.bundle(parent.digest)).model
-    table = _table(client, lineage.dataset, lineage.dataset_version)
     if progress is not None:
         progress(f"refitting {lineage.trainer}", 0, 1)
-    refit = fit(
-        lineage.trainer,
-        table.features,
-        table.labels,
-        params=lineage.params,
-        seed=lineage.seed,
-        test=table.test,
-    )
+    refit = _refit(client, lineage, lineage.dataset, lineage.dataset_version)
     baseline = Baseline(
         onnx, parent.manifest.labels, refit.train.x, refit.train.y, lineage, refit.trainer
     )
@@ -228,6 +220,20 @@ def optimise_model(
     )
     registered = _register_winner(client, parent, report, refit.test) if report.winner else None
     return Optimised(parent, report, registered)
+
+
+def _refit(client: HubClient, lineage: Lineage, dataset: str, version: int) -> FitResult:
+    """The model `lineage` made, fitted again on version `version` of `dataset` with the same
+    trainer, settings and seed: the same training and held-out rows."""
+    table = _table(client, dataset, version)
+    return fit(
+        lineage.trainer,
+        table.features,
+        table.labels,
+        params=lineage.params,
+        seed=lineage.seed,
+        test=table.test,
+    )
 
 
 def _quiet_exporters() -> None:
@@ -403,17 +409,9 @@ def export_model(
         raise WorkflowError(str(exc)) from None
     _quiet_exporters()
     onnx = Bundle.unpack(client.bundle(parent.digest)).model
-    table = _table(client, lineage.dataset, lineage.dataset_version)
     if progress is not None:
         progress(f"refitting {lineage.trainer}", 0, 3)
-    refit = fit(
-        lineage.trainer,
-        table.features,
-        table.labels,
-        params=lineage.params,
-        seed=lineage.seed,
-        test=table.test,
-    )
+    refit = _refit(client, lineage, lineage.dataset, lineage.dataset_version)
     labels = parent.manifest.labels
     registered_says = OnnxPredictor(onnx, labels).predict(refit.test.x)[0]
     refit_says = OnnxPredictor(refit.onnx, refit.labels).predict(refit.test.x)[0]
