@@ -223,10 +223,9 @@ def features_c(spec: InputSpec) -> str:
         power_of_two = spec.window & (spec.window - 1) == 0
         transform = _FFT if power_of_two else _DFT
         parts.append(_SPECTRUM.format(rate=c_float(spec.rate_hz), transform=transform))
+        declarations += "    double power[ES_BINS], total;\n"
     parts.extend(tables)
     body = "\n".join(blocks)
-    if needs == _SPECTRA:
-        declarations += "    double power[ES_BINS], total;\n"
     parts.append(
         "static void es_features(const float *window, float *features) {\n"
         f"{declarations}{body}\n}}\n"
