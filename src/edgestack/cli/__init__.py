@@ -1,10 +1,10 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
-for its datasets, `train` for models, `optimize` to fit them to a device, `export` to write
-them as C for a microcontroller, `rollout` to move them onto devices wave by wave, `keys` for
-the hub's signing keys, `jobs` for the hub's work, `alerts`, `accuracy` and `feedback` to
-watch the models, `windows` for windows to label, `policy` for what the hub does on its own,
-`tokens` for who may call it, `audit` for what they did and `webhooks` to have events POSTed
-to a URL."""
+for its datasets, `train` for models, `optimize` to fit them to a device, `rollout` to move
+them onto devices wave by wave, `keys` for the hub's signing keys, `jobs` for the hub's work,
+`alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label,
+`policy` for what the hub does on its own, `tokens` for who may call it, `audit` for what
+they did and `webhooks` to have events POSTed to a URL. `export` writes a model as C for a
+microcontroller."""
 
 import typer
 

@@ -7,11 +7,10 @@ measured before it is written:
     exported.footprint, exported.refusals    # measured; why it does not fit the mcu profile
 """
 
+from edgestack.learning.mcu.build import CBuild, CSize
 from edgestack.learning.mcu.export import (
     C_TRAINERS,
-    CBuild,
     CExport,
-    CSize,
     c_sources,
     export_c,
     probe_windows,

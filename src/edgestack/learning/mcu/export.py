@@ -5,10 +5,6 @@ the result before anything is written.
     exported = export_c(trainer, spec, labels, onnx, held_out_rows)   # checked, measured
     exported.write(Path("firmware/model"))
 
-    build = CBuild(c_sources(trainer, spec, labels), workdir)   # compiled with cc
-    build.predict(windows)       # class indices, as edgestack_predict gives them
-    build.size                   # text, data, bss and stack of the object file
-
 The entry point is `int32_t edgestack_predict(const float *window)`, `window` being
 `channels x window` samples, channel-major; `edgestack_features` and `edgestack_classify`
 are its two halves.
@@ -16,8 +12,6 @@ are its two halves.
 
 import io
 import re
-import shutil
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -31,6 +25,7 @@ import numpy as np
 from emlearn.net import c_generate_net_loadable
 
 from edgestack.bundle import Footprint, InputSpec
+from edgestack.learning.mcu.build import HEADER, MAIN, SOURCE, CBuild, CSize
 from edgestack.learning.mcu.features import ExportError, c_float, features_c
 from edgestack.learning.trainer import Trainer
 from edgestack.learning.zoo import SklearnTrainer
@@ -41,12 +36,7 @@ from edgestack.sensing import Chunk
 
 __all__ = [
     "C_TRAINERS",
-    "HEADER",
-    "MAIN",
-    "SOURCE",
-    "CBuild",
     "CExport",
-    "CSize",
     "c_sources",
     "export_c",
     "probe_windows",
@@ -54,32 +44,7 @@ __all__ = [
     "sources_tar",
 ]
 
-HEADER = "edgestack_model.h"
-SOURCE = "edgestack_model.c"
-MAIN = "main.c"
 C_TRAINERS = ("decision_tree", "mlp", "random_forest")
-_FLAGS = ("-std=c99", "-Os", "-ffp-contract=off", "-Wall", "-Werror=implicit-function-declaration")
-_INSTALL = "install one: sudo apt-get install gcc binutils"
-
-
-@dataclass(frozen=True)
-class CSize:
-    """What the compiled model needs, from the object file: `text` (code and constants) and
-    `data` in flash, `data` and `bss` in RAM, and `stack`, the frames of all its functions
-    together (at least the deepest chain of calls)."""
-
-    text: int
-    data: int
-    bss: int
-    stack: int
-
-    @property
-    def flash(self) -> int:
-        return self.text + self.data
-
-    @property
-    def ram(self) -> int:
-        return self.data + self.bss + self.stack
 
 
 @dataclass(frozen=True)
@@ -191,6 +156,7 @@ def c_sources(trainer: Trainer, spec: InputSpec, labels: Sequence[str]) -> dict[
         HEADER: _HEADER.format(
             channels=len(spec.sensors),
             window=spec.window,
+            hop=spec.hop,
             features=len(spec.features),
             classes=len(labels),
             rate=spec.rate_hz,
@@ -223,82 +189,6 @@ def python_features(spec: InputSpec, windows: np.ndarray) -> np.ndarray:
     data = np.ascontiguousarray(np.concatenate(list(windows), axis=-1), dtype=np.float32)
     units = tuple("" for _ in spec.sensors)
     return pipeline.push(Chunk(0.0, spec.rate_hz, tuple(spec.sensors), units, data))
-
-
-class CBuild:
-    """`files` compiled in `workdir` with the host's C compiler: the runner of `main.c` for
-    checks, and the model's object file for its size."""
-
-    def __init__(self, files: Mapping[str, str], workdir: Path) -> None:
-        self.workdir = workdir
-        for name, text in files.items():
-            (workdir / name).write_text(text)
-        cc = _tool("cc")
-        _run([cc, *_FLAGS, "-I.", "-fstack-usage", "-c", SOURCE, "-o", "model.o"], workdir)
-        _run([cc, *_FLAGS, "-I.", SOURCE, MAIN, "-lm", "-o", "runner"], workdir)
-        self.size = _size(workdir)
-
-    def footprint(self, windows: np.ndarray) -> Footprint:
-        """The measured flash and RAM, and the host's mean time per window over `windows`
-        (the C runs on the microcontroller; its budget is in flash and RAM)."""
-        _, seconds = self._call("predict", windows, np.int32)
-        per_window = 1000.0 * seconds / max(len(windows), 1)
-        return Footprint(
-            model_bytes=self.size.flash,
-            peak_ram_bytes=self.size.ram,
-            latency_ms_p50=per_window,
-            latency_ms_p99=per_window,
-        )
-
-    def features(self, windows: np.ndarray) -> np.ndarray:
-        """`edgestack_features` of each window `(k, channels, window)`: float32 `(k, F)`."""
-        out, _ = self._call("features", windows, np.float32)
-        return out.reshape(len(windows), -1)
-
-    def classify(self, rows: np.ndarray) -> np.ndarray:
-        """`edgestack_classify` of each feature row: class indices."""
-        return self._call("classify", rows, np.int32)[0].astype(np.int64)
-
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        """`edgestack_predict` of each window `(k, channels, window)`: class indices."""
-        return self._call("predict", windows, np.int32)[0].astype(np.int64)
-
-    def _call(self, mode: str, inputs: np.ndarray, dtype: type) -> tuple[np.ndarray, float]:
-        records = np.ascontiguousarray(inputs, dtype=np.float32)
-        done = subprocess.run(
-            [str(self.workdir / "runner"), mode],
-            input=records.tobytes(),
-            capture_output=True,
-            check=False,
-            timeout=120,
-        )
-        if done.returncode != 0:
-            raise ExportError(f"the compiled model failed ({mode}): {done.stderr.decode()[-500:]}")
-        return np.frombuffer(done.stdout, dtype=dtype), float(done.stderr.decode() or 0.0)
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise ExportError(
-            f"no {name} on PATH: the C export compiles and measures the model; {_INSTALL}"
-        )
-    return found
-
-
-def _run(command: list[str], workdir: Path) -> str:
-    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise ExportError(f"{Path(command[0]).name} failed: {done.stderr[-2000:]}")
-    return done.stdout
-
-
-def _size(workdir: Path) -> CSize:
-    """Berkeley `size` of the object (constants count as text), and its functions' frames."""
-    lines = _run([_tool("size"), "--format=berkeley", "model.o"], workdir).splitlines()
-    text, data, bss = (int(v) for v in lines[1].split()[:3])
-    frames = (workdir / "model.su").read_text().splitlines()
-    return CSize(text, data, bss, sum(int(line.split("\t")[1]) for line in frames))
 
 
 def _model_c(trainer: Trainer, n_features: int) -> tuple[str, str]:
@@ -439,6 +329,7 @@ _HEADER = """/* Generated by edgestack: a model and its window features, through
 
 #define EDGESTACK_CHANNELS {channels}
 #define EDGESTACK_WINDOW {window}
+#define EDGESTACK_HOP {hop} /* samples between the starts of two windows */
 #define EDGESTACK_FEATURES {features}
 #define EDGESTACK_CLASSES {classes}
 #define EDGESTACK_RATE_HZ {rate}
