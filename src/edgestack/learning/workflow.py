@@ -383,8 +383,9 @@ def export_model(
     included, and register it as a C bundle (target `c`) when `register` and it fits the mcu
     profile.
 
-    The registry holds ONNX only, so the model is refitted from its lineage as `optimise_model`
-    does, and its decisions on the held-out rows must equal the registered model's; the C,
+    The registry holds the model's ONNX, not its native form, so the model is refitted from its
+    lineage as `optimise_model` does, and its decisions on the held-out rows must equal the
+    registered model's; the C,
     compiled with the host's C compiler, must decide as the registered model does on those
     rows and on probe windows of raw samples.
 
@@ -420,7 +421,7 @@ def export_model(
         raise WorkflowError(
             f"the refit of {parent.name} v{parent.version} decides otherwise than the registered "
             f"model on {differ} of {len(refit_says)} held-out rows: its lineage does not "
-            "reproduce it (was the dataset version changed?)"
+            "reproduce it (was it trained with other versions of its libraries?)"
         )
     if progress is not None:
         progress("compiling and checking the C", 1, 3)
