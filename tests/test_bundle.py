@@ -216,6 +216,42 @@ def test_a_calibration_is_signed_with_the_manifest_and_unset_leaves_old_signatur
     TrustedKeys(keys.public()).verify(before)
 
 
+def test_a_c_bundle_carries_its_sources_under_their_own_name_and_round_trips() -> None:
+    sources = retar({"edgestack_model.c": b"int32_t edgestack_predict(const float *w);"})
+    bundle = Bundle.create(name="m", labels=["x", "y"], input=SPEC, model=sources, target="c")
+
+    data = bundle.pack()
+
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["manifest.json", "sources.tar"]
+    reread = Bundle.unpack(data)
+    assert reread.manifest.target == "c"
+    assert reread.model == sources
+    assert make().manifest.target == "onnx"
+    manifest = bundle.manifest.model_dump_json().encode()
+    with pytest.raises(BundleError, match=r"bundle lacks sources\.tar, its manifest's target c"):
+        Bundle.unpack(retar({"manifest.json": manifest, "model.onnx": sources}))
+
+
+def test_a_manifest_signed_before_it_had_a_target_verifies_as_onnx_and_a_target_is_signed(
+    tmp_path: Path,
+) -> None:
+    keys = HubKeys(tmp_path)
+    plain = keys.sign(make().manifest, ttl=timedelta(days=1))
+    # what the hub signed before manifests had a `target`: no such key at all
+    before = Manifest.model_validate_json(
+        json.dumps(plain.model_dump(mode="json", exclude={"target"}))
+    )
+    c = keys.sign(make().manifest.model_copy(update={"target": "c"}), ttl=timedelta(days=1))
+
+    assert before.target == "onnx"
+    assert b"target" not in before.signed_bytes()
+    TrustedKeys(keys.public()).verify(before)
+    TrustedKeys(keys.public()).verify(c)
+    with pytest.raises(SignatureError, match="forged"):
+        TrustedKeys(keys.public()).verify(c.model_copy(update={"target": "onnx"}))
+
+
 def test_a_calibration_needs_one_count_per_bin() -> None:
     with pytest.raises(ValidationError, match="rows has 1 bins and accuracy 2"):
         Calibration(accuracy=[0.5, 0.9], rows=[10])

@@ -1,6 +1,7 @@
 """The model bundle: the unit of deployment.
 
-A bundle is a tar archive holding ``manifest.json`` and ``model.onnx``. It is
+A bundle is a tar archive holding ``manifest.json`` and ``model.onnx`` (``sources.tar``, the
+C sources, for a microcontroller: the manifest's `target` says which). It is
 packed deterministically, so the same model and manifest always give the same
 bytes, and it is addressed by the sha256 of those bytes (its *digest*). What
 trained a model and what runs it read the same manifest.
@@ -53,6 +54,7 @@ __all__ = [
     "Reference",
     "SignatureError",
     "StageSpec",
+    "Target",
     "TrustedKeys",
     "digest",
     "key_id",
@@ -66,8 +68,14 @@ _Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 
 MANIFEST = "manifest.json"
 MODEL = "model.onnx"
+SOURCES = "sources.tar"
+Target = Literal["onnx", "c"]
+"""What a bundle's model is: an ONNX graph (`model.onnx`) that agents run through ONNX Runtime,
+or C sources (`sources.tar`) to compile into a microcontroller's firmware."""
+_MEMBERS: dict[str, str] = {"onnx": MODEL, "c": SOURCES}
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
-_ADDED_SINCE_SIGNING = ("reference", "calibration")
+# Fields added since signing began, with the value that leaves each out of the signed bytes.
+_ADDED_SINCE_SIGNING: dict[str, object] = {"reference": None, "calibration": None, "target": "onnx"}
 _MAX_CALIBRATION_BINS = 64
 
 
@@ -126,8 +134,10 @@ class Footprint(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_bytes: int = Field(ge=0, description="size of model.onnx: flash it needs")
-    peak_ram_bytes: int = Field(ge=0, description="memory a session running it adds")
+    model_bytes: int = Field(ge=0, description="flash it needs: model.onnx, or the compiled C")
+    peak_ram_bytes: int = Field(
+        ge=0, description="memory a session running it adds, or the C's data, bss and stack"
+    )
     latency_ms_p50: float = Field(ge=0)
     latency_ms_p99: float = Field(ge=0)
 
@@ -233,6 +243,9 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     format: Literal[1] = 1
+    target: Target = Field(
+        default="onnx", description="onnx: model.onnx for ONNX Runtime; c: sources.tar to compile"
+    )
     name: Name
     version: int = Field(ge=1)
     labels: list[str] = Field(min_length=1)
@@ -272,9 +285,11 @@ class Manifest(BaseModel):
     def signed_bytes(self) -> bytes:
         """What the signature covers: the manifest without its signature, as compact JSON
         with sorted keys, so it does not depend on how manifest.json was laid out. A field
-        added since signing began is left out while unset, so manifests signed before it
-        existed still verify."""
-        unset_since = {name for name in _ADDED_SINCE_SIGNING if getattr(self, name) is None}
+        added since signing began is left out while it holds its default, so manifests signed
+        before it existed still verify."""
+        unset_since = {
+            name for name, unset in _ADDED_SINCE_SIGNING.items() if getattr(self, name) == unset
+        }
         fields = self.model_dump(mode="json", exclude={"signature", *unset_since})
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
@@ -373,10 +388,12 @@ class Bundle:
         lineage: Lineage | None = None,
         reference: Reference | None = None,
         calibration: Calibration | None = None,
+        target: Target = "onnx",
     ) -> "Bundle":
         """A bundle of `model`, unsigned; the hub sets its version and signs it when it
         registers it, so `version` matters only to bundles that never meet a hub."""
         manifest = Manifest(
+            target=target,
             name=name,
             version=version,
             labels=labels,
@@ -396,7 +413,7 @@ class Bundle:
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for member, payload in (
                 (MANIFEST, self.manifest.model_dump_json(indent=2).encode()),
-                (MODEL, self.model),
+                (_MEMBERS[self.manifest.target], self.model),
             ):
                 info = tarfile.TarInfo(member)
                 info.size = len(payload)
@@ -415,25 +432,32 @@ class Bundle:
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
                 files = {m.name: m for m in tar.getmembers() if m.isfile()}
-                missing = {MANIFEST, MODEL} - files.keys()
-                if missing:
-                    raise BundleError(f"bundle lacks {', '.join(sorted(missing))}")
-                raw_manifest = _read(tar, files[MANIFEST])
-                model = _read(tar, files[MODEL])
+                if MANIFEST not in files:
+                    raise BundleError(f"bundle lacks {MANIFEST}")
+                manifest = _manifest(_read(tar, files[MANIFEST]))
+                member = _MEMBERS[manifest.target]
+                if member not in files:
+                    raise BundleError(
+                        f"bundle lacks {member}, its manifest's target {manifest.target}"
+                    )
+                model = _read(tar, files[member])
         except tarfile.TarError as exc:
             raise BundleError(f"bundle is not a tar archive: {exc}") from exc
-        try:
-            manifest = Manifest.model_validate_json(raw_manifest)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "manifest"
-            raise BundleError(f"manifest.json: {where}: {first['msg']}") from exc
         if digest(model) != manifest.model_sha256:
             raise BundleError(
-                "model.onnx does not match manifest.model_sha256: the model was replaced "
+                f"{member} does not match manifest.model_sha256: the model was replaced "
                 "after the manifest was written; repack the bundle"
             )
         return cls(manifest, model)
+
+
+def _manifest(raw: bytes) -> Manifest:
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "manifest"
+        raise BundleError(f"manifest.json: {where}: {first['msg']}") from exc
 
 
 def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:

@@ -3,7 +3,7 @@ import pytest
 
 from bundles import random_bundle
 from edgestack.agent.hotpath import FAILURE_LIMIT, HotPath, LoadedModel
-from edgestack.bundle import digest
+from edgestack.bundle import Bundle, digest
 from edgestack.processing import FeaturePipeline, vibration_spec
 from edgestack.protocol import BundleRef
 from edgestack.sensing import Chunk, MotorSimulator
@@ -41,6 +41,18 @@ def _model(seed: int) -> LoadedModel:
     data = bundle.pack()
     ref = BundleRef(name="m", version=seed, digest=digest(data))
     return LoadedModel.load(bundle, ref, MotorSimulator(seed=0))
+
+
+def test_a_c_bundle_is_refused_saying_this_agent_runs_onnx() -> None:
+    spec = vibration_spec(rate_hz=MotorSimulator(seed=0).rate_hz)
+    onnx = random_bundle(0, spec=spec)
+    c = Bundle(onnx.manifest.model_copy(update={"target": "c"}), b"C sources")
+    ref = BundleRef(name="m", version=1, digest=digest(c.pack()))
+
+    with pytest.raises(
+        ValueError, match="is C source for a microcontroller's firmware; this agent"
+    ):
+        LoadedModel.load(c, ref, MotorSimulator(seed=0))
 
 
 def test_a_swap_between_chunks_loses_no_window_and_counts_none_twice() -> None:

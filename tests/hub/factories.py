@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import func, select
 
-from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec, Reference
+from edgestack.bundle import Bundle, FeatureSpec, Footprint, InputSpec, Reference, Target
 from edgestack.hub.context import HubContext
 from edgestack.protocol import (
     DataSample,
@@ -150,10 +150,17 @@ def packed_bundle(
     version: int = 1,
     model: bytes = b"onnx-model",
     footprint: Footprint | None = None,
+    target: Target = "onnx",
 ) -> bytes:
     labels = ["normal", "worn"]
     return Bundle.create(
-        name=name, version=version, labels=labels, input=SPEC, model=model, footprint=footprint
+        name=name,
+        version=version,
+        labels=labels,
+        input=SPEC,
+        model=model,
+        footprint=footprint,
+        target=target,
     ).pack()
 
 

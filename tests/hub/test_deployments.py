@@ -203,6 +203,42 @@ async def test_a_bundle_never_measured_deploys_to_any_profile(
     assert response.status_code == 200, response.text
 
 
+async def test_a_c_bundle_deploys_to_mcu_devices_only_and_a_big_onnx_model_to_none(
+    client: httpx.AsyncClient, device: Device, ready: Ready
+) -> None:
+    await ready("motor-2")  # a pi
+    await _set_profile(client, "motor-1", "mcu")
+    small = Footprint(
+        model_bytes=30_000, peak_ram_bytes=9_000, latency_ms_p50=0.01, latency_ms_p99=0.01
+    )
+    big = SLOW_ON_A_PI.model_copy(update={"model_bytes": 10 * 1024 * 1024, "latency_ms_p99": 1})
+    for version, footprint, target in ((1, big, "onnx"), (2, small, "c")):
+        data = packed_bundle("motor", version, model=b"model", footprint=footprint, target=target)
+        response = await client.post("/api/v1/models", content=data, headers=RAW)
+        assert response.status_code == 201, response.text
+
+    def deploy(version: int, devices: list[str]) -> Any:
+        body = {"model": "motor", "version": version, "devices": devices}
+        return client.post("/api/v1/deployments", json=body, headers=ADMIN)
+
+    onnx_to_mcu = await deploy(1, ["motor-1"])
+    c_to_both = await deploy(2, ["motor-1", "motor-2"])
+    c_to_mcu = await deploy(2, ["motor-1"])
+
+    assert onnx_to_mcu.status_code == 409
+    assert (
+        "motor-1: (profile mcu) model is 10.00 MB, profile mcu holds 1.00 MB"
+        in (onnx_to_mcu.json()["detail"])
+    )
+    assert c_to_both.status_code == 409
+    assert c_to_both.json()["detail"].startswith(
+        "model 'motor' version 2 cannot run on 1 of 2 devices: motor-2: the bundle is C source "
+        "for the mcu profile and profile pi runs ONNX models through its agent"
+    )
+    assert c_to_mcu.status_code == 200, c_to_mcu.text
+    assert (await _desired(client))["motor-1"]["bundle"]["version"] == 2
+
+
 @pytest.mark.parametrize(
     ("targets", "detail"),
     [

@@ -48,6 +48,12 @@ class LoadedModel:
         """Load a verified bundle; refuse it, saying why, if this device cannot feed it.
         `frame` is the shape of one of `source`'s samples (a camera's picture)."""
         spec = bundle.manifest.input
+        if bundle.manifest.target != "onnx":
+            raise ValueError(
+                f"bundle {ref.name} v{ref.version} is {bundle.manifest.target.upper()} source "
+                "for a microcontroller's firmware; this agent runs ONNX models: deploy an "
+                "ONNX version of the model to it"
+            )
         if tuple(spec.sensors) != tuple(source.channels):
             raise ValueError(
                 f"bundle {ref.name} v{ref.version} expects sensors {spec.sensors}, "

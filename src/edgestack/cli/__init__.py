@@ -3,7 +3,8 @@ for its datasets, `train` for models, `optimize` to fit them to a device, `rollo
 them onto devices wave by wave, `keys` for the hub's signing keys, `jobs` for the hub's work,
 `alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label,
 `policy` for what the hub does on its own, `tokens` for who may call it, `audit` for what
-they did and `webhooks` to have events POSTed to a URL."""
+they did and `webhooks` to have events POSTed to a URL. `export` writes a model as C for a
+microcontroller."""
 
 import typer
 
@@ -11,6 +12,7 @@ from edgestack.cli import (
     alerts,
     data,
     evaluate,
+    export,
     fleet,
     jobs,
     keys,
@@ -46,6 +48,7 @@ app.command()(twin.undeploy)
 app.command()(train.train)
 app.command()(optimize.optimize)
 app.command()(evaluate.evaluate)
+app.command()(export.export)
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")

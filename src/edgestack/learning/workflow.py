@@ -5,6 +5,7 @@ and the hub's jobs all run these, so there is one path and it is the one users r
         trained = train_model(client, TrainRequest(dataset="motors", model="random_forest"))
         optimised = optimise_model(client, OptimiseRequest(model="motors", profile="pi"))
         evaluated = evaluate_model(client, EvaluateRequest(model="motors"))
+        exported = export_model(client, "motors", out=Path("firmware/model"))
 
 The requests are the wire's (`edgestack.protocol`), so a hub job carries one as it is.
 
@@ -13,6 +14,7 @@ The hub numbers each registered version; a workflow never guesses it.
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +23,14 @@ from edgestack.client import HubClient
 from edgestack.dataset import DatasetFileError, DatasetTable, read_dataset
 from edgestack.learning.evaluate import Evaluation, evaluate
 from edgestack.learning.fit import Candidate, FitResult, Progress, Rows, auto, fit
+from edgestack.learning.mcu import (
+    C_TRAINERS,
+    CExport,
+    ExportError,
+    export_c,
+    features_c,
+    sources_tar,
+)
 from edgestack.learning.optimize import Baseline, MeasurementError, Report, optimise
 from edgestack.learning.package import calibrate, package
 from edgestack.learning.trainer import TRAINERS
@@ -32,11 +42,13 @@ from edgestack.registry import RegistryError
 __all__ = [
     "AUTO",
     "Evaluated",
+    "Exported",
     "Optimised",
     "Trained",
     "WorkflowError",
     "check_train",
     "evaluate_model",
+    "export_model",
     "optimise_model",
     "train_model",
 ]
@@ -184,7 +196,7 @@ def optimise_model(
             field="profile",
         )
     _quiet_exporters()
-    parent = _model(client, request.model, request.version)
+    parent = _onnx(_model(client, request.model, request.version), "optimize")
     lineage = parent.manifest.lineage
     if lineage is None or lineage.dataset is None or lineage.dataset_version is None:
         raise WorkflowError(
@@ -192,17 +204,9 @@ def optimise_model(
             "measures on the rows its training held out: train it with edgestack train"
         )
     onnx = Bundle.unpack(client.bundle(parent.digest)).model
-    table = _table(client, lineage.dataset, lineage.dataset_version)
     if progress is not None:
         progress(f"refitting {lineage.trainer}", 0, 1)
-    refit = fit(
-        lineage.trainer,
-        table.features,
-        table.labels,
-        params=lineage.params,
-        seed=lineage.seed,
-        test=table.test,
-    )
+    refit = _refit(client, lineage, lineage.dataset, lineage.dataset_version)
     baseline = Baseline(
         onnx, parent.manifest.labels, refit.train.x, refit.train.y, lineage, refit.trainer
     )
@@ -216,6 +220,20 @@ def optimise_model(
     )
     registered = _register_winner(client, parent, report, refit.test) if report.winner else None
     return Optimised(parent, report, registered)
+
+
+def _refit(client: HubClient, lineage: Lineage, dataset: str, version: int) -> FitResult:
+    """The model `lineage` made, fitted again on version `version` of `dataset` with the same
+    trainer, settings and seed: the same training and held-out rows."""
+    table = _table(client, dataset, version)
+    return fit(
+        lineage.trainer,
+        table.features,
+        table.labels,
+        params=lineage.params,
+        seed=lineage.seed,
+        test=table.test,
+    )
 
 
 def _quiet_exporters() -> None:
@@ -255,6 +273,17 @@ def _model(client: HubClient, name: str, version: int | None) -> ModelView:
     raise WorkflowError(f"version {version}: {name} has {known}", field="version", usage=False)
 
 
+def _onnx(model: ModelView, action: str) -> ModelView:
+    """`model`, refused when it is not ONNX: a C bundle runs in firmware, not here."""
+    if model.manifest.target != "onnx":
+        raise WorkflowError(
+            f"{model.name} v{model.version} is {model.manifest.target.upper()} for a "
+            f"microcontroller and {action} runs ONNX models; name the version it was exported "
+            "from"
+        )
+    return model
+
+
 def _register_winner(
     client: HubClient, parent: ModelView, report: Report, held_out: Rows
 ) -> ModelView:
@@ -288,7 +317,7 @@ def evaluate_model(
 
     Raises `WorkflowError` for a bad request, or a dataset whose rows the model cannot score,
     `HubError` when the hub refuses."""
-    model = _model(client, request.model, request.version)
+    model = _onnx(_model(client, request.model, request.version), "evaluate")
     lineage = model.manifest.lineage
     own = lineage.dataset if lineage else None
     dataset = request.dataset or own
@@ -327,3 +356,96 @@ def evaluate_model(
     if progress is not None:
         progress(f"scored {len(truth)} rows", 1, 1)
     return Evaluated(model, dataset, version, len(truth), evaluation)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """The model exported, its C checked and measured (`export`), the files `written`, and
+    the C bundle as registered (None when not asked for, or when it does not fit the mcu
+    profile: `export.refusals` says why)."""
+
+    parent: ModelView
+    export: CExport
+    written: list[Path]
+    model: ModelView | None
+
+
+def export_model(
+    client: HubClient,
+    model: str,
+    *,
+    out: Path,
+    version: int | None = None,
+    register: bool = True,
+    progress: Progress | None = None,
+) -> Exported:
+    """Write a registered tree, forest or MLP as C into folder `out`, its window features
+    included, and register it as a C bundle (target `c`) when `register` and it fits the mcu
+    profile.
+
+    The registry holds the model's ONNX, not its native form, so the model is refitted from its
+    lineage as `optimise_model` does, and its decisions on the held-out rows must equal the
+    registered model's; the C,
+    compiled with the host's C compiler, must decide as the registered model does on those
+    rows and on probe windows of raw samples.
+
+    Raises `WorkflowError` for a model with no C version, a refit or C model that decides
+    otherwise, or a missing compiler; `HubError` when the hub refuses."""
+    parent = _onnx(_model(client, model, version), "export")
+    lineage = parent.manifest.lineage
+    if lineage is None or lineage.dataset is None or lineage.dataset_version is None:
+        raise WorkflowError(
+            f"{parent.name} v{parent.version} records no dataset in its lineage; export refits "
+            "it from there: train it with edgestack train"
+        )
+    if lineage.trainer not in C_TRAINERS or lineage.optimisation is not None:
+        made = f"optimised by {lineage.optimisation}" if lineage.optimisation else lineage.trainer
+        raise WorkflowError(
+            f"{parent.name} v{parent.version} is {made}; the C target exports models trained "
+            f"with {', '.join(C_TRAINERS)}, as trained"
+        )
+    try:
+        features_c(parent.manifest.input)  # a spec with no C version fails before the refit
+    except ExportError as exc:
+        raise WorkflowError(str(exc)) from None
+    _quiet_exporters()
+    onnx = Bundle.unpack(client.bundle(parent.digest)).model
+    if progress is not None:
+        progress(f"refitting {lineage.trainer}", 0, 3)
+    refit = _refit(client, lineage, lineage.dataset, lineage.dataset_version)
+    labels = parent.manifest.labels
+    registered_says = OnnxPredictor(onnx, labels).predict(refit.test.x)[0]
+    refit_says = OnnxPredictor(refit.onnx, refit.labels).predict(refit.test.x)[0]
+    if refit.labels != labels or not np.array_equal(registered_says, refit_says):
+        differ = int(np.sum(registered_says != refit_says)) if refit.labels == labels else "all"
+        raise WorkflowError(
+            f"the refit of {parent.name} v{parent.version} decides otherwise than the registered "
+            f"model on {differ} of {len(refit_says)} held-out rows: its lineage does not "
+            "reproduce it (was it trained with other versions of its libraries?)"
+        )
+    if progress is not None:
+        progress("compiling and checking the C", 1, 3)
+    try:
+        exported = export_c(refit.trainer, parent.manifest.input, labels, onnx, refit.test.x)
+        written = exported.write(out)
+    except ExportError as exc:
+        raise WorkflowError(str(exc)) from None
+    registered = None
+    if register and not exported.refusals:
+        if progress is not None:
+            progress("registering the C bundle", 2, 3)
+        bundle = Bundle.create(
+            name=parent.name,
+            labels=labels,
+            input=parent.manifest.input,
+            model=sources_tar(exported.files),
+            metrics=parent.manifest.metrics,
+            footprint=exported.footprint,
+            lineage=lineage.model_copy(update={"parent": parent.digest, "optimisation": "c"}),
+            reference=parent.manifest.reference,  # the same inputs, so the same drift reference
+            target="c",
+        )
+        registered = client.register_model(bundle.pack())
+    if progress is not None:
+        progress("exported", 3, 3)
+    return Exported(parent, exported, written, registered)

@@ -245,12 +245,16 @@ class BandEnergies:
     def names(self, channels: Sequence[str]) -> list[str]:
         return [f"{channel}.band{b}" for channel in channels for b in range(self.bands)]
 
+    def band_of_bins(self, size: int, rate_hz: float) -> np.ndarray:
+        """The band of each bin of the spectrum of a window of `size` samples at `rate_hz`."""
+        band = np.searchsorted(self._edges * rate_hz / 2, _freqs(size, rate_hz), side="right") - 1
+        return np.clip(band, 0, self.bands - 1)  # Nyquist itself belongs to the top band
+
     def __call__(self, windows: np.ndarray, rate_hz: float) -> np.ndarray:
         w = _analysed(windows, "band_energies")
         key = (w.x.shape[-1], rate_hz)
         if key not in self._members:
-            band = np.searchsorted(self._edges * rate_hz / 2, w.freqs(rate_hz), side="right") - 1
-            band = np.clip(band, 0, self.bands - 1)  # Nyquist itself belongs to the top band
+            band = self.band_of_bins(*key)
             self._members[key] = (band[:, None] == np.arange(self.bands)).astype(np.float64)
         energy = w.spectrum @ self._members[key]
         return finite_columns(energy / w.total[..., None])

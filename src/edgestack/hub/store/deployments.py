@@ -66,8 +66,8 @@ def undeploy(session: Session, choice: DeviceChoice) -> UndeployResponse:
 def misfits(manifest: Manifest, device: DeviceRow) -> list[str]:
     """Why `device` cannot run the bundle of `manifest`; empty when it can. Checked: the
     sensors and rate its source feeds and the extractors it has, as it last reported them
-    (a device that never did is a misfit), and the bundle's measured footprint, if it was
-    measured, against the device's profile."""
+    (a device that never did is a misfit), the bundle's target (C for the mcu profile only)
+    and its measured footprint, if it was measured, against the device's profile."""
     reported = None if device.reported is None else ReportedState.model_validate(device.reported)
     feeds = reported.feeds if reported else None
     spec = manifest.input
@@ -90,8 +90,14 @@ def misfits(manifest: Manifest, device: DeviceRow) -> list[str]:
         missing = sorted({e.kind for e in spec.extractors} - set(feeds.extractors))
         if missing:
             reasons.append(f"model needs feature extractors the device lacks: {', '.join(missing)}")
+    profile = devices.profile(device)
+    # Agents run ONNX; C is compiled into a microcontroller's firmware.
+    if manifest.target == "c" and profile.name != "mcu":
+        reasons.append(
+            f"the bundle is C source for the mcu profile and profile {profile.name} runs "
+            "ONNX models through its agent; deploy an ONNX version of the model to it"
+        )
     if manifest.footprint is not None:
-        profile = devices.profile(device)
         reasons.extend(
             f"(profile {profile.name}) {why}" for why in profile.refuses(manifest.footprint)
         )
