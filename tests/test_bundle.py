@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from edgestack.bundle import (
     Bundle,
@@ -250,6 +250,25 @@ def test_a_manifest_signed_before_it_had_a_target_verifies_as_onnx_and_a_target_
     TrustedKeys(keys.public()).verify(c)
     with pytest.raises(SignatureError, match="forged"):
         TrustedKeys(keys.public()).verify(c.model_copy(update={"target": "onnx"}))
+
+
+def test_an_onnx_bundle_reads_as_it_did_before_manifests_had_a_target() -> None:
+    class Before(Manifest):
+        """The manifest as agents of the previous release read it: no `target` field."""
+
+        target: Any = Field(default="onnx", exclude=True)
+
+        @model_validator(mode="before")
+        @classmethod
+        def _no_target(cls, data: Any) -> Any:
+            assert "target" not in data, "a previous agent refuses a manifest with a target"
+            return data
+
+    with tarfile.open(fileobj=io.BytesIO(make().pack())) as tar:
+        manifest = tar.extractfile("manifest.json").read()  # type: ignore[union-attr]
+
+    assert Before.model_validate_json(manifest).name == make().manifest.name
+    assert b'"target"' not in manifest and b'"reference"' not in manifest
 
 
 def test_a_calibration_needs_one_count_per_bin() -> None:

@@ -287,11 +287,15 @@ class Manifest(BaseModel):
         with sorted keys, so it does not depend on how manifest.json was laid out. A field
         added since signing began is left out while it holds its default, so manifests signed
         before it existed still verify."""
-        unset_since = {
+        fields = self.model_dump(mode="json", exclude={"signature", *self.unset_since()})
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+    def unset_since(self) -> set[str]:
+        """The fields added since signing began that hold their default: left out of the
+        signed bytes and of manifest.json, so a reader from before them reads the manifest."""
+        return {
             name for name, unset in _ADDED_SINCE_SIGNING.items() if getattr(self, name) == unset
         }
-        fields = self.model_dump(mode="json", exclude={"signature", *unset_since})
-        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
 class TrustedKeys:
@@ -412,7 +416,12 @@ class Bundle:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for member, payload in (
-                (MANIFEST, self.manifest.model_dump_json(indent=2).encode()),
+                (
+                    MANIFEST,
+                    self.manifest.model_dump_json(
+                        indent=2, exclude=self.manifest.unset_since()
+                    ).encode(),
+                ),
                 (_MEMBERS[self.manifest.target], self.model),
             ):
                 info = tarfile.TarInfo(member)
