@@ -120,6 +120,23 @@ async def test_a_removal_by_id_freezes_a_version_without_them_and_the_older_keep
     assert count(hub, SampleRow) == 1
 
 
+async def test_the_ids_of_removed_samples_are_never_given_again(
+    client: httpx.AsyncClient,
+) -> None:
+    await _import(client, "m1", ["normal", "worn"])
+    await _import(client, "bad", ["worn", "worn"], offset_s=10)
+    removed = await _ids(client, "bad")
+    await _curate(client, "removal", {"device": "bad"})
+
+    await _import(client, "m2", ["normal", "worn"], offset_s=20)
+
+    assert min(await _ids(client, "m2")) > max(removed)
+    stale = await client.post(
+        "/api/v1/datasets/motors/removal", json={"ids": removed}, headers=ADMIN
+    )
+    assert stale.status_code == 422, stale.text
+
+
 @pytest.mark.parametrize(
     ("action", "body", "status", "detail"),
     [

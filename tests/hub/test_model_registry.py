@@ -71,10 +71,11 @@ async def test_the_same_model_made_again_answers_its_version_and_other_content_d
     measured = Footprint(
         model_bytes=10, peak_ram_bytes=4_000, latency_ms_p50=0.01, latency_ms_p99=0.02
     )
-    made = packed_bundle(version=3)
+    made = packed_bundle(version=3, footprint=measured)
     first = await client.post("/api/v1/models", content=made, headers=RAW)
     # Made again later, measured again, numbered otherwise: other bytes, the same model.
-    remade = packed_bundle(version=9, footprint=measured)
+    slower = measured.model_copy(update={"latency_ms_p99": 0.03})
+    remade = packed_bundle(version=9, footprint=slower)
     other_metrics = Bundle.create(
         name="motor",
         labels=["normal", "worn"],
@@ -94,6 +95,44 @@ async def test_the_same_model_made_again_answers_its_version_and_other_content_d
     assert (other.status_code, other.json()["version"]) == (201, 2)
     assert (renamed.status_code, renamed.json()["name"]) == (201, "pump")
     assert count(hub, ModelRow) == 3
+
+
+async def test_a_model_measured_only_when_made_again_is_a_new_version(
+    client: httpx.AsyncClient,
+) -> None:
+    measured = Footprint(
+        model_bytes=10, peak_ram_bytes=4_000, latency_ms_p50=0.01, latency_ms_p99=0.02
+    )
+    first = await client.post("/api/v1/models", content=packed_bundle(), headers=RAW)
+
+    again = await client.post(
+        "/api/v1/models", content=packed_bundle(footprint=measured), headers=RAW
+    )
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["manifest"]["footprint"] is not None
+
+
+def test_a_model_made_again_near_its_signature_expiry_is_signed_afresh(tmp_path: Path) -> None:
+    database = Database(tmp_path / "hub.db")
+    bundles, keys = BundleStore(tmp_path / "artifacts"), HubKeys(tmp_path / "keys")
+    ttl = timedelta(days=365)
+    with database.writer() as session:
+        expired, _ = registry.register(
+            session, bundles, keys, packed_bundle(), ttl=timedelta(seconds=-1)
+        )
+        session.commit()
+    with database.writer() as session:
+        again, created = registry.register(session, bundles, keys, packed_bundle(), ttl=ttl)
+        same_bytes, created_again = registry.register(
+            session, bundles, keys, packed_bundle(), ttl=ttl
+        )
+        session.commit()
+    database.close()
+
+    assert created and again.version == expired.version + 1
+    TrustedKeys(keys.public()).verify(again.manifest)
+    assert not created_again and same_bytes.version == again.version
 
 
 async def test_a_digest_mismatch_is_400_and_stores_nothing(

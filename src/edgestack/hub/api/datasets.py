@@ -1,12 +1,15 @@
+from collections.abc import Callable
 from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 
 from edgestack.bundle import Name
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
+    Audit,
     AuditedOperatorDep,
     HubDep,
     SessionDep,
@@ -14,6 +17,7 @@ from edgestack.hub.api.deps import (
     WriteSessionDep,
 )
 from edgestack.hub.api.paging import KeysDep, PagerDep
+from edgestack.hub.context import HubContext
 from edgestack.hub.store import curation, datasets, samples
 from edgestack.protocol import (
     INT64_MAX,
@@ -135,11 +139,9 @@ def relabel_samples(
     which.
     """
     with hub.freezing:
-        before = datasets.detail(session, name).counts
-        curated = curation.relabel(session, root, name, body)
-        audit.changed(before, curated)
-        session.commit()
-    return curated
+        return _curated(
+            audit, hub, session, root, name, lambda: curation.relabel(session, name, body)
+        )
 
 
 @router.post("/datasets/{name}/removal", status_code=201, operation_id="datasets-remove")
@@ -159,8 +161,30 @@ def remove_samples(
     which, or when none of their spec would be left.
     """
     with hub.freezing:
-        before = datasets.detail(session, name).counts
-        curated = curation.remove(session, root, name, body)
-        audit.changed(before, curated)
-        session.commit()
-    return curated
+        return _curated(
+            audit, hub, session, root, name, lambda: curation.remove(session, name, body)
+        )
+
+
+def _curated(
+    audit: Audit,
+    hub: HubContext,
+    session: Session,
+    root: FilePath,
+    name: str,
+    change: Callable[[], tuple[str, int]],
+) -> Curated:
+    """Make `change` and freeze the version it names. The change commits with its audit
+    row at once, and the file is written from a read snapshot after it, as any freeze is: a
+    large dataset's file would otherwise hold the write lock, and every device's upload
+    waiting on it, while it is written. Under `hub.freezing`, no other version is frozen in
+    between; should the freeze fail, the change stands and the next freeze holds it."""
+    before = datasets.detail(session, name).counts
+    spec, changed = change()
+    audit.changed(before, {"changed": changed, "spec": spec})
+    session.commit()
+    with hub.db.session() as snapshot:
+        row = datasets.freeze(snapshot, root, name, spec)
+    version = datasets.record(session, row)
+    session.commit()
+    return Curated(changed=changed, version=version)

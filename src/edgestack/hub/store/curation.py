@@ -1,8 +1,6 @@
-"""Curating a dataset: relabelling or removing the samples a selection takes. Each change
-freezes the dataset's next version at once, so every version before it keeps the samples
-as they were, and the change is named by the version it made."""
-
-from pathlib import Path
+"""Curating a dataset: relabelling or removing the samples a selection takes. The route
+freezes the dataset's next version right after each change, so every version before it keeps
+the samples as they were, and the change is named by the version it made."""
 
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -10,27 +8,28 @@ from sqlalchemy.orm import Session
 from edgestack.hub.errors import Conflict, Unprocessable
 from edgestack.hub.store import datasets
 from edgestack.hub.store.tables import SampleRow
-from edgestack.protocol import Curated, Relabel, SampleSelection
+from edgestack.protocol import Relabel, SampleSelection
 
 __all__ = ["relabel", "remove"]
 
 _SELECTORS = ("device", "since", "until", "label", "ids", "spec")
 
 
-def relabel(session: Session, root: Path, name: str, change: Relabel) -> Curated:
+def relabel(session: Session, name: str, change: Relabel) -> tuple[str, int]:
     """Give the samples of `name` that `change` selects, and that carry another label, the
-    label `change.to`, and freeze the next version (see `_curate`)."""
+    label `change.to`; their input spec, and how many they are."""
     where = [*_where(session, name, change), SampleRow.label != change.to]
     spec, matched = _matched(session, name, change, where, f" not labelled '{change.to}'")
     session.execute(
         update(SampleRow).where(*where).values(label=change.to), execution_options=_BULK
     )
-    return _freeze(session, root, name, spec, matched)
+    return spec, matched
 
 
-def remove(session: Session, root: Path, name: str, selection: SampleSelection) -> Curated:
-    """Remove the samples of `name` that `selection` selects, and freeze the next version;
-    refused (409) when none of their input spec would be left, since a version holds some."""
+def remove(session: Session, name: str, selection: SampleSelection) -> tuple[str, int]:
+    """Remove the samples of `name` that `selection` selects; refused (409) when none of
+    their input spec would be left, since a version holds some. Their input spec, and how
+    many they were."""
     where = _where(session, name, selection)
     spec, matched = _matched(session, name, selection, where, "")
     held = session.scalar(
@@ -43,7 +42,7 @@ def remove(session: Session, root: Path, name: str, selection: SampleSelection) 
             "select fewer"
         )
     session.execute(delete(SampleRow).where(*where), execution_options=_BULK)
-    return _freeze(session, root, name, spec, matched)
+    return spec, matched
 
 
 # The rows changed are not loaded in the session, so it has none to keep in step.
@@ -112,14 +111,6 @@ def _matched(
         )
     ((spec, matched),) = per_spec.items()
     return spec, matched
-
-
-def _freeze(session: Session, root: Path, name: str, spec: str, changed: int) -> Curated:
-    # In the writing session, which alone sees the change before it commits, and holds the
-    # write lock: no sample arrives between the count and the change, and the version and the
-    # change commit together, or neither does.
-    version = datasets.record(session, datasets.freeze(session, root, name, spec))
-    return Curated(changed=changed, version=version)
 
 
 def _described(selection: SampleSelection) -> str:

@@ -46,13 +46,13 @@ def register(
     except BundleError as exc:
         raise BadRequest(str(exc)) from exc
     submitted = digest(data)
-    existing = session.scalar(
+    same_bytes = session.scalars(
         select(ModelRow).where(
             or_(ModelRow.submitted_digest == submitted, ModelRow.digest == submitted)
         )
     )
-    if existing is None:
-        existing = _identical(session, bundle.manifest)
+    fresh = [row for row in same_bytes if _fresh(row, ttl)]
+    existing = fresh[0] if fresh else _identical(session, bundle.manifest, ttl)
     if existing is not None:
         return _view(existing), False
     name = bundle.manifest.name
@@ -78,11 +78,18 @@ def register(
     return _view(row), True
 
 
-def _identical(session: Session, manifest: Manifest) -> ModelRow | None:
+def _fresh(row: ModelRow, ttl: timedelta) -> bool:
+    """Whether `row`'s signature holds for at least half of `ttl` more: one nearer its expiry
+    is signed afresh as a new version, which is what registering again is for."""
+    expires = Manifest.model_validate(row.manifest).expires_at
+    return expires is None or expires > utcnow() + ttl / 2
+
+
+def _identical(session: Session, manifest: Manifest, ttl: timedelta) -> ModelRow | None:
     """The version of `manifest.name` with the same model bytes and the same manifest but for
     what the hub sets when it registers (`_SET_BY_HUB`) and what making the bundle again
-    changes (`_REMADE`): training twice on the same data with the same seed makes no new
-    version when the trainer is deterministic."""
+    changes (`_REMADE`), whose signature is `_fresh`: training twice on the same data with the
+    same seed makes no new version when the trainer is deterministic."""
     same_model = session.scalars(
         select(ModelRow)
         .where(
@@ -93,13 +100,19 @@ def _identical(session: Session, manifest: Manifest) -> ModelRow | None:
     )
     content = _content(manifest)
     return next(
-        (row for row in same_model if _content(Manifest.model_validate(row.manifest)) == content),
+        (
+            row
+            for row in same_model
+            if _content(Manifest.model_validate(row.manifest)) == content and _fresh(row, ttl)
+        ),
         None,
     )
 
 
 def _content(manifest: Manifest) -> dict[str, object]:
-    return manifest.model_dump(mode="json", exclude=_SET_BY_HUB | _REMADE)
+    # Measured or not is content: a measured model is checked against device profiles.
+    measured = manifest.footprint is not None
+    return manifest.model_dump(mode="json", exclude=_SET_BY_HUB | _REMADE) | {"measured": measured}
 
 
 def models(session: Session) -> list[ModelView]:

@@ -121,7 +121,11 @@ class SampleRow(Base):
     or the source an admin named when importing it. `split` is fixed when it arrives."""
 
     __tablename__ = "samples"
-    __table_args__ = (Index("ix_samples_label_device", "label", "device_id"),)
+    # Removed samples' ids are never given again (SQLite would reuse the newest one's).
+    __table_args__ = (
+        Index("ix_samples_label_device", "label", "device_id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[str] = mapped_column(String(63), index=True)

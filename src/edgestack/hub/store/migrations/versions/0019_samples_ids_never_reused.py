@@ -1,0 +1,26 @@
+"""Sample ids are never reused: since samples can be removed, SQLite would otherwise give the
+next sample the id of the newest one removed, and a client paging after it, or removing by an
+id it read before, would meet another sample under it.
+
+Revision ID: 0019
+Revises: 0015
+"""
+
+from alembic import op
+
+revision = "0019"
+down_revision: str | None = "0015"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table(
+        "samples", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+    ):
+        pass
+
+
+def downgrade() -> None:
+    with op.batch_alter_table(
+        "samples", recreate="always", table_kwargs={"sqlite_autoincrement": False}
+    ):
+        pass
