@@ -26,7 +26,7 @@ from edgestack.learning.package import calibrate, package
 from edgestack.learning.trainer import TRAINERS
 from edgestack.predictor import OnnxPredictor
 from edgestack.profiles import PROFILES
-from edgestack.protocol import EvaluateRequest, ModelView, OptimiseRequest, TrainRequest
+from edgestack.protocol import EvaluateRequest, ModelView, OptimiseRequest, TrainRequest, slug
 from edgestack.registry import RegistryError
 
 __all__ = [
@@ -113,7 +113,7 @@ def check_train(request: TrainRequest) -> str:
             "no new one",
             field="version",
         )
-    return request.name or request.dataset
+    return request.name or slug(request.dataset)
 
 
 def train_model(
