@@ -1,9 +1,9 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
-for its datasets, `train` for models, `optimize` to fit them to a device, `rollout` to move
-them onto devices wave by wave, `keys` for the hub's signing keys, `jobs` for the hub's work,
-`alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label,
-`policy` for what the hub does on its own, `tokens` for who may call it, `audit` for what
-they did and `webhooks` to have events POSTed to a URL."""
+for its datasets, `spec` for input specs, `train` for models, `optimize` to fit them to a
+device, `rollout` to move them onto devices wave by wave, `keys` for the hub's signing keys,
+`jobs` for the hub's work, `alerts`, `accuracy` and `feedback` to watch the models, `windows`
+for windows to label, `policy` for what the hub does on its own, `tokens` for who may call it,
+`audit` for what they did and `webhooks` to have events POSTed to a URL."""
 
 import typer
 
@@ -19,6 +19,7 @@ from edgestack.cli import (
     processes,
     review,
     rollouts,
+    spec,
     tokens,
     train,
     twin,
@@ -47,6 +48,7 @@ app.command()(train.train)
 app.command()(optimize.optimize)
 app.command()(evaluate.evaluate)
 app.add_typer(data.app, name="data")
+app.add_typer(spec.app, name="spec")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(rollouts.app, name="rollout")

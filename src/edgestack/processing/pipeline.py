@@ -9,7 +9,17 @@ from edgestack.processing.step import EXTRACTORS, STEPS, Extractor
 from edgestack.processing.window import Windower
 from edgestack.sensing import Chunk, MotorSimulator, Quality
 
-__all__ = ["FeaturePipeline", "make_spec", "silence", "vibration_spec"]
+__all__ = [
+    "DEFAULT_EXTRACTORS",
+    "FeaturePipeline",
+    "extractors_of",
+    "make_spec",
+    "silence",
+    "vibration_spec",
+]
+
+DEFAULT_EXTRACTORS = ("time_stats", "band_energies")
+"""What `edgestack spec new` and training from raw windows extract when not told."""
 
 
 class FeaturePipeline:
@@ -36,8 +46,9 @@ class FeaturePipeline:
         if spec.features != names:
             raise ValueError(
                 f"features: {len(spec.features)} names that are not the {len(names)} the "
-                f"extractors give, which start {names[:3]}; build the spec with make_spec(), "
-                "which fills features from the extractors"
+                f"extractors give, which start {names[:3]}; leave features out of the spec "
+                "file (or write it with `edgestack spec new`): they are derived from the "
+                "extractors"
             )
         indices = [tuple(spec.sensors.index(c) for c in cols) for _, cols in self._extractors]
         # One array per group of channels, which its extractors share work on: a view when the
@@ -129,6 +140,17 @@ def make_spec(
         extractors=list(extractors),
         features=features,
     )
+
+
+def extractors_of(names: Sequence[str], window: int) -> list[FeatureSpec]:
+    """Extractors by name with their defaults, over every sensor; `raw` keeps the `window`
+    readings of each window.
+
+    make_spec(["ax", "ay"], 100.0, 128, 64, extractors_of(["time_stats", "raw"], 128))
+    """
+    return [
+        FeatureSpec(kind=name, params={"size": window} if name == "raw" else {}) for name in names
+    ]
 
 
 def vibration_spec(rate_hz: float = 8000.0, window: int = 2048, hop: int = 2048) -> InputSpec:
