@@ -91,6 +91,12 @@ class FeaturePipeline:
         windows = self._windower.push(data)
         windows.flags.writeable = False
         self.windows = windows
+        return self.extract(windows, chunk.rate_hz)
+
+    def extract(self, windows: np.ndarray, rate_hz: float) -> np.ndarray:
+        """The features of windows `(k, channels, window, *frame)` cut after the steps, at
+        `rate_hz` after them: what `push` gives for the windows it cuts, and what training
+        computes from windows kept raw."""
         if not len(windows):
             return self._no_rows
         groups = []
@@ -98,8 +104,7 @@ class FeaturePipeline:
             group = windows[:, selector]
             group.flags.writeable = False  # read-only: extractors may share work on it
             groups.append(group)
-        rate = chunk.rate_hz
-        return np.hstack([extractor(groups[g], rate) for extractor, g in self._plan])
+        return np.hstack([extractor(groups[g], rate_hz) for extractor, g in self._plan])
 
     def reset(self) -> None:
         """Forget the stream: the steps' state and the partial window, so nothing mixes samples
