@@ -1248,9 +1248,17 @@ class TrainRequest(_Command):
     cv: int = Field(default=0, ge=0, le=100, description="cross-validation folds first")
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     budget_s: float = Field(default=120.0, ge=0, le=86_400, description="auto's time")
-    name: Name | None = Field(default=None, description="the dataset's name when left out")
+    name: Name | None = Field(
+        default=None, description="the dataset's name (as a slug) when left out"
+    )
     normal_label: Label = Field(
         default=RuleParams().normal_label, description="what an anomaly detector learns"
+    )
+    spec: BoundedSpec | None = Field(
+        default=None,
+        description="the model's input spec, its features computed from a dataset of raw "
+        "windows; the dataset's own spec when left out (for a trainer that takes no raw "
+        "windows, time_stats and band_energies of a raw one)",
     )
 
     @property

@@ -21,6 +21,7 @@ from edgestack.processing.pipeline import (
     make_spec,
     silence,
     vibration_spec,
+    with_extractors,
 )
 from edgestack.processing.step import EXTRACTORS, STEPS, TRANSFORMS, Extractor, Step
 from edgestack.processing.window import Windower
@@ -40,4 +41,5 @@ __all__ = [
     "make_spec",
     "silence",
     "vibration_spec",
+    "with_extractors",
 ]

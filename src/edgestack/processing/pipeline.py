@@ -158,6 +158,19 @@ def extractors_of(names: Sequence[str], window: int) -> list[FeatureSpec]:
     ]
 
 
+def with_extractors(spec: InputSpec, names: Sequence[str]) -> InputSpec:
+    """`spec`'s sensors, rate, windows and steps with the extractors `names` instead of its
+    own: the spec of features computed from a dataset of `spec`'s raw windows."""
+    return make_spec(
+        spec.sensors,
+        spec.rate_hz,
+        spec.window,
+        spec.hop,
+        spec.steps,
+        extractors_of(names, spec.window),
+    )
+
+
 def vibration_spec(rate_hz: float = 8000.0, window: int = 2048, hop: int = 2048) -> InputSpec:
     """The input spec for `MotorSimulator`'s channels: on each accelerometer axis the time
     statistics, the energy shares of 8 octave bands, the dominant frequency and the spectral
