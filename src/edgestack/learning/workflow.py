@@ -140,8 +140,9 @@ def train_model(
     spec, rows, params = _inputs(request, table)
     try:
         if request.model == AUTO:
-            # Raw windows for auto's networks: once `auto` takes them, pass
-            # `raw=table.features, shape=raw_shape(table.spec)` here when the table is raw.
+            # The one place auto's raw rows go, once `auto` takes them: for a raw table pass
+            # raw=table.features, shape=raw_shape(table.spec), and package a winner whose
+            # input is "raw" with table.spec instead of `spec`.
             found = auto(
                 rows,
                 table.labels,
