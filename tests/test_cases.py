@@ -69,10 +69,32 @@ def test_a_folder_of_label_folders_is_one_case_a_file_split_by_its_parent(
     cases = read_cases(tmp_path)
 
     assert cases.rate_hz == pytest.approx(8.0)
-    assert [(c.label, c.split, c.data.shape) for c in cases.cases] == [
-        ("normal", "test", (1, 8)),
-        ("Worn Bearing", "train", (1, 8)),
+    assert [(c.name, c.label, c.split, c.data.shape) for c in cases.cases] == [
+        ("test/normal/b.csv", "normal", "test", (1, 8)),
+        ("train/Worn Bearing/a.csv", "Worn Bearing", "train", (1, 8)),
     ]
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        ({"loose.csv": "x\n1\n"}, "loose.csv: a file beside the label folders has no label"),
+        ({"train/loose.csv": "x\n1\n"}, "loose.csv: a file beside the label folders"),
+        ({"worn/a.csv": "label,x\nok,1\n"}, "a.csv: a file in a label folder takes its"),
+        ({"worn/a.csv": "case,x\n1,1\n"}, "a.csv: a file in a label folder is one case"),
+        ({"worn/a.txt": "x\n1\n"}, "no .csv or .parquet files in label folders"),
+        ({"worn/a.csv": "x\n1\n", "ok/b.csv": "y\n1\n"}, "files with other channels"),
+    ],
+)
+def test_a_folder_that_is_no_data_set_is_refused_naming_the_file(
+    tmp_path: Path, files: dict[str, str], reason: str
+) -> None:
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+
+    with pytest.raises(CaseError, match=re.escape(reason)):
+        read_cases(tmp_path)
 
 
 def test_split_and_label_given_once_mark_a_single_recording(tmp_path: Path) -> None:

@@ -299,29 +299,33 @@ def _folder(root: Path, split: Split | None) -> list[tuple[list[str], list[Case]
     """A folder per label, each file in it one case; a `train/` or `test/` folder above them
     gives their split."""
     found = []
-    for entry in sorted(root.iterdir()):
-        if entry.is_file():
-            if entry.suffix.lower() in SUFFIXES:
-                raise CaseError(
-                    f"{entry}: a file beside the label folders has no label; move it into "
-                    "the folder of its label"
-                )
-            continue
+    for entry in _folders(root):
         folder_split = _SPLIT_FOLDERS.get(entry.name.lower())
         if folder_split is not None and split is not None and folder_split != split:
             raise CaseError(f"--split {split}: {entry} holds the {folder_split} split")
-        folders = sorted(p for p in entry.iterdir() if p.is_dir()) if folder_split else [entry]
-        for folder in folders:
+        for folder in _folders(entry) if folder_split else [entry]:
             label = _label(folder.name, f"{folder}: the folder name")
             for file in sorted(folder.iterdir()):
                 if file.is_file() and file.suffix.lower() in SUFFIXES:
-                    found.append(_file(file, label, folder_split or split, case=str(file)))
+                    case = file.relative_to(root).as_posix()
+                    found.append(_file(file, label, folder_split or split, case=case))
     if not found:
         raise CaseError(
             f"{root}: no .csv or .parquet files in label folders; lay them out as "
             "<label>/<case>.csv, e.g. normal/a.csv and worn/b.csv"
         )
     return found
+
+
+def _folders(parent: Path) -> list[Path]:
+    """The folders in `parent`; a data file beside them, which no folder labels, is refused."""
+    for entry in parent.iterdir():
+        if entry.is_file() and entry.suffix.lower() in SUFFIXES:
+            raise CaseError(
+                f"{entry}: a file beside the label folders has no label; move it into the "
+                "folder of its label"
+            )
+    return sorted(entry for entry in parent.iterdir() if entry.is_dir())
 
 
 def _file(
@@ -344,6 +348,10 @@ def _file(
             data = np.stack([_numbers(path, table, c) for c in channels]).astype(np.float32)
     times = _seconds(path, table)
     if "label" in columns:
+        if case is not None:
+            raise CaseError(
+                f"{path}: a file in a label folder takes its folder's label; drop its label column"
+            )
         if label is not None:
             raise CaseError(f"--label: {path} has a label column; leave --label out")
         labels = [
