@@ -7,13 +7,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from edgestack.cli import app
 from edgestack.demo import LocalFleet
 
 from .test_cli import cli
 
 pytestmark = pytest.mark.integration
 
+STATS = ("rms", "peak", "crest", "kurtosis", "skewness")
 # Per label, the frequency each of the three channels hums at.
 CLASSES = {"normal": 5.0, "Worn Bearing": 18.0, "2": 33.0}
 
@@ -42,6 +45,15 @@ def _long_table(path: Path, cases: int, size: int) -> pd.DataFrame:
     return table
 
 
+def _spec_new(out: Path, window: str, extractors: str) -> int:
+    """`edgestack spec new`, which needs no hub, run here."""
+    args = ["--sensors", "ax,ay,az", "--rate", "100", "--window", window]
+    result = CliRunner().invoke(
+        app, ["spec", "new", *args, "--extractors", extractors, "--out", str(out)]
+    )
+    return result.exit_code
+
+
 def test_a_labelled_set_is_imported_once_trained_and_evaluated_on_its_test_split(
     tmp_path: Path,
 ) -> None:
@@ -59,6 +71,20 @@ def test_a_labelled_set_is_imported_once_trained_and_evaluated_on_its_test_split
         network = cli(
             fleet, "train", "Bearing Set", "--model", "cnn1d", "--name", "bearing-net",
             "--params", '{"epochs": 2}', "--json",
+        )  # fmt: skip
+        made = _spec_new(tmp_path / "stats.yaml", "32", "time_stats")
+        stats = cli(
+            fleet, "train", "Bearing Set", "--model", "decision_tree", "--name", "stats",
+            "--spec", str(tmp_path / "stats.yaml"), "--json",
+        )  # fmt: skip
+        bands = cli(
+            fleet, "train", "Bearing Set", "--model", "decision_tree", "--name", "bands",
+            "--extractors", "band_energies", "--json",
+        )  # fmt: skip
+        wide = _spec_new(tmp_path / "wide.json", "64", "time_stats,band_energies")
+        mismatched = cli(
+            fleet, "train", "Bearing Set", "--model", "decision_tree",
+            "--spec", str(tmp_path / "wide.json"),
         )  # fmt: skip
         model = json.loads(features.stdout)["model"]["name"] if features.returncode == 0 else "-"
         scored = cli(fleet, "evaluate", f"{model}@1", "Bearing Set@1", "--json")
@@ -80,6 +106,17 @@ def test_a_labelled_set_is_imported_once_trained_and_evaluated_on_its_test_split
     net = json.loads(network.stdout)["model"]["manifest"]
     assert net["lineage"]["params"]["shape"] == [3, 32]
     assert net["input"]["features"][:2] == ["ax.s0", "ax.s1"]
+    assert made == wide == 0
+    assert stats.returncode == 0, stats.stdout + stats.stderr
+    stats_input = json.loads(stats.stdout)["model"]["manifest"]["input"]
+    assert stats_input["features"] == [f"{c}.{s}" for c in ("ax", "ay", "az") for s in STATS]
+    assert bands.returncode == 0, bands.stdout + bands.stderr
+    bands_input = json.loads(bands.stdout)["model"]["manifest"]["input"]
+    assert bands_input["features"][-1] == "az.band7" and len(bands_input["features"]) == 24
+    assert mismatched.returncode == 2, mismatched.stdout
+    assert "spec: window: the model's spec has 64, the data set's raw windows 32" in " ".join(
+        mismatched.stdout.split()
+    )
     assert scored.returncode == 0, scored.stdout + scored.stderr
     summary = json.loads(scored.stdout)
     assert (summary["dataset"], summary["dataset_version"]) == ("Bearing Set", 1)
