@@ -175,7 +175,8 @@ OLDEST_PROTOCOL = 1
 PROTOCOL_HEADER = "Edgestack-Protocol"
 NEXT_CURSOR_HEADER = "Edgestack-Next-Cursor"
 """On a page of a listing that has a next one: the cursor it starts from (`after` of a listing
-by name, `after_id` or, newest first, `before_id` of one by id); the `Link` header with
+by name, `after_id` or, newest first, `before_id` of one by id), percent-encoded as in a URL's
+query; the `Link` header with
 `rel="next"` holds the whole address of that page."""
 
 INT64_MAX = 2**63 - 1

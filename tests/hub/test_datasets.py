@@ -339,3 +339,18 @@ async def test_a_device_may_not_choose_the_split_of_its_samples(
     assert response.status_code == 422
     assert response.json()["detail"].startswith("body.samples[0].split: a device's samples")
     assert count(hub, SampleRow) == 0
+
+
+async def test_datasets_named_in_any_script_page_by_name(client: httpx.AsyncClient) -> None:
+    names = ["Köln", "東京 2", "東京 1"]
+    for name in names:
+        body = SampleImport(batch_id=uuid.uuid4(), spec=SPEC, samples=sample_batch(2).samples)
+        await client.post(
+            f"/api/v1/datasets/{name}/samples", content=body.model_dump_json(), headers=ADMIN
+        )
+
+    first = await client.get("/api/v1/datasets", params={"limit": 2}, headers=ADMIN)
+    second = await client.get(first.links["next"]["url"], headers=ADMIN)
+
+    assert [s.name for s in _summaries(first) + _summaries(second)] == sorted(names)
+    assert first.headers["Edgestack-Next-Cursor"] == "%E6%9D%B1%E4%BA%AC%201"
