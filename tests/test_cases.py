@@ -213,6 +213,11 @@ def test_a_spec_the_files_cannot_feed_is_refused_naming_the_field(tmp_path: Path
         cut_cases(cases, vibration_spec(), recorded_at=AT)
     with pytest.raises(CaseError, match="--rate: the files have no time column"):
         raw_spec(Cases(cases.channels, None, cases.cases))
+    with pytest.raises(
+        CaseError,
+        match=r"--window: windows of 100000 readings \(--window\) cannot be kept raw: .*65536",
+    ):
+        raw_spec(cases, window=100_000)
 
 
 _CELLS = st.one_of(

@@ -173,13 +173,20 @@ def raw_spec(cases: Cases, window: int | None = None, hop: int | None = None) ->
             "without time any rate will do, e.g. --rate 1)"
         )
     size = window or max(case.data.shape[1] for case in cases.cases)
-    return make_spec(
-        cases.channels,
-        cases.rate_hz,
-        size,
-        hop or size,
-        extractors=[FeatureSpec(kind="raw", params={"size": size})],
-    )
+    try:
+        return make_spec(
+            cases.channels,
+            cases.rate_hz,
+            size,
+            hop or size,
+            extractors=[FeatureSpec(kind="raw", params={"size": size})],
+        )
+    except ValueError as exc:
+        given = "--window" if window else "the longest case's length"
+        raise CaseError(
+            f"--window: windows of {size} readings ({given}) cannot be kept raw: {exc}; give "
+            "a shorter --window"
+        ) from None
 
 
 def cut_cases(
