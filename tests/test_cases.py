@@ -1,9 +1,12 @@
 """Labelled data sets read from tables and folders, and cut into a spec's windows."""
 
 import re
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -12,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from edgestack.cases import CaseError, Cases, cut_cases, raw_spec, read_cases
+from edgestack.cases import CaseError, Cases, cut_cases, import_cut, raw_spec, read_cases
+from edgestack.client import HubClient
 from edgestack.processing import extractors_of, make_spec, vibration_spec
 
 AT = datetime(2025, 3, 1, tzinfo=UTC)
@@ -261,3 +265,38 @@ def test_any_table_gives_a_clear_error_or_a_valid_cut(
     assert cut.features.shape == (len(cut.labels), len(spec.features))
     assert np.isfinite(cut.features).all()
     assert len(cut.times) == len(cut.splits) == len(cut.cases) == len(cut.labels)
+
+
+def test_an_import_uploads_in_few_batches_and_freezes_once_or_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        asked.append((request.method, request.url.path))
+        if request.url.path.endswith("/versions"):
+            counts = {"total": 3}
+            version = {"version": 1, "frozen_at": AT.isoformat(), "spec": "s", "counts": counts}
+            return httpx.Response(201, json=version)
+        return httpx.Response(
+            200, json={"batch_id": str(uuid.uuid4()), "accepted": 1, "duplicate": False}
+        )
+
+    cases = read_cases(_long(tmp_path / "s.csv", {"c": 6}), rate_hz=1.0)
+    good = cut_cases(cases, raw_spec(cases, 2), recorded_at=AT)
+    # A time no database holds, as a recording dated in seconds far from now could give.
+    dated = replace(good, times=[*good.times[:2], datetime(1990, 1, 1, tzinfo=UTC)])
+
+    with HubClient("http://hub", admin_token="t", transport=httpx.MockTransport(hub)) as client:
+        version = import_cut(client, "Arrow Head", good)
+        sent = list(asked)
+        asked.clear()
+        with pytest.raises(CaseError, match=r"case 'c': a window's at must lie between 2000"):
+            import_cut(client, "Arrow Head", dated)
+
+    assert version.version == 1
+    assert sent == [
+        ("POST", "/api/v1/datasets/Arrow Head/samples"),
+        ("POST", "/api/v1/datasets/Arrow Head/versions"),
+    ]
+    assert asked == []

@@ -265,23 +265,25 @@ def import_cut(
     if not len(cut.features):
         raise CaseError("no case makes a window; give a shorter --window, or --length pad")
     per_batch = max(1, min(_BATCH_ROWS, _BATCH_BYTES // (16 * len(cut.spec.features) + 200)))
-    values = cut.features.astype(float).tolist()
-    for begin in range(0, len(values), per_batch):
-        end = begin + per_batch
-        samples = [
-            DataSample(at=at, label=label, features=row, split=split)
-            for at, label, row, split in zip(
-                cut.times[begin:end],
-                cut.labels[begin:end],
-                values[begin:end],
-                cut.splits[begin:end],
-                strict=True,
-            )
-        ]
-        body = SampleImport(batch_id=uuid.uuid4(), spec=cut.spec, samples=samples)
-        client.import_samples(dataset, body)
-        progress(min(end, len(values)))
+    # Every sample checked before the first is sent, so a bad one uploads nothing.
+    samples = [_sample(cut, i, row) for i, row in enumerate(cut.features.astype(float).tolist())]
+    for begin in range(0, len(samples), per_batch):
+        batch = samples[begin : begin + per_batch]
+        client.import_samples(
+            dataset, SampleImport(batch_id=uuid.uuid4(), spec=cut.spec, samples=batch)
+        )
+        progress(begin + len(batch))
     return client.freeze(dataset, spec=cut.spec.fingerprint())
+
+
+def _sample(cut: Cut, i: int, row: list[float]) -> DataSample:
+    try:
+        return DataSample(at=cut.times[i], label=cut.labels[i], features=row, split=cut.splits[i])
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise CaseError(f"case {cut.cases[i]!r}: a window's {where} {message}") from None
 
 
 def _fit(data: np.ndarray, window: int, hop: int, length: Length) -> np.ndarray:
