@@ -199,8 +199,10 @@ def _printable(limit: int, slash: bool) -> AfterValidator:
             raise ValueError("holds a control character; use printable characters only")
         if text != text.strip():
             raise ValueError("starts or ends with a space; remove it")
-        if not slash and ("/" in text or "\\" in text):
-            raise ValueError("holds a slash, which a URL path cannot carry; use another sign")
+        if not slash and ("/" in text or "\\" in text or text in (".", "..")):
+            raise ValueError(
+                "is . or .. or holds a slash, which a URL path cannot carry; use another sign"
+            )
         return text
 
     return AfterValidator(check)

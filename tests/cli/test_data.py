@@ -54,6 +54,7 @@ def test_import_reports_short_cases_and_what_it_cut_before_uploading(tmp_path: P
         ({"rec.csv": "t,x\n0,1\n"}, [], "no label column; add one, or give --label"),
         ({"rec.csv": "t,x\n0,1\n"}, ["--label", "a\tb"], "holds a control character"),
         ({"rec.csv": "t,x\n0,1\n"}, ["--label", "l", "--dataset", "a/b"], "holds a slash"),
+        ({"rec.csv": "t,x\n0,1\n"}, ["--label", "l", "--dataset", ".."], "--dataset '..': is ."),
         ({"rec.csv": "case,label,x\n1,a,1\n"}, [], "--rate: the files have no time column"),
         (
             {"rec.csv": "case,label,split,x\n1,a,test,1\n"},

@@ -211,7 +211,9 @@ async def test_a_batch_naming_a_bad_dataset_is_refused_and_stores_nothing(
     response = await client.post("/api/v1/devices/motor-1/samples", json=body, headers=device.auth)
 
     assert response.status_code == 422
-    assert response.json()["detail"].startswith("body.dataset: Value error, holds a slash")
+    assert response.json()["detail"].startswith(
+        "body.dataset: Value error, is . or .. or holds a slash"
+    )
     assert count(hub, SampleRow) == 0
 
 
