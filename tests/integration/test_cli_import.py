@@ -88,6 +88,7 @@ def test_a_labelled_set_is_imported_once_trained_and_evaluated_on_its_test_split
         )  # fmt: skip
         model = json.loads(features.stdout)["model"]["name"] if features.returncode == 0 else "-"
         scored = cli(fleet, "evaluate", f"{model}@1", "Bearing Set@1", "--json")
+        optimised = cli(fleet, "optimize", model, "--profile", "pi", "--json")
         printed = cli(fleet, "evaluate", model, "Bearing Set")
 
     assert imported.returncode == 0, imported.stdout + imported.stderr
@@ -123,5 +124,10 @@ def test_a_labelled_set_is_imported_once_trained_and_evaluated_on_its_test_split
     assert summary["rows"] == by_split["test"]  # one window per test case
     assert summary["metrics"]["accuracy"] >= 0.9
     assert sum(map(sum, summary["confusion"])) == by_split["test"]
+    # Optimising refits from the lineage on features computed from the raw windows again.
+    assert optimised.returncode == 0, optimised.stdout + optimised.stderr
+    report = json.loads(optimised.stdout)
+    assert report["registered"]["manifest"]["input"] == registered["manifest"]["input"]
+    assert next(c for c in report["candidates"] if c["name"] == "fp32")["accuracy"] >= 0.9
     assert printed.returncode == 0, printed.stdout + printed.stderr
     assert "confusion matrix" in printed.stdout and "Worn Bearing" in printed.stdout
