@@ -101,6 +101,17 @@ def test_a_folder_that_is_no_data_set_is_refused_naming_the_file(
         read_cases(tmp_path)
 
 
+def test_edge_impulse_files_time_their_readings_in_milliseconds(tmp_path: Path) -> None:
+    folder = tmp_path / "idle"
+    folder.mkdir()
+    folder.joinpath("idle.1.csv").write_text("timestamp,accX,accY\n0,1,2\n16,1,2\n32,1,2\n")
+
+    cases = read_cases(tmp_path)
+
+    assert cases.channels == ["accX", "accY"]
+    assert cases.rate_hz == pytest.approx(62.5)
+
+
 def test_split_and_label_given_once_mark_a_single_recording(tmp_path: Path) -> None:
     path = tmp_path / "rec.parquet"
     pq.write_table(pa.table({"t": np.arange(6) / 2, "x": np.ones(6)}), path)

@@ -25,8 +25,9 @@ __all__ = [
     "read_cases",
 ]
 
-TIME_COLUMNS = ("t", "time")
-"""The names the time column may have: seconds, or timestamps."""
+TIME_COLUMNS = ("t", "time", "timestamp")
+"""The names the time column may have: `t` and `time` in seconds (or timestamps), `timestamp`
+in milliseconds as Edge Impulse writes its CSV files (or timestamps)."""
 KEY_COLUMNS = ("case", "label", "split", *TIME_COLUMNS)
 """The columns of a long table that are no channel."""
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -230,7 +231,7 @@ def _seconds(path: Path, table: pa.Table) -> np.ndarray | None:
     if pa.types.is_timestamp(column.type):
         micros = column.cast(pa.timestamp("us")).cast(pa.int64())
         return np.asarray(micros.to_numpy(zero_copy_only=False), dtype=np.float64) / 1e6
-    return _numbers(path, table, name)
+    return _numbers(path, table, name) / (1000.0 if name == "timestamp" else 1.0)
 
 
 def _texts(table: pa.Table, name: str) -> list[tuple[int, str]]:
