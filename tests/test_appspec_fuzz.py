@@ -6,7 +6,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgestack.appspec import AppSpec, AppSpecError, parse_app_spec
+from edgestack.appspec import AppSpec, AppSpecError, parse_app_spec, parse_input_spec
+from edgestack.processing import make_spec
 
 BASE: dict[str, Any] = {
     "name": "fuzzed",
@@ -105,3 +106,43 @@ def test_a_spec_that_loads_starts_or_names_what_is_impossible(
     else:
         assert (input_spec.window, input_spec.hop) == (window, hop)
         assert max(window, hop) < 10**8 and rate < 1e9
+
+
+INPUT: dict[str, Any] = {
+    "sensors": ["ax", "ay"],
+    "rate_hz": 100.0,
+    "window": 16,
+    "hop": 8,
+    "extractors": [{"kind": "time_stats"}, {"kind": "raw", "params": {"size": 16}}],
+}
+input_fields = st.sampled_from(
+    [*INPUT, "features", "steps", "extractors.0.kind", "extractors.0.params",
+     "extractors.0.channels", "extractors.0.params.size", "sensors.0"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.lists(st.tuples(input_fields, values), min_size=1, max_size=4))
+def test_an_input_spec_with_any_field_changed_loads_or_names_what_is_wrong(
+    changes: list[tuple[str, Any]],
+) -> None:
+    spec = yaml.safe_load(yaml.safe_dump(INPUT))
+    for path, value in changes:
+        _set(spec, path, value)
+
+    try:
+        loaded = parse_input_spec(yaml.safe_dump(spec), origin="fuzzed.yaml")
+    except AppSpecError as exc:
+        assert str(exc).startswith("fuzzed.yaml: "), exc
+        return
+    assert (
+        loaded.features
+        == make_spec(
+            loaded.sensors,
+            loaded.rate_hz,
+            loaded.window,
+            loaded.hop,
+            loaded.steps,
+            loaded.extractors,
+        ).features
+    )

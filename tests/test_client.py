@@ -92,3 +92,16 @@ def test_a_devices_telemetry_is_asked_for_a_page_at_a_time() -> None:
     assert [(v.id, v.batch.seq) for v in page] == [(7, 4)]
     assert asked[0].path == "/api/v1/devices/motor-1/telemetry"
     assert dict(asked[0].params) == {"after_id": "3", "limit": "20"}
+
+
+def test_a_dataset_name_as_written_stays_one_segment_of_the_path() -> None:
+    asked: list[httpx.URL] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        return httpx.Response(200, content=b"PAR1")
+
+    with HubClient("http://hub", admin_token="t", transport=httpx.MockTransport(hub)) as client:
+        client.dataset_parquet("Worn #2? 50%/x", 1)
+
+    assert asked[0].raw_path == b"/api/v1/datasets/Worn%20%232%3F%2050%25%2Fx/versions/1/parquet"

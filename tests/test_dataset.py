@@ -7,7 +7,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from edgestack.bundle import FeatureSpec, InputSpec
-from edgestack.dataset import DatasetFileError, read_dataset, write_dataset
+from edgestack.dataset import (
+    DatasetFileError,
+    DatasetTable,
+    SpecMismatch,
+    features_for,
+    raw_shape,
+    read_dataset,
+    write_dataset,
+)
+from edgestack.processing import FeaturePipeline, extractors_of, make_spec
+from edgestack.sensing import Chunk
 
 SPEC = InputSpec(
     sensors=["x"],
@@ -46,3 +56,52 @@ def test_files_that_are_no_dataset_version_are_refused_saying_why(tmp_path: Path
         read_dataset(b"label,x\nok,1\n")
     with pytest.raises(DatasetFileError, match="no input spec"):
         read_dataset(plain.read_bytes())
+
+
+SENSORS = ["ax", "ay", "az"]
+RAW = make_spec(SENSORS, 100.0, 32, 32, extractors=extractors_of(["raw"], 32))
+STATS = make_spec(
+    SENSORS, 100.0, 32, 32, extractors=extractors_of(["time_stats", "band_energies"], 32)
+)
+
+
+def _stream() -> Chunk:
+    rng = np.random.default_rng(3)
+    t = np.arange(32 * 5) / 100.0
+    data = np.stack([np.sin(2 * np.pi * f * t) + rng.normal(0, 0.3, t.size) for f in (3, 11, 29)])
+    return Chunk(0.0, 100.0, tuple(SENSORS), ("g",) * 3, data.astype(np.float32))
+
+
+def _table(spec: InputSpec, rows: np.ndarray) -> DatasetTable:
+    n = len(rows)
+    return DatasetTable(spec, rows, ["a"] * n, np.zeros(n, bool), ["import"] * n)
+
+
+def test_features_from_raw_windows_are_what_the_device_computes_from_the_stream() -> None:
+    raw_rows = FeaturePipeline(RAW).push(_stream())
+    on_device = FeaturePipeline(STATS).push(_stream())
+
+    computed = features_for(_table(RAW, raw_rows), STATS)
+
+    assert raw_shape(RAW) == (3, 32) and raw_shape(STATS) is None
+    assert computed.shape == on_device.shape == (5, len(STATS.features))
+    np.testing.assert_allclose(computed, on_device, rtol=1e-5, atol=1e-6)
+    assert features_for(_table(RAW, raw_rows), RAW) is raw_rows
+
+
+@pytest.mark.parametrize(
+    ("table_spec", "model_spec", "reason"),
+    [
+        (RAW, STATS.model_copy(update={"window": 64}), "window: the model's spec has 64"),
+        (RAW, STATS.model_copy(update={"sensors": ["ax"]}), "sensors: the model's spec has"),
+        (RAW, STATS.model_copy(update={"rate_hz": 50.0}), "rate_hz: the model's spec has 50.0"),
+        (STATS, RAW, "extractors: the model's spec"),
+    ],
+)
+def test_rows_a_table_cannot_give_are_refused_naming_the_field(
+    table_spec: InputSpec, model_spec: InputSpec, reason: str
+) -> None:
+    table = _table(table_spec, np.zeros((2, len(table_spec.features)), np.float32))
+
+    with pytest.raises(SpecMismatch, match=reason):
+        features_for(table, model_spec)

@@ -54,8 +54,10 @@ __all__ = [
     "AppSpecError",
     "ModelSpec",
     "load_app_spec",
+    "load_input_spec",
     "motor_app",
     "parse_app_spec",
+    "parse_input_spec",
 ]
 
 
@@ -215,14 +217,7 @@ def _size(n: float) -> str:
 
 def parse_app_spec(text: str, origin: str = "app spec") -> AppSpec:
     """Validate YAML text; `AppSpecError` names `origin`, the bad field and what was expected."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-        # One line: a reader error spreads itself over several.
-        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise AppSpecError(f"{origin}:{where} not valid YAML: {problem}") from None
+    raw = _yaml(text, origin)
     if not isinstance(raw, dict):
         raise AppSpecError(
             f"{origin}: expected a mapping with name, sources, window, hop, extractors; "
@@ -233,6 +228,70 @@ def parse_app_spec(text: str, origin: str = "app spec") -> AppSpec:
     except ValidationError as exc:
         lines = [_describe(error) for error in exc.errors()]
         raise AppSpecError(f"{origin}: " + "; ".join(lines)) from None
+
+
+def _yaml(text: str, origin: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        # One line: a reader error spreads itself over several.
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise AppSpecError(f"{origin}:{where} not valid YAML: {problem}") from None
+
+
+def parse_input_spec(text: str, origin: str = "spec") -> InputSpec:
+    """The `InputSpec` in YAML or JSON text (JSON is YAML): an input spec, whose `features`
+    are derived from its extractors when left out, or an app spec, whose sources are started
+    to learn their channels and rate. `AppSpecError` names `origin` and the bad field."""
+    raw = _yaml(text, origin)
+    if not isinstance(raw, dict):
+        raise AppSpecError(
+            f"{origin}: expected a mapping with sensors, rate_hz, window, hop, extractors "
+            f"(or an app spec's sources); got {type(raw).__name__}"
+        )
+    if "sources" in raw:
+        app = parse_app_spec(text, origin)
+        source = app.source()
+        try:
+            return app.input_spec(source)
+        finally:
+            source.close()
+    given = raw.get("features")
+    try:
+        # Validated with the features it names, or a stand-in, so every other field's error
+        # names that field; the names themselves come from the extractors.
+        checked = InputSpec.model_validate({"features": ["-"]} | raw)
+        spec = make_spec(
+            checked.sensors,
+            checked.rate_hz,
+            checked.window,
+            checked.hop,
+            checked.steps,
+            checked.extractors,
+        )
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise AppSpecError(f"{origin}: " + "; ".join(lines)) from None
+    except ValueError as exc:
+        raise AppSpecError(f"{origin}: {exc}") from None
+    if given is not None and given != spec.features:
+        raise AppSpecError(
+            f"{origin}: features: {len(given)} names that are not the {len(spec.features)} "
+            f"the extractors give, which start {spec.features[:3]}; leave features out and "
+            "they are derived from the extractors"
+        )
+    return spec
+
+
+def load_input_spec(path: Path) -> InputSpec:
+    """The `InputSpec` in a JSON or YAML file, as `parse_input_spec` reads it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AppSpecError(f"{path}: cannot read the spec: {exc}") from None
+    return parse_input_spec(text, origin=str(path))
 
 
 def load_app_spec(path: Path) -> AppSpec:

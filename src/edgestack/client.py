@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Literal, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -505,7 +505,7 @@ class HubClient:
     @_covers("datasets-get")
     def dataset(self, name: str) -> DatasetDetail:
         """Raises HubError with status 404 while `name` holds no samples."""
-        response = self._call("GET", f"/api/v1/datasets/{name}")
+        response = self._call("GET", f"/api/v1/datasets/{_segment(name)}")
         return DatasetDetail.model_validate_json(response.content)
 
     @_covers("datasets-freeze")
@@ -513,7 +513,7 @@ class HubClient:
         """Freeze what dataset `name` holds now as its next version; `spec` picks the input
         spec's fingerprint when its samples mix several."""
         params = {"spec": spec} if spec else None
-        response = self._call("POST", f"/api/v1/datasets/{name}/versions", params=params)
+        response = self._call("POST", f"/api/v1/datasets/{_segment(name)}/versions", params=params)
         return DatasetVersion.model_validate_json(response.content)
 
     @_covers("datasets-relabel")
@@ -537,12 +537,14 @@ class HubClient:
     @_covers("datasets-export")
     def dataset_parquet(self, name: str, version: int) -> bytes:
         """The Parquet file of a frozen version."""
-        return self._call("GET", f"/api/v1/datasets/{name}/versions/{version}/parquet").content
+        return self._call(
+            "GET", f"/api/v1/datasets/{_segment(name)}/versions/{version}/parquet"
+        ).content
 
     @_covers("datasets-import")
     def import_samples(self, name: str, batch: SampleImport) -> IngestAck:
         response = self._call(
-            "POST", f"/api/v1/datasets/{name}/samples", content=batch.model_dump_json()
+            "POST", f"/api/v1/datasets/{_segment(name)}/samples", content=batch.model_dump_json()
         )
         return IngestAck.model_validate_json(response.content)
 
@@ -839,3 +841,8 @@ class HubClient:
         if response.status_code >= 400:
             raise _refusal(method, path, response)
         return response
+
+
+def _segment(name: str) -> str:
+    """`name` as one segment of a path: a dataset's name may hold `?`, `#`, `%` or spaces."""
+    return quote(name, safe="")

@@ -7,6 +7,10 @@ optimisation read it.
 
     table = read_dataset(client.dataset_parquet("motors", 3))
     table.features, table.labels, table.test    # (n, F) float32, n labels, (n,) bool
+
+A version imported with a raw spec (the `raw` extractor: every reading of each window) serves
+any model of its sensors, rate and window: `features_for` computes the model's features from
+the raw windows with the code a device runs.
 """
 
 import io
@@ -28,6 +32,9 @@ __all__ = [
     "SPEC_KEY",
     "DatasetFileError",
     "DatasetTable",
+    "SpecMismatch",
+    "features_for",
+    "raw_shape",
     "read_dataset",
     "write_dataset",
 ]
@@ -42,8 +49,16 @@ class DatasetFileError(ValueError):
     """A file that is no dataset version; the message says what is missing."""
 
 
+class SpecMismatch(ValueError):
+    """A model's spec whose rows a dataset version cannot give; the message names the field
+    that differs and the fix."""
+
+
 @dataclass(frozen=True)
 class DatasetTable:
+    """A version's spec, its rows `(n, len(spec.features))` float32, and per row its label,
+    whether it is held out (the `test` split) and the device it came from."""
+
     spec: InputSpec
     features: np.ndarray
     labels: list[str]
@@ -97,3 +112,59 @@ def read_dataset(data: bytes) -> DatasetTable:
         test=np.asarray(table.column("split").to_pylist()) == "test",
         devices=table.column("device").to_pylist(),
     )
+
+
+def raw_shape(spec: InputSpec) -> tuple[int, int] | None:
+    """`(channels, window)` when `spec` keeps every reading of its windows, channel by
+    channel (one `raw` extractor over all its sensors); None for any other spec."""
+    if len(spec.extractors) != 1:
+        return None
+    (extractor,) = spec.extractors
+    if extractor.kind != "raw" or extractor.channels not in (None, spec.sensors):
+        return None
+    return len(spec.sensors), spec.window
+
+
+def features_for(table: DatasetTable, spec: InputSpec) -> np.ndarray:
+    """`table`'s rows as a model of `spec` takes them: its own when `spec` is the table's;
+    computed from its raw windows by `spec`'s extractors, as a device computes them, when the
+    table is raw and `spec` has its sensors, rate, window and steps. `SpecMismatch` names
+    the field that differs otherwise.
+
+        rows = features_for(table, model.manifest.input)   # what the model takes
+    """
+    if spec == table.spec:
+        return table.features
+    shape = raw_shape(table.spec)
+    if shape is None:
+        raise SpecMismatch(
+            f"extractors: the model's spec ({spec.fingerprint()}) is not the data set's "
+            f"({table.spec.fingerprint()}), which keeps features, not raw windows, to compute "
+            "others from; import the data without --spec to keep raw windows"
+        )
+    for field in ("sensors", "rate_hz", "window", "steps"):
+        mine, theirs = getattr(spec, field), getattr(table.spec, field)
+        if mine != theirs:
+            raise SpecMismatch(
+                f"{field}: the model's spec has {_short(mine)}, the data set's raw windows "
+                f"{_short(theirs)}; train on a data set of the model's {field}"
+            )
+    if any(step.kind == "resample" for step in spec.steps):
+        raise SpecMismatch(
+            "steps: a resample step changes the rate the raw windows were kept at; import "
+            "the data with the model's spec instead"
+        )
+    # Imported here: the extractors pull in what reading a file never needs.
+    from edgestack.processing import FeaturePipeline
+
+    windows = table.features.reshape(len(table.features), *shape)
+    windows.flags.writeable = False
+    try:
+        return FeaturePipeline(spec).extract(windows, spec.rate_hz)
+    except ValueError as exc:
+        raise SpecMismatch(str(exc)) from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -10,6 +10,7 @@ Everything a device sends is bounded here: counts fit a signed 64-bit integer, s
 maps have a length, floats are finite, times carry a zone and fall in `MIN_TIME`..`MAX_TIME`.
 """
 
+import hashlib
 import itertools
 import math
 import re
@@ -66,6 +67,7 @@ __all__ = [
     "Curated",
     "DataSample",
     "DatasetDetail",
+    "DatasetName",
     "DatasetSummary",
     "DatasetVersion",
     "DatasetView",
@@ -140,6 +142,7 @@ __all__ = [
     "SampleSelection",
     "Severity",
     "ShadowReport",
+    "Slug",
     "Split",
     "TagKey",
     "TagTerm",
@@ -167,6 +170,7 @@ __all__ = [
     "WindowLabels",
     "WindowRequest",
     "problem_detail",
+    "slug",
 ]
 
 PROTOCOL = 2
@@ -174,7 +178,8 @@ OLDEST_PROTOCOL = 1
 PROTOCOL_HEADER = "Edgestack-Protocol"
 NEXT_CURSOR_HEADER = "Edgestack-Next-Cursor"
 """On a page of a listing that has a next one: the cursor it starts from (`after` of a listing
-by name, `after_id` or, newest first, `before_id` of one by id); the `Link` header with
+by name, `after_id` or, newest first, `before_id` of one by id), percent-encoded as in a URL's
+query; the `Link` header with
 `rel="next"` holds the whole address of that page."""
 
 INT64_MAX = 2**63 - 1
@@ -183,7 +188,51 @@ MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 
 _DEVICE_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 DeviceId = Annotated[str, StringConstraints(pattern=_DEVICE_ID)]
-Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
+"""A lower-case name of a built-in kind, such as a fault a simulator injects."""
+# Control characters (C0, DEL, C1) and the separators of lines and paragraphs.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(limit: int, slash: bool) -> AfterValidator:
+    def check(text: str) -> str:
+        if not text or len(text) > limit:
+            raise ValueError(f"must have 1 to {limit} characters; it has {len(text)}")
+        if _UNPRINTABLE.search(text):
+            raise ValueError("holds a control character; use printable characters only")
+        if text != text.strip():
+            raise ValueError("starts or ends with a space; remove it")
+        if not slash and ("/" in text or "\\" in text or text in (".", "..")):
+            raise ValueError(
+                "is . or .. or holds a slash, which a URL path cannot carry; use another sign"
+            )
+        return text
+
+    return AfterValidator(check)
+
+
+Label = Annotated[str, _printable(64, slash=True)]
+"""What a sample shows, as its user wrote it: `normal`, `Worn Bearing`, `1`; at most 64
+printable characters."""
+DatasetName = Annotated[str, _printable(63, slash=False)]
+"""A dataset's name as its user wrote it, such as `ArrowHead`: at most 63 printable
+characters, no slash (it is part of the dataset's URL)."""
+
+
+def slug(name: str) -> str:
+    """`name` as a `Name` (lower-case letters, digits, `_` and `-`): itself when it is one,
+    else its letters and digits lower-cased and joined by `-` with 8 hex digits of its hash,
+    so that two names never share a slug: where a user's name must become a file's or a
+    model's name.
+
+        slug("motors") == "motors"; slug("Worn Bearing").startswith("worn-bearing-")
+    """
+    if re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+        return name
+    words = "-".join(re.findall(r"[a-z0-9]+", name.lower()))[:50] or "x"
+    return f"{words}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 """A name in a device's counters or events: a model's label, a reason for bad input."""
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
@@ -352,13 +401,13 @@ class Collection(Wire):
     """Send every window's features to the hub, labelled, into the named dataset."""
 
     label: Label
-    dataset: Name = "default"
+    dataset: DatasetName = "default"
 
 
 class FaultInjection(Wire):
     """Asks a simulated source to develop a fault; real sources report it as unsupported."""
 
-    kind: Label
+    kind: Slug
     severity: float = Field(default=1.0, ge=0, le=10)
     noise: float = Field(
         default=1.0,
@@ -696,6 +745,11 @@ class DataSample(Wire):
     at: Timestamp
     label: Label
     features: list[_Feature] = Field(min_length=1, max_length=100_000)
+    split: Split | None = Field(
+        default=None,
+        description="imported samples only: the split the data set packages it in; the hub's "
+        "hash split when left out, and always for a device's samples",
+    )
 
 
 def _bounded_spec(spec: InputSpec) -> InputSpec:
@@ -720,7 +774,7 @@ class SampleBatch(Wire):
     batch_id: UUID
     spec: BoundedSpec
     samples: list[DataSample] = Field(min_length=1, max_length=10_000)
-    dataset: Name = Field(default="default", description="Collection.dataset when collected")
+    dataset: DatasetName = Field(default="default", description="Collection.dataset when collected")
 
 
 class ReviewWindow(Wire):
@@ -760,7 +814,7 @@ class ReviewWindowView(Wire):
     predicted: str
     confidence: float
     label: Label | None = Field(description="null until labelled")
-    dataset: Name | None = Field(description="where the labelled window became a sample")
+    dataset: DatasetName | None = Field(description="where the labelled window became a sample")
     features: list[float]
 
 
@@ -771,7 +825,7 @@ class WindowLabels(_Command):
         min_length=1, max_length=MAX_REVIEW_WINDOWS
     )
     label: Label
-    dataset: Name
+    dataset: DatasetName
 
 
 class LabelledWindows(Wire):
@@ -1195,14 +1249,14 @@ class Curated(Wire):
 
 
 class DatasetSummary(Wire):
-    name: Name
+    name: DatasetName
     counts: SampleCounts = Field(description="the samples it holds now, frozen or not")
     versions: int
     latest: int | None
 
 
 class DatasetDetail(Wire):
-    name: Name
+    name: DatasetName
     counts: SampleCounts = Field(description="the samples it holds now, frozen or not")
     specs: dict[str, InputSpec] = Field(description="by fingerprint: its samples' specs")
     versions: list[DatasetVersion]
@@ -1215,7 +1269,7 @@ class TrainRequest(_Command):
     `edgestack train` does, and a train job."""
 
     kind: Literal["train"] = "train"
-    dataset: Name
+    dataset: DatasetName
     model: str = Field(
         default="auto", min_length=1, max_length=64, description="a trainer, or auto"
     )
@@ -1233,9 +1287,17 @@ class TrainRequest(_Command):
     cv: int = Field(default=0, ge=0, le=100, description="cross-validation folds first")
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     budget_s: float = Field(default=120.0, ge=0, le=86_400, description="auto's time")
-    name: Name | None = Field(default=None, description="the dataset's name when left out")
+    name: Name | None = Field(
+        default=None, description="the dataset's name (as a slug) when left out"
+    )
     normal_label: Label = Field(
         default=RuleParams().normal_label, description="what an anomaly detector learns"
+    )
+    spec: BoundedSpec | None = Field(
+        default=None,
+        description="the model's input spec, its features computed from a dataset of raw "
+        "windows; the dataset's own spec when left out (for a trainer that takes no raw "
+        "windows, time_stats and band_energies of a raw one)",
     )
 
     @property
@@ -1274,7 +1336,7 @@ class EvaluateRequest(_Command):
     version: int | None = Field(
         default=None, ge=1, le=INT64_MAX, description="latest when left out"
     )
-    dataset: Name | None = Field(default=None, description="the model's own when left out")
+    dataset: DatasetName | None = Field(default=None, description="the model's own when left out")
     dataset_version: int | None = Field(default=None, ge=1, le=INT64_MAX)
     all_rows: bool = Field(default=False, description="score every row, not the test split")
 

@@ -18,7 +18,7 @@ SPAN = ["--from", "2025-01-01T00:00:00Z", "--to", "2025-01-01T01:00:00Z"]
         (["feedback", "motor-1", "--label", "worn"], "--from, --to"),
         (["feedback", "--label", "worn", *SPAN], "DEVICE"),
         (["feedback", "Motor_1", "--label", "worn", *SPAN], "DEVICE 'Motor_1'"),
-        (["feedback", "motor-1", "--label", "Worn", *SPAN], "--label 'Worn'"),
+        (["feedback", "motor-1", "--label", "Worn\tout", *SPAN], "--label 'Worn\\tout'"),
         (
             ["feedback", "motor-1", "--label", "worn", *SPAN[:2], "--to", "2024-12-31T00:00Z"],
             "--to '2024-12-31T00:00Z'",

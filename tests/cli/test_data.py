@@ -1,139 +1,163 @@
-"""`edgestack data` before it reaches a hub: recordings read, cut and refused with reasons."""
+"""`edgestack data import` and `spec new` before they reach a hub: data sets read, cut and
+reported, specs written, and bad input refused with reasons."""
 
-import re
-from datetime import UTC, datetime, timedelta
+import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from edgestack.appspec import load_input_spec
 from edgestack.cli import app
-from edgestack.cli.recording import RecordingError, read_recording, windows
-from edgestack.processing import vibration_spec
+from edgestack.processing import FeaturePipeline
 
-SPEC = vibration_spec(rate_hz=1000.0, window=250, hop=250)
-SENSORS = SPEC.sensors
-RECORDED_AT = datetime(2025, 3, 1, tzinfo=UTC)
+NO_HUB = ["--hub", "http://127.0.0.1:9"]
 
 
-def _recording(seconds: float, *, rate_hz: float = 1000.0, drop: str | None = None) -> pa.Table:
-    n = int(seconds * rate_hz)
-    rng = np.random.default_rng(7)
-    columns = {"t": np.arange(n) / rate_hz}
-    columns |= {s: rng.normal(size=n).astype(np.float32) for s in SENSORS if s != drop}
-    return pa.table(columns)
-
-
-def _import(tmp_path: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(
-        app, ["data", "import", *args, "--hub", "http://127.0.0.1:9"], env={"COLUMNS": "300"}
-    )
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
     return result.exit_code, " ".join(result.output.split())
 
 
-def test_a_recording_becomes_one_feature_row_per_window_timed_at_its_end() -> None:
-    table = _recording(1.1)
+def _table(path: Path, lengths: dict[str, int]) -> Path:
+    rows = [
+        {"case": name, "label": "Worn Bearing", "x": float(i)}
+        for name, n in lengths.items()
+        for i in range(n)
+    ]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
 
-    cut = windows(table, SPEC, recorded_at=RECORDED_AT)
 
-    assert cut.features.shape == (4, len(SPEC.features))
-    assert cut.features.dtype == np.float32
-    assert cut.times == [RECORDED_AT + timedelta(seconds=0.25 * (i + 1)) for i in range(4)]
-    assert cut.bad_readings == 0
+def test_import_reports_short_cases_and_what_it_cut_before_uploading(tmp_path: Path) -> None:
+    path = _table(tmp_path / "set.csv", {"a": 8, "b": 3, "c": 2})
 
-
-def test_epoch_times_and_timestamps_date_the_windows_themselves(tmp_path: Path) -> None:
-    start = datetime(2024, 6, 1, 12, tzinfo=UTC)
-    seconds = _recording(0.5)
-    stamped = seconds.set_column(
-        0, "time", pa.array([start + timedelta(milliseconds=i) for i in range(500)])
+    status, output = _run(
+        "data", "import", str(path), "--rate", "1", "--window", "4", "--length", "crop", *NO_HUB
     )
-    epoch = seconds.set_column(0, "t", pa.array(start.timestamp() + np.arange(500) / 1000))
 
-    from_stamps = windows(stamped, SPEC, recorded_at=RECORDED_AT)
-    from_epoch = windows(epoch, SPEC, recorded_at=RECORDED_AT)
-
-    assert from_stamps.times == from_epoch.times
-    assert from_stamps.times[0] == start + timedelta(seconds=0.25)
-
-
-def test_readings_that_are_not_numbers_are_counted_and_read_as_zero() -> None:
-    table = _recording(0.5)
-    broken = table.set_column(1, SENSORS[0], pa.array([None] * 3 + [1.0] * 497, pa.float32()))
-
-    cut = windows(broken, SPEC, recorded_at=RECORDED_AT)
-
-    assert cut.bad_readings == 3
-    assert np.isfinite(cut.features).all()
+    assert status == 1  # no hub listens: the upload fails after the report
+    assert "2 cases shorter than a window of 4 (left out): b, c" in output
+    assert "1 cases cut into 2 windows" in output
+    assert "cannot reach the hub" in output
 
 
 @pytest.mark.parametrize(
-    ("table", "reason"),
+    ("files", "args", "reason"),
     [
-        (_recording(1, drop=SENSORS[1]), f"no column '{SENSORS[1]}' (a sensor of the spec)"),
-        (_recording(1).drop_columns(["t"]), "no column 't' (the time, named t or time)"),
-        (_recording(1, rate_hz=500), "steps by 0.002 s (500 Hz) but the spec samples at 1000 Hz"),
-        (_recording(0.1), "100 readings make no window of 250"),
-    ],
-)
-def test_a_recording_the_spec_cannot_cut_is_refused_with_the_reason(
-    table: pa.Table, reason: str
-) -> None:
-    with pytest.raises(RecordingError, match=re.escape(reason)):
-        windows(table, SPEC, recorded_at=RECORDED_AT)
-
-
-def test_a_missing_column_error_lists_the_columns_the_file_has(tmp_path: Path) -> None:
-    path = tmp_path / "rec.parquet"
-    pq.write_table(_recording(1, drop=SENSORS[2]), path)
-    spec = tmp_path / "spec.json"
-    spec.write_text(SPEC.model_dump_json())
-
-    status, output = _import(tmp_path, str(path), "--label", "worn", "--spec", str(spec))
-
-    assert status == 2
-    assert f"no column '{SENSORS[2]}'" in output
-    assert f"its columns: t, {SENSORS[0]}, {SENSORS[1]}" in output
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "args", "reason"),
-    [
-        ("rec.parquet", b"not parquet", [], "cannot read"),
-        ("rec.xlsx", b"", [], "unknown format '.xlsx'; give a .csv or .parquet file"),
-        ("absent.csv", None, [], "cannot read"),
-        ("rec.csv", b"t,x\n0,1\n", ["--label", "Not Valid"], "--label 'Not Valid': String"),
-        ("rec.csv", b"t,x\n0,1\n", ["--dataset", "a b"], "--dataset 'a b': String"),
-        ("rec.csv", b"t,x\n0,1\n", ["--spec", "SPEC"], "is not an InputSpec"),
+        ({"rec.xlsx": ""}, [], "unknown format '.xlsx'; give a .csv or .parquet file"),
+        ({"rec.parquet": "not parquet"}, [], "cannot read it"),
+        ({}, [], "no such file or folder"),
+        ({"rec.csv": "t,x\n0,1\n"}, [], "no label column; add one, or give --label"),
+        ({"rec.csv": "t,x\n0,1\n"}, ["--label", "a\tb"], "holds a control character"),
+        ({"rec.csv": "t,x\n0,1\n"}, ["--label", "l", "--dataset", "a/b"], "holds a slash"),
+        ({"rec.csv": "t,x\n0,1\n"}, ["--label", "l", "--dataset", ".."], "--dataset '..': is ."),
+        ({"rec.csv": "case,label,x\n1,a,1\n"}, [], "--rate: the files have no time column"),
+        (
+            {"rec.csv": "case,label,split,x\n1,a,test,1\n"},
+            ["--split", "train"],
+            "--split: ",
+        ),
+        (
+            {"rec.csv": "t,x\n0,1\n1,2\n", "spec.json": '{"sensors": ["x"], "window": 1}'},
+            ["--label", "l", "--spec", "spec.json"],
+            "--spec: ",
+        ),
     ],
 )
 def test_import_refuses_bad_input_before_calling_the_hub(
-    tmp_path: Path, name: str, content: bytes | None, args: list[str], reason: str
+    tmp_path: Path, files: dict[str, str], args: list[str], reason: str
 ) -> None:
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
-    (tmp_path / "SPEC").write_text('{"sensors": []}')
-    args = [str(tmp_path / a) if a == "SPEC" else a for a in args]
-    if "--label" not in args:
-        args += ["--label", "worn"]
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    args = [str(tmp_path / a) if a.endswith(".json") else a for a in args]
 
-    status, output = _import(tmp_path, str(path), *args)
+    path = tmp_path / next(iter(files), "absent")
 
-    assert status == 2
+    status, output = _run("data", "import", str(path), *args, *NO_HUB)
+
+    assert status == 2, output
     assert reason in output
+    assert "cannot reach the hub" not in output
 
 
-def test_read_recording_reads_csv_and_parquet_alike(tmp_path: Path) -> None:
-    table = _recording(0.3)
-    pq.write_table(table, tmp_path / "rec.parquet")
-    (tmp_path / "rec.csv").write_text(table.to_pandas().to_csv(index=False))
+def test_a_spec_missing_fields_names_each_and_never_a_python_function(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"sensors": ["x"], "window": 4, "hop": 4, "extractors": []}))
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        yaml.safe_dump(
+            {
+                "sensors": ["x"],
+                "rate_hz": 10,
+                "window": 4,
+                "hop": 4,
+                "extractors": [{"kind": "time_stats"}, {"kind": "band_energies"}],
+                "features": ["x.rms"],
+            }
+        )
+    )
+    (tmp_path / "rec.csv").write_text("t,x\n0,1\n")
+    rec = [str(tmp_path / "rec.csv"), "--label", "l"]
 
-    parquet = read_recording(tmp_path / "rec.parquet")
-    csv = read_recording(tmp_path / "rec.csv")
+    _, missing = _run("data", "import", *rec, "--spec", str(spec), *NO_HUB)
+    _, names = _run("data", "import", *rec, "--spec", str(wrong), *NO_HUB)
 
-    assert parquet.column_names == csv.column_names == ["t", *SENSORS]
-    assert np.allclose(parquet["t"].to_numpy(), csv["t"].to_numpy())
+    assert "rate_hz: Field required" in missing
+    assert "extractors: List should have at least 1 item" in missing
+    assert "features: 1 names that are not the 13 the extractors give" in names
+    assert "leave features out" in names and "()" not in names
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_spec_new_writes_a_spec_whose_features_are_derived(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"spec{suffix}"
+
+    status, output = _run(
+        "spec", "new", "--sensors", "ax,ay,az", "--rate", "100", "--window", "128",
+        "--hop", "64", "--extractors", "time_stats,band_energies", "--out", str(out),
+    )  # fmt: skip
+    spec = load_input_spec(out)
+
+    assert status == 0, output
+    assert f"{out}: 39 features of 3 channels" in output
+    assert (spec.sensors, spec.rate_hz, spec.window, spec.hop) == (["ax", "ay", "az"], 100, 128, 64)
+    assert spec.features[:2] == ["ax.rms", "ax.peak"] and spec.features[-1] == "az.band7"
+    FeaturePipeline(spec)  # the names are the ones the extractors give
+
+
+def test_spec_new_raw_keeps_every_reading_and_names_a_bad_extractor(tmp_path: Path) -> None:
+    status, printed = _run(
+        "spec", "new", "--sensors", "a,b", "--rate", "1", "--window", "3", "--extractors", "raw"
+    )
+    bad_status, bad = _run(
+        "spec", "new", "--sensors", "a", "--rate", "1", "--window", "3",
+        "--extractors", "raw,bands",
+    )  # fmt: skip
+
+    assert status == 0
+    assert json.loads(printed)["features"] == ["a.s0", "a.s1", "a.s2", "b.s0", "b.s1", "b.s2"]
+    assert bad_status == 2
+    assert "--extractors: extractors[1].kind: unknown feature extractor 'bands'" in bad
+
+
+def test_import_cuts_with_a_yaml_app_spec(tmp_path: Path) -> None:
+    app_spec = tmp_path / "app.yaml"
+    app_spec.write_text(
+        "name: motor\nsources: [{kind: motor}]\nwindow: 4\nhop: 4\n"
+        "extractors: [{kind: mean, channels: [temperature]}]\n"
+    )
+    spec = load_input_spec(app_spec)
+    frame = pd.DataFrame({"t": np.arange(8) / spec.rate_hz} | {s: np.ones(8) for s in spec.sensors})
+    frame.to_csv(tmp_path / "rec.csv", index=False)
+
+    status, output = _run(
+        "data", "import", str(tmp_path / "rec.csv"), "--label", "ok", "--spec", str(app_spec),
+        *NO_HUB,
+    )  # fmt: skip
+
+    assert spec.features == ["temperature.mean"]
+    assert status == 1 and "1 cases cut into 2 windows" in output

@@ -20,6 +20,7 @@ from edgestack.hub.store import datasets
 from edgestack.hub.store.samples import split_of
 from edgestack.hub.store.tables import DatasetVersionRow, SampleRow
 from edgestack.protocol import (
+    DataSample,
     DatasetDetail,
     DatasetSummary,
     DatasetVersion,
@@ -169,7 +170,12 @@ async def test_a_dataset_mixing_specs_is_frozen_one_spec_at_a_time(
 @pytest.mark.parametrize(
     ("method", "path", "status", "detail"),
     [
-        ("GET", "/api/v1/datasets/Bad!", 422, "path.name: String should match pattern"),
+        (
+            "GET",
+            "/api/v1/datasets/Bad%09",
+            422,
+            "path.name: Value error, holds a control character",
+        ),
         ("GET", "/api/v1/datasets/nothing", 404, "no dataset 'nothing': it holds no samples"),
         ("POST", "/api/v1/datasets/nothing/versions", 404, "no dataset 'nothing'"),
         ("GET", "/api/v1/datasets/default/versions/0/parquet", 422, "path.version:"),
@@ -200,12 +206,14 @@ async def test_bad_names_and_versions_are_refused_naming_the_problem(
 async def test_a_batch_naming_a_bad_dataset_is_refused_and_stores_nothing(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
-    body = sample_batch(2).model_dump(mode="json") | {"dataset": "No Spaces"}
+    body = sample_batch(2).model_dump(mode="json") | {"dataset": "no/slashes"}
 
     response = await client.post("/api/v1/devices/motor-1/samples", json=body, headers=device.auth)
 
     assert response.status_code == 422
-    assert response.json()["detail"].startswith("body.dataset: String should match pattern")
+    assert response.json()["detail"].startswith(
+        "body.dataset: Value error, is . or .. or holds a slash"
+    )
     assert count(hub, SampleRow) == 0
 
 
@@ -286,3 +294,65 @@ async def test_samples_arrive_while_a_version_is_written(
     assert not freezing.cancelled()
     assert (first.version, first.counts.labels) == (1, {"normal": 2})
     assert (second.version, second.counts.labels) == (2, {"normal": 2, "worn": 1})
+
+
+async def test_imported_samples_keep_their_split_label_and_dataset_name_as_written(
+    client: httpx.AsyncClient, hub: HubContext
+) -> None:
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    # Every sample named test: the hash would put about 80 in a hundred in train.
+    rows = [
+        DataSample(at=at + timedelta(seconds=i), label="Worn Bearing", features=[1.0, 2.0])
+        for i in range(20)
+    ]
+    given = [row.model_copy(update={"split": "test"}) for row in rows[:10]]
+    body = SampleImport(batch_id=uuid.uuid4(), spec=SPEC, samples=[*given, *rows[10:]])
+
+    response = await client.post(
+        "/api/v1/datasets/Arrow Head/samples", content=body.model_dump_json(), headers=ADMIN
+    )
+    version = await _freeze(client, "Arrow Head")
+    table = pq.read_table(io.BytesIO(await _parquet(client, "Arrow Head", version.version)))
+
+    assert response.status_code == 200, response.text
+    hashed = Counter(split_of("import", row.at) for row in rows[10:])
+    assert version.counts.splits == {"test": 10 + hashed["test"], "train": hashed["train"]}
+    assert table.column("split").to_pylist()[:10] == ["test"] * 10
+    assert version.counts.labels == {"Worn Bearing": 20}
+    (file,) = hub.settings.data_dir.glob("datasets/*/v1.parquet")
+    assert file.parent.name.startswith("arrow-head-")
+
+
+async def test_a_device_may_not_choose_the_split_of_its_samples(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    batch = sample_batch(2)
+    chosen = batch.model_copy(
+        update={"samples": [s.model_copy(update={"split": "test"}) for s in batch.samples]}
+    )
+    await collecting(client, device.device_id, "normal", "default")
+
+    response = await client.post(
+        f"/api/v1/devices/{device.device_id}/samples",
+        content=chosen.model_dump_json(),
+        headers=device.auth,
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("body.samples[0].split: a device's samples")
+    assert count(hub, SampleRow) == 0
+
+
+async def test_datasets_named_in_any_script_page_by_name(client: httpx.AsyncClient) -> None:
+    names = ["Köln", "東京 2", "東京 1"]
+    for name in names:
+        body = SampleImport(batch_id=uuid.uuid4(), spec=SPEC, samples=sample_batch(2).samples)
+        await client.post(
+            f"/api/v1/datasets/{name}/samples", content=body.model_dump_json(), headers=ADMIN
+        )
+
+    first = await client.get("/api/v1/datasets", params={"limit": 2}, headers=ADMIN)
+    second = await client.get(first.links["next"]["url"], headers=ADMIN)
+
+    assert [s.name for s in _summaries(first) + _summaries(second)] == sorted(names)
+    assert first.headers["Edgestack-Next-Cursor"] == "%E6%9D%B1%E4%BA%AC%201"

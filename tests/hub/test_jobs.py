@@ -132,7 +132,7 @@ async def test_queued_and_running_jobs_are_cancelled_and_ended_ones_are_not(
         ("post", "/api/v1/jobs", {"job": {"kind": "evaluate"}}, 422, "job"),
         ("post", "/api/v1/jobs", {"job": {"kind": "train"}}, 422, "dataset"),
         ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "cv": -1}}, 422, "cv"),
-        ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "dataset": "Bad Name"}}, 422, "dataset"),
+        ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "dataset": "Bad/Name"}}, 422, "dataset"),
         ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "colour": "red"}}, 422, "colour"),
         ("get", "/api/v1/jobs/0", None, 422, "job_id"),
         ("get", "/api/v1/jobs/99999999999999999999", None, 422, "job_id"),

@@ -9,6 +9,9 @@ def test_a_train_request_is_checked_before_anything_is_fitted() -> None:
 
     assert check_train(named) == "motor-faults"
     assert check_train(TrainRequest(dataset="motors")) == "motors"
+    assert check_train(TrainRequest(dataset="Arrow Head")).startswith("arrow-head-")
+    # The shape of a network over raw windows comes from the data set's spec.
+    assert check_train(TrainRequest(dataset="d", model="cnn1d", params={"epochs": 1})) == "d"
 
 
 @pytest.mark.parametrize(
@@ -22,6 +25,16 @@ def test_a_train_request_is_checked_before_anything_is_fitted() -> None:
             "nope",
         ),
         (TrainRequest(dataset="motors", version=2, freeze=True), "version", "freeze trains"),
+        (
+            TrainRequest(dataset="d", model="cnn1d", params={"epochs": 0}),
+            "params",
+            "params.epochs: Input should be greater than or equal to 1",
+        ),
+        (
+            TrainRequest(dataset="d", model="cnn1d", params={"shape": [1, 2]}),
+            "params",
+            "params.shape[1]",
+        ),
     ],
 )
 def test_a_bad_train_request_names_its_field(request_: TrainRequest, field: str, says: str) -> None:

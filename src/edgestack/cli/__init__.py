@@ -1,10 +1,10 @@
 """The one command line: `edgestack hub`, `agent`, `demo`, listings of a running hub, `data`
-for its datasets, `train` for models, `optimize` to fit them to a device, `rollout` to move
-them onto devices wave by wave, `keys` for the hub's signing keys, `jobs` for the hub's work,
-`alerts`, `accuracy` and `feedback` to watch the models, `windows` for windows to label,
-`policy` for what the hub does on its own, `tokens` for who may call it, `audit` for what
-they did and `webhooks` to have events POSTed to a URL. `export` writes a model as C for a
-microcontroller."""
+for its datasets, `spec` for input specs, `train` for models, `optimize` to fit them to a
+device, `rollout` to move them onto devices wave by wave, `keys` for the hub's signing keys,
+`jobs` for the hub's work, `alerts`, `accuracy` and `feedback` to watch the models, `windows`
+for windows to label, `policy` for what the hub does on its own, `tokens` for who may call it,
+`audit` for what they did and `webhooks` to have events POSTed to a URL. `export` writes a
+model as C for a microcontroller."""
 
 import typer
 
@@ -21,6 +21,7 @@ from edgestack.cli import (
     processes,
     review,
     rollouts,
+    spec,
     tokens,
     train,
     twin,
@@ -50,6 +51,7 @@ app.command()(optimize.optimize)
 app.command()(evaluate.evaluate)
 app.command()(export.export)
 app.add_typer(data.app, name="data")
+app.add_typer(spec.app, name="spec")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(rollouts.app, name="rollout")

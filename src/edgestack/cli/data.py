@@ -3,8 +3,7 @@ the hub's versioned datasets."""
 
 import io
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
@@ -16,7 +15,6 @@ from pydantic import ValidationError
 from rich.progress import TextColumn
 from rich.table import Table
 
-from edgestack.bundle import InputSpec
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
@@ -34,27 +32,28 @@ from edgestack.cli.common import (
 from edgestack.client import HubClient, HubError
 from edgestack.protocol import (
     Collection,
-    DataSample,
     DatasetSummary,
     DatasetVersion,
     DesiredPatch,
     Relabel,
     SampleCounts,
-    SampleImport,
     SampleSelection,
+    Split,
 )
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from edgestack.cases import Cut, Length
 
 __all__ = [
     "Format",
+    "LengthChoice",
+    "SplitChoice",
     "app",
     "collect",
     "datasets_listing",
     "export",
     "freeze",
-    "import_recording",
+    "import_dataset",
     "list_datasets",
     "relabel",
     "remove",
@@ -74,8 +73,29 @@ LabelOpt = Annotated[str, typer.Option(help="What the samples show, e.g. normal 
 _POLL_S = 0.5
 # How long, at most, to wait after a collection for the device to stop and send the rest.
 _SETTLE_S = 15.0
-# Rows per upload; the hub takes at most 10,000 samples a batch.
-_UPLOAD_ROWS = 2000
+
+
+class SplitChoice(StrEnum):
+    """The splits a case may be given."""
+
+    train = "train"
+    test = "test"
+
+
+class LengthChoice(StrEnum):
+    """How `data import` fits cases to whole windows (`edgestack.cases.Length`)."""
+
+    resample = "resample"
+    pad = "pad"
+    crop = "crop"
+
+
+_SPLITS: dict[SplitChoice, Split] = {SplitChoice.train: "train", SplitChoice.test: "test"}
+_LENGTHS: dict[LengthChoice, "Length"] = {
+    LengthChoice.resample: "resample",
+    LengthChoice.pad: "pad",
+    LengthChoice.crop: "crop",
+}
 
 
 class Format(StrEnum):
@@ -115,56 +135,109 @@ def collect(
 
 
 @app.command("import")
-def import_recording(
-    file: Annotated[
+def import_dataset(
+    path: Annotated[
         Path,
         typer.Argument(
-            help="A .csv or .parquet recording: a time column t or time (seconds or "
-            "timestamps) and one column per sensor of the spec."
+            help="A long table (.csv or .parquet) with columns case, label, optional split "
+            "(train or test) and t (seconds), and one column per channel; a folder of "
+            "<label>/<case>.csv files (optionally in train/ and test/); or one recording."
         ),
     ],
-    label: LabelOpt,
     dataset: DatasetOpt = "default",
+    label: Annotated[
+        str | None,
+        typer.Option(help="The label of a single recording without a label column."),
+    ] = None,
+    split: Annotated[
+        SplitChoice | None,
+        typer.Option(help="The split of every case no split column or folder names."),
+    ] = None,
     spec: Annotated[
         Path | None,
-        typer.Option(help="An InputSpec as JSON; the vibration spec when left out."),
+        typer.Option(
+            help="An input spec (JSON or YAML) or app spec (YAML); when left out, raw windows "
+            "of every channel, as --rate, --window and --hop say."
+        ),
     ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(min=1e-6, help="Readings per second, where no t column says."),
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(min=1, help="Without --spec: readings a window; the longest case's."),
+    ] = None,
+    hop: Annotated[
+        int | None, typer.Option(min=1, help="Without --spec: readings between windows.")
+    ] = None,
+    length: Annotated[
+        LengthChoice,
+        typer.Option(
+            help="What fits a case that is no whole number of windows: resample it to the "
+            "nearest, pad it with its last reading, or crop what follows its last window."
+        ),
+    ] = LengthChoice.resample,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
 ) -> None:
-    """Cut a recording into feature windows, upload them labelled, then freeze a version."""
+    """Import a labelled data set in one command: cut each case into the windows of a spec,
+    upload them with their labels and splits, then freeze one version."""
     # Imported here: processing pulls in numerical libraries the other commands never need.
-    from edgestack.cli.recording import RecordingError, windows
-    from edgestack.processing import vibration_spec
+    from edgestack.appspec import AppSpecError, load_input_spec
+    from edgestack.cases import CaseError, cut_cases, import_cut, raw_spec, read_cases
 
-    _collection(label, dataset)
-    input_spec = _spec(spec) if spec else vibration_spec()
-    table = _recording(file)
-    with progress_bar() as progress:
-        task = progress.add_task(f"windows of {file.name}", total=table.num_rows)
-        try:
-            cut = windows(
-                table,
+    _dataset_name(dataset)
+    chosen: Split | None = None if split is None else _SPLITS[split]
+    try:
+        cases = read_cases(path, label=label, split=chosen, rate_hz=rate)
+        input_spec = raw_spec(cases, window, hop) if spec is None else load_input_spec(spec)
+        with progress_bar() as progress:
+            task = progress.add_task(f"windows of {path.name}", total=len(cases.cases))
+            cut = cut_cases(
+                cases,
                 input_spec,
+                _LENGTHS[length],
                 recorded_at=datetime.now(UTC),
                 progress=lambda done: progress.update(task, completed=done),
             )
-        except RecordingError as exc:
+    except AppSpecError as exc:
+        raise fail(f"--spec: {exc}", 2) from None
+    except CaseError as exc:
+        raise fail(str(exc), 2) from None
+    _report(cut, input_spec.window, length)
+    with connect(hub, admin_token) as client, progress_bar() as progress:
+        task = progress.add_task(f"uploading to '{dataset}'", total=len(cut.labels))
+        try:
+            version = call(
+                partial(
+                    import_cut,
+                    client,
+                    dataset,
+                    cut,
+                    lambda done: progress.update(task, completed=done),
+                )
+            )
+        except CaseError as exc:
             raise fail(str(exc), 2) from None
+    _print_version(dataset, version)
+
+
+def _report(cut: "Cut", window: int, length: "LengthChoice") -> None:
+    if cut.short:
+        done = {"resample": "resampled to it", "pad": "padded to it", "crop": "left out"}
+        shown = ", ".join(cut.short[:20]) + (", ..." if len(cut.short) > 20 else "")
+        console.print(
+            f"[yellow]{len(cut.short)} cases shorter than a window of {window} "
+            f"({done[length.value]}): {shown}[/]",
+            highlight=False,
+        )
+    if cut.cropped:
+        console.print(f"[yellow]{cut.cropped} readings after the last whole windows cropped[/]")
     if cut.bad_readings:
         console.print(f"[yellow]{cut.bad_readings} readings were not numbers and count as 0[/]")
-    rows = [
-        DataSample(at=at, label=label, features=features)
-        for at, features in zip(cut.times, cut.features.astype(float).tolist(), strict=True)
-    ]
-    with connect(hub, admin_token) as client, progress_bar() as progress:
-        task = progress.add_task(f"uploading to '{dataset}'", total=len(rows))
-        for batch in _batches(rows):
-            body = SampleImport(batch_id=uuid.uuid4(), spec=input_spec, samples=batch)
-            call(partial(client.import_samples, dataset, body))
-            progress.advance(task, len(batch))
-        version = call(partial(client.freeze, dataset, spec=input_spec.fingerprint()))
-    _print_version(dataset, version)
+    cases = len(dict.fromkeys(cut.cases))
+    console.print(f"{cases} cases cut into {len(cut.labels)} windows", highlight=False)
 
 
 @app.command()
@@ -315,25 +388,12 @@ def _collection(label: str, dataset: str) -> Collection:
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"])
-        raise fail(f"--{field} {error['input']!r}: {error['msg']}", 2) from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise fail(f"--{field} {error['input']!r}: {message}", 2) from None
 
 
-def _spec(path: Path) -> InputSpec:
-    try:
-        return InputSpec.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise fail(f"cannot read the spec {path}: {exc}", 2) from None
-    except ValidationError as exc:
-        raise fail(f"{path} is not an InputSpec: {exc.errors()[0]['msg']}", 2) from None
-
-
-def _recording(path: Path) -> "pa.Table":
-    from edgestack.cli.recording import RecordingError, read_recording
-
-    try:
-        return read_recording(path)
-    except RecordingError as exc:
-        raise fail(str(exc), 2) from None
+def _dataset_name(name: str) -> str:
+    return _collection("-", name).dataset
 
 
 def _received(client: HubClient, dataset: str, device: str) -> int:
@@ -378,11 +438,6 @@ def _settle(client: HubClient, dataset: str, device: str, desired_version: int) 
         f"[yellow]{device} has not confirmed it stopped collecting; samples still on their "
         "way go to the next version[/]"
     )
-
-
-def _batches(rows: list[DataSample]) -> Iterator[list[DataSample]]:
-    for begin in range(0, len(rows), _UPLOAD_ROWS):
-        yield rows[begin : begin + _UPLOAD_ROWS]
 
 
 def _version(versions: list[DatasetVersion], name: str, version: int) -> DatasetVersion:

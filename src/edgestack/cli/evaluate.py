@@ -13,6 +13,7 @@ from edgestack.cli.common import (
     JsonOpt,
     connect,
     console,
+    fail,
     progress_steps,
     request,
     workflow,
@@ -24,16 +25,28 @@ __all__ = ["evaluate"]
 
 
 def evaluate(
-    model: Annotated[str, typer.Argument(help="The registered model.")],
-    version: Annotated[
-        int | None, typer.Option(min=1, help="The model version; the latest when left out.")
-    ] = None,
+    model: Annotated[
+        str, typer.Argument(help="The registered model, MODEL or MODEL@VERSION (the latest).")
+    ],
     dataset: Annotated[
-        str | None, typer.Option(help="The dataset; the one it was trained on when left out.")
+        str | None,
+        typer.Argument(
+            help="DATASET or DATASET@VERSION to score it on: any dataset of its spec, or of raw "
+            "windows its features are computed from. The one it was trained on when left out."
+        ),
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="The model version, as MODEL@VERSION says.")
+    ] = None,
+    dataset_option: Annotated[
+        str | None, typer.Option("--dataset", help="The dataset, as DATASET says.")
     ] = None,
     dataset_version: Annotated[
         int | None,
-        typer.Option(min=1, help="Its version: the one trained on, or else the latest."),
+        typer.Option(
+            min=1,
+            help="Its version, as DATASET@VERSION says; the one trained on, or else the latest.",
+        ),
     ] = None,
     all_rows: Annotated[
         bool, typer.Option("--all-rows", help="Score every row, not only the test split.")
@@ -44,10 +57,17 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Score a model through ONNX Runtime on a dataset version's test split (the rows its
-    training held out, by default) and print accuracy, macro-F1 and per-class scores."""
+    training held out, by default) and print accuracy, macro-F1, per-class scores and the
+    confusion matrix."""
+    named, version = _at(model, version, "MODEL", "--version")
+    if dataset is not None and dataset_option is not None:
+        raise fail("--dataset: the dataset is named twice; give DATASET or --dataset", 2)
+    dataset, dataset_version = _at(
+        dataset or dataset_option, dataset_version, "DATASET", "--dataset-version"
+    )
     asked = request(
         EvaluateRequest,
-        model=model,
+        model=named,
         version=version,
         dataset=dataset,
         dataset_version=dataset_version,
@@ -84,4 +104,25 @@ def evaluate(
     for label, s in scores.per_class.items():
         table.add_row(label, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support))
     console.print(table)
+    matrix = Table("truth \\ predicted", *scores.labels, title="confusion matrix")
+    for label, row in zip(scores.labels, scores.confusion, strict=True):
+        matrix.add_row(label, *map(str, row))
+    console.print(matrix)
     console.print(f"accuracy {scores.accuracy:.4f}, macro-F1 {scores.macro_f1:.4f}")
+
+
+def _at(
+    name: str | None, version: int | None, argument: str, option: str
+) -> tuple[str | None, int | None]:
+    """`NAME@VERSION` split, or `name` and `version` as they are: a name may hold `@` itself,
+    so only digits after the last one are a version."""
+    if name is None or "@" not in name:
+        return name, version
+    head, _, tail = name.rpartition("@")
+    if not tail.isdigit() or not head:
+        return name, version
+    if version is not None:
+        raise fail(f"{option}: {argument} {name!r} names its version already; give one", 2)
+    if int(tail) < 1:
+        raise fail(f"{argument} {name!r}: versions count from 1", 2)
+    return head, int(tail)

@@ -1,18 +1,20 @@
 """`edgestack train`: fit a model on a frozen dataset version from the hub and register it."""
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from edgestack.appspec import AppSpecError, load_app_spec
+from edgestack.appspec import AppSpecError, load_app_spec, load_input_spec
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
     JobOpt,
     JsonOpt,
+    call,
     connect,
     console,
     fail,
@@ -24,6 +26,7 @@ from edgestack.cli.jobs import submit
 from edgestack.protocol import RuleParams, TrainRequest
 
 if TYPE_CHECKING:
+    from edgestack.bundle import InputSpec
     from edgestack.learning import Candidate, FitResult
 
 __all__ = ["train"]
@@ -62,6 +65,20 @@ def train(
             "normal_label as normal (normal when left out)."
         ),
     ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            help="The model's input spec (JSON or YAML, or an app spec): its features are "
+            "computed from a dataset of raw windows. The dataset's spec when left out."
+        ),
+    ] = None,
+    extractors: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of --spec: extractors computed from a raw dataset's windows, e.g. "
+            "time_stats,band_energies (the default for a trainer that takes no raw windows)."
+        ),
+    ] = None,
     job: JobOpt = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
@@ -82,7 +99,14 @@ def train(
         budget_s=budget_s,
         name=name,
         normal_label=_normal_label(app),
+        spec=_spec(spec),
     )
+    if extractors is not None:
+        if spec is not None:
+            raise fail("--extractors: give --spec or --extractors, not both", 2)
+        asked = asked.model_copy(
+            update={"spec": _raw_spec_with(hub, admin_token, asked, extractors)}
+        )
     if job:
         submit(hub, admin_token, asked, as_json, png=png)
         return
@@ -129,6 +153,33 @@ def _params(raw: str | None) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise fail("--params: give a JSON object such as '{\"epochs\": 5}'", 2)
     return parsed
+
+
+def _raw_spec_with(
+    hub: str | None, admin_token: str | None, asked: TrainRequest, extractors: str
+) -> "InputSpec":
+    """The spec of `extractors` over the raw windows of the dataset version `asked` trains on."""
+    from edgestack.processing import with_extractors
+
+    names = [name.strip() for name in extractors.split(",") if name.strip()]
+    with connect(hub, admin_token) as client:
+        detail = call(partial(client.dataset, asked.dataset))
+    # The version trained on, or the latest; a dataset without versions has one spec to freeze.
+    fingerprints = [v.spec for v in detail.versions if asked.version in (None, v.version)]
+    raw = detail.specs[(fingerprints or list(detail.specs))[-1]]
+    try:
+        return with_extractors(raw, names)
+    except ValueError as exc:
+        raise fail(f"--extractors: {exc}", 2) from None
+
+
+def _spec(path: Path | None) -> "InputSpec | None":
+    if path is None:
+        return None
+    try:
+        return load_input_spec(path)
+    except AppSpecError as exc:
+        raise fail(f"--spec: {exc}", 2) from None
 
 
 def _normal_label(app: Path | None) -> str:

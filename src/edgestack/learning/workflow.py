@@ -15,12 +15,21 @@ The hub numbers each registered version; a workflow never guesses it.
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from edgestack.bundle import Bundle, Lineage
+from edgestack.bundle import Bundle, InputSpec, Lineage
 from edgestack.client import HubClient
-from edgestack.dataset import DatasetFileError, DatasetTable, read_dataset
+from edgestack.dataset import (
+    DatasetFileError,
+    DatasetTable,
+    SpecMismatch,
+    features_for,
+    raw_shape,
+    read_dataset,
+)
 from edgestack.learning.evaluate import Evaluation, evaluate
 from edgestack.learning.fit import Candidate, FitResult, Progress, Rows, auto, fit
 from edgestack.learning.mcu import (
@@ -35,9 +44,10 @@ from edgestack.learning.optimize import Baseline, MeasurementError, Report, opti
 from edgestack.learning.package import calibrate, package
 from edgestack.learning.trainer import TRAINERS
 from edgestack.predictor import OnnxPredictor
+from edgestack.processing import DEFAULT_EXTRACTORS, with_extractors
 from edgestack.profiles import PROFILES
-from edgestack.protocol import EvaluateRequest, ModelView, OptimiseRequest, TrainRequest
-from edgestack.registry import RegistryError
+from edgestack.protocol import EvaluateRequest, ModelView, OptimiseRequest, TrainRequest, slug
+from edgestack.registry import RegistryError, field_path
 
 __all__ = [
     "AUTO",
@@ -111,10 +121,7 @@ def check_train(request: TrainRequest) -> str:
             TRAINERS.get(request.model)
         except RegistryError as exc:
             raise WorkflowError(f"model: {exc}, or {AUTO}", field="model") from None
-        try:
-            TRAINERS.validate(request.model, request.params)
-        except RegistryError as exc:
-            raise WorkflowError(f"params: {exc}", field="params") from None
+        _check_params(request.model, request.params)
     elif request.params:
         raise WorkflowError(
             "params: auto tries each candidate with its defaults; leave them out", field="params"
@@ -125,7 +132,7 @@ def check_train(request: TrainRequest) -> str:
             "no new one",
             field="version",
         )
-    return request.name or request.dataset
+    return request.name or slug(request.dataset)
 
 
 def train_model(
@@ -142,10 +149,14 @@ def train_model(
     else:
         version = request.version or _latest(client, request.dataset)
     table = _table(client, request.dataset, version)
+    spec, rows, params = _inputs(request, table)
     try:
         if request.model == AUTO:
+            # The one place auto's raw rows go, once `auto` takes them: for a raw table pass
+            # raw=table.features, shape=raw_shape(table.spec), and package a winner whose
+            # input is "raw" with table.spec instead of `spec`.
             found = auto(
-                table.features,
+                rows,
                 table.labels,
                 budget_s=request.budget_s,
                 seed=request.seed,
@@ -158,9 +169,9 @@ def train_model(
         else:
             result = fit(
                 request.model,
-                table.features,
+                rows,
                 table.labels,
-                params=request.params,
+                params=params,
                 seed=request.seed,
                 test=table.test,
                 cv=request.cv,
@@ -173,7 +184,7 @@ def train_model(
     except ValueError as exc:
         raise WorkflowError(str(exc), usage=True) from None
     try:
-        bundle = package(result, name=target, spec=table.spec)
+        bundle = package(result, name=target, spec=spec)
     except MeasurementError as exc:
         raise WorkflowError(f"ONNX Runtime cannot run the trained model: {exc}") from None
     return Trained(client.register_model(bundle.pack()), result, leaderboard)
@@ -206,7 +217,7 @@ def optimise_model(
     onnx = Bundle.unpack(client.bundle(parent.digest)).model
     if progress is not None:
         progress(f"refitting {lineage.trainer}", 0, 1)
-    refit = _refit(client, lineage, lineage.dataset, lineage.dataset_version)
+    refit = _refit(client, parent)
     baseline = Baseline(
         onnx, parent.manifest.labels, refit.train.x, refit.train.y, lineage, refit.trainer
     )
@@ -222,18 +233,80 @@ def optimise_model(
     return Optimised(parent, report, registered)
 
 
-def _refit(client: HubClient, lineage: Lineage, dataset: str, version: int) -> FitResult:
-    """The model `lineage` made, fitted again on version `version` of `dataset` with the same
-    trainer, settings and seed: the same training and held-out rows."""
-    table = _table(client, dataset, version)
+def _refit(client: HubClient, model: ModelView) -> FitResult:
+    """Registered `model` fitted again on the dataset version of its lineage with the same
+    trainer, settings and seed: the same training and held-out rows, as it takes them."""
+    lineage = model.manifest.lineage
+    assert lineage is not None and lineage.dataset is not None  # checked by every caller
+    assert lineage.dataset_version is not None
+    table = _table(client, lineage.dataset, lineage.dataset_version)
     return fit(
         lineage.trainer,
-        table.features,
+        _rows(table, model),
         table.labels,
         params=lineage.params,
         seed=lineage.seed,
         test=table.test,
     )
+
+
+def _check_params(trainer: str, params: dict[str, Any]) -> None:
+    """Refuse parameters `trainer` does not take; a `shape` left out is no error, since the
+    dataset's raw spec gives it."""
+    model = TRAINERS.params(trainer)
+    try:
+        model.model_validate(params)
+    except ValidationError as exc:
+        errors = [
+            e
+            for e in exc.errors()
+            if not (
+                e["loc"] == ("shape",) and e["type"] == "missing" and "shape" in model.model_fields
+            )
+        ]
+        if errors:
+            where = field_path(("params", *errors[0]["loc"]))
+            raise WorkflowError(
+                f"{where}: {errors[0]['msg']} (trainer {trainer!r} takes: "
+                f"{', '.join(model.model_fields)})",
+                field="params",
+            ) from None
+
+
+def _inputs(
+    request: TrainRequest, table: DatasetTable
+) -> tuple[InputSpec, np.ndarray, dict[str, Any]]:
+    """The spec a model of `request` is for, its rows of `table`, and the trainer's
+    parameters: a trainer taking raw windows (a `shape` parameter) gets a raw table's rows and
+    its shape; any other gets features computed from them, of `request.spec` or else
+    `DEFAULT_EXTRACTORS`."""
+    params = dict(request.params)
+    takes_shape = request.model != AUTO and "shape" in TRAINERS.params(request.model).model_fields
+    spec = request.spec
+    if spec is None:
+        raw = raw_shape(table.spec) is not None
+        spec = (
+            with_extractors(table.spec, DEFAULT_EXTRACTORS)
+            if raw and not takes_shape
+            else table.spec
+        )
+    shape = raw_shape(spec)
+    if takes_shape and shape is not None:
+        params.setdefault("shape", list(shape))
+    try:
+        return spec, features_for(table, spec), params
+    except SpecMismatch as exc:
+        raise WorkflowError(f"spec: {exc}", field="spec") from None
+
+
+def _rows(table: DatasetTable, model: ModelView) -> np.ndarray:
+    """`table`'s rows as registered `model` takes them."""
+    try:
+        return features_for(table, model.manifest.input)
+    except SpecMismatch as exc:
+        raise WorkflowError(
+            f"{model.name} v{model.version} cannot score this dataset: {exc}"
+        ) from None
 
 
 def _quiet_exporters() -> None:
@@ -347,8 +420,9 @@ def evaluate_model(
     onnx = Bundle.unpack(client.bundle(model.digest)).model
     if progress is not None:
         progress(f"scoring {len(truth)} rows of {dataset} v{version}", 0, 1)
+    rows = _rows(table, model)
     try:
-        predicted, _ = OnnxPredictor(onnx, labels).predict(table.features[chosen])
+        predicted, _ = OnnxPredictor(onnx, labels).predict(rows[chosen])
     except ValueError as exc:
         raise WorkflowError(f"dataset {dataset} v{version}: {exc}") from None
     index = {label: i for i, label in enumerate(labels)}
@@ -412,7 +486,7 @@ def export_model(
     onnx = Bundle.unpack(client.bundle(parent.digest)).model
     if progress is not None:
         progress(f"refitting {lineage.trainer}", 0, 3)
-    refit = _refit(client, lineage, lineage.dataset, lineage.dataset_version)
+    refit = _refit(client, parent)
     labels = parent.manifest.labels
     registered_says = OnnxPredictor(onnx, labels).predict(refit.test.x)[0]
     refit_says = OnnxPredictor(refit.onnx, refit.labels).predict(refit.test.x)[0]

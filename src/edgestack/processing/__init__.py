@@ -14,11 +14,20 @@ from edgestack.processing import resample as resample
 from edgestack.processing import sound as sound
 from edgestack.processing import transforms as transforms
 from edgestack.processing.align import AlignedSource, Aligner
-from edgestack.processing.pipeline import FeaturePipeline, make_spec, silence, vibration_spec
+from edgestack.processing.pipeline import (
+    DEFAULT_EXTRACTORS,
+    FeaturePipeline,
+    extractors_of,
+    make_spec,
+    silence,
+    vibration_spec,
+    with_extractors,
+)
 from edgestack.processing.step import EXTRACTORS, STEPS, TRANSFORMS, Extractor, Step
 from edgestack.processing.window import Windower
 
 __all__ = [
+    "DEFAULT_EXTRACTORS",
     "EXTRACTORS",
     "STEPS",
     "TRANSFORMS",
@@ -28,7 +37,9 @@ __all__ = [
     "FeaturePipeline",
     "Step",
     "Windower",
+    "extractors_of",
     "make_spec",
     "silence",
     "vibration_spec",
+    "with_extractors",
 ]

@@ -9,7 +9,17 @@ from edgestack.processing.step import EXTRACTORS, STEPS, Extractor
 from edgestack.processing.window import Windower
 from edgestack.sensing import Chunk, MotorSimulator, Quality
 
-__all__ = ["FeaturePipeline", "make_spec", "silence", "vibration_spec"]
+__all__ = [
+    "DEFAULT_EXTRACTORS",
+    "FeaturePipeline",
+    "extractors_of",
+    "make_spec",
+    "silence",
+    "vibration_spec",
+]
+
+DEFAULT_EXTRACTORS = ("time_stats", "band_energies")
+"""What `edgestack spec new` and training from raw windows extract when not told."""
 
 
 class FeaturePipeline:
@@ -36,8 +46,9 @@ class FeaturePipeline:
         if spec.features != names:
             raise ValueError(
                 f"features: {len(spec.features)} names that are not the {len(names)} the "
-                f"extractors give, which start {names[:3]}; build the spec with make_spec(), "
-                "which fills features from the extractors"
+                f"extractors give, which start {names[:3]}; leave features out of the spec "
+                "file (or write it with `edgestack spec new`): they are derived from the "
+                "extractors"
             )
         indices = [tuple(spec.sensors.index(c) for c in cols) for _, cols in self._extractors]
         # One array per group of channels, which its extractors share work on: a view when the
@@ -80,6 +91,12 @@ class FeaturePipeline:
         windows = self._windower.push(data)
         windows.flags.writeable = False
         self.windows = windows
+        return self.extract(windows, chunk.rate_hz)
+
+    def extract(self, windows: np.ndarray, rate_hz: float) -> np.ndarray:
+        """The features of windows `(k, channels, window, *frame)` cut after the steps, at
+        `rate_hz` after them: what `push` gives for the windows it cuts, and what training
+        computes from windows kept raw."""
         if not len(windows):
             return self._no_rows
         groups = []
@@ -87,8 +104,7 @@ class FeaturePipeline:
             group = windows[:, selector]
             group.flags.writeable = False  # read-only: extractors may share work on it
             groups.append(group)
-        rate = chunk.rate_hz
-        return np.hstack([extractor(groups[g], rate) for extractor, g in self._plan])
+        return np.hstack([extractor(groups[g], rate_hz) for extractor, g in self._plan])
 
     def reset(self) -> None:
         """Forget the stream: the steps' state and the partial window, so nothing mixes samples
@@ -128,6 +144,30 @@ def make_spec(
         steps=list(steps),
         extractors=list(extractors),
         features=features,
+    )
+
+
+def extractors_of(names: Sequence[str], window: int) -> list[FeatureSpec]:
+    """Extractors by name with their defaults, over every sensor; `raw` keeps the `window`
+    readings of each window.
+
+    make_spec(["ax", "ay"], 100.0, 128, 64, extractors_of(["time_stats", "raw"], 128))
+    """
+    return [
+        FeatureSpec(kind=name, params={"size": window} if name == "raw" else {}) for name in names
+    ]
+
+
+def with_extractors(spec: InputSpec, names: Sequence[str]) -> InputSpec:
+    """`spec`'s sensors, rate, windows and steps with the extractors `names` instead of its
+    own: the spec of features computed from a dataset of `spec`'s raw windows."""
+    return make_spec(
+        spec.sensors,
+        spec.rate_hz,
+        spec.window,
+        spec.hop,
+        spec.steps,
+        extractors_of(names, spec.window),
     )
 
 

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from edgestack.bundle import Name
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
     Audit,
@@ -23,6 +22,7 @@ from edgestack.protocol import (
     INT64_MAX,
     Curated,
     DatasetDetail,
+    DatasetName,
     DatasetSummary,
     DatasetVersion,
     IngestAck,
@@ -38,7 +38,7 @@ router = APIRouter(tags=["datasets"])
 ImportBody = Annotated[SampleImport, Depends(json_body(SampleImport))]
 RelabelBody = Annotated[Relabel, Depends(json_body(Relabel))]
 SelectionBody = Annotated[SampleSelection, Depends(json_body(SampleSelection))]
-DatasetName = Annotated[Name, Path(description="the dataset's name")]
+NamePath = Annotated[DatasetName, Path(description="the dataset's name")]
 VersionNumber = Annotated[int, Path(ge=1, le=INT64_MAX, description="a frozen version, from 1")]
 
 
@@ -58,7 +58,7 @@ def list_datasets(
 
 
 @router.get("/datasets/{name}", operation_id="datasets-get")
-def get_dataset(_: ViewerDep, session: SessionDep, name: DatasetName) -> DatasetDetail:
+def get_dataset(_: ViewerDep, session: SessionDep, name: NamePath) -> DatasetDetail:
     """What a dataset holds now, and each frozen version's counts by label, device and split."""
     return datasets.detail(session, name)
 
@@ -69,7 +69,7 @@ def freeze_dataset(
     hub: HubDep,
     session: WriteSessionDep,
     root: RootDep,
-    name: DatasetName,
+    name: NamePath,
     spec: Annotated[
         str | None,
         Query(
@@ -101,7 +101,7 @@ def freeze_dataset(
     responses={200: {"content": {"application/vnd.apache.parquet": {}}}},
 )
 def export_dataset(
-    _: ViewerDep, session: SessionDep, root: RootDep, name: DatasetName, version: VersionNumber
+    _: ViewerDep, session: SessionDep, root: RootDep, name: NamePath, version: VersionNumber
 ) -> FileResponse:
     """A frozen version as Parquet: device, at, label, split, spec, then one float32 column
     per feature, with the input spec as JSON under the schema metadata key `edgestack.spec`."""
@@ -113,7 +113,7 @@ def export_dataset(
 
 @router.post("/datasets/{name}/samples", operation_id="datasets-import")
 def import_samples(
-    audit: AuditedOperatorDep, session: WriteSessionDep, name: DatasetName, body: ImportBody
+    audit: AuditedOperatorDep, session: WriteSessionDep, name: NamePath, body: ImportBody
 ) -> IngestAck:
     """Add labelled feature rows recorded elsewhere; a batch id sent again is stored once."""
     ack = samples.store(session, body.device_id, name, body.batch_id, body.spec, body.samples)
@@ -128,7 +128,7 @@ def relabel_samples(
     hub: HubDep,
     session: WriteSessionDep,
     root: RootDep,
-    name: DatasetName,
+    name: NamePath,
     body: RelabelBody,
 ) -> Curated:
     """Give the samples the body selects another label and freeze the dataset's next version;
@@ -150,7 +150,7 @@ def remove_samples(
     hub: HubDep,
     session: WriteSessionDep,
     root: RootDep,
-    name: DatasetName,
+    name: NamePath,
     body: SelectionBody,
 ) -> Curated:
     """Remove the samples the body selects and freeze the dataset's next version; the

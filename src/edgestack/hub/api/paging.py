@@ -5,6 +5,7 @@ in `Edgestack-Next-Cursor`. No such header: this page is the last."""
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, TypeVar
+from urllib.parse import quote
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -31,7 +32,8 @@ NEXT_PAGE_HEADERS: dict[str, Any] = {
     },
     NEXT_CURSOR_HEADER: {
         "description": "the cursor the next page starts from: its `after` (a listing by name) "
-        "or its `after_id`, newest first its `before_id` (a listing by id); absent on the last",
+        "or its `after_id`, newest first its `before_id` (a listing by id), percent-encoded as "
+        "in a URL's query; absent on the last",
         "schema": {"type": "string"},
     },
 }
@@ -89,7 +91,8 @@ class Pager:
         # Relative, so it holds behind a proxy that serves the hub under another host name.
         url = self._request.url.include_query_params(**{param: cursor})
         self._response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
-        self._response.headers[NEXT_CURSOR_HEADER] = cursor
+        # Percent-encoded: a header holds Latin-1, and a name (a dataset's) may be in any script.
+        self._response.headers[NEXT_CURSOR_HEADER] = quote(cursor, safe="")
 
 
 PagerDep = Annotated[Pager, Depends(Pager)]

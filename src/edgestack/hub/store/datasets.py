@@ -21,6 +21,7 @@ from edgestack.protocol import (
     DatasetSummary,
     DatasetVersion,
     SampleCounts,
+    slug,
 )
 
 __all__ = ["detail", "freeze", "parquet", "record", "summaries"]
@@ -114,7 +115,7 @@ def freeze(session: Session, root: Path, name: str, spec: str | None = None) -> 
         select(func.max(DatasetVersionRow.version)).where(DatasetVersionRow.dataset == name)
     )
     version = (latest or 0) + 1
-    file = f"{name}/v{version}.parquet"
+    file = f"{slug(name)}/v{version}.parquet"  # a name as the user wrote it: no file name
     rows = session.execute(
         select(
             SampleRow.device_id, SampleRow.at, SampleRow.label, SampleRow.split, SampleRow.features

@@ -37,6 +37,12 @@ def ingest(session: Session, device_id: str, batch: SampleBatch) -> IngestAck:
     row = devices.get(session, device_id)
     allowed = devices.may_collect(session, device_id)
     for i, sample in enumerate(batch.samples):
+        if sample.split is not None:
+            raise Unprocessable(
+                f"body.samples[{i}].split: a device's samples take the hub's split (a hash of "
+                "where and when each was taken); leave split out, or import the samples with "
+                "`edgestack data import` to give their split"
+            )
         if Collection(label=sample.label, dataset=batch.dataset) not in allowed:
             current = devices.desired(session, device_id).collect
             asked = (
@@ -63,7 +69,8 @@ def store(
     samples: Sequence[DataSample],
 ) -> IngestAck:
     """Store samples from `source` (a device, or an import's name) in `dataset` under their
-    spec's fingerprint, each with its split; all or none of them, once per batch id."""
+    spec's fingerprint, each in the split it names or else `split_of` it; all or none of them,
+    once per batch id."""
     check_widths(spec, [sample.features for sample in samples], "samples")
     if not batches.claim(session, source, "samples", batch_id, len(samples)):
         return IngestAck(batch_id=batch_id, accepted=0, duplicate=True)
@@ -75,7 +82,7 @@ def store(
             dataset=dataset,
             spec=fingerprint,
             label=sample.label,
-            split=split_of(source, sample.at),
+            split=sample.split or split_of(source, sample.at),
             at=sample.at,
             features=sample.features,
         )

@@ -132,7 +132,7 @@ class SampleRow(Base):
     batch_id: Mapped[str] = mapped_column(String(36))
     dataset: Mapped[str] = mapped_column(String(63), index=True)
     spec: Mapped[str] = mapped_column(ForeignKey("specs.fingerprint"))
-    label: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(64))
     split: Mapped[str] = mapped_column(String(5))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     features: Mapped[list[float]] = mapped_column(JSON)
@@ -209,7 +209,7 @@ class ReviewWindowRow(Base):
     predicted: Mapped[str] = mapped_column(String(64))
     confidence: Mapped[float] = mapped_column(Float)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    label: Mapped[str | None] = mapped_column(String(40), index=True)
+    label: Mapped[str | None] = mapped_column(String(64), index=True)
     dataset: Mapped[str | None] = mapped_column(String(63))
 
 
@@ -298,7 +298,7 @@ class FeedbackRow(Base):
     batch_id: Mapped[str] = mapped_column(String(36))
     start: Mapped[datetime] = mapped_column(UTCDateTime)
     end: Mapped[datetime] = mapped_column(UTCDateTime)
-    label: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

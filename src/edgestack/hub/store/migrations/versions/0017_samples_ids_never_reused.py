@@ -2,14 +2,14 @@
 next sample the id of the newest one removed, and a client paging after it, or removing by an
 id it read before, would meet another sample under it.
 
-Revision ID: 0019
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 """
 
 from alembic import op
 
-revision = "0019"
-down_revision: str | None = "0015"
+revision = "0017"
+down_revision: str | None = "0016"
 
 
 def upgrade() -> None:
