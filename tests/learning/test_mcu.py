@@ -2,6 +2,8 @@
 what the Python pipeline (the `processing` extractors, then the ONNX model) gives."""
 
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,3 +237,16 @@ def test_a_model_with_no_c_version_is_refused_naming_it(
 
     with pytest.raises(ExportError, match=says):
         c_sources(_fitted(trainer, params, spec), spec, LABELS)
+
+
+def test_the_export_leaves_numpys_handling_of_floating_point_errors_as_it_was() -> None:
+    # emlearn makes numpy raise on any floating-point error when imported; a process that
+    # imports the export must still take an underflow as numpy does by default.
+    script = (
+        "import numpy as np; before = np.geterr(); import edgestack.learning.mcu.export; "
+        "assert np.geterr() == before, np.geterr(); np.nextafter(0.0, 1.0)"
+    )
+
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+    assert finished.returncode == 0, finished.stderr

@@ -20,9 +20,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import emlearn
 import numpy as np
-from emlearn.net import c_generate_net_loadable
+
+# emlearn sets numpy to raise on every floating-point error when imported (its bayes module
+# calls numpy.seterr), which would turn harmless underflows anywhere in the process into
+# crashes; the state is put back as it was.
+with np.errstate():
+    import emlearn
+    from emlearn.net import c_generate_net_loadable
 
 from edgestack.bundle import Footprint, InputSpec
 from edgestack.learning.mcu.build import HEADER, MAIN, SOURCE, CBuild, CSize
