@@ -11,6 +11,7 @@ and anomaly detectors fitted on normal rows (`isolation_forest`, `autoencoder`).
 
 from edgestack.learning.zoo.anomaly import Calibration
 from edgestack.learning.zoo.nets import NetTrainer
+from edgestack.learning.zoo.rocket import MiniRocketTrainer
 from edgestack.learning.zoo.tabular import SklearnTrainer
 
-__all__ = ["Calibration", "NetTrainer", "SklearnTrainer"]
+__all__ = ["Calibration", "MiniRocketTrainer", "NetTrainer", "SklearnTrainer"]
