@@ -36,6 +36,11 @@ _WEIGHTED = ("Conv", "MatMul", "Gemm")
 # activations stay int8 from one convolution to the next (without Relu and MaxPool the model
 # was slower than float32 on batch 1). Softmax stays float: its output is the probabilities.
 _STATIC_INT8 = (*_WEIGHTED, "Relu", "MaxPool")
+# Comparisons turn values into counts (MiniRocket's proportions of positive values): what
+# follows them (the means, a linear head over thousands of such features) stays float, since
+# rounding each feature to 8 bits adds up across the head, while the convolutions before them
+# are what int8 speeds up.
+_COMPARISONS = ("Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal")
 # ai.onnx.ml transforms that always give float tensors; ONNX shape inference does not type
 # their outputs, and the fp16 converter casts only outputs it knows to be float.
 _FLOAT_ML_OPS = ("Scaler", "Normalizer", "FeatureVectorizer")
@@ -53,7 +58,8 @@ class Fp32:
 
 @OPTIMISERS.register("fp16")
 class Fp16:
-    """Weights and arithmetic in half precision; input and output stay float32."""
+    """Weights and arithmetic in half precision; input and output stay float32, and so does
+    whatever follows a comparison (see `Int8Static`)."""
 
     def apply(self, baseline: Baseline) -> bytes:
         model = onnx.load_from_string(_basic(baseline.onnx))
@@ -63,7 +69,9 @@ class Fp16:
             # Weights too small for half precision are clamped to its smallest normal value,
             # and it warns once per weight; the measured accuracy judges the result.
             warnings.filterwarnings("ignore", "the float32 number", UserWarning)
-            half = float16.convert_float_to_float16(model, keep_io_types=True)
+            half = float16.convert_float_to_float16(
+                model, keep_io_types=True, node_block_list=_after_comparisons(model)
+            )
         return half.SerializeToString()
 
 
@@ -86,7 +94,7 @@ class Int8Dynamic:
 class Int8Static:
     """int8 weights (per channel) and activations, their ranges calibrated on up to
     `calibration_rows` training rows; QDQ format, which ONNX Runtime fuses into integer
-    kernels."""
+    kernels. Whatever follows a comparison stays float."""
 
     def __init__(self, calibration_rows: Annotated[int, Field(ge=1)] = 512) -> None:
         self.calibration_rows = calibration_rows
@@ -108,6 +116,7 @@ class Int8Static:
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(_STATIC_INT8),
                 per_channel=True,
+                nodes_to_exclude=_after_comparisons(onnx.load(ready)),
             )
             return out.read_bytes()
 
@@ -150,6 +159,17 @@ def _quantisable(baseline: Baseline) -> bytes:
     if not _weighted_nodes(model):
         raise NotApplicable(_nothing_to_convert(model, "8-bit integers"))
     return source
+
+
+def _after_comparisons(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that take, directly or not, the output of a comparison."""
+    tainted: set[str] = set()
+    after = []
+    for node in model.graph.node:  # in topological order, as ONNX requires
+        if node.op_type in _COMPARISONS or tainted.intersection(node.input):
+            tainted.update(node.output)
+            after.append(node.name)
+    return after
 
 
 def _weighted_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
