@@ -135,14 +135,21 @@ def references(split: Split) -> dict[str, float]:
 
 def main() -> None:
     logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice, once per model
+    log = Console(stderr=True)
     results = {}
     for name in DATASETS:
         split = load(name)
-        results[name] = {"shape": split.x_train.shape[1:], **ours(split), **references(split)}
+        mine = ours(split)
+        log.log(f"{name}: auto chose {mine['winner']}, {mine['auto']:.1f}%")
+        theirs = references(split)
+        log.log(f"{name}: MiniRocket {theirs['minirocket']:.1f}%, DTW {theirs['dtw']:.1f}%")
+        cases = f"{len(split.x_train)}/{len(split.x_test)}"
+        results[name] = {"shape": split.x_train.shape[1:], "cases": cases, **mine, **theirs}
     table = Table(title="Test-split accuracy, % (aeon's packaged splits)")
     for column in (
         "data set",
-        "cases",
+        "train/test",
+        "channels x size",
         "winner",
         "auto",
         "int8",
@@ -158,6 +165,7 @@ def main() -> None:
         drop = "-" if r["int8"] is None else f"{r['auto'] - r['int8']:+.1f}"
         table.add_row(
             name,
+            r["cases"],
             "x".join(str(d) for d in r["shape"]),
             str(r["winner"]),
             f"{r['auto']:.1f}",

@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgestack.learning import ANOMALY_LABELS, OnnxPredictor, auto, fit
+from edgestack.learning import ANOMALY_LABELS, Candidate, OnnxPredictor, auto, fit
 from edgestack.predictor import LABELS_KEY
 from edgestack.sensing import FAULTS
 
@@ -207,3 +207,13 @@ def test_raw_rows_that_do_not_match_the_features_are_refused_naming_the_field(
         auto(x, labels, raw=raw[:5])
     with pytest.raises(ValueError, match=r"shape: \(3, 12\) folds 36 columns but the rows have 30"):
         auto(x, labels, raw=raw, shape=(3, 12))
+
+
+def test_a_raw_window_candidate_within_the_folds_noise_of_a_feature_leader_wins() -> None:
+    raw = Candidate("minirocket", 0.78, 1.0, input="raw", scores=(0.8, 0.8, 0.7, 0.9, 0.7))
+    close = Candidate("svm", 0.8, 1.0, scores=(0.9, 0.7, 0.8, 0.9, 0.7))
+    clear = Candidate("svm", 0.95, 1.0, scores=(0.95, 0.96, 0.94, 0.95, 0.95))
+
+    assert fit_module._preferred([close, raw], 5) is raw
+    assert fit_module._preferred([clear, raw], 5) is clear
+    assert fit_module._preferred([raw, close], 5) is raw

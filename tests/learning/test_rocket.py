@@ -66,8 +66,9 @@ def test_kernels_dilations_and_channel_subsets_are_minirockets(
     blocks = list(fitted.transform.blocks)
 
     dilations = [int(b.conv.dilation[0]) for b in blocks]
-    weights = [b.conv.weight.numpy() for b in blocks]
+    weights = [b.weights() for b in blocks]
     channels_used = np.concatenate([(np.abs(w).sum(axis=2) > 0).sum(axis=1) for w in weights])
+    stored = np.concatenate([b.conv.weight.numpy().ravel() for b in blocks])
 
     assert len(KERNELS) == 84 and KERNELS.shape == (84, LENGTH)
     assert all(sorted(row.tolist()).count(2.0) == 3 for row in KERNELS)
@@ -76,6 +77,7 @@ def test_kernels_dilations_and_channel_subsets_are_minirockets(
     assert dilations[-1] >= (SIZE - 1) // (LENGTH - 1) // 2  # spread up towards the window
     assert fitted.transform.width == 84 * (2000 // 84)
     assert channels_used.min() == 1 and channels_used.max() == CHANNELS  # subsets, summed
+    assert set(np.unique(stored).tolist()) == {0.0, 1.0}  # what 8-bit integers hold exactly
     for w in weights:
         spanned = [kernel[np.abs(kernel).sum(axis=1) > 0] for kernel in w]
         assert all((rows == rows[0]).all() for rows in spanned)  # one kernel on each channel

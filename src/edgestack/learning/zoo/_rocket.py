@@ -15,7 +15,6 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.functional import conv1d
 
 __all__ = ["KERNELS", "LENGTH", "MiniRocket", "dilations", "fit_transform"]
 
@@ -52,24 +51,42 @@ def _quantiles(n: int) -> np.ndarray:
 
 
 class _Dilation(nn.Module):
-    """The 84 kernels at one dilation. Kernels alternate between PPV over the whole padded
-    output and over its valid part only; the first `padded` output channels are the former."""
+    """The 84 kernels at one dilation, over their channel subsets.
 
+    A kernel is `3 * chosen - window`: three times the sum of the samples at its three chosen
+    taps, minus the sum of all nine, over its channels. Both are convolutions with weights 0
+    and 1, which 8-bit integers hold exactly; weights -1 and 2 they do not (symmetric int8
+    turns -1 into -64/63.5), and the error, proportional to the signal's level, moved smooth
+    series' features across their biases. `sums` says which window sum each kernel takes
+    (kernels over the same channels share one).
+
+    Kernels alternate between PPV over the whole padded output and over its valid part only;
+    the first `padded` kernels are the former."""
+
+    sums: torch.Tensor
     biases: torch.Tensor
     average_all: torch.Tensor
     average_valid: torch.Tensor
 
     def __init__(
-        self, weight: np.ndarray, dilation: int, padded: int, biases: np.ndarray, size: int
+        self,
+        weight: np.ndarray,
+        sums: np.ndarray,
+        dilation: int,
+        padded: int,
+        biases: np.ndarray,
+        size: int,
     ) -> None:
         super().__init__()
         self.pad = (LENGTH - 1) * dilation // 2
         self.padded = padded
+        self.kernels = len(sums)
         self.conv = nn.Conv1d(
             weight.shape[1], len(weight), LENGTH, dilation=dilation, padding=self.pad, bias=False
         )
         self.conv.weight.data = torch.from_numpy(weight)
         self.conv.weight.requires_grad_(False)
+        self.register_buffer("sums", torch.from_numpy(sums + self.kernels))
         self.register_buffer("biases", torch.from_numpy(biases[:, :, None]))
         # Means as products with constant columns: ReduceMean takes its axes as an input from
         # opset 18, which the exporter cannot convert back to the pinned opset.
@@ -77,8 +94,18 @@ class _Dilation(nn.Module):
         self.register_buffer("average_all", torch.full((size, 1), 1.0 / size))
         self.register_buffer("average_valid", torch.full((valid, 1), 1.0 / valid))
 
+    def convolved(self, x: torch.Tensor) -> torch.Tensor:
+        """Each kernel's output, `(n, 84, size)`."""
+        out = self.conv(x)
+        return 3 * out[:, : self.kernels] - out.index_select(1, self.sums)
+
+    def weights(self) -> np.ndarray:
+        """The kernels as one convolution would hold them, `(84, channels, 9)`: -1 and 2."""
+        w = self.conv.weight.detach().numpy()
+        return 3 * w[: self.kernels] - w[self.sums.numpy()]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x)  # (n, 84, size)
+        out = self.convolved(x)
         size = out.shape[2]
         whole = out[:, : self.padded, None, :] > self.biases[: self.padded]
         valid = out[:, self.padded :, None, self.pad : size - self.pad] > self.biases[self.padded :]
@@ -127,19 +154,28 @@ def fit_transform(x: np.ndarray, shape: tuple[int, int], features: int, seed: in
     for i, (dilation, per_kernel) in enumerate(zip(values.tolist(), counts.tolist(), strict=True)):
         # Kernels whose PPV spans the padding first, the others after (the paper alternates).
         order = sorted(range(len(KERNELS)), key=lambda k: (i + k) % 2)
-        weight = np.zeros((len(KERNELS), channels, LENGTH), dtype=np.float32)
+        chosen = np.zeros((len(KERNELS), channels, LENGTH), dtype=np.float32)
+        subsets: dict[tuple[int, ...], int] = {}
+        sums = np.empty(len(KERNELS), dtype=np.int64)
         for row, k in enumerate(order):
-            subset = int(2 ** rng.uniform(0, math.log2(most + 1)))
-            weight[row, rng.choice(channels, min(subset, channels), replace=False)] = KERNELS[k]
+            count = min(int(2 ** rng.uniform(0, math.log2(most + 1))), channels)
+            subset = tuple(sorted(rng.choice(channels, count, replace=False).tolist()))
+            chosen[row, list(subset)] = KERNELS[k] == 2.0
+            sums[row] = subsets.setdefault(subset, len(subsets))
+        window = np.zeros((len(subsets), channels, LENGTH), dtype=np.float32)
+        for subset, row in subsets.items():
+            window[row, list(subset)] = 1.0
+        padded = sum((i + k) % 2 == 0 for k in range(len(KERNELS)))
+        empty = np.zeros((len(KERNELS), per_kernel), dtype=np.float32)
+        block = _Dilation(np.concatenate([chosen, window]), sums, dilation, padded, empty, size)
         # Each kernel's biases from its output on one random training case.
         examples = cases[torch.from_numpy(rng.integers(len(cases), size=len(KERNELS)))]
-        pad = (LENGTH - 1) * dilation // 2
         with torch.no_grad():
-            out = conv1d(examples, torch.from_numpy(weight), dilation=dilation, padding=pad)
+            out = block.convolved(examples)
         own = out[torch.arange(len(KERNELS)), torch.arange(len(KERNELS))].numpy()
         share = quantiles[start : start + len(KERNELS) * per_kernel].reshape(len(KERNELS), -1)
         start += len(KERNELS) * per_kernel
         biases = np.stack([np.quantile(own[k], share[k]) for k in range(len(KERNELS))])
-        padded = sum((i + k) % 2 == 0 for k in range(len(KERNELS)))
-        blocks.append(_Dilation(weight, dilation, padded, biases.astype(np.float32), size))
+        block.biases.copy_(torch.from_numpy(biases.astype(np.float32))[:, :, None])
+        blocks.append(block)
     return MiniRocket(shape, blocks)
