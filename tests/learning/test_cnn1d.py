@@ -35,12 +35,13 @@ def test_training_stops_early_and_keeps_the_epoch_best_on_the_validation_rows(
     trainer = TRAINERS.build("cnn1d", {"shape": SHAPE, "epochs": 200, "patience": 3})
     assert isinstance(trainer, NetTrainer)
     held = slice(60, None)
-    losses: list[float] = []
+    seen: list[tuple[int, float]] = []
 
-    def held_out_loss() -> float:
+    def judged() -> tuple[int, float]:
         assert trainer.module is not None
         scores = torch.from_numpy(_torch.forward(trainer.module, x[held]))
-        return float(trainer.loss(scores, torch.from_numpy(y[held])))
+        goal = torch.from_numpy(y[held])
+        return int((scores.argmax(dim=1) != goal).sum()), float(trainer.loss(scores, goal))
 
     trainer.module = trainer.build(x, 2)
     made = _torch.train(
@@ -52,14 +53,16 @@ def test_training_stops_early_and_keeps_the_epoch_best_on_the_validation_rows(
         batch_size=16,
         learning_rate=3e-3,
         seed=0,
-        on_epoch=lambda _done, _total: losses.append(held_out_loss()),
+        on_epoch=lambda _done, _total: seen.append(judged()),
         held_out=(x[held], y[held]),
         patience=3,
     )
 
-    assert made == len(losses) < 200
-    assert np.argmin(losses) == made - 4  # three epochs without a better one, then it stopped
-    assert held_out_loss() == pytest.approx(min(losses), rel=1e-5)
+    best = min(range(len(seen)), key=seen.__getitem__)  # fewest wrong, then the lowest loss
+    assert made == len(seen) < 200
+    assert best == made - 4  # three epochs without a better one, then it stopped
+    errors, loss = judged()
+    assert errors == seen[best][0] and loss == pytest.approx(seen[best][1], rel=1e-5)
 
 
 def test_augmented_batches_keep_their_shape_and_move_the_samples(

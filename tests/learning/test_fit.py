@@ -141,7 +141,10 @@ def test_too_few_rows_for_the_folds_are_refused_naming_the_label(
         fit("decision_tree", x, labels, cv=500)
 
 
-def test_auto_with_raw_windows_also_tries_the_nets_and_keeps_a_raw_winner() -> None:
+def test_auto_with_raw_windows_also_tries_the_nets_and_keeps_a_raw_winner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fit_module, "_EXTRA_ROUNDS", 0)  # one round: the nets cost seconds
     raw, classes = placed_shapes(100, seed=3)
     # Feature rows that carry nothing: only the raw windows tell the classes apart.
     noise = np.random.default_rng(0).standard_normal((len(raw), 6)).astype(np.float32)

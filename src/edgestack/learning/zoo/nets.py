@@ -121,21 +121,23 @@ class Cnn1d(NetTrainer):
     """A 1D-CNN over raw windows: `shape` is `(channels, size)`, the columns channel-major.
 
     Made for small sets: a `validation` share of the training rows (stratified) picks the
-    epoch whose weights are kept, and training stops `patience` epochs after the last better
-    one (`validation` 0: every epoch, the last weights). With `augment`, each batch is shifted
-    in time (circularly, by up to a tenth of the window), scaled about each channel's mean by
-    up to 10% and given noise of 5% of each channel's deviation.
+    epoch whose weights are kept (fewest of them wrong, then the lowest loss), and training
+    stops `patience` epochs after the last better one (`validation` 0: every epoch, the last
+    weights). Small batches and many epochs: a few dozen cases make few steps per epoch. With
+    `augment`, each batch is shifted in time (circularly, by up to a tenth of the window),
+    scaled about each channel's mean by up to 10% and given noise of 5% of each channel's
+    deviation.
     """
 
     def __init__(
         self,
         shape: tuple[Positive, Annotated[int, Field(ge=8)]],
         filters: Positive = 16,
-        epochs: Positive = 60,
-        batch_size: Positive = 16,
+        epochs: Positive = 200,
+        batch_size: Positive = 8,
         learning_rate: Rate = 3e-3,
         validation: Annotated[float, Field(ge=0, lt=1)] = 0.2,
-        patience: Positive = 15,
+        patience: Positive = 30,
         augment: bool = True,
     ) -> None:
         super().__init__(epochs, batch_size, learning_rate)
