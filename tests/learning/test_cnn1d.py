@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgestack.learning import TRAINERS, NetTrainer
+from edgestack.learning import TRAINERS, NetTrainer, fit
 from edgestack.learning.zoo import _torch
 
 from .shapes import CHANNELS, SIZE, placed_shapes
@@ -80,3 +80,22 @@ def test_augmented_batches_keep_their_shape_and_move_the_samples(
     # Scaled about each channel's mean, with noise that averages out: the means stay put.
     means = batch.reshape(16, CHANNELS, SIZE).mean(dim=2).numpy()
     assert moved.reshape(16, CHANNELS, SIZE).mean(dim=2).numpy() == pytest.approx(means, abs=0.1)
+
+
+def test_progress_reaches_its_total_when_training_stops_early(
+    shapes: tuple[np.ndarray, ...],
+) -> None:
+    x, y, _, _ = shapes
+    steps: list[tuple[int, int]] = []
+
+    fit(
+        "cnn1d",
+        x,
+        [str(c) for c in y],
+        params={"shape": SHAPE, "epochs": 300, "patience": 2},
+        progress=lambda _, done, total: steps.append((done, total)),
+    )
+
+    assert len(steps) < 300  # it stopped early
+    assert steps[-1] == (300, 300)
+    assert [done for done, _ in steps] == sorted({done for done, _ in steps})

@@ -56,9 +56,9 @@ class _Dilation(nn.Module):
     A kernel is `3 * chosen - window`: three times the sum of the samples at its three chosen
     taps, minus the sum of all nine, over its channels. Both are convolutions with weights 0
     and 1, which 8-bit integers hold exactly; weights -1 and 2 they do not (symmetric int8
-    turns -1 into -64/63.5), and the error, proportional to the signal's level, moved smooth
-    series' features across their biases. `sums` says which window sum each kernel takes
-    (kernels over the same channels share one).
+    maps 2 to 127, so -1 falls between -63 and -64), and that error, proportional to the
+    signal's level, moved smooth series' features across their biases. `sums` says which
+    window sum each kernel takes (kernels over the same channels share one).
 
     Kernels alternate between PPV over the whole padded output and over its valid part only;
     the first `padded` kernels are the former."""
