@@ -183,12 +183,13 @@ def main() -> None:
             drop,
             f"{r['auto_s']:.0f}",
         )
-    Console(width=160).print(table)
+    out = Console(width=160)
+    out.print(table)
     for name, r in results.items():
         tried = ", ".join(
             f"{t} {s:.3f} ({n})" if s is not None else f"{t} -" for t, s, n in r["tried"]
         )
-        Console().print(f"{name} leaderboard (macro-F1, scores): {tried}")
+        out.print(f"{name} leaderboard (macro-F1, scores): {tried}")
     summary: dict[str, object] = {
         name: {
             k: round(r[k], 2) if isinstance(r[k], float) else r[k]
