@@ -3,7 +3,7 @@ import onnx
 import pytest
 
 from edgestack.learning import TRAINERS, OnnxPredictor
-from edgestack.learning.zoo import MiniRocketTrainer
+from edgestack.learning.zoo import MiniRocketTrainer, rocket
 from edgestack.learning.zoo._rocket import KERNELS, LENGTH
 from edgestack.registry import RegistryError
 
@@ -109,3 +109,15 @@ def test_a_window_shorter_than_a_kernel_or_a_wrong_fold_is_refused_naming_the_fi
         ValueError, match=r"shape: \(2, 64\) folds 128 columns but the rows have 100"
     ):
         TRAINERS.build("minirocket", {"shape": (2, 64)}).fit(x, np.array([0, 1] * 4), seed=0)
+
+
+def test_many_rows_choose_the_penalty_on_a_sample_and_still_learn(
+    shapes: tuple[np.ndarray, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, y, x_test, y_test = shapes
+    monkeypatch.setattr(rocket, "_ALPHA_ROWS", 40)
+    trainer = TRAINERS.build("minirocket", {"shape": SHAPE, "features": 2000})
+
+    trainer.fit(x, y, seed=0)
+
+    assert np.mean(trainer.predict_proba(x_test).argmax(axis=1) == y_test) >= 0.9
