@@ -69,3 +69,45 @@ def test_distilling_a_net_gives_a_smaller_student(cnn: FitResult) -> None:
     assert candidate.measurement is not None, candidate.problem
     assert candidate.measurement.footprint.model_bytes < len(cnn.onnx)
     assert candidate.measurement.accuracy > 0.8
+
+
+@pytest.mark.parametrize("model", ["rocket", "cnn1d"])
+def test_int8_static_quantises_the_convolutions_and_keeps_the_accuracy(
+    model: str, request: pytest.FixtureRequest
+) -> None:
+    fitted: FitResult = request.getfixturevalue(model)
+
+    candidate = build("int8_static", baseline_of(fitted), fitted.test.x, fitted.test.y, runs=5)
+
+    assert candidate.measurement is not None and candidate.model is not None, candidate.problem
+    assert candidate.measurement.accuracy >= fitted.evaluation.accuracy - 0.01
+    graph = onnx.load_from_string(candidate.model).graph
+    made_by = {name: node for node in graph.node for name in node.output}
+    convolutions = [node for node in graph.node if node.op_type == "Conv"]
+    assert convolutions
+    assert all(made_by[node.input[1]].op_type == "DequantizeLinear" for node in convolutions)
+
+
+def test_int8_static_keeps_what_follows_minirockets_comparisons_in_float(
+    rocket: FitResult,
+) -> None:
+    candidate = build("int8_static", baseline_of(rocket), rocket.test.x, rocket.test.y, runs=5)
+
+    assert candidate.model is not None, candidate.problem
+    graph = onnx.load_from_string(candidate.model).graph
+    made_by = {name: node for node in graph.node for name in node.output}
+    products = [node for node in graph.node if node.op_type in ("MatMul", "Gemm")]
+    assert any(node.op_type == "Greater" for node in graph.node)
+    assert products  # the means and the head
+    for node in products:
+        assert all(
+            name not in made_by or made_by[name].op_type != "DequantizeLinear"
+            for name in node.input
+        )
+
+
+def test_half_precision_runs_minirocket_with_its_counts_in_float(rocket: FitResult) -> None:
+    candidate = build("fp16", baseline_of(rocket), rocket.test.x, rocket.test.y, runs=5)
+
+    assert candidate.measurement is not None, candidate.problem
+    assert candidate.measurement.accuracy >= rocket.evaluation.accuracy - 0.01

@@ -36,6 +36,13 @@ _WEIGHTED = ("Conv", "MatMul", "Gemm")
 # activations stay int8 from one convolution to the next (without Relu and MaxPool the model
 # was slower than float32 on batch 1). Softmax stays float: its output is the probabilities.
 _STATIC_INT8 = (*_WEIGHTED, "Relu", "MaxPool")
+# Comparisons turn values into counts (MiniRocket's proportions of positive values). What
+# follows them (the means, a linear head over thousands of such features) stays float:
+# rounding each feature to 8 bits adds up across the head. In such a graph the convolutions'
+# outputs stay float too: each is compared with biases at quantiles of its own values, and one
+# 8-bit scale shared by all the kernels of a convolution moved features across them (OSULeaf
+# lost 3 points). Their weights and inputs are int8.
+_COMPARISONS = ("Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal")
 # ai.onnx.ml transforms that always give float tensors; ONNX shape inference does not type
 # their outputs, and the fp16 converter casts only outputs it knows to be float.
 _FLOAT_ML_OPS = ("Scaler", "Normalizer", "FeatureVectorizer")
@@ -53,7 +60,8 @@ class Fp32:
 
 @OPTIMISERS.register("fp16")
 class Fp16:
-    """Weights and arithmetic in half precision; input and output stay float32."""
+    """Weights and arithmetic in half precision; input and output stay float32, and so does
+    whatever follows a comparison (see `Int8Static`)."""
 
     def apply(self, baseline: Baseline) -> bytes:
         model = onnx.load_from_string(_basic(baseline.onnx))
@@ -63,13 +71,16 @@ class Fp16:
             # Weights too small for half precision are clamped to its smallest normal value,
             # and it warns once per weight; the measured accuracy judges the result.
             warnings.filterwarnings("ignore", "the float32 number", UserWarning)
-            half = float16.convert_float_to_float16(model, keep_io_types=True)
+            half = float16.convert_float_to_float16(
+                model, keep_io_types=True, node_block_list=_after_comparisons(model)
+            )
         return half.SerializeToString()
 
 
 @OPTIMISERS.register("int8_dynamic")
 class Int8Dynamic:
-    """int8 weights; activations quantised at run time from each call's own range."""
+    """int8 weights; activations quantised at run time from each call's own range. Whatever
+    follows a comparison stays float (see `Int8Static`)."""
 
     def apply(self, baseline: Baseline) -> bytes:
         source = _quantisable(baseline)
@@ -77,7 +88,11 @@ class Int8Dynamic:
             given, out = Path(tmp, "in.onnx"), Path(tmp, "out.onnx")
             given.write_bytes(source)
             quantize_dynamic(
-                given, out, op_types_to_quantize=list(_WEIGHTED), weight_type=QuantType.QInt8
+                given,
+                out,
+                op_types_to_quantize=list(_WEIGHTED),
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=_after_comparisons(onnx.load_from_string(source)),
             )
             return out.read_bytes()
 
@@ -86,7 +101,8 @@ class Int8Dynamic:
 class Int8Static:
     """int8 weights (per channel) and activations, their ranges calibrated on up to
     `calibration_rows` training rows; QDQ format, which ONNX Runtime fuses into integer
-    kernels."""
+    kernels. Whatever follows a comparison stays float, and so do the convolutions' outputs in a
+    graph that compares them."""
 
     def __init__(self, calibration_rows: Annotated[int, Field(ge=1)] = 512) -> None:
         self.calibration_rows = calibration_rows
@@ -101,6 +117,7 @@ class Int8Static:
             given.write_bytes(source)
             # Symbolic shape inference stops at ai.onnx.ml operators; ONNX's own suffices here.
             quant_pre_process(given, ready, skip_symbolic_shape=True)
+            after = _after_comparisons(onnx.load(ready))
             quantize_static(
                 ready,
                 out,
@@ -108,6 +125,8 @@ class Int8Static:
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(_STATIC_INT8),
                 per_channel=True,
+                nodes_to_exclude=after,
+                extra_options={"OpTypesToExcludeOutputQuantization": ["Conv"]} if after else {},
             )
             return out.read_bytes()
 
@@ -150,6 +169,17 @@ def _quantisable(baseline: Baseline) -> bytes:
     if not _weighted_nodes(model):
         raise NotApplicable(_nothing_to_convert(model, "8-bit integers"))
     return source
+
+
+def _after_comparisons(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that take, directly or not, the output of a comparison."""
+    tainted: set[str] = set()
+    after = []
+    for node in model.graph.node:  # in topological order, as ONNX requires
+        if node.op_type in _COMPARISONS or tainted.intersection(node.input):
+            tainted.update(node.output)
+            after.append(node.name)
+    return after
 
 
 def _weighted_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:

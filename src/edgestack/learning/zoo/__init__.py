@@ -1,7 +1,8 @@
 """The model zoo: every built-in trainer, registered in `TRAINERS` when this package is
 imported. scikit-learn classifiers (`decision_tree`, `random_forest`, `gradient_boosting`,
-`svm`, `logistic_regression`, `mlp`), PyTorch nets over structured rows (`cnn1d`, `cnn2d`)
-and anomaly detectors fitted on normal rows (`isolation_forest`, `autoencoder`).
+`svm`, `logistic_regression`, `mlp`), PyTorch nets over structured rows (`cnn1d`, `cnn2d`),
+MiniRocket over raw windows (`minirocket`) and anomaly detectors fitted on normal rows
+(`isolation_forest`, `autoencoder`).
 
     trainer = TRAINERS.build("cnn1d", {"shape": (3, 512)})
     trainer.fit(rows, classes, seed=0)
@@ -11,6 +12,7 @@ and anomaly detectors fitted on normal rows (`isolation_forest`, `autoencoder`).
 
 from edgestack.learning.zoo.anomaly import Calibration
 from edgestack.learning.zoo.nets import NetTrainer
+from edgestack.learning.zoo.rocket import MiniRocketTrainer
 from edgestack.learning.zoo.tabular import SklearnTrainer
 
-__all__ = ["Calibration", "NetTrainer", "SklearnTrainer"]
+__all__ = ["Calibration", "MiniRocketTrainer", "NetTrainer", "SklearnTrainer"]

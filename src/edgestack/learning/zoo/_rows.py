@@ -4,7 +4,7 @@ from typing import Literal, NoReturn
 
 import numpy as np
 
-__all__ = ["as_rows", "checked", "not_fitted"]
+__all__ = ["as_rows", "check_fold", "checked", "not_fitted"]
 
 
 def as_rows(x: np.ndarray) -> np.ndarray:
@@ -54,3 +54,12 @@ def not_fitted(trainer: object, action: str) -> NoReturn:
     raise RuntimeError(
         f"{type(trainer).__name__} is not fitted; call fit(x, y, seed=...) before {action}"
     )
+
+
+def check_fold(shape: tuple[int, ...], x: np.ndarray) -> None:
+    """A `ValueError` unless `shape` folds exactly the columns of rows `x`."""
+    if int(np.prod(shape)) != x.shape[1]:
+        raise ValueError(
+            f"shape: {shape} folds {int(np.prod(shape))} columns but the rows have "
+            f"{x.shape[1]}; give a shape whose product is the number of feature columns"
+        )
