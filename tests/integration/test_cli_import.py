@@ -86,6 +86,10 @@ def test_a_labelled_set_is_imported_once_trained_and_evaluated_on_its_test_split
             fleet, "train", "Bearing Set", "--model", "decision_tree",
             "--spec", str(tmp_path / "wide.json"),
         )  # fmt: skip
+        tried = cli(
+            fleet, "train", "Bearing Set", "--model", "auto", "--budget-s", "2",
+            "--name", "bearing-auto", "--json",
+        )  # fmt: skip
         model = json.loads(features.stdout)["model"]["name"] if features.returncode == 0 else "-"
         scored = cli(fleet, "evaluate", f"{model}@1", "Bearing Set@1", "--json")
         optimised = cli(fleet, "optimize", model, "--profile", "pi", "--json")
@@ -118,6 +122,20 @@ def test_a_labelled_set_is_imported_once_trained_and_evaluated_on_its_test_split
     assert "spec: window: the model's spec has 64, the data set's raw windows 32" in " ".join(
         mismatched.stdout.split()
     )
+    assert tried.returncode == 0, tried.stdout + tried.stderr
+    auto = json.loads(tried.stdout)
+    inputs = {c["trainer"]: c["input"] for c in auto["leaderboard"]}
+    assert inputs["minirocket"] == inputs["cnn1d"] == "raw"
+    assert inputs["logistic_regression"] == "features"
+    scored_raw = next(c for c in auto["leaderboard"] if c["trainer"] == "minirocket")
+    assert scored_raw["macro_f1"] is not None  # the first raw candidate runs within 2 s
+    winner = next(
+        c
+        for c in auto["leaderboard"]
+        if c["trainer"] == auto["model"]["manifest"]["lineage"]["trainer"]
+    )
+    first_feature = auto["model"]["manifest"]["input"]["features"][0]
+    assert first_feature == ("ax.s0" if winner["input"] == "raw" else "ax.rms")
     assert scored.returncode == 0, scored.stdout + scored.stderr
     summary = json.loads(scored.stdout)
     assert (summary["dataset"], summary["dataset_version"]) == ("Bearing Set", 1)

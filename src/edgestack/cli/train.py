@@ -193,10 +193,14 @@ def _normal_label(app: Path | None) -> str:
 
 def _print(result: "FitResult", leaderboard: "list[Candidate]") -> None:
     if leaderboard:
-        board = Table("trainer", "validation macro-F1", "seconds", "note", title="auto")
+        board = Table(
+            "trainer", "input", "validation macro-F1", "scores", "seconds", "note", title="auto"
+        )
         for c in leaderboard:
             score = "-" if c.macro_f1 is None else f"{c.macro_f1:.3f}"
-            board.add_row(c.trainer, score, f"{c.seconds:.1f}", c.error or "")
+            board.add_row(
+                c.trainer, c.input, score, str(len(c.scores)), f"{c.seconds:.1f}", c.error or ""
+            )
         console.print(board)
     metrics = result.metrics()
     summary = Table("metric", "value", title=f"{result.lineage.trainer}, held-out rows")
@@ -230,7 +234,14 @@ def _summary(
         "confusion": result.evaluation.confusion,
         "split": result.split,
         "leaderboard": [
-            {"trainer": c.trainer, "macro_f1": c.macro_f1, "seconds": c.seconds, "error": c.error}
+            {
+                "trainer": c.trainer,
+                "input": c.input,
+                "macro_f1": c.macro_f1,
+                "scores": list(c.scores),
+                "seconds": c.seconds,
+                "error": c.error,
+            }
             for c in leaderboard
         ],
     }

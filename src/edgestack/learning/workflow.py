@@ -152,12 +152,14 @@ def train_model(
     spec, rows, params = _inputs(request, table)
     try:
         if request.model == AUTO:
-            # The one place auto's raw rows go, once `auto` takes them: for a raw table pass
-            # raw=table.features, shape=raw_shape(table.spec), and package a winner whose
-            # input is "raw" with table.spec instead of `spec`.
+            # A raw table's windows go to the raw-window candidates as they are, beside the
+            # features computed from them for the others.
+            shape = raw_shape(table.spec)
             found = auto(
                 rows,
                 table.labels,
+                raw=table.features if shape is not None else None,
+                shape=shape,
                 budget_s=request.budget_s,
                 seed=request.seed,
                 test=table.test,
@@ -184,7 +186,7 @@ def train_model(
     except ValueError as exc:
         raise WorkflowError(str(exc), usage=True) from None
     try:
-        bundle = package(result, name=target, spec=spec)
+        bundle = package(result, name=target, spec=table.spec if result.input == "raw" else spec)
     except MeasurementError as exc:
         raise WorkflowError(f"ONNX Runtime cannot run the trained model: {exc}") from None
     return Trained(client.register_model(bundle.pack()), result, leaderboard)
