@@ -80,12 +80,15 @@ class DriftOptions:
     def quick(cls, base: DemoOptions) -> "DriftOptions":
         return cls(
             base=base,
-            period_s=6.0,
-            settle_s=1.5,
+            period_s=7.0,
+            # Under the pump's noise a model's answers were seen to follow a change of
+            # condition by up to three seconds (the housing's temperature is slow, and the
+            # vibration signs hide): feedback starts after that, as an operator's would.
+            settle_s=3.0,
             baseline_periods=2,
             after_periods=2,
-            windows_asked=180,
-            min_labelled=180,
+            windows_asked=240,
+            min_labelled=240,
             shadow_s=5.0,
             min_windows=10,
         )
@@ -173,8 +176,18 @@ def run_drift(options: DriftOptions, console: Console | None = None) -> DriftRep
             raise RuntimeError(f"the policy's run {run.id} {run.state}: {run.error}")
         during = _accuracy(fleet, first.digest, since=before)
 
+        # Accuracy after the update is read from a period begun once every device runs the
+        # new model: the model's own, not that of the rollout's waves and swaps.
+        updated = run.model.digest
+        machines.wait(
+            lambda: running(fleet, updated) == len(base.devices),
+            timeout_s=60,
+            what="every device to run the updated model",
+        )
+        machines.settle()
+        since = _accuracy(fleet, updated)
         machines.cycle(progress, "machines with the updated model", options.after_periods)
-        after = _accuracy(fleet, run.model.digest)
+        after = _accuracy(fleet, updated, since=since)
         rollout = _rollout_of(fleet, run)
         metrics = _scraped(fleet)
         fleet.stop_agents()
@@ -228,6 +241,11 @@ class _Machines:
         # its model applies the change seconds late, and feedback before that would be wrong.
         wait_until(lambda: _applied(self.fleet, asked), timeout_s=60, what="the machines to change")
         self._began = datetime.now(UTC)
+
+    def settle(self) -> None:
+        """End the period in progress, and wait until its last telemetry is in."""
+        self._next()
+        time.sleep(self.options.settle_s + 1.0)
 
     def tick(self) -> None:
         if (datetime.now(UTC) - self._began).total_seconds() >= self.options.period_s:
