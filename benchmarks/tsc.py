@@ -7,11 +7,13 @@ ArrowHead (1 channel, 251 samples, 36 training cases), ItalyPowerDemand (1 chann
 samples, 270 cases). Cases of different lengths are resampled to the longest (linear
 interpolation of each channel over the case's duration), the same for every method.
 
-Each goes through the project's own code as `edgestack train --model auto` and `optimize` do:
-feature rows from the `time_stats` and `band_energies` extractors and the raw windows as the
-`raw` extractor lays them out, `auto` over both (the packaged test split held out), then the
-winner's `int8_static` candidate built and measured by the optimiser; every accuracy of ours is
-scored through ONNX Runtime.
+Each goes through the project as a user's commands do, against a real hub process: the
+packaged cases written as a long table (`case`, `label`, `split`, one column per channel) and
+imported in one go as `edgestack data import` does (raw windows kept), `train --model auto`
+(feature models on `time_stats` and `band_energies` features computed from the raw windows,
+MiniRocket and cnn1d on the windows themselves, the packaged test split held out), `optimize`
+for the `pi` profile (its `int8_static` candidate is the int8 figure) and `evaluate` on the
+test split; every accuracy of ours is scored through ONNX Runtime.
 
 - `auto`, `int8`, `minirocket`, `dtw`: accuracy on the test split, percent
 - `worst_auto_vs_minirocket_pts`: the lowest of `auto` minus `minirocket` (goal >= -1.0)
@@ -36,17 +38,23 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from edgestack.learning import auto
-from edgestack.learning.optimize import Baseline, optimise
-from edgestack.processing import EXTRACTORS
-from edgestack.profiles import PROFILES
+from edgestack.cases import cut_cases, import_cut, raw_spec, read_cases
+from edgestack.client import HubClient
+from edgestack.demo.fleet import LocalFleet
+from edgestack.learning.workflow import evaluate_model, optimise_model, train_model
+from edgestack.protocol import EvaluateRequest, OptimiseRequest, TrainRequest
 
 DATASETS = ("ArrowHead", "ItalyPowerDemand", "OSULeaf", "JapaneseVowels")
 BUDGET_S = 40.0  # for `auto`, per data set
@@ -86,43 +94,49 @@ def _resampled(case: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.interp(wanted, given, channel) for channel in case])
 
 
-def ours(split: Split) -> dict[str, object]:
-    """`auto` over feature rows and raw windows, then the winner's int8 candidate."""
-    windows = np.concatenate([split.x_train, split.x_test])
-    features = np.hstack(
-        [EXTRACTORS.build(kind)(windows, RATE_HZ) for kind in ("time_stats", "band_energies")]
-    )
-    labels = [*split.y_train, *split.y_test]
-    test = np.arange(len(windows)) >= len(split.x_train)
+def ours(split: Split, client: HubClient, folder: Path) -> dict[str, object]:
+    """`split` imported, trained with `auto`, optimised and evaluated as the CLI does it."""
+    table = folder / f"{split.name}.parquet"
+    _long_table(split, table)
+    cases = read_cases(table, rate_hz=RATE_HZ)
+    cut = cut_cases(cases, raw_spec(cases), "resample", recorded_at=datetime.now(UTC))
+    import_cut(client, split.name, cut)
     start = time.perf_counter()
-    found = auto(
-        features,
-        labels,
-        raw=windows.reshape(len(windows), -1),
-        shape=windows.shape[1:],
-        test=test,
-        budget_s=BUDGET_S,
-        seed=SEED,
+    trained = train_model(
+        client, TrainRequest(dataset=split.name, model="auto", budget_s=BUDGET_S, seed=SEED)
     )
     took = time.perf_counter() - start
-    best = found.best
-    assert best.split == "given", "the packaged split keeps every label on both sides"
-    baseline = Baseline(
-        best.onnx, best.labels, best.train.x, best.train.y, best.lineage, best.trainer
+    model = trained.model
+    optimised = optimise_model(
+        client, OptimiseRequest(model=model.name, version=model.version, profile="pi")
     )
-    report = optimise(
-        baseline, best.test.x, best.test.y, PROFILES["pi"], optimisers=["int8_static"], runs=50
-    )
-    int8 = next(v for v in report.verdicts if v.candidate.name == "int8_static")
+    int8 = next(v for v in optimised.report.verdicts if v.candidate.name == "int8_static")
     measured = int8.candidate.measurement
+    scored = evaluate_model(client, EvaluateRequest(model=model.name, version=model.version))
+    assert scored.rows == len(split.x_test), "evaluate scores the packaged test split"
     return {
-        "winner": best.lineage.trainer,
-        "auto": 100 * best.evaluation.accuracy,
+        "winner": model.manifest.lineage.trainer if model.manifest.lineage else "?",
+        "auto": 100 * scored.evaluation.accuracy,
         "int8": None if measured is None else 100 * measured.accuracy,
         "int8_problem": int8.candidate.problem,
         "auto_s": took,
-        "tried": [(c.trainer, c.macro_f1, len(c.scores)) for c in found.leaderboard],
+        "tried": [(c.trainer, c.macro_f1, len(c.scores)) for c in trained.leaderboard],
     }
+
+
+def _long_table(split: Split, path: Path) -> None:
+    """One row per reading: `case`, `label`, `split`, then one column per channel."""
+    x = np.concatenate([split.x_train, split.x_test])
+    labels = [*split.y_train, *split.y_test]
+    splits = ["train"] * len(split.x_train) + ["test"] * len(split.x_test)
+    n, channels, size = x.shape
+    columns = {
+        "case": np.repeat([f"c{i}" for i in range(n)], size),
+        "label": np.repeat(labels, size),
+        "split": np.repeat(splits, size),
+        **{f"ch{c}": x[:, c, :].reshape(-1) for c in range(channels)},
+    }
+    pq.write_table(pa.table(columns), path)
 
 
 def references(split: Split) -> dict[str, float]:
@@ -144,14 +158,16 @@ def main() -> None:
     logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice, once per model
     log = Console(stderr=True)
     results = {}
-    for name in DATASETS:
-        split = load(name)
-        mine = ours(split)
-        log.log(f"{name}: auto chose {mine['winner']}, {mine['auto']:.1f}%")
-        theirs = references(split)
-        log.log(f"{name}: MiniRocket {theirs['minirocket']:.1f}%, DTW {theirs['dtw']:.1f}%")
-        cases = f"{len(split.x_train)}/{len(split.x_test)}"
-        results[name] = {"shape": split.x_train.shape[1:], "cases": cases, **mine, **theirs}
+    with tempfile.TemporaryDirectory() as scratch, LocalFleet(Path(scratch), []) as fleet:
+        fleet.start_hub()
+        for name in DATASETS:
+            split = load(name)
+            mine = ours(split, fleet.client, Path(scratch))
+            log.log(f"{name}: auto chose {mine['winner']}, {mine['auto']:.1f}%")
+            theirs = references(split)
+            log.log(f"{name}: MiniRocket {theirs['minirocket']:.1f}%, DTW {theirs['dtw']:.1f}%")
+            cases = f"{len(split.x_train)}/{len(split.x_test)}"
+            results[name] = {"shape": split.x_train.shape[1:], "cases": cases, **mine, **theirs}
     table = Table(title="Test-split accuracy, % (aeon's packaged splits)")
     for column in (
         "data set",
