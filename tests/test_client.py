@@ -7,7 +7,15 @@ import httpx
 import pytest
 
 from edgestack.client import HubClient, HubError
-from edgestack.protocol import Event, EventView
+from edgestack.protocol import (
+    Curated,
+    DatasetVersion,
+    Event,
+    EventView,
+    Relabel,
+    SampleCounts,
+    SampleSelection,
+)
 
 AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -99,9 +107,23 @@ def test_a_dataset_name_as_written_stays_one_segment_of_the_path() -> None:
 
     def hub(request: httpx.Request) -> httpx.Response:
         asked.append(request.url)
-        return httpx.Response(200, content=b"PAR1")
+        if request.url.path.endswith("parquet"):
+            return httpx.Response(200, content=b"PAR1")
+        return httpx.Response(201, content=curated.model_dump_json())
 
+    name = "Worn #2? 50%/x"
+    frozen = DatasetVersion(
+        version=2, frozen_at=datetime.now(UTC), spec="0" * 16, counts=SampleCounts(total=1)
+    )
+    curated = Curated(changed=1, version=frozen)
     with HubClient("http://hub", admin_token="t", transport=httpx.MockTransport(hub)) as client:
-        client.dataset_parquet("Worn #2? 50%/x", 1)
+        client.dataset_parquet(name, 1)
+        client.relabel(name, Relabel(to="worn", device="m1"))
+        client.remove_samples(name, SampleSelection(device="m1"))
 
-    assert asked[0].raw_path == b"/api/v1/datasets/Worn%20%232%3F%2050%25%2Fx/versions/1/parquet"
+    quoted = b"/api/v1/datasets/Worn%20%232%3F%2050%25%2Fx"
+    assert [url.raw_path for url in asked] == [
+        quoted + b"/versions/1/parquet",
+        quoted + b"/relabel",
+        quoted + b"/removal",
+    ]

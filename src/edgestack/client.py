@@ -521,7 +521,7 @@ class HubClient:
         """Give the samples of dataset `name` that `change` selects its label `to`; the hub
         freezes the next version, which the answer holds with how many samples changed."""
         response = self._call(
-            "POST", f"/api/v1/datasets/{name}/relabel", content=change.model_dump_json()
+            "POST", f"/api/v1/datasets/{_segment(name)}/relabel", content=change.model_dump_json()
         )
         return Curated.model_validate_json(response.content)
 
@@ -530,7 +530,9 @@ class HubClient:
         """Remove the samples of dataset `name` that `selection` selects; the hub freezes the
         next version, which the answer holds with how many samples were removed."""
         response = self._call(
-            "POST", f"/api/v1/datasets/{name}/removal", content=selection.model_dump_json()
+            "POST",
+            f"/api/v1/datasets/{_segment(name)}/removal",
+            content=selection.model_dump_json(),
         )
         return Curated.model_validate_json(response.content)
 

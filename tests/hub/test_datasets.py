@@ -26,6 +26,7 @@ from edgestack.protocol import (
     DatasetVersion,
     SampleBatch,
     SampleImport,
+    slug,
 )
 
 from .factories import ADMIN, SPEC, Device, collecting, count, sample_batch, wait_until
@@ -312,15 +313,24 @@ async def test_imported_samples_keep_their_split_label_and_dataset_name_as_writt
         "/api/v1/datasets/Arrow Head/samples", content=body.model_dump_json(), headers=ADMIN
     )
     version = await _freeze(client, "Arrow Head")
+    # A dataset named as the first one's folder would be, were it named by its slug alone.
+    twin = SampleImport(batch_id=uuid.uuid4(), spec=SPEC, samples=[rows[0]])
+    await client.post(
+        f"/api/v1/datasets/{slug('Arrow Head')}/samples",
+        content=twin.model_dump_json(),
+        headers=ADMIN,
+    )
+    await _freeze(client, slug("Arrow Head"))
     table = pq.read_table(io.BytesIO(await _parquet(client, "Arrow Head", version.version)))
 
     assert response.status_code == 200, response.text
+    assert table.num_rows == 20
     hashed = Counter(split_of("import", row.at) for row in rows[10:])
     assert version.counts.splits == {"test": 10 + hashed["test"], "train": hashed["train"]}
     assert table.column("split").to_pylist()[:10] == ["test"] * 10
     assert version.counts.labels == {"Worn Bearing": 20}
-    (file,) = hub.settings.data_dir.glob("datasets/*/v1.parquet")
-    assert file.parent.name.startswith("arrow-head-")
+    (file,) = hub.settings.data_dir.glob("datasets/_named/*/v1.parquet")
+    assert file.parent.name == slug("Arrow Head")
 
 
 async def test_a_device_may_not_choose_the_split_of_its_samples(

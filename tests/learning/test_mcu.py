@@ -1,6 +1,8 @@
 """The C export: window features and models compiled with the host's C compiler must give
 what the Python pipeline (the `processing` extractors, then the ONNX model) gives."""
 
+import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from edgestack.learning.mcu import (
     probe_windows,
     python_features,
 )
+from edgestack.learning.mcu.build import SOURCE
 from edgestack.processing import make_spec
 from edgestack.profiles import PROFILES
 
@@ -112,6 +115,38 @@ def test_c_predictions_equal_the_python_pipeline_on_every_window(
     in_python, _ = OnnxPredictor(onnx, LABELS).predict(python_features(spec, windows))
     assert len(set(in_python.tolist())) == len(LABELS)  # every class decided somewhere
     assert np.array_equal(in_c, in_python)
+
+
+def test_names_from_users_files_reach_the_c_as_data_never_as_code(workdir: Path) -> None:
+    # A trigraph ends a string in C99, a comment ends at */: both must stay inside the names.
+    labels = ["a??/", '"};int p(void){return 8;}//', "Worn é\n"]
+    sensor = "ax */ extern int system(const char *); /*"
+    spec = _spec(64)
+    hostile = make_spec(
+        [sensor, "ay", "temp"],
+        spec.rate_hz,
+        spec.window,
+        spec.hop,
+        extractors=[
+            FeatureSpec(kind="time_stats", params={"stats": STATS}, channels=[sensor]),
+            FeatureSpec(kind="mean", channels=["temp"]),
+        ],
+    )
+    fitted = _fitted("decision_tree", {}, hostile)
+    files = c_sources(fitted, hostile, labels)
+    windows = _windows(hostile, 60, seed=3)[0]
+
+    in_c = CBuild(files, workdir).predict(windows)
+
+    in_python, _ = OnnxPredictor(fitted.to_onnx(), labels).predict(
+        python_features(hostile, windows)
+    )
+    assert np.array_equal(in_c, in_python)
+    literals = re.search(r"edgestack_labels\[EDGESTACK_CLASSES\] = \{(.*)\};", files[SOURCE])
+    assert literals is not None
+    written = ast.literal_eval("[b" + literals.group(1).replace(", ", ", b") + "]")
+    assert [name.decode() for name in written] == labels
+    assert "*/ extern" not in files[SOURCE] and "??/" not in files[SOURCE]
 
 
 def test_rows_on_and_beside_every_threshold_go_where_onnx_sends_them(workdir: Path) -> None:

@@ -115,7 +115,7 @@ def freeze(session: Session, root: Path, name: str, spec: str | None = None) -> 
         select(func.max(DatasetVersionRow.version)).where(DatasetVersionRow.dataset == name)
     )
     version = (latest or 0) + 1
-    file = f"{slug(name)}/v{version}.parquet"  # a name as the user wrote it: no file name
+    file = f"{_folder(name)}/v{version}.parquet"
     rows = session.execute(
         select(
             SampleRow.device_id, SampleRow.at, SampleRow.label, SampleRow.split, SampleRow.features
@@ -200,3 +200,10 @@ def _view(row: DatasetVersionRow) -> DatasetVersion:
         spec=row.spec,
         counts=SampleCounts.model_validate(row.counts),
     )
+
+
+def _folder(name: str) -> str:
+    """Where the versions of dataset `name` are kept: its name when that is a file name, else
+    its slug under `_named/`, where no name that is a file name can lead (none starts with
+    `_`), so two datasets never share a folder."""
+    return name if slug(name) == name else f"_named/{slug(name)}"

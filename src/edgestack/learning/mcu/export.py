@@ -31,7 +31,7 @@ with np.errstate():
 
 from edgestack.bundle import Footprint, InputSpec
 from edgestack.learning.mcu.build import HEADER, MAIN, SOURCE, CBuild, CSize
-from edgestack.learning.mcu.features import ExportError, c_float, features_c
+from edgestack.learning.mcu.features import ExportError, c_float, c_string, features_c
 from edgestack.learning.trainer import Trainer
 from edgestack.learning.zoo import SklearnTrainer
 from edgestack.predictor import OnnxPredictor
@@ -151,9 +151,7 @@ def c_sources(trainer: Trainer, spec: InputSpec, labels: Sequence[str]) -> dict[
     it over standard input for tests. Raises `ExportError` naming what has no C version."""
     features = features_c(spec)
     model, classify = _model_c(trainer, len(spec.features))
-    quoted = ", ".join(
-        '"' + label.replace("\\", "\\\\").replace('"', '\\"') + '"' for label in labels
-    )
+    quoted = ", ".join(c_string(label) for label in labels)
     source = _SOURCE.format(
         header=HEADER, model=model, features=features, classify=classify, labels=quoted
     )

@@ -7,6 +7,7 @@ the device as it was trained and checked on.
 """
 
 import math
+import re
 from collections.abc import Callable
 
 from edgestack.bundle import InputSpec
@@ -180,6 +181,24 @@ static void es_transform(double *re, double *im) {
 """
 
 
+def c_string(text: str) -> str:
+    """`text` as a C string literal: letters, digits, space, `_`, `.` and `-` as they are,
+    every other byte of its UTF-8 as an octal escape. Names come from users' files (labels,
+    column headers): no quote, backslash, newline or trigraph (`??/`) of theirs reaches the
+    C as code."""
+    return '"' + "".join(_c_char(byte) for byte in text.encode()) + '"'
+
+
+def c_comment(text: str) -> str:
+    """`text` safe inside a C comment: what is not a letter, digit, `_`, `.` or `-` as `_`."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
+def _c_char(byte: int) -> str:
+    char = chr(byte)
+    return char if char.isascii() and (char.isalnum() or char in " _.-") else f"\\{byte:03o}"
+
+
 def c_float(value: float, suffix: str = "") -> str:
     """`value` as an exact C literal (hexadecimal), `f` suffixed for a float."""
     if not math.isfinite(value):
@@ -213,7 +232,7 @@ def features_c(spec: InputSpec) -> str:
         needs = max(needs, need)
         for channel in channels:
             offset = spec.sensors.index(channel) * spec.window
-            blocks.append(f"    /* {feature.kind} of {channel} */\n" + emit(offset))
+            blocks.append(f"    /* {feature.kind} of {c_comment(channel)} */\n" + emit(offset))
     parts = [_BASE.format(window=spec.window, bins=spec.window // 2 + 1)]
     declarations = "    int k = 0;\n"
     if needs >= _STATISTICS:
