@@ -389,19 +389,22 @@ class BundleRef(Wire):
 
 class RuleParams(Wire):
     """When predictions become an alarm: `trigger_windows` confident fault windows in a row
-    raise it, `clear_windows` normal windows in a row clear it."""
+    raise it, `clear_windows` normal windows in a row clear it. Sent to devices, whose agents
+    of protocol 2 read `normal_label` as a slug only: so it stays one."""
 
-    normal_label: Label = "normal"
+    normal_label: Slug = "normal"
     min_confidence: float = Field(default=0.7, ge=0, le=1)
     trigger_windows: int = Field(default=4, ge=1, le=1000)
     clear_windows: int = Field(default=8, ge=1, le=1000)
 
 
 class Collection(Wire):
-    """Send every window's features to the hub, labelled, into the named dataset."""
+    """Send every window's features to the hub, labelled, into the named dataset. Sent to
+    devices, whose agents of protocol 2 read slugs only here: a dataset or label named as
+    written otherwise (`Worn Bearing`) is imported, not collected."""
 
-    label: Label
-    dataset: DatasetName = "default"
+    label: Slug
+    dataset: Name = "default"
 
 
 class FaultInjection(Wire):

@@ -177,6 +177,25 @@ class _DesiredOfTheLastRelease(BaseModel):
     profile: str | None = None
 
 
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"collect": {"label": "Worn Bearing"}}, "collect.label"),
+        ({"collect": {"label": "worn", "dataset": "Bearing Set"}}, "collect.dataset"),
+        ({"rules": {"normal_label": "Calm"}}, "rules.normal_label"),
+    ],
+)
+async def test_a_name_agents_of_protocol_2_cannot_read_is_not_sent_to_devices(
+    client: httpx.AsyncClient, device: Device, patch: dict[str, object], field: str
+) -> None:
+    # Data sets and labels keep names as written, but what a device is sent stays a slug:
+    # agents of the previous protocol refuse a desired state holding anything else.
+    response = await client.patch("/api/v1/devices/motor-1/desired", json=patch, headers=ADMIN)
+
+    assert response.status_code == 422, response.text
+    assert field in response.text
+
+
 @pytest.mark.parametrize("rules", [None, {"normal_label": "calm", "trigger_windows": 2}])
 async def test_an_agent_of_the_last_release_still_reads_its_desired_state(
     client: httpx.AsyncClient, device: Device, rules: dict[str, object] | None

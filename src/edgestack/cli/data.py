@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from rich.progress import TextColumn
 from rich.table import Table
 
@@ -32,6 +32,7 @@ from edgestack.cli.common import (
 from edgestack.client import HubClient, HubError
 from edgestack.protocol import (
     Collection,
+    DatasetName,
     DatasetSummary,
     DatasetVersion,
     DesiredPatch,
@@ -389,11 +390,20 @@ def _collection(label: str, dataset: str) -> Collection:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
-        raise fail(f"--{field} {error['input']!r}: {message}", 2) from None
+        raise fail(
+            f"--{field} {error['input']!r}: {message}; a device collects under lower-case "
+            "names of letters, digits, _ and - (data named otherwise comes in by data import)",
+            2,
+        ) from None
 
 
 def _dataset_name(name: str) -> str:
-    return _collection("-", name).dataset
+    """`name` checked as a dataset's name as written (a collection's names are slugs)."""
+    try:
+        return TypeAdapter(DatasetName).validate_python(name)
+    except ValidationError as exc:
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise fail(f"--dataset {name!r}: {message}", 2) from None
 
 
 def _received(client: HubClient, dataset: str, device: str) -> int:
