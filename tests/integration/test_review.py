@@ -37,7 +37,7 @@ def test_a_device_sends_the_windows_asked_for_and_labelled_ones_join_a_dataset(
         )
         ids = [str(w.id) for w in sent[:4]]
         labelled = cli(fleet, "windows", "label", *ids, "--label", "worn", "--dataset", "review")
-        bad = cli(fleet, "windows", "label", *ids, "--label", "Worn!", "--dataset", "review")
+        bad = cli(fleet, "windows", "label", *ids, "--label", "worn\tout", "--dataset", "review")
         unlabelled = cli(fleet, "windows", "list", "--unlabelled", "--json")
         dataset = fleet.client.samples()
 
@@ -47,7 +47,7 @@ def test_a_device_sends_the_windows_asked_for_and_labelled_ones_join_a_dataset(
     assert confidences == sorted(confidences)
     assert labelled.returncode == 0, labelled.stdout
     assert "labelled 4 windows 'worn': 4 new samples in review" in labelled.stdout
-    assert bad.returncode == 2 and "--label" in bad.stdout
+    assert bad.returncode == 2 and "--label" in bad.stdout and "control character" in bad.stdout
     assert [w["id"] for w in json.loads(unlabelled.stdout)] == [w.id for w in sent[4:]]
     assert sorted(s.features for s in dataset.samples) == sorted(w.features for w in sent[:4])
     assert {s.label for s in dataset.samples} == {"worn"}
