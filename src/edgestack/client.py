@@ -487,11 +487,15 @@ class HubClient:
             time.sleep(retry_s)
 
     @_covers("samples-list")
-    def samples(self, *, label: str | None = None, device: str | None = None) -> DatasetView:
-        """Every collected sample, oldest first, asked for a page at a time."""
+    def samples(
+        self, *, label: str | None = None, device: str | None = None, dataset: str | None = None
+    ) -> DatasetView:
+        """Every collected sample (of `dataset`, `device`, `label` where given), oldest first,
+        asked for a page at a time."""
         specs: dict[str, InputSpec] = {}
         records: list[SampleRecord] = []
-        params: Params = [(k, v) for k, v in (("label", label), ("device", device)) if v]
+        given = (("label", label), ("device", device), ("dataset", dataset))
+        params: Params = [(k, v) for k, v in given if v]
         for page in self._pages("/api/v1/samples", params, _Dataset):
             specs.update(page.specs)
             records.extend(page.samples)

@@ -137,6 +137,34 @@ async def test_the_ids_of_removed_samples_are_never_given_again(
     assert stale.status_code == 422, stale.text
 
 
+async def test_the_samples_of_one_dataset_are_listed_with_the_ids_a_change_selects(
+    client: httpx.AsyncClient,
+) -> None:
+    long_label = "Worn bearing, outer race, " + "x" * 30  # longer than a slug may be
+    await _import(client, "m1", ["normal", long_label])
+    body = SampleImport(
+        batch_id=uuid.uuid4(),
+        device_id="m1",
+        spec=SPEC,
+        samples=[DataSample(at=START + timedelta(days=1), label="normal", features=[0, 0])],
+    )
+    await client.post(
+        "/api/v1/datasets/pumps/samples", content=body.model_dump_json(), headers=ADMIN
+    )
+
+    listed = await client.get("/api/v1/samples", params={"dataset": "motors"}, headers=ADMIN)
+    labelled = await client.get(
+        "/api/v1/samples", params={"dataset": "motors", "label": long_label}, headers=ADMIN
+    )
+
+    assert listed.status_code == labelled.status_code == 200, listed.text + labelled.text
+    motors = [s["id"] for s in listed.json()["samples"]]
+    assert len(motors) == 2
+    (worn,) = [s["id"] for s in labelled.json()["samples"]]
+    removed = await _curate(client, "removal", {"ids": [worn]})
+    assert removed.changed == 1
+
+
 @pytest.mark.parametrize(
     ("action", "body", "status", "detail"),
     [

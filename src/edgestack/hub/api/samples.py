@@ -30,12 +30,16 @@ def list_samples(
     window: WindowDep,
     pager: PagerDep,
     label: Annotated[
-        str | None, Query(max_length=40, description="only samples with this label")
+        str | None, Query(max_length=64, description="only samples with this label")
     ] = None,
     device: Annotated[DeviceId | None, Query(description="only this device's samples")] = None,
+    dataset: Annotated[
+        str | None, Query(max_length=63, description="only the samples of this dataset")
+    ] = None,
 ) -> DatasetView:
     """One page of the collected training set, with the input spec of every sample on it;
-    pages as `GET /api/v1/events` does, by the samples' `id`."""
-    page = samples.dataset(session, window, label=label, device_id=device)
+    pages as `GET /api/v1/events` does, by the samples' `id`: the ids `relabel` and `removal`
+    select by."""
+    page = samples.dataset(session, window, label=label, device_id=device, dataset=dataset)
     pager.by_id(window, page.samples)
     return page

@@ -125,9 +125,12 @@ def dataset(
     *,
     label: str | None = None,
     device_id: str | None = None,
+    dataset: str | None = None,
 ) -> DatasetView:
     """The samples in `window`, with every spec they were computed under."""
     query = (window or Window()).apply(select(SampleRow), SampleRow.id)
+    if dataset is not None:
+        query = query.where(SampleRow.dataset == dataset)
     if label is not None:
         query = query.where(SampleRow.label == label)
     if device_id is not None:
