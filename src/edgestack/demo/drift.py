@@ -80,13 +80,14 @@ class DriftOptions:
     def quick(cls, base: DemoOptions) -> "DriftOptions":
         return cls(
             base=base,
-            period_s=7.0,
+            period_s=8.5,
             # Under the pump's noise a model's answers were seen to follow a change of
-            # condition by up to three seconds (the housing's temperature is slow, and the
+            # condition by up to four seconds (the housing's temperature is slow, and the
             # vibration signs hide): feedback starts after that, as an operator's would.
-            settle_s=3.0,
+            settle_s=4.5,
             baseline_periods=2,
-            after_periods=2,
+            # Enough windows after the update that one stray answer is not two points.
+            after_periods=3,
             windows_asked=240,
             min_labelled=240,
             shadow_s=5.0,
