@@ -85,6 +85,9 @@ class DriftOptions:
             # condition by up to four seconds (the housing's temperature is slow, and the
             # vibration signs hide): feedback starts after that, as an operator's would.
             settle_s=4.5,
+            # At four times a machine's own vibration, a slow machine's imbalance hides under
+            # the pump in some regimes whatever a model learns from 240 windows.
+            noise=3.5,
             baseline_periods=2,
             # Enough windows after the update that one stray answer is not two points.
             after_periods=3,
@@ -322,7 +325,9 @@ def _plan(options: DriftOptions) -> RolloutPlan:
         to=["all"],
         waves=[(i + 1) / devices for i in range(devices)],
         shadow_s=options.shadow_s,
-        gate=Gate(accuracy=0.8, error_rate=0.01, p99_ms=50),
+        # A wave reads accuracy on a dozen windows or so: a bar it can miss by a stray answer
+        # or two would send a good candidate back; a wrong one is right once in three.
+        gate=Gate(accuracy=0.7, error_rate=0.01, p99_ms=50),
         min_windows=options.min_windows,
     )
 
