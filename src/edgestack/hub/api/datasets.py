@@ -83,12 +83,8 @@ def freeze_dataset(
     404 for a dataset without samples, 409 when its samples mix input specs and no `spec`
     says which to freeze.
     """
-    # The file is written from a read snapshot, so samples keep arriving meanwhile; only
-    # recording the version takes the write lock, when the write session first writes.
     with hub.freezing:
-        with hub.db.session() as snapshot:
-            row = datasets.freeze(snapshot, root, name, spec)
-        version = datasets.record(session, row)
+        version = _frozen(hub, session, root, name, spec)
         audit.changed(None, version)
         session.commit()
     return version
@@ -183,8 +179,17 @@ def _curated(
     spec, changed = change()
     audit.changed(before, {"changed": changed, "spec": spec})
     session.commit()
-    with hub.db.session() as snapshot:
-        row = datasets.freeze(snapshot, root, name, spec)
-    version = datasets.record(session, row)
+    version = _frozen(hub, session, root, name, spec)
     session.commit()
     return Curated(changed=changed, version=version)
+
+
+def _frozen(
+    hub: HubContext, session: Session, root: FilePath, name: str, spec: str | None
+) -> DatasetVersion:
+    """Freeze `name`'s next version, recorded in `session` (not committed). The file is
+    written from a read snapshot, so samples keep arriving meanwhile; only recording the
+    version takes the write lock, when the write session first writes."""
+    with hub.db.session() as snapshot:
+        row = datasets.freeze(snapshot, root, name, spec)
+    return datasets.record(session, row)
