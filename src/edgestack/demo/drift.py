@@ -7,7 +7,7 @@ what each was in as feedback. Then a pump is installed next to them: broadband v
 model never saw. The rolling input drift raises an alert; the `retrain-on-drift` policy asks
 the drifting devices for the windows their model was least sure of, and the feedback labels
 them. Meanwhile someone rolls out a deliberately bad candidate (trained with its labels
-shuffled), which its gate, on accuracy against the feedback, rolls back on its first wave.
+mixed up), which its gate, on accuracy against the feedback, rolls back on its first wave.
 The policy's model, trained on what the fleet saw since, rolls out wave by wave, and
 accuracy on the feedback recovers.
 
@@ -57,6 +57,12 @@ from edgestack.sensing import FAULTS
 __all__ = ["DriftOptions", "DriftReport", "run_drift"]
 
 MODEL_NAME = "motor-drift"
+# The machines (simulator seeds), one per device: shafts at 19-45 Hz whose 1x line never slows
+# onto 31 Hz, the edge between the two lowest octave bands. A machine that does splits its
+# imbalance over two bands, and under the pump neither band shows it: no model trained on a
+# minute of the pump learns that regime (a limit of the octave band features, not of the loop
+# this demo shows).
+MACHINES = (5, 41, 13)
 T = TypeVar("T")
 
 
@@ -67,12 +73,12 @@ class DriftOptions:
     """How long each machine stays in one condition, and each span of feedback lasts."""
     settle_s: float = 2.0
     """The start of each period left out of its feedback, while windows still hold the last."""
-    noise: float = 4.0
+    noise: float = 3.5
     """The pump's vibration, a multiple of each machine's own."""
     baseline_periods: int = 3
     after_periods: int = 3
-    windows_asked: int = 120
-    min_labelled: int = 150
+    windows_asked: int = 400
+    min_labelled: int = 600
     shadow_s: float = 10.0
     min_windows: int = 20
 
@@ -80,19 +86,17 @@ class DriftOptions:
     def quick(cls, base: DemoOptions) -> "DriftOptions":
         return cls(
             base=base,
-            period_s=8.5,
-            # Under the pump's noise a model's answers were seen to follow a change of
-            # condition by up to four seconds (the housing's temperature is slow, and the
-            # vibration signs hide): feedback starts after that, as an operator's would.
-            settle_s=4.5,
-            # At four times a machine's own vibration, a slow machine's imbalance hides under
-            # the pump in some regimes whatever a model learns from 240 windows.
+            period_s=6.0,
             noise=3.5,
             baseline_periods=2,
             # Enough windows after the update that one stray answer is not two points.
             after_periods=3,
-            windows_asked=240,
-            min_labelled=240,
+            # A device answers once its model has seen this many windows: by then each
+            # machine went through every condition under the pump more than once, at several
+            # speeds. Fewer, all from the minute after the alert, left the new model blind to
+            # a slow machine's imbalance under the pump.
+            windows_asked=260,
+            min_labelled=400,
             shadow_s=5.0,
             min_windows=10,
         )
@@ -116,7 +120,10 @@ def run_drift(options: DriftOptions, console: Console | None = None) -> DriftRep
     console = console or Console()
     base = options.base
     shutil.rmtree(base.root, ignore_errors=True)
-    with LocalFleet(base.root, base.devices) as fleet, progress_bars(console) as progress:
+    with (
+        LocalFleet(base.root, base.devices, seeds=MACHINES) as fleet,
+        progress_bars(console) as progress,
+    ):
         hub = fleet.client
         # The hub steps rollouts and policies twice a second, so waves move on promptly.
         start(fleet, progress, {"EDGESTACK_HUB_CONTROL_TICK_S": "0.5"})
@@ -317,31 +324,33 @@ def _accuracy(fleet: LocalFleet, digest: str, since: _Tally | None = None) -> _T
 
 
 def _plan(options: DriftOptions) -> RolloutPlan:
-    """Waves of one device each; a candidate that is wrong on the feedback, fails or is slow
-    goes back. Agreement with the running model says little here: the model it is to replace
-    is wrong since the pump started."""
+    """A first wave of one device, then the rest; a candidate that is wrong on the feedback,
+    fails or is slow goes back. Agreement with the running model says little here: the model
+    it is to replace is wrong since the pump started."""
     devices = len(options.base.devices)
     return RolloutPlan(
         to=["all"],
-        waves=[(i + 1) / devices for i in range(devices)],
+        waves=[1 / devices, 1.0],
         shadow_s=options.shadow_s,
         # A wave reads accuracy on a dozen windows or so: a bar it can miss by a stray answer
-        # or two would send a good candidate back; a wrong one is right once in three.
+        # or two would send a good candidate back; a wrong one is seldom right.
         gate=Gate(accuracy=0.7, error_rate=0.01, p99_ms=50),
         min_windows=options.min_windows,
     )
 
 
 def _bad_candidate(fleet: LocalFleet, seed: int) -> ModelView:
-    """A model trained on the same windows with their labels shuffled: as sure of itself as
-    any, and right about one time in three."""
+    """A model trained on the same windows with each label swapped for the next, as a mix-up
+    in a labelling pipeline would: as sure of itself as any, and wrong about nearly every
+    window."""
     from edgestack.dataset import read_dataset
 
     hub = fleet.client
     version = hub.dataset(MODEL_NAME).versions[-1].version
     table = read_dataset(hub.dataset_parquet(MODEL_NAME, version))
-    shuffled = list(np.random.default_rng(seed).permutation(table.labels))
-    trained = train_classifier(table.features, shuffled, seed=seed)
+    names = sorted(set(table.labels))
+    swapped = {name: names[(i + 1) % len(names)] for i, name in enumerate(names)}
+    trained = train_classifier(table.features, [swapped[x] for x in table.labels], seed=seed)
     bundle = Bundle.create(
         name=MODEL_NAME,
         labels=trained.labels,

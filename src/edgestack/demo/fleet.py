@@ -43,10 +43,12 @@ class LocalFleet:
     Tokens are fresh for every fleet. Leaving the `with` block, or `stop()`, ends every
     process it started, also on Ctrl-C."""
 
-    def __init__(self, root: Path, devices: Sequence[str], *, first_seed: int = 1) -> None:
+    def __init__(
+        self, root: Path, devices: Sequence[str], *, seeds: Sequence[int] | None = None
+    ) -> None:
         self.root = root
         self.devices = list(devices)
-        self.seeds = {d: first_seed + i for i, d in enumerate(self.devices)}
+        self.seeds = dict(zip(self.devices, seeds or range(1, len(self.devices) + 1), strict=True))
         self.port = _free_port()
         self.hub_url = f"http://127.0.0.1:{self.port}"
         self.admin_token = secrets.token_urlsafe(24)
