@@ -455,6 +455,33 @@ class WindowRequest(Wire):
     count: int = Field(ge=1, le=MAX_REVIEW_WINDOWS)
 
 
+def _http_url(what: str, fix: str, reach: str) -> AfterValidator:
+    """Checks an http or https URL with a host that httpx reads, as the sender will."""
+
+    def check(url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"'{url[:80]}' is no {what}; give an http:// or https:// URL with a host, {fix}"
+            )
+        try:
+            # The host as the sender's HTTP client reads it: what it cannot read it cannot reach.
+            httpx.URL(url).host  # noqa: B018
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ValueError(
+                f"'{url[:80]}' is no URL {reach} ({exc}); give the receiver's host "
+                "as it resolves, an IDNA name spelled right"
+            ) from None
+        return url
+
+    return AfterValidator(check)
+
+
+_SERVER_URL = _http_url(
+    "server URL", "the edge node's address and port", "a device can send windows to"
+)
+
+
 OffloadGate = Literal["confidence", "margin", "entropy"]
 """How hard a window is, from its class probabilities, scored from 0 (sure) to 1: confidence,
 one less the top probability; margin, one less the gap between the top two; entropy, the
@@ -464,16 +491,6 @@ ServingTier = Literal["edge", "cloud"]
 RowsKind = Literal["features", "raw"]
 """What a model's rows hold: window features, or the raw windows' samples (a model that learns
 its own features takes these)."""
-
-
-def _server_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"'{url[:80]}' is no server URL; give the edge node's http:// or https:// address "
-            "with its host and port"
-        )
-    return url
 
 
 class OffloadPolicy(Wire):
@@ -501,9 +518,7 @@ class OffloadPolicy(Wire):
         "calibrated for target_fraction, and a device offloads nothing until then",
     )
     tier: ServingTier = "edge"
-    server: (
-        Annotated[str, StringConstraints(max_length=2048), AfterValidator(_server_url)] | None
-    ) = Field(
+    server: Annotated[str, StringConstraints(max_length=2048), _SERVER_URL] | None = Field(
         default=None,
         description="the edge node serving model, as http://host:port; null for the "
         "cloud tier, which the hub the device reports to serves",
@@ -1234,25 +1249,11 @@ class EventFilter(Wire):
     )
 
 
-def _webhook_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"'{url[:80]}' is no webhook URL; give an http:// or https:// URL with a host, "
-            "to which the hub can POST each event"
-        )
-    try:
-        # The host as the hub's HTTP client reads it: what it cannot read it cannot POST to.
-        httpx.URL(url).host  # noqa: B018
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise ValueError(
-            f"'{url[:80]}' is no URL the hub can POST to ({exc}); give the receiver's host "
-            "as it resolves, an IDNA name spelled right"
-        ) from None
-    return url
-
-
-WebhookUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_webhook_url)]
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    _http_url("webhook URL", "to which the hub can POST each event", "the hub can POST to"),
+]
 """Where a webhook's events go: an http or https URL."""
 
 
