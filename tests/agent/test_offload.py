@@ -135,7 +135,7 @@ def test_calibration_of_any_rows_sends_at_least_the_target_share(
     assert 0 <= threshold <= 1
     # Ties can only add windows at the threshold; fewer than the target never go.
     assert sent >= max(1, round(target * len(rows)))
-    assert threshold in scores  # the score of the hardest window that still goes
+    assert threshold in scores  # the score of the least hard window that goes
 
 
 @settings(max_examples=200, deadline=None)
@@ -154,3 +154,8 @@ def test_a_higher_threshold_never_offloads_a_window_a_lower_one_keeps(
     at_high = to_offload(rows, gate, high)
 
     assert not (at_high & ~at_low).any()
+
+
+def test_an_unknown_gate_is_refused_naming_the_gates() -> None:
+    with pytest.raises(ValueError, match="gate: 'loss' is no gate; choose confidence"):
+        hardness(np.array([[0.5, 0.5]]), "loss")  # type: ignore[arg-type]

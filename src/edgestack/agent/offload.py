@@ -37,8 +37,8 @@ def hardness(probabilities: np.ndarray, gate: OffloadGate) -> np.ndarray:
 
 def calibrate(probabilities: np.ndarray, target_fraction: float, gate: OffloadGate) -> float:
     """The threshold that offloads `target_fraction` of these held-out windows (at least one),
-    within one window where their scores do not tie: the score of the hardest window that
-    still goes."""
+    within one window where their scores do not tie: the score of the least hard window
+    that still goes."""
     if not 0 < target_fraction <= 1:
         raise ValueError(
             f"target_fraction: {target_fraction} is no share of windows; give one in (0, 1]"
