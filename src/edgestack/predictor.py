@@ -16,7 +16,9 @@ LABELS_KEY = "edgestack.labels"  # model metadata: the JSON list of class labels
 
 
 class OnnxPredictor:
-    """Class probabilities for feature rows, from an ONNX model on one CPU thread.
+    """Class probabilities for feature rows, from an ONNX model on one CPU thread, or through
+    `providers` (ONNX Runtime's execution providers, best first: what the first cannot run
+    falls to the next).
 
         predictor = OnnxPredictor(trained.onnx, trained.labels)
         indices, probabilities = predictor.predict(rows)   # (k,) int64, (k, len(labels)) float32
@@ -25,14 +27,17 @@ class OnnxPredictor:
     does) is refused when they differ from `labels`.
     """
 
-    def __init__(self, model: bytes, labels: Sequence[str]) -> None:
+    def __init__(
+        self,
+        model: bytes,
+        labels: Sequence[str],
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
         options = ort.SessionOptions()
         # One thread each: a device runs this beside its sensors, and batches are small.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            model, sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session = ort.InferenceSession(model, sess_options=options, providers=list(providers))
         self.labels = list(labels)
         recorded = self._session.get_modelmeta().custom_metadata_map.get(LABELS_KEY)
         if recorded is not None and json.loads(recorded) != self.labels:

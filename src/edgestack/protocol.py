@@ -32,6 +32,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from edgestack.bundle import Digest, InputSpec, Manifest, Name, PublicKey
@@ -42,6 +43,7 @@ __all__ = [
     "JOB_ENDED",
     "LOW_SIGNALS",
     "MAX_FEEDBACK_SPANS",
+    "MAX_INFERENCE_ROWS",
     "MAX_REVIEW_WINDOWS",
     "MAX_TAGS",
     "MAX_TIME",
@@ -101,6 +103,8 @@ __all__ = [
     "Hardware",
     "HubEventKind",
     "Identity",
+    "InferenceAnswer",
+    "InferenceRequest",
     "IngestAck",
     "JobKind",
     "JobLog",
@@ -116,6 +120,8 @@ __all__ = [
     "Login",
     "ModelView",
     "MonitorReport",
+    "OffloadGate",
+    "OffloadPolicy",
     "OptimiseRequest",
     "PolicyName",
     "PolicyRunView",
@@ -134,12 +140,14 @@ __all__ = [
     "RolloutRequest",
     "RolloutState",
     "RolloutView",
+    "RowsKind",
     "RuleParams",
     "SampleBatch",
     "SampleCounts",
     "SampleImport",
     "SampleRecord",
     "SampleSelection",
+    "ServingTier",
     "Severity",
     "ShadowReport",
     "Slug",
@@ -447,6 +455,91 @@ class WindowRequest(Wire):
     count: int = Field(ge=1, le=MAX_REVIEW_WINDOWS)
 
 
+def _http_url(what: str, fix: str, reach: str) -> AfterValidator:
+    """Checks an http or https URL with a host that httpx reads, as the sender will."""
+
+    def check(url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"'{url[:80]}' is no {what}; give an http:// or https:// URL with a host, {fix}"
+            )
+        try:
+            # The host as the sender's HTTP client reads it: what it cannot read it cannot reach.
+            httpx.URL(url).host  # noqa: B018
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ValueError(
+                f"'{url[:80]}' is no URL {reach} ({exc}); give the receiver's host "
+                "as it resolves, an IDNA name spelled right"
+            ) from None
+        return url
+
+    return AfterValidator(check)
+
+
+_SERVER_URL = _http_url(
+    "server URL", "the edge node's address and port", "a device can send windows to"
+)
+
+
+OffloadGate = Literal["confidence", "margin", "entropy"]
+"""How hard a window is, from its class probabilities, scored from 0 (sure) to 1: confidence,
+one less the top probability; margin, one less the gap between the top two; entropy, the
+probabilities' entropy over the most it can be (that of as many equal probabilities)."""
+ServingTier = Literal["edge", "cloud"]
+"""Who answers an offloaded window: an edge node (an agent started with `--serve`) or the hub."""
+RowsKind = Literal["features", "raw"]
+"""What a model's rows hold: window features, or the raw windows' samples (a model that learns
+its own features takes these)."""
+
+
+class OffloadPolicy(Wire):
+    """Joint inference: the device answers each window with its own model and sends those its
+    `gate` scores at least `threshold` to the bigger `model` on the `tier`, whose answer
+    counts. `threshold` is calibrated on held-out windows so that `target_fraction` of them
+    go. A server that does not answer within `timeout_s`, or cannot be reached, leaves the
+    window to the device, whose answer is then marked `fallback` (`offline`)."""
+
+    model: BundleRef = Field(description="the bigger model the server answers with")
+    gate: OffloadGate = "confidence"
+    target_fraction: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="the share of held-out windows the threshold sends",
+    )
+    threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="windows whose gate score reaches it are offloaded; null until "
+        "calibrated for target_fraction, and a device offloads nothing until then",
+    )
+    tier: ServingTier = "edge"
+    server: Annotated[str, StringConstraints(max_length=2048), _SERVER_URL] | None = Field(
+        default=None,
+        description="the edge node serving model, as http://host:port; null for the "
+        "cloud tier, which the hub the device reports to serves",
+    )
+    timeout_s: float = Field(default=1.0, gt=0, le=60, allow_inf_nan=False)
+    offline: Literal["fallback"] = Field(
+        default="fallback",
+        description="fallback: when the server is gone the device answers alone and marks "
+        "the answer fallback",
+    )
+
+    @model_validator(mode="after")
+    def _edge_has_a_server(self) -> "OffloadPolicy":
+        if self.tier == "edge" and self.server is None:
+            raise ValueError(
+                "server: the edge tier needs the edge node's address; give server as "
+                "http://host:port, or choose tier cloud"
+            )
+        return self
+
+
 class DesiredState(Wire):
     version: int = Field(default=0, ge=0)
     bundle: BundleRef | None = None
@@ -474,6 +567,9 @@ class DesiredState(Wire):
     fault: FaultInjection | None = None
     telemetry_interval_s: float = Field(default=5.0, ge=0.2, le=3600)
     profile: str | None = Field(default=None, description=_PROFILE_OVERRIDE)
+    offload: OffloadPolicy | None = Field(
+        default=None, description="joint inference with a bigger model on a server; null: none"
+    )
 
     def for_protocol(self, protocol: int) -> dict[str, Any]:
         """This state as an agent speaking `protocol` is sent it. Nulls are left out: an agent
@@ -489,6 +585,7 @@ _SINCE_PROTOCOL_2: dict[str, Any] = {
     "send_windows": True,
     "stopped": True,
     "fault": {"noise"},
+    "offload": True,
 }
 
 
@@ -846,6 +943,50 @@ class SampleImport(_Command):
     samples: list[DataSample] = Field(min_length=1, max_length=10_000)
 
 
+# -- joint inference ---------------------------------------------------------
+
+MAX_INFERENCE_ROWS = 1024
+_MAX_INFERENCE_VALUES = 1_000_000
+
+
+class InferenceRequest(Wire):
+    """Windows a device offloads to a server (`OffloadPolicy`), one row each, for `model` to
+    answer. Rows hold features, unless the model takes raw windows: a server refuses raw rows
+    for a model of features, so raw samples leave a device only for a model that needs them."""
+
+    model: BundleRef
+    input: RowsKind = Field(default="features", description="what rows hold")
+    rows: list[list[_Feature]] = Field(min_length=1, max_length=MAX_INFERENCE_ROWS)
+
+    @field_validator("rows")
+    @classmethod
+    def _one_width(cls, rows: list[list[float]]) -> list[list[float]]:
+        width = len(rows[0])
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                raise ValueError(
+                    f"rows[{i}] has {len(row)} values, rows[0] {width}; send rows of one width"
+                )
+        if width * len(rows) > _MAX_INFERENCE_VALUES:
+            raise ValueError(
+                f"holds {width * len(rows)} values, at most {_MAX_INFERENCE_VALUES}; "
+                "send fewer rows a request"
+            )
+        return rows
+
+
+class InferenceAnswer(Wire):
+    """A server's answer to an `InferenceRequest`: a label and its probability per row, in
+    order, which tier answered, and how long its model took for all rows."""
+
+    labels: list[Label] = Field(max_length=MAX_INFERENCE_ROWS)
+    confidences: list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] = Field(
+        max_length=MAX_INFERENCE_ROWS
+    )
+    tier: ServingTier
+    latency_ms: float = Field(ge=0, le=3_600_000, allow_inf_nan=False)
+
+
 class IngestAck(Wire):
     batch_id: UUID
     accepted: int
@@ -1108,25 +1249,11 @@ class EventFilter(Wire):
     )
 
 
-def _webhook_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"'{url[:80]}' is no webhook URL; give an http:// or https:// URL with a host, "
-            "to which the hub can POST each event"
-        )
-    try:
-        # The host as the hub's HTTP client reads it: what it cannot read it cannot POST to.
-        httpx.URL(url).host  # noqa: B018
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise ValueError(
-            f"'{url[:80]}' is no URL the hub can POST to ({exc}); give the receiver's host "
-            "as it resolves, an IDNA name spelled right"
-        ) from None
-    return url
-
-
-WebhookUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_webhook_url)]
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    _http_url("webhook URL", "to which the hub can POST each event", "the hub can POST to"),
+]
 """Where a webhook's events go: an http or https URL."""
 
 
