@@ -1,9 +1,13 @@
 import numpy as np
 import onnxruntime as ort
 import pytest
+from scipy.special import softmax
 
 from edgestack.learning import TRAINERS
-from edgestack.learning.zoo import Cnn1dExits
+from edgestack.learning.split import Link, choose_split, early_share, measure_costs, plan_split
+from edgestack.learning.zoo import Cnn1dExits, SplitModel
+from edgestack.learning.zoo.exits import BLOCKS
+from edgestack.profiles import PROFILES
 
 from .shapes import CHANNELS, SIZE, placed_shapes
 
@@ -18,6 +22,18 @@ def trained() -> tuple[Cnn1dExits, np.ndarray, np.ndarray]:
     return trainer, x_test, y_test
 
 
+@pytest.fixture(scope="module")
+def cut(trained: tuple[Cnn1dExits, np.ndarray, np.ndarray]) -> dict[str, SplitModel]:
+    """The trained net cut where the tests look, each cut exported once."""
+    trainer, _, _ = trained
+    x_train, _ = placed_shapes(80, seed=4)
+    return {
+        "2": trainer.split(2),
+        "3": trainer.split(3),
+        "2 int8": trainer.split(2, int8_from=x_train),
+    }
+
+
 def run_split(head: bytes, tail: bytes, rows: np.ndarray) -> tuple[np.ndarray, ...]:
     early, tensor = ort.InferenceSession(head).run(None, {"features": rows})
     (final,) = ort.InferenceSession(tail).run(None, {"intermediate": tensor})
@@ -26,11 +42,11 @@ def run_split(head: bytes, tail: bytes, rows: np.ndarray) -> tuple[np.ndarray, .
 
 @pytest.mark.parametrize("at", [2, 3])
 def test_head_and_tail_give_the_whole_nets_answer(
-    trained: tuple[Cnn1dExits, np.ndarray, np.ndarray], at: int
+    trained: tuple[Cnn1dExits, np.ndarray, np.ndarray], cut: dict[str, SplitModel], at: int
 ) -> None:
     trainer, x_test, _ = trained
 
-    split = trainer.split(at)
+    split = cut[str(at)]
     early, tensor, final = run_split(split.head, split.tail, x_test)
 
     assert final == pytest.approx(trainer.predict_proba(x_test), abs=1e-4)
@@ -40,13 +56,11 @@ def test_head_and_tail_give_the_whole_nets_answer(
 
 
 def test_an_int8_tensor_sends_a_quarter_of_the_bytes_and_keeps_the_answers(
-    trained: tuple[Cnn1dExits, np.ndarray, np.ndarray],
+    trained: tuple[Cnn1dExits, np.ndarray, np.ndarray], cut: dict[str, SplitModel]
 ) -> None:
     trainer, x_test, _ = trained
-    x_train, _ = placed_shapes(80, seed=4)
 
-    exact = trainer.split(2)
-    small = trainer.split(2, int8_from=x_train)
+    exact, small = cut["2"], cut["2 int8"]
     _, tensor, final = run_split(small.head, small.tail, x_test)
 
     whole = trainer.predict_proba(x_test)
@@ -82,3 +96,56 @@ def test_a_split_without_the_exit_on_the_device_or_a_tail_is_refused(
 
     with pytest.raises(ValueError, match=rf"at: {at}; .* give 2 to 3"):
         trainer.split(at)
+
+
+def test_the_blocks_alone_chain_to_the_whole_net_and_cost_what_a_split_sends(
+    trained: tuple[Cnn1dExits, np.ndarray, np.ndarray], cut: dict[str, SplitModel]
+) -> None:
+    trainer, x_test, _ = trained
+    blocks = trainer.blocks()
+
+    costs = measure_costs(blocks, trainer.exit_after, runs=5)
+    small = measure_costs(blocks, trainer.exit_after, int8=True, runs=5)
+
+    *layered, exit_block = blocks
+    tensor = x_test
+    for block in layered:
+        (tensor,) = ort.InferenceSession(block.onnx).run(None, {"given": tensor})
+        if block.name == BLOCKS[trainer.exit_after - 1]:
+            (early,) = ort.InferenceSession(exit_block.onnx).run(None, {"given": tensor})
+    assert softmax(tensor, axis=1) == pytest.approx(trainer.predict_proba(x_test), abs=1e-4)
+    assert softmax(early, axis=1) == pytest.approx(trainer.exit_proba(x_test), abs=1e-4)
+    assert [layer.name for layer in costs.layers] == list(BLOCKS)
+    assert costs.input_bytes == 4 * x_test.shape[1]
+    assert costs.layers[1].out_bytes == cut["2"].tensor_bytes
+    assert small.layers[1].out_bytes == cut["2 int8"].tensor_bytes
+    # Costed by the chooser: a device 100,000 times slower than a server one fast hop away
+    # sends the window itself.
+    served = choose_split(
+        costs,
+        device_speed=1e5,
+        server_speed=1.0,
+        link=Link(bandwidth_bytes_per_s=1e10, rtt_ms=0.0),
+        threshold=0.9,
+        early_share=0.9,
+    )
+    assert (served.at, served.offload_bytes) == (0, costs.input_bytes)
+
+
+def test_a_plan_from_measured_blocks_keeps_all_on_a_device_behind_a_slow_link(
+    trained: tuple[Cnn1dExits, np.ndarray, np.ndarray],
+) -> None:
+    trainer, x_test, _ = trained
+    crawling = Link(bandwidth_bytes_per_s=100.0, rtt_ms=1000.0)
+
+    plan = plan_split(
+        trainer,
+        x_test,
+        device=PROFILES["pi"],
+        server=PROFILES["cloud"],
+        link=crawling,
+        threshold=0.9,
+    )
+
+    assert (plan.at, plan.offload_bytes) == (len(BLOCKS), 0)
+    assert plan.early_share == early_share(trainer.exit_proba(x_test), 0.9) > 0.5

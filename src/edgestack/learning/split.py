@@ -15,14 +15,28 @@ answers on the device.
 """
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import onnxruntime as ort
 
 from edgestack.bundle import SplitPlan
+from edgestack.learning.zoo.exits import Block, Cnn1dExits
+from edgestack.profiles import DeviceProfile
 
-__all__ = ["Layer", "Link", "SplitCosts", "choose_split", "early_share"]
+__all__ = [
+    "Layer",
+    "Link",
+    "SplitCosts",
+    "choose_split",
+    "early_share",
+    "measure_costs",
+    "plan_split",
+]
+
+_WARM_UP = 10
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,70 @@ def early_share(exit_probabilities: np.ndarray, threshold: float) -> float:
     device answers alone."""
     top = np.asarray(exit_probabilities).max(axis=1)
     return float(np.mean(top >= threshold)) if len(top) else 0.0
+
+
+def measure_costs(
+    blocks: Sequence[Block], exit_after: int, *, int8: bool = False, runs: int = 100
+) -> SplitCosts:
+    """The `blocks` of a net (`Cnn1dExits.blocks()`: in order, then the exit, which reads the
+    output of the first `exit_after`) timed alone with ONNX Runtime on this machine, the
+    reference machine of the device profiles (one thread, batch 1, the median of `runs`
+    calls), with the bytes each split would send: an int8 tensor under `int8`
+    (`Cnn1dExits.split(at, int8_from=...)`), float32 otherwise."""
+    per_value = 1 if int8 else 4
+    *layered, exit_block = blocks
+    layers = [
+        Layer(b.name, _latency_ms(b.onnx, b.takes, runs), per_value * math.prod(b.gives))
+        for b in layered
+    ]
+    return SplitCosts(
+        layers=layers,
+        input_bytes=4 * math.prod(layered[0].takes),
+        exit_after=exit_after,
+        exit_ms=_latency_ms(exit_block.onnx, exit_block.takes, runs),
+    )
+
+
+def plan_split(
+    trainer: Cnn1dExits,
+    held_out: np.ndarray,
+    *,
+    device: DeviceProfile,
+    server: DeviceProfile,
+    link: Link,
+    threshold: float,
+    int8: bool = False,
+) -> SplitPlan:
+    """Where to cut `trainer`'s net between a `device` and a `server` of these profiles:
+    its blocks measured here, the share of the `held_out` rows its exit answers at
+    `threshold`, and `choose_split`."""
+    return choose_split(
+        measure_costs(trainer.blocks(), trainer.exit_after, int8=int8),
+        device_speed=device.speed_factor,
+        server_speed=server.speed_factor,
+        link=link,
+        threshold=threshold,
+        early_share=early_share(trainer.exit_proba(held_out), threshold),
+    )
+
+
+def _latency_ms(model: bytes, takes: tuple[int, ...], runs: int) -> float:
+    """Median milliseconds per call of `model` on one zero window. In process, unlike the
+    optimiser's probe, which scores a classifier's accuracy too and a block has none; and
+    these graphs are too small for an arena left by the one before to matter."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.zeros((1, *takes), dtype=np.float32)}
+    for _ in range(_WARM_UP):
+        session.run(None, feed)
+    took = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter_ns()
+        session.run(None, feed)
+        took[i] = time.perf_counter_ns() - start
+    return float(np.median(took)) / 1e6
 
 
 def choose_split(

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from edgestack.learning.zoo._exits import MultiExit
 
-__all__ = ["BLOCKS", "Cnn1dExits", "SplitModel"]
+__all__ = ["BLOCKS", "Block", "Cnn1dExits", "SplitModel"]
 
 BLOCKS = ("conv1", "conv2", "conv3", "classifier")
 """The blocks of the net in order; a split after the first `at` of them runs those on the
@@ -49,6 +49,17 @@ class SplitModel:
     def tensor_bytes(self) -> int:
         """Bytes of `intermediate` for one window: what an offloaded window sends."""
         return int(np.prod(self.shape)) * (4 if self.scale is None else 1)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of the net (or its exit) alone, as ONNX: input `given` `[None, *takes]`,
+    output `made` `[None, *gives]`; what `split.measure_costs` times."""
+
+    name: str
+    onnx: bytes
+    takes: tuple[int, ...]
+    gives: tuple[int, ...]
 
 
 @TRAINERS.register("cnn1d_exits")
@@ -142,6 +153,29 @@ class Cnn1dExits(Cnn1d):
             scale,
             zero_point,
         )
+
+    def blocks(self) -> list[Block]:
+        """Each block of the net alone, in the order of `BLOCKS`, then the exit."""
+        import torch
+
+        from edgestack.learning.zoo import _torch
+
+        net = self._net("blocks").eval()
+        inputs = [torch.zeros(2, self.n_features)]
+        with torch.no_grad():
+            for block in net.blocks[:-1]:
+                inputs.append(block(inputs[-1]))
+        parts = [
+            *zip(BLOCKS, net.blocks, inputs, strict=True),
+            ("exit", net.exit, inputs[self.exit_after]),
+        ]
+        made = []
+        for name, block, given in parts:
+            with torch.no_grad():
+                gives = tuple(block(given).shape[1:])
+            graph = _torch.export_graph(block, given, "given", ["made"])
+            made.append(Block(name, graph.SerializeToString(), tuple(given.shape[1:]), gives))
+        return made
 
     def _net(self, action: str) -> "MultiExit":
         from edgestack.learning.zoo._exits import MultiExit
