@@ -57,12 +57,25 @@ def test_in_between_the_split_falls_after_the_exit_where_the_tensor_is_small() -
     assert (plan.threshold, plan.early_share) == (0.9, 0.8)
 
 
-def test_fewer_windows_leaving_early_moves_work_off_the_device() -> None:
-    sure = choose_split(COSTS, **(CHOICE | {"link": Link(1e6, rtt_ms=1.0)}))
-    unsure = choose_split(COSTS, **(CHOICE | {"link": Link(1e6, rtt_ms=1.0), "early_share": 0}))
+def test_fewer_windows_leaving_early_sends_them_all_whole() -> None:
+    small_window = dataclasses.replace(COSTS, input_bytes=512)
+    link = Link(1e6, rtt_ms=30.0)
 
-    assert unsure.at < sure.at
+    sure = choose_split(small_window, **(CHOICE | {"link": link}))
+    unsure = choose_split(small_window, **(CHOICE | {"link": link, "early_share": 0.0}))
+
+    assert sure.at == 4
+    assert unsure.at == 0
     assert unsure.expected_ms > sure.expected_ms
+
+
+def test_a_head_always_carries_the_exit() -> None:
+    # Sending conv1's output would be cheapest were the exit not needed on the device.
+    costly_exit = dataclasses.replace(COSTS, exit_ms=1000.0)
+
+    plan = choose_split(costly_exit, **CHOICE)
+
+    assert plan.at == 0
 
 
 @pytest.mark.parametrize(

@@ -152,19 +152,20 @@ def choose_split(
 ) -> SplitPlan:
     """The split with the lowest expected latency per window; ties go to fewer bytes sent.
 
-    A split after `at` blocks runs them on the device, `device_speed` times slower than the
-    reference machine (a profile's `speed_factor`), and the rest on a server `server_speed`
-    times slower. With the exit on the device (`at` at least `exit_after`), `early_share` of
-    the windows stop there; the others pay the round trip, the tensor's transfer and the
-    server's part. Below `exit_after` every window goes on, the exit unused.
+    A split after `at` blocks runs them and the exit on the device, `device_speed` times
+    slower than the reference machine (a profile's `speed_factor`), and the rest on a server
+    `server_speed` times slower: `early_share` of the windows stop at the exit, the others
+    pay the round trip, the tensor's transfer and the server's part. The candidates are
+    every `at` from `exit_after` on, the head always carrying the exit (a head without it
+    answers nothing early, so it only moves work), and `at` 0, every window sent whole.
     """
     _check(costs, device_speed, server_speed, link, threshold, early_share)
     n = len(costs.layers)
-    expected = [
-        _expected_ms(costs, at, device_speed, server_speed, link, early_share)
-        for at in range(n + 1)
-    ]
-    at = min(range(n + 1), key=lambda a: (expected[a], _sent(costs, a)))
+    expected = {
+        at: _expected_ms(costs, at, device_speed, server_speed, link, early_share)
+        for at in (0, *range(costs.exit_after, n + 1))
+    }
+    at = min(expected, key=lambda a: (expected[a], _sent(costs, a)))
     return SplitPlan(
         at=at,
         blocks=n,
@@ -196,8 +197,8 @@ def _expected_ms(
     if at < len(ms):
         transfer = 1000 * _sent(costs, at) / link.bandwidth_bytes_per_s
         offloaded = link.rtt_ms + transfer + sum(ms[at:]) * server_speed
-    if at < costs.exit_after:
-        return on_device + offloaded
+    if at == 0:
+        return offloaded
     exit_ms = costs.exit_ms * device_speed
     early = sum(ms[: costs.exit_after]) * device_speed + exit_ms
     return share * early + (1 - share) * (on_device + exit_ms + offloaded)
