@@ -3,13 +3,24 @@ import onnxruntime as ort
 import pytest
 from scipy.special import softmax
 
-from edgestack.learning import TRAINERS
+from edgestack.bundle import Bundle, FeatureSpec, InputSpec, SplitPlan
+from edgestack.learning import TRAINERS, OnnxPredictor, package_split
 from edgestack.learning.split import Link, choose_split, early_share, measure_costs, plan_split
 from edgestack.learning.zoo import Cnn1dExits, SplitModel
 from edgestack.learning.zoo.exits import BLOCKS
 from edgestack.profiles import PROFILES
 
 from .shapes import CHANNELS, SIZE, placed_shapes
+
+LABELS = ["sine", "square"]
+SPEC = InputSpec(
+    sensors=["a", "b"],
+    rate_hz=100.0,
+    window=SIZE,
+    hop=SIZE,
+    extractors=[FeatureSpec(kind="raw")],
+    features=[f"{s}.raw{i}" for s in "ab" for i in range(SIZE)],
+)
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +160,56 @@ def test_a_plan_from_measured_blocks_keeps_all_on_a_device_behind_a_slow_link(
 
     assert (plan.at, plan.offload_bytes) == (len(BLOCKS), 0)
     assert plan.early_share == early_share(trainer.exit_proba(x_test), 0.9) > 0.5
+
+
+def test_a_plan_packages_a_head_for_the_device_and_a_tail_for_the_server(
+    trained: tuple[Cnn1dExits, np.ndarray, np.ndarray],
+) -> None:
+    trainer, x_test, _ = trained
+    x_train, _ = placed_shapes(80, seed=4)
+    plan = SplitPlan(
+        at=2,
+        blocks=4,
+        point="conv2",
+        threshold=0.9,
+        early_share=0.8,
+        expected_ms=3.0,
+        offload_bytes=512,
+    )
+
+    device, server = package_split(
+        trainer, plan, name="m", labels=LABELS, spec=SPEC, int8_from=x_train
+    )
+
+    assert device is not None and server is not None
+    device, server = Bundle.unpack(device.pack()), Bundle.unpack(server.pack())
+    assert server.manifest.name == "m-tail"
+    assert device.manifest.split == server.manifest.split
+    assert device.manifest.split is not None and device.manifest.split.scale is not None
+    assert device.manifest.split.model_copy(update={"scale": None, "zero_point": None}) == plan
+    _, early = OnnxPredictor(device.model, LABELS).predict(x_test)
+    assert early == pytest.approx(trainer.exit_proba(x_test), abs=1e-4)
+    _, _, final = run_split(device.model, server.model, x_test)
+    assert final == pytest.approx(trainer.predict_proba(x_test), abs=0.05)
+
+
+def test_a_plan_that_keeps_all_on_the_device_packages_the_whole_net_alone(
+    trained: tuple[Cnn1dExits, np.ndarray, np.ndarray],
+) -> None:
+    trainer, x_test, _ = trained
+    plan = SplitPlan(
+        at=4,
+        blocks=4,
+        point="classifier",
+        threshold=0.9,
+        early_share=0.8,
+        expected_ms=3.0,
+        offload_bytes=0,
+    )
+
+    device, server = package_split(trainer, plan, name="m", labels=LABELS, spec=SPEC)
+
+    assert server is None and device is not None
+    assert device.manifest.split == plan
+    _, whole = OnnxPredictor(device.model, LABELS).predict(x_test)
+    assert whole == pytest.approx(trainer.predict_proba(x_test), abs=1e-4)
