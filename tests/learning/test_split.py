@@ -53,18 +53,18 @@ def test_in_between_the_split_falls_after_the_exit_where_the_tensor_is_small() -
     assert (plan.at, plan.point, plan.offload_bytes) == (2, "conv2", 512)
     head = 3.0 * PI + 0.1 * PI  # two blocks and the exit, on the device
     rest = 5.0 + 1000 * 512 / 1e6 + 4.1 * CLOUD  # round trip, transfer, the server's part
-    assert plan.expected_ms == pytest.approx(0.8 * head + 0.2 * (head + rest))
+    assert plan.expected_ms == pytest.approx(head + 0.2 * rest)
     assert (plan.threshold, plan.early_share) == (0.9, 0.8)
 
 
-def test_fewer_windows_leaving_early_sends_them_all_whole() -> None:
+def test_no_window_leaving_early_sends_them_all_whole() -> None:
     small_window = dataclasses.replace(COSTS, input_bytes=512)
     link = Link(1e6, rtt_ms=30.0)
 
     sure = choose_split(small_window, **(CHOICE | {"link": link}))
     unsure = choose_split(small_window, **(CHOICE | {"link": link, "early_share": 0.0}))
 
-    assert sure.at == 4
+    assert sure.at == 2
     assert unsure.at == 0
     assert unsure.expected_ms > sure.expected_ms
 
@@ -75,7 +75,8 @@ def test_a_head_always_carries_the_exit() -> None:
 
     plan = choose_split(costly_exit, **CHOICE)
 
-    assert plan.at == 0
+    assert plan.at == 4
+    assert plan.expected_ms == pytest.approx(7.1 * PI)
 
 
 @pytest.mark.parametrize(

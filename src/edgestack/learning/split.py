@@ -152,12 +152,14 @@ def choose_split(
 ) -> SplitPlan:
     """The split with the lowest expected latency per window; ties go to fewer bytes sent.
 
-    A split after `at` blocks runs them and the exit on the device, `device_speed` times
-    slower than the reference machine (a profile's `speed_factor`), and the rest on a server
-    `server_speed` times slower: `early_share` of the windows stop at the exit, the others
-    pay the round trip, the tensor's transfer and the server's part. The candidates are
-    every `at` from `exit_after` on, the head always carrying the exit (a head without it
-    answers nothing early, so it only moves work), and `at` 0, every window sent whole.
+    The candidates are what `package_split` makes. A split after `at` blocks (from
+    `exit_after` on: a head always carries the exit, or it answers nothing early and only
+    moves work) runs its head, those blocks and the exit in one call, on the device,
+    `device_speed` times slower than the reference machine (a profile's `speed_factor`);
+    the share of windows the exit is not sure of, `1 - early_share`, pay the round trip, the
+    tensor's transfer and the rest of the net on a server `server_speed` times slower. `at`
+    0 sends every window whole to the server; `at` all blocks runs the whole net on the
+    device, exit-less.
     """
     _check(costs, device_speed, server_speed, link, threshold, early_share)
     n = len(costs.layers)
@@ -192,16 +194,14 @@ def _expected_ms(
     share: float,
 ) -> float:
     ms = [layer.ms for layer in costs.layers]
-    on_device = sum(ms[:at]) * device_speed
-    offloaded = 0.0
-    if at < len(ms):
-        transfer = 1000 * _sent(costs, at) / link.bandwidth_bytes_per_s
-        offloaded = link.rtt_ms + transfer + sum(ms[at:]) * server_speed
+    if at == len(ms):
+        return sum(ms) * device_speed
+    transfer = 1000 * _sent(costs, at) / link.bandwidth_bytes_per_s
+    offloaded = link.rtt_ms + transfer + sum(ms[at:]) * server_speed
     if at == 0:
         return offloaded
-    exit_ms = costs.exit_ms * device_speed
-    early = sum(ms[: costs.exit_after]) * device_speed + exit_ms
-    return share * early + (1 - share) * (on_device + exit_ms + offloaded)
+    head = (sum(ms[:at]) + costs.exit_ms) * device_speed
+    return head + (1 - share) * offloaded
 
 
 def _check(
