@@ -132,19 +132,18 @@ class Cnn1dExits(Cnn1d):
             )
         head = _exits.Head(net, at)
         tail = _exits.Tail(net, at)
-        example = torch.zeros(2, self.n_features)
-        _, sample = _torch_run(head, np.zeros((2, self.n_features), dtype=np.float32))
-        shape = tuple(sample.shape[1:])
-        head_graph = _torch.export_graph(head, example, "features", ["probabilities", _TENSOR])
+        example = np.zeros((2, self.n_features), dtype=np.float32)
+        shape = tuple(_torch_run(head, example)[1].shape[1:])
+        head_graph = _torch.export_graph(
+            head, torch.from_numpy(example), "features", ["probabilities", _TENSOR]
+        )
         tail_graph = _torch.export_graph(tail, torch.zeros(2, *shape), _TENSOR, ["probabilities"])
-        if int8_from is None:
-            return SplitModel(
-                at, head_graph.SerializeToString(), tail_graph.SerializeToString(), shape
-            )
-        _, seen = _torch_run(head, as_rows(int8_from))
-        scale, zero_point = _int8_range(float(seen.min()), float(seen.max()))
-        _quantise_output(head_graph, scale, zero_point)
-        _dequantise_input(tail_graph, scale, zero_point)
+        scale, zero_point = None, None
+        if int8_from is not None:
+            _, seen = _torch_run(head, as_rows(int8_from))
+            scale, zero_point = _int8_range(float(seen.min()), float(seen.max()))
+            _quantise_output(head_graph, scale, zero_point)
+            _dequantise_input(tail_graph, scale, zero_point)
         return SplitModel(
             at,
             head_graph.SerializeToString(),
