@@ -213,3 +213,19 @@ def test_a_plan_that_keeps_all_on_the_device_packages_the_whole_net_alone(
     assert device.manifest.split == plan
     _, whole = OnnxPredictor(device.model, LABELS).predict(x_test)
     assert whole == pytest.approx(trainer.predict_proba(x_test), abs=1e-4)
+
+
+def test_a_plan_without_held_out_windows_is_refused(
+    trained: tuple[Cnn1dExits, np.ndarray, np.ndarray],
+) -> None:
+    trainer, x_test, _ = trained
+
+    with pytest.raises(ValueError, match="held_out: no rows"):
+        plan_split(
+            trainer,
+            x_test[:0],
+            device=PROFILES["pi"],
+            server=PROFILES["cloud"],
+            link=Link(1e6, rtt_ms=5.0),
+            threshold=0.9,
+        )

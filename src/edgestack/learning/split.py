@@ -112,6 +112,8 @@ def plan_split(
     """Where to cut `trainer`'s net between a `device` and a `server` of these profiles:
     its blocks measured here, the share of the `held_out` rows its exit answers at
     `threshold`, and `choose_split`."""
+    if not len(held_out):
+        raise ValueError("held_out: no rows; give windows the net did not train on")
     return choose_split(
         measure_costs(trainer.blocks(), trainer.exit_after, int8=int8),
         device_speed=device.speed_factor,
