@@ -22,6 +22,7 @@ from edgestack.bundle import (
     Manifest,
     Reference,
     SignatureError,
+    SplitPlan,
     TrustedKeys,
     digest,
 )
@@ -269,6 +270,58 @@ def test_an_onnx_bundle_reads_as_it_did_before_manifests_had_a_target() -> None:
 
     assert Before.model_validate_json(manifest).name == make().manifest.name
     assert b'"target"' not in manifest and b'"reference"' not in manifest
+
+
+PLAN = SplitPlan(
+    at=2,
+    blocks=4,
+    point="conv2",
+    threshold=0.9,
+    early_share=0.8,
+    expected_ms=12.5,
+    offload_bytes=512,
+    scale=0.02,
+    zero_point=-128,
+)
+
+
+def test_a_split_plan_is_signed_with_the_manifest_and_unset_leaves_old_signatures_whole(
+    tmp_path: Path,
+) -> None:
+    keys = HubKeys(tmp_path)
+    bundle = Bundle.create(name="m", labels=["x", "y"], input=SPEC, model=b"m", split=PLAN)
+    signed = keys.sign(bundle.manifest, ttl=timedelta(days=1))
+    altered = signed.model_copy(update={"split": PLAN.model_copy(update={"at": 3})})
+    plain = keys.sign(make().manifest, ttl=timedelta(days=1))
+    # what the hub signed before manifests had a `split`: no such key at all
+    before = Manifest.model_validate_json(
+        json.dumps(plain.model_dump(mode="json", exclude={"split"}))
+    )
+
+    reread = Bundle.unpack(Bundle(signed, b"m").pack()).manifest
+
+    assert reread.split == PLAN
+    TrustedKeys(keys.public()).verify(reread)
+    with pytest.raises(SignatureError, match="forged"):
+        TrustedKeys(keys.public()).verify(altered)
+    assert b"split" not in before.signed_bytes()
+    assert b'"split"' not in make().pack()
+    TrustedKeys(keys.public()).verify(before)
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"at": 5}, "at: 5 blocks on the device, the net has 4"),
+        ({"zero_point": None}, "scale and zero_point: give both"),
+        ({"early_share": 1.5}, "less than or equal to 1"),
+    ],
+)
+def test_a_split_plan_outside_its_net_is_refused_naming_why(
+    update: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SplitPlan.model_validate(PLAN.model_dump() | update)
 
 
 def test_a_calibration_needs_one_count_per_bin() -> None:

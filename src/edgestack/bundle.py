@@ -53,6 +53,7 @@ __all__ = [
     "PublicKey",
     "Reference",
     "SignatureError",
+    "SplitPlan",
     "StageSpec",
     "Target",
     "TrustedKeys",
@@ -75,7 +76,12 @@ or C sources (`sources.tar`) to compile into a microcontroller's firmware."""
 _MEMBERS: dict[str, str] = {"onnx": MODEL, "c": SOURCES}
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
 # Fields added since signing began, with the value that leaves each out of the signed bytes.
-_ADDED_SINCE_SIGNING: dict[str, object] = {"reference": None, "calibration": None, "target": "onnx"}
+_ADDED_SINCE_SIGNING: dict[str, object] = {
+    "reference": None,
+    "calibration": None,
+    "target": "onnx",
+    "split": None,
+}
 _MAX_CALIBRATION_BINS = 64
 
 
@@ -216,6 +222,38 @@ class Calibration(BaseModel):
         return self
 
 
+class SplitPlan(BaseModel):
+    """Where a net with an early exit is cut between a device and a server, and why: the
+    device runs the first `at` of its `blocks` and the exit, answers alone when the exit's
+    top probability is at least `threshold`, and sends the rest on as `offload_bytes` of
+    intermediate tensor. `expected_ms` is the end-to-end latency per window the choice
+    expects, `early_share` of the windows leaving at the exit. `at` 0 sends the input
+    itself; `at` equal to `blocks` keeps everything on the device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: int = Field(ge=0, description="blocks the device runs")
+    blocks: int = Field(ge=1, description="blocks of the whole net")
+    point: str = Field(min_length=1, description="the last block on the device, or input")
+    threshold: float = Field(ge=0, le=1, description="exit confidence that answers alone")
+    early_share: float = Field(ge=0, le=1, description="share of windows leaving at the exit")
+    expected_ms: float = Field(ge=0, allow_inf_nan=False)
+    offload_bytes: int = Field(ge=0, description="bytes sent per offloaded window")
+    scale: float | None = Field(default=None, gt=0, description="int8 tensor: its scale")
+    zero_point: int | None = Field(default=None, ge=-128, le=127)
+
+    @model_validator(mode="after")
+    def _within_the_net(self) -> "SplitPlan":
+        if self.at > self.blocks:
+            raise ValueError(
+                f"at: {self.at} blocks on the device, the net has {self.blocks}; give at most "
+                "blocks"
+            )
+        if (self.scale is None) != (self.zero_point is None):
+            raise ValueError("scale and zero_point: give both for an int8 tensor, or neither")
+        return self
+
+
 class PublicKey(BaseModel):
     """A hub's signing key as devices pin it. A key made by rotation is endorsed by the key
     that signed before it, so a device that pinned the older key comes to trust the new one."""
@@ -258,6 +296,9 @@ class Manifest(BaseModel):
     )
     calibration: Calibration | None = Field(
         default=None, description="held-out accuracy per confidence bin, to estimate accuracy"
+    )
+    split: SplitPlan | None = Field(
+        default=None, description="a split net: where it is cut between device and server"
     )
     model_sha256: Digest
     created_at: datetime
@@ -393,6 +434,7 @@ class Bundle:
         reference: Reference | None = None,
         calibration: Calibration | None = None,
         target: Target = "onnx",
+        split: SplitPlan | None = None,
     ) -> "Bundle":
         """A bundle of `model`, unsigned; the hub sets its version and signs it when it
         registers it, so `version` matters only to bundles that never meet a hub."""
@@ -407,6 +449,7 @@ class Bundle:
             lineage=lineage,
             reference=reference,
             calibration=calibration,
+            split=split,
             model_sha256=digest(model),
             created_at=datetime.now(UTC),
         )

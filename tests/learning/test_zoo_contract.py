@@ -31,6 +31,7 @@ CASES = {
     "logistic_regression": Case("features", {}, 0.95),
     "mlp": Case("features", {}, 0.95),
     "cnn1d": Case("windows", {"shape": (ACCEL, WINDOW), "epochs": 10}, 0.9),
+    "cnn1d_exits": Case("windows", {"shape": (ACCEL, WINDOW), "epochs": 10}, 0.9),
     "minirocket": Case("windows", {"shape": (ACCEL, WINDOW), "features": 1000}, 0.9),
     "cnn2d": Case("digits", {"shape": (1, 8, 8), "epochs": 4, "filters": 8}, 0.9),
     "isolation_forest": Case("features", {"n_estimators": 30}, 0.95),

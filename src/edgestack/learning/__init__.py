@@ -21,7 +21,7 @@ from edgestack.learning.fit import (
     auto,
     fit,
 )
-from edgestack.learning.package import package
+from edgestack.learning.package import package, package_split
 from edgestack.learning.train import TrainedModel, train_classifier
 from edgestack.learning.trainer import TRAINERS, Trainer
 from edgestack.learning.zoo import NetTrainer, SklearnTrainer
@@ -51,5 +51,6 @@ __all__ = [
     "evaluate",
     "fit",
     "package",
+    "package_split",
     "train_classifier",
 ]

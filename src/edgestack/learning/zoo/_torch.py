@@ -21,6 +21,7 @@ __all__ = [
     "cnn1d",
     "cnn2d",
     "export",
+    "export_graph",
     "forward",
     "seeded",
     "standardise",
@@ -219,17 +220,25 @@ def forward(module: nn.Module, x: np.ndarray) -> np.ndarray:
 
 def export(module: nn.Module, width: int, output: str) -> onnx.ModelProto:
     """`module` as ONNX at the pinned opset: input `features` `[batch, width]`, output `output`."""
-    module.eval()
     # Two rows: an example batch of one would fix the batch axis to 1.
-    example = torch.zeros(2, width)
+    return export_graph(module, torch.zeros(2, width), "features", [output])
+
+
+def export_graph(
+    module: nn.Module, example: torch.Tensor, given: str, outputs: list[str]
+) -> onnx.ModelProto:
+    """`module` as ONNX at the pinned opset: one input named `given`, shaped like `example`
+    but for its first axis, the batch, and the outputs `outputs` in the order it returns them.
+    """
+    module.eval()
     with warnings.catch_warnings():
         # torch.export's own use of a deprecated pytree helper, nothing this code can change.
         warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
         program = torch.onnx.export(
             module,
             (example,),
-            input_names=["features"],
-            output_names=[output],
+            input_names=[given],
+            output_names=outputs,
             opset_version=OPSET,
             dynamo=True,
             dynamic_shapes=({0: torch.export.Dim("batch")},),
