@@ -1,6 +1,7 @@
 """Fixtures shared across test packages: a real MQTT broker on loopback."""
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -17,6 +18,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def interruptible() -> None:
+    """For `Popen(preexec_fn=...)`: the child takes Ctrl-C as it does in a terminal, also
+    when this suite runs as a background job, whose children inherit SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Mosquitto:

@@ -10,9 +10,20 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["LABELS_KEY", "OnnxPredictor"]
+__all__ = ["LABELS_KEY", "OnnxPredictor", "onnx_session"]
 
 LABELS_KEY = "edgestack.labels"  # model metadata: the JSON list of class labels, in output order
+
+
+def onnx_session(
+    model: bytes, providers: Sequence[str] = ("CPUExecutionProvider",)
+) -> ort.InferenceSession:
+    """An ONNX Runtime session of `model` on one thread, as a device runs it."""
+    options = ort.SessionOptions()
+    # One thread each: a device runs this beside its sensors, and batches are small.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model, sess_options=options, providers=list(providers))
 
 
 class OnnxPredictor:
@@ -33,11 +44,7 @@ class OnnxPredictor:
         labels: Sequence[str],
         providers: Sequence[str] = ("CPUExecutionProvider",),
     ) -> None:
-        options = ort.SessionOptions()
-        # One thread each: a device runs this beside its sensors, and batches are small.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(model, sess_options=options, providers=list(providers))
+        self._session = onnx_session(model, providers)
         self.labels = list(labels)
         recorded = self._session.get_modelmeta().custom_metadata_map.get(LABELS_KEY)
         if recorded is not None and json.loads(recorded) != self.labels:

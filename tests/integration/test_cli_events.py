@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import interruptible
 from edgestack.bundle import FeatureSpec, InputSpec
 from edgestack.demo import LocalFleet
 from edgestack.protocol import DataSample, Event, EventBatch, SampleImport
@@ -76,6 +77,7 @@ def test_events_lists_newest_first_then_follows_new_ones_until_ctrl_c(tmp_path: 
             stderr=subprocess.STDOUT,
             text=True,
             env={**env, "EDGESTACK_ADMIN_TOKEN": fleet.admin_token},
+            preexec_fn=interruptible,
         ) as follower:
             lines: queue.Queue[str] = queue.Queue()
             reader = threading.Thread(target=lambda: [lines.put(x) for x in follower.stdout or []])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from conftest import interruptible
 from edgestack.demo import DemoOptions, DriftReport, run_demo, wait_until
 
 pytestmark = pytest.mark.integration
@@ -57,6 +58,7 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "COLUMNS": "100"},
+        preexec_fn=interruptible,
     )
     try:
         children = wait_until(

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import onnxruntime as ort
 
 from edgestack.bundle import SplitPlan
 from edgestack.learning.zoo.exits import Block, Cnn1dExits
+from edgestack.predictor import onnx_session
 from edgestack.profiles import DeviceProfile
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "choose_split",
     "early_share",
     "measure_costs",
+    "median_ms",
     "plan_split",
 ]
 
@@ -88,14 +89,14 @@ def measure_costs(
     per_value = 1 if int8 else 4
     *layered, exit_block = blocks
     layers = [
-        Layer(b.name, _latency_ms(b.onnx, b.takes, runs), per_value * math.prod(b.gives))
+        Layer(b.name, median_ms(b.onnx, b.takes, runs), per_value * math.prod(b.gives))
         for b in layered
     ]
     return SplitCosts(
         layers=layers,
         input_bytes=4 * math.prod(layered[0].takes),
         exit_after=exit_after,
-        exit_ms=_latency_ms(exit_block.onnx, exit_block.takes, runs),
+        exit_ms=median_ms(exit_block.onnx, exit_block.takes, runs),
     )
 
 
@@ -124,14 +125,12 @@ def plan_split(
     )
 
 
-def _latency_ms(model: bytes, takes: tuple[int, ...], runs: int) -> float:
-    """Median milliseconds per call of `model` on one zero window. In process, unlike the
-    optimiser's probe, which scores a classifier's accuracy too and a block has none; and
-    these graphs are too small for an arena left by the one before to matter."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+def median_ms(model: bytes, takes: tuple[int, ...], runs: int) -> float:
+    """Median milliseconds per call of `model` on one zero window of shape `takes`. In
+    process, unlike the optimiser's probe, which scores a classifier's accuracy too and a
+    block has none; and these graphs are too small for an arena left by the one before to
+    matter."""
+    session = onnx_session(model)
     feed = {session.get_inputs()[0].name: np.zeros((1, *takes), dtype=np.float32)}
     for _ in range(_WARM_UP):
         session.run(None, feed)

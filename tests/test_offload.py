@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edgestack.agent.offload import calibrate, calibrated, hardness, to_offload
+from edgestack.offload import calibrate, calibrated, hardness, to_offload
 from edgestack.protocol import BundleRef, OffloadGate, OffloadPolicy
 
 GATES: tuple[OffloadGate, ...] = get_args(OffloadGate)
