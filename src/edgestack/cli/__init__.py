@@ -4,7 +4,7 @@ device, `rollout` to move them onto devices wave by wave, `keys` for the hub's s
 `jobs` for the hub's work, `alerts`, `accuracy` and `feedback` to watch the models, `windows`
 for windows to label, `policy` for what the hub does on its own, `tokens` for who may call it,
 `audit` for what they did and `webhooks` to have events POSTed to a URL. `export` writes a
-model as C for a microcontroller."""
+model as C for a microcontroller; `tradeoff` measures sharing inference with the cloud tier."""
 
 import typer
 
@@ -23,6 +23,7 @@ from edgestack.cli import (
     rollouts,
     spec,
     tokens,
+    tradeoff,
     train,
     twin,
     watch,
@@ -49,6 +50,7 @@ app.command()(twin.undeploy)
 app.command()(train.train)
 app.command()(optimize.optimize)
 app.command()(evaluate.evaluate)
+app.command()(tradeoff.tradeoff)
 app.command()(export.export)
 app.add_typer(data.app, name="data")
 app.add_typer(spec.app, name="spec")

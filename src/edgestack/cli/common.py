@@ -42,6 +42,7 @@ __all__ = [
     "emit",
     "fail",
     "load_settings",
+    "name_at",
     "print_json",
     "progress_bar",
     "progress_steps",
@@ -291,3 +292,21 @@ def progress_steps(description: str, *, as_json: bool) -> Iterator[Callable[[str
             progress.update(task, description=what, completed=done, total=total)
 
         yield advance
+
+
+def name_at(
+    name: str | None, version: int | None, argument: str, option: str
+) -> tuple[str | None, int | None]:
+    """`NAME@VERSION` split, or `name` and `version` as they are: a name may hold `@` itself,
+    so only digits after the last one are a version. `argument` and `option` name the
+    command's argument and its version option in the errors."""
+    if name is None or "@" not in name:
+        return name, version
+    head, _, tail = name.rpartition("@")
+    if not tail.isdigit() or not head:
+        return name, version
+    if version is not None:
+        raise fail(f"{option}: {argument} {name!r} names its version already; give one", 2)
+    if int(tail) < 1:
+        raise fail(f"{argument} {name!r}: versions count from 1", 2)
+    return head, int(tail)

@@ -14,6 +14,7 @@ from edgestack.cli.common import (
     connect,
     console,
     fail,
+    name_at,
     progress_steps,
     request,
     workflow,
@@ -59,10 +60,10 @@ def evaluate(
     """Score a model through ONNX Runtime on a dataset version's test split (the rows its
     training held out, by default) and print accuracy, macro-F1, per-class scores and the
     confusion matrix."""
-    named, version = _at(model, version, "MODEL", "--version")
+    named, version = name_at(model, version, "MODEL", "--version")
     if dataset is not None and dataset_option is not None:
         raise fail("--dataset: the dataset is named twice; give DATASET or --dataset", 2)
-    dataset, dataset_version = _at(
+    dataset, dataset_version = name_at(
         dataset or dataset_option, dataset_version, "DATASET", "--dataset-version"
     )
     asked = request(
@@ -109,20 +110,3 @@ def evaluate(
         matrix.add_row(label, *map(str, row))
     console.print(matrix)
     console.print(f"accuracy {scores.accuracy:.4f}, macro-F1 {scores.macro_f1:.4f}")
-
-
-def _at(
-    name: str | None, version: int | None, argument: str, option: str
-) -> tuple[str | None, int | None]:
-    """`NAME@VERSION` split, or `name` and `version` as they are: a name may hold `@` itself,
-    so only digits after the last one are a version."""
-    if name is None or "@" not in name:
-        return name, version
-    head, _, tail = name.rpartition("@")
-    if not tail.isdigit() or not head:
-        return name, version
-    if version is not None:
-        raise fail(f"{option}: {argument} {name!r} names its version already; give one", 2)
-    if int(tail) < 1:
-        raise fail(f"{argument} {name!r}: versions count from 1", 2)
-    return head, int(tail)

@@ -42,12 +42,23 @@ from edgestack.learning.mcu import (
 )
 from edgestack.learning.optimize import Baseline, MeasurementError, Report, optimise
 from edgestack.learning.package import calibrate, package
+from edgestack.learning.split import Link
+from edgestack.learning.tradeoff import Choice, TierModel, tradeoff
 from edgestack.learning.trainer import TRAINERS
 from edgestack.predictor import OnnxPredictor
 from edgestack.processing import DEFAULT_EXTRACTORS, with_extractors
 from edgestack.profiles import PROFILES
-from edgestack.protocol import EvaluateRequest, ModelView, OptimiseRequest, TrainRequest, slug
+from edgestack.protocol import (
+    BundleRef,
+    EvaluateRequest,
+    ModelView,
+    OffloadGate,
+    OptimiseRequest,
+    TrainRequest,
+    slug,
+)
 from edgestack.registry import RegistryError, field_path
+from edgestack.serving import rows_kind
 
 __all__ = [
     "AUTO",
@@ -432,6 +443,91 @@ def evaluate_model(
     if progress is not None:
         progress(f"scored {len(truth)} rows", 1, 1)
     return Evaluated(model, dataset, version, len(truth), evaluation)
+
+
+@dataclass(frozen=True)
+class Traded:
+    """How `model` on a device of `profile` fares beside `cloud` on the cloud tier, on `rows`
+    held-out rows of version `dataset_version` of `dataset`: one `Choice` per policy."""
+
+    model: ModelView
+    cloud: ModelView
+    profile: str
+    dataset: str
+    dataset_version: int
+    rows: int
+    choices: list[Choice]
+
+
+def tradeoff_model(
+    client: HubClient,
+    model: str,
+    version: int | None,
+    device_id: str,
+    *,
+    cloud: str | None = None,
+    cloud_version: int | None = None,
+    link: Link,
+    fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5),
+    gate: OffloadGate = "confidence",
+) -> Traded:
+    """The trade-off of registered `model` on device `device_id`'s profile against the
+    server's model: `cloud`, else the one the device's offload policy names; measured on the
+    test split of the dataset version `model` was trained on.
+
+    Raises `WorkflowError` for a model, server model or dataset that cannot be measured,
+    `HubError` when the hub refuses (an unknown device)."""
+    device = client.device(device_id)
+    small = _onnx(_model(client, model, version), "tradeoff")
+    if cloud is None:
+        if device.desired.offload is None:
+            raise WorkflowError(
+                f"cloud: device '{device_id}' has no offload policy to name the server's "
+                "model; give it as --cloud MODEL[@VERSION]",
+                field="cloud",
+            )
+        cloud, cloud_version = (
+            device.desired.offload.model.name,
+            device.desired.offload.model.version,
+        )
+    big = _onnx(_model(client, cloud, cloud_version), "tradeoff")
+    lineage = small.manifest.lineage
+    if lineage is None or lineage.dataset is None:
+        raise WorkflowError(
+            f"{small.name} v{small.version} records no dataset in its lineage to measure on"
+        )
+    dataset = lineage.dataset
+    dataset_version = lineage.dataset_version or _latest(client, dataset)
+    table = _table(client, dataset, dataset_version)
+    truth = [table.labels[i] for i in np.flatnonzero(table.test)]
+    tiers = []
+    for tier_model, profile in ((small, device.profile), (big, "cloud")):
+        unknown = sorted(set(truth) - set(tier_model.manifest.labels))
+        if unknown:
+            raise WorkflowError(
+                f"{tier_model.name} v{tier_model.version} does not know the labels {unknown} of "
+                f"{dataset} v{dataset_version}; compare models of the same labels"
+            )
+        tiers.append(
+            TierModel(
+                BundleRef(
+                    name=tier_model.name, version=tier_model.version, digest=tier_model.digest
+                ),
+                Bundle.unpack(client.bundle(tier_model.digest)).model,
+                tier_model.manifest.labels,
+                _rows(table, tier_model)[table.test],
+                rows_kind(tier_model.manifest.input),
+                PROFILES[profile],
+            )
+        )
+    try:
+        device_tier, cloud_tier = tiers
+        choices = tradeoff(
+            device_tier, cloud_tier, truth, link=link, fractions=fractions, gate=gate
+        )
+    except ValueError as exc:
+        raise WorkflowError(f"dataset {dataset} v{dataset_version}: {exc}") from None
+    return Traded(small, big, device.profile, dataset, dataset_version, len(truth), choices)
 
 
 @dataclass(frozen=True)
