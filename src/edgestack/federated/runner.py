@@ -71,6 +71,7 @@ class Federation:
             "FLWR_HOME": str(workdir / "flwr"),
         }
         self._run: Node | None = None
+        self.superlink: Node | None = None
 
     def __enter__(self) -> Self:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,11 @@ class Federation:
             "--host=127.0.0.1",
             f"--port={self._port}",
         )
-        _wait_listening(self._port, self.superlink)
+        try:
+            _wait_listening(self._port, self.superlink)
+        except BaseException:
+            self.superlink.stop()
+            raise
         return self
 
     def __exit__(
@@ -92,8 +97,9 @@ class Federation:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        for node in [*self.nodes, *([self._run] if self._run else []), self.superlink]:
-            node.stop()
+        for node in [*self.nodes, self._run, self.superlink]:
+            if node is not None:
+                node.stop()
 
     def add_client(self, windows: Path) -> Node:
         """Start a SuperNode whose client trains on the windows file `windows` (written by
@@ -138,10 +144,10 @@ class Federation:
     def wait(self, timeout: float | None = None) -> FederatedResult:
         """The submitted run's result, once its last round is aggregated; a `RuntimeError`
         with the end of the run's log if it fails or outlasts `timeout` (by default every
-        round's training and evaluation timing out, plus a minute)."""
+        round timing out with a minute more for the processes Flower starts, plus a minute)."""
         if self._run is None:
             raise RuntimeError("no run submitted; call submit() first")
-        limit = timeout or 2 * self.config.rounds * self.config.round_timeout + 60
+        limit = timeout or self.config.rounds * (self.config.round_timeout + 60) + 60
         try:
             self._run.process.wait(timeout=limit)
         except subprocess.TimeoutExpired:

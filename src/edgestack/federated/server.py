@@ -66,12 +66,10 @@ class FederatedResult:
     def save(self, path: Path) -> Path:
         """Write the result where `load` reads it back."""
         # Typed loosely: numpy's stub reads any keyword as its `allow_pickle` flag.
-        arrays: dict[str, Any] = {**self.state, _HISTORY: np.array(json.dumps(self._rows()))}
+        history = json.dumps([vars(record) for record in self.history])
+        arrays: dict[str, Any] = {**self.state, _HISTORY: np.array(history)}
         np.savez(path, **arrays)
         return path
-
-    def _rows(self) -> list[dict[str, object]]:
-        return [vars(record) for record in self.history]
 
     @classmethod
     def load(cls, path: Path) -> "FederatedResult":
