@@ -51,7 +51,7 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one(
 def test_a_client_killed_mid_round_does_not_stall_the_round(tmp_path: Path) -> None:
     files = Regimes(seed=4).files(tmp_path, devices=3, rows=60)
     config = FederatedConfig(
-        width=WIDTH, classes=CLASSES, rounds=2, min_clients=2, round_timeout=ROUND_TIMEOUT
+        width=WIDTH, classes=CLASSES, rounds=1, min_clients=2, round_timeout=ROUND_TIMEOUT
     )
 
     with Federation(tmp_path / "run", config) as federation:
@@ -65,6 +65,6 @@ def test_a_client_killed_mid_round_does_not_stall_the_round(tmp_path: Path) -> N
         doomed.kill()
         result = federation.wait()
 
-    assert [r.round for r in result.history] == [1, 2]
-    assert 1 <= result.history[-1].participants <= 2
+    assert [r.round for r in result.history] == [1]
+    assert 1 <= result.history[0].participants <= 2
     assert all(np.isfinite(a).all() for a in result.state.values())

@@ -3,7 +3,8 @@ parameters and counts only.
 
 `client_app` is the device side, `server_app` the aggregator (Flower's FedAvg or FedProx, with
 its differential-privacy wrapper on request), `Federation` runs both as separate processes on
-this machine through Flower's SuperLink and SuperNodes.
+this machine through Flower's SuperLink and SuperNodes; `start_client` starts one device's
+SuperNode towards a SuperLink elsewhere.
 
     config = FederatedConfig(width=12, classes=3, rounds=5, min_clients=2, round_timeout=30)
     result = run_federation([save_local_windows(path, x, y) for ...], config, workdir)
@@ -17,7 +18,7 @@ from edgestack.federated.client import (
     save_local_windows,
 )
 from edgestack.federated.config import FederatedConfig
-from edgestack.federated.runner import Federation, Node, run_federation
+from edgestack.federated.runner import Federation, Node, run_federation, start_client
 from edgestack.federated.server import (
     RESULT_PATH,
     FederatedResult,
@@ -42,4 +43,5 @@ __all__ = [
     "run_federation",
     "save_local_windows",
     "server_app",
+    "start_client",
 ]

@@ -25,7 +25,7 @@ from edgestack.federated.client import DATA_PATH
 from edgestack.federated.config import FederatedConfig
 from edgestack.federated.server import RESULT_PATH, FederatedResult
 
-__all__ = ["Federation", "Node", "run_federation"]
+__all__ = ["Federation", "Node", "run_federation", "start_client"]
 
 # How long a started SuperLink may take to listen: it imports FastAPI and opens its database.
 _START_TIMEOUT = 60.0
@@ -64,19 +64,13 @@ class Federation:
         self.config = config
         self.nodes: list[Node] = []
         self._port = _free_port()
-        self._env = {
-            **os.environ,
-            # Flower starts its app processes by command name: those next to this interpreter.
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "FLWR_HOME": str(workdir / "flwr"),
-        }
         self._run: Node | None = None
         self.superlink: Node | None = None
 
     def __enter__(self) -> Self:
-        (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self._write_connection()
-        self.superlink = self._start(
+        self.superlink = _spawn(
+            self.workdir,
             "superlink",
             "flower-superlink",
             "--insecure",
@@ -105,14 +99,7 @@ class Federation:
         """Start a SuperNode whose client trains on the windows file `windows` (written by
         `save_local_windows`); it joins the next round after it connects."""
         name = f"client-{len(self.nodes)}"
-        node = self._start(
-            name,
-            "flower-supernode",
-            "--insecure",
-            f"--superlink=127.0.0.1:{self._port}",
-            f"--port={_free_port()}",
-            f"--node-config={DATA_PATH}={_toml_string(windows.resolve())}",
-        )
+        node = start_client(f"127.0.0.1:{self._port}", windows, self.workdir, name=name)
         self.nodes.append(node)
         return node
 
@@ -138,7 +125,7 @@ class Federation:
             },
         }
         (app / "pyproject.toml").write_text(tomli_w.dumps(project))
-        self._run = self._start("run", "flwr", "run", str(app), "local", "--stream")
+        self._run = _spawn(self.workdir, "run", "flwr", "run", str(app), "local", "--stream")
         return self._run
 
     def wait(self, timeout: float | None = None) -> FederatedResult:
@@ -165,7 +152,7 @@ class Federation:
 
     def _write_connection(self) -> None:
         home = self.workdir / "flwr"
-        home.mkdir(exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
         connection = {
             "superlink": {
                 "default": "local",
@@ -174,20 +161,20 @@ class Federation:
         }
         (home / "config.toml").write_text(tomli_w.dumps(connection))
 
-    def _start(self, name: str, *command: str) -> Node:
-        log = self.workdir / "logs" / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self._env,
-                cwd=self.workdir,
-                # Its own process group, so stopping it stops the app processes Flower starts.
-                start_new_session=True,
-            )
-        return Node(process, log)
+
+def start_client(superlink: str, windows: Path, workdir: Path, *, name: str = "client") -> Node:
+    """Start a SuperNode that joins the SuperLink at `superlink` (`host:port`, plain HTTP)
+    and whose client trains on the windows file `windows`; it keeps retrying until the
+    SuperLink answers. Its log is `workdir/logs/<name>.log`."""
+    return _spawn(
+        workdir,
+        name,
+        "flower-supernode",
+        "--insecure",
+        f"--superlink={superlink}",
+        f"--port={_free_port()}",
+        f"--node-config={DATA_PATH}={_toml_string(windows.resolve())}",
+    )
 
 
 def run_federation(windows: list[Path], config: FederatedConfig, workdir: Path) -> FederatedResult:
@@ -196,6 +183,30 @@ def run_federation(windows: list[Path], config: FederatedConfig, workdir: Path) 
         for path in windows:
             federation.add_client(path)
         return federation.run()
+
+
+def _spawn(workdir: Path, name: str, *command: str) -> Node:
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    log = workdir / "logs" / f"{name}.log"
+    env = {
+        **os.environ,
+        # Flower starts its app processes by command name: those next to this interpreter.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # Where Flower keeps its connection settings and installed apps.
+        "FLWR_HOME": str(workdir / "flwr"),
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=workdir,
+            # Its own process group, so stopping it stops the app processes Flower starts.
+            start_new_session=True,
+        )
+    return Node(process, log)
 
 
 def _free_port() -> int:
