@@ -1,23 +1,10 @@
-import time
-
 import numpy as np
 import pytest
-from flwr.app import (
-    DEFAULT_TTL,
-    ConfigRecord,
-    Context,
-    Message,
-    MessageType,
-    Metadata,
-    RecordDict,
-)
-from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedProx
-from pydantic import ValidationError
+from flwr.app import ConfigRecord, Context, Message, RecordDict
 
-from edgestack.federated import DATA_PATH, FederatedConfig, _net, client_app, make_strategy
-from edgestack.federated.client import save_local_windows
+from edgestack.federated import DATA_PATH, _net, client_app, save_local_windows
 
-from .windows import CLASSES, WIDTH, Regimes
+from .factories import CLASSES, WIDTH, Regimes, delivered
 
 ROWS = 57  # no layer of the net has this many units, so a row-shaped array would stand out
 
@@ -34,19 +21,7 @@ def _train_message(state: _net.State, proximal_mu: float = 0.0) -> Message:
         }
     )
     content = RecordDict({"arrays": _net.to_record(state), "config": config})
-    # As a SuperNode hands it to the app: metadata set by the SuperLink, outside any run here.
-    metadata = Metadata(
-        run_id=1,
-        message_id="m1",
-        src_node_id=0,
-        dst_node_id=1,
-        reply_to_message_id="",
-        group_id="1",
-        created_at=time.time(),
-        ttl=DEFAULT_TTL,
-        message_type=MessageType.TRAIN,
-    )
-    return Message(content=content, metadata=metadata)
+    return delivered(content, src=0, dst=1)
 
 
 def _context(node_config: dict[str, str]) -> Context:
@@ -106,29 +81,3 @@ def test_windows_of_another_width_are_refused_naming_the_columns(tmp_path) -> No
         client_app(
             _train_message(_net.build(WIDTH, CLASSES, 8, seed=0)), _context({DATA_PATH: str(path)})
         )
-
-
-def test_noise_without_a_clipping_norm_is_refused_naming_dp_clip() -> None:
-    with pytest.raises(ValidationError, match="dp_clip"):
-        FederatedConfig(width=WIDTH, classes=CLASSES, dp_noise=1.0)
-
-
-def test_dp_settings_wrap_the_chosen_strategy_in_flowers_central_dp() -> None:
-    config = FederatedConfig(
-        width=WIDTH, classes=CLASSES, strategy="fedprox", dp_clip=2.0, dp_noise=0.5, min_clients=3
-    )
-
-    strategy = make_strategy(config)
-
-    assert isinstance(strategy, DifferentialPrivacyServerSideFixedClipping)
-    assert isinstance(strategy.strategy, FedProx)
-    assert (strategy.clipping_norm, strategy.noise_multiplier) == (2.0, 0.5)
-    assert strategy.num_sampled_clients == 3
-
-
-def test_a_config_survives_flowers_run_config() -> None:
-    config = FederatedConfig(width=WIDTH, classes=CLASSES, rounds=4, dp_clip=1.5)
-
-    back = FederatedConfig.from_run_config({**config.to_run_config(), "result-path": "r.npz"})
-
-    assert back == config

@@ -1,9 +1,12 @@
-"""Toy device data for federated tests: three classes of Gaussian rows, each device holding a
-skewed share of them (mostly its own class), as devices in different regimes would."""
+"""Toy device data for federated tests (three classes of Gaussian rows, each device holding a
+skewed share of them, mostly its own class, as devices in different regimes would) and Flower
+messages as they arrive."""
 
+import time
 from pathlib import Path
 
 import numpy as np
+from flwr.app import DEFAULT_TTL, Message, MessageType, Metadata, RecordDict
 
 from edgestack.federated import save_local_windows
 
@@ -40,3 +43,20 @@ class Regimes:
             save_local_windows(workdir / f"device-{i}.npz", *self.device(i, rows))
             for i in range(devices)
         ]
+
+
+def delivered(content: RecordDict, *, src: int, dst: int, reply_to: str = "") -> Message:
+    """A train message (or reply) as Flower hands it over, its metadata set by the SuperLink;
+    no run of Flower's is needed to make one."""
+    metadata = Metadata(
+        run_id=1,
+        message_id=f"{src}-{dst}-{reply_to}",
+        src_node_id=src,
+        dst_node_id=dst,
+        reply_to_message_id=reply_to,
+        group_id="1",
+        created_at=time.time(),
+        ttl=DEFAULT_TTL,
+        message_type=MessageType.TRAIN,
+    )
+    return Message(content=content, metadata=metadata)

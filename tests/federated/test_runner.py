@@ -8,7 +8,7 @@ import pytest
 
 from edgestack.federated import FederatedConfig, Federation, _net, run_federation
 
-from .windows import CLASSES, WIDTH, Regimes
+from .factories import CLASSES, WIDTH, Regimes
 
 pytestmark = pytest.mark.integration
 
