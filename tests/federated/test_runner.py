@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgestack.federated import FederatedConfig, Federation, _net, run_federation
+from edgestack.federated import FederatedConfig, Federation, _net
 
-from .factories import CLASSES, WIDTH, Regimes
+from .factories import CLASSES, WIDTH, Regimes, Relay
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 ROUND_TIMEOUT = 30.0
 
 
-def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one(
+def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_uplinking_no_row(
     tmp_path: Path,
 ) -> None:
     regimes = Regimes(seed=3)
@@ -37,7 +37,10 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one(
         seed=0,
     )
 
-    result = run_federation(files, config, tmp_path / "run")
+    with Federation(tmp_path / "run", config) as federation, Relay(federation.address) as relay:
+        for path in files:
+            federation.add_client(path, via=relay.address)
+        result = federation.run()
 
     federated_accuracy = float((result.predict(x_test) == y_test).mean())
     _, central_accuracy = _net.evaluate(central, x_test, y_test)
@@ -46,6 +49,13 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one(
     assert all(r.participants >= 2 for r in result.history)
     # Round 2 started from round 1's aggregate, which fits the devices' windows.
     assert result.history[1].accuracy is not None and result.history[1].accuracy > 0.8
+    # Weights cross the link as their raw bytes (the first model went down that way), so a row
+    # sent up would show as its own bytes: none does.
+    first = _net.build(WIDTH, CLASSES, config.hidden, seed=config.seed)
+    assert first["1.weight"].tobytes() in relay.downlink
+    rows = np.concatenate([p["x"] for p in pooled]).astype(np.float32)
+    assert len(relay.uplink) > 0
+    assert not any(row.tobytes() in relay.uplink for row in rows)
 
 
 def test_a_client_killed_mid_round_does_not_stall_the_round(tmp_path: Path) -> None:

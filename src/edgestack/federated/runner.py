@@ -8,6 +8,7 @@ submitted with `flwr run`, as the hub will submit it and each agent will supervi
         result = federation.run()
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -41,18 +42,22 @@ class Node:
     def kill(self) -> None:
         """End the process and the app processes it started at once, as a crash would: no
         goodbye reaches the SuperLink."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        self._signal(signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> None:
         """Ask the process and its children to end; kill them if they have not in 10 s."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self._signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def _signal(self, number: int) -> None:
+        # The whole group, even once the process itself has ended: the app processes Flower
+        # started may outlive it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, number)
 
 
 class Federation:
@@ -95,11 +100,17 @@ class Federation:
             if node is not None:
                 node.stop()
 
-    def add_client(self, windows: Path) -> Node:
+    @property
+    def address(self) -> str:
+        """Where the SuperLink listens, `host:port`."""
+        return f"127.0.0.1:{self._port}"
+
+    def add_client(self, windows: Path, *, via: str | None = None) -> Node:
         """Start a SuperNode whose client trains on the windows file `windows` (written by
-        `save_local_windows`); it joins the next round after it connects."""
+        `save_local_windows`); it joins the next round after it connects. `via` is the
+        address it dials when something (a proxy, a tunnel) stands before the SuperLink."""
         name = f"client-{len(self.nodes)}"
-        node = start_client(f"127.0.0.1:{self._port}", windows, self.workdir, name=name)
+        node = start_client(via or self.address, windows, self.workdir, name=name)
         self.nodes.append(node)
         return node
 
@@ -156,7 +167,7 @@ class Federation:
         connection = {
             "superlink": {
                 "default": "local",
-                "local": {"address": f"127.0.0.1:{self._port}", "insecure": True},
+                "local": {"address": self.address, "insecure": True},
             }
         }
         (home / "config.toml").write_text(tomli_w.dumps(connection))
