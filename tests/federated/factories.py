@@ -48,9 +48,16 @@ class Regimes:
         ]
 
 
-def delivered(content: RecordDict, *, src: int, dst: int, reply_to: str = "") -> Message:
-    """A train message (or reply) as Flower hands it over, its metadata set by the SuperLink;
-    no run of Flower's is needed to make one."""
+def delivered(
+    content: RecordDict,
+    *,
+    src: int,
+    dst: int,
+    reply_to: str = "",
+    kind: str = MessageType.TRAIN,
+) -> Message:
+    """A message (or reply) as Flower hands it over, its metadata set by the SuperLink; no
+    run of Flower's is needed to make one."""
     metadata = Metadata(
         run_id=1,
         message_id=f"{src}-{dst}-{reply_to}",
@@ -60,7 +67,7 @@ def delivered(content: RecordDict, *, src: int, dst: int, reply_to: str = "") ->
         group_id="1",
         created_at=time.time(),
         ttl=DEFAULT_TTL,
-        message_type=MessageType.TRAIN,
+        message_type=kind,
     )
     return Message(content=content, metadata=metadata)
 

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 
 from edgestack.federated import DATA_PATH, _net, client_app, save_local_windows
 
@@ -81,3 +81,17 @@ def test_windows_of_another_width_are_refused_naming_the_columns(tmp_path) -> No
         client_app(
             _train_message(_net.build(WIDTH, CLASSES, 8, seed=0)), _context({DATA_PATH: str(path)})
         )
+
+
+def test_a_client_tells_the_scale_of_its_windows_in_column_sums_only(device) -> None:
+    x, _, path = device
+    ask = delivered(RecordDict(), src=0, dst=1, kind=MessageType.QUERY)
+
+    reply = client_app(ask, _context({DATA_PATH: str(path)}))
+
+    assert set(reply.content.keys()) == {"metrics"}
+    metrics = reply.content.metric_records["metrics"]
+    assert set(metrics.keys()) == {"num-examples", "sum", "sum-squares"}
+    assert metrics["num-examples"] == ROWS
+    assert np.allclose(metrics["sum"], x.sum(axis=0), rtol=1e-5)
+    assert len(metrics["sum-squares"]) == WIDTH

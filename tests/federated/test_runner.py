@@ -26,9 +26,11 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
     )
     x_test, y_test = regimes.balanced(600)
     pooled = [np.load(f) for f in files]
+    rows = np.concatenate([p["x"] for p in pooled]).astype(np.float32)
+    scaling = (rows.mean(axis=0), rows.std(axis=0))
     central = _net.train(
-        _net.build(WIDTH, CLASSES, config.hidden, seed=0),
-        np.concatenate([p["x"] for p in pooled]),
+        _net.build(WIDTH, CLASSES, config.hidden, seed=0, scaling=scaling),
+        rows,
         np.concatenate([p["y"] for p in pooled]),
         epochs=config.rounds * config.local_epochs,
         batch_size=config.batch_size,
@@ -47,13 +49,15 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
     assert federated_accuracy >= central_accuracy - 0.03
     assert [r.round for r in result.history] == [1, 2]
     assert all(r.participants >= 2 for r in result.history)
+    # Rows scaled alike on every device, by their pooled scale, from column sums.
+    assert np.allclose(result.state["0.mean"], scaling[0], atol=1e-4)
+    assert np.allclose(result.state["0.std"], scaling[1], rtol=1e-3)
     # Round 2 started from round 1's aggregate, which fits the devices' windows.
     assert result.history[1].accuracy is not None and result.history[1].accuracy > 0.8
     # Weights cross the link as their raw bytes (the first model went down that way), so a row
     # sent up would show as its own bytes: none does.
     first = _net.build(WIDTH, CLASSES, config.hidden, seed=config.seed)
     assert first["1.weight"].tobytes() in relay.downlink
-    rows = np.concatenate([p["x"] for p in pooled]).astype(np.float32)
     assert len(relay.uplink) > 0
     assert not any(row.tobytes() in relay.uplink for row in rows)
 
@@ -61,7 +65,12 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
 def test_a_client_killed_mid_round_does_not_stall_the_round(tmp_path: Path) -> None:
     files = Regimes(seed=4).files(tmp_path, devices=3, rows=60)
     config = FederatedConfig(
-        width=WIDTH, classes=CLASSES, rounds=1, min_clients=2, round_timeout=ROUND_TIMEOUT
+        width=WIDTH,
+        classes=CLASSES,
+        rounds=1,
+        min_clients=2,
+        round_timeout=ROUND_TIMEOUT,
+        scale=False,  # straight to the round the client dies in
     )
 
     with Federation(tmp_path / "run", config) as federation:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from edgestack.federated import RESULT_PATH, FederatedConfig, _net, make_strategy
 
-from .factories import CLASSES, WIDTH, delivered
+from .factories import CLASSES, WIDTH, Regimes, delivered
 
 
 def test_noise_without_a_clipping_norm_is_refused_naming_dp_clip() -> None:
@@ -72,3 +72,14 @@ def test_dp_clipping_bounds_how_far_a_round_moves_the_model(clip: float | None) 
     unclipped = 10.0 * np.sqrt(sum(v.size for v in sent.values()))
     assert step == pytest.approx(unclipped if clip is None else clip, rel=1e-3)
     assert metrics["participants"] == 2
+
+
+def test_the_scale_pooled_from_devices_sums_is_that_of_their_rows_together() -> None:
+    regimes = Regimes(seed=2)
+    devices = [regimes.device(i, rows) for i, rows in enumerate((30, 70, 11))]
+    pooled = np.concatenate([x for x, _ in devices]).astype(np.float64)
+
+    mean, std = _net.pooled_scaling([_net.moments(x) for x, _ in devices])
+
+    assert np.allclose(mean, pooled.mean(axis=0))
+    assert np.allclose(std, pooled.std(axis=0))

@@ -14,24 +14,59 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["State", "build", "evaluate", "from_record", "from_state", "to_record", "train"]
+__all__ = [
+    "Moments",
+    "Scaling",
+    "State",
+    "build",
+    "evaluate",
+    "from_record",
+    "from_state",
+    "moments",
+    "pooled_scaling",
+    "to_record",
+    "train",
+]
 
 State = OrderedDict[str, np.ndarray]
+Scaling = tuple[np.ndarray, np.ndarray]
+Moments = tuple[int, np.ndarray, np.ndarray]
 
 
-def build(width: int, classes: int, hidden: int, *, seed: int) -> State:
+def moments(x: np.ndarray) -> Moments:
+    """Rows, and the sum and sum of squares of each column of rows `x`: what a device tells
+    the aggregator about its windows' scale, a row never."""
+    rows = as_rows(x).astype(np.float64)
+    return len(rows), rows.sum(axis=0), (rows**2).sum(axis=0)
+
+
+def pooled_scaling(parts: list[Moments]) -> Scaling:
+    """Mean and deviation of each column over every device's rows, from their `moments`; a
+    column that does not vary keeps a deviation of 1."""
+    rows = sum(n for n, _, _ in parts)
+    mean = np.sum([total for _, total, _ in parts], axis=0) / rows
+    variance = np.sum([squares for _, _, squares in parts], axis=0) / rows - mean**2
+    std = np.sqrt(np.maximum(variance, 0.0))
+    std[std < 1e-6] = 1.0
+    return mean, std
+
+
+def build(
+    width: int, classes: int, hidden: int, *, seed: int, scaling: Scaling | None = None
+) -> State:
     """Fresh weights of an MLP taking rows of `width` columns to `classes` logits.
 
-    Its scaling layer starts as the identity and is never refitted by a device: each device
-    would scale by its own skewed share of the classes, and averaging those scalings mixes
-    units. Rows come on the common scale the processing pipeline gives them."""
+    Its first layer scales each column by `scaling` (mean, deviation; the identity without
+    it), fixed for the whole run: a device never refits it, as each would to its own skewed
+    share of the classes, and averaging those mixes units."""
     from torch import nn
 
     from edgestack.learning.zoo import _torch
 
+    mean, std = scaling if scaling is not None else (np.zeros(width), np.ones(width))
     with _torch.seeded(seed):
         module = nn.Sequential(
-            _torch.Standardise(np.zeros(width), np.ones(width)),
+            _torch.Standardise(mean, std),
             nn.Linear(width, hidden),
             nn.ReLU(),
             nn.Linear(hidden, classes),

@@ -1,6 +1,9 @@
 """The device side: a Flower `ClientApp` that trains on windows the device keeps and answers
 with the model's parameters and counts, never a row.
 
+Before the first round the aggregator may ask each client for the sums of its columns, to
+scale rows alike on every device; then each round sends the model to train.
+
 A SuperNode started with `--node-config 'data-path="..."'` points the app at the device's
 windows, an `.npz` written by `save_local_windows`; they are read on the device, in the app's
 process, for each message."""
@@ -56,6 +59,17 @@ def _train(msg: Message, context: Context) -> Message:
         seed=int(_setting(config, "seed") + _setting(config, "server-round")),
     )
     return _reply(msg, len(y), loss, accuracy, _net.to_record(state))
+
+
+@client_app.query()
+def _moments(msg: Message, context: Context) -> Message:
+    x, _ = load_local_windows(context)
+    rows, total, squares = _net.moments(x)
+    # Sums over all the device's rows: the scale of its windows, not the windows.
+    metrics = MetricRecord(
+        {"num-examples": rows, "sum": total.tolist(), "sum-squares": squares.tolist()}
+    )
+    return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
 
 
 def _reply(

@@ -15,7 +15,9 @@ class FederatedConfig(BaseModel):
     or straggles costs one timeout, not the run. Training starts once `min_clients` are
     connected. `dp_clip` (with `dp_noise`) wraps the strategy in Flower's central
     differential privacy: each update clipped to that L2 norm, Gaussian noise of
-    `dp_noise * dp_clip / min_clients` added to the aggregate.
+    `dp_noise * dp_clip / min_clients` added to the aggregate. With `scale`, the clients
+    first send the sums of their columns (never a row), and the model scales rows by the
+    pooled mean and deviation.
 
         FederatedConfig(width=12, classes=3, rounds=5, strategy="fedprox", min_clients=3)
     """
@@ -35,6 +37,10 @@ class FederatedConfig(BaseModel):
     learning_rate: float = Field(default=0.01, gt=0, le=1)
     dp_clip: float | None = Field(default=None, gt=0, description="L2 norm updates are clipped to")
     dp_noise: float = Field(default=0.0, ge=0, description="noise multiplier, with dp_clip")
+    scale: bool = Field(
+        default=True,
+        description="scale columns by their mean and deviation over every client's rows",
+    )
     seed: int = 0
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import ConfigRecord, Context, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import (
     DifferentialPrivacyServerSideFixedClipping,
@@ -15,7 +15,7 @@ from flwr.serverapp.strategy import (
     FedProx,
     Strategy,
 )
-from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
+from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords, sample_nodes
 
 from edgestack.federated import _net
 from edgestack.federated.config import FederatedConfig
@@ -112,9 +112,13 @@ def make_strategy(config: FederatedConfig) -> Strategy:
 
 
 def federate(grid: Grid, config: FederatedConfig) -> FederatedResult:
-    """Run `config.rounds` rounds over the clients `grid` reaches; a round that hears from
-    no one keeps the model as it was."""
-    initial = _net.build(config.width, config.classes, config.hidden, seed=config.seed)
+    """Run `config.rounds` rounds over the clients `grid` reaches, after pooling their
+    columns' scale when `config.scale`; a round that hears from no one keeps the model as it
+    was."""
+    scaling = _pooled_scaling(grid, config) if config.scale else None
+    initial = _net.build(
+        config.width, config.classes, config.hidden, seed=config.seed, scaling=scaling
+    )
     settings = ConfigRecord(
         {
             "local_epochs": config.local_epochs,
@@ -143,6 +147,28 @@ def federate(grid: Grid, config: FederatedConfig) -> FederatedResult:
         )
     state = _net.from_record(result.arrays) if len(result.arrays) else initial
     return FederatedResult(state, history)
+
+
+def _pooled_scaling(grid: Grid, config: FederatedConfig) -> _net.Scaling | None:
+    """Column means and deviations over the windows of every client connected once
+    `min_clients` are, from the sums each sends (Flower's query message); `None` (no
+    scaling) if none answers within a round's timeout."""
+    _, connected = sample_nodes(grid, config.min_clients, config.min_clients)
+    asks = [
+        Message(RecordDict(), message_type=MessageType.QUERY, dst_node_id=node)
+        for node in connected
+    ]
+    parts = []
+    for reply in grid.send_and_receive(asks, timeout=config.round_timeout):
+        if reply.has_error():
+            continue
+        metrics = reply.content.metric_records["metrics"]
+        total = np.asarray(metrics["sum"], dtype=np.float64)
+        if total.shape != (config.width,):
+            continue  # a client of another width fails its rounds too, saying why
+        squares = np.asarray(metrics["sum-squares"], dtype=np.float64)
+        parts.append((int(_scalar(metrics["num-examples"]) or 0), total, squares))
+    return _net.pooled_scaling(parts) if parts else None
 
 
 @server_app.main()
