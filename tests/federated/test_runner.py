@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgestack.federated import FederatedConfig, Federation, _net
+from edgestack.federated import FederatedConfig, Federation, Tap, _net
 
-from .factories import CLASSES, WIDTH, Regimes, Relay
+from .factories import CLASSES, WIDTH, Regimes
 
 pytestmark = pytest.mark.integration
 
@@ -39,9 +39,9 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
         seed=0,
     )
 
-    with Federation(tmp_path / "run", config) as federation, Relay(federation.address) as relay:
+    with Federation(tmp_path / "run", config) as federation, Tap(federation.address) as tap:
         for path in files:
-            federation.add_client(path, via=relay.address)
+            federation.add_client(path, via=tap.address)
         result = federation.run()
 
     federated_accuracy = float((result.predict(x_test) == y_test).mean())
@@ -57,9 +57,9 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
     # Weights cross the link as their raw bytes (the first model went down that way), so a row
     # sent up would show as its own bytes: none does.
     first = _net.build(WIDTH, CLASSES, config.hidden, seed=config.seed)
-    assert first["1.weight"].tobytes() in relay.downlink
-    assert len(relay.uplink) > 0
-    assert not any(row.tobytes() in relay.uplink for row in rows)
+    assert first["1.weight"].tobytes() in tap.downlink
+    assert len(tap.uplink) > 0
+    assert not any(row.tobytes() in tap.uplink for row in rows)
 
 
 def test_a_client_killed_mid_round_does_not_stall_the_round(tmp_path: Path) -> None:

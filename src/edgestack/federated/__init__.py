@@ -4,7 +4,7 @@ parameters and counts only.
 `client_app` is the device side, `server_app` the aggregator (Flower's FedAvg or FedProx, with
 its differential-privacy wrapper on request), `Federation` runs both as separate processes on
 this machine through Flower's SuperLink and SuperNodes; `start_client` starts one device's
-SuperNode towards a SuperLink elsewhere.
+SuperNode towards a SuperLink elsewhere, and `Tap` copies the bytes on the link between them.
 
     config = FederatedConfig(width=12, classes=3, rounds=5, min_clients=2, round_timeout=30)
     result = run_federation([save_local_windows(path, x, y) for ...], config, workdir)
@@ -27,6 +27,7 @@ from edgestack.federated.server import (
     make_strategy,
     server_app,
 )
+from edgestack.federated.tap import Tap
 
 __all__ = [
     "DATA_PATH",
@@ -36,6 +37,7 @@ __all__ = [
     "Federation",
     "Node",
     "RoundRecord",
+    "Tap",
     "client_app",
     "federate",
     "load_local_windows",
