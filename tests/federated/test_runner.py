@@ -13,7 +13,7 @@ from .factories import CLASSES, WIDTH, Regimes
 pytestmark = pytest.mark.integration
 
 # Generous: every message starts a fresh app process, which imports torch, on a busy machine.
-ROUND_TIMEOUT = 30.0
+ROUND_TIMEOUT = 45.0
 
 
 def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_uplinking_no_row(
