@@ -7,10 +7,14 @@ UI_STAMP := $(UI)/node_modules/.package-lock.json
 
 .PHONY: demo test lint clean system-packages
 
+# Flower (flwr) pins typer, rich, FastAPI, uvicorn and protobuf below what the rest runs on
+# (that typer warns on import with today's click, an error under the tests); its SuperLink,
+# SuperNodes and apps run on the newer ones, so it goes in without its pins.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps 'flwr>=1.42,<2'
 	touch $(STAMP)
 
 # The dashboard's one browser library (Chart.js), as its lock file pins it, served by the hub;
