@@ -9,10 +9,14 @@ off their event loop.
     server = ModelServer("edge", TrustedKeys(pinned_keys))
     ref = server.load(packed_bundle, digest)
     answer = server.answer(InferenceRequest(model=ref, rows=feature_rows))
+
+Over HTTP, the edge node and the hub answer through one `Answering`, which loads a bundle the
+first time a request names it and keeps both the loading and the model off the event loop.
 """
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +34,16 @@ from edgestack.protocol import (
     ServingTier,
 )
 
-__all__ = ["ModelServer", "ServingError", "UnknownModel", "rows_kind", "serving_providers"]
+__all__ = [
+    "Answering",
+    "Fetch",
+    "ModelServer",
+    "ServingError",
+    "UnknownModel",
+    "refusal",
+    "rows_kind",
+    "serving_providers",
+]
 
 _BEST_FIRST = ("CUDAExecutionProvider", "CPUExecutionProvider")
 _LABELS = TypeAdapter(list[Label])
@@ -89,6 +102,11 @@ class ModelServer:
     def models(self) -> list[BundleRef]:
         """The bundles served, in the order they were loaded."""
         return [served.ref for served in self._served.values()]
+
+    def serves(self, ref: BundleRef) -> bool:
+        """Whether `ref` is loaded here, its name and version as its digest's manifest says."""
+        served = self._served.get(ref.digest)
+        return served is not None and served.ref == ref
 
     def load(self, data: bytes, digest: str) -> BundleRef:
         """Verify the packed bundle `data` and serve it; raise `BundleError` (or its
@@ -155,3 +173,47 @@ class ModelServer:
             tier=self.tier,
             latency_ms=latency_ms,
         )
+
+
+Fetch = Callable[[BundleRef], Awaitable[bytes]]
+"""How a server comes by the packed bundle a request names: the hub reads its own store, an
+edge node downloads it from the hub it reports to."""
+
+
+class Answering:
+    """Answers `InferenceRequest`s with `server` from an event loop: a model named for the first
+    time is fetched and loaded, once however many requests name it at once, and both loading
+    and answering run in worker threads."""
+
+    def __init__(self, server: ModelServer) -> None:
+        self.server = server
+        self._loading: dict[str, asyncio.Lock] = {}
+
+    async def answer(self, request: InferenceRequest, fetch: Fetch) -> InferenceAnswer:
+        """The served model's answer to `request`, loading it with what `fetch` brings first
+        when it is not served yet. Raises what `ModelServer.load` and `ModelServer.answer`
+        raise, and what `fetch` raises; `refusal` says how to answer each over HTTP."""
+        ref = request.model
+        if not self.server.serves(ref):
+            lock = self._loading.setdefault(ref.digest, asyncio.Lock())
+            try:
+                async with lock:
+                    if not self.server.serves(ref):
+                        data = await fetch(ref)
+                        await asyncio.to_thread(self.server.load, data, ref.digest)
+            finally:
+                self._loading.pop(ref.digest, None)
+        return await asyncio.to_thread(self.server.answer, request)
+
+
+def refusal(exc: Exception) -> tuple[int, str] | None:
+    """The HTTP status and one-line reason that answer a request `Answering.answer` failed with
+    `exc`; None for an exception that is no refusal of the request."""
+    if isinstance(exc, UnknownModel):
+        return 404, str(exc)
+    if isinstance(exc, ServingError):
+        return 422, str(exc)
+    if isinstance(exc, ValueError):
+        # The bundle itself cannot be served here: its signature, its target or its labels.
+        return 409, f"model: {exc}"
+    return None
