@@ -41,6 +41,7 @@ import onnxruntime
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from edgestack.agent.download import download, prune, touch
+from edgestack.agent.edge import EdgeServer
 from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, ProtocolRefused
 from edgestack.agent.rules import AlarmRule
@@ -68,6 +69,7 @@ from edgestack.protocol import (
     WindowRequest,
 )
 from edgestack.sensing import Source
+from edgestack.serving import Answering, ModelServer
 
 __all__ = ["Agent", "DataDirError", "serve"]
 
@@ -156,6 +158,8 @@ class Agent:
         # on live windows that the dry run's silence never showed it.
         self._proven: LoadedModel | None = None
         self._enrol_lock = asyncio.Lock()
+        # Why an edge node (`serve`) cannot answer, for as long as it runs.
+        self._serve_error: str | None = None
 
     @property
     def device_id(self) -> str:
@@ -185,6 +189,8 @@ class Agent:
                 tasks.create_task(self._follow_twin())
                 tasks.create_task(self._send())
                 tasks.create_task(self._report_telemetry())
+                if self.settings.serve:
+                    tasks.create_task(self._serve_edge())
         finally:
             await self._on_worker(self._flush_samples)
             await asyncio.to_thread(self._cut_telemetry, self.link.take_sent_bytes())
@@ -408,7 +414,7 @@ class Agent:
         self.applied = desired
         self.store.set("desired", desired.model_dump_json())
         self.failed = self._failed_for(desired, "model_failed")
-        self.error = "; ".join(errors) or None
+        self.error = "; ".join(filter(None, [*errors, self._serve_error])) or None
         if self.error:
             log.error("desired state v%d: %s", desired.version, self.error)
         if events:
@@ -453,11 +459,48 @@ class Agent:
         return await asyncio.to_thread(LoadedModel.load, bundle, ref, self.source, self._frame)
 
     async def _fetch_bundle(self, ref: BundleRef) -> Bundle:
+        await self._download(ref)
+        return await asyncio.to_thread(self.bundles.load, ref.digest)
+
+    async def _download(self, ref: BundleRef) -> Path:
         # A bundle takes its name on disk only once its signature holds, so one that was
         # refused never lands, and one that is there was trusted when it came.
         path = await download(self.link, self.bundles, ref.digest, accept=self._trust)
         await asyncio.to_thread(touch, path)
-        return await asyncio.to_thread(self.bundles.load, ref.digest)
+        return path
+
+    async def _served_bundle(self, ref: BundleRef) -> bytes:
+        """The packed bundle an edge node is asked to serve, downloaded as its own are."""
+        path = await self._download(ref)
+        return await asyncio.to_thread(path.read_bytes)
+
+    async def _serve_edge(self) -> None:
+        """Answer devices' offloaded windows, once enrolled: the hub's keys, pinned then, are
+        what the served bundles are verified against. An address that cannot be held is
+        reported, and the device runs on as it would without `serve`."""
+        await self._enrolled.wait()
+        server = EdgeServer(
+            Answering(ModelServer("edge", self.trusted)),
+            self._served_bundle,
+            self.settings.serve_host,
+            self.settings.serve_port,
+        )
+        try:
+            await server.run()
+        except OSError as exc:
+            message = (
+                f"serve: cannot answer on {self.settings.serve_host}:{self.settings.serve_port} "
+                f"({exc}); give a free --serve-port"
+            )
+            log.error("%s", message)
+            await self._on_worker(self._cannot_serve, message)
+
+    def _cannot_serve(self, message: str) -> None:
+        """Report `message` now and beside every desired state's errors from now on; runs on
+        the hot path's thread."""
+        self._serve_error = message
+        self.error = "; ".join(filter(None, [self.error, message]))
+        self._want_report()
 
     async def _follow_shadow(self, wanted: BundleRef | None, beside: LoadedModel | None) -> None:
         """Run `wanted` in shadow beside `beside`, the model about to run, or stop the one
