@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import (
@@ -37,12 +38,14 @@ from typing import (
     runtime_checkable,
 )
 
+import httpx
 import onnxruntime
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from edgestack.agent.download import download, prune, touch
 from edgestack.agent.edge import EdgeServer
 from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
+from edgestack.agent.joint import Offloader, Send, edge_sender
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, ProtocolRefused
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
@@ -63,6 +66,7 @@ from edgestack.protocol import (
     Feeds,
     Hardware,
     MonitorReport,
+    OffloadPolicy,
     ReportedState,
     SampleBatch,
     WindowBatch,
@@ -160,6 +164,7 @@ class Agent:
         self._enrol_lock = asyncio.Lock()
         # Why an edge node (`serve`) cannot answer, for as long as it runs.
         self._serve_error: str | None = None
+        self._offloading: _Offloading | None = None
 
     @property
     def device_id(self) -> str:
@@ -192,6 +197,7 @@ class Agent:
                 if self.settings.serve:
                     tasks.create_task(self._serve_edge())
         finally:
+            await self._follow_offload(None)
             await self._on_worker(self._flush_samples)
             await asyncio.to_thread(self._cut_telemetry, self.link.take_sent_bytes())
             if self._enrolled.is_set():
@@ -377,6 +383,7 @@ class Agent:
                         kind=kind, version=desired.version, digest=wanted.digest, reason=message
                     )
         await self._follow_shadow(desired.shadow, model if swap else self.hot.model)
+        await self._follow_offload(desired.offload)
         await self._on_worker(self._commit, desired, model, swap, events, errors, failure)
         if swap:
             await asyncio.to_thread(prune, self.bundles, self._rollback_digests())
@@ -532,6 +539,44 @@ class Agent:
                 log.error("%s", message)
                 events.append(_event(kind, "warning", message, wanted.digest))
         await self._on_worker(self._use_shadow, shadow, events)
+
+    async def _follow_offload(self, policy: OffloadPolicy | None) -> None:
+        """Send hard windows as `policy` says from the next chunk on, or stop sending them. A
+        policy whose threshold is not calibrated yet sends nothing."""
+        running = self._offloading
+        if policy == (running.offloader.policy if running else None):
+            return
+        if running is not None:
+            await self._on_worker(self._use_offloader, None)
+            running.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running.task
+            if running.client is not None:
+                await running.client.aclose()
+            self._offloading = None
+        if policy is None or policy.threshold is None:
+            return
+        client = None
+        send: Send = self.link.infer
+        if policy.tier == "edge":
+            assert policy.server is not None  # the policy's own check: edge needs a server
+            client = httpx.AsyncClient(base_url=policy.server, timeout=policy.timeout_s)
+            send = edge_sender(client)
+        offloader = Offloader(policy, send, asyncio.get_running_loop())
+        self._offloading = _Offloading(offloader, asyncio.create_task(offloader.run()), client)
+        await self._on_worker(self._use_offloader, offloader)
+        log.info(
+            "offloading windows whose %s reaches %.3f to %s v%d (%s)",
+            policy.gate,
+            policy.threshold,
+            policy.model.name,
+            policy.model.version,
+            policy.server or "the hub",
+        )
+
+    def _use_offloader(self, offloader: Offloader | None) -> None:
+        """Queue hard windows for `offloader` from the next chunk on; on the hot path's thread."""
+        self.hot.offload = offloader
 
     def _use_shadow(self, shadow: Shadow | None, events: list[Event]) -> None:
         """Run `shadow` from the next chunk on; runs on the hot path's thread."""
@@ -741,6 +786,8 @@ class Agent:
         shadow = self.hot.shadow
         monitoring = _report_of("monitoring", lambda: self._monitoring(model))
         shadowed = _report_of("shadow", lambda: shadow.take() if shadow else None)
+        offload = self.hot.offload
+        offloaded = _report_of("offload", lambda: offload.take() if offload else None)
         self.store.enqueue_numbered(
             "telemetry",
             lambda seq: _gzip(
@@ -752,7 +799,7 @@ class Agent:
                     dead_lettered=dead,
                     outbox_pending=pending,
                     monitoring=monitoring,
-                ).model_copy(update={"shadow": shadowed})
+                ).model_copy(update={"shadow": shadowed, "offload": offloaded})
             ),
         )
         self._loop.call_soon_threadsafe(self._outbox_filled.set)
@@ -801,6 +848,16 @@ class Agent:
                 await asyncio.to_thread(self.store.ack, item)
             sent = True
         return sent
+
+
+@dataclass(frozen=True)
+class _Offloading:
+    """An offload policy followed: its offloader, the task sending the hard windows, and the
+    client of its edge node (none for the cloud tier, reached through the hub's link)."""
+
+    offloader: Offloader
+    task: "asyncio.Task[None]"
+    client: httpx.AsyncClient | None
 
 
 class _Failure(TypedDict):

@@ -1,0 +1,165 @@
+"""Joint inference on a device: the hot path queues the windows its offload policy finds
+hard, and a task on the event loop sends them to the policy's server, counting which tier's
+answer came back in time and which windows fell back to the device's own.
+
+The hot path never waits on the network: it only appends to a bounded queue, and a window
+that finds the queue full falls back at once. Requests are encoded and answers decoded in
+worker threads.
+"""
+
+import asyncio
+import threading
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+
+import httpx
+import numpy as np
+
+from edgestack.agent.offload import to_offload
+from edgestack.protocol import (
+    InferenceAnswer,
+    InferenceRequest,
+    OffloadPolicy,
+    OffloadReport,
+    RowsKind,
+    ServingTier,
+    problem_detail,
+)
+
+__all__ = ["MAX_QUEUED", "Offloader", "Send", "ServerRefused", "edge_sender"]
+
+MAX_QUEUED = 256
+"""Windows waiting to be sent, at most; more fall back to the device's own answer."""
+_MAX_BATCH = 64  # windows a request
+_MAX_LATENCIES = 10_000  # per interval, for its percentiles
+
+Send = Callable[[bytes], Awaitable[bytes]]
+"""Sends an `InferenceRequest`'s JSON to a server and gives its answer's JSON; raises when it
+gets none."""
+
+
+class ServerRefused(Exception):
+    """A server answered, but not with an answer."""
+
+
+def edge_sender(client: httpx.AsyncClient) -> Send:
+    """Sends requests to the edge node `client`'s base URL points at."""
+
+    async def send(body: bytes) -> bytes:
+        response = await client.post(
+            "/api/v1/infer", content=body, headers={"Content-Type": "application/json"}
+        )
+        if response.status_code != 200:
+            raise ServerRefused(f"{response.status_code}: {problem_detail(response.content)}")
+        return response.content
+
+    return send
+
+
+class Offloader:
+    """Sends the windows `policy` finds hard to its server through `send`, as rows of `input`.
+    `offer` is called on the hot path's thread, `run` on the event loop, `take` on any."""
+
+    def __init__(
+        self,
+        policy: OffloadPolicy,
+        send: Send,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        if policy.threshold is None:
+            raise ValueError("policy.threshold: not calibrated; a device offloads nothing yet")
+        self.policy = policy
+        self._threshold = policy.threshold
+        self._send = send
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[RowsKind, np.ndarray]] = deque()
+        self._queued = 0
+        self._ready = asyncio.Event()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._windows = 0
+        self._answered: Counter[ServingTier] = Counter()
+        self._fallbacks = 0
+        self._bytes = 0
+        self._latencies_ms: list[float] = []
+
+    def offer(self, rows: np.ndarray, probabilities: np.ndarray, input: RowsKind) -> None:
+        """Queue the windows of `rows` whose gate score, from `probabilities`, reaches the
+        threshold; those that find the queue full, or hold values no request can carry,
+        fall back."""
+        hard = to_offload(probabilities, self.policy.gate, self._threshold)
+        if not hard.any():
+            return
+        picked = rows[hard]
+        sendable = picked[np.isfinite(picked).all(axis=1)]
+        with self._lock:
+            self._windows += len(picked)
+            room = MAX_QUEUED - self._queued
+            queued = sendable[:room]
+            self._fallbacks += len(picked) - len(queued)
+            if len(queued):
+                self._queue.append((input, queued))
+                self._queued += len(queued)
+        if len(queued):
+            self._loop.call_soon_threadsafe(self._ready.set)
+
+    async def run(self) -> None:
+        """Send what is queued, a batch at a time, until cancelled."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while (batch := self._take_batch()) is not None:
+                await self._offload(*batch)
+
+    def take(self) -> OffloadReport:
+        """What happened since the last call, and start counting afresh."""
+        with self._lock:
+            latencies = np.asarray(self._latencies_ms)
+            report = OffloadReport(
+                windows=self._windows,
+                answered=dict(self._answered),
+                fallbacks=self._fallbacks,
+                uplink_bytes=self._bytes,
+                latency_ms_p50=float(np.percentile(latencies, 50)) if latencies.size else None,
+                latency_ms_p95=float(np.percentile(latencies, 95)) if latencies.size else None,
+            )
+            self._reset()
+        return report
+
+    def _take_batch(self) -> tuple[RowsKind, np.ndarray] | None:
+        with self._lock:
+            if not self._queue:
+                return None
+            input, rows = self._queue.popleft()
+            if len(rows) > _MAX_BATCH:
+                self._queue.appendleft((input, rows[_MAX_BATCH:]))
+                rows = rows[:_MAX_BATCH]
+            self._queued -= len(rows)
+        return input, rows
+
+    async def _offload(self, input: RowsKind, rows: np.ndarray) -> None:
+        body = await asyncio.to_thread(_encode, self.policy, input, rows)
+        started = self._loop.time()
+        try:
+            reply = await asyncio.wait_for(self._send(body), self.policy.timeout_s)
+            answer = await asyncio.to_thread(InferenceAnswer.model_validate_json, reply)
+            if len(answer.labels) != len(rows):
+                raise ServerRefused(f"{len(answer.labels)} labels for {len(rows)} windows")
+        except Exception:  # whatever the server did or did not do, the device answers alone
+            answer = None
+        elapsed_ms = (self._loop.time() - started) * 1000
+        with self._lock:
+            self._bytes += len(body)
+            if answer is None:
+                self._fallbacks += len(rows)
+            else:
+                self._answered[answer.tier] += len(rows)
+                if len(self._latencies_ms) < _MAX_LATENCIES:
+                    self._latencies_ms.append(elapsed_ms)
+
+
+def _encode(policy: OffloadPolicy, input: RowsKind, rows: np.ndarray) -> bytes:
+    request = InferenceRequest(model=policy.model, input=input, rows=rows.tolist())
+    return request.model_dump_json().encode()
