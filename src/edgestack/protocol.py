@@ -604,6 +604,12 @@ class DesiredPatch(_Command):
     stopped: bool | None = Field(
         default=None, description="stop the app (true) or start it again (false or null)"
     )
+    offload: OffloadPolicy | None = Field(
+        default=None,
+        description="joint inference: which windows go to which server's bigger model; null "
+        "for none. A policy without a threshold offloads nothing: calibrate it first "
+        "(`edgestack offload set` does)",
+    )
 
 
 # Generous: a real source's channels are named after its topics or ports.

@@ -1,6 +1,7 @@
 """Joint inference with real processes: a hub, and an agent started with `--serve` as the edge
 node, answer offloaded windows with a bigger model fetched and verified on first use."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -9,13 +10,25 @@ import pytest
 
 from bundles import random_bundle
 from conftest import free_port
+from edgestack.client import HubClient
 from edgestack.demo import LocalFleet, wait_until
 from edgestack.processing import vibration_spec
-from edgestack.protocol import BundleRef, InferenceAnswer, InferenceRequest
+from edgestack.protocol import (
+    BundleRef,
+    DeployRequest,
+    DesiredPatch,
+    InferenceAnswer,
+    InferenceRequest,
+    OffloadPolicy,
+    OffloadReport,
+)
+
+from .test_cli import cli
 
 pytestmark = pytest.mark.integration
 
 EDGE = "edge-node"
+DEVICE = "device-1"
 WIDTH = len(vibration_spec().features)
 
 
@@ -58,3 +71,73 @@ def test_an_edge_node_and_the_hub_answer_as_the_bundle_does(tmp_path: Path) -> N
     assert unknown.status_code == 404
     assert empty.status_code == 422
     assert empty.json()["detail"].startswith("rows: ")
+
+
+def _offloading(client: HubClient, since: int) -> tuple[int, list[OffloadReport]]:
+    """The device's telemetry batches after id `since` that have offloading in them, and the
+    id of the newest batch."""
+    batches = client.telemetry(DEVICE, after_id=since, limit=1000)
+    newest = batches[-1].id if batches else since
+    return newest, [b.batch.offload for b in batches if b.batch.offload and b.batch.windows]
+
+
+def _until(client: HubClient, what: str, holds: Callable[[OffloadReport], bool]) -> None:
+    """Wait, up to 60 s, for a telemetry batch sent from now on whose offloading `holds`."""
+    since, _ = _offloading(client, 0)
+
+    def seen() -> bool:
+        return any(holds(report) for report in _offloading(client, since)[1])
+
+    wait_until(seen, timeout_s=60, what=what)
+
+
+def test_a_device_offloads_hard_windows_to_the_edge_and_the_cloud_and_falls_back(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    edge_url = f"http://127.0.0.1:{port}"
+    with LocalFleet(tmp_path, [EDGE, DEVICE]) as fleet:
+        fleet.start_hub()
+        client = fleet.client
+        client.register_model(random_bundle(1, name="motor").pack())
+        big = client.register_model(random_bundle(2, name="big", labels=("a", "b", "c")).pack())
+        fleet.start_agent(EDGE, serve_port=port)
+        fleet.start_agent(DEVICE)
+        wait_until(lambda: _edge_up(edge_url), timeout_s=60, what="the edge node to answer")
+        wait_until(lambda: len(client.devices()) == 2, timeout_s=60, what="both to enrol")
+        client.deploy(DeployRequest(model="motor", devices=[DEVICE]))
+        # Threshold 0: every window is hard, so each batch has offloaded windows to count.
+        edge = OffloadPolicy(
+            model=BundleRef(name=big.name, version=big.version, digest=big.digest),
+            threshold=0.0,
+            tier="edge",
+            server=edge_url,
+            timeout_s=5,
+        )
+
+        client.update_desired(DEVICE, DesiredPatch(offload=edge, telemetry_interval_s=0.5))
+        _until(client, "answers from the edge", lambda r: r.answered.get("edge", 0) > 0)
+        to_cloud = cli(
+            fleet, "offload", "set", DEVICE, "big", "--tier", "cloud", "--threshold", "0"
+        )
+        assert to_cloud.returncode == 0, to_cloud.stderr + to_cloud.stdout
+        _until(client, "answers from the cloud", lambda r: r.answered.get("cloud", 0) > 0)
+        client.update_desired(DEVICE, DesiredPatch(offload=edge))
+        _until(client, "the edge again", lambda r: r.answered.get("edge", 0) > 0)
+        fleet.kill_agent(EDGE)
+        _until(
+            client,
+            "fallbacks with the edge node gone",
+            lambda r: r.fallbacks > 0 and r.fallbacks == r.windows and not r.answered,
+        )
+        since, _ = _offloading(client, 0)
+        wait_until(
+            lambda: any(
+                b.batch.predictions for b in client.telemetry(DEVICE, after_id=since, limit=1000)
+            ),
+            timeout_s=30,
+            what="the device to keep classifying",
+        )
+        reported = client.device(DEVICE).reported
+
+    assert reported is not None and reported.status == "running"

@@ -80,8 +80,8 @@ def agent(
         bool,
         typer.Option(
             "--serve",
-            help="Also be an edge node: answer devices' offloaded windows on POST "
-            r"/api/v1/infer with bundles from the hub \[env EDGESTACK_AGENT_SERVE]",
+            help="Also be an edge node: answer the windows devices offload with bundles from "
+            r"the hub \[env EDGESTACK_AGENT_SERVE]",
         ),
     ] = False,
     serve_host: Annotated[

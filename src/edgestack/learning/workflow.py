@@ -46,7 +46,14 @@ from edgestack.learning.trainer import TRAINERS
 from edgestack.predictor import OnnxPredictor
 from edgestack.processing import DEFAULT_EXTRACTORS, with_extractors
 from edgestack.profiles import PROFILES
-from edgestack.protocol import EvaluateRequest, ModelView, OptimiseRequest, TrainRequest, slug
+from edgestack.protocol import (
+    BundleRef,
+    EvaluateRequest,
+    ModelView,
+    OptimiseRequest,
+    TrainRequest,
+    slug,
+)
 from edgestack.registry import RegistryError, field_path
 
 __all__ = [
@@ -59,6 +66,7 @@ __all__ = [
     "check_train",
     "evaluate_model",
     "export_model",
+    "held_out_probabilities",
     "optimise_model",
     "train_model",
 ]
@@ -432,6 +440,37 @@ def evaluate_model(
     if progress is not None:
         progress(f"scored {len(truth)} rows", 1, 1)
     return Evaluated(model, dataset, version, len(truth), evaluation)
+
+
+def held_out_probabilities(client: HubClient, ref: BundleRef) -> np.ndarray:
+    """Registered model `ref`'s class probabilities, one row per window, on the test split of
+    the dataset version it was trained on: the held-out windows a device running it
+    calibrates its offload threshold on (`edgestack offload set`).
+
+    Raises `WorkflowError` when the model records no dataset or its dataset has no test
+    rows, `HubError` when the hub refuses."""
+    model = _onnx(_model(client, ref.name, ref.version), "calibration")
+    lineage = model.manifest.lineage
+    if lineage is None or lineage.dataset is None:
+        raise WorkflowError(
+            f"{model.name} v{model.version} records no dataset in its lineage, so it has no "
+            "held-out windows to calibrate on; give the threshold yourself"
+        )
+    version = lineage.dataset_version or _latest(client, lineage.dataset)
+    table = _table(client, lineage.dataset, version)
+    if not table.test.any():
+        raise WorkflowError(
+            f"dataset {lineage.dataset} v{version} has no test rows to calibrate on; give "
+            "the threshold yourself"
+        )
+    onnx = Bundle.unpack(client.bundle(model.digest)).model
+    try:
+        _, probabilities = OnnxPredictor(onnx, model.manifest.labels).predict(
+            _rows(table, model)[table.test]
+        )
+    except ValueError as exc:
+        raise WorkflowError(f"dataset {lineage.dataset} v{version}: {exc}") from None
+    return probabilities
 
 
 @dataclass(frozen=True)
