@@ -752,6 +752,11 @@ class OffloadReport(Wire):
     answered: dict[ServingTier, Count] = Field(
         default_factory=dict, description="windows whose answer came from each tier in time"
     )
+    predictions: dict[Key, Count] = Field(
+        default_factory=dict,
+        max_length=_MAX_KEYS,
+        description="the labels those answers gave, which count for their windows",
+    )
     fallbacks: Count = Field(
         default=0,
         description="windows left to the device's own answer: no answer in time, no server, "

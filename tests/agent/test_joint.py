@@ -2,6 +2,7 @@
 an answer in time counts for its tier, and anything else falls back to the device's own."""
 
 import asyncio
+from collections import Counter
 from datetime import timedelta
 
 import numpy as np
@@ -55,6 +56,7 @@ async def _until_sent(offloader: Offloader, windows: int) -> OffloadReport:
     return OffloadReport(
         windows=sum(r.windows for r in reports),
         answered={"edge": sum(r.answered.get("edge", 0) for r in reports)},
+        predictions=sum((Counter(r.predictions) for r in reports), Counter()),
         fallbacks=sum(r.fallbacks for r in reports),
         uplink_bytes=sum(r.uplink_bytes for r in reports),
         latency_ms_p50=max((r.latency_ms_p50 or 0 for r in reports), default=None),
@@ -83,6 +85,8 @@ async def test_hard_windows_are_answered_by_the_server_and_sure_ones_stay(
 
     assert report.windows == 2
     assert report.answered == {"edge": 2}
+    assert sum(report.predictions.values()) == 2
+    assert set(report.predictions) <= {"normal", "imbalance", "wear"}
     assert report.fallbacks == 0
     assert report.uplink_bytes > 0
     assert report.latency_ms_p50 is not None

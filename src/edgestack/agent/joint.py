@@ -81,6 +81,7 @@ class Offloader:
     def _reset(self) -> None:
         self._windows = 0
         self._answered: Counter[ServingTier] = Counter()
+        self._predictions: Counter[str] = Counter()
         self._fallbacks = 0
         self._bytes = 0
         self._latencies_ms: list[float] = []
@@ -120,6 +121,7 @@ class Offloader:
             report = OffloadReport(
                 windows=self._windows,
                 answered=dict(self._answered),
+                predictions=dict(self._predictions),
                 fallbacks=self._fallbacks,
                 uplink_bytes=self._bytes,
                 latency_ms_p50=float(np.percentile(latencies, 50)) if latencies.size else None,
@@ -156,6 +158,7 @@ class Offloader:
                 self._fallbacks += len(rows)
             else:
                 self._answered[answer.tier] += len(rows)
+                self._predictions.update(answer.labels)
                 if len(self._latencies_ms) < _MAX_LATENCIES:
                     self._latencies_ms.append(elapsed_ms)
 
