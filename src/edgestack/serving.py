@@ -16,6 +16,7 @@ first time a request names it and keeps both the loading and the model off the e
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ from edgestack.protocol import (
 )
 
 __all__ = [
+    "MAX_SERVED",
     "Answering",
     "Fetch",
     "ModelServer",
@@ -108,6 +110,10 @@ class ModelServer:
         served = self._served.get(ref.digest)
         return served is not None and served.ref == ref
 
+    def unload(self, digest: str) -> None:
+        """Stop serving bundle `digest`, if it is served."""
+        self._served.pop(digest, None)
+
     def load(self, data: bytes, digest: str) -> BundleRef:
         """Verify the packed bundle `data` and serve it; raise `BundleError` (or its
         `SignatureError`) naming what is wrong, serving nothing new, when it does not hold."""
@@ -180,30 +186,63 @@ Fetch = Callable[[BundleRef], Awaitable[bytes]]
 edge node downloads it from the hub it reports to."""
 
 
+MAX_SERVED = 8
+"""Models an `Answering` keeps loaded; the least recently used goes to make room."""
+
+
 class Answering:
     """Answers `InferenceRequest`s with `server` from an event loop: a model named for the first
     time is fetched and loaded, once however many requests name it at once, and both loading
-    and answering run in worker threads."""
+    and answering run in worker threads. At most `max_models` stay loaded, so callers naming
+    bundle after bundle cannot fill the server's memory."""
 
-    def __init__(self, server: ModelServer) -> None:
+    def __init__(self, server: ModelServer, *, max_models: int = MAX_SERVED) -> None:
         self.server = server
+        self.max_models = max_models
         self._loading: dict[str, asyncio.Lock] = {}
+        self._used: OrderedDict[str, None] = OrderedDict()
 
     async def answer(self, request: InferenceRequest, fetch: Fetch) -> InferenceAnswer:
         """The served model's answer to `request`, loading it with what `fetch` brings first
         when it is not served yet. Raises what `ModelServer.load` and `ModelServer.answer`
         raise, and what `fetch` raises; `refusal` says how to answer each over HTTP."""
-        ref = request.model
+        await self._ensure(request.model, fetch)
+        try:
+            return await asyncio.to_thread(self.server.answer, request)
+        except UnknownModel:
+            if self.server.serves(request.model):
+                raise
+        # Made room for another between loading and answering: once more.
+        await self._ensure(request.model, fetch)
+        return await asyncio.to_thread(self.server.answer, request)
+
+    async def _ensure(self, ref: BundleRef, fetch: Fetch) -> None:
         if not self.server.serves(ref):
             lock = self._loading.setdefault(ref.digest, asyncio.Lock())
             try:
                 async with lock:
                     if not self.server.serves(ref):
-                        data = await fetch(ref)
-                        await asyncio.to_thread(self.server.load, data, ref.digest)
+                        await self._load(ref, fetch)
             finally:
                 self._loading.pop(ref.digest, None)
-        return await asyncio.to_thread(self.server.answer, request)
+        if ref.digest in self._used:
+            self._used.move_to_end(ref.digest)
+
+    async def _load(self, ref: BundleRef, fetch: Fetch) -> None:
+        loaded = next((m for m in self.server.models if m.digest == ref.digest), None)
+        if loaded is None:
+            loaded = await asyncio.to_thread(self.server.load, await fetch(ref), ref.digest)
+            self._used[ref.digest] = None
+            while len(self._used) > self.max_models:
+                oldest, _ = self._used.popitem(last=False)
+                self.server.unload(oldest)
+        if loaded != ref:
+            # Not fetched again for every such request: the digest says which bundle it is.
+            raise UnknownModel(
+                "model",
+                f"bundle {ref.digest[:12]} is {loaded.name} v{loaded.version}, not "
+                f"{ref.name} v{ref.version}; name it as its manifest does",
+            )
 
 
 def refusal(exc: Exception) -> tuple[int, str] | None:
