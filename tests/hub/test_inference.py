@@ -99,3 +99,28 @@ async def test_a_request_the_model_cannot_take_is_refused_naming_the_field(
     assert raw.json()["detail"].startswith("input: ")
     assert unknown.status_code == 404
     assert "register it" in unknown.json()["detail"]
+
+
+async def test_a_policy_naming_a_model_the_hub_cannot_serve_is_refused(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    model = await _registered(client)
+    path = f"/api/v1/devices/{device.device_id}/desired"
+
+    def patch(ref: BundleRef) -> dict[str, object]:
+        return {"offload": {"model": ref.model_dump(), "tier": "cloud", "threshold": 0.2}}
+
+    unknown = await client.patch(
+        path, json=patch(model.model_copy(update={"name": "nope"})), headers=ADMIN
+    )
+    other = await client.patch(
+        path, json=patch(model.model_copy(update={"digest": "0" * 64})), headers=ADMIN
+    )
+    right = await client.patch(path, json=patch(model), headers=ADMIN)
+
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"].startswith("offload.model: model 'nope' is not registered")
+    assert other.status_code == 409
+    assert other.json()["detail"].startswith("offload.model: big v1 is registered as bundle")
+    assert right.status_code == 200, right.text
+    assert right.json()["offload"]["threshold"] == 0.2
