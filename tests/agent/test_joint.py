@@ -149,3 +149,25 @@ async def test_a_policy_without_a_threshold_offloads_nothing(
 
     with pytest.raises(ValueError, match="threshold: not calibrated"):
         Offloader(policy, send, asyncio.get_running_loop())
+
+
+async def test_a_replaced_offloader_s_counts_and_queued_windows_reach_the_next_report(
+    served: tuple[ModelServer, BundleRef],
+) -> None:
+    _, model = served
+
+    async def send(body: bytes) -> bytes:
+        raise AssertionError("the retired offloader's task never ran")
+
+    loop = asyncio.get_running_loop()
+    policy = OffloadPolicy(model=model, tier="cloud", gate="margin", threshold=0.5)
+    before = Offloader(policy, send, loop)
+    before.offer(_rows(4), PROBABILITIES, "features")
+
+    before.retire()
+    after = Offloader(policy.model_copy(update={"threshold": 0.9}), send, loop)
+    after.carry_over(before)
+    report, again = after.take(), before.take()
+
+    assert (report.windows, report.fallbacks) == (2, 2)
+    assert (again.windows, again.fallbacks) == (0, 0)

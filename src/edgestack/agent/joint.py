@@ -114,6 +114,36 @@ class Offloader:
             while (batch := self._take_batch()) is not None:
                 await self._offload(*batch)
 
+    def retire(self) -> None:
+        """Once its task is stopped: the windows still queued fall back, as no answer will
+        come for them."""
+        with self._lock:
+            self._fallbacks += self._queued
+            self._queue.clear()
+            self._queued = 0
+
+    def carry_over(self, before: "Offloader") -> None:
+        """Count, in this offloader's next report, what `before` (the retired offloader this
+        one replaces) counted since its last."""
+        with before._lock:
+            counted = (
+                before._windows,
+                before._answered,
+                before._predictions,
+                before._fallbacks,
+                before._bytes,
+                before._latencies_ms,
+            )
+            before._reset()
+        windows, answered, predictions, fallbacks, sent, latencies = counted
+        with self._lock:
+            self._windows += windows
+            self._answered.update(answered)
+            self._predictions.update(predictions)
+            self._fallbacks += fallbacks
+            self._bytes += sent
+            self._latencies_ms.extend(latencies[: _MAX_LATENCIES - len(self._latencies_ms)])
+
     def take(self) -> OffloadReport:
         """What happened since the last call, and start counting afresh."""
         with self._lock:
@@ -142,18 +172,15 @@ class Offloader:
         return input, rows
 
     async def _offload(self, input: RowsKind, rows: np.ndarray) -> None:
-        body = await asyncio.to_thread(_encode, self.policy, input, rows)
-        started = self._loop.time()
         try:
-            reply = await asyncio.wait_for(self._send(body), self.policy.timeout_s)
-            answer = await asyncio.to_thread(InferenceAnswer.model_validate_json, reply)
-            if len(answer.labels) != len(rows):
-                raise ServerRefused(f"{len(answer.labels)} labels for {len(rows)} windows")
-        except Exception:  # whatever the server did or did not do, the device answers alone
-            answer = None
-        elapsed_ms = (self._loop.time() - started) * 1000
+            answer, sent, elapsed_ms = await self._ask(input, rows)
+        except asyncio.CancelledError:
+            # Stopped on the way (the policy changed, the agent stops): no answer came.
+            with self._lock:
+                self._fallbacks += len(rows)
+            raise
         with self._lock:
-            self._bytes += len(body)
+            self._bytes += sent
             if answer is None:
                 self._fallbacks += len(rows)
             else:
@@ -161,6 +188,23 @@ class Offloader:
                 self._predictions.update(answer.labels)
                 if len(self._latencies_ms) < _MAX_LATENCIES:
                     self._latencies_ms.append(elapsed_ms)
+
+    async def _ask(
+        self, input: RowsKind, rows: np.ndarray
+    ) -> tuple[InferenceAnswer | None, int, float]:
+        """The server's answer for `rows`, None when none came in time; the bytes sent, and
+        the milliseconds it took."""
+        body = await asyncio.to_thread(_encode, self.policy, input, rows)
+        started = self._loop.time()
+        answer: InferenceAnswer | None = None
+        try:
+            reply = await asyncio.wait_for(self._send(body), self.policy.timeout_s)
+            answer = await asyncio.to_thread(InferenceAnswer.model_validate_json, reply)
+            if len(answer.labels) != len(rows):
+                raise ServerRefused(f"{len(answer.labels)} labels for {len(rows)} windows")
+        except Exception:  # whatever the server did or did not do, the device answers alone
+            answer = None
+        return answer, len(body), (self._loop.time() - started) * 1000
 
 
 def _encode(policy: OffloadPolicy, input: RowsKind, rows: np.ndarray) -> bytes:

@@ -165,6 +165,7 @@ class Agent:
         # Why an edge node (`serve`) cannot answer, for as long as it runs.
         self._serve_error: str | None = None
         self._offloading: _Offloading | None = None
+        self._retired: Offloader | None = None
 
     @property
     def device_id(self) -> str:
@@ -553,6 +554,9 @@ class Agent:
                 await running.task
             if running.client is not None:
                 await running.client.aclose()
+            running.offloader.retire()
+            # What it counted since the last cut goes into the next, whatever follows it.
+            self._retired = running.offloader
             self._offloading = None
         if policy is None or policy.threshold is None:
             return
@@ -563,6 +567,9 @@ class Agent:
             client = httpx.AsyncClient(base_url=policy.server, timeout=policy.timeout_s)
             send = edge_sender(client)
         offloader = Offloader(policy, send, asyncio.get_running_loop())
+        retired, self._retired = self._retired, None
+        if retired is not None:
+            offloader.carry_over(retired)
         self._offloading = _Offloading(offloader, asyncio.create_task(offloader.run()), client)
         await self._on_worker(self._use_offloader, offloader)
         log.info(
@@ -786,8 +793,10 @@ class Agent:
         shadow = self.hot.shadow
         monitoring = _report_of("monitoring", lambda: self._monitoring(model))
         shadowed = _report_of("shadow", lambda: shadow.take() if shadow else None)
-        offload = self.hot.offload
+        offload = self.hot.offload or self._retired
         offloaded = _report_of("offload", lambda: offload.take() if offload else None)
+        if offload is self._retired:
+            self._retired = None
         self.store.enqueue_numbered(
             "telemetry",
             lambda seq: _gzip(
