@@ -13,7 +13,13 @@ from edgestack.agent.joint import MAX_QUEUED, Offloader
 from edgestack.bundle import Bundle, TrustedKeys, digest
 from edgestack.hub.signing import HubKeys
 from edgestack.processing import vibration_spec
-from edgestack.protocol import BundleRef, InferenceRequest, OffloadPolicy, OffloadReport
+from edgestack.protocol import (
+    BundleRef,
+    InferenceAnswer,
+    InferenceRequest,
+    OffloadPolicy,
+    OffloadReport,
+)
 from edgestack.serving import ModelServer
 
 pytestmark = pytest.mark.anyio
@@ -171,3 +177,33 @@ async def test_a_replaced_offloader_s_counts_and_queued_windows_reach_the_next_r
 
     assert (report.windows, report.fallbacks) == (2, 2)
     assert (again.windows, again.fallbacks) == (0, 0)
+
+
+async def test_raw_windows_go_fewer_a_request_so_each_fits_the_wire(
+    served: tuple[ModelServer, BundleRef],
+) -> None:
+    _, model = served
+    sizes: list[int] = []
+
+    async def send(body: bytes) -> bytes:
+        request = InferenceRequest.model_validate_json(body)  # refused past the wire's bound
+        sizes.append(len(request.rows))
+        answer = InferenceAnswer(
+            labels=["wide"] * len(request.rows),
+            confidences=[1.0] * len(request.rows),
+            tier="cloud",
+            latency_ms=0.0,
+        )
+        return answer.model_dump_json().encode()
+
+    policy = OffloadPolicy(model=model, tier="cloud", gate="confidence", threshold=0.0)
+    offloader = Offloader(policy, send, asyncio.get_running_loop())
+    task = asyncio.create_task(offloader.run())
+    wide = np.ones((60, 20_000), dtype=np.float32)
+
+    offloader.offer(wide, np.full((60, 3), 1 / 3), "raw")
+    report = await _until_sent(offloader, 60)
+    task.cancel()
+
+    assert report.fallbacks == 0
+    assert sum(sizes) == 60 and len(sizes) > 1

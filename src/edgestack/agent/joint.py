@@ -31,6 +31,7 @@ __all__ = ["MAX_QUEUED", "Offloader", "Send", "ServerRefused", "edge_sender"]
 MAX_QUEUED = 256
 """Windows waiting to be sent, at most; more fall back to the device's own answer."""
 _MAX_BATCH = 64  # windows a request
+_MAX_VALUES = 500_000  # values a request, well within what the wire takes
 _MAX_LATENCIES = 10_000  # per interval, for its percentiles
 
 Send = Callable[[bytes], Awaitable[bytes]]
@@ -165,9 +166,11 @@ class Offloader:
             if not self._queue:
                 return None
             input, rows = self._queue.popleft()
-            if len(rows) > _MAX_BATCH:
-                self._queue.appendleft((input, rows[_MAX_BATCH:]))
-                rows = rows[:_MAX_BATCH]
+            # A request holds at most so many values: raw windows go fewer at a time.
+            most = max(1, min(_MAX_BATCH, _MAX_VALUES // max(1, rows.shape[1])))
+            if len(rows) > most:
+                self._queue.appendleft((input, rows[most:]))
+                rows = rows[:most]
             self._queued -= len(rows)
         return input, rows
 
@@ -194,10 +197,12 @@ class Offloader:
     ) -> tuple[InferenceAnswer | None, int, float]:
         """The server's answer for `rows`, None when none came in time; the bytes sent, and
         the milliseconds it took."""
-        body = await asyncio.to_thread(_encode, self.policy, input, rows)
         started = self._loop.time()
+        body = b""
         answer: InferenceAnswer | None = None
         try:
+            # A window too wide for any request is left to the device as well.
+            body = await asyncio.to_thread(_encode, self.policy, input, rows)
             reply = await asyncio.wait_for(self._send(body), self.policy.timeout_s)
             answer = await asyncio.to_thread(InferenceAnswer.model_validate_json, reply)
             if len(answer.labels) != len(rows):
