@@ -550,8 +550,12 @@ class Agent:
         if running is not None:
             await self._on_worker(self._use_offloader, None)
             running.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await running.task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # its windows fell back meanwhile; the device must run on
+                log.exception("the offloading task had failed")
             if running.client is not None:
                 await running.client.aclose()
             running.offloader.retire()
