@@ -1,7 +1,9 @@
 """Joint inference with real processes: a hub, and an agent started with `--serve` as the edge
 node, answer offloaded windows with a bigger model fetched and verified on first use."""
 
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -10,17 +12,25 @@ import pytest
 
 from bundles import random_bundle
 from conftest import free_port
+from edgestack.agent.offload import calibrate
+from edgestack.bundle import Bundle, Lineage
 from edgestack.client import HubClient
+from edgestack.dataset import read_dataset
 from edgestack.demo import LocalFleet, wait_until
+from edgestack.learning import train_classifier
+from edgestack.predictor import OnnxPredictor
 from edgestack.processing import vibration_spec
 from edgestack.protocol import (
     BundleRef,
+    DataSample,
     DeployRequest,
     DesiredPatch,
+    Hardware,
     InferenceAnswer,
     InferenceRequest,
     OffloadPolicy,
     OffloadReport,
+    SampleImport,
 )
 
 from .test_cli import cli
@@ -141,3 +151,63 @@ def test_a_device_offloads_hard_windows_to_the_edge_and_the_cloud_and_falls_back
         reported = client.device(DEVICE).reported
 
     assert reported is not None and reported.status == "running"
+
+
+def _trained_on_a_dataset(client: HubClient) -> BundleRef:
+    """A model of the motor's features trained on version 1 of dataset `bench`, as its lineage
+    says, registered."""
+    rng = np.random.default_rng(0)
+    labels = ["normal", "worn"] * 100
+    rows = rng.normal(size=(200, WIDTH)) + np.array([[0.8 * (y == "worn")] for y in labels])
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    samples = [
+        DataSample(at=start + timedelta(seconds=i), label=y, features=row.tolist())
+        for i, (row, y) in enumerate(zip(rows, labels, strict=True))
+    ]
+    spec = vibration_spec()
+    client.import_samples("bench", SampleImport(batch_id=uuid.uuid4(), spec=spec, samples=samples))
+    version = client.freeze("bench").version
+    trained = train_classifier(rows.astype(np.float32), labels, seed=0)
+    lineage = Lineage(dataset="bench", dataset_version=version, trainer="logreg")
+    bundle = Bundle.create(
+        name="small", labels=trained.labels, input=spec, model=trained.onnx, lineage=lineage
+    )
+    view = client.register_model(bundle.pack())
+    return BundleRef(name=view.name, version=view.version, digest=view.digest)
+
+
+def test_offload_set_calibrates_on_the_held_out_windows_of_the_devices_model(
+    tmp_path: Path,
+) -> None:
+    with LocalFleet(tmp_path, [DEVICE]) as fleet:
+        fleet.start_hub()
+        client = fleet.client
+        hardware = Hardware(cores=4, ram_mb=2048, arch="aarch64", providers=[])
+        body = {
+            "device_id": DEVICE,
+            "enrol_token": fleet.enrol_token,
+            "hardware": hardware.model_dump(),
+        }
+        enrolled = httpx.post(f"{fleet.hub_url}/api/v1/enrol", json=body)
+        assert enrolled.status_code == 200, enrolled.text
+        small = _trained_on_a_dataset(client)
+        client.deploy(DeployRequest(model="small", devices=[DEVICE], force=True))
+        client.register_model(random_bundle(2, name="big", labels=("a", "b", "c")).pack())
+        table = read_dataset(client.dataset_parquet("bench", 1))
+        onnx = Bundle.unpack(client.bundle(small.digest)).model
+        _, held_out = OnnxPredictor(onnx, ["normal", "worn"]).predict(
+            table.features[table.test].astype(np.float32)
+        )
+
+        result = cli(
+            fleet, "offload", "set", DEVICE, "big", "--tier", "cloud", "--gate", "margin",
+            "--fraction", "0.25",
+        )  # fmt: skip
+        policy = client.device(DEVICE).desired.offload
+        cleared = cli(fleet, "offload", "clear", DEVICE)
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert policy is not None and policy.model.name == "big"
+    assert policy.threshold == calibrate(held_out, 0.25, "margin")
+    assert f"reaches {policy.threshold:.4f}" in result.stdout
+    assert cleared.returncode == 0, cleared.stderr + cleared.stdout
