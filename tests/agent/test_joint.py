@@ -132,9 +132,10 @@ async def test_a_full_queue_and_rows_no_request_carries_fall_back_at_once(
 
     policy = OffloadPolicy(model=model, tier="cloud", gate="confidence", threshold=0.0)
     offloader = Offloader(policy, send, asyncio.get_running_loop())
-    rows = _rows(MAX_QUEUED + 10)
+    rows = _rows(MAX_QUEUED + 11)
     rows[0, 0] = np.nan
     doubtful = np.full((len(rows), 3), 1 / 3)
+    doubtful[-1] = np.nan  # a window the model gave no probabilities cannot be scored
 
     offloader.offer(rows, doubtful, "features")
     report = offloader.take()

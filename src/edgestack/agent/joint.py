@@ -58,8 +58,8 @@ def edge_sender(client: httpx.AsyncClient) -> Send:
 
 
 class Offloader:
-    """Sends the windows `policy` finds hard to its server through `send`, as rows of `input`.
-    `offer` is called on the hot path's thread, `run` on the event loop, `take` on any."""
+    """Sends the windows `policy` finds hard to its server through `send`. `offer` is called
+    on the hot path's thread, `run` on the event loop, `take` on any."""
 
     def __init__(
         self,
@@ -90,8 +90,11 @@ class Offloader:
     def offer(self, rows: np.ndarray, probabilities: np.ndarray, input: RowsKind) -> None:
         """Queue the windows of `rows` whose gate score, from `probabilities`, reaches the
         threshold; those that find the queue full, or hold values no request can carry,
-        fall back."""
-        hard = to_offload(probabilities, self.policy.gate, self._threshold)
+        fall back. Windows whose probabilities are not finite cannot be scored, and stay."""
+        scored = np.isfinite(probabilities).all(axis=1)
+        hard = np.zeros(len(rows), dtype=bool)
+        if scored.any():
+            hard[scored] = to_offload(probabilities[scored], self.policy.gate, self._threshold)
         if not hard.any():
             return
         picked = rows[hard]
