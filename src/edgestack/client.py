@@ -43,6 +43,8 @@ from edgestack.protocol import (
     FeedbackAck,
     FeedbackBatch,
     Identity,
+    InferenceAnswer,
+    InferenceRequest,
     IngestAck,
     JobLog,
     JobReport,
@@ -296,6 +298,14 @@ class HubClient:
     def bundle(self, digest: str) -> bytes:
         """The packed bundle registered under `digest`."""
         return self._call("GET", f"/api/v1/artifacts/{digest}").content
+
+    @_covers("inference-answer")
+    def infer(self, request: InferenceRequest) -> InferenceAnswer:
+        """The hub's answer, as the cloud tier, to `request`'s rows with the bundle it names."""
+        body = request.model_dump_json()
+        return InferenceAnswer.model_validate_json(
+            self._call("POST", "/api/v1/infer", content=body).content
+        )
 
     @_covers("profiles-list")
     def profiles(self) -> list[ProfileView]:

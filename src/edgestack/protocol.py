@@ -122,6 +122,7 @@ __all__ = [
     "MonitorReport",
     "OffloadGate",
     "OffloadPolicy",
+    "OffloadReport",
     "OptimiseRequest",
     "PolicyName",
     "PolicyRunView",
@@ -603,6 +604,12 @@ class DesiredPatch(_Command):
     stopped: bool | None = Field(
         default=None, description="stop the app (true) or start it again (false or null)"
     )
+    offload: OffloadPolicy | None = Field(
+        default=None,
+        description="joint inference: which windows go to which server's bigger model; null "
+        "for none. A policy without a threshold offloads nothing: calibrate it first "
+        "(`edgestack offload set` does)",
+    )
 
 
 # Generous: a real source's channels are named after its topics or ports.
@@ -737,6 +744,31 @@ class ShadowReport(Wire):
     )
 
 
+class OffloadReport(Wire):
+    """Joint inference (`DesiredState.offload`) over one interval: the windows sent to a
+    server, whose answers counted and which fell back to the device's own."""
+
+    windows: Count = Field(description="windows whose gate score reached the threshold")
+    answered: dict[ServingTier, Count] = Field(
+        default_factory=dict, description="windows whose answer came from each tier in time"
+    )
+    predictions: dict[Key, Count] = Field(
+        default_factory=dict,
+        max_length=_MAX_KEYS,
+        description="the labels those answers gave, which count for their windows",
+    )
+    fallbacks: Count = Field(
+        default=0,
+        description="windows left to the device's own answer: no answer in time, no server, "
+        "or a full queue",
+    )
+    uplink_bytes: Count = Field(default=0, description="bytes the requests to servers took")
+    latency_ms_p50: _LatencyMs | None = Field(
+        default=None, description="a request's round trip, answered ones only"
+    )
+    latency_ms_p95: _LatencyMs | None = None
+
+
 class TelemetryBatch(Wire):
     """Aggregates over one interval. `seq` counts a device's batches from 1 without gaps,
     so the hub can tell a lost batch from one that never existed."""
@@ -778,6 +810,9 @@ class TelemetryBatch(Wire):
         default=None, description="null while no model runs or monitoring is off"
     )
     shadow: ShadowReport | None = Field(default=None, description="null while none runs")
+    offload: OffloadReport | None = Field(
+        default=None, description="null while the device has no offload policy"
+    )
 
 
 DeviceEventKind = Literal[

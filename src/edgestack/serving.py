@@ -9,10 +9,15 @@ off their event loop.
     server = ModelServer("edge", TrustedKeys(pinned_keys))
     ref = server.load(packed_bundle, digest)
     answer = server.answer(InferenceRequest(model=ref, rows=feature_rows))
+
+Over HTTP, the edge node and the hub answer through one `Answering`, which loads a bundle the
+first time a request names it and keeps both the loading and the model off the event loop.
 """
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +35,17 @@ from edgestack.protocol import (
     ServingTier,
 )
 
-__all__ = ["ModelServer", "ServingError", "UnknownModel", "rows_kind", "serving_providers"]
+__all__ = [
+    "MAX_SERVED",
+    "Answering",
+    "Fetch",
+    "ModelServer",
+    "ServingError",
+    "UnknownModel",
+    "refusal",
+    "rows_kind",
+    "serving_providers",
+]
 
 _BEST_FIRST = ("CUDAExecutionProvider", "CPUExecutionProvider")
 _LABELS = TypeAdapter(list[Label])
@@ -89,6 +104,15 @@ class ModelServer:
     def models(self) -> list[BundleRef]:
         """The bundles served, in the order they were loaded."""
         return [served.ref for served in self._served.values()]
+
+    def serves(self, ref: BundleRef) -> bool:
+        """Whether `ref` is loaded here, its name and version as its digest's manifest says."""
+        served = self._served.get(ref.digest)
+        return served is not None and served.ref == ref
+
+    def unload(self, digest: str) -> None:
+        """Stop serving bundle `digest`, if it is served."""
+        self._served.pop(digest, None)
 
     def load(self, data: bytes, digest: str) -> BundleRef:
         """Verify the packed bundle `data` and serve it; raise `BundleError` (or its
@@ -155,3 +179,80 @@ class ModelServer:
             tier=self.tier,
             latency_ms=latency_ms,
         )
+
+
+Fetch = Callable[[BundleRef], Awaitable[bytes]]
+"""How a server comes by the packed bundle a request names: the hub reads its own store, an
+edge node downloads it from the hub it reports to."""
+
+
+MAX_SERVED = 8
+"""Models an `Answering` keeps loaded; the least recently used goes to make room."""
+
+
+class Answering:
+    """Answers `InferenceRequest`s with `server` from an event loop: a model named for the first
+    time is fetched and loaded, once however many requests name it at once, and both loading
+    and answering run in worker threads. At most `max_models` stay loaded, so callers naming
+    bundle after bundle cannot fill the server's memory."""
+
+    def __init__(self, server: ModelServer, *, max_models: int = MAX_SERVED) -> None:
+        self.server = server
+        self.max_models = max_models
+        self._loading: dict[str, asyncio.Lock] = {}
+        self._used: OrderedDict[str, None] = OrderedDict()
+
+    async def answer(self, request: InferenceRequest, fetch: Fetch) -> InferenceAnswer:
+        """The served model's answer to `request`, loading it with what `fetch` brings first
+        when it is not served yet. Raises what `ModelServer.load` and `ModelServer.answer`
+        raise, and what `fetch` raises; `refusal` says how to answer each over HTTP."""
+        await self._ensure(request.model, fetch)
+        try:
+            return await asyncio.to_thread(self.server.answer, request)
+        except UnknownModel:
+            if self.server.serves(request.model):
+                raise
+        # Made room for another between loading and answering: once more.
+        await self._ensure(request.model, fetch)
+        return await asyncio.to_thread(self.server.answer, request)
+
+    async def _ensure(self, ref: BundleRef, fetch: Fetch) -> None:
+        if not self.server.serves(ref):
+            lock = self._loading.setdefault(ref.digest, asyncio.Lock())
+            try:
+                async with lock:
+                    if not self.server.serves(ref):
+                        await self._load(ref, fetch)
+            finally:
+                self._loading.pop(ref.digest, None)
+        if ref.digest in self._used:
+            self._used.move_to_end(ref.digest)
+
+    async def _load(self, ref: BundleRef, fetch: Fetch) -> None:
+        loaded = next((m for m in self.server.models if m.digest == ref.digest), None)
+        if loaded is None:
+            loaded = await asyncio.to_thread(self.server.load, await fetch(ref), ref.digest)
+            self._used[ref.digest] = None
+            while len(self._used) > self.max_models:
+                oldest, _ = self._used.popitem(last=False)
+                self.server.unload(oldest)
+        if loaded != ref:
+            # Not fetched again for every such request: the digest says which bundle it is.
+            raise UnknownModel(
+                "model",
+                f"bundle {ref.digest[:12]} is {loaded.name} v{loaded.version}, not "
+                f"{ref.name} v{ref.version}; name it as its manifest does",
+            )
+
+
+def refusal(exc: Exception) -> tuple[int, str] | None:
+    """The HTTP status and one-line reason that answer a request `Answering.answer` failed with
+    `exc`; None for an exception that is no refusal of the request."""
+    if isinstance(exc, UnknownModel):
+        return 404, str(exc)
+    if isinstance(exc, ServingError):
+        return 422, str(exc)
+    if isinstance(exc, ValueError):
+        # The bundle itself cannot be served here: its signature, its target or its labels.
+        return 409, f"model: {exc}"
+    return None

@@ -25,6 +25,7 @@ from edgestack.protocol import (
     Event,
     EventBatch,
     FaultInjection,
+    OffloadPolicy,
     TelemetryBatch,
     WindowBatch,
     WindowRequest,
@@ -483,3 +484,26 @@ async def test_a_stopped_app_reads_nothing_and_says_so_until_started_again(
 
     assert stopped[:2] == (0, 0) and stopped[2].status == "stopped"
     assert agent.hot.telemetry.windows >= 1 and agent._reported().status == "running"
+
+
+@pytest.mark.anyio
+async def test_with_its_edge_node_gone_a_device_answers_alone_and_counts_the_fallbacks(
+    tmp_path: Path, hub_keys: HubKeys
+) -> None:
+    ref = _installed(tmp_path, _bundle(1, seed=1, keys=hub_keys), version=1, keys=hub_keys)
+    # Threshold 0: every window is hard; nothing listens where the edge node should.
+    policy = OffloadPolicy(model=ref, threshold=0.0, server=DEAD_HUB, timeout_s=0.5)
+    store = LocalStore(tmp_path / "agent.db")
+    store.set("desired", DesiredState(version=2, bundle=ref, offload=policy).model_dump_json())
+    store.close()
+    agent = _agent(tmp_path)
+
+    await _run_until(agent, lambda: agent.hot.telemetry.windows >= 8)
+    batches = _telemetry(tmp_path)
+
+    reports = [b.offload for b in batches if b.offload is not None]
+    windows = sum(b.windows for b in batches)
+    assert sum(sum(b.predictions.values()) for b in batches) == windows >= 8
+    assert reports and not any(r.answered for r in reports)
+    # Every window went: each fell back, those still queued when the agent stopped too.
+    assert sum(r.fallbacks for r in reports) == sum(r.windows for r in reports) == windows

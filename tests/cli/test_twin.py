@@ -25,3 +25,21 @@ def test_a_bad_twin_command_is_refused_before_the_hub_is_asked(args: list[str], 
     assert result.exit_code == 2, result.output
     assert says in " ".join(result.output.split())
     assert "cannot reach the hub" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["offload", "set", "edge-1", "big@two"], "write MODEL or MODEL@VERSION"),
+        (["offload", "set", "edge-1", "big", "--gate", "guess"], "'guess' is not one of"),
+        (["offload", "set", "edge-1", "big", "--tier", "fog"], "'fog' is not one of"),
+    ],
+)
+def test_a_bad_offload_command_is_refused_before_the_hub_is_asked(
+    args: list[str], says: str
+) -> None:
+    result = CliRunner().invoke(app, args, env=NO_HUB)
+
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.split())
+    assert "cannot reach the hub" not in result.output

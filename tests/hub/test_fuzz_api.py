@@ -151,6 +151,7 @@ def test_the_document_shows_every_body_the_hub_reads(hub_app: FastAPI) -> None:
     assert bodies[("post", "/api/v1/feedback")].endswith("/FeedbackBatch")
     assert bodies[("post", "/api/v1/rollouts")].endswith("/RolloutRequest")
     assert bodies[("post", "/api/v1/tokens")].endswith("/TokenCreate")
-    assert len(bodies) == 25
+    assert bodies[("post", "/api/v1/infer")].endswith("/InferenceRequest")
+    assert len(bodies) == 26
     schemas = document["components"]["schemas"]
     assert {"TelemetryBatch", "EventBatch", "SampleBatch", "InputSpec"} <= schemas.keys()

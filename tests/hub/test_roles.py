@@ -20,6 +20,7 @@ from edgestack.hub.api.deps import (
     AuditedAdminDep,
     AuditedOperatorDep,
     DeviceDep,
+    OffloaderDep,
 )
 
 from .factories import ADMIN, Device, Enrol
@@ -42,6 +43,7 @@ def _dependency(alias: Any) -> Callable[..., Any]:
 
 _DEVICE = _dependency(DeviceDep)
 _FLEET = _dependency(ArtifactReaderDep)
+_OFFLOADER = _dependency(OffloaderDep)
 _AUDITED = {_dependency(AuditedOperatorDep), _dependency(AuditedAdminDep)}
 
 
@@ -50,7 +52,9 @@ class Route:
     method: str
     path: str
     operation: str
-    guard: str | None  # a role, "device", "fleet" (any device or admin), or None
+    # a role, "device", "fleet" (any device or admin), "offloader" (any device, for what its
+    # twin allows, or an operator), or None
+    guard: str | None
     audited: bool
 
     def url(self, **values: str) -> str:
@@ -78,6 +82,8 @@ def _guard(calls: list[Callable[..., Any]]) -> str | None:
             return "device"
         if call is _FLEET:
             return "fleet"
+        if call is _OFFLOADER:
+            return "offloader"
     return None
 
 

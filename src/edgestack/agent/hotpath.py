@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgestack.agent.joint import Offloader
 from edgestack.agent.monitor import DEFAULT_DETECTOR, ModelMonitor
 from edgestack.agent.recent import RecentWindows
 from edgestack.agent.rules import AlarmRule
@@ -23,6 +24,7 @@ from edgestack.predictor import OnnxPredictor
 from edgestack.processing import FeaturePipeline, silence
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
 from edgestack.sensing import Chunk, Quality, Source
+from edgestack.serving import rows_kind
 
 if TYPE_CHECKING:  # the shadow runs a `LoadedModel`: its module imports this one
     from edgestack.agent.shadow import Shadow
@@ -121,6 +123,8 @@ class HotPath:
         self.previous: LoadedModel | None = None
         # A rollout's candidate: run after `model` on the same rows, acting on nothing.
         self.shadow: Shadow | None = None
+        # Joint inference: hard windows go to a server, queued; None leaves the path as it was.
+        self.offload: Offloader | None = None
         self.failures = 0
         self._default_spec = default_spec
         self._features = FeaturePipeline(default_spec)
@@ -221,6 +225,8 @@ class HotPath:
             out.confidences = probabilities.max(axis=1)  # the chosen label's probability
             out.events = self.rule.update(out.labels, out.confidences, now, model.ref.digest)
             self.recent.add(now, features, out.labels, out.confidences)
+            if self.offload is not None:
+                self.offload.offer(features, probabilities, rows_kind(model.spec))
             if self.shadow is not None:
                 self.shadow.run(features, out.labels)
         # Only a window that went all the way through ends a run of failures.

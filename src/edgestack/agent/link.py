@@ -114,6 +114,11 @@ class HubLink:
         )
         return IngestAck.model_validate_json(response.content)
 
+    async def infer(self, body: bytes) -> bytes:
+        """The hub's answer, as the cloud tier, to the `InferenceRequest` JSON `body`."""
+        response = await self._call("POST", "/api/v1/infer", content=body)
+        return response.content
+
     @contextlib.asynccontextmanager
     async def artifact(self, digest: str, *, offset: int = 0) -> AsyncIterator[Artifact]:
         """Stream bundle `digest` from byte `offset` on, resuming an interrupted download.

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import (
@@ -37,11 +38,14 @@ from typing import (
     runtime_checkable,
 )
 
+import httpx
 import onnxruntime
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from edgestack.agent.download import download, prune, touch
+from edgestack.agent.edge import EdgeServer
 from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
+from edgestack.agent.joint import Offloader, Send, edge_sender
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, ProtocolRefused
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
@@ -62,12 +66,14 @@ from edgestack.protocol import (
     Feeds,
     Hardware,
     MonitorReport,
+    OffloadPolicy,
     ReportedState,
     SampleBatch,
     WindowBatch,
     WindowRequest,
 )
 from edgestack.sensing import Source
+from edgestack.serving import Answering, ModelServer
 
 __all__ = ["Agent", "DataDirError", "serve"]
 
@@ -156,6 +162,10 @@ class Agent:
         # on live windows that the dry run's silence never showed it.
         self._proven: LoadedModel | None = None
         self._enrol_lock = asyncio.Lock()
+        # Why an edge node (`serve`) cannot answer, for as long as it runs.
+        self._serve_error: str | None = None
+        self._offloading: _Offloading | None = None
+        self._retired: Offloader | None = None
 
     @property
     def device_id(self) -> str:
@@ -185,7 +195,10 @@ class Agent:
                 tasks.create_task(self._follow_twin())
                 tasks.create_task(self._send())
                 tasks.create_task(self._report_telemetry())
+                if self.settings.serve:
+                    tasks.create_task(self._serve_edge())
         finally:
+            await self._follow_offload(None)
             await self._on_worker(self._flush_samples)
             await asyncio.to_thread(self._cut_telemetry, self.link.take_sent_bytes())
             if self._enrolled.is_set():
@@ -371,6 +384,7 @@ class Agent:
                         kind=kind, version=desired.version, digest=wanted.digest, reason=message
                     )
         await self._follow_shadow(desired.shadow, model if swap else self.hot.model)
+        await self._follow_offload(desired.offload)
         await self._on_worker(self._commit, desired, model, swap, events, errors, failure)
         if swap:
             await asyncio.to_thread(prune, self.bundles, self._rollback_digests())
@@ -408,7 +422,7 @@ class Agent:
         self.applied = desired
         self.store.set("desired", desired.model_dump_json())
         self.failed = self._failed_for(desired, "model_failed")
-        self.error = "; ".join(errors) or None
+        self.error = "; ".join(filter(None, [*errors, self._serve_error])) or None
         if self.error:
             log.error("desired state v%d: %s", desired.version, self.error)
         if events:
@@ -453,11 +467,48 @@ class Agent:
         return await asyncio.to_thread(LoadedModel.load, bundle, ref, self.source, self._frame)
 
     async def _fetch_bundle(self, ref: BundleRef) -> Bundle:
+        await self._download(ref)
+        return await asyncio.to_thread(self.bundles.load, ref.digest)
+
+    async def _download(self, ref: BundleRef) -> Path:
         # A bundle takes its name on disk only once its signature holds, so one that was
         # refused never lands, and one that is there was trusted when it came.
         path = await download(self.link, self.bundles, ref.digest, accept=self._trust)
         await asyncio.to_thread(touch, path)
-        return await asyncio.to_thread(self.bundles.load, ref.digest)
+        return path
+
+    async def _served_bundle(self, ref: BundleRef) -> bytes:
+        """The packed bundle an edge node is asked to serve, downloaded as its own are."""
+        path = await self._download(ref)
+        return await asyncio.to_thread(path.read_bytes)
+
+    async def _serve_edge(self) -> None:
+        """Answer devices' offloaded windows, once enrolled: the hub's keys, pinned then, are
+        what the served bundles are verified against. An address that cannot be held is
+        reported, and the device runs on as it would without `serve`."""
+        await self._enrolled.wait()
+        server = EdgeServer(
+            Answering(ModelServer("edge", self.trusted)),
+            self._served_bundle,
+            self.settings.serve_host,
+            self.settings.serve_port,
+        )
+        try:
+            await server.run()
+        except OSError as exc:
+            message = (
+                f"serve: cannot answer on {self.settings.serve_host}:{self.settings.serve_port} "
+                f"({exc}); give a free --serve-port"
+            )
+            log.error("%s", message)
+            await self._on_worker(self._cannot_serve, message)
+
+    def _cannot_serve(self, message: str) -> None:
+        """Report `message` now and beside every desired state's errors from now on; runs on
+        the hot path's thread."""
+        self._serve_error = message
+        self.error = "; ".join(filter(None, [self.error, message]))
+        self._want_report()
 
     async def _follow_shadow(self, wanted: BundleRef | None, beside: LoadedModel | None) -> None:
         """Run `wanted` in shadow beside `beside`, the model about to run, or stop the one
@@ -489,6 +540,54 @@ class Agent:
                 log.error("%s", message)
                 events.append(_event(kind, "warning", message, wanted.digest))
         await self._on_worker(self._use_shadow, shadow, events)
+
+    async def _follow_offload(self, policy: OffloadPolicy | None) -> None:
+        """Send hard windows as `policy` says from the next chunk on, or stop sending them. A
+        policy whose threshold is not calibrated yet sends nothing."""
+        running = self._offloading
+        if policy == (running.offloader.policy if running else None):
+            return
+        if running is not None:
+            await self._on_worker(self._use_offloader, None)
+            running.task.cancel()
+            try:
+                await running.task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # its windows fell back meanwhile; the device must run on
+                log.exception("the offloading task had failed")
+            if running.client is not None:
+                await running.client.aclose()
+            running.offloader.retire()
+            # What it counted since the last cut goes into the next, whatever follows it.
+            self._retired = running.offloader
+            self._offloading = None
+        if policy is None or policy.threshold is None:
+            return
+        client = None
+        send: Send = self.link.infer
+        if policy.tier == "edge":
+            assert policy.server is not None  # the policy's own check: edge needs a server
+            client = httpx.AsyncClient(base_url=policy.server, timeout=policy.timeout_s)
+            send = edge_sender(client)
+        offloader = Offloader(policy, send, asyncio.get_running_loop())
+        retired, self._retired = self._retired, None
+        if retired is not None:
+            offloader.carry_over(retired)
+        self._offloading = _Offloading(offloader, asyncio.create_task(offloader.run()), client)
+        await self._on_worker(self._use_offloader, offloader)
+        log.info(
+            "offloading windows whose %s reaches %.3f to %s v%d (%s)",
+            policy.gate,
+            policy.threshold,
+            policy.model.name,
+            policy.model.version,
+            policy.server or "the hub",
+        )
+
+    def _use_offloader(self, offloader: Offloader | None) -> None:
+        """Queue hard windows for `offloader` from the next chunk on; on the hot path's thread."""
+        self.hot.offload = offloader
 
     def _use_shadow(self, shadow: Shadow | None, events: list[Event]) -> None:
         """Run `shadow` from the next chunk on; runs on the hot path's thread."""
@@ -698,6 +797,10 @@ class Agent:
         shadow = self.hot.shadow
         monitoring = _report_of("monitoring", lambda: self._monitoring(model))
         shadowed = _report_of("shadow", lambda: shadow.take() if shadow else None)
+        offload = self.hot.offload or self._retired
+        offloaded = _report_of("offload", lambda: offload.take() if offload else None)
+        if offload is self._retired:
+            self._retired = None
         self.store.enqueue_numbered(
             "telemetry",
             lambda seq: _gzip(
@@ -709,7 +812,7 @@ class Agent:
                     dead_lettered=dead,
                     outbox_pending=pending,
                     monitoring=monitoring,
-                ).model_copy(update={"shadow": shadowed})
+                ).model_copy(update={"shadow": shadowed, "offload": offloaded})
             ),
         )
         self._loop.call_soon_threadsafe(self._outbox_filled.set)
@@ -758,6 +861,16 @@ class Agent:
                 await asyncio.to_thread(self.store.ack, item)
             sent = True
         return sent
+
+
+@dataclass(frozen=True)
+class _Offloading:
+    """An offload policy followed: its offloader, the task sending the hard windows, and the
+    client of its edge node (none for the cloud tier, reached through the hub's link)."""
+
+    offloader: Offloader
+    task: "asyncio.Task[None]"
+    client: httpx.AsyncClient | None
 
 
 class _Failure(TypedDict):

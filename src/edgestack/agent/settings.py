@@ -41,6 +41,18 @@ class AgentSettings(BaseSettings):
         "each window's confidence and anomaly score",
     )
 
+    serve: bool = Field(
+        default=False,
+        description="also be an edge node: answer devices' offloaded windows with bundles "
+        "fetched from the hub",
+    )
+    serve_host: str = Field(
+        default="127.0.0.1", description="the address an edge node answers on (with serve)"
+    )
+    serve_port: int = Field(
+        default=8401, ge=0, le=65535, description="the port an edge node answers on; 0: any"
+    )
+
     @field_validator("hub_url")
     @classmethod
     def _an_http_url(cls, url: str) -> str:

@@ -4,7 +4,8 @@ device, `rollout` to move them onto devices wave by wave, `keys` for the hub's s
 `jobs` for the hub's work, `alerts`, `accuracy` and `feedback` to watch the models, `windows`
 for windows to label, `policy` for what the hub does on its own, `tokens` for who may call it,
 `audit` for what they did and `webhooks` to have events POSTed to a URL. `export` writes a
-model as C for a microcontroller; `tradeoff` measures sharing inference with the cloud tier."""
+model as C for a microcontroller; `offload` sends a device's hard windows to a bigger model
+and `tradeoff` measures what sharing inference with the cloud tier costs and gains."""
 
 import typer
 
@@ -16,6 +17,7 @@ from edgestack.cli import (
     fleet,
     jobs,
     keys,
+    offload,
     optimize,
     policy,
     processes,
@@ -62,6 +64,7 @@ app.command()(alerts.accuracy)
 app.command()(alerts.feedback)
 app.add_typer(review.app, name="windows")
 app.add_typer(policy.app, name="policy")
+app.add_typer(offload.app, name="offload")
 app.add_typer(tokens.app, name="tokens")
 app.command()(tokens.audit)
 app.add_typer(webhooks.app, name="webhooks")

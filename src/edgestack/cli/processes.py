@@ -76,9 +76,27 @@ def agent(
     seed: Annotated[
         int | None, typer.Option(help="Which simulated machine the built-in motor app watches.")
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Also be an edge node: answer the windows devices offload with bundles from "
+            r"the hub \[env EDGESTACK_AGENT_SERVE]",
+        ),
+    ] = False,
+    serve_host: Annotated[
+        str | None,
+        typer.Option(help=r"Address the edge node answers on \[env EDGESTACK_AGENT_SERVE_HOST]"),
+    ] = None,
+    serve_port: Annotated[
+        int | None,
+        typer.Option(help=r"Port the edge node answers on \[env EDGESTACK_AGENT_SERVE_PORT]"),
+    ] = None,
 ) -> None:
-    """Run an edge agent: enrol, follow the twin, sense, infer, raise events."""
-    from edgestack.agent import AgentSettings, serve
+    """Run an edge agent: enrol, follow the twin, sense, infer, raise events; with --serve,
+    also answer the windows devices offload to this edge node."""
+    from edgestack.agent import AgentSettings
+    from edgestack.agent import serve as run_agent
 
     setup_logging()
     settings = load_settings(
@@ -89,8 +107,11 @@ def agent(
         data_dir=data_dir,
         app=app,
         seed=seed,
+        serve=serve or None,
+        serve_host=serve_host,
+        serve_port=serve_port,
     )
-    raise typer.Exit(serve(settings))
+    raise typer.Exit(run_agent(settings))
 
 
 def demo(

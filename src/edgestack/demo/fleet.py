@@ -99,8 +99,11 @@ class LocalFleet:
         for device in self.devices:
             self.start_agent(device)
 
-    def start_agent(self, device: str, *, app: Path | None = None) -> None:
-        """Start `device`'s agent on the simulated motor of its seed, or on the app spec `app`."""
+    def start_agent(
+        self, device: str, *, app: Path | None = None, serve_port: int | None = None
+    ) -> None:
+        """Start `device`'s agent on the simulated motor of its seed, or on the app spec `app`;
+        with `serve_port`, as an edge node answering offloaded windows on that port."""
         args = [
             "agent",
             "--hub",
@@ -112,6 +115,7 @@ class LocalFleet:
             "--seed",
             str(self.seeds[device]),
             *(["--app", str(app)] if app else []),
+            *(["--serve", "--serve-port", str(serve_port)] if serve_port is not None else []),
         ]
         self._agents[device] = self._spawn(
             device, args, {"EDGESTACK_ENROL_TOKEN": self.enrol_token}

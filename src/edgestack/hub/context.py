@@ -1,5 +1,6 @@
 """What one running hub holds: settings, data directory, database, bundle store, signing
-keys, long-poll notifier, and the counts of logins and enrolments by address."""
+keys, the models it serves as the cloud tier, long-poll notifier, and the counts of logins
+and enrolments by address."""
 
 import asyncio
 import logging
@@ -7,7 +8,7 @@ import os
 import threading
 from contextlib import ExitStack
 
-from edgestack.bundle import BundleStore
+from edgestack.bundle import BundleStore, TrustedKeys
 from edgestack.hub import datadir
 from edgestack.hub.notify import DesiredNotifier
 from edgestack.hub.ratelimit import SlidingWindow
@@ -15,6 +16,7 @@ from edgestack.hub.settings import HubSettings
 from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database, jobs
 from edgestack.hub.store.artifacts import CheckedArtifacts
+from edgestack.serving import Answering, ModelServer
 
 __all__ = ["HubContext"]
 
@@ -36,6 +38,7 @@ class HubContext:
         self._held = ExitStack()
         self._keys: HubKeys | None = None
         self._artifacts: CheckedArtifacts | None = None
+        self._serving: Answering | None = None
 
     @property
     def db(self) -> Database:
@@ -60,6 +63,13 @@ class HubContext:
         if self._artifacts is None:
             raise RuntimeError("the hub is not started; run the app inside its lifespan")
         return self._artifacts
+
+    @property
+    def serving(self) -> Answering:
+        """The bundles the hub serves to devices that offload to the cloud tier."""
+        if self._serving is None:
+            raise RuntimeError("the hub is not started; run the app inside its lifespan")
+        return self._serving
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         self.open_files()
@@ -90,6 +100,9 @@ class HubContext:
         self._bundles = BundleStore(data_dir / "artifacts")
         self._keys = HubKeys(data_dir / "keys")
         self._artifacts = CheckedArtifacts(self._bundles)
+        # Its own keys, as a device pins them: a bundle signed after a rotation carries the
+        # chain that endorses the newer key.
+        self._serving = Answering(ModelServer("cloud", TrustedKeys(self._keys.public())))
 
     def close(self) -> None:
         self.notifier.close()
@@ -100,3 +113,4 @@ class HubContext:
         self._bundles = None
         self._keys = None
         self._artifacts = None
+        self._serving = None

@@ -70,6 +70,7 @@ __all__ = [
     "check_train",
     "evaluate_model",
     "export_model",
+    "held_out_probabilities",
     "optimise_model",
     "train_model",
 ]
@@ -445,6 +446,48 @@ def evaluate_model(
     return Evaluated(model, dataset, version, len(truth), evaluation)
 
 
+def held_out_probabilities(client: HubClient, ref: BundleRef) -> np.ndarray:
+    """Registered model `ref`'s class probabilities, one row per window, on the test split of
+    the dataset version it was trained on: the held-out windows a device running it
+    calibrates its offload threshold on (`edgestack offload set`).
+
+    Raises `WorkflowError` when the model records no dataset or its dataset has no test
+    rows, `HubError` when the hub refuses."""
+    model = _onnx(_model(client, ref.name, ref.version), "calibration")
+    held = _held_out(client, model, "calibrate on; give the threshold yourself")
+    onnx = Bundle.unpack(client.bundle(model.digest)).model
+    try:
+        _, probabilities = OnnxPredictor(onnx, model.manifest.labels).predict(
+            _rows(held.table, model)[held.table.test]
+        )
+    except ValueError as exc:
+        raise WorkflowError(f"dataset {held.dataset} v{held.version}: {exc}") from None
+    return probabilities
+
+
+@dataclass(frozen=True)
+class _HeldOut:
+    dataset: str
+    version: int
+    table: DatasetTable
+
+
+def _held_out(client: HubClient, model: ModelView, to: str) -> _HeldOut:
+    """The dataset version `model` was trained on, whose test rows its training held out;
+    refused, saying what there is nothing `to` do, when it records none or has no test rows."""
+    lineage = model.manifest.lineage
+    if lineage is None or lineage.dataset is None:
+        raise WorkflowError(
+            f"{model.name} v{model.version} records no dataset in its lineage, so it has no "
+            f"held-out windows to {to}"
+        )
+    version = lineage.dataset_version or _latest(client, lineage.dataset)
+    table = _table(client, lineage.dataset, version)
+    if not table.test.any():
+        raise WorkflowError(f"dataset {lineage.dataset} v{version} has no test rows to {to}")
+    return _HeldOut(lineage.dataset, version, table)
+
+
 @dataclass(frozen=True)
 class Traded:
     """How `model` on a device of `profile` fares beside `cloud` on the cloud tier, on `rows`
@@ -491,14 +534,8 @@ def tradeoff_model(
             device.desired.offload.model.version,
         )
     big = _onnx(_model(client, cloud, cloud_version), "tradeoff")
-    lineage = small.manifest.lineage
-    if lineage is None or lineage.dataset is None:
-        raise WorkflowError(
-            f"{small.name} v{small.version} records no dataset in its lineage to measure on"
-        )
-    dataset = lineage.dataset
-    dataset_version = lineage.dataset_version or _latest(client, dataset)
-    table = _table(client, dataset, dataset_version)
+    held = _held_out(client, small, "measure on")
+    dataset, dataset_version, table = held.dataset, held.version, held.table
     truth = [table.labels[i] for i in np.flatnonzero(table.test)]
     tiers = []
     for tier_model, profile in ((small, device.profile), (big, "cloud")):

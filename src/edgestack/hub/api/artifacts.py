@@ -1,13 +1,15 @@
+import pathlib
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
 from edgestack.hub.api.deps import ArtifactReaderDep, HubDep
+from edgestack.hub.context import HubContext
 from edgestack.hub.errors import NotFound, Unavailable
 from edgestack.hub.store import events
 
-__all__ = ["router"]
+__all__ = ["checked_bundle", "router"]
 
 router = APIRouter(tags=["artifacts"])
 
@@ -33,6 +35,13 @@ def get_artifact(
     Retry-After, and the hub raises a `store_corrupt` event the first time it finds it.
     """
     # A sync route: FastAPI runs it in a worker thread, so hashing stays off the event loop.
+    return FileResponse(checked_bundle(hub, digest), media_type="application/octet-stream")
+
+
+def checked_bundle(hub: HubContext, digest: str) -> pathlib.Path:
+    """Where the stored bundle `digest` is, once its file is checked against the digest;
+    `NotFound` when none is stored, `Unavailable` (raising a `store_corrupt` event the first
+    time) when the file no longer matches. Blocking: it hashes."""
     try:
         verdict = hub.artifacts.check(digest)
     except FileNotFoundError:
@@ -52,4 +61,4 @@ def get_artifact(
             f"{problem}; the hub operator must restore that file from a backup, or register "
             "the model again and deploy the new version"
         )
-    return FileResponse(verdict.path, media_type="application/octet-stream")
+    return verdict.path

@@ -40,6 +40,7 @@ __all__ = [
     "CallerProtocolDep",
     "DeviceDep",
     "HubDep",
+    "OffloaderDep",
     "OperatorDep",
     "SessionDep",
     "ViewerDep",
@@ -422,6 +423,22 @@ def _require_fleet_member(hub: HubDep, credentials: Credentials) -> None:
         )
 
 
+_require_operator = _requiring("operator")
+
+
+def _offloader(
+    request: Request, hub: HubDep, credentials: Credentials, cookie: SessionCookie
+) -> Caller | str:
+    if credentials is not None:
+        with hub.db.session() as session:
+            device_id = devices.device_for_token(
+                session, devices.hash_token(credentials.credentials)
+            )
+        if device_id is not None:
+            return device_id
+    return _require_operator(request, hub, credentials, cookie)
+
+
 ViewerDep = Annotated[Caller, Depends(_requiring("viewer"))]
 """The caller may read the fleet."""
 OperatorDep = Annotated[Caller, Depends(_requiring("operator"))]
@@ -437,4 +454,7 @@ route's write session commits."""
 DeviceDep = Annotated[str, Depends(_authenticate_device)]
 """The `device_id` of the path, whose device token the caller holds."""
 ArtifactReaderDep = Annotated[None, Depends(_require_fleet_member)]
+OffloaderDep = Annotated[Caller | str, Depends(_offloader)]
+"""An enrolled device, by the id its device token is for (what it may ask is the route's to
+check), or a caller with the operator role or above."""
 """The caller holds the admin token or the token of any enrolled device."""

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
@@ -18,8 +19,16 @@ from edgestack.hub.api.deps import (
     WriteSessionDep,
 )
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import collection, devices
-from edgestack.protocol import INT64_MAX, DesiredPatch, DesiredState, DeviceId, ReportedState
+from edgestack.hub.errors import Conflict, NotFound
+from edgestack.hub.store import collection, devices, registry
+from edgestack.protocol import (
+    INT64_MAX,
+    BundleRef,
+    DesiredPatch,
+    DesiredState,
+    DeviceId,
+    ReportedState,
+)
 
 __all__ = ["router"]
 
@@ -77,11 +86,15 @@ def patch_desired(
     """Change the fields given; a field given as null is cleared to its default.
 
     409 for a `collect` into a dataset whose samples are of other sensors, or another rate,
-    than the device feeds: refused before the device is asked to collect.
+    than the device feeds: refused before the device is asked to collect. 404 for an
+    `offload` policy naming a model that is not registered, 409 for one naming a registered
+    version by another digest: no device is sent to a server for a bundle it cannot have.
     """
     before = devices.desired(session, device_id)
     if patch.collect is not None:
         collection.check(session, device_id, patch.collect)
+    if patch.offload is not None:
+        _check_offload(session, patch.offload.model)
     state = devices.update_desired(session, device_id, patch)
     audit.changed(before, state)
     session.commit()
@@ -96,6 +109,18 @@ def put_reported(
     stored = devices.report(session, device_id, reported)
     session.commit()
     return stored
+
+
+def _check_offload(session: Session, model: BundleRef) -> None:
+    try:
+        registered = registry.resolve(session, model.name, model.version)
+    except NotFound as exc:
+        raise NotFound(f"offload.model: {exc.detail}") from None
+    if registered.digest != model.digest:
+        raise Conflict(
+            f"offload.model: {model.name} v{model.version} is registered as bundle "
+            f"{registered.digest}, not {model.digest}; name it by its digest (edgestack models)"
+        )
 
 
 def _seen(hub: HubContext, device_id: str) -> DesiredState:
