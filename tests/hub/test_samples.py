@@ -132,7 +132,15 @@ async def test_a_device_never_asked_to_collect_may_send_no_samples(
 
 
 @pytest.mark.parametrize(
-    ("label", "dataset"), [("worn", "default"), ("normal", "other"), ("worn", "other")]
+    ("label", "dataset"),
+    # labels a collection could not even hold: refused alike, never a 5xx
+    [
+        ("worn", "default"),
+        ("normal", "other"),
+        ("worn", "other"),
+        (":", "default"),
+        ("Worn Out", "default"),
+    ],
 )
 async def test_samples_outside_the_asked_collection_are_refused_naming_it(
     client: httpx.AsyncClient, hub: HubContext, device: Device, label: str, dataset: str

@@ -14,7 +14,6 @@ from edgestack.hub.store import batches, devices
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.hub.store.tables import SampleRow, SpecRow
 from edgestack.protocol import (
-    Collection,
     DataSample,
     DatasetView,
     IngestAck,
@@ -35,7 +34,8 @@ def ingest(session: Session, device_id: str, batch: SampleBatch) -> IngestAck:
     label, or the one it asked for before (`devices.may_collect`); anything else is refused.
     """
     row = devices.get(session, device_id)
-    allowed = devices.may_collect(session, device_id)
+    # Compared as pairs: what a device sends need not be a name a collection could hold.
+    allowed = {(c.label, c.dataset) for c in devices.may_collect(session, device_id)}
     for i, sample in enumerate(batch.samples):
         if sample.split is not None:
             raise Unprocessable(
@@ -43,7 +43,7 @@ def ingest(session: Session, device_id: str, batch: SampleBatch) -> IngestAck:
                 "where and when each was taken); leave split out, or import the samples with "
                 "`edgestack data import` to give their split"
             )
-        if Collection(label=sample.label, dataset=batch.dataset) not in allowed:
+        if (sample.label, batch.dataset) not in allowed:
             current = devices.desired(session, device_id).collect
             asked = (
                 f"label '{current.label}' into dataset '{current.dataset}'"
