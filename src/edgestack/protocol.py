@@ -94,6 +94,8 @@ __all__ = [
     "EventKind",
     "EventView",
     "FaultInjection",
+    "FederatedRequest",
+    "FederatedTask",
     "FeedbackAck",
     "FeedbackBatch",
     "FeedbackSpan",
@@ -541,6 +543,44 @@ class OffloadPolicy(Wire):
         return self
 
 
+_AGGREGATOR = (
+    "the aggregator's Flower Fleet API the device's client connects to, as host:port; "
+    "null: no client runs"
+)
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"'{value[:80]}' is no aggregator address; give it as host:port, the host the "
+            "device resolves and a port from 1 to 65535"
+        )
+    return value
+
+
+class FederatedTask(Wire):
+    """Federated learning on the device: the windows it keeps, labelled and never sent, and
+    the aggregator its Flower client trains for. A device keeps the rows its app computes
+    for every window while `keep` is set, in a local dataset of that name, and supervises a
+    client of `aggregator` while that is set; the kept windows stay when either is cleared."""
+
+    keep: Collection | None = Field(
+        default=None,
+        description="label the windows the device sees from now on and keep them on the "
+        "device, in its local dataset of that name; null: keep no more",
+    )
+    aggregator: (
+        Annotated[str, StringConstraints(max_length=300), AfterValidator(_host_port)] | None
+    ) = Field(default=None, description=_AGGREGATOR)
+    dataset: Name = Field(
+        default="default", description="the local dataset the device's client trains on"
+    )
+    job: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="the hub job running the aggregator"
+    )
+
+
 class DesiredState(Wire):
     version: int = Field(default=0, ge=0)
     bundle: BundleRef | None = None
@@ -571,6 +611,11 @@ class DesiredState(Wire):
     offload: OffloadPolicy | None = Field(
         default=None, description="joint inference with a bigger model on a server; null: none"
     )
+    federated: FederatedTask | None = Field(
+        default=None,
+        description="federated learning: windows kept on the device and the aggregator its "
+        "client trains for; null: none",
+    )
 
     def for_protocol(self, protocol: int) -> dict[str, Any]:
         """This state as an agent speaking `protocol` is sent it. Nulls are left out: an agent
@@ -587,6 +632,7 @@ _SINCE_PROTOCOL_2: dict[str, Any] = {
     "stopped": True,
     "fault": {"noise"},
     "offload": True,
+    "federated": True,
 }
 
 
@@ -609,6 +655,11 @@ class DesiredPatch(_Command):
         description="joint inference: which windows go to which server's bigger model; null "
         "for none. A policy without a threshold offloads nothing: calibrate it first "
         "(`edgestack offload set` does)",
+    )
+    federated: FederatedTask | None = Field(
+        default=None,
+        description="windows to keep on the device, the aggregator to train for; null: none "
+        "(`edgestack fl start` sets it for a run's devices)",
     )
 
 
@@ -1511,10 +1562,62 @@ class EvaluateRequest(_Command):
         return f"{self.model} on {self.dataset or 'its dataset'}"
 
 
+class FederatedRequest(_Command):
+    """Train `model` by federated learning on the windows the devices of `to` keep in their
+    local dataset `dataset`: the hub runs Flower's aggregator for `rounds` rounds of
+    `strategy`, each device's client trains on its own windows and sends model updates only.
+    A round waits `round_timeout` seconds at most, so a device that drops out costs one
+    timeout; training starts once `min_clients` are connected. The aggregated model is
+    registered as the next version of `name` with its lineage, and rolled out by `rollout`
+    when given: what `edgestack fl start` does, and a federated job."""
+
+    kind: Literal["federated"] = "federated"
+    dataset: Name = Field(description="the local dataset each device's client trains on")
+    to: list[Target] = Field(
+        min_length=1, max_length=100, description="device ids, tag:key=value, or all"
+    )
+    model: Literal["mlp", "cnn1d"] = "mlp"
+    rounds: int = Field(default=10, ge=1, le=1000)
+    strategy: Literal["fedavg", "fedprox"] = "fedavg"
+    min_clients: int = Field(default=2, ge=1, le=10_000)
+    round_timeout: float = Field(
+        default=60.0, gt=0, le=86_400, allow_inf_nan=False, description="seconds a round waits"
+    )
+    dp_clip: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="L2 norm updates are clipped to"
+    )
+    dp_noise: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="noise multiplier, with dp_clip"
+    )
+    secagg: bool = Field(
+        default=False,
+        description="secure aggregation (Flower's SecAgg+): the aggregator sees only the sum "
+        "of the updates, never one device's",
+    )
+    name: Name | None = Field(
+        default=None, description="the registered model's name; fl-<dataset> when left out"
+    )
+    rollout: "RolloutPlan | None" = Field(
+        default=None, description="how the aggregated model reaches devices; null: registered only"
+    )
+
+    @model_validator(mode="after")
+    def _noise_needs_clipping(self) -> "FederatedRequest":
+        if self.dp_noise > 0 and self.dp_clip is None:
+            raise ValueError("dp_noise: noise is scaled by the clipping norm; set dp_clip too")
+        return self
+
+    @property
+    def summary(self) -> str:
+        """What the job does, in a few words."""
+        return f"{self.strategy} {self.model} on {self.dataset}, {self.rounds} rounds"
+
+
 JobRequest = Annotated[
-    TrainRequest | OptimiseRequest | EvaluateRequest, Field(discriminator="kind")
+    TrainRequest | OptimiseRequest | EvaluateRequest | FederatedRequest,
+    Field(discriminator="kind"),
 ]
-JobKind = Literal["train", "optimise", "evaluate"]
+JobKind = Literal["train", "optimise", "evaluate", "federated"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 """queued, then running once the hub's worker claims it, then one of the last three."""
 JOB_ENDED: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled"})
@@ -1814,6 +1917,10 @@ class RolloutPlan(_Command):
         description="roll the wave back at once when more than this share of its devices "
         "report the candidate failed (refused, would not load, gave up at run time)",
     )
+
+
+# Its rollout plan is defined here, after the jobs.
+FederatedRequest.model_rebuild()
 
 
 class RolloutRequest(RolloutPlan):

@@ -223,7 +223,12 @@ def _execute(
 ) -> tuple[dict[str, Any], str | None, str]:
     """Run `job`'s workflow: what it made, why it failed when it made nothing, and its last
     log line."""
-    from edgestack.learning.workflow import evaluate_model, optimise_model, train_model
+    from edgestack.learning.workflow import (
+        WorkflowError,
+        evaluate_model,
+        optimise_model,
+        train_model,
+    )
 
     result: dict[str, Any]
     if job.kind == "train":
@@ -244,6 +249,8 @@ def _execute(
         }
         line = f"accuracy {scores.accuracy:.4f} on {evaluated.rows} rows"
         return result, None, line
+    if job.kind == "federated":
+        raise WorkflowError("this worker runs no federated jobs yet")
     optimised = optimise_model(client, job, progress)
     made = optimised.model
     result = {
