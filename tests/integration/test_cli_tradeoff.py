@@ -60,6 +60,7 @@ def test_tradeoff_measures_each_policy_on_the_models_held_out_windows(tmp_path: 
             what=f"tradeoff job {job_id} to end",
             every_s=0.5,
         )
+        shown = cli(fleet, "jobs", "show", str(job_id))
         table = cli(fleet, "tradeoff", "motors@1", "--device", "edge-1", "--cloud", "motors@2")
         no_server = cli(fleet, "tradeoff", "motors", "--device", "edge-1")
         no_device = cli(fleet, "tradeoff", "motors", "--device", "edge-9", "--cloud", "motors")
@@ -96,6 +97,7 @@ def test_tradeoff_measures_each_policy_on_the_models_held_out_windows(tmp_path: 
         (c["policy"], c["accuracy"], c["offload_fraction"]) for c in by_job.result["choices"]
     ] == [(c["policy"], c["accuracy"], c["offload_fraction"]) for c in summary["choices"]]
     assert by_job.result["link"] == {"bandwidth_kb_s": 50.0, "rtt_ms": 30.0}
+    assert f"4 policies measured on {summary['rows']} rows" in shown.stdout, shown.stdout
     assert table.returncode == 0, table.stdout + table.stderr
     assert "joint 20% (confidence)" in table.stdout and "on edge-1 (mcu)" in table.stdout
     assert no_server.returncode == 2
