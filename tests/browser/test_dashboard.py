@@ -194,7 +194,14 @@ def test_controls_appear_by_role(
         "(section) => Chart.getChart(section.querySelector('canvas')).data.datasets"
         ".map((set) => set.label)"
     )
+    panel.get_by_label("Plot accuracy against").select_option("uplink_bytes")
+    expect(panel.locator("figcaption")).to_contain_text("uplink bytes", timeout=WAIT_MS)
+    against_bytes = panel.evaluate(
+        "(section) => Chart.getChart(section.querySelector('canvas')).data.datasets"
+        ".map((set) => [set.data[0].x, set.data[0].y])"
+    )
     assert plotted == policies == ["device only", "joint 20% (confidence)", "cloud only"]
+    assert against_bytes == [[c["uplink_bytes"], c["accuracy"]] for c in traded.result["choices"]]
     if controls:
         run = panel.get_by_role("form", name="Run a trade-off")
         run.get_by_label("Device model").select_option("motors@1")

@@ -33,7 +33,7 @@ export function tradeoffPanel(deviceId, ctx) {
     draw();
   } }, Object.entries(AXES).map(([value, text]) => h("option", { value }, text)));
   const section = h("section", { class: "tradeoff", "aria-label": "trade-off" },
-    h("h3", {}, "Trade-off"), result, facts, h("label", {}, "Accuracy against ", pick),
+    h("h3", {}, "Trade-off"), result, facts, h("label", {}, "Plot accuracy against ", pick),
     figure, rows);
 
   const draw = () => {
