@@ -169,6 +169,7 @@ __all__ = [
     "TokenName",
     "TokenSecret",
     "TokenView",
+    "TradeoffRequest",
     "TrainRequest",
     "UndeployResponse",
     "WaveState",
@@ -1613,11 +1614,50 @@ class FederatedRequest(_Command):
         return f"{self.strategy} {self.model} on {self.dataset}, {self.rounds} rounds"
 
 
+class TradeoffRequest(_Command):
+    """Measure version `version` of registered model `model` (the latest when left out) on
+    device `device`'s profile against the server's model `cloud` (the one the device's
+    offload policy names when left out) over a link of `bandwidth_kb_s` and `rtt_ms`: the
+    device alone, joint inference at each of `fractions` by `gate`, and the server alone, on
+    the held-out rows of the dataset `model` was trained on. What `edgestack tradeoff` does,
+    and a tradeoff job; its result holds one row per policy in `choices`."""
+
+    kind: Literal["tradeoff"] = "tradeoff"
+    model: Name
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
+    device: DeviceId = Field(description="the device whose profile the model runs on")
+    cloud: Name | None = Field(
+        default=None, description="the server's model; the device's offload policy's if left out"
+    )
+    cloud_version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
+    bandwidth_kb_s: float = Field(
+        default=250.0, ge=1, le=1e9, allow_inf_nan=False, description="the uplink, 1000 bytes/s"
+    )
+    rtt_ms: float = Field(
+        default=30.0, ge=0, le=600_000, allow_inf_nan=False, description="the link's round trip"
+    )
+    fractions: list[Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.2, 0.5],
+        max_length=20,
+        description="offload fractions of joint inference, each in (0, 1]",
+    )
+    gate: OffloadGate = "confidence"
+
+    @property
+    def summary(self) -> str:
+        """What the job does, in a few words."""
+        return f"{self.model} on {self.device} against {self.cloud or 'its offload model'}"
+
+
 JobRequest = Annotated[
-    TrainRequest | OptimiseRequest | EvaluateRequest | FederatedRequest,
+    TrainRequest | OptimiseRequest | EvaluateRequest | FederatedRequest | TradeoffRequest,
     Field(discriminator="kind"),
 ]
-JobKind = Literal["train", "optimise", "evaluate", "federated"]
+JobKind = Literal["train", "optimise", "evaluate", "federated", "tradeoff"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 """queued, then running once the hub's worker claims it, then one of the last three."""
 JOB_ENDED: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled"})

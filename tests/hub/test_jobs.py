@@ -13,6 +13,7 @@ pytestmark = pytest.mark.anyio
 
 TRAIN = {"job": {"kind": "train", "dataset": "motors", "model": "decision_tree"}}
 OPTIMISE = {"job": {"kind": "optimise", "model": "motors", "profile": "pi"}}
+TRADEOFF = {"kind": "tradeoff", "model": "motors", "device": "edge-1", "cloud": "big"}
 
 
 async def _submit(client: httpx.AsyncClient, body: dict[str, Any] = TRAIN) -> dict[str, Any]:
@@ -134,6 +135,9 @@ async def test_queued_and_running_jobs_are_cancelled_and_ended_ones_are_not(
         ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "cv": -1}}, 422, "cv"),
         ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "dataset": "Bad/Name"}}, 422, "dataset"),
         ("post", "/api/v1/jobs", {"job": {**TRAIN["job"], "colour": "red"}}, 422, "colour"),
+        ("post", "/api/v1/jobs", {"job": {**TRADEOFF, "fractions": [0.1, 0]}}, 422, "fractions"),
+        ("post", "/api/v1/jobs", {"job": {**TRADEOFF, "gate": "vibes"}}, 422, "gate"),
+        ("post", "/api/v1/jobs", {"job": {**TRADEOFF, "device": "no device"}}, 422, "device"),
         ("get", "/api/v1/jobs/0", None, 422, "job_id"),
         ("get", "/api/v1/jobs/99999999999999999999", None, 422, "job_id"),
         ("get", "/api/v1/jobs/7", None, 404, "no job 7"),

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from edgestack.demo import LocalFleet
+from edgestack.demo import LocalFleet, wait_until
 
 from .test_cli import cli
 from .test_cli_train import _upload
 from .test_event_stream import _enrol
+from .test_jobs import _job
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +38,29 @@ def test_tradeoff_measures_each_policy_on_the_models_held_out_windows(tmp_path: 
             "50",
             "--json",
         )
+        queued = cli(
+            fleet,
+            "tradeoff",
+            "motors@1",
+            "--device",
+            "edge-1",
+            "--cloud",
+            "motors@2",
+            "--fractions",
+            "0.1,0.5",
+            "--bandwidth",
+            "50",
+            "--job",
+            "--json",
+        )
+        job_id = json.loads(queued.stdout)["id"]
+        by_job = wait_until(
+            lambda: _job(fleet, job_id, "succeeded", "failed"),
+            timeout_s=120,
+            what=f"tradeoff job {job_id} to end",
+            every_s=0.5,
+        )
+        shown = cli(fleet, "jobs", "show", str(job_id))
         table = cli(fleet, "tradeoff", "motors@1", "--device", "edge-1", "--cloud", "motors@2")
         no_server = cli(fleet, "tradeoff", "motors", "--device", "edge-1")
         no_device = cli(fleet, "tradeoff", "motors", "--device", "edge-9", "--cloud", "motors")
@@ -66,6 +90,14 @@ def test_tradeoff_measures_each_policy_on_the_models_held_out_windows(tmp_path: 
             joint["offload_fraction"] * remote["uplink_bytes"]
         )
         assert 0 < joint["offload_fraction"] <= 1
+    # The worker measures as the command does: the same windows, the same decisions.
+    assert by_job.state == "succeeded", by_job.error
+    assert by_job.result is not None and by_job.job.kind == "tradeoff"
+    assert [
+        (c["policy"], c["accuracy"], c["offload_fraction"]) for c in by_job.result["choices"]
+    ] == [(c["policy"], c["accuracy"], c["offload_fraction"]) for c in summary["choices"]]
+    assert by_job.result["link"] == {"bandwidth_kb_s": 50.0, "rtt_ms": 30.0}
+    assert f"4 policies measured on {summary['rows']} rows" in shown.stdout, shown.stdout
     assert table.returncode == 0, table.stdout + table.stderr
     assert "joint 20% (confidence)" in table.stdout and "on edge-1 (mcu)" in table.stdout
     assert no_server.returncode == 2

@@ -2,7 +2,6 @@
 tier costs and gains, measured on a model's held-out windows."""
 
 import json
-from dataclasses import asdict
 from typing import Annotated, get_args
 
 import typer
@@ -11,14 +10,17 @@ from rich.table import Table
 from edgestack.cli.common import (
     AdminOpt,
     HubOpt,
+    JobOpt,
     JsonOpt,
     connect,
     console,
     fail,
     name_at,
+    request,
     workflow,
 )
-from edgestack.protocol import OffloadGate
+from edgestack.cli.jobs import submit
+from edgestack.protocol import OffloadGate, TradeoffRequest
 
 __all__ = ["tradeoff"]
 
@@ -50,6 +52,7 @@ def tradeoff(
     gate: Annotated[str, typer.Option(help=f"How hard a window is: {', '.join(_GATES)}.")] = (
         "confidence"
     ),
+    job: JobOpt = False,
     hub: HubOpt = None,
     admin_token: AdminOpt = None,
     as_json: JsonOpt = False,
@@ -62,6 +65,21 @@ def tradeoff(
     shares = _fractions(fractions)
     if gate not in _GATES:
         raise fail(f"--gate: '{gate}' is no gate; choose {', '.join(_GATES)}", 2)
+    if job:
+        asked = request(
+            TradeoffRequest,
+            model=named,
+            version=version,
+            device=device,
+            cloud=server,
+            cloud_version=server_version,
+            bandwidth_kb_s=bandwidth,
+            rtt_ms=rtt,
+            fractions=list(shares),
+            gate=gate,
+        )
+        submit(hub, admin_token, asked, as_json)
+        return
     # Imported here: measuring pulls in numerical libraries the other commands never need.
     from edgestack.learning.split import Link
     from edgestack.learning.tradeoff import Energy
@@ -84,17 +102,7 @@ def tradeoff(
             )
         )
     if as_json:
-        summary = {
-            "model": traded.model.model_dump(mode="json"),
-            "cloud": traded.cloud.model_dump(mode="json"),
-            "profile": traded.profile,
-            "dataset": traded.dataset,
-            "dataset_version": traded.dataset_version,
-            "rows": traded.rows,
-            "link": {"bandwidth_kb_s": bandwidth, "rtt_ms": rtt},
-            "choices": [asdict(c) for c in traded.choices],
-        }
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(traded.summary(), indent=2))
         return
     title = (
         f"{traded.model.name} v{traded.model.version} on {device} ({traded.profile}), "

@@ -223,10 +223,12 @@ def _execute(
 ) -> tuple[dict[str, Any], str | None, str]:
     """Run `job`'s workflow: what it made, why it failed when it made nothing, and its last
     log line."""
+    from edgestack.learning.split import Link
     from edgestack.learning.workflow import (
         WorkflowError,
         evaluate_model,
         optimise_model,
+        tradeoff_model,
         train_model,
     )
 
@@ -251,6 +253,22 @@ def _execute(
         return result, None, line
     if job.kind == "federated":
         raise WorkflowError("this worker runs no federated jobs yet")
+    if job.kind == "tradeoff":
+        progress(f"measuring {job.model} on {job.device}", 0, 1)
+        traded = tradeoff_model(
+            client,
+            job.model,
+            job.version,
+            job.device,
+            cloud=job.cloud,
+            cloud_version=job.cloud_version,
+            link=Link(bandwidth_bytes_per_s=job.bandwidth_kb_s * 1000, rtt_ms=job.rtt_ms),
+            fractions=tuple(job.fractions),
+            gate=job.gate,
+        )
+        progress(f"measured {len(traded.choices)} policies", 1, 1)
+        line = f"{len(traded.choices)} policies measured on {traded.rows} held-out rows"
+        return traded.summary(), None, line
     optimised = optimise_model(client, job, progress)
     made = optimised.model
     result = {

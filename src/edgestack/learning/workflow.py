@@ -13,7 +13,7 @@ The hub numbers each registered version; a workflow never guesses it.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -490,8 +490,9 @@ def _held_out(client: HubClient, model: ModelView, to: str) -> _HeldOut:
 
 @dataclass(frozen=True)
 class Traded:
-    """How `model` on a device of `profile` fares beside `cloud` on the cloud tier, on `rows`
-    held-out rows of version `dataset_version` of `dataset`: one `Choice` per policy."""
+    """How `model` on a device of `profile` fares beside `cloud` on the cloud tier over
+    `link`, on `rows` held-out rows of version `dataset_version` of `dataset`: one `Choice`
+    per policy."""
 
     model: ModelView
     cloud: ModelView
@@ -499,7 +500,24 @@ class Traded:
     dataset: str
     dataset_version: int
     rows: int
+    link: Link
     choices: list[Choice]
+
+    def summary(self) -> dict[str, Any]:
+        """As JSON: what `edgestack tradeoff --json` prints and a tradeoff job's result."""
+        return {
+            "model": self.model.model_dump(mode="json"),
+            "cloud": self.cloud.model_dump(mode="json"),
+            "profile": self.profile,
+            "dataset": self.dataset,
+            "dataset_version": self.dataset_version,
+            "rows": self.rows,
+            "link": {
+                "bandwidth_kb_s": self.link.bandwidth_bytes_per_s / 1000,
+                "rtt_ms": self.link.rtt_ms,
+            },
+            "choices": [asdict(c) for c in self.choices],
+        }
 
 
 def tradeoff_model(
@@ -564,7 +582,7 @@ def tradeoff_model(
         )
     except ValueError as exc:
         raise WorkflowError(f"dataset {dataset} v{dataset_version}: {exc}") from None
-    return Traded(small, big, device.profile, dataset, dataset_version, len(truth), choices)
+    return Traded(small, big, device.profile, dataset, dataset_version, len(truth), link, choices)
 
 
 @dataclass(frozen=True)

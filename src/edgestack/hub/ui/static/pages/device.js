@@ -1,10 +1,12 @@
 // One device: live charts of what it predicts, how sure it is and how fast; its twin, desired
-// beside reported; and, for operators, the controls that change its desired state.
+// beside reported; its trade-off of answering alone or with a server; and, for operators, the
+// controls that change its desired state.
 
 import { api } from "../api.js";
 import { chart, colour } from "../charts.js";
 import { ago, bundle, every, h, say, serialised, status, table, time } from "../dom.js";
 import { EVENT } from "../feed.js";
+import { tradeoffPanel } from "./tradeoff.js";
 
 const REFRESH_MS = 2000;
 const BATCHES = 60; // the charts show the latest this many telemetry batches
@@ -16,8 +18,9 @@ export function render(root, ctx, id) {
   const problem = h("p", { class: "error", role: "alert" });
   const twin = h("div", { class: "twin" });
   const charts = liveCharts();
+  const trade = tradeoffPanel(id, ctx);
   root.append(title, facts, problem, h("div", { class: "charts" }, charts.nodes),
-    h("h3", {}, "Twin"), twin);
+    h("h3", {}, "Twin"), twin, trade.node);
   let controls = null;
 
   const refresh = serialised(async () => {
@@ -35,12 +38,14 @@ export function render(root, ctx, id) {
         root.append(controls);
       }
       await charts.follow(path);
+      await trade.refresh(device);
     } catch (error) {
       problem.textContent = `Cannot load ${id}: ${error.message}`;
     }
   });
 
   const onEvent = (message) => {
+    if (message.detail.event.kind === "job_succeeded") trade.jobEnded();
     if (message.detail.device_id === id) refresh();
   };
   const stop = every(REFRESH_MS, refresh);
@@ -49,6 +54,7 @@ export function render(root, ctx, id) {
     stop();
     window.removeEventListener(EVENT, onEvent);
     charts.destroy();
+    trade.destroy();
   };
 }
 

@@ -1,4 +1,5 @@
-// Hub jobs (train, optimise, evaluate): state, progress, outcome and log; operators cancel.
+// Hub jobs (training, optimising, evaluating, trade-offs): state, progress, outcome and log;
+// operators cancel.
 
 import { api, newest } from "../api.js";
 import { every, h, partial, say, serialised, status, table, time } from "../dom.js";
@@ -62,6 +63,7 @@ export function render(root, ctx) {
 }
 
 function summary(result) {
+  if (result.choices) return `${result.choices.length} policies measured on ${result.rows} rows`;
   if (result.model) return `registered ${result.model.name} v${result.model.version}`;
   if (result.metrics?.accuracy !== undefined) return `accuracy ${result.metrics.accuracy.toFixed(3)}`;
   return "done";
