@@ -5,8 +5,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgestack.bundle import Bundle, InputSpec
-from edgestack.learning import train_classifier
+from edgestack.bundle import Bundle, FeatureSpec, InputSpec, SplitPlan
+from edgestack.learning import TRAINERS, package_split, train_classifier
+from edgestack.learning.zoo import Cnn1dExits
 from edgestack.monitoring import reference
 from edgestack.processing import vibration_spec
 
@@ -35,3 +36,52 @@ def random_bundle(
         model=trained.onnx,
         reference=reference(rows) if with_reference else None,
     )
+
+
+SPLIT_SHAPE = (2, 16)
+"""Channels and samples of a split net's raw windows (`split_net`)."""
+SPLIT_SPEC = InputSpec(
+    sensors=["a", "b"],
+    rate_hz=100.0,
+    window=SPLIT_SHAPE[1],
+    hop=SPLIT_SHAPE[1],
+    extractors=[FeatureSpec(kind="raw")],
+    features=[f"{s}.raw{i}" for s in "ab" for i in range(SPLIT_SHAPE[1])],
+)
+
+
+def split_rows(count: int, seed: int) -> np.ndarray:
+    """Random raw windows of `SPLIT_SPEC`."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(count, len(SPLIT_SPEC.features))).astype(np.float32)
+
+
+def split_net(
+    seed: int, *, name: str = "deep", int8: bool = False, threshold: float = 0.9
+) -> tuple[Cnn1dExits, Bundle, Bundle]:
+    """A `cnn1d_exits` net fit briefly to random windows (its answers are not right, only
+    its own) and its head and `NAME-tail` bundles, cut after two blocks, the tensor int8
+    when `int8`."""
+    rows = split_rows(16, seed)
+    trainer = TRAINERS.build("cnn1d_exits", {"shape": SPLIT_SHAPE, "epochs": 2})
+    assert isinstance(trainer, Cnn1dExits)
+    trainer.fit(rows, np.arange(len(rows)) % 2, seed=seed)
+    plan = SplitPlan(
+        at=2,
+        blocks=4,
+        point="conv2",
+        threshold=threshold,
+        early_share=0.5,
+        expected_ms=1.0,
+        offload_bytes=trainer.split(2).tensor_bytes // (4 if int8 else 1),
+    )
+    head, tail = package_split(
+        trainer,
+        plan,
+        name=name,
+        labels=["left", "right"],
+        spec=SPLIT_SPEC,
+        int8_from=rows if int8 else None,
+    )
+    assert head is not None and tail is not None
+    return trainer, head, tail

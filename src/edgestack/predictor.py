@@ -56,21 +56,27 @@ class OnnxPredictor:
         self._input = model_input.name
         width = model_input.shape[-1] if model_input.shape else None
         self.n_features = width if isinstance(width, int) else None
+        # A split net's tail takes its head's tensor, (rows, channels, length), int8 or not.
+        self.rank = len(model_input.shape) if model_input.shape else 2
+        self.row_shape = tuple(model_input.shape[1:]) if model_input.shape else ()
+        self.dtype = np.dtype(np.int8 if model_input.type == "tensor(int8)" else np.float32)
         outputs = [o.name for o in self._session.get_outputs()]
         self._output = "probabilities" if "probabilities" in outputs else outputs[-1]
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Most likely label index and every label's probability, for each row of `features`."""
-        if features.ndim != 2:
-            raise ValueError(f"features: shape {features.shape}, expected (rows, features)")
-        if self.n_features is not None and features.shape[1] != self.n_features:
+        """Most likely label index and every label's probability, for each row of `features`
+        (for a split net's tail, each of its head's tensors)."""
+        if features.ndim != self.rank:
+            expected = "(rows, features)" if self.rank == 2 else f"{self.rank} dimensions"
+            raise ValueError(f"features: shape {features.shape}, expected {expected}")
+        if self.n_features is not None and features.shape[-1] != self.n_features:
             raise ValueError(
-                f"features: {features.shape[1]} columns, the model takes {self.n_features}; "
+                f"features: {features.shape[-1]} columns, the model takes {self.n_features}; "
                 "compute them with the input spec the model was trained on"
             )
         if not len(features):
             return np.empty(0, dtype=np.int64), np.empty((0, len(self.labels)), dtype=np.float32)
-        rows = np.ascontiguousarray(features, dtype=np.float32)
+        rows = np.ascontiguousarray(features, dtype=self.dtype)
         (probabilities,) = self._session.run([self._output], {self._input: rows})
         probabilities = np.asarray(probabilities, dtype=np.float32)
         if probabilities.shape != (len(rows), len(self.labels)):
