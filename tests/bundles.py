@@ -9,7 +9,7 @@ from edgestack.bundle import Bundle, FeatureSpec, InputSpec, SplitPlan
 from edgestack.learning import TRAINERS, package_split, train_classifier
 from edgestack.learning.zoo import Cnn1dExits
 from edgestack.monitoring import reference
-from edgestack.processing import vibration_spec
+from edgestack.processing import make_spec, vibration_spec
 
 
 def random_bundle(
@@ -40,13 +40,12 @@ def random_bundle(
 
 SPLIT_SHAPE = (2, 16)
 """Channels and samples of a split net's raw windows (`split_net`)."""
-SPLIT_SPEC = InputSpec(
-    sensors=["a", "b"],
-    rate_hz=100.0,
-    window=SPLIT_SHAPE[1],
-    hop=SPLIT_SHAPE[1],
-    extractors=[FeatureSpec(kind="raw")],
-    features=[f"{s}.raw{i}" for s in "ab" for i in range(SPLIT_SHAPE[1])],
+SPLIT_SPEC = make_spec(
+    ["a", "b"],
+    100.0,
+    SPLIT_SHAPE[1],
+    SPLIT_SHAPE[1],
+    extractors=[FeatureSpec(kind="raw", params={"size": SPLIT_SHAPE[1]})],
 )
 
 
