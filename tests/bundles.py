@@ -38,15 +38,15 @@ def random_bundle(
     )
 
 
-SPLIT_SHAPE = (2, 16)
-"""Channels and samples of a split net's raw windows (`split_net`)."""
 SPLIT_SPEC = make_spec(
-    ["a", "b"],
-    100.0,
-    SPLIT_SHAPE[1],
-    SPLIT_SHAPE[1],
-    extractors=[FeatureSpec(kind="raw", params={"size": SPLIT_SHAPE[1]})],
+    vibration_spec().sensors,
+    vibration_spec().rate_hz,
+    256,
+    256,
+    extractors=[FeatureSpec(kind="raw", params={"size": 256})],
 )
+"""Raw windows of the simulated motor an agent runs by default, short ones (`split_net`)."""
+SPLIT_SHAPE = (len(SPLIT_SPEC.sensors), SPLIT_SPEC.window)
 
 
 def split_rows(count: int, seed: int) -> np.ndarray:

@@ -26,8 +26,9 @@ def upload_windows(fleet: LocalFleet, dataset: str, count: int = 60) -> None:
     rng = np.random.default_rng(5)
     labels = np.arange(count) % 2
     t = np.arange(SPLIT_SPEC.window) / SPLIT_SPEC.rate_hz
-    tone = np.array([5.0, 20.0])[labels][:, None, None]
-    windows = np.sin(2 * np.pi * tone * t) + rng.normal(0, 0.3, (count, 2, SPLIT_SPEC.window))
+    tone = np.array([500.0, 2000.0])[labels][:, None, None]
+    shape = (count, len(SPLIT_SPEC.sensors), SPLIT_SPEC.window)
+    windows = np.sin(2 * np.pi * tone * t) + rng.normal(0, 0.3, shape)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     samples = [
         DataSample(at=start + timedelta(seconds=i), label=["hum", "whine"][k], features=w)
