@@ -1,7 +1,7 @@
 """A split net run across tiers with real processes: the device runs the head and its exit,
 the hub's `/api/v1/infer` the tail on the intermediate tensors of the windows the exit is not
-sure of, and the device falls back to its exit's answer when the tail does not answer in
-time."""
+sure of, and the device falls back to its exit's answer when the model its policy names is
+no tail or the tail does not answer in time."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +11,14 @@ import pytest
 from bundles import split_net
 from edgestack.client import HubClient
 from edgestack.demo import LocalFleet, wait_until
-from edgestack.protocol import BundleRef, DeployRequest, DesiredPatch, OffloadPolicy, OffloadReport
+from edgestack.protocol import (
+    BundleRef,
+    DeployRequest,
+    DesiredPatch,
+    ModelView,
+    OffloadPolicy,
+    OffloadReport,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +37,11 @@ def _until(client: HubClient, what: str, holds: Callable[[OffloadReport], bool])
     wait_until(reported, timeout_s=60, what=what)
 
 
+def _ref(models: list[ModelView], name: str) -> BundleRef:
+    model = next(m for m in models if m.name == name)
+    return BundleRef(name=model.name, version=model.version, digest=model.digest)
+
+
 def test_a_device_runs_the_head_the_hub_the_tail_and_the_device_falls_back(
     tmp_path: Path,
 ) -> None:
@@ -43,7 +55,7 @@ def test_a_device_runs_the_head_the_hub_the_tail_and_the_device_falls_back(
         fleet.start_agent(DEVICE)
         wait_until(lambda: client.devices(), timeout_s=60, what="the device to enrol")
         client.deploy(DeployRequest(model="deep", devices=[DEVICE], force=True))
-        tail_ref = BundleRef(name=served.name, version=served.version, digest=served.digest)
+        tail_ref = _ref([served], "deep-tail")
         # The split's own threshold decides; the policy's is never read for a head.
         policy = OffloadPolicy(model=tail_ref, threshold=0.5, tier="cloud", timeout_s=10)
 
@@ -52,6 +64,14 @@ def test_a_device_runs_the_head_the_hub_the_tail_and_the_device_falls_back(
             client,
             "the tail on the hub to answer",
             lambda r: r.answered.get("cloud", 0) > 0 and r.uplink_bytes > 0,
+        )
+        # The head itself is registered but no tail: the hub refuses its tensors.
+        not_a_tail = policy.model_copy(update={"model": _ref(client.models(), "deep")})
+        client.update_desired(DEVICE, DesiredPatch(offload=not_a_tail))
+        _until(
+            client,
+            "fallbacks to the exit's answer when the model named is no tail",
+            lambda r: r.fallbacks > 0 and r.fallbacks == r.windows and not r.answered,
         )
         # No answer comes back within a microsecond.
         hasty = policy.model_copy(update={"timeout_s": 1e-6})
