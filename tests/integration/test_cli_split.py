@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bundles import SPLIT_SPEC
+from bundles import SPLIT_SPEC, random_bundle
+from edgestack.bundle import Bundle, Lineage
 from edgestack.demo import LocalFleet
 from edgestack.protocol import DataSample, SampleImport
 
@@ -67,6 +68,12 @@ def test_a_multi_exit_net_is_split_registered_as_head_and_tail_and_traded_off(
             "--json",
         )  # fmt: skip
         again = cli(fleet, "split", "hum-tail", "--profile", "mcu")
+        flat = random_bundle(1, name="flat", spec=SPLIT_SPEC)
+        lineage = Lineage(dataset="hum", dataset_version=1, trainer="logistic_regression")
+        fleet.client.register_model(
+            Bundle(flat.manifest.model_copy(update={"lineage": lineage}), flat.model).pack()
+        )
+        no_exits = cli(fleet, "split", "flat", "--profile", "mcu")
         no_profile = cli(fleet, "split", "hum@1", "--profile", "toaster")
         traded = _cli(
             fleet, "tradeoff", "hum@1", "--device", "edge-1", "--cloud", "hum@1", "--split",
@@ -90,6 +97,8 @@ def test_a_multi_exit_net_is_split_registered_as_head_and_tail_and_traded_off(
     assert head.lineage is not None and head.lineage.parent == models[("hum", 1)].digest
     assert again.returncode == 2
     assert "hum-tail v1 is one side of a split net already" in again.stdout
+    assert no_exits.returncode == 2
+    assert "flat v1 was trained with logistic_regression, no multi-exit net" in no_exits.stdout
     assert no_profile.returncode == 2
     assert "--profile: 'toaster' is no device profile" in no_profile.stdout
     assert traded.returncode == 0, traded.stdout + traded.stderr
