@@ -1099,6 +1099,9 @@ class IntermediateTensors(Wire):
             raise ValueError(f"data: no base64 ({exc}); encode the tensor's bytes") from None
 
 
+_NO_ROWS = "empty; send at least one row, or a split tail's tensors"
+
+
 class InferenceRequest(Wire):
     """Windows a device offloads to a server (`OffloadPolicy`), one row each, for `model` to
     answer. Rows hold features, unless the model takes raw windows: a server refuses raw rows
@@ -1107,15 +1110,18 @@ class InferenceRequest(Wire):
 
     model: BundleRef
     input: RowsKind = Field(default="features", description="what rows hold")
-    rows: list[list[_Feature]] = Field(default_factory=list, max_length=MAX_INFERENCE_ROWS)
+    # Before rows, so that rows sent empty are refused as rows when no tensors came either.
     tensors: IntermediateTensors | None = Field(
         default=None, description="a split net's tail: the head's tensors, instead of rows"
     )
+    rows: list[list[_Feature]] = Field(default_factory=list, max_length=MAX_INFERENCE_ROWS)
 
     @field_validator("rows")
     @classmethod
-    def _one_width(cls, rows: list[list[float]]) -> list[list[float]]:
+    def _one_width(cls, rows: list[list[float]], info: ValidationInfo) -> list[list[float]]:
         if not rows:
+            if "tensors" in info.data and info.data["tensors"] is None:
+                raise ValueError(_NO_ROWS)
             return rows
         width = len(rows[0])
         for i, row in enumerate(rows):
@@ -1133,7 +1139,7 @@ class InferenceRequest(Wire):
     @model_validator(mode="after")
     def _rows_or_tensors(self) -> "InferenceRequest":
         if not self.rows and self.tensors is None:
-            raise ValueError("rows: empty; send at least one row, or a split tail's tensors")
+            raise ValueError(f"rows: {_NO_ROWS}")
         if self.rows and self.tensors is not None:
             raise ValueError(
                 "tensors: sent with rows; send rows for a whole model, tensors for a split "
