@@ -216,10 +216,11 @@ def _tail(ref: BundleRef, manifest: Manifest, predictor: OnnxPredictor) -> _Tail
             "export it with a fixed shape after the window axis"
         )
     if (predictor.dtype == np.int8) != (manifest.split.scale is not None):
+        recorded = "no int8 scale" if manifest.split.scale is None else "an int8 scale"
         raise ValueError(
             f"bundle {ref.name} v{ref.version}: its tail takes {predictor.dtype} and its "
-            "manifest's split records no int8 scale to match; package head and tail together "
-            "with package_split"
+            f"manifest's split records {recorded}; package head and tail together with "
+            "package_split"
         )
     return _Tail(
         tuple(int(size) for size in shape),
