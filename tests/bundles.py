@@ -56,15 +56,28 @@ def split_rows(count: int, seed: int) -> np.ndarray:
 
 
 def split_net(
-    seed: int, *, name: str = "deep", int8: bool = False, threshold: float = 0.9
+    seed: int, *, name: str = "deep", threshold: float = 0.9
 ) -> tuple[Cnn1dExits, Bundle, Bundle]:
     """A `cnn1d_exits` net fit briefly to random windows (its answers are not right, only
-    its own) and its head and `NAME-tail` bundles, cut after two blocks, the tensor int8
-    when `int8`."""
+    its own) and its head and `NAME-tail` bundles, cut after two blocks (`cut_net`)."""
     rows = split_rows(16, seed)
     trainer = TRAINERS.build("cnn1d_exits", {"shape": SPLIT_SHAPE, "epochs": 2})
     assert isinstance(trainer, Cnn1dExits)
     trainer.fit(rows, np.arange(len(rows)) % 2, seed=seed)
+    return (trainer, *cut_net(trainer, name=name, threshold=threshold))
+
+
+def cut_net(
+    trainer: Cnn1dExits,
+    *,
+    name: str = "deep",
+    threshold: float = 0.9,
+    int8_from: np.ndarray | None = None,
+) -> tuple[Bundle, Bundle]:
+    """The head and `NAME-tail` bundles of `trainer`'s net cut after two blocks, the tensor
+    int8 when rows `int8_from` set its range."""
+    # The bytes are the float32 tensor's, (2 * filters) channels of a quarter of the window.
+    tensor_bytes = 2 * 16 * (SPLIT_SHAPE[1] // 4) * 4
     plan = SplitPlan(
         at=2,
         blocks=4,
@@ -72,15 +85,10 @@ def split_net(
         threshold=threshold,
         early_share=0.5,
         expected_ms=1.0,
-        offload_bytes=trainer.split(2).tensor_bytes // (4 if int8 else 1),
+        offload_bytes=tensor_bytes // (1 if int8_from is None else 4),
     )
     head, tail = package_split(
-        trainer,
-        plan,
-        name=name,
-        labels=["left", "right"],
-        spec=SPLIT_SPEC,
-        int8_from=rows if int8 else None,
+        trainer, plan, name=name, labels=["left", "right"], spec=SPLIT_SPEC, int8_from=int8_from
     )
     assert head is not None and tail is not None
-    return trainer, head, tail
+    return head, tail

@@ -6,7 +6,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from bundles import random_bundle, split_net, split_rows
+from bundles import cut_net, random_bundle, split_net, split_rows
 from edgestack.bundle import Bundle, TrustedKeys, digest
 from edgestack.hub.signing import HubKeys
 from edgestack.learning.zoo import Cnn1dExits
@@ -22,7 +22,11 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> HubKeys:
 
 @pytest.fixture(scope="module")
 def nets() -> dict[str, tuple[Cnn1dExits, Bundle, Bundle]]:
-    return {"float32": split_net(1), "int8": split_net(1, int8=True)}
+    trainer, head, tail = split_net(1)
+    return {
+        "float32": (trainer, head, tail),
+        "int8": (trainer, *cut_net(trainer, int8_from=split_rows(16, seed=1))),
+    }
 
 
 def _served(keys: HubKeys, bundle: Bundle) -> tuple[ModelServer, BundleRef]:
