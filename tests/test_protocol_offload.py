@@ -1,5 +1,6 @@
 """The joint-inference wire: offload policies in the twin, requests and answers of a server."""
 
+import base64
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from edgestack.protocol import (
     DesiredState,
     InferenceAnswer,
     InferenceRequest,
+    IntermediateTensors,
     OffloadPolicy,
 )
 
@@ -75,3 +77,43 @@ def test_a_request_and_an_answer_survive_the_wire() -> None:
 
     assert InferenceRequest.model_validate_json(request.model_dump_json()) == request
     assert InferenceAnswer.model_validate_json(answer.model_dump_json()) == answer
+
+
+ZEROS = base64.b64encode(bytes(2 * 6)).decode()  # two int8 windows of shape (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        ({}, "rows: empty; send at least one row, or a split tail's tensors"),
+        (
+            {
+                "rows": [[1.0]],
+                "tensors": {
+                    "dtype": "int8",
+                    "shape": [2, 3],
+                    "data": ZEROS,
+                    "scale": 0.1,
+                    "zero_point": 0,
+                },
+            },
+            "tensors: sent with rows",
+        ),
+        ({"tensors": {"dtype": "int8", "shape": [2, 3], "data": ZEROS}}, "give both for an int8"),
+        ({"tensors": {"dtype": "float32", "shape": [2, 3], "data": ZEROS}}, "no whole number"),
+        ({"tensors": {"dtype": "float32", "shape": [1], "data": "AAA"}}, "no base64"),
+    ],
+)
+def test_a_request_holds_rows_or_whole_tensors(body: dict[str, Any], refused: str) -> None:
+    with pytest.raises(ValidationError, match=refused):
+        InferenceRequest.model_validate({"model": MODEL.model_dump(), **body})
+
+
+def test_a_request_of_tensors_survives_the_wire() -> None:
+    tensors = IntermediateTensors(dtype="int8", shape=[2, 3], data=ZEROS, scale=0.1, zero_point=-4)
+    request = InferenceRequest(model=MODEL, tensors=tensors)
+
+    read = InferenceRequest.model_validate_json(request.model_dump_json())
+
+    assert read == request and read.tensors is not None
+    assert read.tensors.windows == 2 and read.tensors.raw() == bytes(12)

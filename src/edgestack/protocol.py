@@ -10,6 +10,8 @@ Everything a device sends is bounded here: counts fit a signed 64-bit integer, s
 maps have a length, floats are finite, times carry a zone and fall in `MIN_TIME`..`MAX_TIME`.
 """
 
+import base64
+import binascii
 import hashlib
 import itertools
 import math
@@ -108,6 +110,7 @@ __all__ = [
     "InferenceAnswer",
     "InferenceRequest",
     "IngestAck",
+    "IntermediateTensors",
     "JobKind",
     "JobLog",
     "JobReport",
@@ -164,6 +167,7 @@ __all__ = [
     "TelemetryBatch",
     "TelemetryTotals",
     "TelemetryView",
+    "TensorDtype",
     "Timestamp",
     "TokenCreate",
     "TokenName",
@@ -1036,18 +1040,90 @@ MAX_INFERENCE_ROWS = 1024
 _MAX_INFERENCE_VALUES = 1_000_000
 
 
+TensorDtype = Literal["float32", "int8"]
+"""How a split net's head gives its intermediate tensor: float32, or int8 standing for
+`scale * (q - zero_point)`, a quarter of the bytes."""
+
+_TENSOR_ITEM_BYTES = {"float32": 4, "int8": 1}
+_MAX_TENSOR_BYTES = 4 * _MAX_INFERENCE_VALUES
+
+
+class IntermediateTensors(Wire):
+    """A split net's intermediate tensors, one per window, as its head on the device gives
+    them, for its tail on a server: `shape` is one window's, `data` every window's values in
+    C order, little-endian, base64. An int8 tensor carries the `scale` and `zero_point` of
+    the head's manifest (`SplitPlan`), which the tail checks against its own."""
+
+    dtype: TensorDtype
+    shape: list[Annotated[int, Field(ge=1, le=_MAX_INFERENCE_VALUES)]] = Field(
+        min_length=1, max_length=4, description="one window's tensor"
+    )
+    data: str = Field(
+        max_length=4 * (_MAX_TENSOR_BYTES // 3 + 1),
+        pattern=r"^[A-Za-z0-9+/]*={0,2}$",
+        description="the windows' values, C order, little-endian, base64",
+    )
+    scale: float | None = Field(default=None, gt=0, le=_FLOAT32_MAX, allow_inf_nan=False)
+    zero_point: int | None = Field(default=None, ge=-128, le=127)
+
+    @model_validator(mode="after")
+    def _whole_windows(self) -> "IntermediateTensors":
+        if (self.dtype == "int8") != (self.scale is not None and self.zero_point is not None):
+            raise ValueError(
+                "scale and zero_point: give both for an int8 tensor, as the head's manifest "
+                "records them, and neither for float32"
+            )
+        per_window = math.prod(self.shape) * _TENSOR_ITEM_BYTES[self.dtype]
+        size = len(self.raw())
+        if size == 0 or size % per_window:
+            raise ValueError(
+                f"data: {size} bytes is no whole number of {self.dtype} windows of shape "
+                f"{self.shape} ({per_window} bytes each); send each window's whole tensor"
+            )
+        if size // per_window > MAX_INFERENCE_ROWS:
+            raise ValueError(
+                f"data: {size // per_window} windows, at most {MAX_INFERENCE_ROWS}; send fewer "
+                "windows a request"
+            )
+        return self
+
+    @property
+    def windows(self) -> int:
+        """How many windows `data` holds."""
+        return len(self.raw()) // (math.prod(self.shape) * _TENSOR_ITEM_BYTES[self.dtype])
+
+    def raw(self) -> bytes:
+        """`data` decoded."""
+        try:
+            return base64.b64decode(self.data, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"data: no base64 ({exc}); encode the tensor's bytes") from None
+
+
+_NO_ROWS = "empty; send at least one row, or a split tail's tensors"
+
+
 class InferenceRequest(Wire):
     """Windows a device offloads to a server (`OffloadPolicy`), one row each, for `model` to
     answer. Rows hold features, unless the model takes raw windows: a server refuses raw rows
-    for a model of features, so raw samples leave a device only for a model that needs them."""
+    for a model of features, so raw samples leave a device only for a model that needs them.
+    For the tail of a split net, the device sends its head's `tensors` instead of rows."""
 
     model: BundleRef
     input: RowsKind = Field(default="features", description="what rows hold")
-    rows: list[list[_Feature]] = Field(min_length=1, max_length=MAX_INFERENCE_ROWS)
+    # Before rows, so that rows sent empty are refused as rows when no tensors came either.
+    tensors: IntermediateTensors | None = Field(
+        default=None, description="a split net's tail: the head's tensors, instead of rows"
+    )
+    rows: list[list[_Feature]] = Field(default_factory=list, max_length=MAX_INFERENCE_ROWS)
 
     @field_validator("rows")
     @classmethod
-    def _one_width(cls, rows: list[list[float]]) -> list[list[float]]:
+    def _one_width(cls, rows: list[list[float]], info: ValidationInfo) -> list[list[float]]:
+        if not rows:
+            if "tensors" in info.data and info.data["tensors"] is None:
+                raise ValueError(_NO_ROWS)
+            return rows
         width = len(rows[0])
         for i, row in enumerate(rows):
             if len(row) != width:
@@ -1060,6 +1136,17 @@ class InferenceRequest(Wire):
                 "send fewer rows a request"
             )
         return rows
+
+    @model_validator(mode="after")
+    def _rows_or_tensors(self) -> "InferenceRequest":
+        if not self.rows and self.tensors is None:
+            raise ValueError(f"rows: {_NO_ROWS}")
+        if self.rows and self.tensors is not None:
+            raise ValueError(
+                "tensors: sent with rows; send rows for a whole model, tensors for a split "
+                "net's tail, not both"
+            )
+        return self
 
 
 class InferenceAnswer(Wire):
@@ -1618,9 +1705,10 @@ class TradeoffRequest(_Command):
     """Measure version `version` of registered model `model` (the latest when left out) on
     device `device`'s profile against the server's model `cloud` (the one the device's
     offload policy names when left out) over a link of `bandwidth_kb_s` and `rtt_ms`: the
-    device alone, joint inference at each of `fractions` by `gate`, and the server alone, on
-    the held-out rows of the dataset `model` was trained on. What `edgestack tradeoff` does,
-    and a tradeoff job; its result holds one row per policy in `choices`."""
+    device alone, joint inference at each of `fractions` by `gate`, the `split` net when
+    given, and the server alone, on the held-out rows of the dataset `model` was trained on.
+    What `edgestack tradeoff` does, and a tradeoff job; its result holds one row per policy in
+    `choices`."""
 
     kind: Literal["tradeoff"] = "tradeoff"
     model: Name
@@ -1646,6 +1734,12 @@ class TradeoffRequest(_Command):
         description="offload fractions of joint inference, each in (0, 1]",
     )
     gate: OffloadGate = "confidence"
+    split: Name | None = Field(
+        default=None, description="a split net's head, as edgestack split registered it"
+    )
+    split_version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="latest when left out"
+    )
 
     @property
     def summary(self) -> str:

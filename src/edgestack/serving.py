@@ -10,11 +10,16 @@ off their event loop.
     ref = server.load(packed_bundle, digest)
     answer = server.answer(InferenceRequest(model=ref, rows=feature_rows))
 
+A split net's tail is served the same way; its requests carry the head's tensors
+(`tensors_of`) instead of rows.
+
 Over HTTP, the edge node and the hub answer through one `Answering`, which loads a bundle the
 first time a request names it and keeps both the loading and the model off the event loop.
 """
 
 import asyncio
+import base64
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,15 +29,17 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import TypeAdapter, ValidationError
 
-from edgestack.bundle import Bundle, InputSpec, TrustedKeys
+from edgestack.bundle import Bundle, InputSpec, Manifest, SplitPlan, TrustedKeys
 from edgestack.predictor import OnnxPredictor
 from edgestack.protocol import (
     BundleRef,
     InferenceAnswer,
     InferenceRequest,
+    IntermediateTensors,
     Label,
     RowsKind,
     ServingTier,
+    TensorDtype,
 )
 
 __all__ = [
@@ -45,6 +52,7 @@ __all__ = [
     "refusal",
     "rows_kind",
     "serving_providers",
+    "tensors_of",
 ]
 
 _BEST_FIRST = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -76,12 +84,38 @@ def serving_providers() -> list[str]:
     return [provider for provider in _BEST_FIRST if provider in available]
 
 
+def tensors_of(tensor: np.ndarray, plan: SplitPlan) -> IntermediateTensors:
+    """The intermediate `tensor` of a split net's head, one window a row, as its tail's
+    request carries it: int8 with the `plan`'s scale and zero point when the head gives int8."""
+    dtype: TensorDtype = "int8" if tensor.dtype == np.int8 else "float32"
+    values = np.ascontiguousarray(tensor, dtype=np.dtype(dtype).newbyteorder("<"))
+    return IntermediateTensors(
+        dtype=dtype,
+        shape=list(tensor.shape[1:]),
+        data=base64.b64encode(values.tobytes()).decode(),
+        scale=plan.scale if dtype == "int8" else None,
+        zero_point=plan.zero_point if dtype == "int8" else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """What a split net's tail takes: its head's tensor, one window's `shape`, of `dtype`,
+    int8 standing for `scale * (q - zero_point)`."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float | None
+    zero_point: int | None
+
+
 @dataclass(frozen=True)
 class _Served:
     ref: BundleRef
     predictor: OnnxPredictor
     takes: RowsKind
     width: int
+    tail: _Tail | None
 
 
 class ModelServer:
@@ -135,14 +169,15 @@ class ModelServer:
                 "characters"
             ) from exc
         predictor = OnnxPredictor(bundle.model, manifest.labels, self._providers)
+        tail = _tail(ref, manifest, predictor)
         width = len(manifest.input.features)
-        if predictor.n_features is not None and predictor.n_features != width:
+        if tail is None and predictor.n_features is not None and predictor.n_features != width:
             raise ValueError(
                 f"bundle {ref.name} v{ref.version}: its input spec gives {width} features, "
                 f"its model takes {predictor.n_features}; repack it with the spec the model "
                 "was trained on"
             )
-        self._served[digest] = _Served(ref, predictor, rows_kind(manifest.input), width)
+        self._served[digest] = _Served(ref, predictor, rows_kind(manifest.input), width, tail)
         return ref
 
     def answer(self, request: InferenceRequest) -> InferenceAnswer:
@@ -155,6 +190,58 @@ class ModelServer:
                 f"{request.model.name} v{request.model.version} ({request.model.digest[:12]}) "
                 "is not served here; load it on this server first",
             )
+        rows = _inputs(served, request)
+        started = time.perf_counter()
+        indices, probabilities = served.predictor.predict(rows)
+        latency_ms = (time.perf_counter() - started) * 1000
+        chosen = probabilities[np.arange(len(indices)), indices]
+        return InferenceAnswer(
+            labels=[served.predictor.labels[i] for i in indices],
+            # float32 rounding can carry a probability a hair past 1.
+            confidences=np.clip(chosen, 0.0, 1.0).tolist(),
+            tier=self.tier,
+            latency_ms=latency_ms,
+        )
+
+
+def _tail(ref: BundleRef, manifest: Manifest, predictor: OnnxPredictor) -> _Tail | None:
+    """What the bundle takes when it is a split net's tail (its model takes a tensor, not
+    rows: `package_split`'s `NAME-tail`); None for a model of rows."""
+    if manifest.split is None or predictor.rank == 2:
+        return None
+    shape = predictor.row_shape
+    if not all(isinstance(size, int) for size in shape):
+        raise ValueError(
+            f"bundle {ref.name} v{ref.version}: its tail takes a tensor of shape {list(shape)}; "
+            "export it with a fixed shape after the window axis"
+        )
+    if (predictor.dtype == np.int8) != (manifest.split.scale is not None):
+        recorded = "no int8 scale" if manifest.split.scale is None else "an int8 scale"
+        raise ValueError(
+            f"bundle {ref.name} v{ref.version}: its tail takes {predictor.dtype} and its "
+            f"manifest's split records {recorded}; package head and tail together with "
+            "package_split"
+        )
+    return _Tail(
+        tuple(int(size) for size in shape),
+        str(predictor.dtype),
+        manifest.split.scale,
+        manifest.split.zero_point,
+    )
+
+
+def _inputs(served: _Served, request: InferenceRequest) -> np.ndarray:
+    """The request's rows, or its tensors for a tail, as `served`'s model takes them;
+    `ServingError` naming the field that does not fit."""
+    name = f"{served.ref.name} v{served.ref.version}"
+    tail, tensors = served.tail, request.tensors
+    if tensors is None and tail is not None:
+        raise ServingError(
+            "rows",
+            f"{name} is a split net's tail and takes its head's tensors; send tensors of "
+            f"shape {list(tail.shape)} ({tail.dtype})",
+        )
+    if tensors is None:
         if request.input != served.takes:
             raise ServingError(
                 "input",
@@ -168,17 +255,30 @@ class ModelServer:
                 f"rows of {rows.shape[1]} values, {served.ref.name} takes {served.width}; "
                 "compute them with the model's input spec",
             )
-        started = time.perf_counter()
-        indices, probabilities = served.predictor.predict(rows)
-        latency_ms = (time.perf_counter() - started) * 1000
-        chosen = probabilities[np.arange(len(indices)), indices]
-        return InferenceAnswer(
-            labels=[served.predictor.labels[i] for i in indices],
-            # float32 rounding can carry a probability a hair past 1.
-            confidences=np.clip(chosen, 0.0, 1.0).tolist(),
-            tier=self.tier,
-            latency_ms=latency_ms,
+        return rows
+    if tail is None:
+        raise ServingError(
+            "tensors",
+            f"{name} is no split net's tail; send its {served.takes} as rows, or name the "
+            "NAME-tail bundle registered with its head",
         )
+    if tensors.dtype != tail.dtype or tuple(tensors.shape) != tail.shape:
+        raise ServingError(
+            "tensors",
+            f"{tensors.dtype} of shape {tensors.shape}, {name} takes {tail.dtype} of shape "
+            f"{list(tail.shape)}; send the tensors of the head packaged with this tail",
+        )
+    if tail.scale is not None and not (
+        tensors.zero_point == tail.zero_point
+        and math.isclose(tensors.scale or 0.0, tail.scale, rel_tol=1e-6)
+    ):
+        raise ServingError(
+            "tensors.scale",
+            f"scale {tensors.scale} and zero point {tensors.zero_point}, {name} was cut with "
+            f"{tail.scale} and {tail.zero_point}; deploy the head packaged with this tail",
+        )
+    values = np.frombuffer(tensors.raw(), dtype=np.dtype(tail.dtype).newbyteorder("<"))
+    return values.reshape(-1, *tail.shape)
 
 
 Fetch = Callable[[BundleRef], Awaitable[bytes]]

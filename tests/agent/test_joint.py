@@ -10,7 +10,7 @@ import pytest
 
 from bundles import random_bundle
 from edgestack.agent.joint import MAX_QUEUED, Offloader
-from edgestack.bundle import Bundle, TrustedKeys, digest
+from edgestack.bundle import Bundle, SplitPlan, TrustedKeys, digest
 from edgestack.hub.signing import HubKeys
 from edgestack.processing import vibration_spec
 from edgestack.protocol import (
@@ -208,3 +208,48 @@ async def test_raw_windows_go_fewer_a_request_so_each_fits_the_wire(
 
     assert report.fallbacks == 0
     assert sum(sizes) == 60 and len(sizes) > 1
+
+
+async def test_a_split_head_sends_the_tensors_of_the_windows_its_exit_is_unsure_of(
+    served: tuple[ModelServer, BundleRef],
+) -> None:
+    _, tail = served
+    sent: list[InferenceRequest] = []
+
+    async def send(body: bytes) -> bytes:
+        request = InferenceRequest.model_validate_json(body)
+        sent.append(request)
+        windows = request.tensors.windows if request.tensors else 0
+        answer = InferenceAnswer(
+            labels=["wear"] * windows, confidences=[0.9] * windows, tier="cloud", latency_ms=1
+        )
+        return answer.model_dump_json().encode()
+
+    plan = SplitPlan(
+        at=2,
+        blocks=4,
+        point="conv2",
+        threshold=0.9,
+        early_share=0.5,
+        expected_ms=1,
+        offload_bytes=6,
+        scale=0.05,
+        zero_point=-3,
+    )
+    # The policy's own gate and threshold would send every window; the split's decides.
+    policy = OffloadPolicy(model=tail, tier="cloud", threshold=0.0)
+    offloader = Offloader(policy, send, asyncio.get_running_loop())
+    task = asyncio.create_task(offloader.run())
+    tensors = np.arange(4 * 2 * 3, dtype=np.int8).reshape(4, 2, 3)
+
+    offloader.offer_tensors(tensors, PROBABILITIES, plan)
+    report = await _until_sent(offloader, 2)
+    task.cancel()
+
+    assert report.windows == 2 and report.fallbacks == 0
+    assert report.predictions == {"wear": 2}
+    (request,) = sent
+    assert request.rows == [] and request.tensors is not None
+    assert (request.tensors.dtype, request.tensors.shape) == ("int8", [2, 3])
+    assert (request.tensors.scale, request.tensors.zero_point) == (0.05, -3)
+    assert request.tensors.raw() == tensors[2:].tobytes()

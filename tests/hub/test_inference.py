@@ -1,6 +1,8 @@
 """The hub as the cloud tier: it answers offloaded windows with the bundles it holds, for an
 operator any, for a device only the model its offload policy names."""
 
+import base64
+
 import httpx
 import numpy as np
 import pytest
@@ -124,3 +126,24 @@ async def test_a_policy_naming_a_model_the_hub_cannot_serve_is_refused(
     assert other.json()["detail"].startswith("offload.model: big v1 is registered as bundle")
     assert right.status_code == 200, right.text
     assert right.json()["offload"]["threshold"] == 0.2
+
+
+async def test_a_tensor_for_a_model_that_is_no_split_tail_is_refused_with_422(
+    client: httpx.AsyncClient,
+) -> None:
+    model = await _registered(client)
+    zeros = np.zeros((2, 4, 3), dtype="<f4").tobytes()
+    tensors = {"dtype": "float32", "shape": [4, 3], "data": base64.b64encode(zeros).decode()}
+    ragged = {**tensors, "data": base64.b64encode(zeros[:-4]).decode()}
+
+    refused = await client.post(
+        "/api/v1/infer", json={"model": model.model_dump(), "tensors": tensors}, headers=ADMIN
+    )
+    invalid = await client.post(
+        "/api/v1/infer", json={"model": model.model_dump(), "tensors": ragged}, headers=ADMIN
+    )
+
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith("tensors: big v1 is no split net's tail")
+    assert invalid.status_code == 422
+    assert "no whole number of float32 windows" in invalid.json()["detail"]

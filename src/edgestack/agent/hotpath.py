@@ -19,7 +19,7 @@ from edgestack.agent.monitor import DEFAULT_DETECTOR, ModelMonitor
 from edgestack.agent.recent import RecentWindows
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.telemetry import TelemetryWindow
-from edgestack.bundle import Bundle, InputSpec, Reference
+from edgestack.bundle import Bundle, InputSpec, Reference, SplitPlan
 from edgestack.predictor import OnnxPredictor
 from edgestack.processing import FeaturePipeline, silence
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
@@ -42,6 +42,9 @@ class LoadedModel:
     spec: InputSpec
     reference: Reference | None = None
     """The training rows' statistics that drift is measured against, when the bundle has them."""
+    split: SplitPlan | None = None
+    """A split net's head: its answers are its exit's, and the windows the exit is not sure of
+    go on to the tail as the head's intermediate tensor."""
 
     @classmethod
     def load(
@@ -76,7 +79,8 @@ class LoadedModel:
         # A dry window through a fresh pipeline and the model, before either may run.
         rows = FeaturePipeline(spec).push(silence(spec, source.units, frame))
         predictor.predict(rows)
-        return cls(ref, bundle.manifest.labels, predictor, spec, bundle.manifest.reference)
+        split = bundle.manifest.split if predictor.has_tensor else None
+        return cls(ref, bundle.manifest.labels, predictor, spec, bundle.manifest.reference, split)
 
 
 @dataclass(slots=True)  # one or two a chunk: slots make them cheaper to build
@@ -216,7 +220,10 @@ class HotPath:
         model = self.model
         if model is not None:
             started = time.perf_counter()
-            indices, probabilities = model.predictor.predict(features)
+            if model.split is None:
+                indices, probabilities = model.predictor.predict(features)
+            else:
+                indices, probabilities, tensor = model.predictor.predict_head(features)
             elapsed = time.perf_counter() - started
             out.latency_ms = elapsed * 1000 / len(features)
             if self.monitor is not None:
@@ -225,7 +232,9 @@ class HotPath:
             out.confidences = probabilities.max(axis=1)  # the chosen label's probability
             out.events = self.rule.update(out.labels, out.confidences, now, model.ref.digest)
             self.recent.add(now, features, out.labels, out.confidences)
-            if self.offload is not None:
+            if self.offload is not None and model.split is not None:
+                self.offload.offer_tensors(tensor, probabilities, model.split)
+            elif self.offload is not None:
                 self.offload.offer(features, probabilities, rows_kind(model.spec))
             if self.shadow is not None:
                 self.shadow.run(features, out.labels)

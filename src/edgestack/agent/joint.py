@@ -1,6 +1,8 @@
 """Joint inference on a device: the hot path queues the windows its offload policy finds
 hard, and a task on the event loop sends them to the policy's server, counting which tier's
-answer came back in time and which windows fell back to the device's own.
+answer came back in time and which windows fell back to the device's own. A device running a
+split net's head sends, for the windows its exit is not sure of, the head's intermediate
+tensor to the tail the policy names, in the same way.
 
 The hot path never waits on the network: it only appends to a bounded queue, and a window
 that finds the queue full falls back at once. Requests are encoded and answers decoded in
@@ -15,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import numpy as np
 
+from edgestack.bundle import SplitPlan
 from edgestack.offload import to_offload
 from edgestack.protocol import (
     InferenceAnswer,
@@ -25,6 +28,7 @@ from edgestack.protocol import (
     ServingTier,
     problem_detail,
 )
+from edgestack.serving import tensors_of
 
 __all__ = ["MAX_QUEUED", "Offloader", "Send", "ServerRefused", "edge_sender"]
 
@@ -74,7 +78,8 @@ class Offloader:
         self._send = send
         self._loop = loop
         self._lock = threading.Lock()
-        self._queue: deque[tuple[RowsKind, np.ndarray]] = deque()
+        # Rows of a kind, or a split head's tensors with the plan that cut it.
+        self._queue: deque[tuple[RowsKind | SplitPlan, np.ndarray]] = deque()
         self._queued = 0
         self._ready = asyncio.Event()
         self._reset()
@@ -95,10 +100,24 @@ class Offloader:
         hard = np.zeros(len(rows), dtype=bool)
         if scored.any():
             hard[scored] = to_offload(probabilities[scored], self.policy.gate, self._threshold)
+        self._queue_hard(rows, hard, input)
+
+    def offer_tensors(
+        self, tensors: np.ndarray, probabilities: np.ndarray, plan: SplitPlan
+    ) -> None:
+        """A split net's head ran: queue the intermediate `tensors` of the windows whose exit
+        `probabilities` fall short of `plan`'s threshold, for the tail the policy names; the
+        others the exit answers. As `offer`, a full queue falls back."""
+        scored = np.isfinite(probabilities).all(axis=1)
+        hard = np.zeros(len(tensors), dtype=bool)
+        hard[scored] = probabilities[scored].max(axis=1) < plan.threshold
+        self._queue_hard(tensors, hard, plan)
+
+    def _queue_hard(self, rows: np.ndarray, hard: np.ndarray, input: RowsKind | SplitPlan) -> None:
         if not hard.any():
             return
         picked = rows[hard]
-        sendable = picked[np.isfinite(picked).all(axis=1)]
+        sendable = picked[np.isfinite(picked.reshape(len(picked), -1)).all(axis=1)]
         with self._lock:
             self._windows += len(picked)
             room = MAX_QUEUED - self._queued
@@ -164,20 +183,21 @@ class Offloader:
             self._reset()
         return report
 
-    def _take_batch(self) -> tuple[RowsKind, np.ndarray] | None:
+    def _take_batch(self) -> tuple[RowsKind | SplitPlan, np.ndarray] | None:
         with self._lock:
             if not self._queue:
                 return None
             input, rows = self._queue.popleft()
             # A request holds at most so many values: raw windows go fewer at a time.
-            most = max(1, min(_MAX_BATCH, _MAX_VALUES // max(1, rows.shape[1])))
+            per_window = max(1, rows[0].size)
+            most = max(1, min(_MAX_BATCH, _MAX_VALUES // per_window))
             if len(rows) > most:
                 self._queue.appendleft((input, rows[most:]))
                 rows = rows[:most]
             self._queued -= len(rows)
         return input, rows
 
-    async def _offload(self, input: RowsKind, rows: np.ndarray) -> None:
+    async def _offload(self, input: RowsKind | SplitPlan, rows: np.ndarray) -> None:
         try:
             answer, sent, elapsed_ms = await self._ask(input, rows)
         except asyncio.CancelledError:
@@ -196,7 +216,7 @@ class Offloader:
                     self._latencies_ms.append(elapsed_ms)
 
     async def _ask(
-        self, input: RowsKind, rows: np.ndarray
+        self, input: RowsKind | SplitPlan, rows: np.ndarray
     ) -> tuple[InferenceAnswer | None, int, float]:
         """The server's answer for `rows`, None when none came in time; the bytes sent, and
         the milliseconds it took."""
@@ -215,6 +235,9 @@ class Offloader:
         return answer, len(body), (self._loop.time() - started) * 1000
 
 
-def _encode(policy: OffloadPolicy, input: RowsKind, rows: np.ndarray) -> bytes:
-    request = InferenceRequest(model=policy.model, input=input, rows=rows.tolist())
+def _encode(policy: OffloadPolicy, input: RowsKind | SplitPlan, rows: np.ndarray) -> bytes:
+    if isinstance(input, SplitPlan):
+        request = InferenceRequest(model=policy.model, tensors=tensors_of(rows, input))
+    else:
+        request = InferenceRequest(model=policy.model, input=input, rows=rows.tolist())
     return request.model_dump_json().encode()

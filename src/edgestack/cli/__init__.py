@@ -4,8 +4,9 @@ device, `rollout` to move them onto devices wave by wave, `keys` for the hub's s
 `jobs` for the hub's work, `alerts`, `accuracy` and `feedback` to watch the models, `windows`
 for windows to label, `policy` for what the hub does on its own, `tokens` for who may call it,
 `audit` for what they did and `webhooks` to have events POSTed to a URL. `export` writes a
-model as C for a microcontroller; `offload` sends a device's hard windows to a bigger model
-and `tradeoff` measures what sharing inference with the cloud tier costs and gains."""
+model as C for a microcontroller; `offload` sends a device's hard windows to a bigger model,
+`split` cuts a multi-exit net between a device and a server, and `tradeoff` measures what
+sharing inference with the cloud tier costs and gains."""
 
 import typer
 
@@ -24,6 +25,7 @@ from edgestack.cli import (
     review,
     rollouts,
     spec,
+    split,
     tokens,
     tradeoff,
     train,
@@ -52,6 +54,7 @@ app.command()(twin.undeploy)
 app.command()(train.train)
 app.command()(optimize.optimize)
 app.command()(evaluate.evaluate)
+app.command()(split.split)
 app.command()(tradeoff.tradeoff)
 app.command()(export.export)
 app.add_typer(data.app, name="data")

@@ -42,6 +42,14 @@ def tradeoff(
             "policy names when left out.",
         ),
     ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="A split net's head, MODEL or MODEL@VERSION, as edgestack split registered it: "
+            "adds its row, the tail on the cloud tier.",
+        ),
+    ] = None,
     bandwidth: Annotated[
         float, typer.Option(min=1, help="The uplink, in kB/s (1 kB = 1000 bytes).")
     ] = 250.0,
@@ -59,9 +67,11 @@ def tradeoff(
 ) -> None:
     """Accuracy, latency, uplink bytes and the device's energy per window for the device
     alone, joint inference at each offload fraction (the threshold calibrated on half the
-    held-out windows, measured on the other half), and the cloud tier alone."""
+    held-out windows, measured on the other half), a split net with --split, and the cloud
+    tier alone."""
     named, version = name_at(model, None, "MODEL", "--version")
     server, server_version = name_at(cloud, None, "--cloud", "--cloud")
+    head, head_version = name_at(split, None, "--split", "--split")
     shares = _fractions(fractions)
     if gate not in _GATES:
         raise fail(f"--gate: '{gate}' is no gate; choose {', '.join(_GATES)}", 2)
@@ -77,6 +87,8 @@ def tradeoff(
             rtt_ms=rtt,
             fractions=list(shares),
             gate=gate,
+            split=head,
+            split_version=head_version,
         )
         submit(hub, admin_token, asked, as_json)
         return
@@ -99,6 +111,8 @@ def tradeoff(
                 link=link,
                 fractions=shares,
                 gate=gate,  # type: ignore[arg-type]  # one of _GATES, checked above
+                split=head,
+                split_version=head_version,
             )
         )
     if as_json:

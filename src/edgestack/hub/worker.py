@@ -265,6 +265,8 @@ def _execute(
             link=Link(bandwidth_bytes_per_s=job.bandwidth_kb_s * 1000, rtt_ms=job.rtt_ms),
             fractions=tuple(job.fractions),
             gate=job.gate,
+            split=job.split,
+            split_version=job.split_version,
         )
         progress(f"measured {len(traded.choices)} policies", 1, 1)
         line = f"{len(traded.choices)} policies measured on {traded.rows} held-out rows"

@@ -57,11 +57,13 @@ class TierModel:
 @dataclass(frozen=True)
 class SplitNet:
     """A net cut by `plan`: the device's head (outputs the exit's probabilities and the
-    intermediate tensor) and the server's tail (takes that tensor)."""
+    intermediate tensor) and the server's tail (takes that tensor). `rows` are the held-out
+    windows as the head takes them, when not as the device's model does."""
 
     plan: SplitPlan
     head: bytes
     tail: bytes
+    rows: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def tradeoff(
     Joint inference calibrates its threshold on every other window and is measured on the
     rest, as a device calibrated on held-out windows meets new ones; every policy is measured
     on those same windows."""
-    _check(device, cloud, truth, fractions, link)
+    _check(device, cloud, truth, fractions, link, split)
     truth_all = np.asarray(truth)
     calibration, measured = slice(0, None, 2), slice(1, None, 2)
     mine = _probabilities(device)
@@ -171,13 +173,14 @@ def _split(
     """The split net on the measured windows: the head and its exit on the device, the tail on
     the server (at the cloud's speed) for the windows the exit is not sure of."""
     head, tail = onnx_session(net.head), onnx_session(net.tail)
-    rows = np.ascontiguousarray(device.rows[measured], dtype=np.float32)
+    given = device.rows if net.rows is None else net.rows
+    rows = np.ascontiguousarray(given[measured], dtype=np.float32)
     exit_probabilities, intermediate = head.run(None, {head.get_inputs()[0].name: rows})
     early = exit_probabilities.max(axis=1) >= net.plan.threshold
     (tail_probabilities,) = tail.run(None, {tail.get_inputs()[0].name: intermediate})
     answers = np.where(early, exit_probabilities.argmax(axis=1), tail_probabilities.argmax(axis=1))
     share = float(1 - early.mean())
-    head_ms = _ms(net.head, device.rows, device.profile)
+    head_ms = _ms(net.head, given, device.profile)
     tail_ms = median_ms(net.tail, intermediate.shape[1:], _RUNS) * cloud.profile.speed_factor
     trip_ms = _wire_ms(link, net.plan.offload_bytes) + tail_ms
     return Choice(
@@ -205,11 +208,15 @@ def _check(
     truth: Sequence[str],
     fractions: Sequence[float],
     link: Link,
+    split: SplitNet | None,
 ) -> None:
-    for name, model in (("device", device), ("cloud", cloud)):
-        if len(model.rows) != len(truth):
+    given = [("device", device.rows), ("cloud", cloud.rows)]
+    if split is not None and split.rows is not None:
+        given.append(("split", split.rows))
+    for name, rows in given:
+        if len(rows) != len(truth):
             raise ValueError(
-                f"{name}.rows: {len(model.rows)} rows for {len(truth)} labels; give one row "
+                f"{name}.rows: {len(rows)} rows for {len(truth)} labels; give one row "
                 "per held-out window, in the same order"
             )
     if len(truth) < 2:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from edgestack.bundle import Bundle, InputSpec, Lineage
+from edgestack.bundle import Bundle, InputSpec, Lineage, SplitPlan
 from edgestack.client import HubClient
 from edgestack.dataset import (
     DatasetFileError,
@@ -41,10 +41,11 @@ from edgestack.learning.mcu import (
     sources_tar,
 )
 from edgestack.learning.optimize import Baseline, MeasurementError, Report, optimise
-from edgestack.learning.package import calibrate, package
-from edgestack.learning.split import Link
-from edgestack.learning.tradeoff import Choice, TierModel, tradeoff
+from edgestack.learning.package import calibrate, package, package_split
+from edgestack.learning.split import Link, plan_split
+from edgestack.learning.tradeoff import Choice, SplitNet, TierModel, tradeoff
 from edgestack.learning.trainer import TRAINERS
+from edgestack.learning.zoo.exits import Cnn1dExits
 from edgestack.predictor import OnnxPredictor
 from edgestack.processing import DEFAULT_EXTRACTORS, with_extractors
 from edgestack.profiles import PROFILES
@@ -62,6 +63,7 @@ from edgestack.serving import rows_kind
 
 __all__ = [
     "AUTO",
+    "Cut",
     "Evaluated",
     "Exported",
     "Optimised",
@@ -72,6 +74,7 @@ __all__ = [
     "export_model",
     "held_out_probabilities",
     "optimise_model",
+    "split_model",
     "train_model",
 ]
 
@@ -531,10 +534,13 @@ def tradeoff_model(
     link: Link,
     fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5),
     gate: OffloadGate = "confidence",
+    split: str | None = None,
+    split_version: int | None = None,
 ) -> Traded:
     """The trade-off of registered `model` on device `device_id`'s profile against the
     server's model: `cloud`, else the one the device's offload policy names; measured on the
-    test split of the dataset version `model` was trained on.
+    test split of the dataset version `model` was trained on. A `split` head registered by
+    `split_model` adds the split net's row, its tail on the cloud tier.
 
     Raises `WorkflowError` for a model, server model or dataset that cannot be measured,
     `HubError` when the hub refuses (an unknown device)."""
@@ -575,14 +581,53 @@ def tradeoff_model(
                 PROFILES[profile],
             )
         )
+    cut = None
+    if split is not None:
+        head, tail = _head_and_tail(client, split, split_version)
+        assert head.manifest.split is not None  # a head records its plan
+        cut = SplitNet(
+            head.manifest.split,
+            Bundle.unpack(client.bundle(head.digest)).model,
+            Bundle.unpack(client.bundle(tail.digest)).model,
+            _rows(table, head)[table.test],
+        )
     try:
         device_tier, cloud_tier = tiers
         choices = tradeoff(
-            device_tier, cloud_tier, truth, link=link, fractions=fractions, gate=gate
+            device_tier, cloud_tier, truth, link=link, fractions=fractions, gate=gate, split=cut
         )
     except ValueError as exc:
         raise WorkflowError(f"dataset {dataset} v{dataset_version}: {exc}") from None
     return Traded(small, big, device.profile, dataset, dataset_version, len(truth), link, choices)
+
+
+def _head_and_tail(
+    client: HubClient, name: str, version: int | None
+) -> tuple[ModelView, ModelView]:
+    """Registered split head `name` and the newest `name-tail` cut by the same plan from the
+    same net (`split_model` registers both)."""
+    head = _onnx(_model(client, name, version), "tradeoff")
+    plan = head.manifest.split
+    if plan is None or plan.at in (0, plan.blocks):
+        raise WorkflowError(
+            f"split: {head.name} v{head.version} is no split net's head; give the model "
+            "edgestack split registered for the device",
+            field="split",
+        )
+    tails = [
+        m
+        for m in client.models()
+        if m.name == f"{head.name}-tail"
+        and m.manifest.split == plan
+        and m.manifest.lineage == head.manifest.lineage
+    ]
+    if not tails:
+        raise WorkflowError(
+            f"split: no {head.name}-tail cut with {head.name} v{head.version} is registered; "
+            "split the net again with edgestack split",
+            field="split",
+        )
+    return head, max(tails, key=lambda m: m.version)
 
 
 @dataclass(frozen=True)
@@ -676,3 +721,117 @@ def export_model(
     if progress is not None:
         progress("exported", 3, 3)
     return Exported(parent, exported, written, registered)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Multi-exit `parent` cut by `plan`: the device's head and the server's tail as
+    registered (None for a side the plan leaves empty: `plan.at` 0 runs all on the server,
+    all blocks all on the device)."""
+
+    parent: ModelView
+    plan: SplitPlan
+    head: ModelView | None
+    tail: ModelView | None
+
+
+def split_model(
+    client: HubClient,
+    model: str,
+    version: int | None,
+    *,
+    profile: str,
+    link: Link,
+    server_profile: str = "cloud",
+    threshold: float | None = 0.9,
+    exit_share: float | None = None,
+    int8: bool = False,
+    progress: Progress | None = None,
+) -> Cut:
+    """Cut registered `model`, a `cnn1d_exits` net, between a device of `profile` and a
+    server of `server_profile` over `link` where the expected latency per window is least
+    (`plan_split`), and register the head as `model`'s next version and the tail as
+    `model-tail`, both recording the plan. The exit answers alone from `threshold`, or from
+    the exit confidence that `exit_share` of the held-out windows reach. The registry holds
+    ONNX only, so the net is refitted from its lineage, as optimize does.
+
+    Raises `WorkflowError` for a model that is no multi-exit net, an unknown profile or a bad
+    threshold, `HubError` when the hub refuses."""
+    for field, name in (("profile", profile), ("server_profile", server_profile)):
+        if name not in PROFILES:
+            raise WorkflowError(
+                f"{field}: {name!r} is no device profile; give one of {', '.join(PROFILES)}",
+                field=field,
+            )
+    parent = _onnx(_model(client, model, version), "split")
+    if parent.manifest.split is not None:
+        raise WorkflowError(
+            f"{parent.name} v{parent.version} is one side of a split net already; split the "
+            "multi-exit net it was cut from (its lineage's parent) instead",
+            usage=True,
+        )
+    lineage = parent.manifest.lineage
+    if lineage is None or lineage.trainer != "cnn1d_exits" or lineage.dataset is None:
+        trainer = lineage.trainer if lineage else "no recorded trainer"
+        raise WorkflowError(
+            f"{parent.name} v{parent.version} was trained with {trainer}, no multi-exit net; "
+            "train one with edgestack train --model cnn1d_exits and split that",
+            usage=True,
+        )
+    _quiet_exporters()
+    if progress is not None:
+        progress(f"refitting {lineage.trainer}", 0, 2)
+    refit = _refit(client, parent)
+    net = refit.trainer
+    assert isinstance(net, Cnn1dExits)  # its lineage's trainer
+    if exit_share is not None:
+        if not 0 < exit_share <= 1:
+            raise WorkflowError(
+                f"exit_share: {exit_share}; give the share of windows the exit answers, (0, 1]",
+                field="exit_share",
+            )
+        confidence = net.exit_proba(refit.test.x).max(axis=1)
+        threshold = float(np.quantile(confidence, 1 - exit_share, method="lower"))
+    if threshold is None or not 0 <= threshold <= 1:
+        raise WorkflowError(
+            f"threshold: {threshold}; give the exit confidence that answers alone, 0 to 1",
+            field="threshold",
+        )
+    if progress is not None:
+        progress("measuring each block", 1, 2)
+    try:
+        plan = plan_split(
+            net,
+            refit.test.x,
+            device=PROFILES[profile],
+            server=PROFILES[server_profile],
+            link=link,
+            threshold=threshold,
+            int8=int8,
+        )
+    except ValueError as exc:
+        raise WorkflowError(str(exc), usage=True) from None
+    head, tail = package_split(
+        net,
+        plan,
+        name=parent.name,
+        labels=parent.manifest.labels,
+        spec=parent.manifest.input,
+        int8_from=refit.train.x if int8 else None,
+    )
+    registered = [
+        None
+        if bundle is None
+        else client.register_model(
+            Bundle(
+                bundle.manifest.model_copy(
+                    update={"lineage": lineage.model_copy(update={"parent": parent.digest})}
+                ),
+                bundle.model,
+            ).pack()
+        )
+        for bundle in (head, tail)
+    ]
+    if progress is not None:
+        progress("registered", 2, 2)
+    return Cut(parent, plan, *registered)

@@ -13,6 +13,7 @@ from pydantic import Field
 from edgestack.learning.trainer import TRAINERS
 from edgestack.learning.zoo._rows import as_rows, check_fold
 from edgestack.learning.zoo.nets import Cnn1d, Positive, Rate
+from edgestack.predictor import TENSOR_OUTPUT
 
 if TYPE_CHECKING:
     import torch
@@ -184,7 +185,7 @@ class Cnn1dExits(Cnn1d):
         return module
 
 
-_TENSOR = "intermediate"
+_TENSOR = TENSOR_OUTPUT
 _FLOAT_TENSOR = "intermediate_float"
 
 
