@@ -41,7 +41,7 @@ system-packages:
 	fi
 
 test: $(STAMP) $(UI_STAMP) system-packages
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
