@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 
 from bundles import random_bundle
 from edgestack.agent import Agent, AgentSettings, DataDirError, serve
+from edgestack.agent.federated import KeptWindows
 from edgestack.agent.hotpath import FAILURE_LIMIT
 from edgestack.agent.link import HubLink, HubUnavailable
 from edgestack.agent.store import LocalStore
@@ -21,10 +22,12 @@ from edgestack.hub.signing import HubKeys
 from edgestack.processing import vibration_spec
 from edgestack.protocol import (
     BundleRef,
+    Collection,
     DesiredState,
     Event,
     EventBatch,
     FaultInjection,
+    FederatedTask,
     OffloadPolicy,
     TelemetryBatch,
     WindowBatch,
@@ -507,3 +510,47 @@ async def test_with_its_edge_node_gone_a_device_answers_alone_and_counts_the_fal
     assert reports and not any(r.answered for r in reports)
     # Every window went: each fell back, those still queued when the agent stopped too.
     assert sum(r.fallbacks for r in reports) == sum(r.windows for r in reports) == windows
+
+
+@pytest.mark.anyio
+async def test_windows_kept_for_federated_learning_stay_on_the_device_labelled(
+    tmp_path: Path,
+) -> None:
+    agent = _agent(tmp_path)
+    agent._loop = asyncio.get_running_loop()
+    task = FederatedTask(keep=Collection(label="imbalance", dataset="fl"))
+    await agent.apply(
+        DesiredState(version=1, federated=task, fault=FaultInjection(kind="imbalance"))
+    )
+    for _ in range(4):
+        await agent._on_worker(agent._tick, 4096)
+    reported = agent._reported()
+    await agent._loop.run_in_executor(agent._kept_writer, agent._write_kept)
+    features = KeptWindows(tmp_path / "federated", "fl")
+    with np.load(features.path) as held:
+        x, labels = held["x"], set(held["labels"].tolist())
+    await agent.apply(DesiredState(version=2, federated=task.model_copy(update={"rows": "raw"})))
+    for _ in range(2):
+        await agent._on_worker(agent._tick, 4096)
+    await agent.apply(DesiredState(version=3))
+    await agent._loop.run_in_executor(agent._kept_writer, agent._write_kept)
+    await agent.link.aclose()
+    agent.store.close()
+    agent._kept_writer.shutdown()
+    raw = KeptWindows(tmp_path / "federated", "fl")
+    store = LocalStore(tmp_path / "agent.db")
+    queued = set()
+    while (item := store.peek()) is not None:
+        queued.add(item.kind)
+        store.ack(item)
+    store.close()
+
+    assert reported.federated is not None and reported.federated.kept == 8
+    assert reported.status == "idle" and reported.federated.aggregator is None
+    assert len(features) == 8
+    assert x.shape == (8, len(vibration_spec().features)) and labels == {"imbalance"}
+    # Raw rows are another spec's: they replace the features, 2048 samples of each channel.
+    with np.load(raw.path) as held:
+        assert held["x"].shape == (4, len(agent.source.channels) * 2048)
+    assert agent.hot.keep_label is None and agent._reported().federated is None
+    assert "samples" not in queued

@@ -1,0 +1,101 @@
+import asyncio
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgestack.agent import federated
+from edgestack.agent.federated import FederatedClient, KeptWindows, kill_left_over
+from edgestack.processing import vibration_spec, with_extractors
+
+SPEC = vibration_spec()
+WIDTH = len(SPEC.features)
+
+
+def _rows(n: int, start: float = 0.0) -> np.ndarray:
+    return (start + np.arange(n * WIDTH, dtype=np.float32)).reshape(n, WIDTH)
+
+
+def test_kept_windows_hold_the_newest_rows_write_only_what_was_added_and_survive_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(federated, "MAX_ROWS", 5)
+    kept = KeptWindows(tmp_path, "motor data/1")
+    kept.add(_rows(3), "normal", SPEC)
+    kept.add(_rows(4, start=1000), "imbalance", SPEC)
+
+    first = kept.write()
+    again = kept.write()
+    restarted = KeptWindows(tmp_path, "motor data/1")
+    with np.load(restarted.windows) as client:
+        y = client["y"]
+
+    assert (first, again) == (True, False)
+    assert len(restarted) == 5
+    with np.load(restarted.path) as held:
+        assert held["labels"].tolist() == ["normal"] + ["imbalance"] * 4
+        np.testing.assert_array_equal(held["x"], np.concatenate([_rows(3), _rows(4, 1000)])[-5:])
+    assert y.tolist() == [1, 0, 0, 0, 0]  # imbalance, normal: the names sorted
+    assert restarted.path.parent == tmp_path and "/" not in restarted.path.name
+
+
+def test_rows_of_another_spec_start_the_dataset_afresh(tmp_path: Path) -> None:
+    kept = KeptWindows(tmp_path, "default")
+    raw = with_extractors(SPEC, ["raw"])
+    kept.add(_rows(3), "normal", SPEC)
+    kept.add(np.zeros((2, len(raw.features)), dtype=np.float32), "normal", raw)
+    kept.write()
+
+    with np.load(kept.path) as held:
+        assert held["x"].shape == (2, len(raw.features))
+
+
+def test_what_a_killed_agent_left_is_ended_only_when_it_is_a_supernode(tmp_path: Path) -> None:
+    pid_file = tmp_path / "client.pid"
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    pid_file.write_text(str(other.pid))
+    try:
+        kill_left_over(pid_file)
+        alive = other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+    assert alive
+    assert not pid_file.exists()
+
+
+@pytest.mark.anyio
+async def test_a_client_that_exits_is_started_again_and_stopped_when_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgestack.federated
+
+    spawned: list[subprocess.Popen[bytes]] = []
+
+    def start(superlink: str, windows: Path, workdir: Path, *, name: str) -> object:
+        # The first two exit at once, as a SuperNode refused by its SuperLink would.
+        command = ["sh", "-c", "exit 3"] if len(spawned) < 2 else ["sleep", "30"]
+        process = subprocess.Popen(command, start_new_session=True)
+        spawned.append(process)
+        return edgestack.federated.Node(process, workdir / f"{name}.log")
+
+    monkeypatch.setattr(edgestack.federated, "start_client", start)
+    client = FederatedClient(
+        "127.0.0.1:9", tmp_path / "w.npz", tmp_path, "supernode", backoff_s=(0.01, 0.05)
+    )
+    running = asyncio.create_task(client.run())
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if client.starts == 3:
+            break
+    pid_file_held = client.pid_file.read_text()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    assert client.starts == 3
+    assert pid_file_held == str(spawned[-1].pid)
+    assert spawned[-1].poll() is not None  # stopped with the task
+    assert not client.pid_file.exists()
