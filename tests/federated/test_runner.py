@@ -1,6 +1,5 @@
 """Federations of real processes on loopback: a SuperLink and one SuperNode per device."""
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -60,31 +59,3 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
     assert first["1.weight"].tobytes() in tap.downlink
     assert len(tap.uplink) > 0
     assert not any(row.tobytes() in tap.uplink for row in rows)
-
-
-def test_a_client_killed_mid_round_does_not_stall_the_round(tmp_path: Path) -> None:
-    files = Regimes(seed=4).files(tmp_path, devices=3, rows=60)
-    config = FederatedConfig(
-        width=WIDTH,
-        classes=CLASSES,
-        rounds=1,
-        min_clients=2,
-        # the dead client costs this whole wait; the live ones answer within seconds
-        round_timeout=ROUND_TIMEOUT / 2,
-        scale=False,  # straight to the round the client dies in
-    )
-
-    with Federation(tmp_path / "run", config) as federation:
-        clients = [federation.add_client(f) for f in files]
-        federation.submit()
-        doomed = clients[2]
-        deadline = time.monotonic() + 180
-        while "Receiving: train message" not in doomed.log.read_text(errors="replace"):
-            assert time.monotonic() < deadline, "the client never got its first round"
-            time.sleep(0.2)
-        doomed.kill()
-        result = federation.wait()
-
-    assert [r.round for r in result.history] == [1]
-    assert 1 <= result.history[0].participants <= 2
-    assert all(np.isfinite(a).all() for a in result.state.values())

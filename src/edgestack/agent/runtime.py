@@ -89,6 +89,9 @@ _PINNED = TypeAdapter(list[PublicKey])
 
 _MAX_RETRY_AFTER_S = 300.0
 
+# Rows kept reach the twin with the next report, at the most this often on their own account.
+_KEPT_REPORT_S = 5.0
+
 # Refusals about who the device is, not about the message: it waits in the outbox while
 # the device enrols again.
 _AUTH_STATUSES = (401, 404)
@@ -174,6 +177,7 @@ class Agent:
         self._kept: KeptWindows | None = None
         self._kept_writer = ThreadPoolExecutor(1, thread_name_prefix="edgestack-kept")
         self._kept_written = asyncio.Event()
+        self._kept_reported = float("-inf")
         self._federated: _Federated | None = None
 
     @property
@@ -620,6 +624,9 @@ class Agent:
         try:
             if kept is not None and kept.write():
                 self._loop.call_soon_threadsafe(self._kept_written.set)
+                if time.monotonic() - self._kept_reported >= _KEPT_REPORT_S:
+                    self._kept_reported = time.monotonic()
+                    self._want_report()
         except OSError:
             log.exception("cannot write local dataset %s", kept.dataset if kept else "")
 
