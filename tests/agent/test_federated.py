@@ -82,8 +82,14 @@ async def test_a_client_that_exits_is_started_again_and_stopped_when_cancelled(
         return edgestack.federated.Node(process, workdir / f"{name}.log")
 
     monkeypatch.setattr(edgestack.federated, "start_client", start)
+    exits: list[str] = []
     client = FederatedClient(
-        "127.0.0.1:9", tmp_path / "w.npz", tmp_path, "supernode", backoff_s=(0.01, 0.05)
+        "127.0.0.1:9",
+        tmp_path / "w.npz",
+        tmp_path,
+        "supernode",
+        backoff_s=(0.01, 0.05),
+        exited=exits.append,
     )
     running = asyncio.create_task(client.run())
     for _ in range(200):
@@ -96,6 +102,7 @@ async def test_a_client_that_exits_is_started_again_and_stopped_when_cancelled(
         await running
 
     assert client.starts == 3
+    assert len(exits) == 2 and all("exited with status 3" in m for m in exits)
     assert pid_file_held == str(spawned[-1].pid)
     assert spawned[-1].poll() is not None  # stopped with the task
     assert not client.pid_file.exists()

@@ -1,6 +1,7 @@
 import asyncio
 import gzip
 import logging
+import subprocess
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -554,3 +555,61 @@ async def test_windows_kept_for_federated_learning_stay_on_the_device_labelled(
         assert held["x"].shape == (4, len(agent.source.channels) * 2048)
     assert agent.hot.keep_label is None and agent._reported().federated is None
     assert "samples" not in queued
+
+
+@pytest.mark.anyio
+async def test_the_federated_client_runs_once_windows_are_kept_and_stops_when_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgestack.federated
+
+    started: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+
+    def start(superlink: str, windows: Path, workdir: Path, *, name: str) -> object:
+        process = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        started.append((superlink, windows, process))
+        return edgestack.federated.Node(process, workdir / f"{name}.log")
+
+    monkeypatch.setattr(edgestack.federated, "start_client", start)
+    agent = _agent(tmp_path)
+    agent._loop = asyncio.get_running_loop()
+    keep = Collection(label="normal", dataset="fl")
+    await agent.apply(
+        DesiredState(version=1, federated=FederatedTask(aggregator="127.0.0.1:9", dataset="fl"))
+    )
+    await asyncio.sleep(0.2)
+    before_rows = len(started)
+    await agent.apply(
+        DesiredState(
+            version=2,
+            federated=FederatedTask(keep=keep, aggregator="127.0.0.1:9", dataset="fl"),
+        )
+    )
+    for _ in range(50):
+        await agent._on_worker(agent._tick, 4096)
+        if started:
+            break
+    first = agent._reported().federated
+    await agent.apply(
+        DesiredState(
+            version=3,
+            federated=FederatedTask(keep=keep, aggregator="127.0.0.2:9", dataset="fl"),
+        )
+    )
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if len(started) == 2:
+            break
+    await agent.apply(DesiredState(version=4))
+    await agent.link.aclose()
+    agent.store.close()
+    agent._kept_writer.shutdown()
+
+    assert before_rows == 0  # no client before the dataset has rows
+    assert [(s[0], s[1].name) for s in started] == [
+        ("127.0.0.1:9", KeptWindows.windows_file(tmp_path, "fl").name),
+        ("127.0.0.2:9", KeptWindows.windows_file(tmp_path, "fl").name),
+    ]
+    assert all(s[2].poll() is not None for s in started)  # each stopped when its field changed
+    assert first is not None and first.aggregator == "127.0.0.1:9" and first.client_starts == 1
+    assert agent._reported().federated is None

@@ -156,7 +156,7 @@ class FederatedClient:
     """A Flower SuperNode for the aggregator `aggregator` (`host:port`), training on the
     windows file `windows`, its log and pid file in `workdir`: started by `run`, started
     again whenever it exits after a backoff from `backoff_s`'s first to its most, doubling,
-    stopped when `run` is cancelled."""
+    stopped when `run` is cancelled. `exited` is told why each time it exits."""
 
     def __init__(
         self,
@@ -166,6 +166,7 @@ class FederatedClient:
         name: str,
         *,
         backoff_s: tuple[float, float] = (1.0, 30.0),
+        exited: Callable[[str], None] | None = None,
     ) -> None:
         self.aggregator = aggregator
         self.windows = windows
@@ -173,6 +174,7 @@ class FederatedClient:
         self.name = name
         self.starts = 0
         self._first_s, self._max_s = backoff_s
+        self._exited = exited
 
     @property
     def pid_file(self) -> Path:
@@ -191,13 +193,13 @@ class FederatedClient:
                 raise
             ran = time.monotonic() - started
             delay = self._first_s if ran >= _HEALTHY_RUN_S else min(delay * 2, self._max_s)
-            log.warning(
-                "the federated client for %s exited (%s) after %.0f s; starting it again in %.0f s",
-                self.aggregator,
-                code,
-                ran,
-                delay,
+            message = (
+                f"the federated client for {self.aggregator} exited with status {code} after "
+                f"{ran:.0f} s; starting it again in {delay:.0f} s (its log: {node.log.name})"
             )
+            log.warning("%s", message)
+            if self._exited is not None:
+                self._exited(message)
             await asyncio.sleep(delay)
 
     def _start(self) -> "Node":

@@ -648,10 +648,21 @@ class Agent:
         aggregator, dataset = wanted
         root = self.settings.data_dir / "federated"
         client = FederatedClient(
-            aggregator, KeptWindows.windows_file(root, dataset), root / "client", "supernode"
+            aggregator,
+            KeptWindows.windows_file(root, dataset),
+            root / "client",
+            "supernode",
+            exited=self._client_exited,
         )
         supervising = asyncio.create_task(self._supervise(client))
         self._federated = _Federated(aggregator, dataset, client, supervising)
+
+    def _client_exited(self, message: str) -> None:
+        """Tell the hub the federated client exited; called on the event loop."""
+        event = _event("error", "warning", message, None)
+        # Events reach the sinks from the hot path's thread only.
+        self._worker.submit(self._enqueue_events, [event])
+        self._want_report()
 
     async def _supervise(self, client: FederatedClient) -> None:
         """Start `client` once its windows file is written, and keep it running."""
