@@ -51,19 +51,29 @@ def test_rows_of_another_spec_start_the_dataset_afresh(tmp_path: Path) -> None:
         assert held["x"].shape == (2, len(raw.features))
 
 
-def test_what_a_killed_agent_left_is_ended_only_when_it_is_a_supernode(tmp_path: Path) -> None:
+def _left_over(tmp_path: Path, name: str) -> tuple[Path, subprocess.Popen[bytes]]:
     pid_file = tmp_path / "client.pid"
-    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
-    pid_file.write_text(str(other.pid))
-    try:
-        kill_left_over(pid_file)
-        alive = other.poll() is None
-    finally:
-        other.kill()
-        other.wait()
+    process = subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 30"], start_new_session=True)
+    pid_file.write_text(str(process.pid))
+    return pid_file, process
 
-    assert alive
-    assert not pid_file.exists()
+
+def test_what_a_killed_agent_left_is_ended_only_when_it_is_a_supernode(tmp_path: Path) -> None:
+    ended = []
+    for name in ("flower-supernode", "sleep"):
+        pid_file, process = _left_over(tmp_path, name)
+        try:
+            kill_left_over(pid_file)
+            process.wait(timeout=2)
+            ended.append(True)
+        except subprocess.TimeoutExpired:
+            ended.append(False)
+        finally:
+            process.kill()
+            process.wait()
+        assert not pid_file.exists()
+
+    assert ended == [True, False]
 
 
 @pytest.mark.anyio
