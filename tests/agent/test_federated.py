@@ -1,4 +1,5 @@
 import asyncio
+import signal
 import subprocess
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 
 from edgestack.agent import federated
 from edgestack.agent.federated import FederatedClient, KeptWindows, kill_left_over
+from edgestack.demo import wait_until
 from edgestack.processing import vibration_spec, with_extractors
 
 SPEC = vibration_spec()
@@ -52,28 +54,31 @@ def test_rows_of_another_spec_start_the_dataset_afresh(tmp_path: Path) -> None:
 
 
 def _left_over(tmp_path: Path, name: str) -> tuple[Path, subprocess.Popen[bytes]]:
+    """A process named `name` in a session of its own, its pid where an agent writes its
+    client's."""
     pid_file = tmp_path / "client.pid"
     process = subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 30"], start_new_session=True)
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    wait_until(
+        lambda: cmdline.read_bytes().startswith(name.encode()), timeout_s=10, what="the exec"
+    )
     pid_file.write_text(str(process.pid))
     return pid_file, process
 
 
 def test_what_a_killed_agent_left_is_ended_only_when_it_is_a_supernode(tmp_path: Path) -> None:
-    ended = []
-    for name in ("flower-supernode", "sleep"):
-        pid_file, process = _left_over(tmp_path, name)
-        try:
-            kill_left_over(pid_file)
-            process.wait(timeout=2)
-            ended.append(True)
-        except subprocess.TimeoutExpired:
-            ended.append(False)
-        finally:
-            process.kill()
-            process.wait()
-        assert not pid_file.exists()
+    supernode_file, supernode = _left_over(tmp_path, "flower-supernode")
+    kill_left_over(supernode_file)
+    ended = supernode.wait(timeout=30)
+    other_file, other = _left_over(tmp_path, "sleep")
+    kill_left_over(other_file)
+    with pytest.raises(subprocess.TimeoutExpired):
+        other.wait(timeout=1)
+    other.kill()
+    other.wait()
 
-    assert ended == [True, False]
+    assert ended == -signal.SIGKILL
+    assert not supernode_file.exists() and not other_file.exists()
 
 
 @pytest.mark.anyio
