@@ -82,7 +82,7 @@ def test_what_a_killed_agent_left_is_ended_only_when_it_is_a_supernode(tmp_path:
 
 
 @pytest.mark.anyio
-async def test_a_client_that_exits_is_started_again_and_stopped_when_cancelled(
+async def test_a_client_that_exits_or_cannot_start_is_started_again_and_stopped_when_cancelled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import edgestack.federated
@@ -90,8 +90,10 @@ async def test_a_client_that_exits_is_started_again_and_stopped_when_cancelled(
     spawned: list[subprocess.Popen[bytes]] = []
 
     def start(superlink: str, windows: Path, workdir: Path, *, name: str) -> object:
-        # The first two exit at once, as a SuperNode refused by its SuperLink would.
-        command = ["sh", "-c", "exit 3"] if len(spawned) < 2 else ["sleep", "30"]
+        if not spawned and not exits:
+            raise OSError("no space left on device")
+        # The next exits at once, as a SuperNode refused by its SuperLink would.
+        command = ["sh", "-c", "exit 3"] if not spawned else ["sleep", "30"]
         process = subprocess.Popen(command, start_new_session=True)
         spawned.append(process)
         return edgestack.federated.Node(process, workdir / f"{name}.log")
@@ -109,15 +111,16 @@ async def test_a_client_that_exits_is_started_again_and_stopped_when_cancelled(
     running = asyncio.create_task(client.run())
     for _ in range(200):
         await asyncio.sleep(0.05)
-        if client.starts == 3:
+        if client.starts == 2:
             break
     pid_file_held = client.pid_file.read_text()
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
 
-    assert client.starts == 3
-    assert len(exits) == 2 and all("exited with status 3" in m for m in exits)
+    assert client.starts == 2 and len(spawned) == 2
+    assert "could not start (OSError: no space left on device)" in exits[0]
+    assert "exited with status 3" in exits[1] and len(exits) == 2
     assert pid_file_held == str(spawned[-1].pid)
     assert spawned[-1].poll() is not None  # stopped with the task
     assert not client.pid_file.exists()

@@ -184,23 +184,37 @@ class FederatedClient:
         """Keep the client running until cancelled; never raises for the client's sake."""
         delay = self._first_s
         while True:
-            node = await asyncio.to_thread(self._start)
             started = time.monotonic()
             try:
-                code = await asyncio.to_thread(node.process.wait)
-            except asyncio.CancelledError:
-                await asyncio.to_thread(self._stop, node)
-                raise
+                why = await self._run_once()
+            except Exception as exc:  # cannot start (Flower missing, a full disk): tried again
+                why = f"could not start ({type(exc).__name__}: {exc})"
             ran = time.monotonic() - started
             delay = self._first_s if ran >= _HEALTHY_RUN_S else min(delay * 2, self._max_s)
             message = (
-                f"the federated client for {self.aggregator} exited with status {code} after "
-                f"{ran:.0f} s; starting it again in {delay:.0f} s (its log: {node.log.name})"
+                f"the federated client for {self.aggregator} {why} after {ran:.0f} s; "
+                f"starting it again in {delay:.0f} s"
             )
             log.warning("%s", message)
             if self._exited is not None:
                 self._exited(message)
             await asyncio.sleep(delay)
+
+    async def _run_once(self) -> str:
+        """Start the client and wait until it exits; why it did."""
+        starting = asyncio.ensure_future(asyncio.to_thread(self._start))
+        try:
+            node = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # Its thread starts it all the same: stopped once started.
+            await asyncio.to_thread(self._stop, await starting)
+            raise
+        try:
+            code = await asyncio.to_thread(node.process.wait)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(self._stop, node)
+            raise
+        return f"exited with status {code} (its log: {node.log.name})"
 
     def _start(self) -> "Node":
         from edgestack.federated import start_client  # Flower and torch: loaded when needed
