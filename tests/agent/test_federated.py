@@ -42,6 +42,21 @@ def test_kept_windows_hold_the_newest_rows_write_only_what_was_added_and_survive
     assert restarted.path.parent == tmp_path and "/" not in restarted.path.name
 
 
+def test_rows_a_failed_write_did_not_put_on_disk_are_written_by_the_next(tmp_path: Path) -> None:
+    blocked = tmp_path / "federated"
+    blocked.write_text("a file where the folder goes")
+    kept = KeptWindows(blocked, "default")
+    kept.add(_rows(3), "normal", SPEC)
+
+    with pytest.raises(OSError):
+        kept.write()
+    blocked.unlink()
+    again = kept.write()
+
+    assert again
+    assert len(KeptWindows(blocked, "default")) == 3
+
+
 def test_rows_of_another_spec_start_the_dataset_afresh(tmp_path: Path) -> None:
     kept = KeptWindows(tmp_path, "default")
     raw = with_extractors(SPEC, ["raw"])

@@ -103,7 +103,8 @@ class KeptWindows:
 
     def write(self) -> bool:
         """Put the rows added since the last write on disk, both files atomically; False when
-        there were none. Blocking: run it off the event loop and the hot path."""
+        there were none. Rows a failed write did not put there are written by the next one.
+        Blocking: run it off the event loop and the hot path."""
         with self._lock:
             if not self._pending and not self._dirty:
                 return False
@@ -112,12 +113,19 @@ class KeptWindows:
             self._dirty = False
             self._written_at = time.monotonic()
         assert spec is not None  # rows came, and with them their spec
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _atomically(
-            self.path,
-            lambda tmp: np.savez(tmp, x=x, labels=labels, spec=np.array(spec.model_dump_json())),
-        )
-        _atomically(self.windows, lambda tmp: _save_for_client(tmp, x, labels, spec))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _atomically(
+                self.path,
+                lambda tmp: np.savez(
+                    tmp, x=x, labels=labels, spec=np.array(spec.model_dump_json())
+                ),
+            )
+            _atomically(self.windows, lambda tmp: _save_for_client(tmp, x, labels, spec))
+        except BaseException:
+            with self._lock:  # written again with the next write
+                self._dirty = True
+            raise
         return True
 
     def _merge(self) -> None:
