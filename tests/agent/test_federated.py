@@ -31,14 +31,16 @@ def test_kept_windows_hold_the_newest_rows_write_only_what_was_added_and_survive
     again = kept.write()
     restarted = KeptWindows(tmp_path, "motor data/1")
     with np.load(restarted.windows) as client:
-        y = client["y"]
+        for_client = client["x"], client["labels"].tolist(), str(client["spec"])
 
     assert (first, again) == (True, False)
     assert len(restarted) == 5
     with np.load(restarted.path) as held:
         assert held["labels"].tolist() == ["normal"] + ["imbalance"] * 4
         np.testing.assert_array_equal(held["x"], np.concatenate([_rows(3), _rows(4, 1000)])[-5:])
-    assert y.tolist() == [1, 0, 0, 0, 0]  # imbalance, normal: the names sorted
+    # The client's file holds the same rows, named, with the spec they were computed by.
+    np.testing.assert_array_equal(for_client[0], np.concatenate([_rows(3), _rows(4, 1000)])[-5:])
+    assert for_client[1:] == (["normal"] + ["imbalance"] * 4, SPEC.model_dump_json())
     assert restarted.path.parent == tmp_path and "/" not in restarted.path.name
 
 

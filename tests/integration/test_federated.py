@@ -26,8 +26,9 @@ DEVICES = {
 }
 DATASET = "fl"
 ROWS_PER_LABEL = 8
-# The dead device's client is waited for this long in each round it is asked in.
-ROUND_TIMEOUT = 20.0
+# Generous: each message starts an app process that imports torch, on a busy machine. Only the
+# round the device dies in waits it out.
+ROUND_TIMEOUT = 45.0
 
 
 def _keep(label: str, aggregator: str | None = None) -> DesiredPatch:
@@ -52,9 +53,8 @@ def _client_log(root: Path, device: str) -> str:
 def test_three_agents_train_on_windows_they_keep_and_one_killed_mid_round_stalls_nothing(
     tmp_path: Path,
 ) -> None:
+    # Classes and width left to the run: the union of the devices' label names, their rows'.
     config = FederatedConfig(
-        width=len(vibration_spec().features),
-        classes=3,
         rounds=2,
         min_clients=3,
         round_timeout=ROUND_TIMEOUT,
@@ -88,9 +88,9 @@ def test_three_agents_train_on_windows_they_keep_and_one_killed_mid_round_stalls
             federation.submit()
             doomed = "device-c"
             wait_until(
-                lambda: "Receiving: train message" in _client_log(tmp_path, doomed),
-                timeout_s=120,
-                what="the doomed device's client to get its first round",
+                lambda: _client_log(tmp_path, doomed).count("Receiving: train message") == 2,
+                timeout_s=180,
+                what="the doomed device's client to get round 2",
             )
             supernode = int((tmp_path / doomed / "federated" / "client" / "client.pid").read_text())
             # The device dies, power cut: its agent and the client it supervised.
@@ -102,7 +102,9 @@ def test_three_agents_train_on_windows_they_keep_and_one_killed_mid_round_stalls
         datasets = client.datasets()
 
     assert [r.round for r in result.history] == [1, 2]
-    assert result.history[-1].participants == 2
+    assert result.labels == ["bearing_wear", "imbalance", "normal"]
+    assert result.spec == vibration_spec()
+    assert [r.participants for r in result.history] == [3, 2]
     assert all(np.isfinite(a).all() for a in result.state.values())
     for device in ("device-a", "device-b"):
         state = reported[device]

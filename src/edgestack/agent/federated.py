@@ -113,6 +113,8 @@ class KeptWindows:
             self._dirty = False
             self._written_at = time.monotonic()
         assert spec is not None  # rows came, and with them their spec
+        from edgestack.federated import save_local_windows  # Flower and torch: when needed
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _atomically(
@@ -121,7 +123,7 @@ class KeptWindows:
                     tmp, x=x, labels=labels, spec=np.array(spec.model_dump_json())
                 ),
             )
-            _atomically(self.windows, lambda tmp: _save_for_client(tmp, x, labels, spec))
+            _atomically(self.windows, lambda tmp: save_local_windows(tmp, x, labels.tolist(), spec))
         except BaseException:
             with self._lock:  # written again with the next write
                 self._dirty = True
@@ -138,15 +140,7 @@ class KeptWindows:
         self._x, self._labels, self._pending = x, labels, []
 
 
-def _save_for_client(path: Path, x: np.ndarray, labels: np.ndarray, spec: InputSpec) -> None:
-    """The windows file the Flower client reads, in the federated library's format."""
-    from edgestack.federated import save_local_windows  # Flower and torch: loaded when needed
-
-    # Until the library takes label names and the spec: classes by this device's sorted names.
-    save_local_windows(path, x, np.unique(labels, return_inverse=True)[1])
-
-
-def _atomically(path: Path, write: Callable[[Path], None]) -> None:
+def _atomically(path: Path, write: Callable[[Path], object]) -> None:
     # numpy adds `.npz` to a name without it: the temporary name keeps the suffix.
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     write(tmp)
