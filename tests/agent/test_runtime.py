@@ -525,15 +525,19 @@ async def test_windows_kept_for_federated_learning_stay_on_the_device_labelled(
     )
     for _ in range(4):
         await agent._on_worker(agent._tick, 4096)
+    normal = FederatedTask(keep=Collection(label="normal", dataset="fl"))
+    await agent.apply(DesiredState(version=2, federated=normal))
+    for _ in range(2):
+        await agent._on_worker(agent._tick, 4096)
     reported = agent._reported()
     await agent._loop.run_in_executor(agent._kept_writer, agent._write_kept)
     features = KeptWindows(tmp_path / "federated", "fl")
     with np.load(features.path) as held:
-        x, labels = held["x"], set(held["labels"].tolist())
-    await agent.apply(DesiredState(version=2, federated=task.model_copy(update={"rows": "raw"})))
+        x, labels = held["x"], held["labels"].tolist()
+    await agent.apply(DesiredState(version=3, federated=task.model_copy(update={"rows": "raw"})))
     for _ in range(2):
         await agent._on_worker(agent._tick, 4096)
-    await agent.apply(DesiredState(version=3))
+    await agent.apply(DesiredState(version=4))
     await agent._loop.run_in_executor(agent._kept_writer, agent._write_kept)
     await agent.link.aclose()
     agent.store.close()
@@ -546,10 +550,11 @@ async def test_windows_kept_for_federated_learning_stay_on_the_device_labelled(
         store.ack(item)
     store.close()
 
-    assert reported.federated is not None and reported.federated.kept == 8
+    assert reported.federated is not None and reported.federated.kept == 12
     assert reported.status == "idle" and reported.federated.aggregator is None
-    assert len(features) == 8
-    assert x.shape == (8, len(vibration_spec().features)) and labels == {"imbalance"}
+    # A new label in the same dataset adds to its rows, none lost on the way.
+    assert len(features) == 12 and labels == ["imbalance"] * 8 + ["normal"] * 4
+    assert x.shape == (12, len(vibration_spec().features))
     # Raw rows are another spec's: they replace the features, 2048 samples of each channel.
     with np.load(raw.path) as held:
         assert held["x"].shape == (4, len(agent.source.channels) * 2048)

@@ -607,12 +607,17 @@ class Agent:
 
     def _keep(self, task: FederatedTask | None) -> None:
         """Keep windows as `task` says from the next chunk on; on the hot path's thread."""
-        if self._kept is not None:
-            self._kept_writer.submit(self._write_kept, self._kept)
         keep = task.keep if task else None
-        self._kept = (
-            KeptWindows(self.settings.data_dir / "federated", keep.dataset) if keep else None
-        )
+        kept = self._kept
+        if kept is not None and (keep is None or keep.dataset != kept.dataset):
+            self._kept_writer.submit(self._write_kept, kept)
+            kept = None
+        if keep is not None and kept is None:
+            # Read on the writer's thread, after the writes queued there: what a dataset kept
+            # moments ago is on disk before it is read back.
+            root = self.settings.data_dir / "federated"
+            kept = self._kept_writer.submit(KeptWindows, root, keep.dataset).result()
+        self._kept = kept
         self.hot.keep(keep.label if keep else None, raw=task is not None and task.rows == "raw")
         if keep is not None:
             log.info("keeping windows as %s in local dataset %s", keep.label, keep.dataset)
