@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgestack.agent import federated
+from edgestack.agent import Agent, AgentSettings, federated
 from edgestack.agent.federated import FederatedClient, KeptWindows, kill_left_over
 from edgestack.demo import wait_until
 from edgestack.processing import vibration_spec, with_extractors
@@ -141,3 +141,21 @@ async def test_a_client_that_exits_or_cannot_start_is_started_again_and_stopped_
     assert pid_file_held == str(spawned[-1].pid)
     assert spawned[-1].poll() is not None  # stopped with the task
     assert not client.pid_file.exists()
+
+
+@pytest.mark.anyio
+async def test_an_agent_starting_ends_the_client_its_killed_run_left(tmp_path: Path) -> None:
+    (tmp_path / "federated" / "client").mkdir(parents=True)
+    pid_file, supernode = _left_over(tmp_path / "federated" / "client", "flower-supernode")
+    settings = AgentSettings(
+        hub_url="http://127.0.0.1:9", enrol_token="t", device_id="edge-1", data_dir=tmp_path
+    )
+    agent = Agent(settings)
+    try:
+        await agent._restore()
+    finally:
+        await agent.link.aclose()
+        agent.store.close()
+
+    assert supernode.wait(timeout=30) == -signal.SIGKILL
+    assert not pid_file.exists()

@@ -30,7 +30,14 @@ from edgestack.bundle import InputSpec
 if TYPE_CHECKING:
     from edgestack.federated import Node
 
-__all__ = ["MAX_ROWS", "WRITE_EVERY_S", "FederatedClient", "KeptWindows"]
+__all__ = [
+    "MAX_ROWS",
+    "PID_FILE",
+    "WRITE_EVERY_S",
+    "FederatedClient",
+    "KeptWindows",
+    "kill_left_over",
+]
 
 log = logging.getLogger("edgestack.agent")
 
@@ -38,6 +45,8 @@ MAX_ROWS = 20_000
 """Rows a local dataset holds; the oldest are dropped first."""
 WRITE_EVERY_S = 3.0
 """The longest a kept row waits in memory before it is on disk."""
+PID_FILE = "client.pid"
+"""The file in a client's workdir naming its SuperNode's pid while it runs."""
 
 # A client that ran this long before it exited had worked: its next start waits little.
 _HEALTHY_RUN_S = 60.0
@@ -180,7 +189,8 @@ class FederatedClient:
 
     @property
     def pid_file(self) -> Path:
-        return self.workdir / "client.pid"
+        """Where the running SuperNode's pid is kept, for `kill_left_over`."""
+        return self.workdir / PID_FILE
 
     async def run(self) -> None:
         """Keep the client running until cancelled; never raises for the client's sake."""

@@ -44,7 +44,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from edgestack.agent.download import download, prune, touch
 from edgestack.agent.edge import EdgeServer
-from edgestack.agent.federated import FederatedClient, KeptWindows
+from edgestack.agent.federated import PID_FILE, FederatedClient, KeptWindows, kill_left_over
 from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
 from edgestack.agent.joint import Offloader, Send, edge_sender
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, ProtocolRefused
@@ -179,6 +179,7 @@ class Agent:
         self._kept_written = asyncio.Event()
         self._kept_reported = float("-inf")
         self._federated: _Federated | None = None
+        self._federated_dir = settings.data_dir / "federated"
 
     @property
     def device_id(self) -> str:
@@ -240,6 +241,8 @@ class Agent:
     # -- start-up: last good state, offline --------------------------------
 
     async def _restore(self) -> None:
+        # A client a killed run left behind trains on, whatever the desired state says now.
+        await asyncio.to_thread(kill_left_over, self._federated_dir / "client" / PID_FILE)
         token = self.store.get("device_token")
         # Enrolled before the hub signed bundles: enrol again to pin its keys.
         if token and self.trusted.keys:
@@ -615,8 +618,7 @@ class Agent:
         if keep is not None and kept is None:
             # Read on the writer's thread, after the writes queued there: what a dataset kept
             # moments ago is on disk before it is read back.
-            root = self.settings.data_dir / "federated"
-            kept = self._kept_writer.submit(KeptWindows, root, keep.dataset).result()
+            kept = self._kept_writer.submit(KeptWindows, self._federated_dir, keep.dataset).result()
         self._kept = kept
         self.hot.keep(keep.label if keep else None, raw=task is not None and task.rows == "raw")
         if keep is not None:
@@ -651,11 +653,10 @@ class Agent:
         if wanted is None:
             return
         aggregator, dataset = wanted
-        root = self.settings.data_dir / "federated"
         client = FederatedClient(
             aggregator,
-            KeptWindows.windows_file(root, dataset),
-            root / "client",
+            KeptWindows.windows_file(self._federated_dir, dataset),
+            self._federated_dir / "client",
             "supernode",
             exited=self._client_exited,
         )
