@@ -96,6 +96,7 @@ __all__ = [
     "EventKind",
     "EventView",
     "FaultInjection",
+    "FederatedReport",
     "FederatedRequest",
     "FederatedTask",
     "FeedbackAck",
@@ -584,6 +585,11 @@ class FederatedTask(Wire):
     job: int | None = Field(
         default=None, ge=1, le=INT64_MAX, description="the hub job running the aggregator"
     )
+    rows: RowsKind = Field(
+        default="features",
+        description="what a kept row holds: the window's features as the app computes them, "
+        "or raw, its samples channel by channel (for a model that learns its own features)",
+    )
 
 
 class DesiredState(Wire):
@@ -691,6 +697,22 @@ also manages tokens, webhooks, signing keys and workers."""
 ROLES: tuple[Role, ...] = get_args(Role)
 
 
+class FederatedReport(Wire):
+    """A device's side of federated learning (`DesiredState.federated`), as it stands."""
+
+    kept: Count = Field(
+        default=0, description="rows held in the local dataset the device keeps windows in now"
+    )
+    aggregator: str | None = Field(
+        default=None, max_length=300, description="whom its Flower client runs for; null: none"
+    )
+    client_starts: Count = Field(
+        default=0,
+        description="times its client was started for that aggregator; more than "
+        "one: it exited and was started again",
+    )
+
+
 class ReportedState(Wire):
     desired_version: Count
     bundle: BundleRef | None = None
@@ -708,6 +730,9 @@ class ReportedState(Wire):
     )
     shadow: BundleRef | None = Field(
         default=None, description="the candidate it runs in shadow (desired.shadow), if any"
+    )
+    federated: FederatedReport | None = Field(
+        default=None, description="windows kept and the Flower client run (desired.federated)"
     )
 
 

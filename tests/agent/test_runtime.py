@@ -1,6 +1,7 @@
 import asyncio
 import gzip
 import logging
+import subprocess
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,6 +14,7 @@ from pydantic import TypeAdapter
 
 from bundles import random_bundle
 from edgestack.agent import Agent, AgentSettings, DataDirError, serve
+from edgestack.agent.federated import KeptWindows
 from edgestack.agent.hotpath import FAILURE_LIMIT
 from edgestack.agent.link import HubLink, HubUnavailable
 from edgestack.agent.store import LocalStore
@@ -21,10 +23,12 @@ from edgestack.hub.signing import HubKeys
 from edgestack.processing import vibration_spec
 from edgestack.protocol import (
     BundleRef,
+    Collection,
     DesiredState,
     Event,
     EventBatch,
     FaultInjection,
+    FederatedTask,
     OffloadPolicy,
     TelemetryBatch,
     WindowBatch,
@@ -507,3 +511,110 @@ async def test_with_its_edge_node_gone_a_device_answers_alone_and_counts_the_fal
     assert reports and not any(r.answered for r in reports)
     # Every window went: each fell back, those still queued when the agent stopped too.
     assert sum(r.fallbacks for r in reports) == sum(r.windows for r in reports) == windows
+
+
+@pytest.mark.anyio
+async def test_windows_kept_for_federated_learning_stay_on_the_device_labelled(
+    tmp_path: Path,
+) -> None:
+    agent = _agent(tmp_path)
+    agent._loop = asyncio.get_running_loop()
+    task = FederatedTask(keep=Collection(label="imbalance", dataset="fl"))
+    await agent.apply(
+        DesiredState(version=1, federated=task, fault=FaultInjection(kind="imbalance"))
+    )
+    for _ in range(4):
+        await agent._on_worker(agent._tick, 4096)
+    normal = FederatedTask(keep=Collection(label="normal", dataset="fl"))
+    await agent.apply(DesiredState(version=2, federated=normal))
+    for _ in range(2):
+        await agent._on_worker(agent._tick, 4096)
+    reported = agent._reported()
+    await agent._loop.run_in_executor(agent._kept_writer, agent._write_kept)
+    features = KeptWindows(tmp_path / "federated", "fl")
+    with np.load(features.path) as held:
+        x, labels = held["x"], held["labels"].tolist()
+    await agent.apply(DesiredState(version=3, federated=task.model_copy(update={"rows": "raw"})))
+    for _ in range(2):
+        await agent._on_worker(agent._tick, 4096)
+    await agent.apply(DesiredState(version=4))
+    await agent._loop.run_in_executor(agent._kept_writer, agent._write_kept)
+    await agent.link.aclose()
+    agent.store.close()
+    agent._kept_writer.shutdown()
+    raw = KeptWindows(tmp_path / "federated", "fl")
+    store = LocalStore(tmp_path / "agent.db")
+    queued = set()
+    while (item := store.peek()) is not None:
+        queued.add(item.kind)
+        store.ack(item)
+    store.close()
+
+    assert reported.federated is not None and reported.federated.kept == 12
+    assert reported.status == "idle" and reported.federated.aggregator is None
+    # A new label in the same dataset adds to its rows, none lost on the way.
+    assert len(features) == 12 and labels == ["imbalance"] * 8 + ["normal"] * 4
+    assert x.shape == (12, len(vibration_spec().features))
+    # Raw rows are another spec's: they replace the features, 2048 samples of each channel.
+    with np.load(raw.path) as held:
+        assert held["x"].shape == (4, len(agent.source.channels) * 2048)
+    assert agent.hot.keep_label is None and agent._reported().federated is None
+    assert "samples" not in queued
+
+
+@pytest.mark.anyio
+async def test_the_federated_client_runs_once_windows_are_kept_and_stops_when_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgestack.federated
+
+    started: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+
+    def start(superlink: str, windows: Path, workdir: Path, *, name: str) -> object:
+        process = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        started.append((superlink, windows, process))
+        return edgestack.federated.Node(process, workdir / f"{name}.log")
+
+    monkeypatch.setattr(edgestack.federated, "start_client", start)
+    agent = _agent(tmp_path)
+    agent._loop = asyncio.get_running_loop()
+    keep = Collection(label="normal", dataset="fl")
+    await agent.apply(
+        DesiredState(version=1, federated=FederatedTask(aggregator="127.0.0.1:9", dataset="fl"))
+    )
+    await asyncio.sleep(0.2)
+    before_rows = len(started)
+    await agent.apply(
+        DesiredState(
+            version=2,
+            federated=FederatedTask(keep=keep, aggregator="127.0.0.1:9", dataset="fl"),
+        )
+    )
+    for _ in range(50):
+        await agent._on_worker(agent._tick, 4096)
+        if started:
+            break
+    first = agent._reported().federated
+    await agent.apply(
+        DesiredState(
+            version=3,
+            federated=FederatedTask(keep=keep, aggregator="127.0.0.2:9", dataset="fl"),
+        )
+    )
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if len(started) == 2:
+            break
+    await agent.apply(DesiredState(version=4))
+    await agent.link.aclose()
+    agent.store.close()
+    agent._kept_writer.shutdown()
+
+    assert before_rows == 0  # no client before the dataset has rows
+    assert [(s[0], s[1].name) for s in started] == [
+        ("127.0.0.1:9", KeptWindows.windows_file(tmp_path, "fl").name),
+        ("127.0.0.2:9", KeptWindows.windows_file(tmp_path, "fl").name),
+    ]
+    assert all(s[2].poll() is not None for s in started)  # each stopped when its field changed
+    assert first is not None and first.aggregator == "127.0.0.1:9" and first.client_starts == 1
+    assert agent._reported().federated is None

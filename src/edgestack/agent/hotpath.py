@@ -21,7 +21,7 @@ from edgestack.agent.rules import AlarmRule
 from edgestack.agent.telemetry import TelemetryWindow
 from edgestack.bundle import Bundle, InputSpec, Reference, SplitPlan
 from edgestack.predictor import OnnxPredictor
-from edgestack.processing import FeaturePipeline, silence
+from edgestack.processing import FeaturePipeline, silence, with_extractors
 from edgestack.protocol import BundleRef, DataSample, Event, RuleParams
 from edgestack.sensing import Chunk, Quality, Source
 from edgestack.serving import rows_kind
@@ -99,6 +99,9 @@ class StepOutput:
     """Why this chunk's steps, extractors or model raised, when they did."""
     given_up: LoadedModel | None = None
     """The model this chunk gave up after `FAILURE_LIMIT` failures in a row."""
+    kept: np.ndarray | None = None
+    """The rows of this chunk's windows to keep on the device, while `HotPath.keep_label` is
+    set: their features, or their raw samples (`HotPath.kept_spec` says which)."""
 
 
 class HotPath:
@@ -123,6 +126,9 @@ class HotPath:
         self.recent = RecentWindows()
         self.rule = AlarmRule(RuleParams())
         self.collect_label: str | None = None
+        # Federated learning: windows labelled and kept on the device, never sent.
+        self.keep_label: str | None = None
+        self._raw: FeaturePipeline | None = None
         self.model: LoadedModel | None = None
         self.previous: LoadedModel | None = None
         # A rollout's candidate: run after `model` on the same rows, acting on nothing.
@@ -136,6 +142,18 @@ class HotPath:
     @property
     def spec(self) -> InputSpec:
         return self.model.spec if self.model else self._default_spec
+
+    @property
+    def kept_spec(self) -> InputSpec:
+        """The spec of the rows kept: the running one's, or its raw windows' (`keep(raw=True)`)."""
+        return self._raw.spec if self._raw is not None else self.spec
+
+    def keep(self, label: str | None, *, raw: bool = False) -> None:
+        """Label every window `label` from the next chunk on and hand its row out to keep
+        (`StepOutput.kept`): its features, or with `raw` its samples; None keeps none."""
+        self.keep_label = label
+        self._raw = FeaturePipeline(with_extractors(self.spec, ["raw"])) if raw and label else None
+        self.restart_windows()
 
     def use_model(self, model: LoadedModel | None) -> None:
         """Run `model` from the next chunk on; the one running now becomes `previous`.
@@ -165,6 +183,8 @@ class HotPath:
     def restart_windows(self) -> None:
         """Drop the partial window, so no window mixes samples from before and after a change."""
         self._features = FeaturePipeline(self.spec)
+        if self._raw is not None:
+            self._raw = FeaturePipeline(with_extractors(self.spec, ["raw"]))
 
     def step(self, samples: int) -> StepOutput:
         """Read `samples` from the source and take them through features, model and rules."""
@@ -202,9 +222,14 @@ class HotPath:
 
     def _run(self, chunk: Chunk) -> StepOutput:
         features = self._features.push(chunk)
+        # Pushed on every chunk, so its windows stay those of the features.
+        raw = self._raw.push(chunk) if self._raw is not None else None
         if not len(features):
             return StepOutput()
         out = StepOutput(windows=len(features))
+        if self.keep_label is not None:
+            rows = features if raw is None else raw
+            out.kept = rows[np.isfinite(rows).all(axis=1)]
         now = datetime.now(UTC)
         if self.collect_label is not None:
             # The shortest text that reads back as the same float32: float64 reprs of float32

@@ -44,6 +44,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from edgestack.agent.download import download, prune, touch
 from edgestack.agent.edge import EdgeServer
+from edgestack.agent.federated import PID_FILE, FederatedClient, KeptWindows, kill_left_over
 from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
 from edgestack.agent.joint import Offloader, Send, edge_sender
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, ProtocolRefused
@@ -63,6 +64,8 @@ from edgestack.protocol import (
     Event,
     EventBatch,
     EventKind,
+    FederatedReport,
+    FederatedTask,
     Feeds,
     Hardware,
     MonitorReport,
@@ -85,6 +88,9 @@ _SAMPLE_BATCH_AGE_S = 3.0
 _PINNED = TypeAdapter(list[PublicKey])
 
 _MAX_RETRY_AFTER_S = 300.0
+
+# Rows kept reach the twin with the next report, at the most this often on their own account.
+_KEPT_REPORT_S = 5.0
 
 # Refusals about who the device is, not about the message: it waits in the outbox while
 # the device enrols again.
@@ -166,6 +172,14 @@ class Agent:
         self._serve_error: str | None = None
         self._offloading: _Offloading | None = None
         self._retired: Offloader | None = None
+        # Federated learning: the local dataset windows are kept in (on the hot path's
+        # thread), written by a thread of its own, and the client supervised for it.
+        self._kept: KeptWindows | None = None
+        self._kept_writer = ThreadPoolExecutor(1, thread_name_prefix="edgestack-kept")
+        self._kept_written = asyncio.Event()
+        self._kept_reported = float("-inf")
+        self._federated: _Federated | None = None
+        self._federated_dir = settings.data_dir / "federated"
 
     @property
     def device_id(self) -> str:
@@ -199,7 +213,11 @@ class Agent:
                     tasks.create_task(self._serve_edge())
         finally:
             await self._follow_offload(None)
+            await self._follow_federated(None)
             await self._on_worker(self._flush_samples)
+            # After the hot path's last chunk, which may have kept rows.
+            await self._loop.run_in_executor(self._kept_writer, self._write_kept)
+            self._kept_writer.shutdown()
             await asyncio.to_thread(self._cut_telemetry, self.link.take_sent_bytes())
             if self._enrolled.is_set():
                 try:
@@ -223,6 +241,8 @@ class Agent:
     # -- start-up: last good state, offline --------------------------------
 
     async def _restore(self) -> None:
+        # A client a killed run left behind trains on, whatever the desired state says now.
+        await asyncio.to_thread(kill_left_over, self._federated_dir / "client" / PID_FILE)
         token = self.store.get("device_token")
         # Enrolled before the hub signed bundles: enrol again to pin its keys.
         if token and self.trusted.keys:
@@ -385,6 +405,7 @@ class Agent:
                     )
         await self._follow_shadow(desired.shadow, model if swap else self.hot.model)
         await self._follow_offload(desired.offload)
+        await self._follow_federated(desired.federated)
         await self._on_worker(self._commit, desired, model, swap, events, errors, failure)
         if swap:
             await asyncio.to_thread(prune, self.bundles, self._rollback_digests())
@@ -410,6 +431,8 @@ class Agent:
             self._flush_samples()
             self.hot.collect_label = desired.collect.label if desired.collect else None
             self.hot.restart_windows()
+        if _keeping(desired.federated) != _keeping(before.federated):
+            self._keep(desired.federated)
         if desired.rules != before.rules:
             self.hot.rule = AlarmRule(desired.rules or self.app_rules)
         if desired.stopped != before.stopped:
@@ -585,6 +608,78 @@ class Agent:
             policy.server or "the hub",
         )
 
+    def _keep(self, task: FederatedTask | None) -> None:
+        """Keep windows as `task` says from the next chunk on; on the hot path's thread."""
+        keep = task.keep if task else None
+        kept = self._kept
+        if kept is not None and (keep is None or keep.dataset != kept.dataset):
+            self._kept_writer.submit(self._write_kept, kept)
+            kept = None
+        if keep is not None and kept is None:
+            # Read on the writer's thread, after the writes queued there: what a dataset kept
+            # moments ago is on disk before it is read back.
+            kept = self._kept_writer.submit(KeptWindows, self._federated_dir, keep.dataset).result()
+        self._kept = kept
+        self.hot.keep(keep.label if keep else None, raw=task is not None and task.rows == "raw")
+        if keep is not None:
+            log.info("keeping windows as %s in local dataset %s", keep.label, keep.dataset)
+
+    def _write_kept(self, kept: KeptWindows | None = None) -> None:
+        """Put `kept`'s new rows (by default the dataset kept now) on disk; on the writer's
+        thread. A write that fails is logged: the rows stay in memory for the next one."""
+        kept = kept or self._kept
+        try:
+            if kept is not None and kept.write():
+                self._loop.call_soon_threadsafe(self._kept_written.set)
+                if time.monotonic() - self._kept_reported >= _KEPT_REPORT_S:
+                    self._kept_reported = time.monotonic()
+                    self._want_report()
+        except OSError:
+            log.exception("cannot write local dataset %s", kept.dataset if kept else "")
+
+    async def _follow_federated(self, task: FederatedTask | None) -> None:
+        """Run a Flower client for `task`'s aggregator, training on its local dataset once
+        that has rows, or stop the one running."""
+        wanted = (task.aggregator, task.dataset) if task and task.aggregator else None
+        running = self._federated
+        if wanted == ((running.aggregator, running.dataset) if running else None):
+            return
+        if running is not None:
+            running.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running.task
+            self._federated = None
+            self._want_report()
+        if wanted is None:
+            return
+        aggregator, dataset = wanted
+        client = FederatedClient(
+            aggregator,
+            KeptWindows.windows_file(self._federated_dir, dataset),
+            self._federated_dir / "client",
+            "supernode",
+            exited=self._client_exited,
+        )
+        supervising = asyncio.create_task(self._supervise(client))
+        self._federated = _Federated(aggregator, dataset, client, supervising)
+
+    def _client_exited(self, message: str) -> None:
+        """Tell the hub the federated client exited; called on the event loop."""
+        event = _event("error", "warning", message, None)
+        # Events reach the sinks from the hot path's thread only.
+        self._worker.submit(self._enqueue_events, [event])
+        self._want_report()
+
+    async def _supervise(self, client: FederatedClient) -> None:
+        """Start `client` once its windows file is written, and keep it running."""
+        while True:
+            self._kept_written.clear()
+            if await asyncio.to_thread(client.windows.exists):
+                break
+            await self._kept_written.wait()
+        self._want_report()
+        await client.run()
+
     def _use_offloader(self, offloader: Offloader | None) -> None:
         """Queue hard windows for `offloader` from the next chunk on; on the hot path's thread."""
         self.hot.offload = offloader
@@ -668,6 +763,17 @@ class Agent:
             ),
             rules=self.hot.rule.params,
             shadow=self.hot.shadow.model.ref if self.hot.shadow else None,
+            federated=self._federated_report(),
+        )
+
+    def _federated_report(self) -> FederatedReport | None:
+        if self.applied.federated is None:
+            return None
+        running = self._federated
+        return FederatedReport(
+            kept=len(self._kept) if self._kept is not None else 0,
+            aggregator=running.aggregator if running else None,
+            client_starts=running.client.starts if running else 0,
         )
 
     # -- the hot path, on its worker thread ----------------------------------
@@ -697,6 +803,11 @@ class Agent:
         if self._windows_asked is not None and len(self.hot.recent) >= self._windows_asked.count:
             self._send_windows(self._windows_asked)
         self._samples.extend(out.samples)
+        kept = self._kept
+        if out.kept is not None and kept is not None and self.hot.keep_label is not None:
+            kept.add(out.kept, self.hot.keep_label, self.hot.kept_spec)
+            if kept.due():
+                self._kept_writer.submit(self._write_kept, kept)
         now = time.monotonic()
         if self._samples and (
             len(self._samples) >= _SAMPLE_BATCH or now - self._samples_since >= _SAMPLE_BATCH_AGE_S
@@ -871,6 +982,21 @@ class _Offloading:
     offloader: Offloader
     task: "asyncio.Task[None]"
     client: httpx.AsyncClient | None
+
+
+@dataclass(frozen=True)
+class _Federated:
+    """A Flower client supervised for `aggregator`, training on local dataset `dataset`."""
+
+    aggregator: str
+    dataset: str
+    client: FederatedClient
+    task: "asyncio.Task[None]"
+
+
+def _keeping(task: FederatedTask | None) -> tuple[object, ...]:
+    """What of `task` decides which windows are kept, and how."""
+    return (task.keep, task.rows) if task else (None, "features")
 
 
 class _Failure(TypedDict):
