@@ -19,7 +19,9 @@ class FederatedConfig(BaseModel):
     `dp_noise * dp_clip / min_clients` added to the aggregate. With `scale`, the clients
     first send the sums of their columns (never a row), and the model scales rows by the
     pooled mean and deviation. `secagg` runs FedAvg under Flower's SecAgg+, so the aggregator
-    sees only the mean update (not with `dp_clip`, which clips each client's update there).
+    sees only the mean update (not with `dp_clip`, which clips each client's update there);
+    its round is four exchanges (keys, shares, masked updates, unmasking), each waiting up to
+    `round_timeout`, and each starting an app process on every device.
 
     Clients hold rows labelled by name; the run's classes are `classes` in that order, or,
     left out, the sorted union of the names the clients connected at the start hold. The
