@@ -1135,6 +1135,15 @@ class TelemetryTotals(Wire):
     drift_ks_by_feature: dict[str, float] = Field(
         default_factory=dict, description="KS per feature name of the rolling drift"
     )
+    # Joint inference summed from the batches' `offload` reports since enrolment.
+    offloaded: int = Field(default=0, description="windows the offload gate sent to a server")
+    offload_answered: dict[ServingTier, int] = Field(
+        default_factory=dict, description="offloaded windows a tier's answer counted for"
+    )
+    offload_fallbacks: int = Field(
+        default=0, description="offloaded windows left to the device's own answer"
+    )
+    offload_uplink_bytes: int = Field(default=0, description="bytes the requests took")
 
 
 class DeviceView(Wire):
