@@ -449,10 +449,11 @@ MAX_REVIEW_WINDOWS = 1000
 
 
 class WindowRequest(Wire):
-    """Recent windows the hub asks a device to send, to be labelled and learnt from: the
-    `count` its running model was least sure of among those it classified last, sent once it
-    has classified at least `count` (a device keeps the last `MAX_REVIEW_WINDOWS`). Each
-    request has its own id; a device answers each id once."""
+    """Recent windows the hub asks a device to send, to be labelled and learnt from: `count`
+    windows, first those its offload policy's gate found hard (hard examples, kept apart, the
+    last `MAX_REVIEW_WINDOWS`), then those its running model was least sure of among those it
+    classified last, sent once it has classified at least `count` (a device keeps the last
+    `MAX_REVIEW_WINDOWS`). Each request has its own id; a device answers each id once."""
 
     request_id: int = Field(ge=1, le=INT64_MAX)
     count: int = Field(ge=1, le=MAX_REVIEW_WINDOWS)

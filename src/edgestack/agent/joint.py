@@ -87,16 +87,17 @@ class Offloader:
         self._bytes = 0
         self._latencies_ms: list[float] = []
 
-    def offer(self, rows: np.ndarray, probabilities: np.ndarray, input: RowsKind) -> None:
+    def offer(self, rows: np.ndarray, probabilities: np.ndarray, input: RowsKind) -> np.ndarray:
         """Queue the windows of `rows` whose gate score, from `probabilities`, reaches the
         threshold; those that find the queue full, or hold values no request can carry,
-        fall back. Windows whose probabilities are not finite cannot be scored, and stay."""
+        fall back. Windows whose probabilities are not finite cannot be scored, and stay.
+        Returns which windows the gate found hard."""
         scored = np.isfinite(probabilities).all(axis=1)
         hard = np.zeros(len(rows), dtype=bool)
         if scored.any():
             hard[scored] = to_offload(probabilities[scored], self.policy.gate, self._threshold)
         if not hard.any():
-            return
+            return hard
         picked = rows[hard]
         sendable = picked[np.isfinite(picked).all(axis=1)]
         with self._lock:
@@ -109,6 +110,7 @@ class Offloader:
                 self._queued += len(queued)
         if len(queued):
             self._loop.call_soon_threadsafe(self._ready.set)
+        return hard
 
     async def run(self) -> None:
         """Send what is queued, a batch at a time, until cancelled."""
