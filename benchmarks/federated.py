@@ -7,8 +7,8 @@ never leave it. Everything runs as real processes on loopback: a SuperLink and o
 per device, every byte the devices send passing through a `Tap`.
 
 - `fl_gap_pts`: accuracy of the model trained centrally on every device's rows (same net,
-  same passes over the rows) minus the federated model's, in points, on fresh windows of
-  every condition from every machine. Goal <= 1.0.
+  same passes over the rows) minus the federated model's, in points, on windows of every
+  condition from three machines of another fleet (other seeds). Goal <= 1.0.
 - `fl_rounds`: rounds the federation ran. Goal <= 30.
 - `fl_raw_bytes_uplinked`: bytes of the devices' feature rows found in what they sent
   (each row looked for as its own float32 bytes, which is how arrays cross the link: the

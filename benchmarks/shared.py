@@ -56,8 +56,8 @@ def motor_windows(
     machine: int, fault: int, count: int, *, seed: int, severity: float = 1.0
 ) -> Windows:
     """`count` windows of `machine` (its own shaft speed, load and resonance; its regimes
-    changing as it runs) with fault `FAULTS[fault]` injected at `severity`. `seed` draws a
-    fresh recording of the same machine."""
+    changing as it runs) with fault `FAULTS[fault]` injected at `severity`. `seed` picks the
+    fleet: machine `machine` of fleet `seed` is simulated motor `1000 * seed + machine`."""
     spec = vibration_spec()
     motor = MotorSimulator(1000 * seed + machine, start=0.0)
     motor.inject(FAULTS[fault], severity=severity)
