@@ -104,14 +104,17 @@ def federated_vs_central(
     rounds: int,
     workdir: Path,
 ) -> FederatedOutcome:
-    """Federate the feature rows and classes each device of `devices` keeps, as real Flower
-    processes on loopback with every byte a device sends passing through a `Tap`; train the
-    same net centrally on the pooled rows for as many passes; score both on the test rows.
-    A feature row counts as uplinked when its float32 bytes, which is how arrays cross the
+    """Federate the feature rows and conditions (indices into `FAULTS`) each device of
+        `devices` keeps, labelled by name on the device, as real Flower processes on loopback
+        with every byte a device sends passing through a `Tap`; train the same net centrally on
+        the pooled rows for as many passes; score both on the test rows. A feature row counts as
+        uplinked when its float32 bytes, which is how arrays cross the
     link, are found in what the devices sent."""
+    classes = list(FAULTS)
+    width = x_test.shape[1]
     config = FederatedConfig(
-        width=x_test.shape[1],
-        classes=len(FAULTS),
+        width=width,
+        classes=classes,
         rounds=rounds,
         min_clients=len(devices),
         round_timeout=120,
@@ -119,8 +122,8 @@ def federated_vs_central(
     rows = np.vstack([x for x, _ in devices]).astype(np.float32)
     central = _net.train(
         _net.build(
-            config.width,
-            config.classes,
+            width,
+            len(classes),
             config.hidden,
             seed=0,
             scaling=(rows.mean(axis=0), rows.std(axis=0)),
@@ -135,18 +138,22 @@ def federated_vs_central(
     )
     _, central_accuracy = _net.evaluate(central, x_test, y_test)
     files = [
-        save_local_windows(workdir / f"device-{i}.npz", x, y) for i, (x, y) in enumerate(devices)
+        save_local_windows(
+            workdir / f"device-{i}.npz", x, [classes[k] for k in y], vibration_spec()
+        )
+        for i, (x, y) in enumerate(devices)
     ]
     with Federation(workdir / "run", config) as federation, Tap(federation.address) as tap:
         for path in files:
             federation.add_client(path, via=tap.address)
         result = federation.run()
-    first = _net.build(config.width, config.classes, config.hidden, seed=config.seed)
+    first = _net.build(width, len(classes), config.hidden, seed=config.seed)
     if first["1.weight"].tobytes() not in tap.downlink:
         raise SystemExit("the first model did not cross the link as raw bytes: the search is void")
+    predicted = np.asarray(result.labels)[result.predict(x_test)]
     return FederatedOutcome(
         central_accuracy=float(central_accuracy),
-        federated_accuracy=float((result.predict(x_test) == y_test).mean()),
+        federated_accuracy=float((predicted == np.asarray(classes)[y_test]).mean()),
         result=result,
         uplink_bytes=len(tap.uplink),
         raw_bytes_uplinked=sum(len(r.tobytes()) for r in rows if r.tobytes() in tap.uplink),
