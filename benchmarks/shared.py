@@ -105,11 +105,11 @@ def federated_vs_central(
     workdir: Path,
 ) -> FederatedOutcome:
     """Federate the feature rows and conditions (indices into `FAULTS`) each device of
-        `devices` keeps, labelled by name on the device, as real Flower processes on loopback
-        with every byte a device sends passing through a `Tap`; train the same net centrally on
-        the pooled rows for as many passes; score both on the test rows. A feature row counts as
-        uplinked when its float32 bytes, which is how arrays cross the
-    link, are found in what the devices sent."""
+    `devices` keeps, labelled by name on the device, as real Flower processes on loopback
+    with every byte a device sends passing through a `Tap`; train the same net centrally on
+    the pooled rows for as many passes; score both on the test rows. A feature row counts as
+    uplinked when its float32 bytes, which is how arrays cross the link, are found in what the
+    devices sent."""
     classes = list(FAULTS)
     width = x_test.shape[1]
     config = FederatedConfig(
