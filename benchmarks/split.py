@@ -33,38 +33,30 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import json
-import logging
 import time
 
 import numpy as np
 import onnxruntime as ort
 from rich.console import Console
 from rich.table import Table
-from sklearn.model_selection import train_test_split
+from shared import (
+    EXIT_THRESHOLD,
+    SPLIT_DEVICE,
+    SPLIT_LINK,
+    SPLIT_SERVER,
+    Windows,
+    exits_net,
+    motor_windows,
+)
 
-from edgestack.learning import TRAINERS
-from edgestack.learning.split import Link, plan_split
-from edgestack.learning.zoo import Cnn1dExits
-from edgestack.profiles import PROFILES
-from edgestack.sensing import FAULTS, MotorSimulator
+from edgestack.sensing import FAULTS
 
-AXES = 3
-WINDOW = 512
-DEVICE, SERVER = PROFILES["mcu"], PROFILES["cloud"]
-LINK = Link(bandwidth_bytes_per_s=1e6, rtt_ms=5.0)  # Wi-Fi to an edge node on the same floor
-THRESHOLD = 0.9
+DEVICE, SERVER, LINK, THRESHOLD = SPLIT_DEVICE, SPLIT_SERVER, SPLIT_LINK, EXIT_THRESHOLD
 
 
-def windows(machine: int, per_fault: int) -> tuple[np.ndarray, np.ndarray]:
-    """Raw accelerometer windows of one simulated machine through each fault, channel-major."""
-    rows, faults = [], []
-    motor = MotorSimulator(machine, start=0.0)
-    for k, fault in enumerate(FAULTS):
-        motor.inject(fault)
-        data = motor.read(per_fault * WINDOW).data[:AXES]
-        rows.append(data.reshape(AXES, per_fault, WINDOW).transpose(1, 0, 2).reshape(per_fault, -1))
-        faults += [k] * per_fault
-    return np.concatenate(rows).astype(np.float32), np.array(faults, dtype=np.int64)
+def windows(machine: int, per_fault: int) -> Windows:
+    """Windows of one simulated machine through each fault."""
+    return Windows.join([motor_windows(machine, f, per_fault, seed=0) for f in range(len(FAULTS))])
 
 
 def session(model: bytes) -> ort.InferenceSession:
@@ -90,24 +82,16 @@ def transfer_ms(size: int) -> float:
 
 
 def main() -> None:
-    for logger in ("torch.onnx", "onnxscript"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
-    x, y = windows(1, per_fault=60)
-    x_test, y_test = windows(2, per_fault=30)
-    x_train, x_held, y_train, _ = train_test_split(x, y, test_size=0.25, stratify=y, random_state=0)
-    trainer = TRAINERS.build(
-        "cnn1d_exits", {"shape": (AXES, WINDOW), "filters": 32, "exit_after": 1, "epochs": 60}
-    )
-    assert isinstance(trainer, Cnn1dExits)
-    trainer.fit(x_train, y_train, seed=0)
-    plan = plan_split(
-        trainer, x_held, device=DEVICE, server=SERVER, link=LINK, threshold=THRESHOLD, int8=True
-    )
+    trained = windows(1, per_fault=60)
+    test = windows(2, per_fault=30)
+    x_test, y_test = test.raw, test.faults
+    net = exits_net(trained.raw, trained.faults)
+    trainer, plan = net.trainer, net.plan
     whole = session(trainer.to_onnx())
     # A plan for one tier alone runs the whole net there, as `package_split` packages it.
     alone = {0: "cloud only", plan.blocks: "device only"}.get(plan.at)
     if alone is None:
-        cut = trainer.split(plan.at, int8_from=x_train)
+        cut = trainer.split(plan.at, int8_from=net.trained_on)
         head, tail = session(cut.head), session(cut.tail)
 
     spent: dict[str, list[float]] = {"device only": [], "cloud only": [], "split": []}

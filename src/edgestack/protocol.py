@@ -455,10 +455,11 @@ MAX_REVIEW_WINDOWS = 1000
 
 
 class WindowRequest(Wire):
-    """Recent windows the hub asks a device to send, to be labelled and learnt from: the
-    `count` its running model was least sure of among those it classified last, sent once it
-    has classified at least `count` (a device keeps the last `MAX_REVIEW_WINDOWS`). Each
-    request has its own id; a device answers each id once."""
+    """Recent windows the hub asks a device to send, to be labelled and learnt from: `count`
+    windows, first those its offload policy's gate found hard (hard examples, kept apart, the
+    last `MAX_REVIEW_WINDOWS`), then those its running model was least sure of among those it
+    classified last, sent once it has classified at least `count` (a device keeps the last
+    `MAX_REVIEW_WINDOWS`). Each request has its own id; a device answers each id once."""
 
     request_id: int = Field(ge=1, le=INT64_MAX)
     count: int = Field(ge=1, le=MAX_REVIEW_WINDOWS)
@@ -1248,6 +1249,15 @@ class TelemetryTotals(Wire):
     drift_ks_by_feature: dict[str, float] = Field(
         default_factory=dict, description="KS per feature name of the rolling drift"
     )
+    # Joint inference summed from the batches' `offload` reports since enrolment.
+    offloaded: int = Field(default=0, description="windows the offload gate sent to a server")
+    offload_answered: dict[ServingTier, int] = Field(
+        default_factory=dict, description="offloaded windows a tier's answer counted for"
+    )
+    offload_fallbacks: int = Field(
+        default=0, description="offloaded windows left to the device's own answer"
+    )
+    offload_uplink_bytes: int = Field(default=0, description="bytes the requests took")
 
 
 class DeviceView(Wire):

@@ -1,11 +1,15 @@
+import asyncio
+
 import numpy as np
 import pytest
 
 from bundles import random_bundle
 from edgestack.agent.hotpath import FAILURE_LIMIT, HotPath, LoadedModel
+from edgestack.agent.joint import Offloader
 from edgestack.bundle import Bundle, digest
+from edgestack.offload import calibrate, to_offload
 from edgestack.processing import FeaturePipeline, vibration_spec
-from edgestack.protocol import BundleRef
+from edgestack.protocol import BundleRef, OffloadPolicy
 from edgestack.sensing import Chunk, MotorSimulator
 
 
@@ -142,3 +146,41 @@ def test_an_extractor_that_raises_at_run_time_is_counted_and_its_bundle_given_up
     assert recovered.failure is None and recovered.windows == 1
     assert (batch.chunks, batch.failed_chunks) == (FAILURE_LIMIT + 1, FAILURE_LIMIT)
     assert sum(batch.predictions.values()) == 1
+
+
+def test_windows_the_offload_gate_finds_hard_are_kept_apart_for_retraining() -> None:
+    model = _model(1)
+    hot = HotPath(MotorSimulator(seed=1), model.spec)
+    hot.use_model(model)
+    for _ in range(4):
+        hot.step(8192)
+    before = [w.features for w in hot.recent.least_confident(1000)]
+    seen = np.array(before, dtype=np.float32)
+    # A margin gate, calibrated to find a third of these windows hard: not the least
+    # confident third, necessarily.
+    threshold = calibrate(model.predictor.predict(seen)[1], 1 / 3, "margin")
+    policy = OffloadPolicy(model=model.ref, gate="margin", threshold=threshold, tier="cloud")
+
+    async def send(body: bytes) -> bytes:
+        raise AssertionError("the loop never runs: nothing is sent")
+
+    loop = asyncio.new_event_loop()
+    try:
+        hot.offload = Offloader(policy, send, loop)
+        for _ in range(8):
+            hot.step(8192)
+        queued = hot.offload.take().windows
+    finally:
+        loop.close()
+    kept = hot.recent.least_confident(1000)
+    rows = np.array([w.features for w in kept], dtype=np.float32)
+    found = to_offload(model.predictor.predict(rows)[1], "margin", threshold)
+    hard = {tuple(w.features) for w in hot.hard.least_confident(1000)}
+
+    assert 0 < len(hard) == queued < len(kept)
+    # Windows classified before the policy came are in no ring of hard ones.
+    assert hard == {tuple(w.features) for w, h in zip(kept, found, strict=True) if h} - {
+        tuple(row) for row in before
+    }
+    hot.use_model(_model(2))
+    assert len(hot.hard) == 0

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from edgestack.agent.recent import RecentWindows
+from edgestack.agent.recent import RecentWindows, hard_first
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -36,3 +36,23 @@ def test_windows_the_hub_would_refuse_are_left_out_and_clear_forgets_all() -> No
 
     assert [(w.predicted, w.features) for w in kept] == [("worn", [1.0, 2.0])]
     assert len(recent) == 0 and recent.least_confident(10) == []
+
+
+def test_hard_windows_come_first_then_the_least_confident_others_none_twice() -> None:
+    recent, hard = RecentWindows(), RecentWindows()
+    rows = np.arange(12, dtype=np.float32).reshape(6, 2)
+    sure = np.array([0.2, 0.3, 0.9, 0.95, 0.4, 0.99], dtype=np.float32)
+    labels = ["normal"] * 6
+    recent.add(AT, rows, labels, sure)
+    # The gate (a margin, say) found windows 3 and 5 hard, though they are sure of their label.
+    hard.add(AT, rows[[3, 5]], ["normal", "normal"], sure[[3, 5]])
+
+    chosen = hard_first(hard, recent, 4)
+    alone = hard_first(RecentWindows(), recent, 2)
+
+    assert [w.features for w in chosen] == [[6.0, 7.0], [10.0, 11.0], [0.0, 1.0], [2.0, 3.0]]
+    assert [w.features for w in hard_first(hard, recent, 1)] == [[6.0, 7.0]]
+    assert [w.features for w in hard_first(hard, recent, 10)][2:] == [
+        [0.0, 1.0], [2.0, 3.0], [8.0, 9.0], [4.0, 5.0]
+    ]  # fmt: skip
+    assert alone == recent.least_confident(2)

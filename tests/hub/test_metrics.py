@@ -6,7 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import events
-from edgestack.protocol import BundleRef, ReportedState
+from edgestack.protocol import BundleRef, DeviceView, OffloadReport, ReportedState
 
 from .factories import (
     ADMIN,
@@ -191,3 +191,33 @@ async def test_metrics_need_the_admin_token(
 
     assert response.status_code == 401
     assert "motor-1" not in response.text
+
+
+async def test_offloading_is_summed_per_device_and_tier_in_its_totals_and_metrics(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    reports = [
+        OffloadReport(windows=6, answered={"edge": 4}, fallbacks=2, uplink_bytes=1_500),
+        None,  # a batch of an interval without a policy adds nothing
+        OffloadReport(windows=3, answered={"edge": 1, "cloud": 2}, uplink_bytes=700),
+    ]
+    for seq, report in enumerate(reports, start=1):
+        batch = telemetry_batch(seq, offload=report)
+        await _send(client, device, "telemetry", batch.model_dump_json())
+
+    samples = await _scrape(client)
+    view = await client.get(f"/api/v1/devices/{device.device_id}", headers=ADMIN)
+
+    totals = DeviceView.model_validate_json(view.content).telemetry
+    assert (totals.offloaded, totals.offload_fallbacks, totals.offload_uplink_bytes) == (
+        9,
+        2,
+        2_200,
+    )
+    assert totals.offload_answered == {"edge": 5, "cloud": 2}
+    key = {"device": "motor-1", "model": ""}
+    assert _value(samples, "edgestack_offloaded_windows_total", **key) == 9
+    assert _value(samples, "edgestack_offload_answered_total", **key, tier="edge") == 5
+    assert _value(samples, "edgestack_offload_answered_total", **key, tier="cloud") == 2
+    assert _value(samples, "edgestack_offload_fallbacks_total", **key) == 2
+    assert _value(samples, "edgestack_offload_uplink_bytes_total", **key) == 2_200

@@ -133,6 +133,14 @@ def test_a_split_net_answers_early_on_the_device_and_sends_the_rest_on() -> None
     assert all_sent.offload_fraction > 0.5
     assert all_sent.uplink_bytes == pytest.approx(all_sent.offload_fraction * cut.tensor_bytes)
     assert all_sent.accuracy >= unsure[-1].accuracy - 1 / len(truth[1::2]) * 2
+    # Cut with an int8 tensor, the tail is timed on int8 zeros, as it takes them.
+    small = trainer.split(2, int8_from=x)
+    plan = split_at(1.0).plan.model_copy(update={"offload_bytes": small.tensor_bytes})
+    as_int8 = tradeoff(
+        whole, whole, truth, link=LINK, fractions=(), split=SplitNet(plan, small.head, small.tail)
+    )[1]
+    assert small.tensor_bytes < cut.tensor_bytes
+    assert as_int8.uplink_bytes == pytest.approx(as_int8.offload_fraction * small.tensor_bytes)
 
 
 def test_inputs_that_cannot_be_measured_are_refused_naming_the_field(

@@ -124,6 +124,8 @@ class HotPath:
         self.monitor: ModelMonitor | None = None
         self.telemetry = TelemetryWindow()
         self.recent = RecentWindows()
+        # The windows the offload gate found hard, as candidates for retraining.
+        self.hard = RecentWindows()
         self.rule = AlarmRule(RuleParams())
         self.collect_label: str | None = None
         # Federated learning: windows labelled and kept on the device, never sent.
@@ -168,6 +170,7 @@ class HotPath:
         self._watch()
         self.failures = 0
         self.recent.clear()
+        self.hard.clear()
         if not same_spec:
             self.restart_windows()
 
@@ -257,10 +260,14 @@ class HotPath:
             out.confidences = probabilities.max(axis=1)  # the chosen label's probability
             out.events = self.rule.update(out.labels, out.confidences, now, model.ref.digest)
             self.recent.add(now, features, out.labels, out.confidences)
-            if self.offload is not None and model.split is not None:
-                self.offload.offer_tensors(tensor, probabilities, model.split)
-            elif self.offload is not None:
-                self.offload.offer(features, probabilities, rows_kind(model.spec))
+            if self.offload is not None:
+                if model.split is not None:
+                    hard = self.offload.offer_tensors(tensor, probabilities, model.split)
+                else:
+                    hard = self.offload.offer(features, probabilities, rows_kind(model.spec))
+                if hard.any():
+                    labels = [label for label, h in zip(out.labels, hard, strict=True) if h]
+                    self.hard.add(now, features[hard], labels, out.confidences[hard])
             if self.shadow is not None:
                 self.shadow.run(features, out.labels)
         # Only a window that went all the way through ends a run of failures.

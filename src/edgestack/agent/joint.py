@@ -92,26 +92,30 @@ class Offloader:
         self._bytes = 0
         self._latencies_ms: list[float] = []
 
-    def offer(self, rows: np.ndarray, probabilities: np.ndarray, input: RowsKind) -> None:
+    def offer(self, rows: np.ndarray, probabilities: np.ndarray, input: RowsKind) -> np.ndarray:
         """Queue the windows of `rows` whose gate score, from `probabilities`, reaches the
         threshold; those that find the queue full, or hold values no request can carry,
-        fall back. Windows whose probabilities are not finite cannot be scored, and stay."""
+        fall back. Windows whose probabilities are not finite cannot be scored, and stay.
+        Returns which windows the gate found hard."""
         scored = np.isfinite(probabilities).all(axis=1)
         hard = np.zeros(len(rows), dtype=bool)
         if scored.any():
             hard[scored] = to_offload(probabilities[scored], self.policy.gate, self._threshold)
         self._queue_hard(rows, hard, input)
+        return hard
 
     def offer_tensors(
         self, tensors: np.ndarray, probabilities: np.ndarray, plan: SplitPlan
-    ) -> None:
+    ) -> np.ndarray:
         """A split net's head ran: queue the intermediate `tensors` of the windows whose exit
         `probabilities` fall short of `plan`'s threshold, for the tail the policy names; the
-        others the exit answers. As `offer`, a full queue falls back."""
+        others the exit answers. As `offer`, a full queue falls back, and which windows were
+        hard is returned."""
         scored = np.isfinite(probabilities).all(axis=1)
         hard = np.zeros(len(tensors), dtype=bool)
         hard[scored] = probabilities[scored].max(axis=1) < plan.threshold
         self._queue_hard(tensors, hard, plan)
+        return hard
 
     def _queue_hard(self, rows: np.ndarray, hard: np.ndarray, input: RowsKind | SplitPlan) -> None:
         if not hard.any():

@@ -1,5 +1,7 @@
 """The windows the running model classified last, kept on the device so the hub can ask for
-those worth a label: the ones the model was least sure of.
+those worth a label: the ones the model was least sure of, and first those its offload
+policy's gate found hard (hard-example mining), kept in a ring of their own so that they
+outlive the ordinary windows around them.
 
 Only what the hub asks for leaves the device (`DesiredState.send_windows`), a bounded
 number per request; the rest is overwritten as new windows come.
@@ -12,7 +14,7 @@ import numpy as np
 
 from edgestack.protocol import MAX_REVIEW_WINDOWS, ReviewWindow
 
-__all__ = ["RecentWindows"]
+__all__ = ["RecentWindows", "hard_first"]
 
 
 class RecentWindows:
@@ -62,3 +64,14 @@ class RecentWindows:
             )
             for at, row, label, confidence in chosen
         ]
+
+
+def hard_first(hard: RecentWindows, recent: RecentWindows, count: int) -> list[ReviewWindow]:
+    """Up to `count` windows: those of `hard` (the offload gate's picks, whichever gate it
+    uses), least confident first, then the least confident of `recent` not among them."""
+    chosen = hard.least_confident(count)
+    taken = {(w.at, tuple(w.features)) for w in chosen}
+    # A hard window may be among the recent ones too: ask for enough to skip each once.
+    others = recent.least_confident(count + len(chosen))
+    rest = [w for w in others if (w.at, tuple(w.features)) not in taken]
+    return chosen + rest[: count - len(chosen)]

@@ -48,6 +48,7 @@ from edgestack.agent.federated import PID_FILE, FederatedClient, KeptWindows, ki
 from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
 from edgestack.agent.joint import Offloader, Send, edge_sender
 from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, ProtocolRefused
+from edgestack.agent.recent import hard_first
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
 from edgestack.agent.shadow import Shadow
@@ -840,11 +841,12 @@ class Agent:
         self._want_report()
 
     def _send_windows(self, asked: WindowRequest) -> None:
-        """Answer `asked` with the windows the running model was least sure of, once."""
+        """Answer `asked`, once, with the windows the offload gate found hard, then those the
+        running model was least sure of."""
         model = self.hot.model
         assert model is not None  # the windows are cleared whenever the model changes
         try:
-            windows = self.hot.recent.least_confident(asked.count)
+            windows = hard_first(self.hot.hard, self.hot.recent, asked.count)
             batch = WindowBatch(
                 batch_id=uuid.uuid4(),
                 request_id=asked.request_id,

@@ -96,6 +96,18 @@ class _DeviceFamilies:
             "anomaly_score", "Largest sensor-stream anomaly score in its latest monitoring."
         )
         self.changes = counter("changes", "Change-detector alarms, per watched signal.", "signal")
+        self.offloaded = counter(
+            "offloaded_windows", "Windows the offload policy's gate sent to a server."
+        )
+        self.offload_answered = counter(
+            "offload_answered", "Offloaded windows a tier's answer counted for, per tier.", "tier"
+        )
+        self.offload_fallbacks = counter(
+            "offload_fallbacks", "Offloaded windows left to the device's own answer."
+        )
+        self.offload_uplink = counter(
+            "offload_uplink_bytes", "Bytes the device's offload requests to servers took."
+        )
         self.outbox_pending = gauge(
             "outbox_pending", "Messages waiting in the device's outbox at its latest cut."
         )
@@ -135,6 +147,11 @@ class _DeviceFamilies:
         if totals.mean_confidence is not None:
             self.confidence.add_metric(key, totals.mean_confidence)
         self._add_monitoring(key, totals)
+        self.offloaded.add_metric(key, totals.offloaded)
+        for tier, n in sorted(totals.offload_answered.items()):
+            self.offload_answered.add_metric([*key, tier], n)
+        self.offload_fallbacks.add_metric(key, totals.offload_fallbacks)
+        self.offload_uplink.add_metric(key, totals.offload_uplink_bytes)
         self.outbox_pending.add_metric(key, totals.outbox_pending)
         if row.last_seen is not None:
             self.last_seen.add_metric(key, max(0.0, (now - row.last_seen).total_seconds()))

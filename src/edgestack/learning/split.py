@@ -125,13 +125,19 @@ def plan_split(
     )
 
 
+_DTYPES = {"tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
+
+
 def median_ms(model: bytes, takes: tuple[int, ...], runs: int) -> float:
     """Median milliseconds per call of `model` on one zero window of shape `takes`. In
     process, unlike the optimiser's probe, which scores a classifier's accuracy too and a
     block has none; and these graphs are too small for an arena left by the one before to
     matter."""
     session = onnx_session(model)
-    feed = {session.get_inputs()[0].name: np.zeros((1, *takes), dtype=np.float32)}
+    given = session.get_inputs()[0]
+    # A tail behind an int8 tensor takes int8; every other graph here takes float32.
+    zeros = np.zeros((1, *takes), dtype=_DTYPES.get(given.type, np.float32))
+    feed = {given.name: zeros}
     for _ in range(_WARM_UP):
         session.run(None, feed)
     took = np.empty(runs)

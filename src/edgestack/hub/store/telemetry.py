@@ -22,6 +22,7 @@ from edgestack.monitoring import ks, psi
 from edgestack.protocol import (
     IngestAck,
     MonitorReport,
+    OffloadReport,
     TelemetryBatch,
     TelemetryTotals,
     TelemetryView,
@@ -120,6 +121,7 @@ def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
         mean_confidence=latest.mean_confidence,
         outbox_pending=latest.outbox_pending,
         changes=_capped(_summed(totals.changes, monitoring.changes if monitoring else {})),
+        **_offloaded(totals, batch.offload),
         **(
             _monitored(monitoring)
             if latest is batch
@@ -127,6 +129,23 @@ def _add(totals: TelemetryTotals, batch: TelemetryBatch) -> TelemetryTotals:
             else {name: getattr(totals, name) for name in (*_MONITORED, *_no_drift())}
         ),
     )
+
+
+def _offloaded(totals: TelemetryTotals, report: OffloadReport | None) -> dict[str, Any]:
+    """The offload totals with a batch's report added."""
+    if report is None:
+        return {name: getattr(totals, name) for name in _OFFLOAD}
+    answered = Counter(totals.offload_answered)
+    answered.update(report.answered)
+    return {
+        "offloaded": totals.offloaded + report.windows,
+        "offload_answered": dict(answered),
+        "offload_fallbacks": totals.offload_fallbacks + report.fallbacks,
+        "offload_uplink_bytes": totals.offload_uplink_bytes + report.uplink_bytes,
+    }
+
+
+_OFFLOAD = ("offloaded", "offload_answered", "offload_fallbacks", "offload_uplink_bytes")
 
 
 def _monitored(report: MonitorReport | None) -> dict[str, Any]:
