@@ -46,54 +46,57 @@ def _windows(machine: int, fault: int, count: int, seed: int) -> np.ndarray:
 
 
 def _device(machine: int) -> tuple[np.ndarray, np.ndarray]:
+    """A device's feature rows and the condition's name of each."""
     rest = (1 - OWN_SHARE) / (len(FAULTS) - 1)
     counts = [round(WINDOWS * (OWN_SHARE if f == machine else rest)) for f in range(len(FAULTS))]
     rows = [_windows(machine, f, n, seed=1) for f, n in enumerate(counts)]
-    return np.vstack(rows), np.repeat(np.arange(len(FAULTS)), [len(r) for r in rows])
+    return np.vstack(rows), np.repeat(FAULTS, [len(r) for r in rows])
 
 
 def _held_out() -> tuple[np.ndarray, np.ndarray]:
     rows = [_windows(m, f, HELD_OUT, seed=2) for m in range(DEVICES) for f in range(len(FAULTS))]
-    classes = [f for m in range(DEVICES) for f in range(len(FAULTS))]
-    return np.vstack(rows), np.repeat(classes, [len(r) for r in rows])
+    names = [FAULTS[f] for m in range(DEVICES) for f in range(len(FAULTS))]
+    return np.vstack(rows), np.repeat(names, [len(r) for r in rows])
 
 
 def main() -> None:
     devices = [_device(m) for m in range(DEVICES)]
-    x_test, y_test = _held_out()
+    x_test, names_test = _held_out()
+    # The run's classes are the sorted names the devices hold; central training uses the same.
+    classes = sorted(FAULTS)
     config = FederatedConfig(
-        width=x_test.shape[1],
-        classes=len(FAULTS),
         rounds=ROUNDS,
         min_clients=DEVICES,
         round_timeout=120,
     )
     rows = np.vstack([x for x, _ in devices]).astype(np.float32)
     scaling = (rows.mean(axis=0), rows.std(axis=0))
+    width = x_test.shape[1]
     central = _net.train(
-        _net.build(config.width, config.classes, config.hidden, seed=0, scaling=scaling),
+        _net.build(width, len(classes), config.hidden, seed=0, scaling=scaling),
         rows,
-        np.concatenate([y for _, y in devices]),
+        np.searchsorted(classes, np.concatenate([names for _, names in devices])),
         epochs=config.rounds * config.local_epochs,
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         proximal_mu=0.0,
         seed=0,
     )
-    _, central_accuracy = _net.evaluate(central, x_test, y_test)
+    _, central_accuracy = _net.evaluate(central, x_test, np.searchsorted(classes, names_test))
 
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         files = [
-            save_local_windows(workdir / f"device-{i}.npz", x, y)
-            for i, (x, y) in enumerate(devices)
+            save_local_windows(workdir / f"device-{i}.npz", x, names, vibration_spec())
+            for i, (x, names) in enumerate(devices)
         ]
         with Federation(workdir / "run", config) as federation, Tap(federation.address) as tap:
             for path in files:
                 federation.add_client(path, via=tap.address)
             result = federation.run()
-    federated_accuracy = float((result.predict(x_test) == y_test).mean())
-    first = _net.build(config.width, config.classes, config.hidden, seed=config.seed)
+    predicted = np.asarray(result.labels)[result.predict(x_test)]
+    federated_accuracy = float((predicted == names_test).mean())
+    first = _net.build(width, len(classes), config.hidden, seed=config.seed)
     if first["1.weight"].tobytes() not in tap.downlink:
         raise SystemExit("the first model did not cross the link as raw bytes: the search is void")
     leaked = sum(len(row.tobytes()) for row in rows if row.tobytes() in tap.uplink)

@@ -2,16 +2,21 @@ import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 
+from edgestack.bundle import InputSpec
 from edgestack.federated import DATA_PATH, _net, client_app, save_local_windows
+from edgestack.processing import vibration_spec
 
-from .factories import CLASSES, WIDTH, Regimes, delivered
+from .factories import CLASSES, NAMES, WIDTH, Regimes, delivered
 
 ROWS = 57  # no layer of the net has this many units, so a row-shaped array would stand out
 
 
-def _train_message(state: _net.State, proximal_mu: float = 0.0) -> Message:
+def _train_message(
+    state: _net.State, proximal_mu: float = 0.0, classes: tuple[str, ...] = tuple(NAMES)
+) -> Message:
     config = ConfigRecord(
         {
+            "classes": list(classes),
             "local_epochs": 5,
             "batch_size": 16,
             "learning_rate": 0.05,
@@ -31,7 +36,7 @@ def _context(node_config: dict[str, str]) -> Context:
 @pytest.fixture
 def device(tmp_path):
     x, y = Regimes(seed=1).device(0, ROWS)
-    return x, y, save_local_windows(tmp_path / "windows.npz", x, y)
+    return x, y, save_local_windows(tmp_path / "windows.npz", x, NAMES[y])
 
 
 def test_a_client_answers_with_the_models_parameters_and_counts_only(device) -> None:
@@ -75,7 +80,7 @@ def test_a_client_without_windows_says_which_node_setting_is_missing() -> None:
 
 
 def test_windows_of_another_width_are_refused_naming_the_columns(tmp_path) -> None:
-    path = save_local_windows(tmp_path / "w.npz", np.zeros((4, WIDTH + 1)), np.zeros(4, int))
+    path = save_local_windows(tmp_path / "w.npz", np.zeros((4, WIDTH + 1)), ["normal"] * 4)
 
     with pytest.raises(ValueError, match="columns"):
         client_app(
@@ -83,15 +88,38 @@ def test_windows_of_another_width_are_refused_naming_the_columns(tmp_path) -> No
         )
 
 
-def test_a_client_tells_the_scale_of_its_windows_in_column_sums_only(device) -> None:
-    x, _, path = device
+def test_rows_of_a_label_the_run_does_not_know_sit_the_round_out(device) -> None:
+    _, y, path = device
+    sent = _net.build(WIDTH, 2, hidden=8, seed=0)
+
+    reply = client_app(
+        _train_message(sent, classes=("imbalance", "bearing")), _context({DATA_PATH: str(path)})
+    )
+
+    assert reply.content.metric_records["metrics"]["num-examples"] == int((y != 2).sum())
+
+
+def test_label_names_are_one_string_a_row(tmp_path) -> None:
+    with pytest.raises(ValueError, match="labels"):
+        save_local_windows(tmp_path / "w.npz", np.zeros((3, WIDTH)), [0, 1, 2])
+    with pytest.raises(ValueError, match="labels"):
+        save_local_windows(tmp_path / "w.npz", np.zeros((3, WIDTH)), ["a", "b"])
+
+
+def test_a_client_tells_its_label_names_spec_and_scale_never_a_row(tmp_path) -> None:
+    x, y = Regimes(seed=1).device(0, ROWS)
+    spec = vibration_spec()
+    path = save_local_windows(tmp_path / "w.npz", x, NAMES[y], spec)
     ask = delivered(RecordDict(), src=0, dst=1, kind=MessageType.QUERY)
 
     reply = client_app(ask, _context({DATA_PATH: str(path)}))
 
-    assert set(reply.content.keys()) == {"metrics"}
+    assert set(reply.content.keys()) == {"metrics", "names"}
     metrics = reply.content.metric_records["metrics"]
     assert set(metrics.keys()) == {"num-examples", "sum", "sum-squares"}
     assert metrics["num-examples"] == ROWS
     assert np.allclose(metrics["sum"], x.sum(axis=0), rtol=1e-5)
     assert len(metrics["sum-squares"]) == WIDTH
+    names = reply.content.config_records["names"]
+    assert names["labels"] == sorted(set(NAMES[y]))
+    assert InputSpec.model_validate_json(str(names["spec"])) == spec

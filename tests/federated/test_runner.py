@@ -8,7 +8,7 @@ import pytest
 
 from edgestack.federated import FederatedConfig, Federation, Tap, _net
 
-from .factories import CLASSES, WIDTH, Regimes
+from .factories import CLASSES, NAMES, WIDTH, Regimes
 
 pytestmark = pytest.mark.integration
 
@@ -21,9 +21,7 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
 ) -> None:
     regimes = Regimes(seed=3)
     files = regimes.files(tmp_path, devices=3, rows=120)
-    config = FederatedConfig(
-        width=WIDTH, classes=CLASSES, rounds=2, min_clients=3, round_timeout=ROUND_TIMEOUT
-    )
+    config = FederatedConfig(rounds=2, min_clients=3, round_timeout=ROUND_TIMEOUT)
     x_test, y_test = regimes.balanced(600)
     pooled = [np.load(f) for f in files]
     rows = np.concatenate([p["x"] for p in pooled]).astype(np.float32)
@@ -31,7 +29,7 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
     central = _net.train(
         _net.build(WIDTH, CLASSES, config.hidden, seed=0, scaling=scaling),
         rows,
-        np.concatenate([p["y"] for p in pooled]),
+        np.searchsorted(NAMES, np.concatenate([p["labels"] for p in pooled])),
         epochs=config.rounds * config.local_epochs,
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
@@ -48,6 +46,7 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
     _, central_accuracy = _net.evaluate(central, x_test, y_test)
     assert federated_accuracy >= central_accuracy - 0.03
     assert [r.round for r in result.history] == [1, 2]
+    assert result.labels == list(NAMES)  # the union of the names the devices hold
     assert all(r.participants >= 2 for r in result.history)
     # Rows scaled alike on every device, by their pooled scale, from column sums.
     assert np.allclose(result.state["0.mean"], scaling[0], atol=1e-4)
@@ -65,13 +64,11 @@ def test_three_clients_with_non_iid_windows_reach_a_model_near_a_central_one_upl
 def test_a_client_killed_mid_round_does_not_stall_the_round(tmp_path: Path) -> None:
     files = Regimes(seed=4).files(tmp_path, devices=3, rows=60)
     config = FederatedConfig(
-        width=WIDTH,
-        classes=CLASSES,
         rounds=1,
         min_clients=2,
         # the dead client costs this whole wait; the live ones answer within seconds
         round_timeout=ROUND_TIMEOUT / 2,
-        scale=False,  # straight to the round the client dies in
+        scale=False,
     )
 
     with Federation(tmp_path / "run", config) as federation:

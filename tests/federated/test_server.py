@@ -1,3 +1,4 @@
+import json
 from unittest.mock import create_autospec
 
 import numpy as np
@@ -5,12 +6,21 @@ import pytest
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedProx
-from flwr.supercore.task_identity import TaskIdentity
 from pydantic import ValidationError
 
-from edgestack.federated import RESULT_PATH, FederatedConfig, _net, make_strategy
+from edgestack.federated import (
+    RESULT_PATH,
+    FederatedConfig,
+    FederatedResult,
+    _net,
+    client_app,
+    federate,
+    make_strategy,
+    save_local_windows,
+)
+from edgestack.processing import vibration_spec
 
-from .factories import CLASSES, WIDTH, Regimes, delivered
+from .factories import CLASSES, NAMES, WIDTH, LocalGrid, Regimes, delivered
 
 
 def test_noise_without_a_clipping_norm_is_refused_naming_dp_clip() -> None:
@@ -31,25 +41,56 @@ def test_dp_settings_wrap_the_chosen_strategy_in_flowers_central_dp() -> None:
     assert strategy.num_sampled_clients == 3
 
 
-def test_a_config_survives_flowers_run_config() -> None:
-    config = FederatedConfig(width=WIDTH, classes=CLASSES, rounds=4, dp_clip=1.5)
+@pytest.mark.parametrize("classes", [None, ["b", "a", "c"]])
+def test_a_config_survives_flowers_run_config(classes: list[str] | None) -> None:
+    config = FederatedConfig(width=WIDTH, classes=classes, rounds=4, dp_clip=1.5)
 
     back = FederatedConfig.from_run_config({**config.to_run_config(), RESULT_PATH: "r.npz"})
 
     assert back == config
 
 
+def test_a_class_count_stands_for_index_names_and_a_repeated_name_is_refused() -> None:
+    assert FederatedConfig(classes=3).classes == ["0", "1", "2"]
+    with pytest.raises(ValidationError, match="classes"):
+        FederatedConfig(classes=["a", "b", "a"])
+
+
+@pytest.mark.usefixtures("aggregator")
+def test_devices_of_other_label_sets_train_one_model_of_their_union_and_another_spec_sits_out(
+    tmp_path,
+) -> None:
+    spec = vibration_spec()
+    regimes = Regimes(seed=5)
+    files = []
+    # Device 0 never saw "normal", device 1 never saw "bearing": the run learns all three.
+    for i, held in enumerate([[0, 1], [1, 2]]):
+        x, y = regimes.draw(90, np.isin(np.arange(CLASSES), held) / len(held))
+        files.append(save_local_windows(tmp_path / f"d{i}.npz", x, NAMES[y], spec))
+    x, y = regimes.device(2, 90)
+    files.append(save_local_windows(tmp_path / "other.npz", x, NAMES[y], vibration_spec(1000.0)))
+    grid = LocalGrid(files, client_app)
+    config = FederatedConfig(rounds=3, min_clients=2, hidden=16)
+    progress = tmp_path / "progress.jsonl"
+
+    result = federate(grid, config, progress)
+
+    assert result.labels == list(NAMES) and result.spec == spec
+    assert result.state["1.weight"].shape == (16, WIDTH)
+    assert [r.participants for r in result.history] == [2, 2, 2]
+    assert not any(m.metadata.message_type == "train" for m in grid.received[3])
+    x_test, y_test = regimes.balanced(300)
+    assert (result.predict(x_test) == y_test).mean() > 0.8
+    lines = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert lines == [vars(r) for r in result.history]
+    back = FederatedResult.load(result.save(tmp_path / "result.npz"))
+    assert (back.labels, back.spec, back.history) == (result.labels, spec, result.history)
+
+
 def _reply(update: _net.State, node: int, examples: int) -> Message:
     metrics = MetricRecord({"num-examples": examples, "loss": 1.0, "accuracy": 0.5})
     content = RecordDict({"arrays": _net.to_record(update), "metrics": metrics})
     return delivered(content, src=node, dst=0, reply_to=f"to-{node}")
-
-
-@pytest.fixture
-def aggregator(monkeypatch):
-    """This process as a ServerApp's, which Flower gives an identity before it sends."""
-    for name, value in {"_run_id": 1, "_node_id": 0, "_task_id": 1}.items():
-        monkeypatch.setattr(TaskIdentity, name, value)
 
 
 @pytest.mark.usefixtures("aggregator")

@@ -6,13 +6,14 @@ its differential-privacy wrapper on request), `Federation` runs both as separate
 this machine through Flower's SuperLink and SuperNodes; `start_client` starts one device's
 SuperNode towards a SuperLink elsewhere, and `Tap` copies the bytes on the link between them.
 
-    config = FederatedConfig(width=12, classes=3, rounds=5, min_clients=2, round_timeout=30)
-    result = run_federation([save_local_windows(path, x, y) for ...], config, workdir)
-    result.history[-1].accuracy
+    config = FederatedConfig(rounds=5, min_clients=2, round_timeout=30)
+    result = run_federation([save_local_windows(path, x, names, spec) for ...], config, workdir)
+    result.history[-1].accuracy, result.labels
 """
 
 from edgestack.federated.client import (
     DATA_PATH,
+    LocalWindows,
     client_app,
     load_local_windows,
     save_local_windows,
@@ -20,6 +21,7 @@ from edgestack.federated.client import (
 from edgestack.federated.config import FederatedConfig
 from edgestack.federated.runner import Federation, Node, run_federation, start_client
 from edgestack.federated.server import (
+    PROGRESS_PATH,
     RESULT_PATH,
     FederatedResult,
     RoundRecord,
@@ -31,10 +33,12 @@ from edgestack.federated.tap import Tap
 
 __all__ = [
     "DATA_PATH",
+    "PROGRESS_PATH",
     "RESULT_PATH",
     "FederatedConfig",
     "FederatedResult",
     "Federation",
+    "LocalWindows",
     "Node",
     "RoundRecord",
     "Tap",

@@ -1,22 +1,33 @@
 """The device side: a Flower `ClientApp` that trains on windows the device keeps and answers
 with the model's parameters and counts, never a row.
 
-Before the first round the aggregator may ask each client for the sums of its columns, to
-scale rows alike on every device; then each round sends the model to train.
+Before the first round the aggregator asks each client for its label names (the set), the
+`InputSpec` its rows were computed by, and the sums of its columns, to agree on the classes
+and to scale rows alike on every device; then each round sends the model and the run's class
+names to train, and a client trains on its rows whose label is one of them.
 
 A SuperNode started with `--node-config 'data-path="..."'` points the app at the device's
 windows, an `.npz` written by `save_local_windows`; they are read on the device, in the app's
 process, for each message."""
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from edgestack.bundle import InputSpec
 from edgestack.federated import _net
 
-__all__ = ["DATA_PATH", "client_app", "load_local_windows", "save_local_windows"]
+__all__ = [
+    "DATA_PATH",
+    "LocalWindows",
+    "client_app",
+    "load_local_windows",
+    "save_local_windows",
+]
 
 DATA_PATH = "data-path"
 """The node-config key naming the device's windows file."""
@@ -24,25 +35,58 @@ DATA_PATH = "data-path"
 client_app = ClientApp()
 
 
-def save_local_windows(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
-    """Write rows `x` and their classes `y` where a client of this device reads them."""
-    np.savez(path, x=np.asarray(x, dtype=np.float32), y=np.asarray(y, dtype=np.int64))
+class LocalWindows(NamedTuple):
+    """A device's rows, the label name of each, and the spec that computed them (if known)."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    spec: InputSpec | None
+
+
+def save_local_windows(
+    path: Path, x: np.ndarray, labels: Sequence[str], spec: InputSpec | None = None
+) -> Path:
+    """Write rows `x`, the label name of each and the `spec` they were computed by where a
+    client of this device reads them."""
+    names = np.asarray(labels)
+    if names.shape != (len(x),) or (len(names) and names.dtype.kind != "U"):
+        raise ValueError(f"labels: {names.dtype} {names.shape}; give one label name (str) a row")
+    np.savez(
+        path,
+        x=np.asarray(x, dtype=np.float32),
+        labels=names.astype(str),
+        spec=np.array(spec.model_dump_json() if spec is not None else ""),
+    )
     return path
 
 
-def load_local_windows(context: Context) -> tuple[np.ndarray, np.ndarray]:
-    """The rows and classes this node holds, from the file its node config names."""
+def load_local_windows(context: Context) -> LocalWindows:
+    """The windows this node holds, from the file its node config names."""
     path = context.node_config.get(DATA_PATH)
     if not isinstance(path, str):
         raise ValueError(f"node config: no {DATA_PATH}; start the SuperNode with a windows file")
     with np.load(path) as held:
-        return held["x"], held["y"]
+        spec = str(held["spec"])
+        return LocalWindows(
+            held["x"], held["labels"], InputSpec.model_validate_json(spec) if spec else None
+        )
+
+
+def _classes(windows: LocalWindows, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows labelled by one of `names` (the run's classes) and each one's index there: a
+    label the run does not know has no class to learn, so its rows sit the run out."""
+    index = {name: i for i, name in enumerate(names)}
+    known = np.array([label in index for label in windows.labels], dtype=bool)
+    if not known.any():
+        raise ValueError(f"labels: none of this device's labels is a class of the run ({names})")
+    y = np.array([index[label] for label in windows.labels[known]], dtype=np.int64)
+    return windows.x[known], y
 
 
 @client_app.train()
 def _train(msg: Message, context: Context) -> Message:
-    x, y = load_local_windows(context)
     config = msg.content.config_records["config"]
+    x, y = _classes(load_local_windows(context), _names(config))
     given = _net.from_record(msg.content.array_records["arrays"])
     # The model as it came, scored on these windows before training on them: the federated
     # evaluation of the last aggregate, without a second message and app process per round.
@@ -63,13 +107,20 @@ def _train(msg: Message, context: Context) -> Message:
 
 @client_app.query()
 def _moments(msg: Message, context: Context) -> Message:
-    x, _ = load_local_windows(context)
-    rows, total, squares = _net.moments(x)
-    # Sums over all the device's rows: the scale of its windows, not the windows.
+    windows = load_local_windows(context)
+    rows, total, squares = _net.moments(windows.x)
+    # Sums over all the device's rows: the scale of its windows, not the windows; the set of
+    # its label names and its spec, not which row has which label.
     metrics = MetricRecord(
         {"num-examples": rows, "sum": total.tolist(), "sum-squares": squares.tolist()}
     )
-    return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+    names = ConfigRecord(
+        {
+            "labels": sorted(set(windows.labels.tolist())),
+            "spec": windows.spec.model_dump_json() if windows.spec is not None else "",
+        }
+    )
+    return Message(content=RecordDict({"metrics": metrics, "names": names}), reply_to=msg)
 
 
 def _reply(
@@ -79,6 +130,13 @@ def _reply(
     # nothing in the reply lets anyone read back a row.
     metrics = MetricRecord({"num-examples": examples, "loss": loss, "accuracy": accuracy})
     return Message(content=RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
+
+
+def _names(config: ConfigRecord) -> list[str]:
+    names = config.get("classes")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"train config: classes is {names!r}; the server sends the names")
+    return [str(name) for name in names]
 
 
 def _setting(config: ConfigRecord, key: str, default: float | None = None) -> float:

@@ -1,8 +1,9 @@
 """What a federated training run is asked to do, checked before any process starts."""
 
+import json
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["FederatedConfig"]
 
@@ -19,13 +20,24 @@ class FederatedConfig(BaseModel):
     first send the sums of their columns (never a row), and the model scales rows by the
     pooled mean and deviation.
 
-        FederatedConfig(width=12, classes=3, rounds=5, strategy="fedprox", min_clients=3)
+    Clients hold rows labelled by name; the run's classes are `classes` in that order, or,
+    left out, the sorted union of the names the clients connected at the start hold. The
+    row width is `width`, or left out, that of those clients' rows.
+
+        FederatedConfig(rounds=5, strategy="fedprox", min_clients=3)
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    width: int = Field(ge=1, description="feature columns of each row a client holds")
-    classes: int = Field(ge=2, description="classes the model tells apart")
+    width: int | None = Field(
+        default=None, ge=1, description="columns of each row; null: as the clients' rows"
+    )
+    classes: list[str] | None = Field(
+        default=None,
+        min_length=2,
+        description="the class names the model tells apart, in index order; null: the "
+        "sorted union of the clients' label names",
+    )
     hidden: int = Field(default=32, ge=1, description="units of the MLP's hidden layer")
     rounds: int = Field(default=3, ge=1, le=1000)
     strategy: Literal["fedavg", "fedprox"] = "fedavg"
@@ -43,6 +55,22 @@ class FederatedConfig(BaseModel):
     )
     seed: int = 0
 
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_names(cls, value: object) -> object:
+        # A count stands for the names "0".."n-1" (callers that labelled rows by index);
+        # Flower's run config carries the list as JSON, its values being scalars.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return [str(index) for index in range(value)]
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("classes: each name once; a name is one class")
+        return value
+
     @model_validator(mode="after")
     def _noise_needs_clipping(self) -> Self:
         if self.dp_noise > 0 and self.dp_clip is None:
@@ -50,8 +78,12 @@ class FederatedConfig(BaseModel):
         return self
 
     def to_run_config(self) -> dict[str, int | float | str]:
-        """Flat values for Flower's run config (TOML scalars; an unset `dp_clip` left out)."""
-        return self.model_dump(exclude_none=True)
+        """Flat values for Flower's run config (TOML scalars, `classes` as JSON; unset
+        values left out)."""
+        values = self.model_dump(exclude_none=True)
+        if self.classes is not None:
+            values["classes"] = json.dumps(self.classes)
+        return values
 
     @classmethod
     def from_run_config(cls, values: dict[str, object]) -> "FederatedConfig":
