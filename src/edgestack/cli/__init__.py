@@ -5,7 +5,8 @@ device, `rollout` to move them onto devices wave by wave, `keys` for the hub's s
 for windows to label, `policy` for what the hub does on its own, `tokens` for who may call it,
 `audit` for what they did and `webhooks` to have events POSTed to a URL. `export` writes a
 model as C for a microcontroller; `offload` sends a device's hard windows to a bigger model
-and `tradeoff` measures what sharing inference with the cloud tier costs and gains."""
+and `tradeoff` measures what sharing inference with the cloud tier costs and gains; `fl`
+trains a model on windows devices keep, by federated learning."""
 
 import typer
 
@@ -14,6 +15,7 @@ from edgestack.cli import (
     data,
     evaluate,
     export,
+    fl,
     fleet,
     jobs,
     keys,
@@ -65,6 +67,7 @@ app.command()(alerts.feedback)
 app.add_typer(review.app, name="windows")
 app.add_typer(policy.app, name="policy")
 app.add_typer(offload.app, name="offload")
+app.add_typer(fl.app, name="fl")
 app.add_typer(tokens.app, name="tokens")
 app.command()(tokens.audit)
 app.add_typer(webhooks.app, name="webhooks")
