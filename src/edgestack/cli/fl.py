@@ -18,6 +18,7 @@ from edgestack.cli.common import (
     fail,
     print_json,
     request,
+    workflow,
 )
 from edgestack.cli.jobs import follow_job
 from edgestack.cli.rollouts import plan_of
@@ -104,6 +105,10 @@ def start(
         name=register_as,
         rollout=_plan(rollout, waves, to),
     )
+    # Checked here as the job will, so a run it cannot make is refused before it is queued.
+    from edgestack.learning.federated_job import federated_config
+
+    workflow(lambda: federated_config(job))
     with connect(hub, admin_token) as client:
         queued = call(lambda: client.submit_job(job))
         if as_json:
