@@ -2,6 +2,7 @@
 skewed share of them, mostly its own class, as devices in different regimes would), Flower
 messages as they arrive, and clients answering them in this process."""
 
+import copy
 import time
 import uuid
 from collections.abc import Iterable
@@ -84,10 +85,12 @@ def delivered(
 class LocalGrid(Grid):
     """Clients of `app`, one per windows file (node ids 1, 2, ...), answering in this process
     each message as a SuperNode would deliver it: no Flower process is started. What each
-    node received is kept in `received`."""
+    node received is kept in `received`, what it answered in `replies`. A `late` node's
+    first answer comes after the timeout, so the server never gets it."""
 
-    def __init__(self, files: list[Path], app: ClientApp) -> None:
+    def __init__(self, files: list[Path], app: ClientApp, *, late: set[int] = frozenset()) -> None:
         self._app = app
+        self._late = set(late)
         self._contexts = {
             node: Context(
                 run_id=1,
@@ -99,6 +102,7 @@ class LocalGrid(Grid):
             for node, path in enumerate(files, start=1)
         }
         self.received: dict[int, list[Message]] = {node: [] for node in self._contexts}
+        self.replies: dict[int, list[Message]] = {node: [] for node in self._contexts}
 
     def get_node_ids(self) -> Iterable[int]:
         return list(self._contexts)
@@ -110,7 +114,9 @@ class LocalGrid(Grid):
         for sent in messages:
             node = sent.metadata.dst_node_id
             message = delivered(
-                sent.content,
+                # A copy, as a SuperNode gets its own: SecAgg+ sends one content to every
+                # node, and its mod pops from it.
+                copy.deepcopy(sent.content),
                 src=0,
                 dst=node,
                 kind=sent.metadata.message_type,
@@ -118,9 +124,14 @@ class LocalGrid(Grid):
             )
             self.received[node].append(message)
             try:
-                replies.append(self._app(message, self._contexts[node]))
+                reply = self._app(message, self._contexts[node])
             except Exception as error:  # a SuperNode sends a failing app's error back
-                replies.append(Message(Error(code=0, reason=repr(error)), reply_to=message))
+                reply = Message(Error(code=0, reason=repr(error)), reply_to=message)
+            self.replies[node].append(reply)
+            if node in self._late:
+                self._late.discard(node)
+                continue
+            replies.append(reply)
         return replies
 
     def set_run(self, run: Run) -> None:
@@ -128,7 +139,7 @@ class LocalGrid(Grid):
 
     @property
     def run(self) -> Run:
-        raise NotImplementedError
+        return Run.create_empty(1)
 
     def create_message(
         self,

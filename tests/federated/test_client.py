@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
@@ -16,7 +18,7 @@ def _train_message(
 ) -> Message:
     config = ConfigRecord(
         {
-            "classes": list(classes),
+            "classes": json.dumps(classes),
             "local_epochs": 5,
             "batch_size": 16,
             "learning_rate": 0.05,

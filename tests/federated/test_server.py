@@ -2,11 +2,17 @@ import json
 from unittest.mock import create_autospec
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common import bytes_to_ndarray
+from flwr.common.secure_aggregation.quantization import dequantize
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedProx
 from pydantic import ValidationError
+from scipy.special import softmax
 
 from edgestack.federated import (
     RESULT_PATH,
@@ -18,6 +24,7 @@ from edgestack.federated import (
     make_strategy,
     save_local_windows,
 )
+from edgestack.predictor import LABELS_KEY
 from edgestack.processing import vibration_spec
 
 from .factories import CLASSES, NAMES, WIDTH, LocalGrid, Regimes, delivered
@@ -124,3 +131,111 @@ def test_the_scale_pooled_from_devices_sums_is_that_of_their_rows_together() -> 
 
     assert np.allclose(mean, pooled.mean(axis=0))
     assert np.allclose(std, pooled.std(axis=0))
+
+
+@pytest.mark.usefixtures("aggregator")
+def test_a_client_that_misses_the_first_question_is_asked_again_and_trains(tmp_path) -> None:
+    files = Regimes(seed=7).files(tmp_path, devices=2, rows=40)
+    grid = LocalGrid(files, client_app, late={2})
+
+    result = federate(grid, FederatedConfig(rounds=1, min_clients=2, hidden=8))
+
+    assert [m.metadata.message_type for m in grid.received[2]] == ["query", "query", "train"]
+    assert result.history[0].participants == 2
+
+
+def test_secagg_refuses_dp_clipping_naming_both() -> None:
+    with pytest.raises(ValidationError, match=r"secagg.*dp_clip"):
+        FederatedConfig(secagg=True, dp_clip=1.0)
+
+
+@pytest.mark.usefixtures("aggregator")
+def test_secagg_aggregates_as_fedavg_does_while_the_aggregator_gets_masked_updates_only(
+    tmp_path,
+) -> None:
+    files = Regimes(seed=6).files(tmp_path, devices=3, rows=60)
+    config = FederatedConfig(rounds=1, min_clients=3, hidden=8)
+    plain = federate(LocalGrid(files, client_app), config)
+    grid = LocalGrid(files, client_app)
+
+    secure = federate(grid, config.model_copy(update={"secagg": True}))
+
+    # The same clients train alike from the same model: only SecAgg+'s quantisation differs.
+    for name, value in plain.state.items():
+        assert np.allclose(secure.state[name], value, atol=1e-4), name
+    assert secure.history[0].participants == 3
+    assert secure.history[0].accuracy == pytest.approx(plain.history[0].accuracy)
+    masked = [
+        reply.content.config_records[RECORD_KEY_CONFIGS][Key.MASKED_PARAMETERS]
+        for replies in grid.replies.values()
+        for reply in replies
+        if Key.MASKED_PARAMETERS in reply.content.config_records.get(RECORD_KEY_CONFIGS, {})
+    ]
+    assert len(masked) == 3
+    # No reply carries weights in the clear; a masked update read as SecAgg+ quantised it lies
+    # far outside the +-8 every update is clipped to: it is noise until the masks cancel.
+    assert not any(
+        len(record)
+        for replies in grid.replies.values()
+        for r in replies
+        for record in r.content.array_records.values()
+    )
+    for vectors in masked:
+        values = dequantize([bytes_to_ndarray(b) for b in vectors], 8.0, 2**22)
+        assert max(float(np.abs(v).max()) for v in values) > 100.0
+
+
+def _raw_windows(rows: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of 4 channels, `size` samples each, flattened channel by channel: class c
+    rings at c + 1 cycles a window on the first three channels, the fourth drifts slowly."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, CLASSES, rows)
+    t = np.arange(size) / size
+    phase = rng.uniform(0, 2 * np.pi, (rows, 1, 1))
+    ring = np.sin(2 * np.pi * (y[:, None, None] + 1) * t + phase) * np.ones((1, 3, 1))
+    slow = 40.0 + rng.normal(0, 0.5, (rows, 1, 1)) * np.ones((1, 1, size))
+    x = np.concatenate([ring + rng.normal(0, 0.3, ring.shape), slow], axis=1)
+    return x.reshape(rows, -1).astype(np.float32), y
+
+
+@pytest.mark.usefixtures("aggregator")
+def test_a_cnn1d_trains_on_raw_windows_shaped_by_the_clients_spec(tmp_path) -> None:
+    spec = vibration_spec(window=32, hop=32)
+    files = []
+    for i in range(2):
+        x, y = _raw_windows(90, 32, seed=i)
+        files.append(save_local_windows(tmp_path / f"d{i}.npz", x, NAMES[y], spec))
+    config = FederatedConfig(model="cnn1d", filters=4, rounds=2, min_clients=2, local_epochs=3)
+
+    result = federate(LocalGrid(files, client_app), config)
+
+    assert result.state["2.weight"].shape == (4, 4, 7)  # filters, the spec's channels, kernel
+    # Each channel scaled as one, over both devices' windows: the slow one by its own level.
+    assert np.allclose(result.state["0.mean"][96:], 40.0, atol=0.2)
+    x_test, y_test = _raw_windows(150, 32, seed=9)
+    assert (result.predict(x_test) == y_test).mean() > 0.8
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn1d"])
+def test_the_onnx_export_gives_the_probabilities_predict_decides_by(model: str) -> None:
+    from edgestack.learning.zoo import _torch  # torch, imported by the tests that train
+
+    x, y = _raw_windows(40, 16, seed=3)
+    scaling = (x.mean(axis=0), x.std(axis=0))
+    if model == "cnn1d":
+        state = _net.build_cnn1d((4, 16), CLASSES, 4, seed=1, scaling=scaling)
+    else:
+        state = _net.build(64, CLASSES, 8, seed=1, scaling=scaling)
+    state = _net.train(
+        state, x, y, epochs=2, batch_size=8, learning_rate=0.01, proximal_mu=0.0, seed=0
+    )
+    result = FederatedResult(state, [], list(NAMES))
+
+    exported = result.to_onnx()
+
+    (probabilities,) = ort.InferenceSession(exported).run(None, {"features": x})
+    logits = _torch.forward(_net.from_state(state), x)
+    assert np.allclose(probabilities, softmax(logits, axis=1), atol=1e-5)
+    assert (probabilities.argmax(axis=1) == result.predict(x)).all()
+    metadata = {p.key: p.value for p in onnx.load_from_string(exported).metadata_props}
+    assert json.loads(metadata[LABELS_KEY]) == list(NAMES)

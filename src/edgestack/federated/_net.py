@@ -1,4 +1,5 @@
-"""The net a federation trains: a small MLP over feature rows, built and trained with the zoo's
+"""The nets a federation trains: a small MLP over feature rows, or the zoo's 1D-CNN over raw
+windows (rows of the window's samples, channel by channel), built and trained with the zoo's
 PyTorch pieces. torch is imported by the functions that need it, as in the zoo: the server
 only moves arrays and the package imports in a fraction of torch's start-up."""
 
@@ -19,6 +20,7 @@ __all__ = [
     "Scaling",
     "State",
     "build",
+    "build_cnn1d",
     "evaluate",
     "from_record",
     "from_state",
@@ -40,15 +42,22 @@ def moments(x: np.ndarray) -> Moments:
     return len(rows), rows.sum(axis=0), (rows**2).sum(axis=0)
 
 
-def pooled_scaling(parts: list[Moments]) -> Scaling:
-    """Mean and deviation of each column over every device's rows, from their `moments`; a
-    column that does not vary keeps a deviation of 1."""
+def pooled_scaling(parts: list[Moments], channels: int | None = None) -> Scaling:
+    """Mean and deviation of each column over every device's rows, from their `moments`; with
+    `channels`, of each channel (its adjacent columns together, as the zoo's 1D-CNN scales a
+    window), repeated over its columns. A column that does not vary keeps a deviation of 1."""
     rows = sum(n for n, _, _ in parts)
-    mean = np.sum([total for _, total, _ in parts], axis=0) / rows
-    variance = np.sum([squares for _, _, squares in parts], axis=0) / rows - mean**2
+    total = np.sum([total for _, total, _ in parts], axis=0)
+    squares = np.sum([squares for _, _, squares in parts], axis=0)
+    width = len(total)
+    groups = channels or width
+    per = width // groups
+    count = rows * per
+    mean = total.reshape(groups, per).sum(axis=1) / count
+    variance = squares.reshape(groups, per).sum(axis=1) / count - mean**2
     std = np.sqrt(np.maximum(variance, 0.0))
     std[std < 1e-6] = 1.0
-    return mean, std
+    return np.repeat(mean, per), np.repeat(std, per)
 
 
 def build(
@@ -59,38 +68,73 @@ def build(
     Its first layer scales each column by `scaling` (mean, deviation; the identity without
     it), fixed for the whole run: a device never refits it, as each would to its own skewed
     share of the classes, and averaging those mixes units."""
-    from torch import nn
-
     from edgestack.learning.zoo import _torch
 
-    mean, std = scaling if scaling is not None else (np.zeros(width), np.ones(width))
     with _torch.seeded(seed):
-        module = nn.Sequential(
-            _torch.Standardise(mean, std),
-            nn.Linear(width, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, classes),
-        )
-    return _to_numpy(module)
+        module = _mlp(width, classes, hidden)
+    return _scaled(_to_numpy(module), scaling)
+
+
+def build_cnn1d(
+    shape: tuple[int, int], classes: int, filters: int, *, seed: int, scaling: Scaling | None
+) -> State:
+    """Fresh weights of the zoo's 1D-CNN over rows of `channels * size` raw samples (`shape`),
+    channel by channel, to `classes` logits; scaled by `scaling` as `build`'s MLP is."""
+    from edgestack.learning.zoo import _torch
+
+    with _torch.seeded(seed):
+        module = _cnn1d(shape, classes, filters)
+    return _scaled(_to_numpy(module), scaling)
+
+
+# The first convolution of the zoo's 1D-CNN, after its scaling and fold: only it has this.
+_CNN_FIRST = "2.weight"
 
 
 def from_state(state: State) -> "nn.Module":
-    """The MLP holding `state`, its sizes read from the arrays' shapes."""
+    """The net holding `state`, which of the two and its sizes read from the arrays' shapes."""
     import torch
+
+    width = state["0.mean"].shape[0]
+    if _CNN_FIRST in state:
+        filters, channels, _ = state[_CNN_FIRST].shape
+        module = _cnn1d((channels, width // channels), _classes(state), filters)
+    else:
+        module = _mlp(width, _classes(state), state["1.weight"].shape[0])
+    module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    return module
+
+
+def _mlp(width: int, classes: int, hidden: int) -> "nn.Module":
     from torch import nn
 
     from edgestack.learning.zoo import _torch
 
-    hidden, width = state["1.weight"].shape
-    classes = state["3.weight"].shape[0]
-    module = nn.Sequential(
+    return nn.Sequential(
         _torch.Standardise(np.zeros(width), np.ones(width)),
         nn.Linear(width, hidden),
         nn.ReLU(),
         nn.Linear(hidden, classes),
     )
-    module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
-    return module
+
+
+def _cnn1d(shape: tuple[int, int], classes: int, filters: int) -> "nn.Module":
+    from edgestack.learning.zoo import _torch
+
+    # The zoo fits its scaling to rows it is given; a federation sets it from every device's
+    # sums instead, so a row of zeros stands in.
+    return _torch.cnn1d(np.zeros((1, shape[0] * shape[1])), classes, shape, filters)
+
+
+def _scaled(state: State, scaling: Scaling | None) -> State:
+    if scaling is not None:
+        state["0.mean"], state["0.std"] = (a.astype(np.float32) for a in scaling)
+    return state
+
+
+def _classes(state: State) -> int:
+    """Outputs of the net holding `state`: the rows of its last weight."""
+    return int(next(v for k, v in reversed(state.items()) if k.endswith("weight")).shape[0])
 
 
 def train(
@@ -152,8 +196,8 @@ def _checked(state: State, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
     """Rows and int64 classes that fit the net holding `state`, or a `ValueError` naming what
     does not."""
     rows = as_rows(x)
-    width = state["1.weight"].shape[1]
-    classes = state["3.weight"].shape[0]
+    width = state["0.mean"].shape[0]
+    classes = _classes(state)
     if rows.shape[1] != width:
         raise ValueError(f"x: {rows.shape[1]} columns, the federated model takes {width}")
     labels = np.asarray(y)

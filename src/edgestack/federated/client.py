@@ -10,13 +10,25 @@ A SuperNode started with `--node-config 'data-path="..."'` points the app at the
 windows, an `.npz` written by `save_local_windows`; they are read on the device, in the app's
 process, for each message."""
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import flwr.compat.common.recorddict_compat as compat
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.common import (
+    Code,
+    FitRes,
+    Status,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from edgestack.bundle import InputSpec
 from edgestack.federated import _net
@@ -32,7 +44,19 @@ __all__ = [
 DATA_PATH = "data-path"
 """The node-config key naming the device's windows file."""
 
-client_app = ClientApp()
+
+def _secure_when_asked(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    # SecAgg+'s four stages come as train messages carrying its config record; a run without
+    # it sends plain train messages, which go straight to the app.
+    if RECORD_KEY_CONFIGS in msg.content.config_records:
+        return secaggplus_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+client_app = ClientApp(mods=[_secure_when_asked])
+
+# Where Flower's legacy fit instructions (SecAgg+'s form) carry the model.
+_SECURE_ARRAYS = "fitins.parameters"
 
 
 class LocalWindows(NamedTuple):
@@ -85,9 +109,39 @@ def _classes(windows: LocalWindows, names: list[str]) -> tuple[np.ndarray, np.nd
 
 @client_app.train()
 def _train(msg: Message, context: Context) -> Message:
+    if _SECURE_ARRAYS in msg.content.array_records:
+        return _train_secure(msg, context)
     config = msg.content.config_records["config"]
-    x, y = _classes(load_local_windows(context), _names(config))
     given = _net.from_record(msg.content.array_records["arrays"])
+    state, examples, loss, accuracy = _fit(given, config, context)
+    return _reply(msg, examples, loss, accuracy, _net.to_record(state))
+
+
+def _train_secure(msg: Message, context: Context) -> Message:
+    """A round under SecAgg+: the model comes as Flower's legacy fit instructions, its arrays
+    in the order `names` gives, and the reply is the update (trained minus given), which the
+    SecAgg+ mod masks before it leaves: the aggregator adds the masked updates up and only
+    their weighted mean comes out."""
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    names = json.loads(str(fitins.config["names"]))
+    given = _net.State(zip(names, parameters_to_ndarrays(fitins.parameters), strict=True))
+    state, examples, loss, accuracy = _fit(given, fitins.config, context)
+    update = [state[name] - given[name] for name in names]
+    fitres = FitRes(
+        status=Status(code=Code.OK, message=""),
+        parameters=ndarrays_to_parameters(update),
+        num_examples=examples,
+        metrics={"loss": loss, "accuracy": accuracy},
+    )
+    return Message(content=compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+
+
+def _fit(
+    given: _net.State, config: Mapping[str, object], context: Context
+) -> tuple[_net.State, int, float, float]:
+    """The model `given` trained on this device's rows of the run's classes, how many rows
+    those are, and the loss and accuracy of `given` on them."""
+    x, y = _classes(load_local_windows(context), _names(config))
     # The model as it came, scored on these windows before training on them: the federated
     # evaluation of the last aggregate, without a second message and app process per round.
     loss, accuracy = _net.evaluate(given, x, y)
@@ -102,7 +156,7 @@ def _train(msg: Message, context: Context) -> Message:
         proximal_mu=_setting(config, "proximal-mu", 0.0),
         seed=int(_setting(config, "seed") + _setting(config, "server-round")),
     )
-    return _reply(msg, len(y), loss, accuracy, _net.to_record(state))
+    return state, len(y), loss, accuracy
 
 
 @client_app.query()
@@ -132,14 +186,14 @@ def _reply(
     return Message(content=RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
 
 
-def _names(config: ConfigRecord) -> list[str]:
-    names = config.get("classes")
+def _names(config: Mapping[str, object]) -> list[str]:
+    names = json.loads(str(config.get("classes", "null")))
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise ValueError(f"train config: classes is {names!r}; the server sends the names")
-    return [str(name) for name in names]
+    return names
 
 
-def _setting(config: ConfigRecord, key: str, default: float | None = None) -> float:
+def _setting(config: Mapping[str, object], key: str, default: float | None = None) -> float:
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"train config: {key} is {value!r}; the server sends it as a number")

@@ -18,7 +18,8 @@ class FederatedConfig(BaseModel):
     differential privacy: each update clipped to that L2 norm, Gaussian noise of
     `dp_noise * dp_clip / min_clients` added to the aggregate. With `scale`, the clients
     first send the sums of their columns (never a row), and the model scales rows by the
-    pooled mean and deviation.
+    pooled mean and deviation. `secagg` runs FedAvg under Flower's SecAgg+, so the aggregator
+    sees only the mean update (not with `dp_clip`, which clips each client's update there).
 
     Clients hold rows labelled by name; the run's classes are `classes` in that order, or,
     left out, the sorted union of the names the clients connected at the start hold. The
@@ -38,7 +39,13 @@ class FederatedConfig(BaseModel):
         description="the class names the model tells apart, in index order; null: the "
         "sorted union of the clients' label names",
     )
+    model: Literal["mlp", "cnn1d"] = Field(
+        default="mlp",
+        description="mlp: over feature rows; cnn1d: the zoo's 1D-CNN over raw windows, whose "
+        "channels and length the clients' input spec gives",
+    )
     hidden: int = Field(default=32, ge=1, description="units of the MLP's hidden layer")
+    filters: int = Field(default=8, ge=1, description="the 1D-CNN's first convolution's filters")
     rounds: int = Field(default=3, ge=1, le=1000)
     strategy: Literal["fedavg", "fedprox"] = "fedavg"
     proximal_mu: float = Field(default=0.1, ge=0, description="FedProx's proximal weight")
@@ -49,6 +56,11 @@ class FederatedConfig(BaseModel):
     learning_rate: float = Field(default=0.01, gt=0, le=1)
     dp_clip: float | None = Field(default=None, gt=0, description="L2 norm updates are clipped to")
     dp_noise: float = Field(default=0.0, ge=0, description="noise multiplier, with dp_clip")
+    secagg: bool = Field(
+        default=False,
+        description="secure aggregation (Flower's SecAgg+): the aggregator sees only the "
+        "mean of the updates, never one client's",
+    )
     scale: bool = Field(
         default=True,
         description="scale columns by their mean and deviation over every client's rows",
@@ -75,6 +87,17 @@ class FederatedConfig(BaseModel):
     def _noise_needs_clipping(self) -> Self:
         if self.dp_noise > 0 and self.dp_clip is None:
             raise ValueError("dp_noise: noise is scaled by the clipping norm; set dp_clip too")
+        if self.secagg and self.dp_clip is not None:
+            raise ValueError(
+                "secagg: the aggregator clips each client's update for dp_clip, which SecAgg+ "
+                "hides from it; choose one of secagg and dp_clip"
+            )
+        if self.secagg and self.strategy != "fedavg":
+            raise ValueError("secagg: SecAgg+ runs FedAvg; leave strategy at fedavg")
+        if self.secagg and self.min_clients < 2:
+            raise ValueError(
+                "secagg: a sum hides an update only among two or more; min_clients >= 2"
+            )
         return self
 
     def to_run_config(self) -> dict[str, int | float | str]:

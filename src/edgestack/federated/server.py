@@ -6,16 +6,28 @@ have; the run's classes are the sorted union of the names, and a client whose sp
 width) is not the run's sits the run out, which the log says."""
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from logging import INFO, WARNING
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
-from flwr.common import log
+from flwr.common import (
+    FitRes,
+    Parameters,
+    Scalar,
+    log,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.server import LegacyContext, ServerConfig
+from flwr.server.client_proxy import ClientProxy
+from flwr.server.strategy import FedAvg as LegacyFedAvg
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import (
     DifferentialPrivacyServerSideFixedClipping,
@@ -80,6 +92,20 @@ class FederatedResult:
         from edgestack.learning.zoo import _torch
 
         return _torch.forward(_net.from_state(self.state), x).argmax(axis=1)
+
+    def to_onnx(self) -> bytes:
+        """The aggregated model as the zoo exports its nets: input `features`, float32 rows
+        `[batch, width]` as the clients hold them (its scaling, and the 1D-CNN's fold, inside),
+        output `probabilities`, and `labels` in its metadata (as a bundle's model has them)."""
+        from torch import nn
+
+        from edgestack.learning._onnx import with_labels
+        from edgestack.learning.zoo import _torch
+
+        module = nn.Sequential(_net.from_state(self.state), nn.Softmax(dim=1))
+        width = int(self.state["0.mean"].shape[0])
+        graph = _torch.export(module, width, "probabilities").SerializeToString()
+        return with_labels(graph, self.labels) if self.labels else graph
 
     def save(self, path: Path) -> Path:
         """Write the result where `load` reads it back."""
@@ -150,19 +176,32 @@ def federate(grid: Grid, config: FederatedConfig, progress: Path | None = None) 
     record is appended to that file as a JSON line when the round ends."""
     members = _Members(grid, config)
     start = members.start()
-    initial = _net.build(
-        start.width, len(start.classes), config.hidden, seed=config.seed, scaling=start.scaling
-    )
+    if config.model == "cnn1d":
+        initial = _net.build_cnn1d(
+            _window(start.spec, start.width),
+            len(start.classes),
+            config.filters,
+            seed=config.seed,
+            scaling=start.scaling,
+        )
+    else:
+        initial = _net.build(
+            start.width, len(start.classes), config.hidden, seed=config.seed, scaling=start.scaling
+        )
     settings = ConfigRecord(
         {
             "local_epochs": config.local_epochs,
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
             "seed": config.seed,
-            "classes": start.classes,
+            # JSON: Flower's legacy instructions (SecAgg+'s form) carry scalars only.
+            "classes": json.dumps(start.classes),
         }
     )
     rounds = _Progress(progress)
+    if config.secagg:
+        state = _secure_rounds(members, config, initial, settings, rounds, start.rows)
+        return FederatedResult(state, rounds.history, start.classes, start.spec)
     result = make_strategy(config, rounds).start(
         grid=members,
         initial_arrays=_net.to_record(initial),
@@ -175,6 +214,105 @@ def federate(grid: Grid, config: FederatedConfig, progress: Path | None = None) 
     return FederatedResult(state, rounds.history, start.classes, start.spec)
 
 
+def _window(spec: InputSpec | None, width: int) -> tuple[int, int]:
+    """The (channels, samples) of the raw windows the clients' rows flatten, channel by
+    channel, from their spec; a `RuntimeError` when that does not fit their width."""
+    if spec is None:
+        raise RuntimeError(
+            "model cnn1d: the clients' windows have no input spec to tell their shape"
+        )
+    shape = (len(spec.sensors), spec.window)
+    if shape[0] * shape[1] != width:
+        raise RuntimeError(
+            f"model cnn1d: rows of {width} columns are not raw windows of {shape[1]} samples "
+            f"on {shape[0]} channels; train the mlp on feature rows"
+        )
+    return shape
+
+
+def _secure_rounds(
+    grid: Grid,
+    config: FederatedConfig,
+    initial: _net.State,
+    settings: ConfigRecord,
+    progress: "_Progress",
+    rows: int,
+) -> _net.State:
+    """`config.rounds` rounds of FedAvg under Flower's SecAgg+ (its legacy workflow, where
+    SecAgg+ lives): each client masks its weighted update, the masks cancel only in the sum
+    of the updates, so the aggregator sees their mean and no one client's. Updates are
+    clipped to +-8 per weight and quantised in 2**22 steps over that range (Flower's
+    defaults), and weighted by rows up to `rows`, the most any client holds."""
+    strategy = _SecureFedAvg(config, initial, settings, progress)
+    context = LegacyContext(
+        Context(run_id=0, node_id=0, node_config={}, state=RecordDict(), run_config={}),
+        config=ServerConfig(num_rounds=config.rounds, round_timeout=config.round_timeout),
+        strategy=strategy,
+    )
+    secure = SecAggPlusWorkflow(
+        # About half the clients hold a share of each one's keys (an odd number, Flower's
+        # rounding), two thirds of those shares rebuild a dropped client's masks.
+        num_shares=0.5,
+        reconstruction_threshold=2 / 3,
+        max_weight=float(max(rows, 1)),
+        timeout=config.round_timeout,
+    )
+    DefaultWorkflow(fit_workflow=secure)(grid, context)
+    return strategy.state
+
+
+class _SecureFedAvg(LegacyFedAvg):
+    """Flower's legacy FedAvg for SecAgg+: clients send updates, so each round adds the mean
+    update SecAgg+ reveals to the model, kept here; rounds end through `progress` as the
+    Message-API strategies' do."""
+
+    def __init__(
+        self,
+        config: FederatedConfig,
+        initial: _net.State,
+        settings: ConfigRecord,
+        progress: "_Progress",
+    ) -> None:
+        # The run's settings are scalars (the classes as JSON) by construction.
+        instructions = {**cast(dict[str, Scalar], settings), "names": json.dumps(list(initial))}
+        super().__init__(
+            fraction_fit=1.0,
+            fraction_evaluate=0.0,
+            min_fit_clients=config.min_clients,
+            min_available_clients=config.min_clients,
+            initial_parameters=ndarrays_to_parameters(list(initial.values())),
+            on_fit_config_fn=lambda server_round: {**instructions, "server-round": server_round},
+            fit_metrics_aggregation_fn=progress.tally,
+        )
+        self.state = initial
+        self._progress = progress
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        """The model moved by the mean update: SecAgg+ hands every result the same unmasked
+        mean, so FedAvg's weighted mean of them is that mean."""
+        mean, metrics = super().aggregate_fit(server_round, results, failures)
+        if mean is None:
+            return None, metrics
+        update = parameters_to_ndarrays(mean)
+        self.state = _net.State(
+            (name, (value + step).astype(value.dtype))
+            for (name, value), step in zip(self.state.items(), update, strict=True)
+        )
+        return ndarrays_to_parameters(list(self.state.values())), metrics
+
+    def evaluate(
+        self, server_round: int, parameters: Parameters
+    ) -> tuple[float, dict[str, Scalar]] | None:
+        """Flower's evaluation hook, called as each round ends: the round's record."""
+        self._progress.ended(server_round, parameters)
+        return None
+
+
 @dataclass(frozen=True)
 class _Start:
     """What the clients connected at the start agreed on."""
@@ -183,6 +321,7 @@ class _Start:
     spec: InputSpec | None
     width: int
     scaling: _net.Scaling | None
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -198,23 +337,29 @@ class _Members(Grid):
     """The clients of `grid` whose rows fit the run: those with the run's spec and width. The
     run's spec is the one most of the clients connected at the start hold (`config.width`,
     else their most common width, fixes the width); a client that connects later is asked
-    before its first round and left out if it does not fit, or does not answer."""
+    before its first round and left out if it does not fit; one that does not answer is
+    asked again the next time."""
 
     def __init__(self, grid: Grid, config: FederatedConfig) -> None:
         self._grid = grid
         self._config = config
-        self._asked: set[int] = set()
+        self._answered: set[int] = set()
         self._members: set[int] = set()
         self._spec: str | None = None
         self._width = config.width
+        self._lock = threading.Lock()
 
     def start(self) -> _Start:
         """Wait for `min_clients`, ask those connected, and settle the run's spec, width,
         classes and scaling from the answers that fit."""
-        _, connected = sample_nodes(self._grid, self._config.min_clients, self._config.min_clients)
-        answers = self._ask(connected)
-        if not answers:
-            raise RuntimeError("no client told its labels and spec within a round's timeout")
+        answers: dict[int, _Answer] = {}
+        # An app process starting on a busy device may miss a timeout: those that did not
+        # answer are asked again until `min_clients` have, as Flower waits for connections.
+        while len(answers) < self._config.min_clients:
+            # More connected than have answered: someone to ask.
+            wanted = max(self._config.min_clients, len(self._answered) + 1)
+            _, connected = sample_nodes(self._grid, wanted, 1)
+            answers.update(self._ask([node for node in connected if node not in self._answered]))
         self._spec = Counter(a.spec for a in answers.values()).most_common(1)[0][0]
         if self._width is None:
             widths = Counter(len(a.moments[1]) for a in answers.values() if a.spec == self._spec)
@@ -228,26 +373,32 @@ class _Members(Grid):
         classes = self._config.classes or sorted({name for a in fits for name in a.labels})
         if len(classes) < 2:
             raise RuntimeError(f"the clients' rows have labels {classes}: nothing to tell apart")
-        scaling = _net.pooled_scaling([a.moments for a in fits]) if self._config.scale else None
         spec = InputSpec.model_validate_json(self._spec) if self._spec else None
-        return _Start(classes, spec, self._width, scaling)
+        # The 1D-CNN scales each channel of a window as a whole, as the zoo's does.
+        channels = len(spec.sensors) if spec is not None and self._config.model == "cnn1d" else None
+        moments = [a.moments for a in fits]
+        scaling = _net.pooled_scaling(moments, channels) if self._config.scale else None
+        rows = max(a.moments[0] for a in fits)
+        return _Start(classes, spec, self._width, scaling, rows)
 
     def get_node_ids(self) -> Iterable[int]:
         """The connected clients that fit, asking those not asked yet."""
-        connected = list(self._grid.get_node_ids())
-        new = [node for node in connected if node not in self._asked]
-        if new and self._spec is not None:
-            self._admit(self._ask(new))
-        return [node for node in connected if node in self._members]
+        # Flower's legacy workflow (SecAgg+'s) asks from a thread of its own too.
+        with self._lock:
+            connected = list(self._grid.get_node_ids())
+            new = [node for node in connected if node not in self._answered]
+            if new and self._spec is not None:
+                self._admit(self._ask(new))
+            return [node for node in connected if node in self._members]
 
     def _ask(self, nodes: list[int]) -> dict[int, _Answer]:
-        self._asked.update(nodes)
         asks = [
             Message(RecordDict(), message_type=MessageType.QUERY, dst_node_id=node)
             for node in nodes
         ]
         answers = {}
         for reply in self._grid.send_and_receive(asks, timeout=self._config.round_timeout):
+            self._answered.add(reply.metadata.src_node_id)
             if reply.has_error():
                 log(WARNING, "client %s left out: %s", reply.metadata.src_node_id, reply.error)
                 continue
@@ -263,7 +414,7 @@ class _Members(Grid):
                 ),
             )
         for node in set(nodes) - answers.keys():
-            log(WARNING, "client %s left out: it did not answer within a round's timeout", node)
+            log(WARNING, "client %s did not answer within a round's timeout: asked again", node)
         return answers
 
     def _admit(self, answers: dict[int, _Answer]) -> list[_Answer]:
@@ -334,6 +485,17 @@ class _Progress:
         """Flower's train metrics aggregation, the metrics kept for the round's record."""
         self._metrics = _with_participants(replies, weighted_by)
         return self._metrics
+
+    def tally(self, fits: list[tuple[int, dict[str, Scalar]]]) -> dict[str, Scalar]:
+        """Flower's legacy fit metrics aggregation (SecAgg+'s rounds), kept likewise."""
+        rows = sum(examples for examples, _ in fits)
+        metrics: dict[str, Scalar] = {"participants": len(fits)}
+        for key in ("loss", "accuracy"):
+            values = [(n, m[key]) for n, m in fits if isinstance(m.get(key), int | float)]
+            if values and rows:
+                metrics[key] = sum(n * float(v) for n, v in values) / rows
+        self._metrics = MetricRecord(metrics)  # type: ignore[arg-type]
+        return metrics
 
     def ended(self, server_round: int, arrays: object) -> MetricRecord | None:
         """Flower's evaluation hook, called after each round (and with 0 before the first)."""
