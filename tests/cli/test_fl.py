@@ -19,7 +19,7 @@ START = ["fl", "start", "--dataset", "motors", "--to", "all"]
         ([*START, "--to", "motor 1"], "--to ['all', 'motor 1']: Value error, 'motor 1' is no"),
         ([*START, "--waves", "50%,half"], "--waves 'half'"),
         ([*START, "--waves", "50%", "--rollout", "--all"], "--waves: give the rollout as"),
-        ([*START, "--secagg"], "--secagg: secure aggregation is not available"),
+        ([*START, "--secagg", "--dp-clip", "1"], "--secagg: the aggregator clips each client's"),
         (["fl", "keep", "edge-1", "--stop", "--label", "worn"], "--stop: it keeps nothing"),
         (["fl", "keep", "edge-1", "--label", "worn"], "--label and --dataset: give both"),
         (["fl", "keep", "edge-1", "--label", "Worn", "--dataset", "m"], "--label 'Worn'"),

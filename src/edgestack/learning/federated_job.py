@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from edgestack.bundle import Bundle, Lineage
 from edgestack.client import HubClient, HubError
 from edgestack.federated import FederatedConfig, FederatedResult, Federation, RoundRecord
-from edgestack.learning._onnx import with_labels
 from edgestack.learning.fit import Progress
 from edgestack.learning.workflow import WorkflowError
 from edgestack.protocol import (
@@ -86,25 +87,24 @@ class Federated:
 
 
 def federated_config(request: FederatedRequest) -> FederatedConfig:
-    """The library's run config for `request`; refused for what this release cannot run."""
-    if request.model != "mlp":
-        raise WorkflowError(
-            f"model: {request.model} is not trained federated by this release; use mlp",
-            field="model",
+    """The library's run config for `request`; refused, naming the field, for settings that
+    do not go together (secure aggregation with DP clipping, or with FedProx)."""
+    try:
+        return FederatedConfig(
+            model=request.model,
+            rounds=request.rounds,
+            strategy=request.strategy,
+            min_clients=request.min_clients,
+            round_timeout=request.round_timeout,
+            dp_clip=request.dp_clip,
+            dp_noise=request.dp_noise,
+            secagg=request.secagg,
         )
-    if request.secagg:
-        raise WorkflowError(
-            "secagg: secure aggregation is not available in this release; leave --secagg out",
-            field="secagg",
-        )
-    return FederatedConfig(
-        rounds=request.rounds,
-        strategy=request.strategy,
-        min_clients=request.min_clients,
-        round_timeout=request.round_timeout,
-        dp_clip=request.dp_clip,
-        dp_noise=request.dp_noise,
-    )
+    except ValidationError as exc:
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        field = message.partition(":")[0]
+        known = field if field in FederatedRequest.model_fields else None
+        raise WorkflowError(message, field=known, usage=True) from None
 
 
 def federated_devices(client: HubClient, targets: list[str]) -> list[str]:
@@ -241,7 +241,7 @@ def _bundle(
         name=name,
         labels=result.labels,
         input=result.spec,
-        model=_onnx(result),
+        model=result.to_onnx(),
         metrics={} if accuracy is None else {"federated_accuracy": accuracy},
         lineage=Lineage(
             trainer=f"federated:{request.model}",
@@ -263,17 +263,3 @@ def _bundle(
 def _last_accuracy(history: list[RoundRecord]) -> float | None:
     scored = [r.accuracy for r in history if r.accuracy is not None]
     return scored[-1] if scored else None
-
-
-def _onnx(result: FederatedResult) -> bytes:
-    """The aggregated model as ONNX, probabilities out, its labels in its metadata."""
-    from torch import nn
-
-    from edgestack.federated import _net
-    from edgestack.learning.zoo import _torch
-
-    module = _net.from_state(result.state)
-    width = int(result.state["1.weight"].shape[1])
-    probabilities = nn.Sequential(module, nn.Softmax(dim=1))
-    onnx = _torch.export(probabilities, width, "probabilities").SerializeToString()
-    return with_labels(onnx, result.labels)
