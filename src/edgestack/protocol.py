@@ -927,6 +927,7 @@ HubEventKind = Literal[
     "job_succeeded",
     "job_failed",
     "job_cancelled",
+    "job_progress",  # a milestone of a running job, as a federated job's rounds
     "policy_triggered",
     "policy_step",  # a run of a policy moved on: labelling, training, optimising, rolling out
     "policy_succeeded",
@@ -1836,6 +1837,11 @@ class JobReport(_Command):
     outcome: Literal["succeeded", "failed"] | None = None
     result: dict[str, Any] | None = None
     error: str | None = Field(default=None, max_length=4000)
+    milestone: str | None = Field(
+        default=None,
+        max_length=200,
+        description="a step worth a hub event (job_progress), as a federated job's round",
+    )
 
 
 # -- alerts and accuracy -----------------------------------------------------

@@ -84,6 +84,30 @@ async def test_each_move_of_a_job_out_of_the_queue_is_a_hub_event(
     assert [e["event"]["severity"] for e in events] == ["info", "info", "info", "warning", "info"]
 
 
+async def test_a_milestone_a_job_reports_is_a_hub_event_and_a_plain_report_is_none(
+    client: httpx.AsyncClient,
+) -> None:
+    federated = {"job": {"kind": "federated", "dataset": "motors", "to": ["all"], "rounds": 3}}
+    job = await _submit(client, federated)
+    await client.post("/api/v1/jobs/claim", headers=ADMIN)
+
+    await _report(client, job["id"], progress=0.1, step="aggregator up")
+    told = await _report(
+        client, job["id"], progress=1 / 3, step="round 1/3", milestone="round 1/3: 2 devices"
+    )
+    events = (await client.get("/api/v1/events", headers=ADMIN)).json()
+
+    assert told.json()["step"] == "round 1/3"
+    assert [(e["event"]["kind"], e["event"]["message"]) for e in events] == [
+        ("job_started", f"job {job['id']} (federated fedavg mlp on motors, 3 rounds) started"),
+        (
+            "job_progress",
+            f"job {job['id']} (federated fedavg mlp on motors, 3 rounds): round 1/3: 2 devices",
+        ),
+    ]
+    assert events[1]["event"]["severity"] == "info"
+
+
 async def test_each_job_is_claimed_once_and_none_is_claimed_when_none_waits(
     client: httpx.AsyncClient,
 ) -> None:

@@ -6,7 +6,8 @@ for windows to label, `policy` for what the hub does on its own, `tokens` for wh
 `audit` for what they did and `webhooks` to have events POSTed to a URL. `export` writes a
 model as C for a microcontroller; `offload` sends a device's hard windows to a bigger model,
 `split` cuts a multi-exit net between a device and a server, and `tradeoff` measures what
-sharing inference with the cloud tier costs and gains."""
+sharing inference with the cloud tier costs and gains; `fl` trains a model on windows devices
+keep, by federated learning."""
 
 import typer
 
@@ -15,6 +16,7 @@ from edgestack.cli import (
     data,
     evaluate,
     export,
+    fl,
     fleet,
     jobs,
     keys,
@@ -68,6 +70,7 @@ app.command()(alerts.feedback)
 app.add_typer(review.app, name="windows")
 app.add_typer(policy.app, name="policy")
 app.add_typer(offload.app, name="offload")
+app.add_typer(fl.app, name="fl")
 app.add_typer(tokens.app, name="tokens")
 app.command()(tokens.audit)
 app.add_typer(webhooks.app, name="webhooks")

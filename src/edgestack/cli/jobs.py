@@ -19,10 +19,10 @@ from edgestack.cli.common import (
     fail,
     print_json,
 )
-from edgestack.client import HubError
+from edgestack.client import HubClient, HubError
 from edgestack.protocol import JobRequest, JobState, JobView
 
-__all__ = ["app", "submit"]
+__all__ = ["app", "follow_job", "submit"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -143,14 +143,20 @@ def logs(
                     print(line)
                 after += len(lines)
             return
-        try:
-            for line in client.follow_job_log(job_id):
-                print(line, flush=True)  # at once, for a pipe to see
-        except HubError as exc:
-            raise fail(str(exc)) from None
-        except KeyboardInterrupt:
-            return
-        job = call(lambda: client.job(job_id))
+        follow_job(client, job_id)
+
+
+def follow_job(client: HubClient, job_id: int) -> None:
+    """Print job `job_id`'s log lines as they come until it ends, then how it ended; the
+    command exits 1 unless it succeeded. Ctrl-C stops following, not the job."""
+    try:
+        for line in client.follow_job_log(job_id):
+            print(line, flush=True)  # at once, for a pipe to see
+    except HubError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        return
+    job = call(lambda: client.job(job_id))
     console.print(
         f"job {job.id} {job.state}{f': {job.error}' if job.error else ''}", highlight=False
     )

@@ -5,16 +5,18 @@ submitted with `flwr run`, as the hub will submit it and each agent will supervi
     with Federation(workdir, config) as federation:
         for path in device_window_files:
             federation.add_client(path)
-        result = federation.run()
+        result = federation.run(on_round=print)
 """
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -24,12 +26,14 @@ import tomli_w
 
 from edgestack.federated.client import DATA_PATH
 from edgestack.federated.config import FederatedConfig
-from edgestack.federated.server import RESULT_PATH, FederatedResult
+from edgestack.federated.server import PROGRESS_PATH, RESULT_PATH, FederatedResult, RoundRecord
 
 __all__ = ["Federation", "Node", "run_federation", "start_client"]
 
 # How long a started SuperLink may take to listen: it imports FastAPI and opens its database.
 _START_TIMEOUT = 60.0
+# How often a run is looked at for rounds that ended.
+_ROUND_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,14 +65,18 @@ class Node:
 
 
 class Federation:
-    """A SuperLink on a free loopback port, the SuperNodes added to it and the runs submitted
-    to it; every process it started ends when the `with` block does."""
+    """A SuperLink, the SuperNodes added to it and the runs submitted to it; every process it
+    started ends when the `with` block does. It listens on `host` (loopback unless devices
+    elsewhere must reach it: the address they dial) and `port` (0: a free one)."""
 
-    def __init__(self, workdir: Path, config: FederatedConfig) -> None:
+    def __init__(
+        self, workdir: Path, config: FederatedConfig, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.workdir = workdir
         self.config = config
         self.nodes: list[Node] = []
-        self._port = _free_port()
+        self._host = host
+        self._port = port or _free_port()
         self._run: Node | None = None
         self.superlink: Node | None = None
 
@@ -80,11 +88,11 @@ class Federation:
             "flower-superlink",
             "--insecure",
             "--disable-runtime-dependency-installation",
-            "--host=127.0.0.1",
+            f"--host={self._host}",
             f"--port={self._port}",
         )
         try:
-            _wait_listening(self._port, self.superlink)
+            _wait_listening(self._host, self._port, self.superlink)
         except BaseException:
             self.superlink.stop()
             raise
@@ -103,7 +111,7 @@ class Federation:
     @property
     def address(self) -> str:
         """Where the SuperLink listens, `host:port`."""
-        return f"127.0.0.1:{self._port}"
+        return f"{self._host}:{self._port}"
 
     def add_client(self, windows: Path, *, via: str | None = None) -> Node:
         """Start a SuperNode whose client trains on the windows file `windows` (written by
@@ -120,6 +128,7 @@ class Federation:
         app.mkdir(exist_ok=True)
         result = self.workdir / "result.npz"
         result.unlink(missing_ok=True)
+        self._progress.unlink(missing_ok=True)
         project = {
             "project": {"name": "edgestack-federated", "version": "1.0.0", "dependencies": []},
             "tool": {
@@ -130,7 +139,11 @@ class Federation:
                             "serverapp": "edgestack.federated.server:server_app",
                             "clientapp": "edgestack.federated.client:client_app",
                         },
-                        "config": {**self.config.to_run_config(), RESULT_PATH: str(result)},
+                        "config": {
+                            **self.config.to_run_config(),
+                            RESULT_PATH: str(result),
+                            PROGRESS_PATH: str(self._progress),
+                        },
                     }
                 }
             },
@@ -139,27 +152,63 @@ class Federation:
         self._run = _spawn(self.workdir, "run", "flwr", "run", str(app), "local", "--stream")
         return self._run
 
-    def wait(self, timeout: float | None = None) -> FederatedResult:
-        """The submitted run's result, once its last round is aggregated; a `RuntimeError`
-        with the end of the run's log if it fails or outlasts `timeout` (by default every
-        round timing out with a minute more for the processes Flower starts, plus a minute)."""
+    def wait(
+        self,
+        timeout: float | None = None,
+        on_round: Callable[[RoundRecord], None] | None = None,
+    ) -> FederatedResult:
+        """The submitted run's result, once its last round is aggregated, handing each
+        round's record to `on_round` as the round ends; a `RuntimeError` with the end of the
+        run's log if it fails or outlasts `timeout` (by default every round timing out with a
+        minute more for the processes Flower starts, plus a minute)."""
         if self._run is None:
             raise RuntimeError("no run submitted; call submit() first")
         limit = timeout or self.config.rounds * (self.config.round_timeout + 60) + 60
-        try:
-            self._run.process.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            self._run.stop()
-            raise RuntimeError(f"the run took over {limit:.0f} s\n{_tail(self._run.log)}") from None
+        deadline = time.monotonic() + limit
+        told = 0
+        while True:
+            try:
+                self._run.process.wait(timeout=_ROUND_POLL_S)
+                ended = True
+            except subprocess.TimeoutExpired:
+                ended = False
+            rounds = self.rounds()
+            for record in rounds[told:]:
+                if on_round is not None:
+                    on_round(record)
+            told = len(rounds)
+            if ended:
+                break
+            if time.monotonic() > deadline:
+                self._run.stop()
+                raise RuntimeError(f"the run took over {limit:.0f} s\n{_tail(self._run.log)}")
         result = self.workdir / "result.npz"
         if self._run.process.returncode != 0 or not result.exists():
             raise RuntimeError(f"the run gave no result\n{_tail(self._run.log)}")
         return FederatedResult.load(result)
 
-    def run(self, timeout: float | None = None) -> FederatedResult:
-        """Submit the run and wait for its result."""
+    def run(
+        self,
+        timeout: float | None = None,
+        on_round: Callable[[RoundRecord], None] | None = None,
+    ) -> FederatedResult:
+        """Submit the run and wait for its result, as `wait` does."""
         self.submit()
-        return self.wait(timeout)
+        return self.wait(timeout, on_round)
+
+    def rounds(self) -> list[RoundRecord]:
+        """The records of the submitted run's rounds that have ended so far."""
+        try:
+            text = self._progress.read_text()
+        except FileNotFoundError:
+            return []
+        # The last line may be half written: the rounds told are those whole so far.
+        whole = text[: text.rfind("\n") + 1]
+        return [RoundRecord(**json.loads(line)) for line in whole.splitlines()]
+
+    @property
+    def _progress(self) -> Path:
+        return self.workdir / "progress.jsonl"
 
     def _write_connection(self) -> None:
         home = self.workdir / "flwr"
@@ -226,13 +275,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_listening(port: int, node: Node) -> None:
+def _wait_listening(host: str, port: int, node: Node) -> None:
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if node.process.poll() is not None:
             raise RuntimeError(f"the SuperLink exited\n{_tail(node.log)}")
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
+            if probe.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.2)
     raise RuntimeError(f"the SuperLink did not listen within {_START_TIMEOUT:.0f} s")

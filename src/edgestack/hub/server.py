@@ -45,7 +45,11 @@ def serve(settings: HubSettings) -> None:
         if settings.jobs_worker:
             # Started once the port is known: the worker reaches the hub through its API.
             workers.append(
-                Worker(_url(settings.host, port), settings.admin_token.get_secret_value())
+                Worker(
+                    _url(settings.host, port),
+                    settings.admin_token.get_secret_value(),
+                    aggregator=(settings.fl_host, settings.fl_port),
+                )
             )
             workers[0].start()
         log.info(

@@ -41,6 +41,19 @@ class HubSettings(BaseSettings):
     jobs_worker: bool = Field(
         default=True, description="start the worker process that runs training and other jobs"
     )
+    fl_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=253,
+        description="where a federated job's aggregator listens, the address devices dial: "
+        "loopback reaches only agents on this machine; a name or address they resolve",
+    )
+    fl_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="the port a federated job's aggregator listens on; 0: a free one per job",
+    )
     control_tick_s: float = Field(
         default=1.0,
         gt=0,

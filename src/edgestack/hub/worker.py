@@ -14,10 +14,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -37,16 +40,25 @@ _STOP_S = 10.0
 _REPORT_S = 0.5
 _TOKEN = "EDGESTACK_ADMIN_TOKEN"
 _REQUEST: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
-_MAIN = "import sys; from edgestack.hub.worker import main; main(sys.argv[1], int(sys.argv[2]))"
+_MAIN = (
+    "import sys; from edgestack.hub.worker import main; "
+    "main(sys.argv[1], int(sys.argv[2]), (sys.argv[3], int(sys.argv[4])))"
+)
+# Where a federated job's aggregator listens when the hub says nothing: loopback, a free port.
+_LOOPBACK = ("127.0.0.1", 0)
 
 
 class Worker:
     """The worker process of one hub, started once the hub listens and restarted whenever it
-    exits until `stop`."""
+    exits until `stop`. A federated job's aggregator listens on `aggregator`, (host, port),
+    the address devices dial (port 0: a free one per job)."""
 
-    def __init__(self, url: str, admin_token: str) -> None:
+    def __init__(
+        self, url: str, admin_token: str, *, aggregator: tuple[str, int] = _LOOPBACK
+    ) -> None:
         self._url = url
         self._admin_token = admin_token
+        self._aggregator = aggregator
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
@@ -80,7 +92,8 @@ class Worker:
 
     def _supervise(self) -> None:
         env = os.environ | {_TOKEN: self._admin_token}
-        command = [sys.executable, "-c", _MAIN, self._url, str(os.getpid())]
+        host, port = self._aggregator
+        command = [sys.executable, "-c", _MAIN, self._url, str(os.getpid()), host, str(port)]
         while not self._stopping.is_set():
             with self._lock:
                 if self._stopping.is_set():
@@ -93,16 +106,20 @@ class Worker:
             self._stopping.wait(_RESTART_S)
 
 
-def run_worker(url: str, admin_token: str, hub_pid: int, *, poll_s: float = POLL_S) -> None:
+def run_worker(
+    url: str,
+    admin_token: str,
+    hub_pid: int,
+    *,
+    poll_s: float = POLL_S,
+    aggregator: tuple[str, int] = _LOOPBACK,
+) -> None:
     """Claim and run queued jobs one at a time until SIGTERM, or until the hub, process
-    `hub_pid`, is gone."""
+    `hub_pid`, is gone; a federated job's aggregator listens on `aggregator`."""
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, _unwind)
     # Ctrl-C in the hub's terminal reaches every process of its group: the hub stops this one.
-    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGINT, _unwind)
     with HubClient(url, admin_token=admin_token) as client:
         while os.getppid() == hub_pid:
             try:
@@ -114,16 +131,22 @@ def run_worker(url: str, admin_token: str, hub_pid: int, *, poll_s: float = POLL
             if job is None:
                 time.sleep(poll_s)
                 continue
-            _supervise_job(client, url, admin_token, job, hub_pid, poll_s)
+            _supervise_job(client, url, admin_token, job, hub_pid, poll_s, aggregator)
 
 
 def _supervise_job(
-    client: HubClient, url: str, admin_token: str, job: JobView, hub_pid: int, poll_s: float
+    client: HubClient,
+    url: str,
+    admin_token: str,
+    job: JobView,
+    hub_pid: int,
+    poll_s: float,
+    aggregator: tuple[str, int],
 ) -> None:
     # Spawned, not forked: a fresh interpreter, free of this process's sockets and threads.
     process = multiprocessing.get_context("spawn").Process(
         target=_run_job,
-        args=(url, admin_token, job.id, job.job.model_dump(mode="json")),
+        args=(url, admin_token, job.id, job.job.model_dump(mode="json"), aggregator),
         name=f"job-{job.id}",
     )
     process.start()
@@ -174,10 +197,19 @@ def _report(client: HubClient, job_id: int, news: JobReport) -> bool:
     return True
 
 
-def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -> None:
+def _run_job(
+    url: str,
+    admin_token: str,
+    job_id: int,
+    request: dict[str, Any],
+    aggregator: tuple[str, int] = _LOOPBACK,
+) -> None:
     """A job's process: run its workflow, telling the hub how far it is, then how it ended."""
     # Ctrl-C in the hub's terminal reaches this process too; its worker stops it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The worker stops a cancelled job with SIGTERM: unwound, so what the job started (a
+    # federated job's aggregator, its devices' desired states) is stopped and undone.
+    signal.signal(signal.SIGTERM, _unwind)
     # Imported here, in the job's own process: the worker itself stays light.
     from edgestack.learning.workflow import WorkflowError
 
@@ -186,13 +218,19 @@ def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -
         pending: list[str] = []
         sent = [0.0]
 
-        def progress(what: str, done: int, total: int) -> None:
+        def progress(what: str, done: int, total: int, *, milestone: bool = False) -> None:
             fraction = min(1.0, done / total) if total > 0 else None
             pending.append((f"{what} ({done}/{total})" if total > 0 else what)[:2000])
-            # A trainer may report every epoch: the hub hears at most every _REPORT_S.
-            if time.monotonic() - sent[0] < _REPORT_S and fraction != 1.0:
+            # A trainer may report every epoch: the hub hears at most every _REPORT_S, but
+            # of a milestone (a hub event) at once.
+            if not milestone and time.monotonic() - sent[0] < _REPORT_S and fraction != 1.0:
                 return
-            news = JobReport(progress=fraction, step=what[:200], lines=pending[-100:])
+            news = JobReport(
+                progress=fraction,
+                step=what[:200],
+                lines=pending[-100:],
+                milestone=what[:200] if milestone else None,
+            )
             pending.clear()
             sent[0] = time.monotonic()
             if not _report(client, job_id, news):
@@ -201,7 +239,14 @@ def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -
         _report(client, job_id, JobReport(step="started", lines=[f"{job.kind}: {request}"]))
         result: dict[str, Any] | None
         try:
-            result, error, last = _execute(client, job, progress)
+            result, error, last = _execute(
+                client,
+                job,
+                progress,
+                job_id=job_id,
+                milestone=partial(progress, milestone=True),
+                aggregator=aggregator,
+            )
             lines = [last]
         except (WorkflowError, HubError) as exc:
             result, error, lines = None, str(exc), [f"error: {exc}"]
@@ -218,14 +263,24 @@ def _run_job(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -
         _report(client, job_id, news)
 
 
+def _unwind(signum: int, frame: FrameType | None) -> None:
+    """A signal handler ending the process as an exit would, `finally` blocks run."""
+    raise SystemExit(0)
+
+
 def _execute(
-    client: HubClient, job: JobRequest, progress: Callable[[str, int, int], None]
+    client: HubClient,
+    job: JobRequest,
+    progress: Callable[[str, int, int], None],
+    *,
+    job_id: int,
+    milestone: Callable[[str, int, int], None],
+    aggregator: tuple[str, int],
 ) -> tuple[dict[str, Any], str | None, str]:
     """Run `job`'s workflow: what it made, why it failed when it made nothing, and its last
-    log line."""
+    log line. `milestone` tells a step worth a hub event (a federated round)."""
     from edgestack.learning.split import Link
     from edgestack.learning.workflow import (
-        WorkflowError,
         evaluate_model,
         optimise_model,
         tradeoff_model,
@@ -252,7 +307,20 @@ def _execute(
         line = f"accuracy {scores.accuracy:.4f} on {evaluated.rows} rows"
         return result, None, line
     if job.kind == "federated":
-        raise WorkflowError("this worker runs no federated jobs yet")
+        from edgestack.learning.federated_job import Site, run_federated
+
+        host, port = aggregator
+        with tempfile.TemporaryDirectory(prefix=f"edgestack-job-{job_id}-") as workdir:
+            federated = run_federated(
+                client,
+                job,
+                job_id,
+                Path(workdir),
+                site=Site(host, port),
+                progress=progress,
+                milestone=milestone,
+            )
+        return federated.result(), None, federated.summary
     if job.kind == "tradeoff":
         progress(f"measuring {job.model} on {job.device}", 0, 1)
         traded = tradeoff_model(
@@ -286,10 +354,10 @@ def _execute(
     return result, None, f"registered {made.name} v{made.version}"
 
 
-def main(url: str, hub_pid: int) -> None:
+def main(url: str, hub_pid: int, aggregator: tuple[str, int] = _LOOPBACK) -> None:
     """The worker process's entry: the admin token comes in the environment, never on the
     command line, where any user of the machine could read it."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # A line for each poll of the hub would bury the hub's own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    run_worker(url, os.environ[_TOKEN], hub_pid)
+    run_worker(url, os.environ[_TOKEN], hub_pid, aggregator=aggregator)

@@ -105,6 +105,8 @@ def report(session: Session, job_id: int, news: JobReport) -> JobRow:
         row.step = news.step
     if news.lines:
         row.log = (row.log + news.lines)[-LOG_LINES:]
+    if news.milestone is not None:
+        events.record(session, "job_progress", f"{_title(row)}: {news.milestone}", severity="info")
     if news.outcome is not None:
         row.state = news.outcome
         row.result = news.result
@@ -145,11 +147,16 @@ def fail_interrupted(session: Session) -> int:
 def _event(session: Session, row: JobRow, severity: Literal["info", "warning"]) -> None:
     """The hub event of `row` having just become `row.state`: job_started for running."""
     kind = "job_started" if row.state == "running" else f"job_{row.state}"
-    request = _REQUEST.validate_python(row.request)
     done = "started" if row.state == "running" else row.state
-    message = f"job {row.id} ({request.kind} {request.summary}) {done}"
+    message = f"{_title(row)} {done}"
     made = f": {row.error}" if row.error else ""
     events.record(session, cast(HubEventKind, kind), message + made, severity=severity)
+
+
+def _title(row: JobRow) -> str:
+    """How events name `row`: its id, kind and what it does."""
+    request = _REQUEST.validate_python(row.request)
+    return f"job {row.id} ({request.kind} {request.summary})"
 
 
 def view(row: JobRow) -> JobView:

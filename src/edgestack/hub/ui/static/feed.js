@@ -13,7 +13,8 @@ export const EVENT_KINDS = [
   "alert_cleared", "rollout_started", "rollout_wave_started", "rollout_wave_promoted",
   "rollout_wave_held", "rollout_rolled_back", "rollout_paused", "rollout_resumed",
   "rollout_aborted", "rollout_completed", "job_started", "job_succeeded", "job_failed",
-  "job_cancelled", "policy_triggered", "policy_step", "policy_succeeded", "policy_failed",
+  "job_cancelled", "job_progress", "policy_triggered", "policy_step", "policy_succeeded",
+  "policy_failed",
 ];
 const SPOKEN = new Set(["alarm_raised", "alert_raised"]);
 const SHOWN = 50;
