@@ -23,6 +23,10 @@ START = ["fl", "start", "--dataset", "motors", "--to", "all"]
         (["fl", "keep", "edge-1", "--stop", "--label", "worn"], "--stop: it keeps nothing"),
         (["fl", "keep", "edge-1", "--label", "worn"], "--label and --dataset: give both"),
         (["fl", "keep", "edge-1", "--label", "Worn", "--dataset", "m"], "--label 'Worn'"),
+        (
+            ["fl", "keep", "edge-1", "--label", "worn", "--dataset", "m", "--rows", "pixels"],
+            "--rows: 'pixels' is no kind of row",
+        ),
     ],
 )
 def test_a_bad_option_is_named_before_the_hub_is_asked(args: list[str], named: str) -> None:

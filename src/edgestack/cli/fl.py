@@ -4,7 +4,7 @@ aggregator, has the devices train on those windows, registers the model and roll
 
 import shlex
 from functools import partial
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
@@ -28,6 +28,7 @@ from edgestack.protocol import (
     FederatedRequest,
     FederatedTask,
     RolloutPlan,
+    RowsKind,
 )
 
 __all__ = ["app"]
@@ -141,6 +142,13 @@ def keep(
     label: Annotated[
         str | None, typer.Option(help="The label each window the device sees is kept with.")
     ] = None,
+    rows: Annotated[
+        str,
+        typer.Option(
+            help="What is kept of a window: features (its app's, for an mlp) or raw (its "
+            "samples, for a cnn1d)."
+        ),
+    ] = "features",
     stop: Annotated[
         bool, typer.Option("--stop", help="Keep no more windows; those kept stay.")
     ] = False,
@@ -157,12 +165,14 @@ def keep(
         raise fail("--label and --dataset: give both to keep windows, or --stop to stop", 2)
     else:
         kept = request(Collection, label=label, dataset=dataset)
+    if rows not in get_args(RowsKind):
+        raise fail(f"--rows: '{rows}' is no kind of row; choose features or raw", 2)
     with connect(hub, admin_token) as client:
         for device_id in device:
             now = call(partial(client.device, device_id)).desired.federated
             task = (now or FederatedTask()).model_copy(update={"keep": kept})
             if kept is not None:
-                task = task.model_copy(update={"dataset": kept.dataset})
+                task = task.model_copy(update={"dataset": kept.dataset, "rows": rows})
             empty = task.keep is None and task.aggregator is None
             patch = DesiredPatch(federated=None if empty else task)
             state = call(partial(client.update_desired, device_id, patch))
