@@ -122,6 +122,28 @@ async def test_a_server_that_does_not_answer_in_time_leaves_the_windows_to_the_d
     assert report.answered == {"edge": 0}
 
 
+async def test_an_offloader_stopped_as_its_request_fails_stops(
+    served: tuple[ModelServer, BundleRef],
+) -> None:
+    _, model = served
+
+    async def send(body: bytes) -> bytes:
+        raise ConnectionRefusedError  # no server where the policy says: it fails at once
+
+    policy = OffloadPolicy(model=model, tier="cloud", threshold=0.5, timeout_s=5)
+    # The stop lands at each step of a send in turn, so also in the one where the request has
+    # just failed: a stop taken for the request's failure would leave the task running on.
+    for steps in range(40):
+        offloader = Offloader(policy, send, asyncio.get_running_loop())
+        task = asyncio.create_task(offloader.run())
+        offloader.offer(_rows(4), PROBABILITIES, "features")
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2)
+        assert done == {task}, f"still running after a stop {steps} steps in"
+
+
 async def test_a_full_queue_and_rows_no_request_carries_fall_back_at_once(
     served: tuple[ModelServer, BundleRef],
 ) -> None:

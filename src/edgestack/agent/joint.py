@@ -230,7 +230,10 @@ class Offloader:
         try:
             # A window too wide for any request is left to the device as well.
             body = await asyncio.to_thread(_encode, self.policy, input, rows)
-            reply = await asyncio.wait_for(self._send(body), self.policy.timeout_s)
+            # Not wait_for, which in Python 3.11 takes a stop that lands as the request fails
+            # for the failure, leaving this task running after it was stopped.
+            async with asyncio.timeout(self.policy.timeout_s):
+                reply = await self._send(body)
             answer = await asyncio.to_thread(InferenceAnswer.model_validate_json, reply)
             if len(answer.labels) != len(rows):
                 raise ServerRefused(f"{len(answer.labels)} labels for {len(rows)} windows")
