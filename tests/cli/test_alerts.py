@@ -47,9 +47,9 @@ def test_a_bad_row_of_a_file_is_named_by_its_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["feedback", "--file", str(spans)], env=NO_HUB)
 
     assert result.exit_code == 2
-    output = " ".join(result.output.split())
-    assert output.startswith(f"error: {spans}:3: end: ")
-    assert "must come after start" in output
+    # The console wraps a long path anywhere: compared without the spaces it put in.
+    assert "".join(result.output.split()).startswith(f"error:{spans}:3:end:")
+    assert "must come after start" in " ".join(result.output.split())
 
 
 def test_a_file_and_a_span_on_the_command_line_are_refused_together(tmp_path: Path) -> None:

@@ -94,6 +94,40 @@ def test_devices_of_other_label_sets_train_one_model_of_their_union_and_another_
     assert (back.labels, back.spec, back.history) == (result.labels, spec, result.history)
 
 
+@pytest.mark.usefixtures("aggregator")
+def test_three_non_iid_devices_reach_a_model_near_one_trained_on_their_rows_pooled(
+    tmp_path,
+) -> None:
+    regimes = Regimes(seed=3)
+    files = regimes.files(tmp_path, devices=3, rows=120)
+    config = FederatedConfig(rounds=2, min_clients=3)
+    x_test, y_test = regimes.balanced(600)
+    pooled = [np.load(f) for f in files]
+    rows = np.concatenate([p["x"] for p in pooled]).astype(np.float32)
+    scaling = (rows.mean(axis=0), rows.std(axis=0))
+    central = _net.train(
+        _net.build(WIDTH, CLASSES, config.hidden, seed=0, scaling=scaling),
+        rows,
+        np.searchsorted(NAMES, np.concatenate([p["labels"] for p in pooled])),
+        epochs=config.rounds * config.local_epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        proximal_mu=0.0,
+        seed=0,
+    )
+
+    result = federate(LocalGrid(files, client_app), config)
+
+    _, central_accuracy = _net.evaluate(central, x_test, y_test)
+    assert (result.predict(x_test) == y_test).mean() >= central_accuracy - 0.03
+    assert [r.participants for r in result.history] == [3, 3]
+    # Rows scaled alike on every device, by their pooled scale, from column sums.
+    assert np.allclose(result.state["0.mean"], scaling[0], atol=1e-4)
+    assert np.allclose(result.state["0.std"], scaling[1], rtol=1e-3)
+    # Round 2 started from round 1's aggregate, which fits the devices' windows.
+    assert result.history[1].accuracy is not None and result.history[1].accuracy > 0.8
+
+
 def _reply(update: _net.State, node: int, examples: int) -> Message:
     metrics = MetricRecord({"num-examples": examples, "loss": 1.0, "accuracy": 0.5})
     content = RecordDict({"arrays": _net.to_record(update), "metrics": metrics})

@@ -12,7 +12,7 @@ import pytest
 
 from edgestack.client import HubClient
 from edgestack.demo import LocalFleet, wait_until
-from edgestack.federated import FederatedConfig, Federation
+from edgestack.federated import FederatedConfig, Federation, Tap
 from edgestack.processing import vibration_spec
 from edgestack.protocol import Collection, DesiredPatch, FaultInjection, FederatedTask
 
@@ -75,10 +75,12 @@ def test_three_agents_train_on_windows_they_keep_and_one_killed_mid_round_stalls
                 what=f"{device} to keep its first condition's windows",
             )
         federation = Federation(tmp_path / "federation", config)
-        # Told before the SuperLink listens: their clients wait for it, nothing crashes.
+        # Every byte between the devices and the aggregator passes the tap. Told before the
+        # SuperLink listens: their clients wait for it, nothing crashes.
+        tap = Tap(federation.address)
         for device, (_, second) in DEVICES.items():
-            client.update_desired(device, _keep(second, federation.address))
-        with federation:
+            client.update_desired(device, _keep(second, tap.address))
+        with tap, federation:
             for device in DEVICES:
                 wait_until(
                     lambda d=device: _kept(client, d) >= 2 * ROWS_PER_LABEL,  # type: ignore[misc]
@@ -100,6 +102,9 @@ def test_three_agents_train_on_windows_they_keep_and_one_killed_mid_round_stalls
             result = federation.wait()
             reported = {d: client.device(d).reported for d in DEVICES}
         datasets = client.datasets()
+    kept = np.concatenate(
+        [np.load(f)["x"] for f in tmp_path.glob("device-*/federated/*.windows.npz")]
+    )
 
     assert [r.round for r in result.history] == [1, 2]
     assert result.labels == ["bearing_wear", "imbalance", "normal"]
@@ -109,7 +114,11 @@ def test_three_agents_train_on_windows_they_keep_and_one_killed_mid_round_stalls
     for device in ("device-a", "device-b"):
         state = reported[device]
         assert state is not None and state.federated is not None
-        assert state.federated.aggregator == federation.address
+        assert state.federated.aggregator == tap.address
         assert state.federated.client_starts >= 1
-    # The kept windows never left the devices: the hub holds no sample of any dataset.
+    # The kept windows never left the devices: the hub holds no sample of any dataset, and
+    # no kept row's bytes are in anything the devices sent the aggregator (weights cross as
+    # their raw bytes, so a row sent up would show as its own).
     assert datasets == []
+    assert len(kept) >= 3 * 2 * ROWS_PER_LABEL and len(tap.uplink) > 0
+    assert not any(row.tobytes() in tap.uplink for row in kept)
