@@ -49,6 +49,7 @@ __all__ = [
     "ModelServer",
     "ServingError",
     "UnknownModel",
+    "offload_request",
     "refusal",
     "rows_kind",
     "serving_providers",
@@ -96,6 +97,16 @@ def tensors_of(tensor: np.ndarray, plan: SplitPlan) -> IntermediateTensors:
         scale=plan.scale if dtype == "int8" else None,
         zero_point=plan.zero_point if dtype == "int8" else None,
     )
+
+
+def offload_request(model: BundleRef, input: RowsKind | SplitPlan, rows: np.ndarray) -> bytes:
+    """The body of the request that offloads `rows`, one window a row, to `model`: the rows
+    of `input`'s kind, or a split head's tensors with the plan that cut it."""
+    if isinstance(input, SplitPlan):
+        request = InferenceRequest(model=model, tensors=tensors_of(rows, input))
+    else:
+        request = InferenceRequest(model=model, input=input, rows=rows.tolist())
+    return request.model_dump_json().encode()
 
 
 @dataclass(frozen=True)

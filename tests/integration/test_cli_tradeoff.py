@@ -24,35 +24,10 @@ def test_tradeoff_measures_each_policy_on_the_models_held_out_windows(tmp_path: 
             fleet, "train", "motors", "--model", "decision_tree", "--params", '{"max_depth": 2}'
         )
         big = cli(fleet, "train", "motors", "--model", "random_forest")
-        measured = cli(
-            fleet,
-            "tradeoff",
-            "motors@1",
-            "--device",
-            "edge-1",
-            "--cloud",
-            "motors@2",
-            "--fractions",
-            "0.1,0.5",
-            "--bandwidth",
-            "50",
-            "--json",
-        )
-        queued = cli(
-            fleet,
-            "tradeoff",
-            "motors@1",
-            "--device",
-            "edge-1",
-            "--cloud",
-            "motors@2",
-            "--fractions",
-            "0.1,0.5",
-            "--bandwidth",
-            "50",
-            "--job",
-            "--json",
-        )
+        asked = ["tradeoff", "motors@1", "--device", "edge-1", "--cloud", "motors@2"]
+        asked += ["--fractions", "0.1,0.5", "--bandwidth", "50", "--json"]
+        measured = cli(fleet, *asked)
+        queued = cli(fleet, *asked, "--job")
         job_id = json.loads(queued.stdout)["id"]
         by_job = wait_until(
             lambda: _job(fleet, job_id, "succeeded", "failed"),

@@ -21,14 +21,13 @@ from edgestack.bundle import SplitPlan
 from edgestack.offload import to_offload
 from edgestack.protocol import (
     InferenceAnswer,
-    InferenceRequest,
     OffloadPolicy,
     OffloadReport,
     RowsKind,
     ServingTier,
     problem_detail,
 )
-from edgestack.serving import tensors_of
+from edgestack.serving import offload_request
 
 __all__ = ["MAX_QUEUED", "Offloader", "Send", "ServerRefused", "edge_sender"]
 
@@ -229,7 +228,7 @@ class Offloader:
         answer: InferenceAnswer | None = None
         try:
             # A window too wide for any request is left to the device as well.
-            body = await asyncio.to_thread(_encode, self.policy, input, rows)
+            body = await asyncio.to_thread(offload_request, self.policy.model, input, rows)
             # Not wait_for, which in Python 3.11 takes a stop that lands as the request fails
             # for the failure, leaving this task running after it was stopped.
             async with asyncio.timeout(self.policy.timeout_s):
@@ -240,11 +239,3 @@ class Offloader:
         except Exception:  # whatever the server did or did not do, the device answers alone
             answer = None
         return answer, len(body), (self._loop.time() - started) * 1000
-
-
-def _encode(policy: OffloadPolicy, input: RowsKind | SplitPlan, rows: np.ndarray) -> bytes:
-    if isinstance(input, SplitPlan):
-        request = InferenceRequest(model=policy.model, tensors=tensors_of(rows, input))
-    else:
-        request = InferenceRequest(model=policy.model, input=input, rows=rows.tolist())
-    return request.model_dump_json().encode()

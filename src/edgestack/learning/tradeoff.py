@@ -20,7 +20,8 @@ from edgestack.learning.split import Link, median_ms
 from edgestack.offload import calibrate, to_offload
 from edgestack.predictor import OnnxPredictor, onnx_session
 from edgestack.profiles import DeviceProfile
-from edgestack.protocol import BundleRef, InferenceRequest, OffloadGate, RowsKind
+from edgestack.protocol import BundleRef, OffloadGate, RowsKind
+from edgestack.serving import offload_request
 
 __all__ = ["Choice", "Energy", "SplitNet", "TierModel", "tradeoff"]
 
@@ -155,10 +156,7 @@ def _probabilities(model: TierModel) -> np.ndarray:
 
 def _request_bytes(model: TierModel) -> int:
     """The bytes of the request that offloads one window, as the device would send it."""
-    request = InferenceRequest(
-        model=model.ref, input=model.input, rows=[model.rows[0].reshape(-1).tolist()]
-    )
-    return len(request.model_dump_json().encode())
+    return len(offload_request(model.ref, model.input, model.rows[:1].reshape(1, -1)))
 
 
 def _split(
