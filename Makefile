@@ -26,14 +26,16 @@ $(UI_STAMP): $(UI)/package-lock.json
 demo: $(STAMP) $(UI_STAMP)
 	$(BIN)/edgestack demo --report demo-report.json
 
-# The MQTT tests run a real Mosquitto broker, the speak sink's tests espeak-ng and the
-# dashboard's tests Chromium (they skip, saying why, without them); as root with apt-get,
-# install them.
+# The MQTT tests run a real Mosquitto broker, the PostgreSQL tests a real PostgreSQL server,
+# the speak sink's tests espeak-ng and the dashboard's tests Chromium (they skip, saying why,
+# without them); as root with apt-get, install them.
 system-packages:
 	@missing=""; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="mosquitto"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	    || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    { apt-get install -y -qq $$missing || { apt-get update -qq && apt-get install -y -qq $$missing; }; } \

@@ -1,9 +1,14 @@
-"""Fixtures shared across test packages: a real MQTT broker on loopback."""
+"""Fixtures shared across test packages: a real MQTT broker and a real PostgreSQL server on
+loopback."""
 
+import glob
+import itertools
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,3 +97,132 @@ def mosquitto_broker(tmp_path: Path) -> Iterator[Mosquitto]:
 def mosquitto(mosquitto_broker: Mosquitto) -> tuple[str, int]:
     """`(host, port)` of a running Mosquitto broker on loopback."""
     return mosquitto_broker.host, mosquitto_broker.port
+
+
+class Postgres:
+    """A PostgreSQL server of its own on 127.0.0.1:`port`, trusting local connections, tuned
+    for tests (no fsync): one per test session, a fresh database per test (`database`)."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, bindir: Path, workdir: Path) -> None:
+        self.port = free_port()
+        self._bindir = bindir
+        self._data = workdir / "data"
+        self._log = workdir / "postgres.log"
+        self._workdir = workdir
+        self._names = itertools.count()
+        # PostgreSQL refuses to run as root; Debian's package makes the `postgres` user.
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def start(self) -> None:
+        if self._as:
+            shutil.chown(self._workdir, "postgres")
+        subprocess.run(
+            [
+                *self._as,
+                str(self._bindir / "initdb"),
+                "-D",
+                str(self._data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        options = (
+            f"-c listen_addresses={self.host} -p {self.port} -k {self._workdir} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
+        )
+        subprocess.run(
+            [
+                *self._as,
+                str(self._bindir / "pg_ctl"),
+                "-D",
+                str(self._data),
+                "-l",
+                str(self._log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def stop(self) -> None:
+        subprocess.run(
+            [
+                *self._as,
+                str(self._bindir / "pg_ctl"),
+                "-D",
+                str(self._data),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            check=False,
+            capture_output=True,
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL of `database` on this server."""
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
+
+    def database(self) -> str:
+        """The URL of a new, empty database."""
+        import psycopg
+
+        name = f"test_{os.getpid()}_{next(self._names)}"
+        with psycopg.connect(self.url().replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def postgres_bindir() -> Path | None:
+    """Where PostgreSQL's server programs are: on PATH, or Debian's versioned directory."""
+    on_path = shutil.which("initdb")
+    if on_path is not None and shutil.which("pg_ctl") is not None:
+        return Path(os.path.realpath(on_path)).parent
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """A running PostgreSQL server for the whole test session; skips when PostgreSQL or the
+    psycopg driver is missing."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip(
+            "needs a PostgreSQL server (initdb, pg_ctl); install it with "
+            "`apt-get install -y postgresql`"
+        )
+    pytest.importorskip("psycopg", reason="needs psycopg; install it with `make .venv/.installed`")
+    # Not under pytest's temporary directory, which only its owner may enter: the server may
+    # run as another user.
+    workdir = Path(tempfile.mkdtemp(prefix="edgestack-postgres-"))
+    server = Postgres(bindir, workdir)
+    try:
+        server.start()
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {exc.stderr.decode(errors='replace')}")
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Postgres) -> str:
+    """The SQLAlchemy URL of a new, empty PostgreSQL database on the session's server."""
+    return postgres_server.database()
