@@ -25,6 +25,13 @@ def hub(
     data_dir: DataDirOpt = None,
     host: Annotated[str | None, typer.Option(help=r"\[env EDGESTACK_HUB_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help=r"\[env EDGESTACK_HUB_PORT]")] = None,
+    jobs: Annotated[
+        str | None,
+        typer.Option(
+            help="Where jobs run: local, or ray://HOST:PORT, a Ray cluster's Ray Client "
+            r"address \[env EDGESTACK_HUB_JOBS]"
+        ),
+    ] = None,
 ) -> None:
     """Run the hub: the fleet's control plane and API. It upgrades its database first;
     `edgestack hub migrate` does only that."""
@@ -34,7 +41,7 @@ def hub(
     from edgestack.hub.errors import StartRefused
 
     setup_logging()
-    settings = load_settings(HubSettings, data_dir=data_dir, host=host, port=port)
+    settings = load_settings(HubSettings, data_dir=data_dir, host=host, port=port, jobs=jobs)
     try:
         serve(settings)
     except StartRefused as exc:

@@ -49,6 +49,7 @@ def serve(settings: HubSettings) -> None:
                     _url(settings.host, port),
                     settings.admin_token.get_secret_value(),
                     aggregator=(settings.fl_host, settings.fl_port),
+                    jobs=settings.jobs,
                 )
             )
             workers[0].start()

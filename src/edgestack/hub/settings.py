@@ -1,8 +1,10 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edgestack.hub.ray_jobs import parse_jobs
 
 __all__ = ["DEV_ADMIN_TOKEN", "DEV_ENROL_TOKEN", "MIN_TOKEN_LENGTH", "HubSettings"]
 
@@ -40,6 +42,12 @@ class HubSettings(BaseSettings):
     )
     jobs_worker: bool = Field(
         default=True, description="start the worker process that runs training and other jobs"
+    )
+    jobs: str = Field(
+        default="local",
+        max_length=300,
+        description="where jobs run: `local`, a process of the hub's worker each, or "
+        "`ray://HOST:PORT`, tasks on the Ray cluster whose head's Ray Client listens there",
     )
     fl_host: str = Field(
         default="127.0.0.1",
@@ -98,6 +106,12 @@ class HubSettings(BaseSettings):
     enrol_window_s: float = Field(
         default=60, gt=0, le=86400, description="the sliding window enrolments count in"
     )
+
+    @field_validator("jobs")
+    @classmethod
+    def _jobs_where_they_can_run(cls, value: str) -> str:
+        parse_jobs(value)
+        return value
 
     @model_validator(mode="after")
     def _secret_tokens_in_production(self) -> "HubSettings":

@@ -1,5 +1,6 @@
 """The hub's job worker: a process the hub starts and restarts, which claims queued jobs
-through the hub's API and runs each in a process of its own, so a cancel can stop it.
+through the hub's API and runs each in a process of its own, or as a task on a Ray cluster
+(`jobs="ray://host:port"`), so a cancel can stop it.
 
 A job runs the library workflows `edgestack train` and `edgestack optimize` run, with the
 admin token, and registers what it makes through the API like any client: training never
@@ -22,11 +23,12 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import TypeAdapter
 
 from edgestack.client import HubClient, HubError
+from edgestack.hub.ray_jobs import RayCluster, RayRun, RayUnavailable, parse_jobs, where
 from edgestack.protocol import JobReport, JobRequest, JobView
 
 __all__ = ["POLL_S", "Worker", "main", "run_worker"]
@@ -42,7 +44,7 @@ _TOKEN = "EDGESTACK_ADMIN_TOKEN"
 _REQUEST: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
 _MAIN = (
     "import sys; from edgestack.hub.worker import main; "
-    "main(sys.argv[1], int(sys.argv[2]), (sys.argv[3], int(sys.argv[4])))"
+    "main(sys.argv[1], int(sys.argv[2]), (sys.argv[3], int(sys.argv[4])), sys.argv[5])"
 )
 # Where a federated job's aggregator listens when the hub says nothing: loopback, a free port.
 _LOOPBACK = ("127.0.0.1", 0)
@@ -51,14 +53,22 @@ _LOOPBACK = ("127.0.0.1", 0)
 class Worker:
     """The worker process of one hub, started once the hub listens and restarted whenever it
     exits until `stop`. A federated job's aggregator listens on `aggregator`, (host, port),
-    the address devices dial (port 0: a free one per job)."""
+    the address devices dial (port 0: a free one per job). Jobs run where `jobs` says:
+    `local`, or `ray://host:port`, a Ray cluster."""
 
     def __init__(
-        self, url: str, admin_token: str, *, aggregator: tuple[str, int] = _LOOPBACK
+        self,
+        url: str,
+        admin_token: str,
+        *,
+        aggregator: tuple[str, int] = _LOOPBACK,
+        jobs: str = "local",
     ) -> None:
+        parse_jobs(jobs)  # refused here, in the hub, rather than in a worker restarted forever
         self._url = url
         self._admin_token = admin_token
         self._aggregator = aggregator
+        self._jobs = jobs
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
@@ -94,6 +104,7 @@ class Worker:
         env = os.environ | {_TOKEN: self._admin_token}
         host, port = self._aggregator
         command = [sys.executable, "-c", _MAIN, self._url, str(os.getpid()), host, str(port)]
+        command.append(self._jobs)
         while not self._stopping.is_set():
             with self._lock:
                 if self._stopping.is_set():
@@ -113,9 +124,11 @@ def run_worker(
     *,
     poll_s: float = POLL_S,
     aggregator: tuple[str, int] = _LOOPBACK,
+    cluster: RayCluster | None = None,
 ) -> None:
     """Claim and run queued jobs one at a time until SIGTERM, or until the hub, process
-    `hub_pid`, is gone; a federated job's aggregator listens on `aggregator`."""
+    `hub_pid`, is gone; a federated job's aggregator listens on `aggregator`. Each job runs
+    in a process of its own, or with `cluster` as a task on that Ray cluster."""
 
     signal.signal(signal.SIGTERM, _unwind)
     # Ctrl-C in the hub's terminal reaches every process of its group: the hub stops this one.
@@ -131,52 +144,112 @@ def run_worker(
             if job is None:
                 time.sleep(poll_s)
                 continue
-            _supervise_job(client, url, admin_token, job, hub_pid, poll_s, aggregator)
+            try:
+                run = _start(url, admin_token, job, aggregator, cluster)
+            except (RayUnavailable, _Refused) as exc:
+                # The job fails, not the worker: the next one may ask for something possible.
+                _report(client, job.id, JobReport(outcome="failed", error=str(exc)))
+                continue
+            _supervise_job(client, job, run, hub_pid, poll_s)
 
 
-def _supervise_job(
-    client: HubClient,
+class _Run(Protocol):
+    """A job under way, in a local process or on a Ray cluster."""
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the job to end; whether it has."""
+        ...
+
+    def stop(self) -> None:
+        """End the job, still under way, now."""
+        ...
+
+    def failure(self) -> str | None:
+        """Why the job ended without reporting how, or None."""
+        ...
+
+
+class _Refused(Exception):
+    """A job that cannot run where this worker runs jobs; the message says why, and the fix."""
+
+
+def _start(
     url: str,
     admin_token: str,
     job: JobView,
-    hub_pid: int,
-    poll_s: float,
     aggregator: tuple[str, int],
-) -> None:
-    # Spawned, not forked: a fresh interpreter, free of this process's sockets and threads.
-    process = multiprocessing.get_context("spawn").Process(
-        target=_run_job,
-        args=(url, admin_token, job.id, job.job.model_dump(mode="json"), aggregator),
-        name=f"job-{job.id}",
-    )
-    process.start()
+    cluster: RayCluster | None,
+) -> _Run:
+    request = job.job.model_dump(mode="json")
+    if cluster is None:
+        return _LocalRun(url, admin_token, job.id, request, aggregator)
+    if job.job.kind == "federated":
+        raise _Refused(
+            "a federated job runs Flower's aggregator, which devices dial on the hub's "
+            f"fl_host and fl_port; a task on the Ray cluster at {cluster.address} would listen "
+            "on a node the devices were not told of: run federated jobs on a hub started with "
+            "--jobs local"
+        )
+    return RayRun.start(cluster, _run_on_ray, url, admin_token, job.id, request)
+
+
+class _LocalRun:
+    """A job in a process of its own, spawned, not forked: a fresh interpreter, free of this
+    process's sockets and threads."""
+
+    def __init__(
+        self,
+        url: str,
+        admin_token: str,
+        job_id: int,
+        request: dict[str, Any],
+        aggregator: tuple[str, int],
+    ) -> None:
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_run_job,
+            args=(url, admin_token, job_id, request, aggregator),
+            name=f"job-{job_id}",
+        )
+        self._process.start()
+
+    def wait(self, timeout_s: float) -> bool:
+        self._process.join(timeout_s)
+        return not self._process.is_alive()
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(_STOP_S)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+
+    def failure(self) -> str | None:
+        code = self._process.exitcode
+        return (
+            None if code in (0, -signal.SIGTERM) else f"the job's process exited with code {code}"
+        )
+
+
+def _supervise_job(client: HubClient, job: JobView, run: _Run, hub_pid: int, poll_s: float) -> None:
+    ended = False
     try:
-        while process.is_alive():
-            process.join(poll_s)
+        while not (ended := run.wait(poll_s)):
             if os.getppid() != hub_pid:
                 # The hub that claimed it is gone; the next one marks the job failed, and
                 # must not find a model it did not ask for.
                 log.info("the hub is gone: stopping job %d", job.id)
                 break
-            if process.is_alive() and not _still_running(client, job.id):
-                log.info("job %d was cancelled: stopping its process", job.id)
+            if not _still_running(client, job.id):
+                log.info("job %d was cancelled: stopping it", job.id)
                 break
     finally:
         # Also on SIGTERM: a job outlives neither its worker nor a cancel.
-        if process.is_alive():
-            process.terminate()
-            process.join(_STOP_S)
-            if process.is_alive():
-                process.kill()
-                process.join()
-    if process.exitcode not in (0, -signal.SIGTERM):
-        _report(
-            client,
-            job.id,
-            JobReport(
-                outcome="failed", error=f"the job's process exited with code {process.exitcode}"
-            ),
-        )
+        if not ended:
+            run.stop()
+    failure = run.failure()
+    if failure is not None:
+        _report(client, job.id, JobReport(outcome="failed", error=failure))
 
 
 def _still_running(client: HubClient, job_id: int) -> bool:
@@ -210,7 +283,25 @@ def _run_job(
     # The worker stops a cancelled job with SIGTERM: unwound, so what the job started (a
     # federated job's aggregator, its devices' desired states) is stopped and undone.
     signal.signal(signal.SIGTERM, _unwind)
-    # Imported here, in the job's own process: the worker itself stays light.
+    _run_reporting(url, admin_token, job_id, request, aggregator)
+
+
+def _run_on_ray(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -> None:
+    """A job's Ray task: as a job's process, its first lines telling the node it runs on.
+    Ray's worker keeps its own signal handlers: a cancel kills it by force."""
+    _run_reporting(url, admin_token, job_id, request, _LOOPBACK, runner=where())
+
+
+def _run_reporting(
+    url: str,
+    admin_token: str,
+    job_id: int,
+    request: dict[str, Any],
+    aggregator: tuple[str, int],
+    *,
+    runner: str | None = None,
+) -> None:
+    # Imported here, where the job runs: the worker itself stays light.
     from edgestack.learning.workflow import WorkflowError
 
     job = _REQUEST.validate_python(request)
@@ -236,7 +327,8 @@ def _run_job(
             if not _report(client, job_id, news):
                 raise SystemExit(0)  # cancelled: the worker stops this process anyway
 
-        _report(client, job_id, JobReport(step="started", lines=[f"{job.kind}: {request}"]))
+        started = [f"{job.kind}: {request}", *([f"running on {runner}"] if runner else [])]
+        _report(client, job_id, JobReport(step="started", lines=started))
         result: dict[str, Any] | None
         try:
             result, error, last = _execute(
@@ -354,10 +446,12 @@ def _execute(
     return result, None, f"registered {made.name} v{made.version}"
 
 
-def main(url: str, hub_pid: int, aggregator: tuple[str, int] = _LOOPBACK) -> None:
+def main(
+    url: str, hub_pid: int, aggregator: tuple[str, int] = _LOOPBACK, jobs: str = "local"
+) -> None:
     """The worker process's entry: the admin token comes in the environment, never on the
     command line, where any user of the machine could read it."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # A line for each poll of the hub would bury the hub's own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    run_worker(url, os.environ[_TOKEN], hub_pid, aggregator=aggregator)
+    run_worker(url, os.environ[_TOKEN], hub_pid, aggregator=aggregator, cluster=parse_jobs(jobs))
