@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,24 @@ def test_a_cancelled_job_has_its_ray_task_killed_and_a_federated_job_is_refused(
     assert refused.state == "failed"
     assert refused.error is not None
     assert "--jobs local" in refused.error and ray_head.address in refused.error
+
+
+def test_jobs_fail_naming_a_cluster_nobody_listens_on_and_the_worker_goes_on(
+    tmp_path: Path,
+) -> None:
+    address = f"ray://127.0.0.1:{free_port()}"
+    with LocalFleet(tmp_path, []) as fleet:
+        fleet.start_hub(env={"EDGESTACK_HUB_JOBS": address})
+        first, second = (
+            fleet.client.submit_job(TrainRequest(dataset="motors", model="decision_tree"))
+            for _ in range(2)
+        )
+        ended = [
+            wait_until(partial(_ended, fleet, job.id), timeout_s=60, what=f"job {job.id} to end")
+            for job in (first, second)
+        ]
+
+    for job in ended:
+        assert job.state == "failed"
+        assert job.error is not None
+        assert address in job.error and "ray start --head" in job.error

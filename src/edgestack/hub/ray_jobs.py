@@ -58,6 +58,8 @@ def parse_jobs(value: str) -> RayCluster | None:
     parts = urlsplit(value)
     try:
         port = parts.port
+        if port == 0:
+            raise ValueError
     except ValueError:
         raise ValueError(f"'{value[:100]}' has no valid port; {_FIX}") from None
     if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.username:
