@@ -1,11 +1,16 @@
 """Where the hub runs its jobs: the `jobs` setting's addresses, and the errors of a Ray
 cluster that cannot take a job."""
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from conftest import free_port
+from edgestack.cli import app
 from edgestack.hub import HubSettings
+from edgestack.hub import worker as worker_module
 from edgestack.hub.ray_jobs import RayCluster, RayRun, RayUnavailable, parse_jobs
 from edgestack.hub.worker import Worker
 
@@ -66,9 +71,29 @@ def test_the_hub_runs_jobs_locally_unless_told_otherwise(monkeypatch: pytest.Mon
     assert error["loc"] == ("jobs",) and "ray://HOST:PORT" in error["msg"]
 
 
-def test_a_worker_refuses_an_address_it_cannot_use() -> None:
+def test_a_hub_and_its_worker_refuse_an_address_they_cannot_use(tmp_path: Path) -> None:
+    hub = CliRunner().invoke(app, ["hub", "--data-dir", str(tmp_path), "--jobs", "ray:/head"])
+
     with pytest.raises(ValueError, match="ray://HOST:PORT"):
         Worker("http://127.0.0.1:8400", "token", jobs="ray:/head")
+    assert hub.exit_code == 2
+    assert "jobs: 'ray:/head' is neither `local` nor a Ray address" in hub.output
+    assert not any(tmp_path.iterdir()), "the hub started"
+
+
+def test_a_ray_task_that_cannot_reach_the_hub_says_so_before_it_runs_the_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "where", lambda: "Ray node n1, worker pid 7")
+    url = f"http://127.0.0.1:{free_port()}"
+
+    with pytest.raises(Exception, match="cannot reach the hub") as refused:
+        worker_module._run_on_ray(url, "token", 1, {"kind": "train", "dataset": "motors"})
+
+    assert str(refused.value) == (
+        f"Ray node n1, worker pid 7 cannot reach the hub at {url}; start the hub with a "
+        "--host the Ray cluster's nodes reach"
+    )
 
 
 def test_a_cluster_nobody_listens_on_is_unavailable_with_its_address_and_the_fix() -> None:

@@ -122,14 +122,15 @@ def ray_head() -> Iterator[RayHead]:
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop the head and every process of its group: SIGTERM, then SIGKILL what is left."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """Stop the head and every process of its group: SIGTERM, then SIGKILL what is left; the
+    head keeps nothing a test needs afterwards."""
+    for sig, grace_s in ((signal.SIGTERM, 3), (signal.SIGKILL, 10)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
         with contextlib.suppress(TimeoutError):
             wait_until(
                 lambda: process.poll() is not None and not _group_alive(process.pid),
-                timeout_s=10,
+                timeout_s=grace_s,
                 what="the Ray head to stop",
             )
             return
@@ -182,30 +183,46 @@ def test_a_training_job_runs_as_a_ray_task_and_registers_its_model(
     assert ray_head.ran_worker(pid)
 
 
-def test_a_cancelled_job_has_its_ray_task_killed_and_a_federated_job_is_refused(
+def _slow_job_on_ray(fleet: LocalFleet) -> tuple[int, int]:
+    """A job still running when the test acts on it, and its Ray worker's pid."""
+    # auto tries every classifier for up to this long.
+    job = fleet.client.submit_job(TrainRequest(dataset="motors", model="auto", budget_s=600))
+    _, pid = wait_until(
+        lambda: _runner(fleet, job.id), timeout_s=60, what="the job's Ray task to start"
+    )
+    return job.id, pid
+
+
+def test_a_cancel_kills_the_jobs_ray_worker_and_a_dead_worker_fails_its_job(
     fleet: LocalFleet, ray_head: RayHead
 ) -> None:
-    # auto tries every classifier for up to this long: still running when cancelled.
-    slow = fleet.client.submit_job(TrainRequest(dataset="motors", model="auto", budget_s=600))
-    node, pid = wait_until(
-        lambda: _runner(fleet, slow.id), timeout_s=60, what="the job's Ray task to start"
-    )
-    cancelled = fleet.client.cancel_job(slow.id)
+    cancelled_id, cancelled_pid = _slow_job_on_ray(fleet)
+    cancelled = fleet.client.cancel_job(cancelled_id)
     wait_until(
-        lambda: not Path(f"/proc/{pid}").exists(),
+        lambda: not Path(f"/proc/{cancelled_pid}").exists(),
         timeout_s=30,
-        what="the Ray worker running the job to be killed",
+        what="the Ray worker running the cancelled job to be killed",
     )
+    died_id, died_pid = _slow_job_on_ray(fleet)
+    os.kill(died_pid, signal.SIGKILL)  # as when its node goes down
+    died = wait_until(lambda: _ended(fleet, died_id), timeout_s=30, what="the job to fail")
+
+    assert cancelled.state == "cancelled"
+    assert fleet.client.job(cancelled_id).state == "cancelled"
+    assert ray_head.ran_worker(cancelled_pid)
+    assert died.state == "failed" and died.error is not None
+    assert ray_head.address in died.error and "died" in died.error
+
+
+def test_a_federated_job_is_refused_on_ray_with_the_fix(
+    fleet: LocalFleet, ray_head: RayHead
+) -> None:
     federated = fleet.client.submit_job(FederatedRequest(dataset="motors", to=["all"]))
     refused = wait_until(
         lambda: _ended(fleet, federated.id), timeout_s=30, what="the federated job to end"
     )
 
-    assert cancelled.state == "cancelled"
-    assert fleet.client.job(slow.id).state == "cancelled"
-    assert ray_head.ran_worker(pid) and node in ray_head.node_ids()
-    assert refused.state == "failed"
-    assert refused.error is not None
+    assert refused.state == "failed" and refused.error is not None
     assert "--jobs local" in refused.error and ray_head.address in refused.error
 
 

@@ -95,7 +95,7 @@ class RayRun:
         import ray
 
         try:
-            ray.init(cluster.address, logging_level=logging.WARNING, log_to_driver=False)
+            _connect(ray, cluster)
         except ConnectionError as exc:
             raise RayUnavailable(_unreachable(cluster, str(exc))) from None
         except Exception as exc:
@@ -129,13 +129,24 @@ class RayRun:
             self._ray.get(self._ref, timeout=_CONNECT_S)
             return None
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            # A task's own exception comes wrapped, its message behind Ray's traceback.
+            cause = getattr(exc, "cause", None) or exc
+            first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
             return (
                 f"the job's Ray task on {self._cluster.address} failed: {first[:1000]}; the "
                 "cluster's nodes need this edgestack release installed, and must reach the hub"
             )
         finally:
             self._ray.shutdown()
+
+
+def _connect(ray: Any, cluster: RayCluster) -> None:
+    try:
+        ray.init(cluster.address, logging_level=logging.WARNING, log_to_driver=False)
+    except ConnectionAbortedError:
+        # The head's client server failed to start this connection's server, which happens
+        # now and then on a healthy head: once more before the job is failed.
+        ray.init(cluster.address, logging_level=logging.WARNING, log_to_driver=False)
 
 
 def _check_port(cluster: RayCluster) -> None:

@@ -286,9 +286,20 @@ def _run_job(
     _run_reporting(url, admin_token, job_id, request, aggregator)
 
 
+class _HubUnreachable(Exception):
+    """A job's Ray task cannot reach the hub that runs the job; the message says the fix."""
+
+
 def _run_on_ray(url: str, admin_token: str, job_id: int, request: dict[str, Any]) -> None:
     """A job's Ray task: as a job's process, its first lines telling the node it runs on.
-    Ray's worker keeps its own signal handlers: a cancel kills it by force."""
+    Ray's worker keeps its own signal handlers: a cancel kills it by force. Raises
+    _HubUnreachable when the node cannot reach the hub: the worker, which can, reports it."""
+    with HubClient(url, admin_token=admin_token) as client:
+        if not client.healthy():
+            raise _HubUnreachable(
+                f"{where()} cannot reach the hub at {url}; start the hub with a --host the "
+                "Ray cluster's nodes reach"
+            )
     _run_reporting(url, admin_token, job_id, request, _LOOPBACK, runner=where())
 
 
