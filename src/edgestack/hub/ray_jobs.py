@@ -13,6 +13,7 @@ the hub through its API, as the local worker does.
 """
 
 import logging
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,8 +70,6 @@ def parse_jobs(value: str) -> RayCluster | None:
 
 def where() -> str:
     """Where the calling Ray task runs: its node and its worker's process."""
-    import os
-
     import ray
 
     return f"Ray node {ray.get_runtime_context().get_node_id()}, worker pid {os.getpid()}"
@@ -85,12 +84,16 @@ class RayRun:
         self._ray = ray
         self._ref = ref
         self._stopped = False
+        self._lost: str | None = None
 
     @classmethod
     def start(cls, cluster: RayCluster, function: Callable[..., None], *args: Any) -> "RayRun":
         """Connect to `cluster` and submit `function(*args)`. Raises RayUnavailable, with the
         address and the fix, when the cluster does not answer."""
         _check_port(cluster)
+        # Ray starts a cluster of its own on this machine when called without a connection,
+        # as after the cluster's was lost: this process only ever speaks to `cluster`.
+        os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
         # Imported only here: a hub whose jobs run locally never loads Ray.
         import ray
 
@@ -108,15 +111,21 @@ class RayRun:
         return cls(cluster, ray, task.remote(*args))
 
     def wait(self, timeout_s: float) -> bool:
-        """Wait up to `timeout_s` for the task to end; whether it has."""
-        done, _ = self._ray.wait([self._ref], timeout=timeout_s)
+        """Wait up to `timeout_s` for the task to end; whether it has, or the connection to
+        the cluster was lost (Ray Client gives up after trying again for 30 s)."""
+        try:
+            done, _ = self._ray.wait([self._ref], timeout=timeout_s)
+        except ConnectionError as exc:
+            self._lost = str(exc)
+            return True
         return bool(done)
 
     def stop(self) -> None:
         """Cancel the task by force, its worker process killed, and disconnect."""
         self._stopped = True
         try:
-            self._ray.cancel(self._ref, force=True)
+            if self._lost is None:
+                self._ray.cancel(self._ref, force=True)
         finally:
             self._ray.shutdown()
 
@@ -126,16 +135,23 @@ class RayRun:
         if self._stopped:
             return None
         try:
+            if self._lost is not None:
+                return (
+                    f"the connection to the Ray cluster at {self._cluster.address} was lost "
+                    f"({self._lost}); the job's task may have ended with it: submit it again"
+                )
             self._ray.get(self._ref, timeout=_CONNECT_S)
             return None
         except Exception as exc:
             # A task's own exception comes wrapped, its message behind Ray's traceback.
             cause = getattr(exc, "cause", None) or exc
             first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-            return (
-                f"the job's Ray task on {self._cluster.address} failed: {first[:1000]}; the "
-                "cluster's nodes need this edgestack release installed, and must reach the hub"
+            fix = (
+                "; install this edgestack release on the cluster's nodes"
+                if isinstance(cause, ImportError)
+                else ""
             )
+            return f"the job's Ray task on {self._cluster.address} failed: {first[:1000]}{fix}"
         finally:
             self._ray.shutdown()
 
