@@ -57,6 +57,7 @@ def test_anything_else_is_refused_with_the_fix(value: str) -> None:
 
 def test_the_hub_runs_jobs_locally_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EDGESTACK_HUB_JOBS", raising=False)
+    monkeypatch.delenv("EDGESTACK_HUB_JOBS_HUB_URL", raising=False)
     default = HubSettings()
     monkeypatch.setenv("EDGESTACK_HUB_JOBS", "ray://head:7000")
     from_env = HubSettings()
@@ -65,10 +66,24 @@ def test_the_hub_runs_jobs_locally_unless_told_otherwise(monkeypatch: pytest.Mon
     with pytest.raises(ValidationError) as refused:
         HubSettings()
 
-    assert default.jobs == "local"
+    assert (default.jobs, default.jobs_hub_url) == ("local", None)
     assert from_env.jobs == "ray://head:7000"
     [error] = refused.value.errors()
     assert error["loc"] == ("jobs",) and "ray://HOST:PORT" in error["msg"]
+
+
+def test_the_url_ray_tasks_reach_the_hub_at_must_be_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGESTACK_HUB_JOBS_HUB_URL", "https://hub.example:8400")
+    given = HubSettings()
+    monkeypatch.setenv("EDGESTACK_HUB_JOBS_HUB_URL", "hub.example:8400")
+
+    with pytest.raises(ValidationError) as refused:
+        HubSettings()
+
+    assert given.jobs_hub_url == "https://hub.example:8400"
+    [error] = refused.value.errors()
+    assert error["loc"] == ("jobs_hub_url",)
+    assert "'hub.example:8400' is no URL" in error["msg"] and "http://" in error["msg"]
 
 
 def test_a_hub_and_its_worker_refuse_an_address_they_cannot_use(tmp_path: Path) -> None:
@@ -91,8 +106,8 @@ def test_a_ray_task_that_cannot_reach_the_hub_says_so_before_it_runs_the_job(
         worker_module._run_on_ray(url, "token", 1, {"kind": "train", "dataset": "motors"})
 
     assert str(refused.value) == (
-        f"Ray node n1, worker pid 7 cannot reach the hub at {url}; start the hub with a "
-        "--host the Ray cluster's nodes reach"
+        f"Ray node n1, worker pid 7 cannot reach the hub at {url}; set "
+        "EDGESTACK_HUB_JOBS_HUB_URL to the hub's URL as the Ray cluster's nodes reach it"
     )
 
 

@@ -26,7 +26,7 @@ from .test_cli_train import _upload
 pytestmark = pytest.mark.integration
 
 # What the job's Ray task tells first: the node and the worker process it runs in.
-RUNNER = re.compile(r"running on Ray node ([0-9a-f]+), worker pid (\d+)")
+RUNNER = re.compile(r"running on Ray node ([0-9a-f]+), worker pid (\d+), reaching the hub at (\S+)")
 
 
 @dataclass
@@ -147,7 +147,12 @@ def _group_alive(pgid: int) -> bool:
 @pytest.fixture(scope="module")
 def fleet(ray_head: RayHead, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
     with LocalFleet(tmp_path_factory.mktemp("ray-hub"), []) as fleet:
-        fleet.start_hub(env={"EDGESTACK_HUB_JOBS": ray_head.address})
+        # Another name for the hub than the worker's own: the tasks use the one they are given.
+        env = {
+            "EDGESTACK_HUB_JOBS": ray_head.address,
+            "EDGESTACK_HUB_JOBS_HUB_URL": fleet.hub_url.replace("127.0.0.1", "localhost"),
+        }
+        fleet.start_hub(env=env)
         _upload(fleet, "motors")
         yield fleet
 
@@ -157,10 +162,11 @@ def _ended(fleet: LocalFleet, job_id: int) -> JobView | None:
     return job if job.state in ("succeeded", "failed", "cancelled") else None
 
 
-def _runner(fleet: LocalFleet, job_id: int) -> tuple[str, int] | None:
+def _runner(fleet: LocalFleet, job_id: int) -> tuple[str, int, str] | None:
+    """The Ray node, worker pid and hub URL the job's task says it runs with."""
     for line in fleet.client.job_log(job_id):
         if found := RUNNER.search(line):
-            return found[1], int(found[2])
+            return found[1], int(found[2]), found[3]
     return None
 
 
@@ -178,16 +184,17 @@ def test_a_training_job_runs_as_a_ray_task_and_registers_its_model(
     assert done.result is not None and done.result["metrics"]["accuracy"] >= 0.9
     assert [(m.name, m.digest) for m in models] == [("motors", done.result["model"]["digest"])]
     assert runner is not None, "the job's log does not say where it ran"
-    node, pid = runner
+    node, pid, hub_url = runner
     assert node in ray_head.node_ids()
     assert ray_head.ran_worker(pid)
+    assert hub_url == f"http://localhost:{fleet.port}"
 
 
 def _slow_job_on_ray(fleet: LocalFleet) -> tuple[int, int]:
     """A job still running when the test acts on it, and its Ray worker's pid."""
     # auto tries every classifier for up to this long.
     job = fleet.client.submit_job(TrainRequest(dataset="motors", model="auto", budget_s=600))
-    _, pid = wait_until(
+    _, pid, _ = wait_until(
         lambda: _runner(fleet, job.id), timeout_s=60, what="the job's Ray task to start"
     )
     return job.id, pid

@@ -50,6 +50,7 @@ def serve(settings: HubSettings) -> None:
                     settings.admin_token.get_secret_value(),
                     aggregator=(settings.fl_host, settings.fl_port),
                     jobs=settings.jobs,
+                    jobs_hub_url=settings.jobs_hub_url,
                 )
             )
             workers[0].start()

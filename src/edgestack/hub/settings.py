@@ -49,6 +49,13 @@ class HubSettings(BaseSettings):
         description="where jobs run: `local`, a process of the hub's worker each, or "
         "`ray://HOST:PORT`, tasks on the Ray cluster whose head's Ray Client listens there",
     )
+    jobs_hub_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="the hub's URL as a Ray cluster's nodes reach it, e.g. "
+        "http://hub.example:8400; null: the address the hub listens on, loopback for a "
+        "wildcard host",
+    )
     fl_host: str = Field(
         default="127.0.0.1",
         min_length=1,
@@ -111,6 +118,16 @@ class HubSettings(BaseSettings):
     @classmethod
     def _jobs_where_they_can_run(cls, value: str) -> str:
         parse_jobs(value)
+        return value
+
+    @field_validator("jobs_hub_url")
+    @classmethod
+    def _jobs_hub_url_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"'{value[:100]}' is no URL; set EDGESTACK_HUB_JOBS_HUB_URL to the hub's "
+                "address as the Ray cluster's nodes reach it, e.g. http://hub.example:8400"
+            )
         return value
 
     @model_validator(mode="after")

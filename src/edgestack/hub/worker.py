@@ -44,7 +44,7 @@ _TOKEN = "EDGESTACK_ADMIN_TOKEN"
 _REQUEST: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
 _MAIN = (
     "import sys; from edgestack.hub.worker import main; "
-    "main(sys.argv[1], int(sys.argv[2]), (sys.argv[3], int(sys.argv[4])), sys.argv[5])"
+    "main(sys.argv[1], int(sys.argv[2]), (sys.argv[3], int(sys.argv[4])), *sys.argv[5:])"
 )
 # Where a federated job's aggregator listens when the hub says nothing: loopback, a free port.
 _LOOPBACK = ("127.0.0.1", 0)
@@ -54,7 +54,8 @@ class Worker:
     """The worker process of one hub, started once the hub listens and restarted whenever it
     exits until `stop`. A federated job's aggregator listens on `aggregator`, (host, port),
     the address devices dial (port 0: a free one per job). Jobs run where `jobs` says:
-    `local`, or `ray://host:port`, a Ray cluster."""
+    `local`, or `ray://host:port`, a Ray cluster, whose tasks reach the hub at `jobs_hub_url`
+    (default: `url`)."""
 
     def __init__(
         self,
@@ -63,9 +64,11 @@ class Worker:
         *,
         aggregator: tuple[str, int] = _LOOPBACK,
         jobs: str = "local",
+        jobs_hub_url: str | None = None,
     ) -> None:
         parse_jobs(jobs)  # refused here, in the hub, rather than in a worker restarted forever
         self._url = url
+        self._jobs_hub_url = jobs_hub_url or url
         self._admin_token = admin_token
         self._aggregator = aggregator
         self._jobs = jobs
@@ -104,7 +107,7 @@ class Worker:
         env = os.environ | {_TOKEN: self._admin_token}
         host, port = self._aggregator
         command = [sys.executable, "-c", _MAIN, self._url, str(os.getpid()), host, str(port)]
-        command.append(self._jobs)
+        command += [self._jobs, self._jobs_hub_url]
         while not self._stopping.is_set():
             with self._lock:
                 if self._stopping.is_set():
@@ -125,10 +128,12 @@ def run_worker(
     poll_s: float = POLL_S,
     aggregator: tuple[str, int] = _LOOPBACK,
     cluster: RayCluster | None = None,
+    jobs_hub_url: str | None = None,
 ) -> None:
     """Claim and run queued jobs one at a time until SIGTERM, or until the hub, process
     `hub_pid`, is gone; a federated job's aggregator listens on `aggregator`. Each job runs
-    in a process of its own, or with `cluster` as a task on that Ray cluster."""
+    in a process of its own, or with `cluster` as a task on that Ray cluster, which reaches
+    the hub at `jobs_hub_url` (default: `url`)."""
 
     signal.signal(signal.SIGTERM, _unwind)
     # Ctrl-C in the hub's terminal reaches every process of its group: the hub stops this one.
@@ -145,7 +150,7 @@ def run_worker(
                 time.sleep(poll_s)
                 continue
             try:
-                run = _start(url, admin_token, job, aggregator, cluster)
+                run = _start(url, admin_token, job, aggregator, cluster, jobs_hub_url or url)
             except (RayUnavailable, _Refused) as exc:
                 # The job fails, not the worker: the next one may ask for something possible.
                 _report(client, job.id, JobReport(outcome="failed", error=str(exc)))
@@ -179,6 +184,7 @@ def _start(
     job: JobView,
     aggregator: tuple[str, int],
     cluster: RayCluster | None,
+    jobs_hub_url: str,
 ) -> _Run:
     request = job.job.model_dump(mode="json")
     if cluster is None:
@@ -190,7 +196,7 @@ def _start(
             "on a node the devices were not told of: run federated jobs on a hub started with "
             "--jobs local"
         )
-    return RayRun.start(cluster, _run_on_ray, url, admin_token, job.id, request)
+    return RayRun.start(cluster, _run_on_ray, jobs_hub_url, admin_token, job.id, request)
 
 
 class _LocalRun:
@@ -297,10 +303,11 @@ def _run_on_ray(url: str, admin_token: str, job_id: int, request: dict[str, Any]
     with HubClient(url, admin_token=admin_token) as client:
         if not client.healthy():
             raise _HubUnreachable(
-                f"{where()} cannot reach the hub at {url}; start the hub with a --host the "
-                "Ray cluster's nodes reach"
+                f"{where()} cannot reach the hub at {url}; set EDGESTACK_HUB_JOBS_HUB_URL to "
+                "the hub's URL as the Ray cluster's nodes reach it"
             )
-    _run_reporting(url, admin_token, job_id, request, _LOOPBACK, runner=where())
+    runner = f"{where()}, reaching the hub at {url}"
+    _run_reporting(url, admin_token, job_id, request, _LOOPBACK, runner=runner)
 
 
 def _run_reporting(
@@ -458,11 +465,22 @@ def _execute(
 
 
 def main(
-    url: str, hub_pid: int, aggregator: tuple[str, int] = _LOOPBACK, jobs: str = "local"
+    url: str,
+    hub_pid: int,
+    aggregator: tuple[str, int] = _LOOPBACK,
+    jobs: str = "local",
+    jobs_hub_url: str | None = None,
 ) -> None:
     """The worker process's entry: the admin token comes in the environment, never on the
     command line, where any user of the machine could read it."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # A line for each poll of the hub would bury the hub's own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    run_worker(url, os.environ[_TOKEN], hub_pid, aggregator=aggregator, cluster=parse_jobs(jobs))
+    run_worker(
+        url,
+        os.environ[_TOKEN],
+        hub_pid,
+        aggregator=aggregator,
+        cluster=parse_jobs(jobs),
+        jobs_hub_url=jobs_hub_url,
+    )
