@@ -2,12 +2,14 @@
 started with `--jobs ray://...` whose worker runs each job as a Ray task."""
 
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,8 +65,7 @@ def _accepts(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayHead]:
-    binary = shutil.which("ray")
-    if binary is None:
+    if importlib.util.find_spec("ray") is None:
         pytest.skip("needs Ray; install it with `pip install 'ray[default]>=2.50'`")
     # Unix sockets live under the temporary directory: its path must stay short.
     temp_dir = Path(tempfile.mkdtemp(prefix="edgestack-ray-"))
@@ -81,7 +82,10 @@ def ray_head() -> Iterator[RayHead]:
     with open(temp_dir / "head.log", "ab") as log:
         process = subprocess.Popen(
             [
-                binary,
+                # Ray's command of this interpreter, also where its folder is not on PATH.
+                sys.executable,
+                "-m",
+                "ray.scripts.scripts",
                 "start",
                 "--head",
                 "--block",
