@@ -89,7 +89,8 @@ class RayRun:
     @classmethod
     def start(cls, cluster: RayCluster, function: Callable[..., None], *args: Any) -> "RayRun":
         """Connect to `cluster` and submit `function(*args)`. Raises RayUnavailable, with the
-        address and the fix, when the cluster does not answer."""
+        address and the fix, when the cluster does not answer. Turns off, for this process,
+        Ray's start of a local cluster when called unconnected."""
         _check_port(cluster)
         # Ray starts a cluster of its own on this machine when called without a connection,
         # as after the cluster's was lost: this process only ever speaks to `cluster`.
