@@ -33,8 +33,9 @@ RUNNER = re.compile(r"running on Ray node ([0-9a-f]+), worker pid (\d+), reachin
 
 @dataclass
 class RayHead:
-    """A Ray head on 127.0.0.1, its Ray Client server on `client_port`, its session files in
-    `temp_dir`."""
+    """A Ray head on this machine, reached on 127.0.0.1 (Ray's command turns a loopback node
+    address into the machine's own), its Ray Client server on `client_port`, its session
+    files in `temp_dir`."""
 
     client_port: int
     temp_dir: Path
@@ -89,8 +90,6 @@ def ray_head() -> Iterator[RayHead]:
                 "start",
                 "--head",
                 "--block",
-                "--node-ip-address",
-                "127.0.0.1",
                 *(str(item) for pair in ports.items() for item in pair),
                 "--num-cpus",
                 "1",
