@@ -1,0 +1,92 @@
+"""Retention runs: every `retention_every_s` the controller rolls up and removes what is past
+its age (`store.retention`), a few thousand rows per short write transaction, and says what
+it did in a `retention_run` event; `edgestack hub retain` runs it at once.
+
+When it last ran is kept in the database, so a hub started again, or another replica, keeps
+the pace rather than starting over.
+"""
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from edgestack.hub import datadir
+from edgestack.hub.settings import HubSettings
+from edgestack.hub.store import Database, events, retention, utcnow
+
+__all__ = ["retain", "run", "run_if_due"]
+
+Step = Callable[[Session, datetime, int], int]
+
+
+def run(db: Database, settings: HubSettings, now: datetime | None = None) -> dict[str, int]:
+    """Roll up and remove, as of `now`, what `settings` keeps no longer; the rows removed by
+    table (telemetry batches were rolled up first)."""
+    now = now or utcnow()
+    days = {
+        "telemetry_batches": settings.retain_telemetry_days,
+        "events": settings.retain_events_days,
+        "review_windows": settings.retain_windows_days,
+        "received_batches": settings.retain_batch_ids_days,
+    }
+    steps: dict[str, Step] = {
+        "telemetry_batches": retention.roll_up,
+        "events": retention.remove_events,
+        "review_windows": retention.remove_windows,
+        "received_batches": retention.remove_batch_ids,
+    }
+    removed: dict[str, int] = {}
+    for name in retention.TABLES:
+        before = now - timedelta(days=days[name])
+        removed[name] = 0
+        while True:
+            with db.writer() as session:
+                done = steps[name](session, before, settings.retention_batch_rows)
+                retention.count(session, name, done, now)
+                session.commit()
+            removed[name] += done
+            if done < settings.retention_batch_rows:
+                break
+    if any(removed.values()):
+        with db.writer() as session:
+            events.record(session, "retention_run", _said(removed), severity="info")
+            session.commit()
+    return removed
+
+
+def run_if_due(db: Database, settings: HubSettings, now: datetime | None = None) -> bool:
+    """Run retention when it is on and `retention_every_s` has passed since it last ran;
+    whether it ran."""
+    now = now or utcnow()
+    if not settings.retention:
+        return False
+    with db.session() as session:
+        last = retention.last_run(session)
+    if last is not None and now - last < timedelta(seconds=settings.retention_every_s):
+        return False
+    run(db, settings, now)
+    return True
+
+
+def retain(settings: HubSettings) -> dict[str, int]:
+    """Run retention now on the database in `settings.data_dir` while no hub runs on it."""
+    with datadir.hold(settings.data_dir, f"edgestack hub retain (process {os.getpid()})"):
+        db = Database(settings.data_dir / datadir.DATABASE)
+        try:
+            return run(db, settings)
+        finally:
+            db.close()
+
+
+def _said(removed: dict[str, int]) -> str:
+    """The event's message: what a run rolled up and removed, e.g. `retention: rolled up 12
+    telemetry batches by device and hour; removed 3 events`."""
+    parts = []
+    if rolled := removed["telemetry_batches"]:
+        parts.append(f"rolled up {rolled} telemetry batches by device and hour")
+    others = [f"{n} {name}" for name, n in removed.items() if n and name != "telemetry_batches"]
+    if others:
+        parts.append("removed " + ", ".join(others))
+    return "retention: " + "; ".join(parts)
