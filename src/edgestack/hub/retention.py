@@ -25,25 +25,21 @@ def run(db: Database, settings: HubSettings, now: datetime | None = None) -> dic
     """Roll up and remove, as of `now`, what `settings` keeps no longer; the rows removed by
     table (telemetry batches were rolled up first)."""
     now = now or utcnow()
-    days = {
-        "telemetry_batches": settings.retain_telemetry_days,
-        "events": settings.retain_events_days,
-        "review_windows": settings.retain_windows_days,
-        "received_batches": settings.retain_batch_ids_days,
-    }
-    steps: dict[str, Step] = {
-        "telemetry_batches": retention.roll_up,
-        "events": retention.remove_events,
-        "review_windows": retention.remove_windows,
-        "received_batches": retention.remove_batch_ids,
+    steps: dict[str, tuple[Step, float]] = {
+        "telemetry_batches": (retention.roll_up, settings.retain_telemetry_days),
+        "telemetry_rollups": (retention.remove_rollups, settings.retain_rollups_days),
+        "events": (retention.remove_events, settings.retain_events_days),
+        "review_windows": (retention.remove_windows, settings.retain_windows_days),
+        "received_batches": (retention.remove_batch_ids, settings.retain_batch_ids_days),
     }
     removed: dict[str, int] = {}
     for name in retention.TABLES:
-        before = now - timedelta(days=days[name])
+        step, days = steps[name]
+        before = now - timedelta(days=days)
         removed[name] = 0
         while True:
             with db.writer() as session:
-                done = steps[name](session, before, settings.retention_batch_rows)
+                done = step(session, before, settings.retention_batch_rows)
                 retention.count(session, name, done, now)
                 session.commit()
             removed[name] += done

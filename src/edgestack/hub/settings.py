@@ -101,6 +101,11 @@ class HubSettings(BaseSettings):
         description="telemetry batches older than this are rolled up per device and hour, "
         "then removed",
     )
+    retain_rollups_days: float = Field(
+        default=400,
+        gt=0,
+        description="roll-ups of telemetry are removed once their hour is older than this",
+    )
     retain_events_days: float = Field(
         default=30, gt=0, description="events older than this are removed"
     )

@@ -1,5 +1,6 @@
 """Retention: telemetry batches past their age rolled up per device, hour and bundle, then
-removed; events, windows never labelled, and the ids of batches received removed past theirs.
+removed; roll-ups, events, windows never labelled, and the ids of batches received removed
+past theirs.
 
 Each function handles at most `limit` rows, the oldest first, in the caller's transaction, so
 a run is many short transactions and the hub keeps answering between them. Samples are the
@@ -31,12 +32,19 @@ __all__ = [
     "last_run",
     "remove_batch_ids",
     "remove_events",
+    "remove_rollups",
     "remove_windows",
     "roll_up",
     "totals",
 ]
 
-TABLES = ("telemetry_batches", "events", "review_windows", "received_batches")
+TABLES = (
+    "telemetry_batches",
+    "telemetry_rollups",
+    "events",
+    "review_windows",
+    "received_batches",
+)
 """The tables retention shortens, in the order a run takes them."""
 
 # The rows removed are not loaded in the session, so it has none to keep in step.
@@ -45,8 +53,9 @@ _BULK = {"synchronize_session": False}
 
 def roll_up(session: Session, before: datetime, limit: int) -> int:
     """Roll the oldest telemetry batches received before `before`, at most `limit`, into
-    their device's roll-up of the hour each began and the bundle it ran, keep their ids as
-    received batches, and remove them; how many."""
+    their device's roll-up of the hour each was received and the bundle it ran, keep their
+    ids as received batches, and remove them; how many. Hours are the hub's: a device's clock
+    may be anything, and roll-ups are removed by their hour in turn."""
     ids = _oldest(session, TelemetryRow.id, TelemetryRow.received_at, before, limit)
     if not ids:
         return 0
@@ -57,7 +66,7 @@ def roll_up(session: Session, before: datetime, limit: int) -> int:
     labels = feedback.batch_labels(session, TelemetryRow.id.in_(ids))
     rollups = _rollups(session, rows)
     for row, batch in rows:
-        key = (row.device_id, _hour(batch.start), batch.bundle_digest or "")
+        key = (row.device_id, _hour(row.received_at), batch.bundle_digest or "")
         rollup = rollups.get(key)
         if rollup is None:
             rollup = rollups[key] = _empty(*key)
@@ -74,6 +83,15 @@ def roll_up(session: Session, before: datetime, limit: int) -> int:
             )
         )
     session.execute(delete(TelemetryRow).where(TelemetryRow.id.in_(ids)), execution_options=_BULK)
+    return len(ids)
+
+
+def remove_rollups(session: Session, before: datetime, limit: int) -> int:
+    """Remove the oldest roll-ups of an hour before `before`, at most `limit`; how many."""
+    ids = _oldest(session, TelemetryRollupRow.id, TelemetryRollupRow.hour, before, limit)
+    session.execute(
+        delete(TelemetryRollupRow).where(TelemetryRollupRow.id.in_(ids)), execution_options=_BULK
+    )
     return len(ids)
 
 
@@ -134,9 +152,10 @@ def _oldest(
     limit: int,
     *where: ColumnElement[bool],
 ) -> list[int]:
-    """The ids of the oldest rows, at most `limit`, up to the first received at `before` or
-    later. Rows are read in id order, which is the order they arrived, so no index on the
-    time is needed; a row whose id came before an older one's holds that one back a while."""
+    """The ids of the oldest rows, at most `limit`, up to the first whose `at_column` is
+    `before` or later. Rows are read in id order, which is about the order of that time, so
+    no index on the time is needed; a row whose id came before an older one's holds that one
+    back a while."""
     rows = session.execute(
         select(id_column, at_column).where(*where).order_by(id_column).limit(limit)
     ).all()
@@ -154,7 +173,7 @@ def _rollups(
     kept = session.scalars(
         select(TelemetryRollupRow).where(
             TelemetryRollupRow.device_id.in_({row.device_id for row, _ in rows}),
-            TelemetryRollupRow.hour.in_({_hour(batch.start) for _, batch in rows}),
+            TelemetryRollupRow.hour.in_({_hour(row.received_at) for row, _ in rows}),
         )
     )
     return {(r.device_id, r.hour, r.bundle_digest): r for r in kept}

@@ -84,7 +84,7 @@ class TelemetryRow(Base):
 
 
 class TelemetryRollupRow(Base):
-    """What retention kept of a device's telemetry batches that began in `hour` and ran bundle
+    """What retention kept of a device's telemetry batches received in `hour` that ran bundle
     `bundle_digest` ("" for none) once it removed them: counts and sums, the confidence
     histogram summed, and the windows feedback had labelled (`labelled`) and the model got
     right (`right`) when they were rolled up. Sums stop at the largest 64-bit integer."""
