@@ -14,13 +14,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import InstrumentedAttribute
+from typer.testing import CliRunner
 
 from edgestack.bundle import Bundle, Calibration
-from edgestack.hub import HubSettings
+from edgestack.cli import app
+from edgestack.hub import HubSettings, datadir
 from edgestack.hub import retention as hub_retention
 from edgestack.hub.context import HubContext
 from edgestack.hub.controller import Controller
-from edgestack.hub.store import batches, events, telemetry, utcnow
+from edgestack.hub.store import Database, batches, devices, events, telemetry, utcnow
 from edgestack.hub.store.tables import (
     EventRow,
     ReceivedBatchRow,
@@ -30,12 +32,19 @@ from edgestack.hub.store.tables import (
     TelemetryRollupRow,
     TelemetryRow,
 )
-from edgestack.protocol import MonitorReport, ReviewWindow, TelemetryBatch, WindowBatch
+from edgestack.protocol import (
+    EnrolRequest,
+    MonitorReport,
+    ReviewWindow,
+    TelemetryBatch,
+    WindowBatch,
+)
 
 from .factories import (
     ADMIN,
     ADMIN_TOKEN,
     ENROL_TOKEN,
+    HARDWARE,
     SPEC,
     Device,
     collecting,
@@ -390,3 +399,41 @@ async def test_rows_stop_growing_under_a_steady_feed(
     assert daily[3] == daily[4] == daily[5]
     telemetry_rows, rollup_rows = daily[5][:2]
     assert telemetry_rows <= 48 + 12 and rollup_rows <= 2 * 24 + 6
+
+
+def hub_with_old_telemetry(data_dir: Path) -> None:
+    """A data dir whose device sent two batches, the first eight days ago."""
+    data_dir.mkdir(parents=True)
+    db = Database(data_dir / datadir.DATABASE)
+    with db.writer() as session:
+        request = EnrolRequest(device_id="motor-1", enrol_token="t", hardware=HARDWARE)
+        devices.enrol(session, request)
+        for seq in (1, 2):
+            telemetry.ingest(session, "motor-1", telemetry_batch(seq))
+        session.execute(
+            update(TelemetryRow)
+            .where(TelemetryRow.seq == 1)
+            .values(received_at=utcnow() - timedelta(days=8))
+        )
+        session.commit()
+    db.close()
+
+
+def test_hub_retain_rolls_up_what_is_past_its_age_unless_a_hub_holds_the_data_dir(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "hub"
+    hub_with_old_telemetry(data_dir)
+    command = ["hub", "retain", "--data-dir", str(data_dir)]
+
+    with datadir.hold(data_dir, "the hub of process 1"):
+        refused = CliRunner().invoke(app, command)
+    done = CliRunner().invoke(app, command)
+    again = CliRunner().invoke(app, command)
+
+    assert refused.exit_code == 1
+    assert "held by the hub of process 1" in " ".join(refused.output.split())
+    assert done.exit_code == 0, done.output
+    assert "telemetry_batches: 1 rolled up and removed" in done.output
+    assert "events: 0 removed" in done.output
+    assert "telemetry_batches: 0 rolled up and removed" in again.output
