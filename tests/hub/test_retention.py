@@ -334,15 +334,19 @@ async def test_the_controller_runs_retention_when_due_and_says_what_it_did(
     controller = Controller(hub, tick_s=1)
     await send(client, device, telemetry_batch(1), telemetry_batch(2))
     age(hub, TelemetryRow.received_at, 8)
+    start = utcnow()
 
-    controller.tick()
+    controller.tick()  # the first tick on this database starts the clock
+    first = count(hub, TelemetryRow)
+    ran = hub_retention.run_if_due(hub.db, hub.settings, start + timedelta(seconds=601))
     await send(client, device, telemetry_batch(3))
     age(hub, TelemetryRow.received_at, 8)
-    controller.tick()  # not due yet: the batch stays
+    controller.tick()  # it ran 601 s "later" than now: not due
     stays = count(hub, TelemetryRow)
-    later = hub_retention.run_if_due(hub.db, hub.settings, utcnow() + timedelta(seconds=601))
+    later = hub_retention.run_if_due(hub.db, hub.settings, start + timedelta(seconds=1202))
 
-    assert stays == 1 and later and count(hub, TelemetryRow) == 0
+    assert (first, ran, stays, later) == (2, True, 1, True)
+    assert count(hub, TelemetryRow) == 0
     said = (await client.get("/api/v1/events?kind=retention_run", headers=ADMIN)).json()
     assert [e["event"]["message"] for e in said] == [
         "retention: rolled up 2 telemetry batches by device and hour",

@@ -54,13 +54,23 @@ def run(db: Database, settings: HubSettings, now: datetime | None = None) -> dic
 
 def run_if_due(db: Database, settings: HubSettings, now: datetime | None = None) -> bool:
     """Run retention when it is on and `retention_every_s` has passed since it last ran;
-    whether it ran."""
+    whether it ran.
+
+    On a database it never ran on, this only starts the clock: a hub upgraded from a release
+    that kept everything gives its operator one interval to set the ages before old rows go.
+    """
     now = now or utcnow()
     if not settings.retention:
         return False
     with db.session() as session:
         last = retention.last_run(session)
-    if last is not None and now - last < timedelta(seconds=settings.retention_every_s):
+    if last is None:
+        with db.writer() as session:
+            for name in retention.TABLES:
+                retention.count(session, name, 0, now)
+            session.commit()
+        return False
+    if now - last < timedelta(seconds=settings.retention_every_s):
         return False
     run(db, settings, now)
     return True
