@@ -7,10 +7,7 @@ the pace rather than starting over.
 """
 
 import os
-from collections.abc import Callable
 from datetime import datetime, timedelta
-
-from sqlalchemy.orm import Session
 
 from edgestack.hub import datadir
 from edgestack.hub.settings import HubSettings
@@ -18,14 +15,12 @@ from edgestack.hub.store import Database, events, retention, utcnow
 
 __all__ = ["retain", "run", "run_if_due"]
 
-Step = Callable[[Session, datetime, int], int]
-
 
 def run(db: Database, settings: HubSettings, now: datetime | None = None) -> dict[str, int]:
     """Roll up and remove, as of `now`, what `settings` keeps no longer; the rows removed by
     table (telemetry batches were rolled up first)."""
     now = now or utcnow()
-    steps: dict[str, tuple[Step, float]] = {
+    steps: dict[str, tuple[retention.Step, float]] = {
         "telemetry_batches": (retention.roll_up, settings.retain_telemetry_days),
         "telemetry_rollups": (retention.remove_rollups, settings.retain_rollups_days),
         "events": (retention.remove_events, settings.retain_events_days),

@@ -8,7 +8,7 @@ training set and are never removed here: curation removes them, and frozen versi
 theirs in their files.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import takewhile
 
@@ -28,6 +28,7 @@ from edgestack.protocol import INT64_MAX, TelemetryBatch
 
 __all__ = [
     "TABLES",
+    "Step",
     "count",
     "last_run",
     "remove_batch_ids",
@@ -46,6 +47,9 @@ TABLES = (
     "received_batches",
 )
 """The tables retention shortens, in the order a run takes them."""
+
+Step = Callable[[Session, datetime, int], int]
+"""One step of a run: `(session, before, limit)` to the rows it took, at most `limit`."""
 
 # The rows removed are not loaded in the session, so it has none to keep in step.
 _BULK = {"synchronize_session": False}
