@@ -327,6 +327,34 @@ async def test_no_transaction_takes_more_rows_than_the_batch_size(
     assert rollups(hub)[0].batches == 10
 
 
+def said(hub: HubContext) -> list[str]:
+    """The messages of the hub's retention_run events, oldest first."""
+    with hub.db.session() as session:
+        rows = session.scalars(select(EventRow).order_by(EventRow.id))
+        return [row.event["message"] for row in rows if row.event["kind"] == "retention_run"]
+
+
+async def test_a_run_goes_on_over_slices_and_says_what_it_did_once_it_ends(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    await send(client, device, *(telemetry_batch(seq) for seq in range(1, 11)))
+    age(hub, TelemetryRow.received_at, 8)
+    settings = hub.settings.model_copy(update={"retention": True, "retention_batch_rows": 3})
+    now = utcnow()
+    hub_retention.run_if_due(hub.db, settings, now - timedelta(hours=2))  # starts the clock
+
+    finished, left, told = [], [], []
+    for _ in range(5):
+        finished.append(hub_retention.run_if_due(hub.db, settings, now, slice_s=0))
+        left.append(count(hub, TelemetryRow))
+        told.append(len(said(hub)))
+
+    assert finished == [False, False, False, True, False]
+    assert left == [7, 4, 1, 0, 0]
+    assert told == [0, 0, 0, 1, 1]
+    assert said(hub) == ["retention: rolled up 10 telemetry batches by device and hour"]
+
+
 async def test_the_controller_runs_retention_when_due_and_says_what_it_did(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:

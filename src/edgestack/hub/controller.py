@@ -1,7 +1,7 @@
 """The hub's controller: a task in the hub's process that moves every running rollout one
 step per tick (`store.rollouts.advance`), then every policy (`store.policies.advance`, which
-may start a rollout), each tick one short write transaction; then, when due, runs retention
-(`hub.retention`) in short transactions of its own.
+may start a rollout), each tick one short write transaction; then, when due, a slice of
+retention (`hub.retention`) in short transactions of its own.
 
 It keeps nothing in memory: a hub started again picks every rollout and policy run up where
 its row says.
@@ -37,7 +37,7 @@ class Controller:
             try:
                 changed = await asyncio.to_thread(self.tick)
             except Exception:  # one bad tick must not stop every rollout for good
-                log.exception("a rollout, policy or retention step failed; trying again next tick")
+                log.exception("a rollout or policy step failed; trying again next tick")
                 changed = []
             for device_id in changed:
                 self._hub.notifier.notify(device_id)
@@ -52,5 +52,8 @@ class Controller:
             changed += policies.advance(session)
             session.commit()
         # A step of the controller, so whatever lets one controller run lets one retention run.
-        retention.run_if_due(self._hub.db, self._hub.settings)
+        try:
+            retention.run_if_due(self._hub.db, self._hub.settings)
+        except Exception:  # the devices steered above must still hear of it
+            log.exception("a retention step failed; trying again next tick")
         return changed

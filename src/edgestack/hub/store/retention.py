@@ -30,6 +30,7 @@ __all__ = [
     "TABLES",
     "Step",
     "count",
+    "finish",
     "last_run",
     "remove_batch_ids",
     "remove_events",
@@ -129,13 +130,26 @@ def remove_batch_ids(session: Session, before: datetime, limit: int) -> int:
 
 
 def count(session: Session, name: str, removed: int, at: datetime) -> None:
-    """Add `removed` to the rows retention removed from table `name`, looked at `at`."""
+    """Add `removed` to the rows retention removed from table `name`, in all and in the run
+    under way; `at` is when it first looked at the table, if it never did."""
     row = session.get(RetentionTotalRow, name)
     if row is None:
-        session.add(RetentionTotalRow(name=name, removed=removed, last_run_at=at))
+        session.add(RetentionTotalRow(name=name, removed=removed, pending=removed, last_run_at=at))
     else:
-        row.removed = min(row.removed + removed, INT64_MAX)
+        row.removed = _sum(row.removed, removed)
+        row.pending = _sum(row.pending, removed)
+
+
+def finish(session: Session, at: datetime) -> dict[str, int]:
+    """End the run under way at `at`: the rows it removed by table, which start again at 0."""
+    rows = totals(session)
+    done = {name: rows[name].pending if name in rows else 0 for name in TABLES}
+    for name in TABLES:
+        count(session, name, 0, at)
+    for row in totals(session).values():
+        row.pending = 0
         row.last_run_at = at
+    return done
 
 
 def totals(session: Session) -> dict[str, RetentionTotalRow]:
@@ -144,7 +158,7 @@ def totals(session: Session) -> dict[str, RetentionTotalRow]:
 
 
 def last_run(session: Session) -> datetime | None:
-    """When retention last ran; None when it never did."""
+    """When retention last finished a run; None when it never did."""
     return session.scalar(select(func.max(RetentionTotalRow.last_run_at)))
 
 

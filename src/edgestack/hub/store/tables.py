@@ -109,13 +109,14 @@ class TelemetryRollupRow(Base):
 
 
 class RetentionTotalRow(Base):
-    """Rows retention removed from table `name` since the database was made, and when it
-    last looked at that table."""
+    """Rows retention removed from table `name` since the database was made (`removed`) and
+    in the run under way (`pending`), and when it last finished a run."""
 
     __tablename__ = "retention_totals"
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     removed: Mapped[int] = mapped_column(BigInteger)
+    pending: Mapped[int] = mapped_column(BigInteger)
     last_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

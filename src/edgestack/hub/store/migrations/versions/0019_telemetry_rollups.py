@@ -35,6 +35,7 @@ def upgrade() -> None:
         "retention_totals",
         sa.Column("name", sa.String(32), primary_key=True),
         sa.Column("removed", sa.BigInteger(), nullable=False),
+        sa.Column("pending", sa.BigInteger(), nullable=False),
         sa.Column("last_run_at", sa.DateTime(), nullable=False),
     )
 
