@@ -8,11 +8,11 @@ training set and are never removed here: curation removes them, and frozen versi
 theirs in their files.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from itertools import takewhile
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from edgestack.hub.store import feedback
@@ -64,12 +64,21 @@ def roll_up(session: Session, before: datetime, limit: int) -> int:
     ids = _oldest(session, TelemetryRow.id, TelemetryRow.received_at, before, limit)
     if not ids:
         return 0
-    rows = [
-        (row, TelemetryBatch.model_validate(row.batch))
-        for row in session.scalars(select(TelemetryRow).where(TelemetryRow.id.in_(ids)))
-    ]
+    # Plain rows, not ORM objects: a few thousand of them per transaction.
+    found = session.execute(
+        select(
+            TelemetryRow.id,
+            TelemetryRow.device_id,
+            TelemetryRow.batch_id,
+            TelemetryRow.received_at,
+            TelemetryRow.batch,
+        ).where(TelemetryRow.id.in_(ids))
+    )
+    rows = [(row, TelemetryBatch.model_validate(row.batch)) for row in found]
     labels = feedback.batch_labels(session, TelemetryRow.id.in_(ids))
-    rollups = _rollups(session, rows)
+    rollups = _rollups(
+        session, {row.device_id for row, _ in rows}, {_hour(row.received_at) for row, _ in rows}
+    )
     for row, batch in rows:
         key = (row.device_id, _hour(row.received_at), batch.bundle_digest or "")
         rollup = rollups.get(key)
@@ -77,16 +86,20 @@ def roll_up(session: Session, before: datetime, limit: int) -> int:
             rollup = rollups[key] = _empty(*key)
             session.add(rollup)
         _add(rollup, batch, labels.get(row.id))
-        # A resent batch is told from a new one by its id alone once its row is gone.
-        session.add(
-            ReceivedBatchRow(
-                device_id=row.device_id,
-                kind="telemetry",
-                batch_id=row.batch_id,
-                accepted=1,
-                received_at=row.received_at,
-            )
-        )
+    # A resent batch is told from a new one by its id alone once its row is gone.
+    session.execute(
+        insert(ReceivedBatchRow),
+        [
+            {
+                "device_id": row.device_id,
+                "kind": "telemetry",
+                "batch_id": row.batch_id,
+                "accepted": 1,
+                "received_at": row.received_at,
+            }
+            for row, _ in rows
+        ],
+    )
     session.execute(delete(TelemetryRow).where(TelemetryRow.id.in_(ids)), execution_options=_BULK)
     return len(ids)
 
@@ -185,13 +198,12 @@ def _hour(at: datetime) -> datetime:
 
 
 def _rollups(
-    session: Session, rows: Sequence[tuple[TelemetryRow, TelemetryBatch]]
+    session: Session, devices: set[str], hours: set[datetime]
 ) -> dict[tuple[str, datetime, str], TelemetryRollupRow]:
-    """The roll-ups already kept of the devices and hours of `rows`, by key."""
+    """The roll-ups already kept of `devices` in `hours`, by key."""
     kept = session.scalars(
         select(TelemetryRollupRow).where(
-            TelemetryRollupRow.device_id.in_({row.device_id for row, _ in rows}),
-            TelemetryRollupRow.hour.in_({_hour(row.received_at) for row, _ in rows}),
+            TelemetryRollupRow.device_id.in_(devices), TelemetryRollupRow.hour.in_(hours)
         )
     )
     return {(r.device_id, r.hour, r.bundle_digest): r for r in kept}
