@@ -210,12 +210,14 @@ async def test_a_batch_resent_after_retention_removed_its_row_is_taken_once(
     first, second = telemetry_batch(1), telemetry_batch(2)
     await send(client, device, first, second)
     age(hub, TelemetryRow.received_at, 8)
+    stored = ids(hub, TelemetryRow.id)
     hub_retention.run(hub.db, hub.settings)
     totals = (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).json()["telemetry"]
 
     again = await send(client, device, first, second, telemetry_batch(3))
 
     assert [ack["duplicate"] for ack in again] == [True, True, False]
+    assert ids(hub, TelemetryRow.id) == [stored[1], stored[1] + 1]  # ids only grow
     after = (await client.get("/api/v1/devices/motor-1", headers=ADMIN)).json()["telemetry"]
     assert (after["batches"], after["windows"]) == (totals["batches"] + 1, totals["windows"] + 10)
 
@@ -269,9 +271,11 @@ async def test_events_windows_and_batch_ids_past_their_age_go_and_samples_stay(
     with hub.db.session() as session:
         said = session.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(1)).one()
     assert said.event["message"] == (
-        "retention: removed 4 events, 2 review_windows, 2 received_batches"
+        "retention: removed 4 events, 1 review_windows, 2 received_batches"
     )
-    assert removed["review_windows"] == 2 and ids(hub, ReviewWindowRow.id) == window_ids[:1]
+    # The labelled window stays, and so does the newest, whose id the next one's follows.
+    assert removed["review_windows"] == 1
+    assert ids(hub, ReviewWindowRow.id) == [window_ids[0], window_ids[2]]
     assert removed["received_batches"] == 2
     assert ids(hub, ReceivedBatchRow.id) == batch_ids[2:]
     assert samples == 3 and count(hub, SampleRow) == samples
@@ -280,7 +284,7 @@ async def test_events_windows_and_batch_ids_past_their_age_go_and_samples_stay(
 async def test_a_second_run_changes_nothing(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
-    await send(client, device, *(telemetry_batch(seq) for seq in range(1, 5)))
+    await send(client, device, *(telemetry_batch(seq) for seq in range(1, 6)))
     age(hub, TelemetryRow.received_at, 8)
     hub_retention.run(hub.db, hub.settings)
     kept = [(r.hour, r.batches, r.windows, r.predictions) for r in rollups(hub)]
@@ -315,14 +319,15 @@ async def test_no_transaction_takes_more_rows_than_the_batch_size(
     device: Device,
     deletes: list[tuple[str, int]],
 ) -> None:
-    await send(client, device, *(telemetry_batch(seq) for seq in range(1, 11)))
+    await send(client, device, *(telemetry_batch(seq) for seq in range(1, 12)))
     age(hub, TelemetryRow.received_at, 8)
     settings = hub.settings.model_copy(update={"retention_batch_rows": 3})
 
     removed = hub_retention.run(hub.db, settings)
 
     telemetry_deletes = [n for table, n in deletes if table == "telemetry_batches"]
-    assert removed["telemetry_batches"] == 10 and count(hub, TelemetryRow) == 0
+    assert removed is not None and removed["telemetry_batches"] == 10
+    assert count(hub, TelemetryRow) == 1  # the newest, however old
     assert telemetry_deletes == [3, 3, 3, 1]
     assert rollups(hub)[0].batches == 10
 
@@ -337,7 +342,7 @@ def said(hub: HubContext) -> list[str]:
 async def test_a_run_goes_on_over_slices_and_says_what_it_did_once_it_ends(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:
-    await send(client, device, *(telemetry_batch(seq) for seq in range(1, 11)))
+    await send(client, device, *(telemetry_batch(seq) for seq in range(1, 12)))
     age(hub, TelemetryRow.received_at, 8)
     settings = hub.settings.model_copy(update={"retention": True, "retention_batch_rows": 3})
     now = utcnow()
@@ -350,7 +355,7 @@ async def test_a_run_goes_on_over_slices_and_says_what_it_did_once_it_ends(
         told.append(len(said(hub)))
 
     assert finished == [False, False, False, True, False]
-    assert left == [7, 4, 1, 0, 0]
+    assert left == [8, 5, 2, 1, 1]
     assert told == [0, 0, 0, 1, 1]
     assert said(hub) == ["retention: rolled up 10 telemetry batches by device and hour"]
 
@@ -360,21 +365,22 @@ async def test_the_controller_runs_retention_when_due_and_says_what_it_did(
 ) -> None:
     hub.settings = hub.settings.model_copy(update={"retention": True, "retention_every_s": 600})
     controller = Controller(hub, tick_s=1)
-    await send(client, device, telemetry_batch(1), telemetry_batch(2))
+    await send(client, device, *(telemetry_batch(seq) for seq in (1, 2, 3)))
     age(hub, TelemetryRow.received_at, 8)
     start = utcnow()
 
     controller.tick()  # the first tick on this database starts the clock
     first = count(hub, TelemetryRow)
     ran = hub_retention.run_if_due(hub.db, hub.settings, start + timedelta(seconds=601))
-    await send(client, device, telemetry_batch(3))
+    await send(client, device, telemetry_batch(4))
     age(hub, TelemetryRow.received_at, 8)
+    batch_four = ids(hub, TelemetryRow.id)[-1]
     controller.tick()  # it ran 601 s "later" than now: not due
     stays = count(hub, TelemetryRow)
     later = hub_retention.run_if_due(hub.db, hub.settings, start + timedelta(seconds=1202))
 
-    assert (first, ran, stays, later) == (2, True, 1, True)
-    assert count(hub, TelemetryRow) == 0
+    assert (first, ran, stays, later) == (3, True, 2, True)
+    assert ids(hub, TelemetryRow.id)[-1] == batch_four
     said = (await client.get("/api/v1/events?kind=retention_run", headers=ADMIN)).json()
     assert [e["event"]["message"] for e in said] == [
         "retention: rolled up 2 telemetry batches by device and hour",

@@ -54,10 +54,10 @@ def test_retention_rolls_up_and_removes_in_bounded_steps_on_postgresql(engine: E
     with sessions() as session:
         request = EnrolRequest(device_id="motor-1", enrol_token="t", hardware=HARDWARE)
         devices.enrol(session, request)
-        sent = [telemetry_batch(seq) for seq in (1, 2, 3)]
+        sent = [telemetry_batch(seq) for seq in (1, 2, 3, 4)]
         for batch in sent:
             telemetry.ingest(session, "motor-1", batch)
-        events.ingest(session, "motor-1", event_batch(3))
+        events.ingest(session, "motor-1", event_batch(4))
         old = utcnow() - timedelta(days=40)
         session.execute(update(TelemetryRow).values(received_at=old))
         session.execute(update(EventRow).values(received_at=old))
@@ -83,7 +83,7 @@ def test_retention_rolls_up_and_removes_in_bounded_steps_on_postgresql(engine: E
         30,
         {"normal": 27, "worn": 3},
     )
-    assert ids == 1 + 3  # the event batch's id, and each telemetry batch's
+    assert ids == 1 + 3  # the event batch's id, and each telemetry batch's but the newest
     assert resent.duplicate
 
 

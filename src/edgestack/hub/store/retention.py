@@ -183,12 +183,18 @@ def _oldest(
     limit: int,
     *where: ColumnElement[bool],
 ) -> list[int]:
-    """The ids of the oldest rows, at most `limit`, up to the first whose `at_column` is
-    `before` or later. Rows are read in id order, which is about the order of that time, so
+    """The ids of the oldest rows but the newest, at most `limit`, up to the first whose
+    `at_column` is `before` or later. Rows are read in id order, which is about the order of that time, so
     no index on the time is needed; a row whose id came before an older one's holds that one
     back a while."""
+    # The newest row stays, however old: SQLite gives the next row the largest id plus one,
+    # and ids that only grow are what listings page after and webhooks deliver after.
+    newest = select(func.max(id_column)).scalar_subquery()
     rows = session.execute(
-        select(id_column, at_column).where(*where).order_by(id_column).limit(limit)
+        select(id_column, at_column)
+        .where(id_column < newest, *where)
+        .order_by(id_column)
+        .limit(limit)
     ).all()
     return [row_id for row_id, _ in takewhile(lambda row: row[1] < before, rows)]
 
