@@ -184,9 +184,9 @@ def _oldest(
     *where: ColumnElement[bool],
 ) -> list[int]:
     """The ids of the oldest rows but the newest, at most `limit`, up to the first whose
-    `at_column` is `before` or later. Rows are read in id order, which is about the order of that time, so
-    no index on the time is needed; a row whose id came before an older one's holds that one
-    back a while."""
+    `at_column` is `before` or later. Rows are read in id order, which is about the order of
+    that time, so no index on the time is needed; a row whose id came before an older one's
+    holds that one back a while."""
     # The newest row stays, however old: SQLite gives the next row the largest id plus one,
     # and ids that only grow are what listings page after and webhooks deliver after.
     newest = select(func.max(id_column)).scalar_subquery()
