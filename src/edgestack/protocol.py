@@ -932,6 +932,7 @@ HubEventKind = Literal[
     "policy_step",  # a run of a policy moved on: labelling, training, optimising, rolling out
     "policy_succeeded",
     "policy_failed",
+    "retention_run",  # a retention run rolled up or removed rows past their age, counted
 ]
 EventKind = DeviceEventKind | HubEventKind
 HUB_EVENT_KINDS: frozenset[str] = frozenset(get_args(HubEventKind))

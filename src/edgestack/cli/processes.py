@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from edgestack.cli.common import console, fail, load_settings, setup_logging
 from edgestack.client import HubError
 
-__all__ = ["agent", "demo", "hub", "hub_app", "migrate"]
+__all__ = ["agent", "demo", "hub", "hub_app", "migrate", "retain"]
 
 
 hub_app = typer.Typer()
@@ -63,6 +63,26 @@ def migrate(data_dir: DataDirOpt = None) -> None:
     except StartRefused as exc:
         raise fail(str(exc)) from None
     console.print(f"{settings.data_dir}: {change}", highlight=False)
+
+
+@hub_app.command()
+def retain(data_dir: DataDirOpt = None) -> None:
+    """Roll up and remove now what the hub keeps no longer (EDGESTACK_HUB_RETAIN_*_DAYS), as
+    a hub does every EDGESTACK_HUB_RETENTION_EVERY_S, and say how many rows of each table.
+
+    Refused while a hub runs on the data dir."""
+    from edgestack.hub import HubSettings
+    from edgestack.hub.errors import StartRefused
+    from edgestack.hub.retention import retain as retain_now
+
+    settings = load_settings(HubSettings, data_dir=data_dir)
+    try:
+        removed = retain_now(settings)
+    except StartRefused as exc:
+        raise fail(str(exc)) from None
+    for table, n in removed.items():
+        action = "rolled up and removed" if table == "telemetry_batches" else "removed"
+        console.print(f"{table}: {n} {action}", highlight=False)
 
 
 def agent(

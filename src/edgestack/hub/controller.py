@@ -1,6 +1,7 @@
 """The hub's controller: a task in the hub's process that moves every running rollout one
 step per tick (`store.rollouts.advance`), then every policy (`store.policies.advance`, which
-may start a rollout), each tick one short write transaction.
+may start a rollout), each tick one short write transaction; then, when due, a slice of
+retention (`hub.retention`) in short transactions of its own.
 
 It keeps nothing in memory: a hub started again picks every rollout and policy run up where
 its row says.
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 
+from edgestack.hub import retention
 from edgestack.hub.context import HubContext
 from edgestack.hub.store import policies, rollouts
 
@@ -43,10 +45,15 @@ class Controller:
                 await asyncio.wait_for(self._stopping.wait(), self._tick_s)
 
     def tick(self) -> list[str]:
-        """One step of every running rollout and policy run; the devices whose desired state
-        changed."""
+        """One step of every running rollout and policy run, and retention when due; the
+        devices whose desired state changed."""
         with self._hub.db.writer() as session:
             changed = rollouts.advance(session)
             changed += policies.advance(session)
             session.commit()
+        # A step of the controller, so whatever lets one controller run lets one retention run.
+        try:
+            retention.run_if_due(self._hub.db, self._hub.settings)
+        except Exception:  # the devices steered above must still hear of it
+            log.exception("a retention step failed; trying again next tick")
         return changed

@@ -6,7 +6,7 @@ device's series carry `device` and `model`, the model it reports running ("" whe
 counters are the device's totals since it enrolled, gauges of latency and confidence those of
 its latest telemetry batch. Each scrape reads one row per device and counts events by kind
 and open alerts by device and signal; accuracy, live and estimated, is read from every stored
-telemetry batch per device and model version.
+telemetry batch and roll-up per device and model version; retention's counts from its totals.
 """
 
 from collections.abc import Iterator
@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from edgestack.hub.store import alerts, feedback, utcnow
+from edgestack.hub.store import alerts, feedback, retention, utcnow
 from edgestack.hub.store.tables import DeviceRow, EventRow
 from edgestack.protocol import ReportedState, TelemetryTotals
 
@@ -52,6 +52,7 @@ class FleetCollector(Collector):
         yield from families
         yield _events(self._session)
         yield from _alerts_and_accuracy(self._session)
+        yield from _retention(self._session)
 
 
 class _DeviceFamilies:
@@ -238,3 +239,23 @@ def _alerts_and_accuracy(session: Session) -> Iterator[Metric]:
             estimated.add_metric(key, row.estimated_accuracy)
     yield live
     yield estimated
+
+
+def _retention(session: Session) -> Iterator[Metric]:
+    rows = CounterMetricFamily(
+        "edgestack_retention_rows",
+        "Rows retention took out of each table past its age: telemetry batches rolled up "
+        "by device and hour, then removed; the rest removed.",
+        labels=["table", "action"],
+    )
+    last = GaugeMetricFamily(
+        "edgestack_retention_last_run_timestamp_seconds", "When retention last ran."
+    )
+    totals = retention.totals(session)
+    for name in retention.TABLES:
+        action = "rolled_up" if name == "telemetry_batches" else "removed"
+        rows.add_metric([name, action], totals[name].removed if name in totals else 0)
+    yield rows
+    if totals:
+        last.add_metric([], max(row.last_run_at for row in totals.values()).timestamp())
+    yield last

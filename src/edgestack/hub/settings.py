@@ -97,6 +97,47 @@ class HubSettings(BaseSettings):
         description="attempts kept in each webhook's delivery log; older ones are deleted",
     )
 
+    retention: bool = Field(
+        default=True,
+        description="roll up old telemetry and remove old events, windows and batch ids",
+    )
+    retention_every_s: float = Field(
+        default=3600, gt=0, le=7 * 86400, description="how often the controller runs retention"
+    )
+    retention_batch_rows: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="rows one retention transaction handles, so the hub keeps answering",
+    )
+    retain_telemetry_days: float = Field(
+        default=7,
+        gt=0,
+        description="telemetry batches older than this are rolled up per device and hour, "
+        "then removed",
+    )
+    retain_rollups_days: float = Field(
+        default=400,
+        gt=0,
+        description="roll-ups of telemetry are removed once their hour is older than this",
+    )
+    retain_events_days: float = Field(
+        default=30, gt=0, description="events older than this are removed"
+    )
+    retain_windows_days: float = Field(
+        default=30,
+        gt=0,
+        description="windows sent for review and never labelled are removed after this; "
+        "samples, and labelled windows, are the training set and kept",
+    )
+    retain_batch_ids_days: float = Field(
+        default=90,
+        gt=0,
+        description="how long the ids of batches received are kept, so one resent is stored "
+        "once: at least as long as telemetry and events, and as long as an agent's outbox "
+        "may hold a batch the hub took",
+    )
+
     login_failures: int = Field(
         default=10,
         ge=1,
@@ -129,6 +170,19 @@ class HubSettings(BaseSettings):
                 "address as the Ray cluster's nodes reach it, e.g. http://hub.example:8400"
             )
         return value
+
+    @model_validator(mode="after")
+    def _batch_ids_outlive_what_they_guard(self) -> "HubSettings":
+        # A batch resent once its id is gone but its rows are still kept would be stored twice.
+        for field in ("retain_telemetry_days", "retain_events_days"):
+            if self.retain_batch_ids_days < getattr(self, field):
+                raise ValueError(
+                    f"retain_batch_ids_days ({self.retain_batch_ids_days:g}) is shorter than "
+                    f"{field} ({getattr(self, field):g}): a batch resent in between would be "
+                    f"stored twice; set EDGESTACK_HUB_RETAIN_BATCH_IDS_DAYS to at least "
+                    f"{getattr(self, field):g}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _secret_tokens_in_production(self) -> "HubSettings":

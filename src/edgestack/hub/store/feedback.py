@@ -7,14 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from edgestack.bundle import Calibration, Manifest
 from edgestack.hub.errors import Unprocessable
 from edgestack.hub.store import batches
 from edgestack.hub.store.db import utcnow
-from edgestack.hub.store.tables import DeviceRow, FeedbackRow, ModelRow, TelemetryRow
+from edgestack.hub.store.tables import (
+    DeviceRow,
+    FeedbackRow,
+    ModelRow,
+    TelemetryRollupRow,
+    TelemetryRow,
+)
 from edgestack.monitoring import expected_correct
 from edgestack.protocol import (
     AccuracyView,
@@ -25,7 +31,16 @@ from edgestack.protocol import (
     TelemetryBatch,
 )
 
-__all__ = ["Models", "accuracy", "batch_accuracy", "estimated_accuracy", "ingest", "label_at"]
+__all__ = [
+    "Models",
+    "Tally",
+    "accuracy",
+    "batch_accuracy",
+    "batch_labels",
+    "estimated_accuracy",
+    "ingest",
+    "label_at",
+]
 
 # Feedback comes from operators, not from one device: its batches are kept under this sender.
 _SENDER = "admin"
@@ -134,7 +149,7 @@ def batch_accuracy(session: Session, device_id: str, batch: TelemetryBatch) -> f
     """The share of the batch's predictions that a span's label says were right; None when
     no span holds the whole batch, or it predicted nothing."""
     label = label_at(session, device_id, batch.start, batch.end)
-    tally = _Tally()
+    tally = Tally()
     if label is not None:
         tally.label(batch.predictions, label)
     return tally.accuracy
@@ -143,7 +158,7 @@ def batch_accuracy(session: Session, device_id: str, batch: TelemetryBatch) -> f
 def estimated_accuracy(models: Models, batch: TelemetryBatch) -> float | None:
     """The accuracy the batch's confidence histogram makes likely under its model's
     calibration; None without either, or when their bins differ."""
-    tally = _Tally()
+    tally = Tally()
     if batch.monitoring is not None:
         tally.estimate(models.calibration(batch.bundle_digest), batch.monitoring.confidence)
     return tally.estimated
@@ -153,7 +168,8 @@ def accuracy(
     session: Session, *, device_id: str | None = None, model: str | None = None
 ) -> list[AccuracyView]:
     """Per device and model it ran, live and estimated accuracy over every telemetry batch
-    stored; only `device_id`'s and model `model`'s (a name) when given."""
+    stored, and the roll-ups of those retention removed (labelled by the spans known when it
+    rolled them up); only `device_id`'s and model `model`'s (a name) when given."""
     # Only the fields counted, picked out by the database: a stored batch holds much more.
     batch_rows = select(
         TelemetryRow.id,
@@ -162,37 +178,33 @@ def accuracy(
         TelemetryRow.batch["predictions"],
         TelemetryRow.batch[("monitoring", "confidence")],
     )
-    if device_id is not None:
-        batch_rows = batch_rows.where(TelemetryRow.device_id == device_id)
-    covered = (
-        select(TelemetryRow.id, FeedbackRow.label)
-        .join(
-            FeedbackRow,
-            and_(
-                FeedbackRow.device_id == TelemetryRow.device_id,
-                FeedbackRow.start <= TelemetryRow.start,
-                FeedbackRow.end >= TelemetryRow.end,
-            ),
-        )
-        .order_by(FeedbackRow.id)
-    )
-    if device_id is not None:
-        covered = covered.where(TelemetryRow.device_id == device_id)
-    # Ordered by span: where spans overlap, the newest one's label is kept.
-    labels: dict[int, str] = {row_id: label for row_id, label in session.execute(covered)}
+    mine = [] if device_id is None else [TelemetryRow.device_id == device_id]
+    labels = batch_labels(session, *mine)
     models = Models(session)
-    tallies: dict[tuple[str, str], _Tally] = {}
-    rows = session.execute(batch_rows.order_by(TelemetryRow.id))
-    for row_id, device, digest, predictions, confidence in rows:
-        if digest is None:
-            continue
+    tallies: dict[tuple[str, str], Tally] = {}
+
+    def tally_of(device: str, digest: str) -> Tally | None:
         manifest = models.manifest(digest)
         if model is not None and (manifest is None or manifest.name != model):
+            return None
+        return tallies.setdefault((device, digest), Tally())
+
+    rows = session.execute(batch_rows.where(*mine).order_by(TelemetryRow.id))
+    for row_id, device, digest, predictions, confidence in rows:
+        if digest is None or (tally := tally_of(device, digest)) is None:
             continue
-        tally = tallies.setdefault((device, digest), _Tally())
         if row_id in labels:
             tally.label(predictions or {}, labels[row_id])
         tally.estimate(models.calibration(digest), confidence or [])
+    # What retention kept of the batches it removed counts as they did.
+    rolled = select(TelemetryRollupRow).where(TelemetryRollupRow.bundle_digest != "")
+    if device_id is not None:
+        rolled = rolled.where(TelemetryRollupRow.device_id == device_id)
+    for rollup in session.scalars(rolled.order_by(TelemetryRollupRow.id)):
+        if (tally := tally_of(rollup.device_id, rollup.bundle_digest)) is not None:
+            tally.right += rollup.right
+            tally.labelled += rollup.labelled
+            tally.estimate(models.calibration(rollup.bundle_digest), rollup.confidence)
     return [
         AccuracyView(
             device_id=device,
@@ -207,8 +219,28 @@ def accuracy(
     ]
 
 
+def batch_labels(session: Session, *where: ColumnElement[bool]) -> dict[int, str]:
+    """The label of the newest span holding each telemetry batch that `where` takes and some
+    span holds, by the batch's row id."""
+    covered = (
+        select(TelemetryRow.id, FeedbackRow.label)
+        .join(
+            FeedbackRow,
+            and_(
+                FeedbackRow.device_id == TelemetryRow.device_id,
+                FeedbackRow.start <= TelemetryRow.start,
+                FeedbackRow.end >= TelemetryRow.end,
+            ),
+        )
+        .where(*where)
+        .order_by(FeedbackRow.id)
+    )
+    # Ordered by span: where spans overlap, the newest one's label is kept.
+    return {row_id: label for row_id, label in session.execute(covered)}
+
+
 @dataclass
-class _Tally:
+class Tally:
     """Windows right and counted, by label and as the calibration expects."""
 
     right: int = 0
@@ -217,10 +249,12 @@ class _Tally:
     estimated_windows: int = 0
 
     def label(self, predictions: dict[str, Any], label: str) -> None:
+        """Count `predictions` (windows per label) against the true `label`."""
         self.right += int(predictions.get(label, 0))
         self.labelled += sum(int(n) for n in predictions.values())
 
     def estimate(self, calibration: Calibration | None, confidence: list[int]) -> None:
+        """Count the windows of a confidence histogram the calibration has the bins of."""
         if calibration is None or len(confidence) != len(calibration.accuracy):
             return
         self.expected += expected_correct(calibration, confidence)

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from edgestack.hub.store.db import Base, UTCDateTime
@@ -24,10 +24,12 @@ __all__ = [
     "PolicyRow",
     "PolicyRunRow",
     "ReceivedBatchRow",
+    "RetentionTotalRow",
     "ReviewWindowRow",
     "RolloutRow",
     "SampleRow",
     "SpecRow",
+    "TelemetryRollupRow",
     "TelemetryRow",
     "WebhookDeliveryRow",
     "WebhookRow",
@@ -79,6 +81,43 @@ class TelemetryRow(Base):
     end: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     batch: Mapped[Json] = mapped_column(JSON)
+
+
+class TelemetryRollupRow(Base):
+    """What retention kept of a device's telemetry batches received in `hour` that ran bundle
+    `bundle_digest` ("" for none) once it removed them: counts and sums, the confidence
+    histogram summed, and the windows feedback had labelled (`labelled`) and the model got
+    right (`right`) when they were rolled up. Sums stop at the largest 64-bit integer."""
+
+    __tablename__ = "telemetry_rollups"
+    __table_args__ = (UniqueConstraint("device_id", "hour", "bundle_digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    bundle_digest: Mapped[str] = mapped_column(String(64))
+    batches: Mapped[int] = mapped_column(BigInteger)
+    windows: Mapped[int] = mapped_column(BigInteger)
+    predictions: Mapped[dict[str, int]] = mapped_column(JSON)
+    confidence: Mapped[list[int]] = mapped_column(JSON)
+    labelled: Mapped[int] = mapped_column(BigInteger)
+    right: Mapped[int] = mapped_column(BigInteger)
+    raw_bytes: Mapped[int] = mapped_column(BigInteger)
+    uplink_bytes: Mapped[int] = mapped_column(BigInteger)
+    failed_chunks: Mapped[int] = mapped_column(BigInteger)
+    latency_ms_p95_max: Mapped[float | None] = mapped_column(Float)
+
+
+class RetentionTotalRow(Base):
+    """Rows retention removed from table `name` since the database was made (`removed`) and
+    in the run under way (`pending`), and when it last finished a run."""
+
+    __tablename__ = "retention_totals"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    removed: Mapped[int] = mapped_column(BigInteger)
+    pending: Mapped[int] = mapped_column(BigInteger)
+    last_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ReceivedBatchRow(Base):

@@ -14,7 +14,7 @@ export const EVENT_KINDS = [
   "rollout_wave_held", "rollout_rolled_back", "rollout_paused", "rollout_resumed",
   "rollout_aborted", "rollout_completed", "job_started", "job_succeeded", "job_failed",
   "job_cancelled", "job_progress", "policy_triggered", "policy_step", "policy_succeeded",
-  "policy_failed",
+  "policy_failed", "retention_run",
 ];
 const SPOKEN = new Set(["alarm_raised", "alert_raised"]);
 const SHOWN = 50;
