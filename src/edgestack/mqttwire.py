@@ -53,6 +53,7 @@ __all__ = [
     "decode_desired",
     "device_topic",
     "encode",
+    "is_device_id",
     "shared_subscription",
 ]
 
@@ -107,6 +108,15 @@ def broker_address(url: str) -> tuple[str, int]:
     if parsed.scheme != "mqtt" or not parsed.hostname or not port or parsed.path not in ("", "/"):
         raise ValueError(f"{url!r} is no broker address; write it as mqtt://host:port")
     return parsed.hostname, port
+
+
+def is_device_id(name: str) -> bool:
+    """Whether `name` could be a device's id, and so its user name on the broker."""
+    try:
+        _DEVICE_IDS.validate_python(name)
+    except ValidationError:
+        return False
+    return True
 
 
 def device_topic(device_id: str, kind: Kind) -> str:
@@ -168,10 +178,8 @@ def _parse_topic(topic: str) -> tuple[str, Kind]:
     parts = topic.split("/")
     if len(parts) != 4 or "/".join(parts[:2]) != ROOT or parts[3] not in get_args(Kind):
         raise BadMessage("topic", f"{topic[:200]!r} is no topic of {ROOT}/<device id>/<kind>")
-    try:
-        _DEVICE_IDS.validate_python(parts[2])
-    except ValidationError:
-        raise BadMessage("topic", f"{topic[:200]!r}: {parts[2][:80]!r} is no device id") from None
+    if not is_device_id(parts[2]):
+        raise BadMessage("topic", f"{topic[:200]!r}: {parts[2][:80]!r} is no device id")
     return parts[2], parts[3]  # type: ignore[return-value]  # checked against Kind above
 
 

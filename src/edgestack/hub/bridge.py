@@ -168,11 +168,18 @@ class Bridge:
 
     def _store_all(self, taken: list[mqtt.MQTTMessage]) -> None:
         for msg in taken:
-            self.counts[self._store(msg)] += 1
+            self.store(msg.topic, bytes(msg.payload), _protocol_of(msg))
 
-    def _store(self, msg: mqtt.MQTTMessage) -> str:
+    def store(self, topic: str, payload: bytes, protocol: str | None) -> str:
+        """Store one message as it came, its `edgestack-protocol` property as `protocol`;
+        what became of it, counted in `counts`. Raises only when the database fails."""
+        outcome = self._store(topic, payload, protocol)
+        self.counts[outcome] += 1
+        return outcome
+
+    def _store(self, topic: str, payload: bytes, protocol: str | None) -> str:
         try:
-            uplink = decode(msg.topic, bytes(msg.payload), _protocol_of(msg))
+            uplink = decode(topic, payload, protocol)
         except BadMessage as exc:
             log.warning("refused an MQTT message (%s): %s", exc.reason, exc)
             return exc.reason

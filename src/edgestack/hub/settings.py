@@ -4,7 +4,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from edgestack.mqttwire import broker_address
+from edgestack.mqttwire import broker_address, is_device_id
 
 __all__ = [
     "DEV_ADMIN_TOKEN",
@@ -140,6 +140,16 @@ class HubSettings(BaseSettings):
         if url is not None:
             broker_address(url)
         return url
+
+    @field_validator("broker_user")
+    @classmethod
+    def _no_device_id(cls, user: str) -> str:
+        if is_device_id(user):
+            raise ValueError(
+                f"{user!r} could be a device's id, and that device would log in to the broker "
+                "as the hub; give a name with a '_', '.' or a capital, such as edgestack_hub"
+            )
+        return user
 
     @model_validator(mode="after")
     def _secret_tokens_in_production(self) -> "HubSettings":
