@@ -50,6 +50,10 @@ class Mosquitto:
         self._log = workdir / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         """Start the broker and return once it accepts connections."""
         with self._log.open("ab") as log:
