@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from edgestack.hub import HubSettings
 from edgestack.hub.bridge import Bridge
@@ -107,6 +108,22 @@ def test_a_bad_message_is_counted_and_never_stored(
     assert outcome == reason
     assert bridge.counts == {reason: 1}
     assert count(opened, TelemetryRow) == 0
+
+
+def test_a_known_device_whose_message_is_refused_is_told_in_an_event_once_a_minute(
+    opened: HubContext,
+) -> None:
+    _enrol(opened, "motor-1")
+    bridge = Bridge(opened)
+    before = count(opened, EventRow)
+
+    bridge.store(device_topic("motor-1", "telemetry"), b"{not json", SPOKEN)
+    bridge.store(device_topic("motor-1", "events"), b"[]", SPOKEN)
+
+    with opened.db.session() as session:
+        told = session.scalars(select(EventRow).where(EventRow.id > before)).all()
+    assert [(row.device_id, row.event["kind"]) for row in told] == [("motor-1", "error")]
+    assert "edgestack/devices/motor-1/telemetry" in told[0].event["message"]
 
 
 def test_the_broker_password_is_the_device_token_hashed_as_mosquitto_does(

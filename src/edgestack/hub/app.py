@@ -53,6 +53,7 @@ def create_app(settings: HubSettings) -> FastAPI:
             deliverer.stop()
             if bridge is not None:
                 bridge.stop()
+                hub.on_enrol.remove(bridge.enrolled)
             await asyncio.gather(*running)
             hub.close()
 

@@ -10,7 +10,9 @@ through the same store functions the HTTP routes call.
 
 import asyncio
 import logging
+import math
 import socket
+import time
 from collections import Counter
 from typing import get_args
 
@@ -50,6 +52,7 @@ _RECONNECT_MIN_S = 1
 _RECONNECT_MAX_S = 5
 _BATCH = 200
 _RETRY_S = 1.0
+_TELL_EVERY_S = 60.0
 
 
 class Bridge:
@@ -69,6 +72,8 @@ class Bridge:
         self._publish_due = asyncio.Event()
         self._accounts_due = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # When each device was last told of a refusal; only the storing thread touches it.
+        self._told: dict[str, float] = {}
         settings = hub.settings
         # Stable across restarts, so the broker hands a restarted replica its own session.
         client_id = f"{settings.broker_user}-{socket.gethostname()}-{settings.port}"[:64]
@@ -182,6 +187,8 @@ class Bridge:
             uplink = decode(topic, payload, protocol)
         except BadMessage as exc:
             log.warning("refused an MQTT message (%s): %s", exc.reason, exc)
+            if exc.reason != "topic":  # the topic, and so the device, is a good one
+                self._tell(topic.split("/")[2], f"the hub refused a message on {topic}: {exc}")
             return exc.reason
         with self._hub.db.writer() as session:
             if devices.find(session, uplink.device_id) is None:
@@ -191,9 +198,25 @@ class Bridge:
                 outcome = _ingest(session, uplink)
             except HubProblem as exc:
                 log.warning("refused %s's %s: %s", uplink.device_id, uplink.kind, exc)
-                return "refused"
+                refused = f"the hub refused {uplink.device_id}'s {uplink.kind}: {exc}"
+            else:
+                session.commit()
+                return outcome
+        self._tell(uplink.device_id, refused)
+        return "refused"
+
+    def _tell(self, device_id: str, message: str) -> None:
+        """Record a refusal as an `error` event of the device, at most one a minute for each:
+        the broker acknowledged the message to the device, which cannot know otherwise."""
+        now = time.monotonic()
+        if now - self._told.get(device_id, -math.inf) < _TELL_EVERY_S:
+            return
+        with self._hub.db.writer() as session:
+            if devices.find(session, device_id) is None:
+                return
+            events.record(session, "error", message, device_id=device_id, severity="warning")
             session.commit()
-        return outcome
+        self._told[device_id] = now
 
     async def _publish(self) -> None:
         while True:
