@@ -162,3 +162,33 @@ def test_the_account_files_hold_the_hub_and_each_device_and_devices_only_their_t
 def test_a_hub_user_name_a_device_could_enrol_under_is_refused(user: str) -> None:
     with pytest.raises(ValueError, match="broker_user"):
         HubSettings(broker_user=user)
+
+
+def test_a_message_the_hub_fails_on_is_dropped_logged_and_holds_up_nothing_behind_it(
+    opened: HubContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _enrol(opened, "motor-1")
+    bridge = Bridge(opened)
+    state = ReportedState(desired_version=0, status="idle", hardware=HARDWARE)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("edgestack.hub.store.telemetry.ingest", broken)
+    failed = bridge.store(
+        device_topic("motor-1", "telemetry"), encode("telemetry", telemetry_batch()), SPOKEN
+    )
+    behind = bridge.store(device_topic("motor-1", "reported"), encode("reported", state), SPOKEN)
+
+    assert (failed, behind) == ("failed", "stored")
+
+
+def test_a_production_hub_with_a_broker_refuses_the_development_broker_password() -> None:
+    secret = "s" * 40
+    with pytest.raises(ValueError, match="EDGESTACK_HUB_BROKER_PASSWORD"):
+        HubSettings(
+            environment="production",
+            admin_token=SecretStr(secret),
+            enrol_token=SecretStr(secret[::-1] + "x"),
+            broker_url="mqtt://broker:1883",
+        )

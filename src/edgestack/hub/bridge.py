@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from edgestack.hub import broker
@@ -57,8 +58,9 @@ _TELL_EVERY_S = 60.0
 
 class Bridge:
     """Runs from `run` until `stop`. `counts` holds what it did with each message it took:
-    `stored`, `duplicate`, or the reason it refused it (`topic`, `size`, `protocol`,
-    `encoding`, `invalid`, `unknown_device`, `refused`)."""
+    `stored`, `duplicate`, the reason it refused it (`topic`, `size`, `protocol`,
+    `encoding`, `invalid`, `unknown_device`, `refused`), or `failed`, logged with its
+    traceback."""
 
     def __init__(self, hub: HubContext) -> None:
         assert hub.settings.broker_url is not None
@@ -157,28 +159,39 @@ class Bridge:
 
     async def _take(self) -> None:
         while True:
-            taken = [await self._inbox.get()]
-            while len(taken) < _BATCH and not self._inbox.empty():
-                taken.append(self._inbox.get_nowait())
-            while True:
+            pending = [await self._inbox.get()]
+            while len(pending) < _BATCH and not self._inbox.empty():
+                pending.append(self._inbox.get_nowait())
+            while pending:
                 try:
-                    await asyncio.to_thread(self._store_all, taken)
-                    break
-                except Exception:  # the database went away: the messages wait unacknowledged
-                    log.exception("storing %d MQTT messages failed; trying again", len(taken))
+                    await asyncio.to_thread(self._store_all, pending)
+                except DBAPIError:  # the messages left wait, unacknowledged, in their order
+                    log.exception("storing MQTT messages failed; trying again")
                     await asyncio.sleep(_RETRY_S)
-            # In the order they came, as MQTT asks.
-            for msg in taken:
-                self._client.ack(msg.mid, msg.qos)
 
-    def _store_all(self, taken: list[mqtt.MQTTMessage]) -> None:
-        for msg in taken:
-            self.store(msg.topic, bytes(msg.payload), _protocol_of(msg))
+    def _store_all(self, pending: list[mqtt.MQTTMessage]) -> None:
+        """Store and acknowledge each message in turn, in the order they came, as MQTT asks;
+        each leaves `pending` once acknowledged."""
+        while pending:
+            msg = pending[0]
+            try:
+                topic = msg.topic
+            except UnicodeDecodeError:
+                topic = "(not UTF-8)"
+            self.store(topic, bytes(msg.payload), _protocol_of(msg))
+            self._client.ack(msg.mid, msg.qos)
+            pending.pop(0)
 
     def store(self, topic: str, payload: bytes, protocol: str | None) -> str:
         """Store one message as it came, its `edgestack-protocol` property as `protocol`;
         what became of it, counted in `counts`. Raises only when the database fails."""
-        outcome = self._store(topic, payload, protocol)
+        try:
+            outcome = self._store(topic, payload, protocol)
+        except DBAPIError:
+            raise
+        except Exception:  # one message the hub cannot handle must not hold up all behind it
+            log.exception("dropped an MQTT message on %s the hub failed to store", topic[:200])
+            outcome = "failed"
         self.counts[outcome] += 1
         return outcome
 
