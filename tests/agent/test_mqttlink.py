@@ -130,3 +130,23 @@ async def test_without_a_broker_every_publish_is_unavailable_so_the_outbox_keeps
     with pytest.raises(HubUnavailable, match="no desired state"):
         await link.desired("motor-1", after=0, wait_s=0.05)
     await link.aclose()
+
+
+async def test_a_new_token_opens_a_new_connection_with_it(
+    mosquitto_broker: Mosquitto, watcher: _Watcher
+) -> None:
+    watcher.listen(device_topic("motor-1", "reported"))
+    link = MqttLink("http://hub.invalid", f"mqtt://127.0.0.1:{mosquitto_broker.port}", "motor-1")
+    link.token = "first-token"
+    await _once_connected(lambda: link.report("motor-1", STATE))
+
+    link.token = "second-token"
+    with pytest.raises(HubUnavailable):  # the first connection is gone at once
+        await link.report("motor-1", STATE)
+    await _once_connected(lambda: link.report("motor-1", STATE))
+    await link.aclose()
+
+    assert link.token == "second-token"
+    assert [watcher.next_heard().topic for _ in range(2)] == [
+        device_topic("motor-1", "reported")
+    ] * 2
