@@ -192,3 +192,29 @@ def test_a_production_hub_with_a_broker_refuses_the_development_broker_password(
             enrol_token=SecretStr(secret[::-1] + "x"),
             broker_url="mqtt://broker:1883",
         )
+
+
+def test_messages_taken_together_are_stored_together_and_a_refused_one_leaves_the_rest(
+    opened: HubContext,
+) -> None:
+    _enrol(opened, "motor-1")
+    bridge = Bridge(opened)
+    batch = encode("telemetry", telemetry_batch())
+    forged = event_batch(1)
+    forged.events[0].kind = "device_enrolled"  # the hub's word, which a device may not send
+    topic = device_topic("motor-1", "telemetry")
+
+    outcomes = bridge.store_all(
+        [
+            (topic, batch, SPOKEN),
+            (device_topic("motor-1", "events"), encode("events", forged), SPOKEN),
+            (topic, batch, SPOKEN),
+            (topic, encode("telemetry", telemetry_batch(2)), SPOKEN),
+        ]
+    )
+
+    assert outcomes == ["stored", "refused", "duplicate", "stored"]
+    assert count(opened, TelemetryRow) == 2
+    with opened.db.session() as session:
+        kinds = [row.event["kind"] for row in session.scalars(select(EventRow))]
+    assert kinds == ["error"]  # the device is told; nothing it forged is stored

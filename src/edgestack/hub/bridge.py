@@ -14,6 +14,7 @@ import math
 import socket
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import get_args
 
 import paho.mqtt.client as mqtt
@@ -159,77 +160,83 @@ class Bridge:
 
     async def _take(self) -> None:
         while True:
-            pending = [await self._inbox.get()]
-            while len(pending) < _BATCH and not self._inbox.empty():
-                pending.append(self._inbox.get_nowait())
-            while pending:
+            taken = [await self._inbox.get()]
+            while len(taken) < _BATCH and not self._inbox.empty():
+                taken.append(self._inbox.get_nowait())
+            while True:
                 try:
-                    await asyncio.to_thread(self._store_all, pending)
-                except DBAPIError:  # the messages left wait, unacknowledged, in their order
-                    log.exception("storing MQTT messages failed; trying again")
+                    await asyncio.to_thread(self.store_all, [_read(msg) for msg in taken])
+                    break
+                except DBAPIError:  # nothing was kept: the messages wait, unacknowledged
+                    log.exception("storing %d MQTT messages failed; trying again", len(taken))
                     await asyncio.sleep(_RETRY_S)
-
-    def _store_all(self, pending: list[mqtt.MQTTMessage]) -> None:
-        """Store and acknowledge each message in turn, in the order they came, as MQTT asks;
-        each leaves `pending` once acknowledged."""
-        while pending:
-            msg = pending[0]
-            try:
-                topic = msg.topic
-            except UnicodeDecodeError:
-                topic = "(not UTF-8)"
-            self.store(topic, bytes(msg.payload), _protocol_of(msg))
-            self._client.ack(msg.mid, msg.qos)
-            pending.pop(0)
+            # In the order they came, as MQTT asks, and only once they are committed.
+            for msg in taken:
+                self._client.ack(msg.mid, msg.qos)
 
     def store(self, topic: str, payload: bytes, protocol: str | None) -> str:
-        """Store one message as it came, its `edgestack-protocol` property as `protocol`;
-        what became of it, counted in `counts`. Raises only when the database fails."""
-        try:
-            outcome = self._store(topic, payload, protocol)
-        except DBAPIError:
-            raise
-        except Exception:  # one message the hub cannot handle must not hold up all behind it
-            log.exception("dropped an MQTT message on %s the hub failed to store", topic[:200])
-            outcome = "failed"
-        self.counts[outcome] += 1
-        return outcome
+        """Store one message as it came, its `edgestack-protocol` property as `protocol`; what
+        became of it (see `counts`)."""
+        return self.store_all([(topic, payload, protocol)])[0]
 
-    def _store(self, topic: str, payload: bytes, protocol: str | None) -> str:
+    def store_all(self, messages: Sequence[tuple[str, bytes, str | None]]) -> list[str]:
+        """Store `(topic, payload, protocol)` messages in one transaction, each in a savepoint
+        of its own so one refused leaves the others; what became of each, in order, also
+        counted in `counts`. Raises `DBAPIError` when the database fails: nothing is kept."""
+        refusals: list[tuple[str, str]] = []
+        decoded = [self._decode(*message, refusals) for message in messages]
+        with self._hub.db.writer() as session:
+            outcomes = [
+                self._ingest(session, item, refusals) if isinstance(item, Uplink) else item
+                for item in decoded
+            ]
+            told = self._tell(session, refusals)
+            session.commit()
+        self._told.update(told)
+        self.counts.update(outcomes)
+        return outcomes
+
+    def _decode(
+        self, topic: str, payload: bytes, protocol: str | None, refusals: list[tuple[str, str]]
+    ) -> Uplink | str:
         try:
-            uplink = decode(topic, payload, protocol)
+            return decode(topic, payload, protocol)
         except BadMessage as exc:
             log.warning("refused an MQTT message (%s): %s", exc.reason, exc)
             if exc.reason != "topic":  # the topic, and so the device, is a good one
-                self._tell(topic.split("/")[2], f"the hub refused a message on {topic}: {exc}")
+                refusals.append((topic.split("/")[2], f"the hub refused its message: {exc}"))
             return exc.reason
-        with self._hub.db.writer() as session:
-            if devices.find(session, uplink.device_id) is None:
-                log.warning("refused an MQTT message: %s is not enrolled", uplink.device_id)
-                return "unknown_device"
-            try:
-                outcome = _ingest(session, uplink)
-            except HubProblem as exc:
-                log.warning("refused %s's %s: %s", uplink.device_id, uplink.kind, exc)
-                refused = f"the hub refused {uplink.device_id}'s {uplink.kind}: {exc}"
-            else:
-                session.commit()
-                return outcome
-        self._tell(uplink.device_id, refused)
-        return "refused"
 
-    def _tell(self, device_id: str, message: str) -> None:
-        """Record a refusal as an `error` event of the device, at most one a minute for each:
+    def _ingest(self, session: Session, uplink: Uplink, refusals: list[tuple[str, str]]) -> str:
+        if devices.find(session, uplink.device_id) is None:
+            log.warning("refused an MQTT message: %s is not enrolled", uplink.device_id)
+            return "unknown_device"
+        try:
+            with session.begin_nested():
+                return _store_uplink(session, uplink)
+        except HubProblem as exc:
+            log.warning("refused %s's %s: %s", uplink.device_id, uplink.kind, exc)
+            refusals.append((uplink.device_id, f"the hub refused its {uplink.kind}: {exc}"))
+            return "refused"
+        except DBAPIError:
+            raise
+        except Exception:  # one message the hub cannot handle must not hold up all behind it
+            log.exception("dropped %s's %s: the hub failed on it", uplink.device_id, uplink.kind)
+            return "failed"
+
+    def _tell(self, session: Session, refusals: list[tuple[str, str]]) -> dict[str, float]:
+        """Record refusals as `error` events of their devices, at most one a minute for each:
         the broker acknowledged the message to the device, which cannot know otherwise."""
         now = time.monotonic()
-        if now - self._told.get(device_id, -math.inf) < _TELL_EVERY_S:
-            return
-        with self._hub.db.writer() as session:
+        told: dict[str, float] = {}
+        for device_id, message in refusals:
+            if now - self._told.get(device_id, -math.inf) < _TELL_EVERY_S or device_id in told:
+                continue
             if devices.find(session, device_id) is None:
-                return
+                continue
             events.record(session, "error", message, device_id=device_id, severity="warning")
-            session.commit()
-        self._told[device_id] = now
+            told[device_id] = now
+        return told
 
     async def _publish(self) -> None:
         while True:
@@ -269,7 +276,7 @@ _UPLINK: tuple[UplinkKind, ...] = get_args(UplinkKind)
 _EVERY_DEVICE = select(DeviceRow.device_id)
 
 
-def _ingest(session: Session, uplink: Uplink) -> str:
+def _store_uplink(session: Session, uplink: Uplink) -> str:
     match uplink.message:
         case TelemetryBatch() as batch:
             ack = telemetry.ingest(session, uplink.device_id, batch)
@@ -279,6 +286,14 @@ def _ingest(session: Session, uplink: Uplink) -> str:
             devices.report(session, uplink.device_id, state)
             return "stored"
     return "duplicate" if ack.duplicate else "stored"
+
+
+def _read(msg: mqtt.MQTTMessage) -> tuple[str, bytes, str | None]:
+    try:
+        topic = msg.topic
+    except UnicodeDecodeError:
+        topic = "(not UTF-8)"
+    return topic, bytes(msg.payload), _protocol_of(msg)
 
 
 def _protocol_of(msg: mqtt.MQTTMessage) -> str | None:
