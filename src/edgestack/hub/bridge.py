@@ -111,7 +111,7 @@ class Bridge:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._hub.notifier.listen(self.changed)
-        await asyncio.to_thread(broker.refresh, self._hub.db, self._hub.settings)
+        await self._refresh_accounts()
         connect = Properties(PacketTypes.CONNECT)
         connect.SessionExpiryInterval = _SESSION_EXPIRY_S
         self._client.connect_async(*self._address, clean_start=False, properties=connect)
@@ -244,7 +244,13 @@ class Bridge:
             self._publish_due.clear()
             everyone, self._all_due = self._all_due, False
             due, self._due = self._due, set()
-            await asyncio.to_thread(self._publish_states, None if everyone else due)
+            try:
+                await asyncio.to_thread(self._publish_states, None if everyone else due)
+            except Exception:  # the database went away; the next change publishes them all
+                log.exception("publishing desired states failed; trying again")
+                self._all_due = True
+                await asyncio.sleep(_RETRY_S)
+                self._publish_due.set()
 
     def _publish_states(self, device_ids: set[str] | None) -> None:
         """Publish the desired state of `device_ids`, of every device when None."""
@@ -269,7 +275,14 @@ class Bridge:
         while True:
             await self._accounts_due.wait()
             self._accounts_due.clear()
+            await self._refresh_accounts()
+
+    async def _refresh_accounts(self) -> None:
+        try:
             await asyncio.to_thread(broker.refresh, self._hub.db, self._hub.settings)
+        except (OSError, DBAPIError):
+            # Devices enrolled since wait for the next enrolment's rewrite, or a restart.
+            log.exception("writing the broker's account files failed")
 
 
 _UPLINK: tuple[UplinkKind, ...] = get_args(UplinkKind)
