@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from edgestack.cli.common import console, load_settings
+from edgestack.cli.common import console, fail, load_settings
 from edgestack.mqttwire import MAX_PAYLOAD_BYTES
 
 __all__ = ["app", "config"]
@@ -16,25 +16,27 @@ app = typer.Typer(no_args_is_help=True, help="The MQTT broker devices reach the 
 @app.command()
 def config(
     accounts: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="Folder for mosquitto.conf and the account files the hub keeps "
             r"\[env EDGESTACK_HUB_BROKER_ACCOUNTS]"
         ),
-    ],
+    ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port devices dial.")] = 1883,
     host: Annotated[str, typer.Option(help="The address the broker listens on.")] = "127.0.0.1",
 ) -> None:
     """Write a Mosquitto configuration (no anonymous access, a password file and an ACL file
     in ACCOUNTS, retained states and sessions kept on disk) and the hub's own account, so
-    the broker can start before the hub. Run the hub with the same --accounts folder
-    (EDGESTACK_HUB_BROKER_ACCOUNTS) and a reload command (EDGESTACK_HUB_BROKER_RELOAD): it
-    adds each device's account as the device enrols."""
+    the broker can start before the hub. Run the hub with the same folder in
+    EDGESTACK_HUB_BROKER_ACCOUNTS and a command that has the broker reread it in
+    EDGESTACK_HUB_BROKER_RELOAD: the hub adds each device's account as the device enrols."""
     from edgestack.hub import HubSettings
     from edgestack.hub.broker import ACL_FILE, PASSWORD_FILE, write_accounts
 
     settings = load_settings(HubSettings, broker_accounts=accounts)
-    folder = accounts.resolve()
+    if settings.broker_accounts is None:
+        raise fail("--accounts: not set; give the folder, or set EDGESTACK_HUB_BROKER_ACCOUNTS", 2)
+    folder = settings.broker_accounts.resolve()
     write_accounts(folder, settings, [])
     conf = folder / "mosquitto.conf"
     conf.write_text(
