@@ -25,7 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from conftest import Mosquitto, free_port, mosquitto_binary
 from edgestack.client import HubError
 from edgestack.demo import LocalFleet, wait_until
-from edgestack.mqttwire import PROTOCOL_PROPERTY, decode_desired, device_topic, encode
+from edgestack.mqttwire import PROTOCOL_PROPERTY, decode, decode_desired, device_topic, encode
 from edgestack.protocol import PROTOCOL, DesiredPatch, Hardware, ReportedState, TelemetryBatch
 
 pytestmark = pytest.mark.integration
@@ -42,6 +42,7 @@ class MqttFleet:
     broker: Mosquitto
     url: str
     pid_file: Path
+    hub_env: dict[str, str]
 
     def restart_broker(self) -> None:
         self.broker.start()
@@ -67,19 +68,17 @@ def mqtt_fleet() -> Iterator[MqttFleet]:
     if os.geteuid() == 0 and _user_exists("mosquitto"):
         shutil.chown(accounts, "mosquitto")
     broker = Mosquitto(binary, workdir, config=accounts / "mosquitto.conf", port=port)
-    setup = MqttFleet(
-        LocalFleet(workdir / "fleet", DEVICES), broker, f"mqtt://127.0.0.1:{port}", workdir / "pid"
-    )
+    url, pid_file = f"mqtt://127.0.0.1:{port}", workdir / "pid"
+    hub_env = {
+        "EDGESTACK_HUB_BROKER_URL": url,
+        "EDGESTACK_HUB_BROKER_PASSWORD": HUB_PASSWORD,
+        "EDGESTACK_HUB_BROKER_ACCOUNTS": str(accounts),
+        "EDGESTACK_HUB_BROKER_RELOAD": f"sh -c 'kill -HUP $(cat {pid_file})'",
+    }
+    setup = MqttFleet(LocalFleet(workdir / "fleet", DEVICES), broker, url, pid_file, hub_env)
     try:
         setup.restart_broker()
-        setup.fleet.start_hub(
-            env={
-                "EDGESTACK_HUB_BROKER_URL": setup.url,
-                "EDGESTACK_HUB_BROKER_PASSWORD": HUB_PASSWORD,
-                "EDGESTACK_HUB_BROKER_ACCOUNTS": str(accounts),
-                "EDGESTACK_HUB_BROKER_RELOAD": f"sh -c 'kill -HUP $(cat {setup.pid_file})'",
-            }
-        )
+        setup.fleet.start_hub(env=hub_env)
         for device in DEVICES:
             setup.fleet.start_agent(device, transport=setup.url)
         for device in DEVICES:
@@ -180,6 +179,33 @@ def test_batches_cut_while_the_broker_was_down_arrive_once_when_it_returns(
     assert sorted(seqs) == list(range(min(seqs), max(seqs) + 1))
 
 
+def test_batches_published_while_the_hub_was_down_wait_in_the_broker_for_it(
+    mqtt_fleet: MqttFleet,
+) -> None:
+    client = mqtt_fleet.fleet.client
+
+    with _Session(mqtt_fleet, "edgestack_hub", HUB_PASSWORD) as copy:
+        copy.subscribe(device_topic("dev-a", "telemetry"))
+        mqtt_fleet.fleet.stop_hub()
+        copy.forget()
+        # Each a batch the hub has not seen: the agent keeps publishing to the broker.
+        copies = [copy.next_message() for _ in range(3)]
+    mqtt_fleet.fleet.start_hub(env=mqtt_fleet.hub_env)
+
+    published = {
+        decode(m.topic, m.payload, _protocol(m)).message.batch_id  # type: ignore[union-attr]
+        for m in copies
+    }
+    wait_until(
+        lambda: (
+            published
+            <= {t.batch.batch_id for t in client.telemetry("dev-a", newest_first=True, limit=50)}
+        ),
+        timeout_s=WAIT_S,
+        what="the batches published while the hub was down to be stored",
+    )
+
+
 class _Session:
     """A paho MQTT 5 client of the test's, waited on with bounded waits."""
 
@@ -229,6 +255,11 @@ class _Session:
         _, mid = self._client.subscribe(topic, qos=1)
         assert mid is not None
         return self._ack(mid)
+
+    def forget(self) -> None:
+        """Forget the messages heard so far."""
+        with self._acked:
+            self._messages.clear()
 
     def next_message(self) -> mqtt.MQTTMessage:
         with self._acked:
