@@ -127,6 +127,7 @@ class Bridge:
                 for task in work:
                     task.cancel()
         finally:
+            self._hub.notifier.unlisten(self.changed)
             self._client.disconnect()
             await asyncio.to_thread(self._client.loop_stop)
 

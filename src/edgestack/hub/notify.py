@@ -38,6 +38,10 @@ class DesiredNotifier:
         or not (the MQTT bridge publishes each one)."""
         self._listeners.append(listener)
 
+    def unlisten(self, listener: Callable[[str], None]) -> None:
+        """Stop calling `listener`, given to `listen` before."""
+        self._listeners.remove(listener)
+
     def watching(self, device_id: str) -> bool:
         return device_id in self._changed
 
