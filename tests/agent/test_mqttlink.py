@@ -11,7 +11,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from conftest import Mosquitto, free_port
 from edgestack.agent.link import HubUnavailable
 from edgestack.agent.mqttlink import MqttLink
 from edgestack.mqttwire import PROTOCOL_PROPERTY, decode, device_topic, encode
@@ -30,12 +29,12 @@ STATE = ReportedState(
 class _Watcher:
     """A plain MQTT 5 client of the test's: publishes retained states, keeps what it hears."""
 
-    def __init__(self, broker: Mosquitto) -> None:
+    def __init__(self, broker: tuple[str, int]) -> None:
         self.heard: list[mqtt.MQTTMessage] = []
         self._heard = threading.Condition()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self._client.on_message = self._on_message
-        self._client.connect(broker.host, broker.port)
+        self._client.connect(*broker)
         self._client.loop_start()
 
     def publish_desired(self, state: DesiredState) -> None:
@@ -72,8 +71,8 @@ class _Watcher:
 
 
 @pytest.fixture
-def watcher(mosquitto_broker: Mosquitto) -> Iterator[_Watcher]:
-    watching = _Watcher(mosquitto_broker)
+def watcher(mosquitto: tuple[str, int]) -> Iterator[_Watcher]:
+    watching = _Watcher(mosquitto)
     yield watching
     watching.close()
 
@@ -89,10 +88,10 @@ async def _once_connected(call: Callable[[], Awaitable[T]]) -> T:
 
 
 async def test_a_report_returns_once_published_stating_the_protocol(
-    mosquitto_broker: Mosquitto, watcher: _Watcher
+    mosquitto: tuple[str, int], watcher: _Watcher
 ) -> None:
     watcher.listen(device_topic("motor-1", "reported"))
-    link = MqttLink("http://hub.invalid", f"mqtt://127.0.0.1:{mosquitto_broker.port}", "motor-1")
+    link = MqttLink("http://hub.invalid", f"mqtt://127.0.0.1:{mosquitto[1]}", "motor-1")
     link.token = "its-token"
 
     await _once_connected(lambda: link.report("motor-1", STATE))
@@ -104,10 +103,10 @@ async def test_a_report_returns_once_published_stating_the_protocol(
 
 
 async def test_desired_answers_with_the_retained_state_then_waits_for_the_next(
-    mosquitto_broker: Mosquitto, watcher: _Watcher
+    mosquitto: tuple[str, int], watcher: _Watcher
 ) -> None:
     watcher.publish_desired(DesiredState(version=3))
-    link = MqttLink("http://hub.invalid", f"mqtt://127.0.0.1:{mosquitto_broker.port}", "motor-1")
+    link = MqttLink("http://hub.invalid", f"mqtt://127.0.0.1:{mosquitto[1]}", "motor-1")
     link.token = "its-token"
 
     first = await _once_connected(lambda: link.desired("motor-1", after=0, wait_s=0.2))
@@ -122,7 +121,8 @@ async def test_desired_answers_with_the_retained_state_then_waits_for_the_next(
 
 
 async def test_without_a_broker_every_publish_is_unavailable_so_the_outbox_keeps_it() -> None:
-    link = MqttLink("http://hub.invalid", f"mqtt://127.0.0.1:{free_port()}", "motor-1")
+    # Port 1: nothing listens there, and no one may start a broker on it unprivileged.
+    link = MqttLink("http://hub.invalid", "mqtt://127.0.0.1:1", "motor-1")
     link.token = "its-token"
 
     with pytest.raises(HubUnavailable, match="not connected to the broker"):
@@ -133,10 +133,10 @@ async def test_without_a_broker_every_publish_is_unavailable_so_the_outbox_keeps
 
 
 async def test_a_new_token_opens_a_new_connection_with_it(
-    mosquitto_broker: Mosquitto, watcher: _Watcher
+    mosquitto: tuple[str, int], watcher: _Watcher
 ) -> None:
     watcher.listen(device_topic("motor-1", "reported"))
-    link = MqttLink("http://hub.invalid", f"mqtt://127.0.0.1:{mosquitto_broker.port}", "motor-1")
+    link = MqttLink("http://hub.invalid", f"mqtt://127.0.0.1:{mosquitto[1]}", "motor-1")
     link.token = "first-token"
     await _once_connected(lambda: link.report("motor-1", STATE))
 
