@@ -32,19 +32,27 @@ def interruptible() -> None:
 
 
 class Mosquitto:
-    """A Mosquitto broker process on 127.0.0.1:`port`, anonymous access, no persistence."""
+    """A Mosquitto broker process on 127.0.0.1:`port`: anonymous access and no persistence,
+    or as the configuration file `config` (listening on `port`) says."""
 
     host = "127.0.0.1"
 
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self, binary: str, workdir: Path, *, config: Path | None = None, port: int = 0
+    ) -> None:
+        self.port = port or free_port()
         self._binary = binary
-        self._config = workdir / "mosquitto.conf"
-        self._config.write_text(
-            f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
-        )
+        self._config = config or workdir / "mosquitto.conf"
+        if config is None:
+            self._config.write_text(
+                f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
+            )
         self._log = workdir / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         """Start the broker and return once it accepts connections."""
@@ -76,10 +84,8 @@ class Mosquitto:
         self._process = None
 
 
-@pytest.fixture
-def mosquitto_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A running Mosquitto broker on a free loopback port, to stop and start again; skips when
-    the `mosquitto` binary is missing."""
+def mosquitto_binary() -> str:
+    """The `mosquitto` broker binary; skips the test when it is missing."""
     # Debian installs the broker in /usr/sbin, which is not on every user's PATH.
     binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
     if binary is None:
@@ -87,7 +93,14 @@ def mosquitto_broker(tmp_path: Path) -> Iterator[Mosquitto]:
             "needs the `mosquitto` broker binary, found neither on PATH nor in /usr/sbin; "
             "install it with `apt-get install -y mosquitto`"
         )
-    broker = Mosquitto(binary, tmp_path)
+    return binary
+
+
+@pytest.fixture
+def mosquitto_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A running Mosquitto broker on a free loopback port, to stop and start again; skips when
+    the `mosquitto` binary is missing."""
+    broker = Mosquitto(mosquitto_binary(), tmp_path)
     broker.start()
     yield broker
     broker.stop()

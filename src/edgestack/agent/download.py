@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from edgestack.agent.link import HubLink
+from edgestack.agent.link import Link
 from edgestack.bundle import MAX_BUNDLE_BYTES, BundleError, BundleStore
 
 __all__ = ["KEEP_BUNDLES", "download", "prune", "touch"]
@@ -22,7 +22,7 @@ _PART = ".part"
 
 
 async def download(
-    link: HubLink,
+    link: Link,
     bundles: BundleStore,
     digest: str,
     *,

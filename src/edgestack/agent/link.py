@@ -3,8 +3,10 @@
 import contextlib
 import email.utils
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import httpx
 
@@ -19,7 +21,14 @@ from edgestack.protocol import (
     problem_detail,
 )
 
-__all__ = ["Artifact", "HubLink", "HubRejected", "HubUnavailable", "ProtocolRefused"]
+__all__ = [
+    "Artifact",
+    "HubLink",
+    "HubRejected",
+    "HubUnavailable",
+    "Link",
+    "ProtocolRefused",
+]
 
 
 # Answers that say "not now" rather than "never": the same call is tried again later.
@@ -55,6 +64,34 @@ class Artifact:
 
     start: int
     chunks: AsyncIterator[bytes]
+
+
+class Link(Protocol):
+    """What the agent calls the hub through, whichever the transport: `HubLink` over HTTP,
+    `MqttLink` through a broker. `token` is the device token its calls prove who it is
+    with."""
+
+    token: str
+
+    async def aclose(self) -> None: ...
+
+    def take_sent_bytes(self) -> int: ...
+
+    async def enrol(self, request: EnrolRequest) -> EnrolResponse: ...
+
+    async def desired(self, device_id: str, *, after: int, wait_s: float) -> DesiredState: ...
+
+    async def report(self, device_id: str, state: ReportedState) -> None: ...
+
+    async def ingest(self, device_id: str, kind: str, gzipped_json: bytes) -> IngestAck | None:
+        """Send an outbox batch, gzipped JSON of `kind`; returns once it is safe to drop it."""
+        ...
+
+    async def infer(self, body: bytes) -> bytes: ...
+
+    def artifact(
+        self, digest: str, *, offset: int = 0
+    ) -> AbstractAsyncContextManager[Artifact]: ...
 
 
 class HubLink:

@@ -47,7 +47,8 @@ from edgestack.agent.edge import EdgeServer
 from edgestack.agent.federated import PID_FILE, FederatedClient, KeptWindows, kill_left_over
 from edgestack.agent.hotpath import HotPath, LoadedModel, StepOutput
 from edgestack.agent.joint import Offloader, Send, edge_sender
-from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, ProtocolRefused
+from edgestack.agent.link import HubLink, HubRejected, HubUnavailable, Link, ProtocolRefused
+from edgestack.agent.mqttlink import MqttLink
 from edgestack.agent.recent import hard_first
 from edgestack.agent.rules import AlarmRule
 from edgestack.agent.settings import AgentSettings
@@ -133,7 +134,11 @@ class Agent:
         self.store = LocalStore(settings.data_dir / "agent.db")
         self._claim_data_dir()
         self.bundles = BundleStore(settings.data_dir / "bundles")
-        self.link = HubLink(settings.hub_url)
+        self.link: Link = (
+            HubLink(settings.hub_url)
+            if settings.transport == "http"
+            else MqttLink(settings.hub_url, settings.transport, settings.device_id)
+        )
         pinned = self.store.get("signing_keys")
         self.trusted = TrustedKeys(_PINNED.validate_json(pinned) if pinned else [])
         self.hot = HotPath(

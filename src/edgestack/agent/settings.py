@@ -5,6 +5,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgestack.agent.monitor import DEFAULT_DETECTOR
 from edgestack.monitoring import DETECTORS
+from edgestack.mqttwire import broker_address
 from edgestack.protocol import DeviceId
 
 __all__ = ["AgentSettings"]
@@ -22,6 +23,11 @@ class AgentSettings(BaseSettings):
         description="the fleet's enrolment token, printed by a development hub at start",
     )
     device_id: DeviceId
+    transport: str = Field(
+        default="http",
+        description="how the twin and telemetry travel: http, or mqtt://host:port, a broker "
+        "the hub bridges (enrolment, bundles and inference stay on HTTP)",
+    )
     data_dir: Path = Path("agent-data")
     app: Path | None = Field(
         default=None, description="the app spec (YAML); the simulated motor app when left out"
@@ -63,6 +69,16 @@ class AgentSettings(BaseSettings):
                 "http://127.0.0.1:8400"
             )
         return url
+
+    @field_validator("transport")
+    @classmethod
+    def _a_transport(cls, transport: str) -> str:
+        if transport != "http":
+            try:
+                broker_address(transport)
+            except ValueError as exc:
+                raise ValueError(f"{exc}, or give http") from None
+        return transport
 
     @field_validator("detector")
     @classmethod

@@ -3,7 +3,8 @@ for its datasets, `spec` for input specs, `train` for models, `optimize` to fit 
 device, `rollout` to move them onto devices wave by wave, `keys` for the hub's signing keys,
 `jobs` for the hub's work, `alerts`, `accuracy` and `feedback` to watch the models, `windows`
 for windows to label, `policy` for what the hub does on its own, `tokens` for who may call it,
-`audit` for what they did and `webhooks` to have events POSTed to a URL. `export` writes a
+`audit` for what they did, `webhooks` to have events POSTed to a URL and `broker` to carry
+devices over MQTT. `export` writes a
 model as C for a microcontroller; `offload` sends a device's hard windows to a bigger model,
 `split` cuts a multi-exit net between a device and a server, and `tradeoff` measures what
 sharing inference with the cloud tier costs and gains; `fl` trains a model on windows devices
@@ -13,6 +14,7 @@ import typer
 
 from edgestack.cli import (
     alerts,
+    broker,
     data,
     evaluate,
     export,
@@ -74,3 +76,4 @@ app.add_typer(fl.app, name="fl")
 app.add_typer(tokens.app, name="tokens")
 app.command()(tokens.audit)
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(broker.app, name="broker")

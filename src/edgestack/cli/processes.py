@@ -32,6 +32,13 @@ def hub(
             r"address \[env EDGESTACK_HUB_JOBS]"
         ),
     ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="mqtt://host:port: also take devices' twins and telemetry through this "
+            r"broker \[env EDGESTACK_HUB_BROKER_URL]"
+        ),
+    ] = None,
 ) -> None:
     """Run the hub: the fleet's control plane and API. It upgrades its database first;
     `edgestack hub migrate` does only that."""
@@ -41,7 +48,9 @@ def hub(
     from edgestack.hub.errors import StartRefused
 
     setup_logging()
-    settings = load_settings(HubSettings, data_dir=data_dir, host=host, port=port, jobs=jobs)
+    settings = load_settings(
+        HubSettings, data_dir=data_dir, host=host, port=port, jobs=jobs, broker_url=broker
+    )
     try:
         serve(settings)
     except StartRefused as exc:
@@ -103,6 +112,13 @@ def agent(
     seed: Annotated[
         int | None, typer.Option(help="Which simulated machine the built-in motor app watches.")
     ] = None,
+    transport: Annotated[
+        str | None,
+        typer.Option(
+            help="http, or mqtt://host:port: the twin and telemetry through that broker "
+            r"\[env EDGESTACK_AGENT_TRANSPORT]"
+        ),
+    ] = None,
     serve: Annotated[
         bool,
         typer.Option(
@@ -134,6 +150,7 @@ def agent(
         data_dir=data_dir,
         app=app,
         seed=seed,
+        transport=transport,
         serve=serve or None,
         serve_host=serve_host,
         serve_port=serve_port,

@@ -100,10 +100,16 @@ class LocalFleet:
             self.start_agent(device)
 
     def start_agent(
-        self, device: str, *, app: Path | None = None, serve_port: int | None = None
+        self,
+        device: str,
+        *,
+        app: Path | None = None,
+        serve_port: int | None = None,
+        transport: str | None = None,
     ) -> None:
         """Start `device`'s agent on the simulated motor of its seed, or on the app spec `app`;
-        with `serve_port`, as an edge node answering offloaded windows on that port."""
+        with `serve_port`, as an edge node answering offloaded windows on that port; with
+        `transport` (mqtt://host:port), reaching the hub through that broker."""
         args = [
             "agent",
             "--hub",
@@ -116,6 +122,7 @@ class LocalFleet:
             str(self.seeds[device]),
             *(["--app", str(app)] if app else []),
             *(["--serve", "--serve-port", str(serve_port)] if serve_port is not None else []),
+            *(["--transport", transport] if transport else []),
         ]
         self._agents[device] = self._spawn(
             device, args, {"EDGESTACK_ENROL_TOKEN": self.enrol_token}

@@ -15,6 +15,7 @@ from edgestack.hub.api.answers import document_answers
 from edgestack.hub.api.body import document_bodies
 from edgestack.hub.api.deps import check_protocol
 from edgestack.hub.api.docs import install_docs
+from edgestack.hub.bridge import Bridge
 from edgestack.hub.context import HubContext
 from edgestack.hub.controller import Controller
 from edgestack.hub.settings import HubSettings
@@ -40,12 +41,20 @@ def create_app(settings: HubSettings) -> FastAPI:
         ticking = asyncio.create_task(controller.run(), name="controller")
         deliverer = Deliverer(hub)
         delivering = asyncio.create_task(deliverer.run(), name="webhooks")
+        running = [ticking, delivering]
+        bridge = Bridge(hub) if settings.broker_url else None
+        if bridge is not None:
+            hub.on_enrol.append(bridge.enrolled)
+            running.append(asyncio.create_task(bridge.run(), name="mqtt-bridge"))
         try:
             yield
         finally:
             controller.stop()
             deliverer.stop()
-            await asyncio.gather(ticking, delivering)
+            if bridge is not None:
+                bridge.stop()
+                hub.on_enrol.remove(bridge.enrolled)
+            await asyncio.gather(*running)
             hub.close()
 
     app = FastAPI(

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 
 from edgestack.bundle import BundleStore, TrustedKeys
@@ -33,6 +34,8 @@ class HubContext:
         self.enrolments = SlidingWindow(settings.enrol_attempts, settings.enrol_window_s)
         # One dataset freeze at a time, since each chooses the next version's number.
         self.freezing = threading.Lock()
+        # Called, from any thread, with each device that enrolled once it is committed.
+        self.on_enrol: list[Callable[[str], None]] = []
         self._db: Database | None = None
         self._bundles: BundleStore | None = None
         self._held = ExitStack()

@@ -18,6 +18,7 @@ class DesiredNotifier:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: dict[str, asyncio.Event] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self._closing = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -31,6 +32,15 @@ class DesiredNotifier:
             fired.set()
             return fired
         return self._changed.setdefault(device_id, asyncio.Event())
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call `listener` on the loop with every device whose desired state changes, watched
+        or not (the MQTT bridge publishes each one)."""
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[str], None]) -> None:
+        """Stop calling `listener`, given to `listen` before."""
+        self._listeners.remove(listener)
 
     def watching(self, device_id: str) -> bool:
         return device_id in self._changed
@@ -53,6 +63,8 @@ class DesiredNotifier:
             loop.call_soon_threadsafe(call, *args)
 
     def _fire(self, device_id: str) -> None:
+        for listener in self._listeners:
+            listener(device_id)
         changed = self._changed.pop(device_id, None)
         if changed is not None:
             changed.set()

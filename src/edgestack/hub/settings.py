@@ -5,13 +5,21 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgestack.hub.ray_jobs import parse_jobs
+from edgestack.mqttwire import broker_address, is_device_id
 
-__all__ = ["DEV_ADMIN_TOKEN", "DEV_ENROL_TOKEN", "MIN_TOKEN_LENGTH", "HubSettings"]
+__all__ = [
+    "DEV_ADMIN_TOKEN",
+    "DEV_BROKER_PASSWORD",
+    "DEV_ENROL_TOKEN",
+    "MIN_TOKEN_LENGTH",
+    "HubSettings",
+]
 
 # Well known on purpose, so a development hub, the CLI and agents work with no set-up;
 # a production hub refuses them.
 DEV_ADMIN_TOKEN = "dev-admin-token"
 DEV_ENROL_TOKEN = "dev-enrol-token"
+DEV_BROKER_PASSWORD = "dev-broker-password"
 MIN_TOKEN_LENGTH = 32
 
 
@@ -137,6 +145,31 @@ class HubSettings(BaseSettings):
         "once: at least as long as telemetry and events, and as long as an agent's outbox "
         "may hold a batch the hub took",
     )
+    broker_url: str | None = Field(
+        default=None,
+        description="an MQTT broker (mqtt://host:port) devices may reach the hub through; "
+        "the hub bridges it to its store",
+    )
+    broker_user: str = Field(
+        default="edgestack_hub",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="the hub's own user name on the broker; never a device id, so no device "
+        "can enrol under it (device ids have no '_', '.' or capitals)",
+    )
+    broker_password: SecretStr = Field(
+        default=SecretStr(DEV_BROKER_PASSWORD), description="the hub's own broker password"
+    )
+    broker_accounts: Path | None = Field(
+        default=None,
+        description="a folder the hub keeps the broker's password file (`passwd`) and ACL "
+        "file (`acl`) in, rewritten at start and on each enrolment",
+    )
+    broker_reload: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="a command run after the account files change, for the broker to reread "
+        "them, e.g. `systemctl reload mosquitto`",
+    )
 
     login_failures: int = Field(
         default=10,
@@ -184,6 +217,23 @@ class HubSettings(BaseSettings):
                 )
         return self
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_address(cls, url: str | None) -> str | None:
+        if url is not None:
+            broker_address(url)
+        return url
+
+    @field_validator("broker_user")
+    @classmethod
+    def _no_device_id(cls, user: str) -> str:
+        if is_device_id(user):
+            raise ValueError(
+                f"{user!r} could be a device's id, and that device would log in to the broker "
+                "as the hub; give a name with a '_', '.' or a capital, such as edgestack_hub"
+            )
+        return user
+
     @model_validator(mode="after")
     def _secret_tokens_in_production(self) -> "HubSettings":
         if self.environment != "production":
@@ -202,6 +252,14 @@ class HubSettings(BaseSettings):
                     f"{variable} to a random value of at least {MIN_TOKEN_LENGTH}, e.g. from "
                     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
                 )
+        if (
+            self.broker_url is not None
+            and self.broker_password.get_secret_value() == DEV_BROKER_PASSWORD
+        ):
+            raise ValueError(
+                "broker_password is the development default, refused in production; set "
+                "EDGESTACK_HUB_BROKER_PASSWORD to a secret value"
+            )
         if self.admin_token.get_secret_value() == self.enrol_token.get_secret_value():
             raise ValueError(
                 "admin_token equals enrol_token, refused in production: a device's enrolment "

@@ -5,6 +5,7 @@ request's writes land together or not at all.
 """
 
 from edgestack.hub.store import (
+    accounts,
     alerts,
     audit,
     batches,
@@ -32,6 +33,7 @@ from edgestack.hub.store.db import Base, Database, utcnow
 __all__ = [
     "Base",
     "Database",
+    "accounts",
     "alerts",
     "audit",
     "batches",

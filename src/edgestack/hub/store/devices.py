@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from edgestack.hub.errors import Conflict, NotFound, Unprocessable
-from edgestack.hub.store import targets
+from edgestack.hub.store import accounts, targets
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import DeviceRow
 from edgestack.profiles import PROFILES, DeviceProfile, profile_for
@@ -93,6 +93,7 @@ def enrol(session: Session, request: EnrolRequest) -> str:
         )
         session.add(row)
     row.token_sha256 = hash_token(token)
+    row.broker_hash = accounts.hash_password(token)
     row.hardware = request.hardware.model_dump(mode="json")
     row.last_seen = now
     row.reenrolment = None

@@ -43,7 +43,8 @@ class DeviceRow(Base):
     `desired_version`; `telemetry` holds `TelemetryTotals`. `reenrolment` is null, or
     `waiting` once an enrolment of this id without its token was refused, or `approved` by
     an operator for the next one. `previous_collect` is the `Collection` the desired state
-    asked for before its current one, if any. `tags` maps a tag's key to its value."""
+    asked for before its current one, if any. `tags` maps a tag's key to its value.
+    `broker_hash` is null for a device enrolled before the hub had a broker account for it."""
 
     __tablename__ = "devices"
 
@@ -61,6 +62,9 @@ class DeviceRow(Base):
     )
     previous_collect: Mapped[Json | None] = mapped_column(JSON, default=None)
     tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # The broker's salted hash of the device token, its MQTT password: the hub sees the
+    # token only as it issues it, and the broker's account files are rebuilt from these.
+    broker_hash: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 class TelemetryRow(Base):
