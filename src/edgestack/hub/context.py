@@ -14,7 +14,7 @@ from edgestack.hub.notify import DesiredNotifier
 from edgestack.hub.ratelimit import SlidingWindow
 from edgestack.hub.settings import HubSettings
 from edgestack.hub.signing import HubKeys
-from edgestack.hub.store import Database, jobs
+from edgestack.hub.store import Database, jobs, leases
 from edgestack.hub.store.artifacts import CheckedArtifacts
 from edgestack.serving import Answering, ModelServer
 
@@ -29,6 +29,8 @@ class HubContext:
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
         self.notifier = DesiredNotifier()
+        # Who this process is to the other replicas on its database, for leases.
+        self.holder = leases.holder_id()
         self.login_failures = SlidingWindow(settings.login_failures, settings.login_window_s)
         self.enrolments = SlidingWindow(settings.enrol_attempts, settings.enrol_window_s)
         # One dataset freeze at a time, since each chooses the next version's number.

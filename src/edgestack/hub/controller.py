@@ -3,7 +3,9 @@ step per tick (`store.rollouts.advance`), then every policy (`store.policies.adv
 may start a rollout), each tick one short write transaction.
 
 It keeps nothing in memory: a hub started again picks every rollout and policy run up where
-its row says.
+its row says. Where several hub replicas share a database, each tick takes the controller's
+lease in its own transaction (`store.leases`), so one replica steps at a time, and another
+takes over once a killed holder's lease expires.
 """
 
 import asyncio
@@ -11,7 +13,8 @@ import contextlib
 import logging
 
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import policies, rollouts
+from edgestack.hub.lease import Lease
+from edgestack.hub.store import leases, policies, rollouts
 
 __all__ = ["Controller"]
 
@@ -25,6 +28,7 @@ class Controller:
         self._hub = hub
         self._tick_s = tick_s
         self._stopping = asyncio.Event()
+        self._lease = Lease(hub, leases.CONTROLLER)
 
     def stop(self) -> None:
         """End `run` after the tick it may be in, so no tick outlives the database."""
@@ -41,12 +45,15 @@ class Controller:
                 self._hub.notifier.notify(device_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._tick_s)
+        await asyncio.to_thread(self._lease.release)
 
     def tick(self) -> list[str]:
-        """One step of every running rollout and policy run; the devices whose desired state
-        changed."""
+        """One step of every running rollout and policy run, when this hub holds or can take
+        the controller's lease; the devices whose desired state changed."""
         with self._hub.db.writer() as session:
-            changed = rollouts.advance(session)
-            changed += policies.advance(session)
+            changed = []
+            if self._lease.take(session):
+                changed = rollouts.advance(session)
+                changed += policies.advance(session)
             session.commit()
         return changed

@@ -80,9 +80,15 @@ def log(row: JobRow, after: int, limit: int) -> list[str]:
 
 def claim(session: Session) -> JobRow | None:
     """The oldest queued job, now running; None when none waits. Called in a writer session,
-    so two claims never take the same job."""
+    so two claims never take the same job: SQLite's writer holds the database, and on
+    PostgreSQL the row stays locked until the claim commits, skipped by a replica claiming at
+    the same time."""
     row = session.scalars(
-        select(JobRow).where(JobRow.state == "queued").order_by(JobRow.id).limit(1)
+        select(JobRow)
+        .where(JobRow.state == "queued")
+        .order_by(JobRow.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
     ).first()
     if row is not None:
         row.state = "running"

@@ -19,6 +19,7 @@ __all__ = [
     "EventRow",
     "FeedbackRow",
     "JobRow",
+    "LeaseRow",
     "LoginSessionRow",
     "ModelRow",
     "PolicyRow",
@@ -400,4 +401,15 @@ class LoginSessionRow(Base):
     token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
     admin_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LeaseRow(Base):
+    """Lease `name`: hub process `holder` alone runs what it names (the controller, webhook
+    delivery) until `expires_at`, unless it renews it before then."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
