@@ -12,6 +12,7 @@ from sqlalchemy import create_engine
 from edgestack.hub import migrate
 from edgestack.hub.errors import StartRefused
 from edgestack.hub.store import Base, Database, devices, events, schema
+from edgestack.hub.store.db import sqlite_url
 
 
 def older_database(path: Path, revision: str, *, before_revisions: bool = False) -> None:
@@ -27,7 +28,7 @@ def older_database(path: Path, revision: str, *, before_revisions: bool = False)
 
 
 def test_the_newest_revision_builds_exactly_the_tables_declared(tmp_path: Path) -> None:
-    database = Database(tmp_path / "hub.db")
+    database = Database(sqlite_url(tmp_path / "hub.db"))
 
     with database.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -40,7 +41,7 @@ def test_the_newest_revision_builds_exactly_the_tables_declared(tmp_path: Path) 
 
 
 def test_a_new_database_starts_at_the_newest_revision(tmp_path: Path) -> None:
-    database = Database(tmp_path / "hub.db")
+    database = Database(sqlite_url(tmp_path / "hub.db"))
     database.close()
 
     assert database.schema_change == schema.SchemaChange(before=None, after=schema.head())
@@ -52,7 +53,7 @@ def test_a_database_made_before_revisions_is_taken_as_the_first_and_upgraded(
 ) -> None:
     older_database(tmp_path / "hub.db", schema.FIRST_REVISION, before_revisions=True)
 
-    database = Database(tmp_path / "hub.db")
+    database = Database(sqlite_url(tmp_path / "hub.db"))
     with database.writer() as session:
         # Revision 0001 refused events about no device.
         events.record(session, "store_corrupt", "the hub's own event")
@@ -97,7 +98,7 @@ def test_a_database_of_a_newer_release_is_refused_and_left_alone(tmp_path: Path)
         tables_before = db.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
 
     with pytest.raises(StartRefused) as refused:
-        Database(tmp_path / "hub.db")
+        Database(sqlite_url(tmp_path / "hub.db"))
 
     with sqlite3.connect(tmp_path / "hub.db") as db:
         version = db.execute("SELECT version_num FROM alembic_version").fetchall()
@@ -112,7 +113,7 @@ def test_a_database_of_a_newer_release_is_refused_and_left_alone(tmp_path: Path)
 def test_every_revision_goes_back_and_up_again_keeping_what_the_older_schema_holds(
     tmp_path: Path,
 ) -> None:
-    database = Database(tmp_path / "hub.db")
+    database = Database(sqlite_url(tmp_path / "hub.db"))
     with sqlite3.connect(tmp_path / "hub.db") as db:
         db.execute(
             "INSERT INTO devices (device_id, token_sha256, enrolled_at, last_seen, hardware,"
@@ -164,7 +165,7 @@ def test_twins_stored_with_the_old_default_rules_follow_their_app_and_overrides_
                 (device_id, "0" * 64, json.dumps({"rules": rules, "telemetry_interval_s": 5.0})),
             )
 
-    database = Database(tmp_path / "hub.db")
+    database = Database(sqlite_url(tmp_path / "hub.db"))
     with database.session() as session:
         desired = {d: devices.desired(session, d).rules for d in ("motor-1", "motor-2")}
     database.close()

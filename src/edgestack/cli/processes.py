@@ -17,12 +17,20 @@ hub_app = typer.Typer()
 Scenario = Literal["fault", "drift"]
 
 DataDirOpt = Annotated[Path | None, typer.Option(help=r"\[env EDGESTACK_HUB_DATA_DIR]")]
+DatabaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="postgresql+psycopg://user:password@host:port/name; default: hub.db in the data "
+        r"dir \[env EDGESTACK_HUB_DATABASE_URL]"
+    ),
+]
 
 
 @hub_app.callback(invoke_without_command=True)
 def hub(
     ctx: typer.Context,
     data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
     host: Annotated[str | None, typer.Option(help=r"\[env EDGESTACK_HUB_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help=r"\[env EDGESTACK_HUB_PORT]")] = None,
 ) -> None:
@@ -34,7 +42,9 @@ def hub(
     from edgestack.hub.errors import StartRefused
 
     setup_logging()
-    settings = load_settings(HubSettings, data_dir=data_dir, host=host, port=port)
+    settings = load_settings(
+        HubSettings, data_dir=data_dir, database_url=database_url, host=host, port=port
+    )
     try:
         serve(settings)
     except StartRefused as exc:
@@ -42,20 +52,22 @@ def hub(
 
 
 @hub_app.command()
-def migrate(data_dir: DataDirOpt = None) -> None:
+def migrate(data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
     """Upgrade the hub's database to this release's schema and say from which revision.
 
     Refused while a hub runs on the data dir."""
     from edgestack.hub import HubSettings
     from edgestack.hub import migrate as migrate_data_dir
     from edgestack.hub.errors import StartRefused
+    from edgestack.hub.store.db import masked
 
-    settings = load_settings(HubSettings, data_dir=data_dir)
+    settings = load_settings(HubSettings, data_dir=data_dir, database_url=database_url)
     try:
-        change = migrate_data_dir(settings.data_dir)
+        change = migrate_data_dir(settings.data_dir, settings.database_url)
     except StartRefused as exc:
         raise fail(str(exc)) from None
-    console.print(f"{settings.data_dir}: {change}", highlight=False)
+    where = masked(settings.database_url) if settings.database_url else settings.data_dir
+    console.print(f"{where}: {change}", highlight=False)
 
 
 def agent(

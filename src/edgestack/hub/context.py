@@ -16,6 +16,7 @@ from edgestack.hub.settings import HubSettings
 from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database, jobs, leases
 from edgestack.hub.store.artifacts import CheckedArtifacts
+from edgestack.hub.store.db import masked
 from edgestack.serving import Answering, ModelServer
 
 __all__ = ["HubContext"]
@@ -80,8 +81,8 @@ class HubContext:
     def open_files(self) -> None:
         """Hold the data directory, upgrade and open the database; nothing when already open.
 
-        Raises `StartRefused` when another process holds the data directory or a newer
-        release made its database."""
+        Raises `StartRefused` when another process holds the data directory, the database
+        cannot be opened or a newer release made it."""
         if self._db is not None:
             return
         data_dir = self.settings.data_dir
@@ -90,11 +91,11 @@ class HubContext:
         )
         with ExitStack() as held:
             held.enter_context(datadir.hold(data_dir, holder))
-            self._db = Database(data_dir / datadir.DATABASE)
+            self._db = Database(datadir.database_url(data_dir, self.settings.database_url))
             self._held = held.pop_all()
         change = self._db.schema_change
         if change.before != change.after:
-            log.info("%s: %s", data_dir / datadir.DATABASE, change)
+            log.info("%s: %s", masked(self._db.url), change)
         with self._db.writer() as session:
             if interrupted := jobs.fail_interrupted(session):
                 log.warning("%d jobs were running when the hub stopped: failed", interrupted)

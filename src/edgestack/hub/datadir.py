@@ -8,9 +8,10 @@ from pathlib import Path
 
 from edgestack.hub.errors import StartRefused
 from edgestack.hub.store import Database
+from edgestack.hub.store.db import sqlite_url
 from edgestack.hub.store.schema import SchemaChange
 
-__all__ = ["DATABASE", "LOCK", "hold", "migrate"]
+__all__ = ["DATABASE", "LOCK", "database_url", "hold", "migrate"]
 
 DATABASE = "hub.db"
 LOCK = "hub.lock"
@@ -50,9 +51,15 @@ def hold(data_dir: Path, holder: str) -> Iterator[None]:
         os.close(fd)
 
 
-def migrate(data_dir: Path) -> SchemaChange:
-    """Bring the database in `data_dir` to the newest schema while no hub runs on it."""
+def database_url(data_dir: Path, url: str | None) -> str:
+    """The URL of the hub's database: `url` when given, else the SQLite file in `data_dir`."""
+    return url if url is not None else sqlite_url(data_dir / DATABASE)
+
+
+def migrate(data_dir: Path, url: str | None = None) -> SchemaChange:
+    """Bring the hub's database (at `url`, else in `data_dir`) to the newest schema while no
+    hub runs on `data_dir`."""
     with hold(data_dir, f"edgestack hub migrate (process {os.getpid()})"):
-        database = Database(data_dir / DATABASE)
+        database = Database(database_url(data_dir, url))
         database.close()
     return database.schema_change

@@ -26,6 +26,13 @@ class HubSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGESTACK_HUB_", populate_by_name=True)
 
     data_dir: Path = Path("hub-data")
+    database_url: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the database: postgresql+psycopg://user:password@host:port/name, or "
+        "sqlite:///path; unset: the SQLite file hub.db in data_dir, which holds artifacts "
+        "and keys either way",
+    )
     host: str = "127.0.0.1"
     port: int = 8400
     admin_token: SecretStr = Field(

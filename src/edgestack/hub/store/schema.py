@@ -86,7 +86,7 @@ def upgrade(engine: Engine, *, to: str = "head") -> SchemaChange:
         known = revisions()
         if before is not None and before not in known:
             raise StartRefused(
-                f"{engine.url.database} is at schema revision {before}, which this release "
+                f"{_shown(engine)} is at schema revision {before}, which this release "
                 f"of edgestack does not know (it knows {', '.join(known)}): a newer release "
                 "made it; run that release, or upgrade edgestack"
             )
@@ -110,6 +110,10 @@ def downgrade(engine: Engine, *, to: str) -> None:
 @contextmanager
 def _connect(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
+        if engine.dialect.name != "sqlite":
+            # PostgreSQL alters tables in place, its foreign keys checked all along.
+            yield connection
+            return
         driver = connection.connection.driver_connection
         assert driver is not None, "a connection just opened"
         # Batch mode drops and recreates tables that others refer to, which SQLite allows
@@ -138,11 +142,21 @@ def _done(connection: Connection) -> str:
     """Commit the migration and return the revision it reached; fails when it left rows
     that refer to none, which foreign keys, off while migrating, did not stop."""
     connection.commit()
+    if connection.dialect.name != "sqlite":
+        return _current(connection) or "base"
     violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
     connection.rollback()
     if violations:
         raise RuntimeError(f"the schema migration left rows pointing nowhere: {violations[:5]}")
     return _current(connection) or "base"
+
+
+def _shown(engine: Engine) -> str:
+    """The database as a message names it: a SQLite file by its path, any other by its URL
+    with the password hidden."""
+    if engine.dialect.name == "sqlite":
+        return str(engine.url.database)
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _scripts() -> ScriptDirectory:
