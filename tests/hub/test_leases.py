@@ -1,5 +1,5 @@
 """Leases between hub processes on one database: two holders, each with its own engine on
-one SQLite file, as two replicas would be."""
+one SQLite file or PostgreSQL database, as two replicas would be."""
 
 import time
 from collections.abc import Iterator
@@ -8,13 +8,20 @@ from pathlib import Path
 import pytest
 
 from edgestack.hub.store import Database, leases
+from edgestack.hub.store.db import sqlite_url
 from edgestack.hub.store.tables import LeaseRow
 
 
-@pytest.fixture
-def databases(tmp_path: Path) -> Iterator[tuple[Database, Database]]:
-    first = Database(tmp_path / "hub.db")
-    second = Database(tmp_path / "hub.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def databases(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Database, Database]]:
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "hub.db")
+    else:
+        url = request.getfixturevalue("postgres_url")
+    first = Database(url)
+    second = Database(url)
     yield first, second
     first.close()
     second.close()
