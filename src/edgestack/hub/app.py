@@ -40,12 +40,15 @@ def create_app(settings: HubSettings) -> FastAPI:
         ticking = asyncio.create_task(controller.run(), name="controller")
         deliverer = Deliverer(hub)
         delivering = asyncio.create_task(deliverer.run(), name="webhooks")
+        hearing = asyncio.create_task(hub.hear_replicas(), name="replicas")
         try:
             yield
         finally:
             controller.stop()
             deliverer.stop()
+            hearing.cancel()
             await asyncio.gather(ticking, delivering)
+            await asyncio.gather(hearing, return_exceptions=True)
             hub.close()
 
     app = FastAPI(

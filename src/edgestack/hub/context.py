@@ -6,11 +6,14 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from contextlib import ExitStack
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from edgestack.bundle import BundleStore, TrustedKeys
 from edgestack.hub import datadir
-from edgestack.hub.notify import DesiredNotifier
+from edgestack.hub.notify import DesiredChannel, DesiredNotifier
 from edgestack.hub.ratelimit import SlidingWindow
 from edgestack.hub.settings import HubSettings
 from edgestack.hub.signing import HubKeys
@@ -42,6 +45,7 @@ class HubContext:
         self._keys: HubKeys | None = None
         self._artifacts: CheckedArtifacts | None = None
         self._serving: Answering | None = None
+        self._channel: DesiredChannel | None = None
 
     @property
     def db(self) -> Database:
@@ -93,6 +97,8 @@ class HubContext:
             held.enter_context(datadir.hold(data_dir, holder))
             self._db = Database(datadir.database_url(data_dir, self.settings.database_url))
             self._held = held.pop_all()
+        if self._db.engine.dialect.name == "postgresql":
+            self._channel = DesiredChannel(self._db.engine, self.notifier)
         change = self._db.schema_change
         if change.before != change.after:
             log.info("%s: %s", masked(self._db.url), change)
@@ -107,6 +113,27 @@ class HubContext:
         # chain that endorses the newer key.
         self._serving = Answering(ModelServer("cloud", TrustedKeys(self._keys.public())))
 
+    def desired_changed(self, device_ids: Iterable[str]) -> None:
+        """Wake the long-polls of `device_ids`, whose desired state just changed (committed),
+        in this hub and in every replica sharing its database. Call it from a worker thread:
+        on PostgreSQL it tells the other replicas through the database."""
+        device_ids = list(device_ids)
+        for device_id in device_ids:
+            self.notifier.notify(device_id)
+        if self._channel is None:
+            return
+        try:
+            self._channel.send(device_ids)
+        except SQLAlchemyError:
+            # The change is committed; the other replicas' long-polls read it when they end.
+            log.exception("could not tell the other replicas of %d changes", len(device_ids))
+
+    async def hear_replicas(self) -> None:
+        """Wake long-polls here on the changes other replicas make, until cancelled; returns
+        at once on SQLite, which no other process shares."""
+        if self._channel is not None:
+            await self._channel.listen()
+
     def close(self) -> None:
         self.notifier.close()
         if self._db is not None:
@@ -117,3 +144,4 @@ class HubContext:
         self._keys = None
         self._artifacts = None
         self._serving = None
+        self._channel = None

@@ -37,12 +37,9 @@ class Controller:
     async def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                changed = await asyncio.to_thread(self.tick)
+                await asyncio.to_thread(self._step)
             except Exception:  # one bad tick must not stop every rollout for good
                 log.exception("a rollout or policy step failed; trying again next tick")
-                changed = []
-            for device_id in changed:
-                self._hub.notifier.notify(device_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._tick_s)
         await asyncio.to_thread(self._lease.release)
@@ -57,3 +54,6 @@ class Controller:
                 changed += policies.advance(session)
             session.commit()
         return changed
+
+    def _step(self) -> None:
+        self._hub.desired_changed(self.tick())

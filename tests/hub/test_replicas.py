@@ -1,0 +1,134 @@
+"""Two hubs in one process on one PostgreSQL database, each with its own data dir, as two
+replicas would be: a desired-state change made through one wakes a long-poll held by the
+other, also after the other lost its listening connection."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from edgestack.hub import HubSettings, create_app
+from edgestack.hub.app import hub_of
+from edgestack.hub.context import HubContext
+from edgestack.hub.store import devices
+from edgestack.protocol import DesiredState
+
+from .factories import ADMIN, ENROL_TOKEN, HARDWARE, Device, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass(frozen=True)
+class Replica:
+    hub: HubContext
+    client: httpx.AsyncClient
+
+
+@contextlib.asynccontextmanager
+async def _running(app: FastAPI) -> AsyncIterator[Replica]:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://hub") as client,
+    ):
+        yield Replica(hub_of(app), client)
+
+
+@pytest.fixture
+async def replicas(
+    settings: HubSettings, postgres_url: str
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    a = create_app(settings.model_copy(update={"database_url": postgres_url}))
+    b = create_app(
+        settings.model_copy(
+            update={"database_url": postgres_url, "data_dir": settings.data_dir.with_name("b")}
+        )
+    )
+    async with _running(a) as replica_a, _running(b) as replica_b:
+        yield replica_a, replica_b
+
+
+async def _enrol(replica: Replica, device_id: str) -> Device:
+    body = {"device_id": device_id, "enrol_token": ENROL_TOKEN, "hardware": HARDWARE.model_dump()}
+    response = await replica.client.post("/api/v1/enrol", json=body)
+    assert response.status_code == 200, response.text
+    return Device(device_id, response.json()["device_token"])
+
+
+def _listeners(replica: Replica) -> list[int]:
+    """The server processes of the replicas' connections that listen for changes."""
+    listening = text("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %'")
+    with replica.hub.db.engine.connect() as connection:
+        return list(connection.scalars(listening))
+
+
+def _last_seen(replica: Replica, device: Device) -> datetime | None:
+    with replica.hub.db.session() as session:
+        return devices.get(session, device.device_id).last_seen
+
+
+async def _change_seen_across(a: Replica, b: Replica, device: Device) -> DesiredState:
+    """Long-poll `device`'s desired state on b, change it on a; what b answers."""
+    url = f"/api/v1/devices/{device.device_id}/desired"
+    version = DesiredState.model_validate(
+        (await b.client.get(url, headers=device.auth)).json()
+    ).version
+    seen_before = _last_seen(b, device)
+    # A wait far longer than the bound below: only a notification can answer in time.
+    polled = asyncio.create_task(
+        b.client.get(url, params={"after": version, "wait": 60}, headers=device.auth)
+    )
+    # Read with the state in one transaction, so once it moves the poll holds the old state.
+    await wait_until(lambda: _last_seen(b, device) != seen_before)
+    patched = await a.client.patch(url, json={"telemetry_interval_s": 7}, headers=ADMIN)
+    assert patched.status_code == 200, patched.text
+    answer = await asyncio.wait_for(polled, 15)
+    return DesiredState.model_validate(answer.json())
+
+
+async def test_a_change_made_on_one_replica_answers_a_long_poll_on_another(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    device = await _enrol(a, "motor-1")
+
+    seen = await _change_seen_across(a, b, device)
+
+    assert seen.telemetry_interval_s == 7
+
+
+async def test_a_replica_that_lost_its_listening_connection_hears_again(
+    replicas: tuple[Replica, Replica], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = replicas
+    caplog.set_level(logging.INFO, logger="edgestack.hub.notify")
+    device = await _enrol(a, "motor-1")
+    await wait_until(lambda: len(_listeners(b)) == 2)
+    with b.hub.db.engine.connect() as connection:
+        for pid in _listeners(b):
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await wait_until(lambda: "hearing other replicas' desired-state changes again" in caplog.text)
+
+    seen = await _change_seen_across(a, b, device)
+
+    assert seen.telemetry_interval_s == 7
+
+
+async def test_changes_too_many_for_one_notification_all_reach_the_other_replica(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    # 63 characters each, the longest id: 300 of them fill more than two notifications.
+    device_ids = [f"{n:03d}".ljust(63, "x") for n in range(300)]
+    await wait_until(lambda: len(_listeners(b)) == 2)
+    changed = [b.hub.notifier.watch(device_id) for device_id in device_ids]
+
+    await asyncio.to_thread(a.hub.desired_changed, device_ids)
+
+    await wait_until(lambda: all(event.is_set() for event in changed), timeout_s=15)
