@@ -1,9 +1,10 @@
-"""Two hubs in one process on one PostgreSQL database, each with its own data dir, as two
-replicas would be: a desired-state change made through one wakes a long-poll held by the
-other, also after the other lost its listening connection."""
+"""Two hubs in one process on one PostgreSQL database and one data dir, as two replicas
+would be: they share keys and artifacts, and a desired-state change made through one wakes a
+long-poll held by the other, also after the other lost its listening connection."""
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from edgestack.hub.context import HubContext
 from edgestack.hub.store import devices
 from edgestack.protocol import DesiredState
 
-from .factories import ADMIN, ENROL_TOKEN, HARDWARE, Device, wait_until
+from .factories import ADMIN, ENROL_TOKEN, HARDWARE, Device, packed_bundle, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -44,12 +45,8 @@ async def _running(app: FastAPI) -> AsyncIterator[Replica]:
 async def replicas(
     settings: HubSettings, postgres_url: str
 ) -> AsyncIterator[tuple[Replica, Replica]]:
-    a = create_app(settings.model_copy(update={"database_url": postgres_url}))
-    b = create_app(
-        settings.model_copy(
-            update={"database_url": postgres_url, "data_dir": settings.data_dir.with_name("b")}
-        )
-    )
+    shared = settings.model_copy(update={"database_url": postgres_url})
+    a, b = create_app(shared), create_app(shared)
     async with _running(a) as replica_a, _running(b) as replica_b:
         yield replica_a, replica_b
 
@@ -132,3 +129,23 @@ async def test_changes_too_many_for_one_notification_all_reach_the_other_replica
     await asyncio.to_thread(a.hub.desired_changed, device_ids)
 
     await wait_until(lambda: all(event.is_set() for event in changed), timeout_s=15)
+
+
+async def test_replicas_share_keys_and_serve_each_others_artifacts(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    rotated = await a.client.post("/api/v1/keys/rotate", headers=ADMIN)
+    assert rotated.status_code == 200, rotated.text
+    data = packed_bundle("motor", 1)
+    raw = {**ADMIN, "Content-Type": "application/octet-stream"}
+    registered = await a.client.post("/api/v1/models", content=data, headers=raw)
+    assert registered.status_code == 201, registered.text
+
+    keys_a = (await a.client.get("/api/v1/keys", headers=ADMIN)).json()
+    keys_b = (await b.client.get("/api/v1/keys", headers=ADMIN)).json()
+    served = await b.client.get(f"/api/v1/artifacts/{registered.json()['digest']}", headers=ADMIN)
+
+    assert len(keys_a) == 2 and keys_b == keys_a
+    assert served.status_code == 200
+    assert hashlib.sha256(served.content).hexdigest() == registered.json()["digest"]

@@ -93,9 +93,10 @@ class HubContext:
         holder = (
             f"the hub of process {os.getpid()} (http://{self.settings.host}:{self.settings.port})"
         )
+        url = datadir.database_url(data_dir, self.settings.database_url)
         with ExitStack() as held:
-            held.enter_context(datadir.hold(data_dir, holder))
-            self._db = Database(datadir.database_url(data_dir, self.settings.database_url))
+            held.enter_context(datadir.hold(data_dir, holder, alone=not datadir.shared(url)))
+            self._db = Database(url)
             self._held = held.pop_all()
         if self._db.engine.dialect.name == "postgresql":
             self._channel = DesiredChannel(self._db.engine, self.notifier)
