@@ -6,10 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from edgestack.hub.store import Database, leases
+from edgestack.hub.store import Database, jobs, leases
 from edgestack.hub.store.db import sqlite_url
-from edgestack.hub.store.tables import LeaseRow
+from edgestack.hub.store.tables import JobRow, LeaseRow
+from edgestack.protocol import JobSubmit
+
+TRAIN = JobSubmit.model_validate(
+    {"job": {"kind": "train", "dataset": "motors", "model": "decision_tree"}}
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -106,3 +112,39 @@ def test_leases_of_different_names_are_held_apart(
 
 def test_holder_ids_differ_between_calls() -> None:
     assert leases.holder_id() != leases.holder_id()
+
+
+def test_only_jobs_claimed_by_a_stopped_replica_are_failed(
+    databases: tuple[Database, Database],
+) -> None:
+    a, b = databases
+    with a.writer() as session:
+        assert leases.take(session, leases.replica("a"), "a", 0.1)
+        assert leases.take(session, leases.replica("b"), "b", 60)
+        for _ in range(3):
+            jobs.submit(session, TRAIN)
+        session.flush()
+        ids = [row.id for row in (jobs.claim(session, "a"), jobs.claim(session, "b"))]
+        session.commit()
+
+    # `a` stops renewing, as a killed replica would.
+    deadline = time.monotonic() + 5
+    while "a" in _running(b):
+        assert time.monotonic() < deadline, "a's lease never lapsed"
+        time.sleep(0.02)
+    with b.writer() as session:
+        failed = jobs.fail_interrupted(session, leases.running(session))
+        leases.forget(session)
+        session.commit()
+
+    with b.session() as session:
+        states = [session.get_one(JobRow, job_id).state for job_id in ids]
+        queued = session.scalars(select(JobRow.id).where(JobRow.state == "queued")).all()
+        kept = set(session.scalars(select(LeaseRow.name)))
+    assert (failed, states, len(queued)) == (1, ["failed", "running"], 1)
+    assert kept == {leases.replica("b")}
+
+
+def _running(database: Database) -> set[str]:
+    with database.session() as session:
+        return leases.running(session)

@@ -103,10 +103,13 @@ class HubContext:
         change = self._db.schema_change
         if change.before != change.after:
             log.info("%s: %s", masked(self._db.url), change)
-        with self._db.writer() as session:
-            if interrupted := jobs.fail_interrupted(session):
-                log.warning("%d jobs were running when the hub stopped: failed", interrupted)
-            session.commit()
+        # Replicas on a shared database may be running jobs: the controller fails those whose
+        # hub process stopped, once its lease lapses.
+        if not datadir.shared(url):
+            with self._db.writer() as session:
+                if interrupted := jobs.fail_interrupted(session):
+                    log.warning("%d jobs were running when the hub stopped: failed", interrupted)
+                session.commit()
         self._bundles = BundleStore(data_dir / "artifacts")
         self._keys = HubKeys(data_dir / "keys")
         self._artifacts = CheckedArtifacts(self._bundles)

@@ -1,6 +1,7 @@
 """The hub's controller: a task in the hub's process that moves every running rollout one
 step per tick (`store.rollouts.advance`), then every policy (`store.policies.advance`, which
-may start a rollout), each tick one short write transaction.
+may start a rollout), and fails the jobs whose hub process died, each tick one short write
+transaction.
 
 It keeps nothing in memory: a hub started again picks every rollout and policy run up where
 its row says. Where several hub replicas share a database, each tick takes the controller's
@@ -14,7 +15,7 @@ import logging
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.lease import Lease
-from edgestack.hub.store import leases, policies, rollouts
+from edgestack.hub.store import jobs, leases, policies, rollouts
 
 __all__ = ["Controller"]
 
@@ -47,11 +48,17 @@ class Controller:
     def tick(self) -> list[str]:
         """One step of every running rollout and policy run, when this hub holds or can take
         the controller's lease; the devices whose desired state changed."""
-        with self._hub.db.writer() as session:
+        hub = self._hub
+        with hub.db.writer() as session:
+            # Renewed by every replica, so the one that steps knows which still run jobs.
+            leases.take(session, leases.replica(hub.holder), hub.holder, hub.settings.lease_s)
             changed = []
             if self._lease.take(session):
                 changed = rollouts.advance(session)
                 changed += policies.advance(session)
+                if orphaned := jobs.fail_interrupted(session, leases.running(session)):
+                    log.warning("%d jobs ran in hub processes that stopped: failed", orphaned)
+                leases.forget(session)
             session.commit()
         return changed
 

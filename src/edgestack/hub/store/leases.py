@@ -15,20 +15,36 @@ import socket
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from edgestack.hub.store.db import utcnow
 from edgestack.hub.store.tables import LeaseRow
 
-__all__ = ["CONTROLLER", "WEBHOOKS", "holder_id", "release", "take"]
+__all__ = [
+    "CONTROLLER",
+    "WEBHOOKS",
+    "forget",
+    "holder_id",
+    "release",
+    "replica",
+    "running",
+    "take",
+]
 
 CONTROLLER = "controller"
 """The lease of the controller that steps rollouts and policy runs."""
 
 WEBHOOKS = "webhooks"
 """The lease of webhook delivery."""
+
+_REPLICA = "replica:"
+
+
+def replica(holder: str) -> str:
+    """The lease a hub process renews while it runs: that `holder` is alive."""
+    return _REPLICA + holder
 
 
 def holder_id() -> str:
@@ -74,5 +90,24 @@ def release(session: Session, name: str, holder: str) -> None:
     session.execute(
         delete(LeaseRow)
         .where(LeaseRow.name == name, LeaseRow.holder == holder)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def running(session: Session) -> set[str]:
+    """The holders whose `replica` lease has not expired: the hub processes still running."""
+    rows = session.scalars(
+        select(LeaseRow.holder).where(
+            LeaseRow.name.startswith(_REPLICA, autoescape=True), LeaseRow.expires_at > utcnow()
+        )
+    )
+    return set(rows)
+
+
+def forget(session: Session) -> None:
+    """Remove the `replica` leases of processes gone for good, one row each per start."""
+    session.execute(
+        delete(LeaseRow)
+        .where(LeaseRow.name.startswith(_REPLICA, autoescape=True), LeaseRow.expires_at <= utcnow())
         .execution_options(synchronize_session=False)
     )
