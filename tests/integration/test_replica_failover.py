@@ -1,7 +1,8 @@
 """Two `edgestack hub` processes on one PostgreSQL database and one data dir, with plain HTTP
 devices sending telemetry to both: a desired-state change made on one replica reaches a
 device long-polling the other, and a replica killed under load loses no batch it
-acknowledged, while its controller's lease moves to the survivor, which steps rollouts."""
+acknowledged, while its controller's lease moves to the survivor, which steps rollouts and
+fails the job the dead one ran."""
 
 import os
 import signal
@@ -253,6 +254,8 @@ def test_a_replica_killed_under_load_loses_no_acknowledged_batch_and_its_lease_m
     )
     [holder] = [r for r in fleet.replicas if r.proc.pid == controller]
     [survivor] = [r for r in fleet.replicas if r is not holder]
+    # No worker runs them: each replica's claim stands for its worker's.
+    orphaned, kept = _claimed_on(holder), _claimed_on(survivor)
     with _Load(fleet) as load:
         wait_until(lambda: load.count() >= 40, timeout_s=60, what="batches before the kill")
         holder.proc.kill()
@@ -274,11 +277,17 @@ def test_a_replica_killed_under_load_loses_no_acknowledged_batch_and_its_lease_m
         timeout_s=30,
         what="the survivor's controller to step the rollout",
     )
+    failed = wait_until(
+        lambda: _job(survivor, orphaned)["state"] == "failed",
+        timeout_s=30,
+        what="the job of the killed replica to fail",
+    )
 
     stored = fleet.stored_batches()
     assert set(load.acknowledged) <= set(stored), "a batch a replica acknowledged was lost"
     assert len(stored) == len(set(stored)), "a batch sent again was stored twice"
-    assert taken_over and stepped
+    assert taken_over and stepped and failed
+    assert _job(survivor, kept)["state"] == "running"
 
 
 def _rollout_on(replica: Replica) -> RolloutView:
@@ -317,3 +326,21 @@ def _rollout_on(replica: Replica) -> RolloutView:
 def _rollout(replica: Replica, rollout_id: int) -> RolloutView:
     got = httpx.get(f"{replica.url}/api/v1/rollouts/{rollout_id}", headers=ADMIN, timeout=10)
     return RolloutView.model_validate(got.json())
+
+
+def _claimed_on(replica: Replica) -> int:
+    """A job submitted and claimed through `replica`, as its worker claims one; its id."""
+    with httpx.Client(base_url=replica.url, headers=ADMIN, timeout=30) as hub:
+        body = {"job": {"kind": "train", "dataset": "motors", "model": "decision_tree"}}
+        submitted = hub.post("/api/v1/jobs", json=body)
+        assert submitted.status_code in (200, 201), submitted.text
+        claimed = hub.post("/api/v1/jobs/claim")
+        assert claimed.status_code == 200, claimed.text
+    job_id: int = claimed.json()["id"]
+    return job_id
+
+
+def _job(replica: Replica, job_id: int) -> dict[str, object]:
+    got = httpx.get(f"{replica.url}/api/v1/jobs/{job_id}", headers=ADMIN, timeout=10)
+    job: dict[str, object] = got.json()
+    return job
