@@ -99,7 +99,7 @@ class HubContext:
             self._db = Database(url)
             self._held = held.pop_all()
         if self._db.engine.dialect.name == "postgresql":
-            self._channel = DesiredChannel(self._db.engine, self.notifier)
+            self._channel = DesiredChannel(self._db.engine, self.notifier, self.holder)
         change = self._db.schema_change
         if change.before != change.after:
             log.info("%s: %s", masked(self._db.url), change)

@@ -14,7 +14,8 @@ log = logging.getLogger("edgestack.hub.notify")
 CHANNEL = "edgestack_desired"
 """The PostgreSQL channel that carries the ids of devices whose desired state changed."""
 
-# PostgreSQL refuses a payload of 8000 bytes or more; ids are at most 63 ASCII characters.
+# PostgreSQL refuses a payload of 8000 bytes or more; ids are at most 63 ASCII characters,
+# and the sender's name about 100.
 _PAYLOAD_BYTES = 7000
 _RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
@@ -87,15 +88,17 @@ class DesiredNotifier:
 class DesiredChannel:
     """Desired-state changes between hub replicas on one PostgreSQL database.
 
-    `send` tells every replica listening (this one too) which devices changed, after their
-    change committed; `listen` hears them for as long as it runs and wakes the long-polls
-    `notifier` holds for them. Each time it begins to listen (again, after its connection
-    was lost) it wakes every long-poll, since what was sent before went unheard.
+    `send` tells every other replica listening which devices changed, after their change
+    committed; `listen` hears them for as long as it runs and wakes the long-polls `notifier`
+    holds for them. Each payload is `sender` and the ids, space-separated, so a replica skips
+    its own (it woke its long-polls already). Each time it begins to listen (again, after its
+    connection was lost) it wakes every long-poll, since what was sent before went unheard.
     """
 
-    def __init__(self, engine: Engine, notifier: DesiredNotifier) -> None:
+    def __init__(self, engine: Engine, notifier: DesiredNotifier, sender: str) -> None:
         self._engine = engine
         self._notifier = notifier
+        self._sender = sender.replace(" ", "_")
         # psycopg's own connection string: the URL without SQLAlchemy's driver name.
         self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False
@@ -104,7 +107,7 @@ class DesiredChannel:
     def send(self, device_ids: Iterable[str]) -> None:
         """Tell every replica that `device_ids` changed; blocks on the database, so call it
         from a worker thread."""
-        payloads = list(_payloads(device_ids))
+        payloads = list(_payloads(self._sender, device_ids))
         if not payloads:
             return
         with self._engine.begin() as connection:
@@ -129,9 +132,13 @@ class DesiredChannel:
                         log.info("hearing other replicas' desired-state changes again")
                     failures = 0
                     async for heard in connection.notifies():
-                        for device_id in heard.payload.split():
-                            self._notifier.notify(device_id)
-            except psycopg.Error as exc:
+                        sender, *device_ids = heard.payload.split()
+                        if sender != self._sender:
+                            for device_id in device_ids:
+                                self._notifier.notify(device_id)
+            # Not only psycopg's errors: a listener that ends for good would leave this
+            # replica's long-polls deaf to the others until it restarts.
+            except Exception as exc:
                 wait_s = _RETRY_S[min(failures, len(_RETRY_S) - 1)]
                 failures += 1
                 log.warning(
@@ -143,15 +150,15 @@ class DesiredChannel:
                 await asyncio.sleep(wait_s)
 
 
-def _payloads(device_ids: Iterable[str]) -> Iterator[str]:
-    """`device_ids` as few space-separated payloads as PostgreSQL accepts."""
+def _payloads(sender: str, device_ids: Iterable[str]) -> Iterator[str]:
+    """`device_ids` as few payloads as PostgreSQL accepts, each `sender` and ids, spaced."""
     batch: list[str] = []
-    size = 0
+    size = len(sender)
     for device_id in dict.fromkeys(device_ids):
         if batch and size + len(device_id) + 1 > _PAYLOAD_BYTES:
-            yield " ".join(batch)
-            batch, size = [], 0
+            yield " ".join([sender, *batch])
+            batch, size = [], len(sender)
         batch.append(device_id)
         size += len(device_id) + 1
     if batch:
-        yield " ".join(batch)
+        yield " ".join([sender, *batch])
