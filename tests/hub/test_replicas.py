@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from conftest import Postgres
 from edgestack.hub import HubSettings, create_app
 from edgestack.hub.app import hub_of
 from edgestack.hub.context import HubContext
@@ -42,11 +43,14 @@ async def _running(app: FastAPI) -> AsyncIterator[Replica]:
 
 
 @pytest.fixture
-async def replicas(
-    settings: HubSettings, postgres_url: str
-) -> AsyncIterator[tuple[Replica, Replica]]:
-    shared = settings.model_copy(update={"database_url": postgres_url})
-    a, b = create_app(shared), create_app(shared)
+def database_url(postgres_server: Postgres, migrated_template: str) -> str:
+    """PostgreSQL only: replicas share a database server."""
+    return postgres_server.database(template=migrated_template)
+
+
+@pytest.fixture
+async def replicas(settings: HubSettings) -> AsyncIterator[tuple[Replica, Replica]]:
+    a, b = create_app(settings), create_app(settings)
     async with _running(a) as replica_a, _running(b) as replica_b:
         yield replica_a, replica_b
 

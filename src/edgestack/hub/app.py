@@ -15,6 +15,7 @@ from edgestack.hub.api.answers import document_answers
 from edgestack.hub.api.body import document_bodies
 from edgestack.hub.api.deps import check_protocol
 from edgestack.hub.api.docs import install_docs
+from edgestack.hub.api.nul import refuse_nul_in_url
 from edgestack.hub.context import HubContext
 from edgestack.hub.controller import Controller
 from edgestack.hub.settings import HubSettings
@@ -56,7 +57,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         summary="Control plane of an edgestack fleet: enrolment, twins, ingestion, "
         "model registry, deployments, rollouts.",
         lifespan=lifespan,
-        dependencies=[Depends(check_protocol)],
+        dependencies=[Depends(check_protocol), Depends(refuse_nul_in_url)],
         # Served by `install_docs` from the hub's own files; FastAPI's pages load a CDN's.
         docs_url=None,
         redoc_url=None,

@@ -166,8 +166,8 @@ def _engine(url: str) -> Engine:
     except (ImportError, NoSuchModuleError) as exc:
         raise StartRefused(
             f"database URL {masked(parsed)} needs a driver that is not installed ({exc}); "
-            "install psycopg (`pip install 'psycopg[binary]'`) and name it in the URL: "
-            "postgresql+psycopg://..."
+            "install psycopg (`pip install 'psycopg[binary]'`) and give "
+            "postgresql+psycopg://user:password@host:port/name"
         ) from None
 
 
