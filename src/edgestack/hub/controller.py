@@ -43,7 +43,7 @@ class Controller:
                 log.exception("a rollout or policy step failed; trying again next tick")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._tick_s)
-        await asyncio.to_thread(self._lease.release)
+        await asyncio.to_thread(self._leave)
 
     def tick(self) -> list[str]:
         """One step of every running rollout and policy run, when this hub holds or can take
@@ -64,3 +64,18 @@ class Controller:
 
     def _step(self) -> None:
         self._hub.desired_changed(self.tick())
+
+    def _leave(self) -> None:
+        """This hub is stopping: fail the jobs its worker ran, which stop with it, and give up
+        its leases, so no replica waits for them to lapse."""
+        hub = self._hub
+        try:
+            with hub.db.writer() as session:
+                others = leases.running(session) - {hub.holder}
+                if stopped := jobs.fail_interrupted(session, others):
+                    log.warning("%d jobs stop with this hub: failed", stopped)
+                leases.release(session, leases.replica(hub.holder), hub.holder)
+                session.commit()
+        except Exception:  # its jobs fail once its lease lapses, in another replica
+            log.exception("could not fail this hub's jobs as it stops")
+        self._lease.release()
