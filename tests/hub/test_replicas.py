@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,7 +21,7 @@ from conftest import Postgres
 from edgestack.hub import HubSettings, create_app
 from edgestack.hub.app import hub_of
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import devices
+from edgestack.hub.store import Database, devices, schema
 from edgestack.protocol import DesiredState
 
 from .factories import ADMIN, ENROL_TOKEN, HARDWARE, Device, packed_bundle, wait_until
@@ -153,3 +155,20 @@ async def test_replicas_share_keys_and_serve_each_others_artifacts(
     assert len(keys_a) == 2 and keys_b == keys_a
     assert served.status_code == 200
     assert hashlib.sha256(served.content).hexdigest() == registered.json()["digest"]
+
+
+def test_replicas_starting_together_on_a_new_database_all_open_it(postgres_url: str) -> None:
+    starting = threading.Barrier(3)
+    # A wait on a lock that never ends fails the test rather than hanging it.
+    url = f"{postgres_url}?options=-c%20lock_timeout%3D30000"
+
+    def start() -> str:
+        starting.wait()
+        database = Database(url)
+        database.close()
+        return database.schema_change.after
+
+    with ThreadPoolExecutor(3) as pool:
+        reached = list(pool.map(lambda _: start(), range(3)))
+
+    assert reached == [schema.head()] * 3

@@ -31,7 +31,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.engine import Connection
 
 from edgestack.hub.errors import StartRefused
@@ -42,6 +42,8 @@ FIRST_REVISION = "0001"
 """The schema as released before the hub kept revisions."""
 
 _SCRIPTS = Path(__file__).with_name("migrations")
+# The session-level advisory lock a migration holds on PostgreSQL: "migrate" in ASCII.
+_MIGRATION_LOCK = 0x6D696772617465
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,16 @@ def downgrade(engine: Engine, *, to: str) -> None:
 def _connect(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         if engine.dialect.name != "sqlite":
-            # PostgreSQL alters tables in place, its foreign keys checked all along.
-            yield connection
+            # PostgreSQL alters tables in place, its foreign keys checked all along. Hub
+            # replicas starting together migrate in turn, each later one finding it done.
+            connection.execute(select(func.pg_advisory_lock(_MIGRATION_LOCK)))
+            connection.commit()
+            try:
+                yield connection
+            finally:
+                connection.rollback()
+                connection.execute(select(func.pg_advisory_unlock(_MIGRATION_LOCK)))
+                connection.commit()
             return
         driver = connection.connection.driver_connection
         assert driver is not None, "a connection just opened"
