@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from edgestack.hub import HubSettings
 from edgestack.hub import retention as hub_retention
 from edgestack.hub.store import Database, batches, devices, events, telemetry
+from edgestack.hub.store.db import sqlite_url
 from edgestack.hub.store.tables import EventRow, ReceivedBatchRow, TelemetryRollupRow, TelemetryRow
 from edgestack.protocol import (
     EnrolRequest,
@@ -86,7 +87,7 @@ class Growth:
 def measure(data_dir: Path, *, devices_n: int = DEVICES, days: int = DAYS) -> Growth:
     """Feed a steady fleet into a hub database in `data_dir` for `days` simulated days."""
     settings = HubSettings(data_dir=data_dir, **SETTINGS)
-    db = Database(data_dir / "hub.db")
+    db = Database(sqlite_url(data_dir / "hub.db"))
     clock = [datetime.now(UTC)]
     growth = Growth()
     ids = [f"motor-{i}" for i in range(devices_n)]

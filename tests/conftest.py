@@ -191,13 +191,15 @@ class Postgres:
         """The SQLAlchemy URL of `database` on this server."""
         return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
 
-    def database(self) -> str:
-        """The URL of a new, empty database."""
+    def database(self, template: str | None = None) -> str:
+        """The URL of a new database: empty, or a copy of the database named `template`
+        (which nobody may be connected to), much faster than building its tables again."""
         import psycopg
 
         name = f"test_{os.getpid()}_{next(self._names)}"
+        copy = f' TEMPLATE "{template}"' if template is not None else ""
         with psycopg.connect(self.url().replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
 

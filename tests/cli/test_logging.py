@@ -7,6 +7,7 @@ import pytest
 
 from edgestack.cli.common import setup_logging
 from edgestack.hub.store import Database
+from edgestack.hub.store.db import sqlite_url
 
 
 def test_a_new_hub_database_logs_no_line_per_schema_revision(
@@ -15,7 +16,7 @@ def test_a_new_hub_database_logs_no_line_per_schema_revision(
     setup_logging()
     caplog.set_level(logging.INFO)
 
-    database = Database(tmp_path / "hub.db")
+    database = Database(sqlite_url(tmp_path / "hub.db"))
     database.close()
 
     assert database.schema_change.before is None

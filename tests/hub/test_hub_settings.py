@@ -116,3 +116,10 @@ def test_development_keeps_short_and_equal_tokens() -> None:
     settings = HubSettings(admin_token=SecretStr("same"), enrol_token=SecretStr("same"))
 
     assert settings.admin_token == settings.enrol_token
+
+
+def test_a_lease_the_controller_would_let_lapse_between_ticks_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"lease_s .* EDGESTACK_HUB_LEASE_S"):
+        HubSettings(lease_s=3, control_tick_s=2)
+
+    assert HubSettings(lease_s=5, control_tick_s=2).lease_s == 5

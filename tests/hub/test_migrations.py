@@ -1,33 +1,67 @@
-"""The hub's schema revisions against `tables.py`, and databases of other releases."""
+"""The hub's schema revisions against `tables.py`, and databases of other releases, on SQLite
+and on PostgreSQL alike."""
 
 import json
-import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect, text
 
 from edgestack.hub import migrate
 from edgestack.hub.errors import StartRefused
 from edgestack.hub.store import Base, Database, devices, events, schema
+from edgestack.hub.store.db import masked, sqlite_url
 
 
-def older_database(path: Path, revision: str, *, before_revisions: bool = False) -> None:
-    """A database at `revision`; without `alembic_version`, as releases before revisions made
-    it, when `before_revisions`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database: a SQLite file, or a PostgreSQL database (skipped, saying
+    how to install it, where PostgreSQL is missing)."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "hub.db")
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    return postgres_url
+
+
+def older_database(url: str, revision: str, *, before_revisions: bool = False) -> None:
+    """The database at `url` at `revision`; without `alembic_version`, as releases before
+    revisions made it, when `before_revisions`."""
+    engine = create_engine(url)
     schema.upgrade(engine, to=revision)
-    engine.dispose()
     if before_revisions:
-        with sqlite3.connect(path) as db:
-            db.execute("DROP TABLE alembic_version")
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE alembic_version"))
+    engine.dispose()
 
 
-def test_the_newest_revision_builds_exactly_the_tables_declared(tmp_path: Path) -> None:
-    database = Database(tmp_path / "hub.db")
+def execute(url: str, sql: str, *rows: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run `sql` on the database at `url` (once per row of parameters, if any) and commit;
+    the rows it returns, if any."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        result = connection.execute(text(sql), list(rows) if rows else None)
+        returned = [tuple(row) for row in result] if result.returns_rows else []
+    engine.dispose()
+    return returned
+
+
+def tables(url: str) -> dict[str, list[tuple[str, str]]]:
+    """Each table of the database at `url`, with its columns and their types."""
+    engine = create_engine(url)
+    found = inspect(engine)
+    shape = {
+        name: [(c["name"], str(c["type"])) for c in found.get_columns(name)]
+        for name in found.get_table_names()
+    }
+    engine.dispose()
+    return shape
+
+
+def test_the_newest_revision_builds_exactly_the_tables_declared(url: str) -> None:
+    database = Database(url)
 
     with database.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -39,20 +73,18 @@ def test_the_newest_revision_builds_exactly_the_tables_declared(tmp_path: Path) 
     )
 
 
-def test_a_new_database_starts_at_the_newest_revision(tmp_path: Path) -> None:
-    database = Database(tmp_path / "hub.db")
+def test_a_new_database_starts_at_the_newest_revision(url: str) -> None:
+    database = Database(url)
     database.close()
 
     assert database.schema_change == schema.SchemaChange(before=None, after=schema.head())
     assert schema.revisions()[0] == schema.FIRST_REVISION
 
 
-def test_a_database_made_before_revisions_is_taken_as_the_first_and_upgraded(
-    tmp_path: Path,
-) -> None:
-    older_database(tmp_path / "hub.db", schema.FIRST_REVISION, before_revisions=True)
+def test_a_database_made_before_revisions_is_taken_as_the_first_and_upgraded(url: str) -> None:
+    older_database(url, schema.FIRST_REVISION, before_revisions=True)
 
-    database = Database(tmp_path / "hub.db")
+    database = Database(url)
     with database.writer() as session:
         # Revision 0001 refused events about no device.
         events.record(session, "store_corrupt", "the hub's own event")
@@ -67,11 +99,11 @@ def test_a_database_made_before_revisions_is_taken_as_the_first_and_upgraded(
     assert [(e.device_id, e.event.message) for e in stored] == [(None, "the hub's own event")]
 
 
-def test_migrate_says_from_which_revision_to_which(tmp_path: Path) -> None:
-    older_database(tmp_path / "hub.db", schema.FIRST_REVISION)
+def test_migrate_says_from_which_revision_to_which(tmp_path: Path, url: str) -> None:
+    older_database(url, schema.FIRST_REVISION)
 
-    first = migrate(tmp_path)
-    again = migrate(tmp_path)
+    first = migrate(tmp_path, url)
+    again = migrate(tmp_path, url)
 
     assert (first.before, first.after, first.adopted) == (
         schema.FIRST_REVISION,
@@ -90,65 +122,60 @@ def test_a_data_dir_that_cannot_be_made_is_refused_naming_it(tmp_path: Path) -> 
         migrate(data_dir)
 
 
-def test_a_database_of_a_newer_release_is_refused_and_left_alone(tmp_path: Path) -> None:
-    older_database(tmp_path / "hub.db", schema.head())
-    with sqlite3.connect(tmp_path / "hub.db") as db:
-        db.execute("UPDATE alembic_version SET version_num = 'f00d'")
-        tables_before = db.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+def test_a_database_of_a_newer_release_is_refused_and_left_alone(url: str) -> None:
+    older_database(url, schema.head())
+    execute(url, "UPDATE alembic_version SET version_num = 'f00d'")
+    tables_before = tables(url)
 
     with pytest.raises(StartRefused) as refused:
-        Database(tmp_path / "hub.db")
+        Database(url)
 
-    with sqlite3.connect(tmp_path / "hub.db") as db:
-        version = db.execute("SELECT version_num FROM alembic_version").fetchall()
-        tables_after = db.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    version = execute(url, "SELECT version_num FROM alembic_version")
     assert "schema revision f00d" in str(refused.value)
     assert "upgrade edgestack" in str(refused.value)
-    assert str(tmp_path / "hub.db") in str(refused.value)
+    shown = url.removeprefix("sqlite:///") if url.startswith("sqlite") else masked(url)
+    assert shown in str(refused.value)
     assert version == [("f00d",)]
-    assert tables_after == tables_before
+    assert tables(url) == tables_before
 
 
 def test_every_revision_goes_back_and_up_again_keeping_what_the_older_schema_holds(
-    tmp_path: Path,
+    url: str,
 ) -> None:
-    database = Database(tmp_path / "hub.db")
-    with sqlite3.connect(tmp_path / "hub.db") as db:
-        db.execute(
-            "INSERT INTO devices (device_id, token_sha256, enrolled_at, last_seen, hardware,"
-            " desired, desired_version, reported, telemetry) VALUES ('motor-1', 'x',"
-            " '2025-01-01 00:00:00', NULL, '{}', '{}', 0, NULL, '{}')"
-        )
-        db.executemany(
-            "INSERT INTO events (device_id, batch_id, received_at, event) VALUES"
-            " (?, '', '2025-01-01 00:00:00', '{}')",
-            [("motor-1",), (None,)],
-        )
+    database = Database(url)
+    execute(
+        url,
+        "INSERT INTO devices (device_id, token_sha256, enrolled_at, last_seen, hardware,"
+        " desired, desired_version, reported, telemetry) VALUES ('motor-1', 'x',"
+        " '2025-01-01 00:00:00', NULL, '{}', '{}', 0, NULL, '{}')",
+    )
+    execute(
+        url,
+        "INSERT INTO events (device_id, batch_id, received_at, event) VALUES"
+        " (:device_id, '', '2025-01-01 00:00:00', '{}')",
+        {"device_id": "motor-1"},
+        {"device_id": None},
+    )
 
     schema.downgrade(database.engine, to=schema.FIRST_REVISION)
-    with sqlite3.connect(tmp_path / "hub.db") as db:
-        kept = db.execute("SELECT device_id FROM events").fetchall()
+    kept = execute(url, "SELECT device_id FROM events")
     schema.downgrade(database.engine, to="base")
-    with sqlite3.connect(tmp_path / "hub.db") as db:
-        # sqlite_sequence, SQLite's own record of ids given, outlives the tables it served
-        left = db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        ).fetchall()
+    left = list(tables(url))
     again = schema.upgrade(database.engine)
     with database.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     database.close()
 
     assert kept == [("motor-1",)]
-    assert left == [("alembic_version",)]
+    assert left == ["alembic_version"]
     assert (again.before, again.after) == (None, schema.head())
     assert differences == []
 
 
 def test_twins_stored_with_the_old_default_rules_follow_their_app_and_overrides_stay(
-    tmp_path: Path,
+    url: str,
 ) -> None:
-    older_database(tmp_path / "hub.db", "0003")
+    older_database(url, "0003")
     old_defaults = {
         "normal_label": "normal",
         "min_confidence": 0.7,
@@ -156,15 +183,21 @@ def test_twins_stored_with_the_old_default_rules_follow_their_app_and_overrides_
         "clear_windows": 8,
     }
     override = {**old_defaults, "trigger_windows": 2}
-    with sqlite3.connect(tmp_path / "hub.db") as db:
-        for device_id, rules in (("motor-1", old_defaults), ("motor-2", override)):
-            db.execute(
-                "INSERT INTO devices VALUES (?, ?, '2026-01-01 00:00:00', NULL, '{}', ?, 1, "
-                "NULL, '{}')",
-                (device_id, "0" * 64, json.dumps({"rules": rules, "telemetry_interval_s": 5.0})),
-            )
+    execute(
+        url,
+        "INSERT INTO devices VALUES (:device_id, :token, '2026-01-01 00:00:00', NULL, '{}', "
+        ":desired, 1, NULL, '{}')",
+        *(
+            {
+                "device_id": device_id,
+                "token": "0" * 64,
+                "desired": json.dumps({"rules": rules, "telemetry_interval_s": 5.0}),
+            }
+            for device_id, rules in (("motor-1", old_defaults), ("motor-2", override))
+        ),
+    )
 
-    database = Database(tmp_path / "hub.db")
+    database = Database(url)
     with database.session() as session:
         desired = {d: devices.desired(session, d).rules for d in ("motor-1", "motor-2")}
     database.close()

@@ -10,6 +10,7 @@ from edgestack.bundle import Bundle, BundleStore, Footprint, TrustedKeys, digest
 from edgestack.hub.context import HubContext
 from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database, registry
+from edgestack.hub.store.db import sqlite_url
 from edgestack.hub.store.tables import ModelRow
 from edgestack.protocol import ModelView
 
@@ -114,7 +115,7 @@ async def test_a_model_measured_only_when_made_again_is_a_new_version(
 
 
 def test_a_model_made_again_near_its_signature_expiry_is_signed_afresh(tmp_path: Path) -> None:
-    database = Database(tmp_path / "hub.db")
+    database = Database(sqlite_url(tmp_path / "hub.db"))
     bundles, keys = BundleStore(tmp_path / "artifacts"), HubKeys(tmp_path / "keys")
     ttl = timedelta(days=365)
     with database.writer() as session:
@@ -190,7 +191,7 @@ async def test_other_bytes_under_a_name_become_its_next_version(
 def test_concurrent_registrations_of_a_name_all_succeed_with_different_versions(
     tmp_path: Path,
 ) -> None:
-    db = Database(tmp_path / "hub.db")
+    db = Database(sqlite_url(tmp_path / "hub.db"))
     bundles, keys = BundleStore(tmp_path / "artifacts"), HubKeys(tmp_path / "keys")
     start = threading.Barrier(4)
 

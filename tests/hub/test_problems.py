@@ -1,7 +1,10 @@
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from edgestack.hub.api.nul import MESSAGE
 from edgestack.hub.api.problems import describe_errors
 
 from .factories import ADMIN
@@ -92,3 +95,27 @@ def test_the_document_states_each_refusal_as_a_problem(app: FastAPI) -> None:
     assert ("PATCH /api/v1/devices/{device_id}/tags", "404") in refusals
     assert ("POST /api/v1/devices/{device_id}/approval", "409") in refusals
     assert ("GET /api/v1/devices", "409") not in refusals
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "given", "where"),
+    [
+        ("GET", "/api/v1/audit", {"params": {"actor": "ops\x00"}}, "query.actor"),
+        ("GET", "/api/v1/datasets/a%00b", {}, "path.name"),
+        (
+            "POST",
+            "/api/v1/webhooks",
+            {"json": {"url": "https://apps.example/hook", "description": "a\x00b"}},
+            "body.description",
+        ),
+    ],
+)
+async def test_a_nul_character_anywhere_is_refused_naming_where_on_either_database(
+    client: httpx.AsyncClient, method: str, path: str, given: dict[str, Any], where: str
+) -> None:
+    response = await client.request(method, path, headers=ADMIN, **given)
+    webhooks = await client.get("/api/v1/webhooks", headers=ADMIN)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"{where}: {MESSAGE}"
+    assert webhooks.json() == []

@@ -23,6 +23,7 @@ from edgestack.hub import retention as hub_retention
 from edgestack.hub.context import HubContext
 from edgestack.hub.controller import Controller
 from edgestack.hub.store import Database, batches, devices, events, telemetry, utcnow
+from edgestack.hub.store.db import sqlite_url
 from edgestack.hub.store.tables import (
     EventRow,
     ReceivedBatchRow,
@@ -442,7 +443,7 @@ async def test_rows_stop_growing_under_a_steady_feed(
 def hub_with_old_telemetry(data_dir: Path) -> None:
     """A data dir whose device sent two batches, the first eight days ago."""
     data_dir.mkdir(parents=True)
-    db = Database(data_dir / datadir.DATABASE)
+    db = Database(sqlite_url(data_dir / datadir.DATABASE))
     with db.writer() as session:
         request = EnrolRequest(device_id="motor-1", enrol_token="t", hardware=HARDWARE)
         devices.enrol(session, request)

@@ -18,7 +18,8 @@ from edgestack.bundle import Bundle
 from edgestack.hub import HubSettings, create_app
 from edgestack.hub.app import hub_of
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import rollouts, utcnow
+from edgestack.hub.controller import Controller
+from edgestack.hub.store import leases, rollouts, utcnow
 from edgestack.monitoring import LatencyHistogram, reference
 from edgestack.protocol import (
     BundleRef,
@@ -477,6 +478,31 @@ async def test_a_device_without_a_model_of_the_same_input_is_refused_a_shadow(
     assert "cannot run in shadow on 2 of 5 devices" in detail
     assert "d4 runs other v1 of another input spec" in detail
     assert "d5 runs no model to compare it with" in detail
+
+
+async def test_the_controller_steps_rollouts_only_while_it_holds_its_lease(
+    client: httpx.AsyncClient, hub: HubContext, fleet: dict[str, Device]
+) -> None:
+    rollout = await _start(client, shadow_s=0)
+    for name in ("d1", "d2"):
+        await _report(client, fleet[name], rollout.candidate)
+    controller = Controller(hub, hub.settings.control_tick_s)
+    with hub.db.writer() as session:
+        # The app's own controller took the lease at its first tick; the next is a minute off.
+        leases.release(session, leases.CONTROLLER, hub.holder)
+        assert leases.take(session, leases.CONTROLLER, "another replica", 60)
+        session.commit()
+
+    idle = controller.tick()
+    waves_while_idle = [w.state for w in (await _rollout(client)).waves]
+    with hub.db.writer() as session:
+        leases.release(session, leases.CONTROLLER, "another replica")
+        session.commit()
+    stepped = controller.tick()
+
+    assert idle == [] and waves_while_idle == ["shadowing", "waiting"]
+    assert sorted(stepped) == ["d1", "d2", "d3", "d4"]
+    assert [w.state for w in (await _rollout(client)).waves] == ["promoted", "shadowing"]
 
 
 async def test_a_hub_started_again_resumes_the_rollout_where_it_was(

@@ -1,6 +1,8 @@
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from threading import Barrier
 
 import httpx
 import pytest
@@ -29,6 +31,33 @@ def test_the_first_key_is_made_once_and_readable_by_the_hub_only(tmp_path: Path)
     assert again == first and len(first) == 1
     assert stat.S_IMODE((tmp_path / "keys" / f"{first[0].key_id}.pem").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+
+
+def test_hubs_starting_together_on_one_directory_make_one_first_key(tmp_path: Path) -> None:
+    starting = Barrier(6)
+
+    def start() -> list[str]:
+        starting.wait()
+        return [key.key_id for key in HubKeys(tmp_path / "keys").public()]
+
+    with ThreadPoolExecutor(6) as pool:
+        seen = list(pool.map(lambda _: start(), range(6)))
+
+    assert len(seen[0]) == 1 and all(keys == seen[0] for keys in seen)
+
+
+def test_replicas_on_one_directory_sign_with_and_keep_each_others_rotations(
+    tmp_path: Path,
+) -> None:
+    a, b = HubKeys(tmp_path), HubKeys(tmp_path)
+
+    by_a = a.rotate()
+    signed_by_b = b.sign(_bundle().manifest, ttl=DAY)
+    by_b = b.rotate()
+
+    assert signed_by_b.key_id == by_a.key_id
+    assert [key.key_id for key in a.public()][1:] == [by_a.key_id, by_b.key_id]
+    assert TrustedKeys(a.public()[:1]).verify(b.sign(_bundle().manifest, ttl=DAY)) is True
 
 
 def test_a_signed_manifest_verifies_with_the_pinned_key_and_expires(tmp_path: Path) -> None:

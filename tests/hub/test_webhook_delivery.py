@@ -10,11 +10,11 @@ import pytest
 
 from edgestack.hub import HubSettings
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import events, webhooks
+from edgestack.hub.store import events, leases, webhooks
 from edgestack.hub.store.db import Window, utcnow
 from edgestack.protocol import DeliveryView, WebhookRequest
 
-from .factories import ADMIN
+from .factories import ADMIN, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -120,3 +120,29 @@ async def test_a_resumed_event_counts_the_attempts_made_before_even_once_pruned(
     assert pending.tried == 4
     assert pending.due_at is not None
     assert abs((pending.due_at - due).total_seconds()) < 60
+
+
+async def test_only_the_holder_of_the_webhooks_lease_delivers(
+    client: httpx.AsyncClient, hub: HubContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edgestack.hub.lease")
+    await wait_until(lambda: "took the webhooks lease" in caplog.text)
+    with hub.db.writer() as session:
+        leases.release(session, leases.WEBHOOKS, hub.holder)
+        assert leases.take(session, leases.WEBHOOKS, "another replica", 60)
+        session.commit()
+    await wait_until(lambda: "lost the webhooks lease" in caplog.text)
+    webhook_id, event_id = _subscribe(hub, "http://xn--a.com/")
+    caplog.clear()
+
+    with hub.db.writer() as session:
+        leases.release(session, leases.WEBHOOKS, "another replica")
+        session.commit()
+    await wait_until(lambda: "took the webhooks lease" in caplog.text)
+    for _ in range(1000):
+        log = await _log(client, webhook_id)
+        if log and log[-1].outcome == "failed":
+            break
+        await asyncio.sleep(0.05)
+
+    assert [(e.event_id, e.outcome) for e in log] == [(event_id, "retrying"), (event_id, "failed")]

@@ -15,7 +15,7 @@ from edgestack.bundle import Bundle, BundleStore, PublicKey, digest
 from edgestack.demo import LocalFleet, wait_until
 from edgestack.hub.signing import HubKeys
 from edgestack.hub.store import Database
-from edgestack.hub.store.db import utcnow
+from edgestack.hub.store.db import sqlite_url, utcnow
 from edgestack.hub.store.tables import ModelRow
 from edgestack.protocol import DeployRequest, KeyView, ModelView, ReportedState
 
@@ -34,7 +34,7 @@ def _plant(hub_dir: Path, bundle: Bundle, version: int) -> None:
     that reached the hub's disk some other way, with a digest that matches its bytes."""
     data = bundle.pack()
     BundleStore(hub_dir / "artifacts").put(data)
-    db = Database(hub_dir / "hub.db")
+    db = Database(sqlite_url(hub_dir / "hub.db"))
     with db.writer() as session:
         session.add(
             ModelRow(

@@ -17,12 +17,20 @@ hub_app = typer.Typer()
 Scenario = Literal["fault", "drift"]
 
 DataDirOpt = Annotated[Path | None, typer.Option(help=r"\[env EDGESTACK_HUB_DATA_DIR]")]
+DatabaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="postgresql+psycopg://user:password@host:port/name; default: hub.db in the data "
+        r"dir \[env EDGESTACK_HUB_DATABASE_URL]"
+    ),
+]
 
 
 @hub_app.callback(invoke_without_command=True)
 def hub(
     ctx: typer.Context,
     data_dir: DataDirOpt = None,
+    database_url: DatabaseUrlOpt = None,
     host: Annotated[str | None, typer.Option(help=r"\[env EDGESTACK_HUB_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help=r"\[env EDGESTACK_HUB_PORT]")] = None,
     jobs: Annotated[
@@ -49,7 +57,13 @@ def hub(
 
     setup_logging()
     settings = load_settings(
-        HubSettings, data_dir=data_dir, host=host, port=port, jobs=jobs, broker_url=broker
+        HubSettings,
+        data_dir=data_dir,
+        database_url=database_url,
+        host=host,
+        port=port,
+        jobs=jobs,
+        broker_url=broker,
     )
     try:
         serve(settings)
@@ -58,33 +72,35 @@ def hub(
 
 
 @hub_app.command()
-def migrate(data_dir: DataDirOpt = None) -> None:
+def migrate(data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
     """Upgrade the hub's database to this release's schema and say from which revision.
 
     Refused while a hub runs on the data dir."""
     from edgestack.hub import HubSettings
     from edgestack.hub import migrate as migrate_data_dir
     from edgestack.hub.errors import StartRefused
+    from edgestack.hub.store.db import masked
 
-    settings = load_settings(HubSettings, data_dir=data_dir)
+    settings = load_settings(HubSettings, data_dir=data_dir, database_url=database_url)
     try:
-        change = migrate_data_dir(settings.data_dir)
+        change = migrate_data_dir(settings.data_dir, settings.database_url)
     except StartRefused as exc:
         raise fail(str(exc)) from None
-    console.print(f"{settings.data_dir}: {change}", highlight=False)
+    where = masked(settings.database_url) if settings.database_url else settings.data_dir
+    console.print(f"{where}: {change}", highlight=False)
 
 
 @hub_app.command()
-def retain(data_dir: DataDirOpt = None) -> None:
+def retain(data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
     """Roll up and remove now what the hub keeps no longer (EDGESTACK_HUB_RETAIN_*_DAYS), as
     a hub does every EDGESTACK_HUB_RETENTION_EVERY_S, and say how many rows of each table.
 
-    Refused while a hub runs on the data dir."""
+    On SQLite, refused while a hub runs on the data dir."""
     from edgestack.hub import HubSettings
     from edgestack.hub.errors import StartRefused
     from edgestack.hub.retention import retain as retain_now
 
-    settings = load_settings(HubSettings, data_dir=data_dir)
+    settings = load_settings(HubSettings, data_dir=data_dir, database_url=database_url)
     try:
         removed = retain_now(settings)
     except StartRefused as exc:

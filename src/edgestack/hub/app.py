@@ -15,6 +15,7 @@ from edgestack.hub.api.answers import document_answers
 from edgestack.hub.api.body import document_bodies
 from edgestack.hub.api.deps import check_protocol
 from edgestack.hub.api.docs import install_docs
+from edgestack.hub.api.nul import refuse_nul_in_url
 from edgestack.hub.bridge import Bridge
 from edgestack.hub.context import HubContext
 from edgestack.hub.controller import Controller
@@ -41,6 +42,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         ticking = asyncio.create_task(controller.run(), name="controller")
         deliverer = Deliverer(hub)
         delivering = asyncio.create_task(deliverer.run(), name="webhooks")
+        hearing = asyncio.create_task(hub.hear_replicas(), name="replicas")
         running = [ticking, delivering]
         bridge = Bridge(hub) if settings.broker_url else None
         if bridge is not None:
@@ -54,7 +56,9 @@ def create_app(settings: HubSettings) -> FastAPI:
             if bridge is not None:
                 bridge.stop()
                 hub.on_enrol.remove(bridge.enrolled)
+            hearing.cancel()
             await asyncio.gather(*running)
+            await asyncio.gather(hearing, return_exceptions=True)
             hub.close()
 
     app = FastAPI(
@@ -62,7 +66,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         summary="Control plane of an edgestack fleet: enrolment, twins, ingestion, "
         "model registry, deployments, rollouts.",
         lifespan=lifespan,
-        dependencies=[Depends(check_protocol)],
+        dependencies=[Depends(check_protocol), Depends(refuse_nul_in_url)],
         # Served by `install_docs` from the hub's own files; FastAPI's pages load a CDN's.
         docs_url=None,
         redoc_url=None,

@@ -89,10 +89,13 @@ def run_if_due(
 
 
 def retain(settings: HubSettings) -> dict[str, int]:
-    """Run retention now on the database in `settings.data_dir` while no hub runs on it; the
-    rows it removed, with those of a run a hub left under way."""
-    with datadir.hold(settings.data_dir, f"edgestack hub retain (process {os.getpid()})"):
-        db = Database(settings.data_dir / datadir.DATABASE)
+    """Run retention now on the hub's database (`settings.database_url`, else the SQLite file
+    in `settings.data_dir`, while no hub runs on it); the rows it removed, with those of a run
+    a hub left under way."""
+    url = datadir.database_url(settings.data_dir, settings.database_url)
+    holder = f"edgestack hub retain (process {os.getpid()})"
+    with datadir.hold(settings.data_dir, holder, alone=not datadir.shared(url)):
+        db = Database(url)
         try:
             removed = run(db, settings)
         finally:

@@ -36,6 +36,13 @@ class HubSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGESTACK_HUB_", populate_by_name=True)
 
     data_dir: Path = Path("hub-data")
+    database_url: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the database: postgresql+psycopg://user:password@host:port/name, or "
+        "sqlite:///path; unset: the SQLite file hub.db in data_dir, which holds artifacts "
+        "and keys either way",
+    )
     host: str = "127.0.0.1"
     port: int = 8400
     admin_token: SecretStr = Field(
@@ -82,6 +89,13 @@ class HubSettings(BaseSettings):
         gt=0,
         le=60,
         description="how often the controller steps rollouts and policy runs",
+    )
+    lease_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="how long a hub replica holds the controller's or webhook delivery's lease "
+        "without renewing it: one killed holding it is replaced after at most this long",
     )
     webhook_attempts: int = Field(
         default=8, ge=1, le=100, description="attempts to deliver an event before giving up on it"
@@ -233,6 +247,17 @@ class HubSettings(BaseSettings):
                 "as the hub; give a name with a '_', '.' or a capital, such as edgestack_hub"
             )
         return user
+
+    @model_validator(mode="after")
+    def _lease_outlasts_tick(self) -> "HubSettings":
+        # The controller renews its lease once a tick; a shorter lease would lapse between.
+        if self.lease_s <= 2 * self.control_tick_s:
+            raise ValueError(
+                f"lease_s ({self.lease_s}) must be more than twice control_tick_s "
+                f"({self.control_tick_s}), which renews it; raise EDGESTACK_HUB_LEASE_S or "
+                "lower EDGESTACK_HUB_CONTROL_TICK_S"
+            )
+        return self
 
     @model_validator(mode="after")
     def _secret_tokens_in_production(self) -> "HubSettings":

@@ -5,10 +5,17 @@ the public keys in the order they were made, each made by rotation endorsed by t
 before it: a device that pinned an older key at enrolment learns the newer one from the
 key chain a signed manifest carries, so rotating needs no device to enrol again. The
 newest key signs; the older ones stay in the list, so bundles they signed still verify.
+
+Hub replicas may share the directory: a file lock makes the first key once and one rotation
+at a time, each on the newest list, and every replica reads the list again when it changed,
+so it signs with the key another replica rotated to.
 """
 
+import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +29,7 @@ __all__ = ["HubKeys"]
 
 _Keys = TypeAdapter(list[PublicKey])
 _INDEX = "keys.json"
+_LOCK = "keys.lock"
 
 
 class HubKeys:
@@ -32,20 +40,23 @@ class HubKeys:
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
         self._lock = threading.Lock()
-        index = root / _INDEX
-        self._public = _Keys.validate_json(index.read_bytes()) if index.exists() else []
-        if not self._public:
-            self._add(Ed25519PrivateKey.generate(), endorser=None)
-        self._signer = self._private(self._public[-1].key_id)
+        self._public: list[PublicKey] = []
+        self._signer: Ed25519PrivateKey | None = None
+        self._read: tuple[int, int, int] | None = None
+        with self._lock, self._changing():
+            if not self._public:
+                self._add(Ed25519PrivateKey.generate(), endorser=None)
 
     def public(self) -> list[PublicKey]:
         """Every key devices should trust, oldest first; the last one signs."""
         with self._lock:
+            self._refresh()
             return list(self._public)
 
     def sign(self, manifest: Manifest, *, ttl: timedelta) -> Manifest:
         """`manifest` signed by the newest key, valid for `ttl` from now."""
         with self._lock:
+            signer = self._signing()
             unsigned = manifest.model_copy(
                 update={
                     "key_id": self._public[-1].key_id,
@@ -54,16 +65,48 @@ class HubKeys:
                     "signature": None,
                 }
             )
-            signature = self._signer.sign(unsigned.signed_bytes()).hex()
+            signature = signer.sign(unsigned.signed_bytes()).hex()
         return unsigned.model_copy(update={"signature": signature})
 
     def rotate(self) -> PublicKey:
         """Make a new key, endorsed by the current one, and sign with it from now on."""
-        with self._lock:
-            private = Ed25519PrivateKey.generate()
-            added = self._add(private, endorser=self._signer)
-            self._signer = private
-            return added
+        with self._lock, self._changing():
+            return self._add(Ed25519PrivateKey.generate(), endorser=self._signing())
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the directory against other processes' changes, with the newest list read."""
+        fd = os.open(self.root / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._refresh()
+            yield
+        finally:
+            # Closing the file releases the lock.
+            os.close(fd)
+
+    def _refresh(self) -> None:
+        """Read the list again if another process changed it since this one read it.
+
+        The list is replaced by a rename, after the private key it adds is written, so any
+        version read here is whole and each key in it can be loaded."""
+        index = self.root / _INDEX
+        try:
+            stat = index.stat()
+        except FileNotFoundError:
+            return
+        read = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if read != self._read:
+            self._public = _Keys.validate_json(index.read_bytes())
+            self._signer = self._private(self._public[-1].key_id) if self._public else None
+            self._read = read
+
+    def _signing(self) -> Ed25519PrivateKey:
+        """The newest key, which signs."""
+        self._refresh()
+        if self._signer is None:
+            raise ValueError(f"{self.root / _INDEX} lists no key; the hub made one at start")
+        return self._signer
 
     def _add(self, private: Ed25519PrivateKey, endorser: Ed25519PrivateKey | None) -> PublicKey:
         raw = private.public_key().public_bytes(
@@ -85,6 +128,7 @@ class HubKeys:
         # The private key first: an index naming a key whose file is missing could not sign.
         _write(self.root / f"{key.key_id}.pem", pem)
         self._public.append(key)
+        self._signer = private
         _write(self.root / _INDEX, _Keys.dump_json(self._public, indent=2))
         return key
 

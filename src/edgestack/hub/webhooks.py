@@ -8,6 +8,11 @@ which the database keeps, so a slow or dead receiver holds up no other subscript
 hub started again goes on where it stopped. A refused attempt is tried again after a wait
 that doubles each time, up to `webhook_backoff_cap_s`; after `webhook_attempts` the event
 is given up on, logged as failed, and the next one goes.
+
+Where several hub replicas share a database, only the one holding the webhooks' lease
+(`store.leases`) delivers; another takes over once a killed holder's lease expires. An
+attempt in flight when a lease moves may be made again by the new holder: delivery is at
+least once, and receivers tell repeats apart by `webhook-id`.
 """
 
 import asyncio
@@ -23,7 +28,8 @@ from datetime import datetime
 import httpx
 
 from edgestack.hub.context import HubContext
-from edgestack.hub.store import webhooks
+from edgestack.hub.lease import Lease
+from edgestack.hub.store import leases, webhooks
 from edgestack.hub.store.db import utcnow
 from edgestack.protocol import DeliveryOutcome, EventView
 
@@ -60,6 +66,7 @@ class Deliverer:
     def __init__(self, hub: HubContext) -> None:
         self._hub = hub
         self._stopping = asyncio.Event()
+        self._lease = Lease(hub, leases.WEBHOOKS)
 
     def stop(self) -> None:
         """End `run`, cancelling deliveries in flight; each goes again when the hub starts."""
@@ -77,7 +84,8 @@ class Deliverer:
                         wanted = set(await asyncio.to_thread(self._ids))
                     except Exception:  # the database may be busy; the next look will do
                         log.exception("could not list the webhooks; looking again")
-                        wanted = set(followers)
+                        # Unsure of the lease, deliver nothing: another replica may hold it.
+                        wanted = set(followers) if self._lease.holding else set()
                     for webhook_id in followers.keys() - wanted:
                         followers.pop(webhook_id).cancel()
                     for webhook_id in wanted - followers.keys():
@@ -90,8 +98,16 @@ class Deliverer:
                 for task in followers.values():
                     task.cancel()
                 await asyncio.gather(*followers.values(), return_exceptions=True)
+        await asyncio.to_thread(self._lease.release)
 
     def _ids(self) -> list[int]:
+        """The webhooks to deliver: all of them while this hub holds or can take the
+        webhooks' lease, none otherwise."""
+        with self._hub.db.writer() as session:
+            holding = self._lease.take(session)
+            session.commit()
+        if not holding:
+            return []
         with self._hub.db.session() as session:
             return webhooks.ids(session)
 

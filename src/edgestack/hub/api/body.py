@@ -15,6 +15,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from edgestack.hub.api.nul import MESSAGE, nul_at
+
 __all__ = ["MAX_JSON_BYTES", "document_bodies", "json_body", "read_body"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -124,9 +126,15 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 
 def _validate(model: type[M], data: bytes) -> M:
     try:
-        return model.model_validate_json(data)
+        parsed = model.model_validate_json(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in errors]
         ) from exc
+    # JSON writes a NUL only as this escape: the walk runs on the rare body that holds one.
+    if b"\\u0000" in data:
+        where = nul_at(parsed.model_dump(mode="json", by_alias=True))
+        if where is not None:
+            raise RequestValidationError([{"loc": ("body", *where), "msg": MESSAGE}])
+    return parsed

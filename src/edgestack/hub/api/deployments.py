@@ -44,8 +44,7 @@ def deploy(
     rollouts.refuse_held(session, deployment.devices)
     audit.changed(before, _bundles(session, deployment.devices))
     session.commit()
-    for device_id in deployment.devices:
-        hub.notifier.notify(device_id)
+    hub.desired_changed(deployment.devices)
     return deployment
 
 
@@ -61,8 +60,7 @@ def undeploy(
     rollouts.refuse_held(session, undone.devices)
     audit.changed(before, _bundles(session, undone.devices))
     session.commit()
-    for device_id in undone.devices:
-        hub.notifier.notify(device_id)
+    hub.desired_changed(undone.devices)
     return undone
 
 

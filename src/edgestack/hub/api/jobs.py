@@ -6,6 +6,7 @@ from edgestack.hub.api.body import json_body
 from edgestack.hub.api.deps import (
     AdminDep,
     AuditedOperatorDep,
+    HubDep,
     SessionDep,
     ViewerDep,
     WindowDep,
@@ -81,9 +82,10 @@ def cancel_job(audit: AuditedOperatorDep, session: WriteSessionDep, job_id: JobI
 
 
 @router.post("/jobs/claim", operation_id="jobs-claim")
-def claim_job(_: AdminDep, session: WriteSessionDep) -> JobView | None:
+def claim_job(_: AdminDep, hub: HubDep, session: WriteSessionDep) -> JobView | None:
     """For the hub's worker: the oldest queued job, now running; null when none waits."""
-    row = jobs.claim(session)
+    # The worker asks its own hub: if that process dies, another replica fails the job.
+    row = jobs.claim(session, hub.holder)
     session.commit()
     return None if row is None else jobs.view(row)
 

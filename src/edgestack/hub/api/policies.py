@@ -74,8 +74,7 @@ def trigger_policy(
     run = policies.trigger(session, name, trigger)
     audit.changed(None, run)
     session.commit()
-    for device_id in run.devices:
-        hub.notifier.notify(device_id)
+    hub.desired_changed(run.devices)
     return run
 
 

@@ -50,7 +50,7 @@ def ask(
     state = review.ask(session, device_id, body.count)
     audit.changed(before, state)
     session.commit()
-    hub.notifier.notify(device_id)
+    hub.desired_changed([device_id])
     return state
 
 

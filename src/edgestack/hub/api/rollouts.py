@@ -127,6 +127,5 @@ def _committed(
     view = rollouts.view(row)
     audit.changed(before, view)
     session.commit()
-    for device_id in changed:
-        hub.notifier.notify(device_id)
+    hub.desired_changed(changed)
     return view

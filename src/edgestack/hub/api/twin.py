@@ -98,7 +98,7 @@ def patch_desired(
     state = devices.update_desired(session, device_id, patch)
     audit.changed(before, state)
     session.commit()
-    hub.notifier.notify(device_id)
+    hub.desired_changed([device_id])
     return state
 
 

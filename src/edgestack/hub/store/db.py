@@ -1,4 +1,5 @@
-"""The hub's database: one SQLite file in WAL mode, opened once per process."""
+"""The hub's database, opened once per process from a URL: a SQLite file in WAL mode by
+default, or a PostgreSQL database that several hub processes may share."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -7,14 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Dialect, Engine, Select, create_engine, event
-from sqlalchemy.engine import Connection
+from sqlalchemy import DateTime, Dialect, Engine, Select, create_engine, event, make_url
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from edgestack.hub.errors import StartRefused
 from edgestack.hub.store import schema
 
-__all__ = ["Base", "Database", "UTCDateTime", "Window", "utcnow"]
+__all__ = ["Base", "Database", "UTCDateTime", "Window", "masked", "sqlite_url", "utcnow"]
 
 Q = TypeVar("Q", bound=Select[Any])
 
@@ -28,7 +31,8 @@ class Base(DeclarativeBase):
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out; SQLite itself keeps no time zone."""
+    """Aware datetimes in, aware UTC datetimes out, stored as UTC without a time zone (SQLite
+    keeps none, and PostgreSQL's `timestamp without time zone` then reads the same)."""
 
     impl = DateTime
     cache_ok = True
@@ -63,26 +67,51 @@ class Window:
         return query.order_by(order).limit(self.limit)
 
 
-class Database:
-    """Sessions on the hub's SQLite file.
+def sqlite_url(path: Path) -> str:
+    """The URL of the SQLite file at `path`."""
+    return f"sqlite:///{path}"
 
-    Opening it brings its schema to the newest revision (`schema_change` says from which).
-    `session()` reads a consistent snapshot. `writer()` takes SQLite's write lock when its
-    transaction begins, so a read-modify-write in it cannot interleave with another writer
-    (a deferred transaction that reads, then writes, fails outright when someone else
-    committed in between, whatever the busy timeout).
+
+def masked(url: str | URL) -> str:
+    """`url` as messages and logs may show it: its password, if any, hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "an unreadable database URL"
+
+
+class Database:
+    """Sessions on the hub's database at `url`: `sqlite:///path` or
+    `postgresql+psycopg://user:password@host:port/name`.
+
+    Opening it brings its schema to the newest revision (`schema_change` says from which), or
+    raises `StartRefused` naming the URL (password hidden) and the fix when it cannot be
+    reached or read. `session()` reads a consistent snapshot. `writer()` serialises writers,
+    so a read-modify-write in it cannot interleave with another writer: on SQLite it takes the
+    write lock when its transaction begins (a deferred transaction that reads, then writes,
+    fails outright when someone else committed in between, whatever the busy timeout); on
+    PostgreSQL it takes one transaction-level advisory lock, shared by every hub process on
+    the database, and then reads what writers before it committed. A lock rather than
+    SERIALIZABLE isolation, whose conflicts would need every writer written as a retry loop;
+    readers are never blocked either way.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.engine = _engine(path)
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
         try:
+            _reach(self.engine)
             self.schema_change = schema.upgrade(self.engine)
         except BaseException:
             self.engine.dispose()
             raise
-        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = sessionmaker(
+            self.engine.execution_options(**_READER[self.engine.dialect.name]),
+            expire_on_commit=False,
+        )
         self._writer = sessionmaker(
-            self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
+            self.engine.execution_options(**_WRITER[self.engine.dialect.name]),
+            expire_on_commit=False,
         )
 
     @contextmanager
@@ -100,9 +129,51 @@ class Database:
         self.engine.dispose()
 
 
-def _engine(path: Path) -> Engine:
+# Execution options of the sessions `Database` hands out, by dialect. PostgreSQL's readers
+# see one snapshot for their whole transaction; its writers read committed data, so that
+# what they read after taking the writers' lock includes the last writer's commit.
+_READER: dict[str, dict[str, Any]] = {
+    "sqlite": {},
+    "postgresql": {"isolation_level": "REPEATABLE READ"},
+}
+_WRITER: dict[str, dict[str, Any]] = {
+    "sqlite": {"sqlite_begin": "IMMEDIATE"},
+    "postgresql": {"isolation_level": "READ COMMITTED", "hub_writer": True},
+}
+
+# The advisory lock key every hub writer on a PostgreSQL database takes: "edgestack" in ASCII.
+_WRITER_LOCK = 0x6564676573746163
+
+
+def _engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StartRefused(
+            f"database URL {masked(url)} cannot be read; give sqlite:///path/to/hub.db or "
+            "postgresql+psycopg://user:password@host:port/name"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in _READER:
+        raise StartRefused(
+            f"database URL {masked(parsed)} names {backend}, which the hub cannot use; give "
+            "sqlite:///path/to/hub.db or postgresql+psycopg://user:password@host:port/name"
+        )
+    try:
+        if backend == "sqlite":
+            return _sqlite(parsed)
+        return _postgresql(parsed)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise StartRefused(
+            f"database URL {masked(parsed)} needs a driver that is not installed ({exc}); "
+            "install psycopg (`pip install 'psycopg[binary]'`) and give "
+            "postgresql+psycopg://user:password@host:port/name"
+        ) from None
+
+
+def _sqlite(url: URL) -> Engine:
     engine = create_engine(
-        f"sqlite:///{path}",
+        url,
         # Sessions are used from FastAPI's worker threads, one thread at a time.
         connect_args={"check_same_thread": False},
         pool_size=10,
@@ -110,6 +181,19 @@ def _engine(path: Path) -> Engine:
     )
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _postgresql(url: URL) -> Engine:
+    engine = create_engine(
+        url,
+        pool_size=10,
+        max_overflow=30,
+        # A server restarted under a running hub leaves dead connections in the pool.
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 10},
+    )
+    event.listen(engine, "begin", _on_pg_begin)
     return engine
 
 
@@ -130,3 +214,21 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _on_begin(connection: Connection) -> None:
     mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _on_pg_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get("hub_writer", False):
+        # Released by the transaction's commit or rollback, so never held past it.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITER_LOCK})")
+
+
+def _reach(engine: Engine) -> None:
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+        raise StartRefused(
+            f"database {masked(engine.url)} cannot be opened: {reason[0]}; start its server, "
+            "or give the URL of one that runs (--database-url, or EDGESTACK_HUB_DATABASE_URL)"
+        ) from None

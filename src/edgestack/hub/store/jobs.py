@@ -5,6 +5,7 @@ The worker speaks to these through the API like any admin client; a job's own pr
 reports its progress, log lines and outcome with `report`.
 """
 
+from collections.abc import Collection
 from typing import Literal, cast
 
 from pydantic import TypeAdapter
@@ -78,15 +79,22 @@ def log(row: JobRow, after: int, limit: int) -> list[str]:
     return row.log[after : after + limit]
 
 
-def claim(session: Session) -> JobRow | None:
+def claim(session: Session, claimed_by: str | None = None) -> JobRow | None:
     """The oldest queued job, now running; None when none waits. Called in a writer session,
-    so two claims never take the same job."""
+    so two claims never take the same job: SQLite's writer holds the database, and on
+    PostgreSQL the row stays locked until the claim commits, skipped by a replica claiming at
+    the same time. `claimed_by` is the hub process whose worker runs it (`leases.holder_id`)."""
     row = session.scalars(
-        select(JobRow).where(JobRow.state == "queued").order_by(JobRow.id).limit(1)
+        select(JobRow)
+        .where(JobRow.state == "queued")
+        .order_by(JobRow.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
     ).first()
     if row is not None:
         row.state = "running"
         row.started_at = utcnow()
+        row.claimed_by = claimed_by
         _event(session, row, "info")
     return row
 
@@ -130,11 +138,16 @@ def cancel(session: Session, job_id: int) -> JobRow:
     return row
 
 
-def fail_interrupted(session: Session) -> int:
-    """Mark failed every job still running when the hub starts: its worker went with the hub
-    that started it, and a half-run training is not resumed (its dataset or trainer may have
-    changed since); submit it again. How many were."""
-    rows = session.scalars(select(JobRow).where(JobRow.state == "running")).all()
+def fail_interrupted(session: Session, running: Collection[str] | None = None) -> int:
+    """Mark failed every job still running when the hub starts, or, given the hub processes
+    `running` on a shared database, every running job another one claimed: its worker
+    went with the hub that started it, and a half-run training is not resumed (its dataset or
+    trainer may have changed since); submit it again. How many were."""
+    query = select(JobRow).where(JobRow.state == "running")
+    if running is not None:
+        # Unclaimed by a named process: claimed on SQLite, failed when its hub starts.
+        query = query.where(JobRow.claimed_by.is_not(None), JobRow.claimed_by.not_in(list(running)))
+    rows = session.scalars(query).all()
     now = utcnow()
     for row in rows:
         row.state = "failed"

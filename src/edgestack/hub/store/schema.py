@@ -31,7 +31,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.engine import Connection
 
 from edgestack.hub.errors import StartRefused
@@ -42,6 +42,8 @@ FIRST_REVISION = "0001"
 """The schema as released before the hub kept revisions."""
 
 _SCRIPTS = Path(__file__).with_name("migrations")
+# The session-level advisory lock a migration holds on PostgreSQL: "migrate" in ASCII.
+_MIGRATION_LOCK = 0x6D696772617465
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def upgrade(engine: Engine, *, to: str = "head") -> SchemaChange:
         known = revisions()
         if before is not None and before not in known:
             raise StartRefused(
-                f"{engine.url.database} is at schema revision {before}, which this release "
+                f"{_shown(engine)} is at schema revision {before}, which this release "
                 f"of edgestack does not know (it knows {', '.join(known)}): a newer release "
                 "made it; run that release, or upgrade edgestack"
             )
@@ -110,6 +112,18 @@ def downgrade(engine: Engine, *, to: str) -> None:
 @contextmanager
 def _connect(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
+        if engine.dialect.name != "sqlite":
+            # PostgreSQL alters tables in place, its foreign keys checked all along. Hub
+            # replicas starting together migrate in turn, each later one finding it done.
+            connection.execute(select(func.pg_advisory_lock(_MIGRATION_LOCK)))
+            connection.commit()
+            try:
+                yield connection
+            finally:
+                connection.rollback()
+                connection.execute(select(func.pg_advisory_unlock(_MIGRATION_LOCK)))
+                connection.commit()
+            return
         driver = connection.connection.driver_connection
         assert driver is not None, "a connection just opened"
         # Batch mode drops and recreates tables that others refer to, which SQLite allows
@@ -138,11 +152,21 @@ def _done(connection: Connection) -> str:
     """Commit the migration and return the revision it reached; fails when it left rows
     that refer to none, which foreign keys, off while migrating, did not stop."""
     connection.commit()
+    if connection.dialect.name != "sqlite":
+        return _current(connection) or "base"
     violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
     connection.rollback()
     if violations:
         raise RuntimeError(f"the schema migration left rows pointing nowhere: {violations[:5]}")
     return _current(connection) or "base"
+
+
+def _shown(engine: Engine) -> str:
+    """The database as a message names it: a SQLite file by its path, any other by its URL
+    with the password hidden."""
+    if engine.dialect.name == "sqlite":
+        return str(engine.url.database)
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _scripts() -> ScriptDirectory:

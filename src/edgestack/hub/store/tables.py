@@ -19,6 +19,7 @@ __all__ = [
     "EventRow",
     "FeedbackRow",
     "JobRow",
+    "LeaseRow",
     "LoginSessionRow",
     "ModelRow",
     "PolicyRow",
@@ -217,7 +218,8 @@ class ModelRow(Base):
 
 class JobRow(Base):
     """A job the hub's worker runs: `request` holds its `TrainRequest` or `OptimiseRequest`,
-    `log` its lines, `result` what it made once `state` is `succeeded`."""
+    `log` its lines, `result` what it made once `state` is `succeeded`; `claimed_by` the
+    lease holder id of the hub process whose worker claimed it."""
 
     __tablename__ = "jobs"
 
@@ -233,6 +235,7 @@ class JobRow(Base):
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class ReviewWindowRow(Base):
@@ -443,4 +446,16 @@ class LoginSessionRow(Base):
     token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
     admin_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LeaseRow(Base):
+    """Lease `name`: hub process `holder` alone runs what it names (the controller, webhook
+    delivery) until `expires_at`, unless it renews it before then; `replica:<holder>`, that
+    the process runs."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

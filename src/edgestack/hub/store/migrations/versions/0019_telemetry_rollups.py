@@ -2,14 +2,14 @@
 batches removed for age, and `retention_totals`, the rows removed from each table so far.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 
 
 def upgrade() -> None:
