@@ -42,6 +42,8 @@ FIRST_REVISION = "0001"
 """The schema as released before the hub kept revisions."""
 
 _SCRIPTS = Path(__file__).with_name("migrations")
+# The advisory lock a hub holds on PostgreSQL while it migrates: "migrate" in ASCII.
+_MIGRATING = 0x6D696772617465
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,17 @@ def downgrade(engine: Engine, *, to: str) -> None:
 def _connect(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         if engine.dialect.name != "sqlite":
-            # PostgreSQL alters tables in place, its foreign keys checked all along.
-            yield connection
+            # Hubs starting together on one database migrate it one after the other; the
+            # lock is the connection's, so it outlasts the transactions migrating takes.
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATING})")
+            connection.commit()
+            try:
+                # PostgreSQL alters tables in place, its foreign keys checked all along.
+                yield connection
+            finally:
+                connection.rollback()
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATING})")
+                connection.commit()
             return
         driver = connection.connection.driver_connection
         assert driver is not None, "a connection just opened"
