@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from conftest import free_port
+from conftest import Postgres, free_port
 from edgestack.hub.errors import StartRefused
 from edgestack.hub.store import Database, schema
 
@@ -93,3 +93,13 @@ def test_hubs_starting_together_on_a_new_database_migrate_it_once(postgres_url: 
 
     changes = sorted((d.schema_change.before or "") for d in opened)
     assert changes == ["", schema.head(), schema.head()]
+
+
+def test_a_database_the_server_lacks_is_refused_naming_it(postgres_server: Postgres) -> None:
+    url = postgres_server.url("nowhere")
+
+    with pytest.raises(StartRefused) as refused:
+        Database(url)
+
+    assert 'database "nowhere" does not exist' in str(refused.value)
+    assert "the URL names a user, password and database it has" in str(refused.value)

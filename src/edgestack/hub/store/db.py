@@ -244,6 +244,7 @@ def _reach(engine: Engine) -> None:
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
         raise StartRefused(
-            f"database {masked(engine.url)} cannot be opened: {reason[0]}; start its server, "
-            "or give the URL of one that runs (--database-url, or EDGESTACK_HUB_DATABASE_URL)"
+            f"database {masked(engine.url)} cannot be opened: {reason[0]}; check that its "
+            "server runs and that the URL names a user, password and database it has "
+            "(--database-url, or EDGESTACK_HUB_DATABASE_URL)"
         ) from None
