@@ -38,15 +38,28 @@ def migrated_template(postgres_server: Postgres) -> str:
     return name
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    """The hub's database: None for SQLite in its data directory, else a new PostgreSQL
-    database at the newest schema (skipped, saying how to install it, where PostgreSQL is
-    missing)."""
+DATABASES = ["sqlite", "postgresql"]
+
+
+def _database_url(request: pytest.FixtureRequest) -> str | None:
     if request.param == "sqlite":
         return None
     server: Postgres = request.getfixturevalue("postgres_server")
     return server.database(template=request.getfixturevalue("migrated_template"))
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """The hub's database: None for SQLite in its data directory, else a new PostgreSQL
+    database at the newest schema (skipped, saying how to install it, where PostgreSQL is
+    missing)."""
+    return _database_url(request)
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def module_database_url(request: pytest.FixtureRequest) -> str | None:
+    """As `database_url`, for a hub that a module's tests share."""
+    return _database_url(request)
 
 
 @pytest.fixture

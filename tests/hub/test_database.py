@@ -2,13 +2,14 @@
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
 
-from conftest import free_port
+from conftest import Postgres, free_port
 from edgestack.hub.errors import StartRefused
-from edgestack.hub.store import Database
+from edgestack.hub.store import Database, schema
 
 
 def test_an_unreachable_database_is_refused_naming_it_without_its_password() -> None:
@@ -82,3 +83,23 @@ def _wait_for_a_writer_waiting(database: Database) -> None:
             connection.rollback()
             assert time.monotonic() < deadline, "the second writer never waited for the lock"
             time.sleep(0.01)
+
+
+def test_hubs_starting_together_on_a_new_database_migrate_it_once(postgres_url: str) -> None:
+    with ThreadPoolExecutor(3) as pool:
+        opened = list(pool.map(Database, [postgres_url] * 3))
+    for database in opened:
+        database.close()
+
+    changes = sorted((d.schema_change.before or "") for d in opened)
+    assert changes == ["", schema.head(), schema.head()]
+
+
+def test_a_database_the_server_lacks_is_refused_naming_it(postgres_server: Postgres) -> None:
+    url = postgres_server.url("nowhere")
+
+    with pytest.raises(StartRefused) as refused:
+        Database(url)
+
+    assert 'database "nowhere" does not exist' in str(refused.value)
+    assert "the URL names a user, password and database it has" in str(refused.value)

@@ -105,6 +105,27 @@ async def test_events_page_newest_first_before_an_id(
     assert [e["id"] for e in between.json()] == ids[1:3]
 
 
+async def test_ids_past_32_bits_find_nothing_on_either_database(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    await client.post(
+        "/api/v1/devices/motor-1/events",
+        content=event_batch(3).model_dump_json(),
+        headers=device.auth,
+    )
+
+    after = {"after_id": 2**62}
+    events = await client.get("/api/v1/events", params=after, headers=ADMIN)
+    samples = await client.get("/api/v1/samples", params=after, headers=ADMIN)
+    audit = await client.get("/api/v1/audit", params=after, headers=ADMIN)
+    job = await client.get(f"/api/v1/jobs/{2**40}", headers=ADMIN)
+
+    assert (events.status_code, events.json()) == (200, [])
+    assert (samples.status_code, samples.json()["samples"]) == (200, [])
+    assert (audit.status_code, audit.json()) == (200, [])
+    assert job.status_code == 404
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

@@ -48,9 +48,12 @@ _DEVICE_ROUTES = ("/desired", "/reported", "/telemetry", "/events", "/samples")
 
 
 @pytest.fixture(scope="module")
-def hub_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+def hub_app(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
+) -> Iterator[FastAPI]:
     settings = HubSettings(
         data_dir=tmp_path_factory.mktemp("hub"),
+        database_url=module_database_url,
         admin_token=SecretStr(ADMIN_TOKEN),
         enrol_token=SecretStr(ENROL_TOKEN),
     )

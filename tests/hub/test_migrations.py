@@ -204,3 +204,23 @@ def test_twins_stored_with_the_old_default_rules_follow_their_app_and_overrides_
 
     assert desired["motor-1"] is None
     assert desired["motor-2"] is not None and desired["motor-2"].trigger_windows == 2
+
+
+def test_ids_go_past_32_bits_on_postgresql_as_on_sqlite(url: str) -> None:
+    database = Database(url)
+    with database.writer() as session:
+        events.record(session, "store_corrupt", "before")
+        session.commit()
+    if url.startswith("postgresql"):
+        execute(url, "SELECT setval(pg_get_serial_sequence('events', 'id'), 4294967296)")
+    else:
+        # SQLite gives the next row the largest id plus one.
+        execute(url, "UPDATE events SET id = 4294967296")
+    with database.writer() as session:
+        events.record(session, "store_corrupt", "after")
+        session.commit()
+    with database.session() as session:
+        stored = [(e.id, e.event.message) for e in events.since(session)]
+    database.close()
+
+    assert stored[-1] == (4294967297, "after")

@@ -6,9 +6,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import DateTime, Dialect, Engine, Select, create_engine, event, make_url
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Engine,
+    Integer,
+    Select,
+    create_engine,
+    event,
+    make_url,
+)
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
@@ -27,7 +37,12 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    pass
+    # PostgreSQL's INTEGER stops at 2**31 - 1, which a fleet's telemetry ids pass within weeks
+    # and the API's 64-bit bounds at once; SQLite's holds 64 bits, and only a column spelled
+    # INTEGER becomes its row id.
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        int: BigInteger().with_variant(Integer(), "sqlite")
+    }
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -229,6 +244,7 @@ def _reach(engine: Engine) -> None:
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
         raise StartRefused(
-            f"database {masked(engine.url)} cannot be opened: {reason[0]}; start its server, "
-            "or give the URL of one that runs (--database-url, or EDGESTACK_HUB_DATABASE_URL)"
+            f"database {masked(engine.url)} cannot be opened: {reason[0]}; check that its "
+            "server runs and that the URL names a user, password and database it has "
+            "(--database-url, or EDGESTACK_HUB_DATABASE_URL)"
         ) from None

@@ -31,7 +31,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import Connection
 
 from edgestack.hub.errors import StartRefused
@@ -42,8 +42,8 @@ FIRST_REVISION = "0001"
 """The schema as released before the hub kept revisions."""
 
 _SCRIPTS = Path(__file__).with_name("migrations")
-# The session-level advisory lock a migration holds on PostgreSQL: "migrate" in ASCII.
-_MIGRATION_LOCK = 0x6D696772617465
+# The advisory lock a hub holds on PostgreSQL while it migrates: "migrate" in ASCII.
+_MIGRATING = 0x6D696772617465
 
 
 @dataclass(frozen=True)
@@ -113,15 +113,16 @@ def downgrade(engine: Engine, *, to: str) -> None:
 def _connect(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         if engine.dialect.name != "sqlite":
-            # PostgreSQL alters tables in place, its foreign keys checked all along. Hub
-            # replicas starting together migrate in turn, each later one finding it done.
-            connection.execute(select(func.pg_advisory_lock(_MIGRATION_LOCK)))
+            # Hubs starting together on one database migrate it one after the other; the
+            # lock is the connection's, so it outlasts the transactions migrating takes.
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATING})")
             connection.commit()
             try:
+                # PostgreSQL alters tables in place, its foreign keys checked all along.
                 yield connection
             finally:
                 connection.rollback()
-                connection.execute(select(func.pg_advisory_unlock(_MIGRATION_LOCK)))
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATING})")
                 connection.commit()
             return
         driver = connection.connection.driver_connection

@@ -1,15 +1,15 @@
 """Devices' broker accounts: `devices.broker_hash`, the MQTT password's salted hash, null
 for the devices enrolled before (they get one when they enrol again).
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
-down_revision: str | None = "0019"
+revision = "0021"
+down_revision: str | None = "0020"
 
 
 def upgrade() -> None:

@@ -1,15 +1,15 @@
 """Retention: `telemetry_rollups`, what is kept per device, hour and bundle of the telemetry
 batches removed for age, and `retention_totals`, the rows removed from each table so far.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision: str | None = "0018"
+revision = "0020"
+down_revision: str | None = "0019"
 
 
 def upgrade() -> None:

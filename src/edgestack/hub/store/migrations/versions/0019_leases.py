@@ -2,15 +2,15 @@
 delivers webhooks, and which still run; and the process that claimed each job, so a job whose
 process died is failed while the others run on.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision: str | None = "0017"
+revision = "0019"
+down_revision: str | None = "0018"
 
 
 def upgrade() -> None:
