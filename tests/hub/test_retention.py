@@ -62,10 +62,11 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)  # telemetry_batch(seq) covers T0 + 5 (seq
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> HubSettings:
+def settings(tmp_path: Path, database_url: str | None) -> HubSettings:
     # Off in the controller: each test runs retention itself, at the time it says.
     return HubSettings(
         data_dir=tmp_path / "hub",
+        database_url=database_url,
         admin_token=SecretStr(ADMIN_TOKEN),
         enrol_token=SecretStr(ENROL_TOKEN),
         retention=False,

@@ -15,7 +15,8 @@ down_revision: str | None = "0019"
 def upgrade() -> None:
     op.create_table(
         "telemetry_rollups",
-        sa.Column("id", sa.Integer(), primary_key=True),
+        # 64 bits on PostgreSQL, as its other ids since 0018; INTEGER keeps SQLite's rowid.
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
         sa.Column("device_id", sa.String(63), sa.ForeignKey("devices.device_id"), nullable=False),
         sa.Column("hour", sa.DateTime(), nullable=False),
         sa.Column("bundle_digest", sa.String(64), nullable=False),
