@@ -7,7 +7,7 @@ for windows to label, `policy` for what the hub does on its own, `tokens` for wh
 model as C for a microcontroller; `offload` sends a device's hard windows to a bigger model,
 `split` cuts a multi-exit net between a device and a server, and `tradeoff` measures what
 sharing inference with the cloud tier costs and gains; `fl` trains a model on windows devices
-keep, by federated learning."""
+keep, by federated learning; `fleet simulate` loads a hub with simulated devices."""
 
 import typer
 
@@ -26,6 +26,7 @@ from edgestack.cli import (
     processes,
     review,
     rollouts,
+    simulate,
     spec,
     split,
     tokens,
@@ -74,3 +75,4 @@ app.add_typer(fl.app, name="fl")
 app.add_typer(tokens.app, name="tokens")
 app.command()(tokens.audit)
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(simulate.app, name="fleet")

@@ -7,12 +7,15 @@ a load generator, not an agent, and a hop to a thread would cost more than the w
 """
 
 import asyncio
+import contextlib
 import gzip
 import random
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from edgestack.fleetsim._transport import Refused, Transport, Unavailable
 from edgestack.protocol import (
@@ -26,6 +29,8 @@ from edgestack.protocol import (
 )
 
 __all__ = ["SimDevice", "Tally"]
+
+T = TypeVar("T")
 
 _HARDWARE = Hardware(cores=1, ram_mb=256, arch="sim", providers=["CPUExecutionProvider"])
 # Batches kept to send again while the hub does not take them, per device.
@@ -47,6 +52,7 @@ class Tally:
     events_acked: int = 0
     bundles_downloaded: int = 0
     desired_changes: int = 0
+    elapsed_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
     ingest_ms: list[float] = field(default_factory=list)
     desired_seen_at: list[float] = field(default_factory=list)
@@ -103,16 +109,23 @@ class SimDevice:
             return
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Follow the twin and send telemetry until `stop` is set."""
-        version = await self._start()
-        self._tally.devices_up += 1
-        tasks = [asyncio.create_task(self._poll(version)), asyncio.create_task(self._send())]
+        """Follow the twin and send telemetry until `stop` is set; a batch on its way then is
+        answered first, so every batch acked is counted. A device the hub refuses for good
+        counts the reason and stops."""
         try:
-            await stop.wait()
+            version = await _unless(stop, self._start())
+        except Refused as exc:
+            self._tally.error(exc)
+            return
+        if version is None:
+            return
+        self._tally.devices_up += 1
+        poll = asyncio.create_task(self._poll(version))
+        try:
+            await self._send(stop)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            poll.cancel()
+            await asyncio.gather(poll, return_exceptions=True)
 
     async def _start(self) -> int:
         """Enrol when no token is held, then follow the desired state; the version followed."""
@@ -164,10 +177,10 @@ class SimDevice:
         )
         await self._transport.report(self.device_id, self.token, state)
 
-    async def _send(self) -> None:
+    async def _send(self, stop: asyncio.Event) -> None:
         # Spread the first batches over an interval, as devices started at random times are.
-        await asyncio.sleep(self._rng.uniform(0, self._interval_s))
-        while True:
+        pause = self._rng.uniform(0, self._interval_s)
+        while not await _stopped(stop, pause):
             started = time.monotonic()
             self._unsent = [*self._unsent, self._batch()][-_KEEP_UNSENT:]
             while self._unsent and await self._deliver(self._unsent[0]):
@@ -175,7 +188,7 @@ class SimDevice:
             if self._rng.random() < self._event_share:
                 await self._event()
             jitter = self._rng.uniform(-0.1, 0.1) * self._interval_s
-            await asyncio.sleep(max(0.0, self._interval_s + jitter - (time.monotonic() - started)))
+            pause = max(0.0, self._interval_s + jitter - (time.monotonic() - started))
 
     async def _deliver(self, body: bytes) -> bool:
         self._tally.reports_sent += 1
@@ -232,3 +245,23 @@ class SimDevice:
             self._tally.error(exc)
             return
         self._tally.events_acked += 1
+
+
+async def _stopped(stop: asyncio.Event, wait_s: float) -> bool:
+    """Whether `stop` is set within `wait_s` seconds."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), wait_s)
+    return stop.is_set()
+
+
+async def _unless(stop: asyncio.Event, work: Coroutine[Any, Any, T]) -> T | None:
+    """What `work` gives, or None when `stop` is set first (`work` is then cancelled)."""
+    task = asyncio.create_task(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    return task.result()

@@ -5,6 +5,7 @@ import json
 import multiprocessing
 import queue
 import random
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -38,7 +39,8 @@ class SimOptions(BaseModel):
     interval_s: float = Field(default=10.0, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
     processes: int = Field(default=1, ge=1, le=256)
-    prefix: str = Field(default="sim-", min_length=1, max_length=40)
+    # With the number after it, a device id the hub takes: lower case, digits and dashes.
+    prefix: str = Field(default="sim-", pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
     state_file: Path | None = None
     poll_s: float = Field(default=55.0, ge=0, le=60)
     event_share: float = Field(default=0.02, ge=0, le=1)
@@ -87,7 +89,8 @@ class SimSummary(BaseModel):
 def simulate(
     options: SimOptions, on_progress: Callable[[SimProgress], None] | None = None
 ) -> SimSummary:
-    """Run the fleet of `options` to its end and sum up what it did."""
+    """Run the fleet of `options` to its end, or until SIGINT or SIGTERM ends it early, and
+    sum up what it did."""
     if options.transport not in TRANSPORTS:
         raise ValueError(
             f"transport {options.transport!r} is not known; choose one of {', '.join(TRANSPORTS)}"
@@ -95,16 +98,14 @@ def simulate(
     ids = options.device_ids()
     tokens = _load_tokens(options)
     slices = [ids[p :: options.processes] for p in range(options.processes)]
-    began = time.monotonic()
     if options.processes == 1:
         tally, got = asyncio.run(_slice(options, slices[0], tokens, 0, _reporter(on_progress)))
         tallies, held = [tally], [got]
     else:
         tallies, held = _in_processes(options, slices, tokens, on_progress)
-    duration = time.monotonic() - began
     if options.state_file is not None:
         _save_tokens(options.state_file, options, {k: v for got in held for k, v in got.items()})
-    return _summary(options, tallies, duration)
+    return _summary(options, tallies)
 
 
 def _reporter(
@@ -141,6 +142,10 @@ async def _slice(
         options.hub, connections=options.connections, polls=len(ids)
     )
     stop = asyncio.Event()
+    # Ctrl-C or a SIGTERM ends the run as its deadline would: with a summary.
+    loop = asyncio.get_running_loop()
+    for ending in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(ending, stop.set)
     devices = [
         SimDevice(
             device_id,
@@ -156,11 +161,12 @@ async def _slice(
         for device_id in ids
     ]
     runs = asyncio.gather(*(d.run(stop) for d in devices))
+    began = time.monotonic()
     try:
-        deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
+        deadline = None if options.duration_s is None else began + options.duration_s
         while deadline is None or time.monotonic() < deadline:
             report(len(ids), tally)
-            if runs.done():
+            if runs.done() or stop.is_set():
                 break
             await asyncio.wait({runs}, timeout=_PROGRESS_EVERY_S)
         stop.set()
@@ -168,6 +174,7 @@ async def _slice(
     finally:
         runs.cancel()
         await transport.aclose()
+    tally.elapsed_s = time.monotonic() - began
     report(len(ids), tally)
     return tally, {d.device_id: d.token for d in devices if d.token}
 
@@ -191,6 +198,13 @@ def _in_processes(
     ]
     for worker in workers:
         worker.start()
+
+    def end(_signal: int, _frame: object) -> None:
+        for worker in workers:
+            worker.terminate()
+
+    # A signal to this process alone ends the workers' runs, whose summaries still come.
+    previous = {s: signal.signal(s, end) for s in (signal.SIGINT, signal.SIGTERM)}
     latest = {n: Tally() for n in range(len(slices))}
     done: dict[int, tuple[Tally, dict[str, str]]] = {}
     try:
@@ -210,6 +224,8 @@ def _in_processes(
             if on_progress is not None:
                 on_progress(_progress(options.devices, list(latest.values())))
     finally:
+        for ending, handler in previous.items():
+            signal.signal(ending, handler)
         for worker in workers:
             worker.join(timeout=10)
             if worker.is_alive():
@@ -228,7 +244,9 @@ def _worker(
     news.put((index, True, asdict(tally), held))
 
 
-def _summary(options: SimOptions, tallies: list[Tally], duration_s: float) -> SimSummary:
+def _summary(options: SimOptions, tallies: list[Tally]) -> SimSummary:
+    # From the devices' start to their end, the processes' own start left out.
+    duration_s = max(t.elapsed_s for t in tallies)
     latencies = np.array([ms for t in tallies for ms in t.ingest_ms])
     errors: dict[str, int] = {}
     for t in tallies:
@@ -244,7 +262,7 @@ def _summary(options: SimOptions, tallies: list[Tally], duration_s: float) -> Si
         reports_acked=acked,
         reports_duplicate=sum(t.reports_duplicate for t in tallies),
         reports_failed=sum(t.reports_failed for t in tallies),
-        reports_per_s=round(acked / duration_s, 1),
+        reports_per_s=round(acked / max(duration_s, 1e-3), 1),
         ingest_p50_ms=_percentile(latencies, 50),
         ingest_p99_ms=_percentile(latencies, 99),
         events_sent=sum(t.events_sent for t in tallies),
