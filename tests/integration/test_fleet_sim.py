@@ -58,7 +58,7 @@ def _simulated(fleet: LocalFleet) -> list[DeviceView]:
 def test_a_simulated_fleet_is_stored_whole_and_follows_its_twin(tmp_path: Path) -> None:
     state = tmp_path / "sim.json"
     with LocalFleet(tmp_path, []) as fleet:
-        fleet.start_hub(env={"EDGESTACK_ENROL_ATTEMPTS": str(2 * _DEVICES)})
+        fleet.start_hub(env={"EDGESTACK_HUB_ENROL_ATTEMPTS": str(2 * _DEVICES)})
         model = fleet.client.register_model(random_bundle(5, name="motor").pack())
         run = _simulate(fleet, state)
         wait_until(

@@ -6,6 +6,7 @@ import multiprocessing
 import queue
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -87,10 +88,13 @@ class SimSummary(BaseModel):
 
 
 def simulate(
-    options: SimOptions, on_progress: Callable[[SimProgress], None] | None = None
+    options: SimOptions,
+    on_progress: Callable[[SimProgress], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> SimSummary:
-    """Run the fleet of `options` to its end, or until SIGINT or SIGTERM ends it early, and
-    sum up what it did."""
+    """Run the fleet of `options` to its end, or until `stop` is set or SIGINT or SIGTERM
+    ends it early (when called on the main thread), and sum up what it did."""
+    ended = stop or threading.Event()
     if options.transport not in TRANSPORTS:
         raise ValueError(
             f"transport {options.transport!r} is not known; choose one of {', '.join(TRANSPORTS)}"
@@ -99,10 +103,12 @@ def simulate(
     tokens = _load_tokens(options)
     slices = [ids[p :: options.processes] for p in range(options.processes)]
     if options.processes == 1:
-        tally, got = asyncio.run(_slice(options, slices[0], tokens, 0, _reporter(on_progress)))
+        tally, got = asyncio.run(
+            _slice(options, slices[0], tokens, 0, _reporter(on_progress), ended)
+        )
         tallies, held = [tally], [got]
     else:
-        tallies, held = _in_processes(options, slices, tokens, on_progress)
+        tallies, held = _in_processes(options, slices, tokens, on_progress, ended)
     if options.state_file is not None:
         _save_tokens(options.state_file, options, {k: v for got in held for k, v in got.items()})
     return _summary(options, tallies)
@@ -134,6 +140,7 @@ async def _slice(
     tokens: dict[str, str],
     index: int,
     report: Callable[[int, Tally], None],
+    ended: threading.Event | None = None,
 ) -> tuple[Tally, dict[str, str]]:
     """Run devices `ids` in this process until the run's end; what they did and their tokens."""
     tally = Tally()
@@ -142,10 +149,11 @@ async def _slice(
         options.hub, connections=options.connections, polls=len(ids)
     )
     stop = asyncio.Event()
-    # Ctrl-C or a SIGTERM ends the run as its deadline would: with a summary.
-    loop = asyncio.get_running_loop()
-    for ending in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(ending, stop.set)
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C or a SIGTERM ends the run as its deadline would: with a summary.
+        loop = asyncio.get_running_loop()
+        for ending in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(ending, stop.set)
     devices = [
         SimDevice(
             device_id,
@@ -166,7 +174,7 @@ async def _slice(
         deadline = None if options.duration_s is None else began + options.duration_s
         while deadline is None or time.monotonic() < deadline:
             report(len(ids), tally)
-            if runs.done() or stop.is_set():
+            if runs.done() or stop.is_set() or (ended is not None and ended.is_set()):
                 break
             await asyncio.wait({runs}, timeout=_PROGRESS_EVERY_S)
         stop.set()
@@ -184,6 +192,7 @@ def _in_processes(
     slices: list[list[str]],
     tokens: dict[str, str],
     on_progress: Callable[[SimProgress], None] | None,
+    ended: threading.Event,
 ) -> tuple[list[Tally], list[dict[str, str]]]:
     """Each slice in a process of its own; their progress summed as it comes."""
     context = multiprocessing.get_context("spawn")
@@ -199,16 +208,26 @@ def _in_processes(
     for worker in workers:
         worker.start()
 
-    def end(_signal: int, _frame: object) -> None:
+    def end(_signal: int = 0, _frame: object = None) -> None:
         for worker in workers:
-            worker.terminate()
+            if worker.is_alive():
+                worker.terminate()
 
     # A signal to this process alone ends the workers' runs, whose summaries still come.
-    previous = {s: signal.signal(s, end) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = (
+        {s: signal.signal(s, end) for s in (signal.SIGINT, signal.SIGTERM)}
+        if threading.current_thread() is threading.main_thread()
+        else {}
+    )
     latest = {n: Tally() for n in range(len(slices))}
     done: dict[int, tuple[Tally, dict[str, str]]] = {}
     try:
+        stopping = False
         while len(done) < len(workers):
+            if ended.is_set() and not stopping:
+                # The workers end their runs, then send what they did.
+                stopping = True
+                end()
             try:
                 n, final, fields, held = news.get(timeout=_PROGRESS_EVERY_S)
             except queue.Empty:

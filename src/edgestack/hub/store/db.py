@@ -1,5 +1,6 @@
 """The hub's database: one SQLite file in WAL mode, opened once per process."""
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,7 +110,11 @@ def _engine(path: Path) -> Engine:
         max_overflow=30,
     )
     event.listen(engine, "connect", _on_connect)
-    event.listen(engine, "begin", _on_begin)
+    turn = _WriterTurn()
+    event.listen(engine, "begin", turn.begin)
+    event.listen(engine, "commit", turn.end)
+    event.listen(engine, "rollback", turn.end)
+    event.listen(engine, "checkin", turn.checkin)
     return engine
 
 
@@ -127,6 +132,40 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _on_begin(connection: Connection) -> None:
-    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-    connection.exec_driver_sql(f"BEGIN {mode}")
+class _WriterTurn:
+    """Writers of this process queue for SQLite's write lock on a lock of their own.
+
+    Left to SQLite, a writer that finds the lock taken sleeps in its busy handler, for up to
+    100 ms at a time, and may wake long after the lock came free: under many concurrent
+    writes the file sits idle between them. Here the next writer in line starts the moment
+    the last commits. Writers of other processes (job workers) still meet the busy handler.
+    """
+
+    # A writer waiting this long goes on to SQLite's busy handler, as it did before: a
+    # writer that waits on itself (a writer opened inside another on one thread) then fails
+    # as SQLite says, rather than hanging.
+    _WAIT_S = 10.0
+    _HELD = "edgestack_writer_turn"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def begin(self, connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode == "IMMEDIATE" and self._lock.acquire(timeout=self._WAIT_S):
+            connection.info[self._HELD] = True
+        try:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            self.end(connection)
+            raise
+
+    def end(self, connection: Connection) -> None:
+        if connection.info.pop(self._HELD, False):
+            self._lock.release()
+
+    def checkin(self, _dbapi_connection: Any, record: Any) -> None:
+        # A connection returned to the pool mid-transaction (its session was dropped) is
+        # rolled back there, without a rollback event: its turn ends here.
+        if record.info.pop(self._HELD, False):
+            self._lock.release()
