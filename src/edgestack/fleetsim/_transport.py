@@ -7,7 +7,7 @@ would not (ten thousand pools, ten thousand idle sockets).
 
 from typing import Protocol
 
-import httpx
+import aiohttp
 
 from edgestack.protocol import (
     PROTOCOL,
@@ -66,105 +66,105 @@ class Transport(Protocol):
 
 class HttpTransport:
     """The hub's HTTP API, as agents speak it: short calls share `connections` sockets,
-    long-polls get a socket each (up to `polls`), so a slow poll never queues telemetry."""
+    long-polls get a socket each, so a slow poll never queues telemetry.
 
-    def __init__(self, hub_url: str, *, connections: int = 64, polls: int = 10_000) -> None:
-        headers = {PROTOCOL_HEADER: str(PROTOCOL)}
-        self._calls = httpx.AsyncClient(
-            base_url=hub_url,
-            headers=headers,
-            timeout=30,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        )
-        self._polls = httpx.AsyncClient(
-            base_url=hub_url,
-            headers=headers,
-            timeout=30,
-            limits=httpx.Limits(max_connections=polls, max_keepalive_connections=polls),
-        )
+    aiohttp rather than httpx, which the agent uses: httpx's pool looks at every connection
+    it holds for each request, and with thousands of long-polls in one process the
+    simulator, not the hub, would be what is measured.
+    """
+
+    def __init__(self, hub_url: str, *, connections: int = 64) -> None:
+        self._base = hub_url.rstrip("/")
+        self._headers = {PROTOCOL_HEADER: str(PROTOCOL)}
+        self._calls: aiohttp.ClientSession | None = None
+        self._polls: aiohttp.ClientSession | None = None
+        self._connections = connections
+
+    def _sessions(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
+        # Made on first use: aiohttp binds a session to the running event loop.
+        if self._calls is None or self._polls is None:
+            self._calls = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections),
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=30),
+            )
+            self._polls = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), headers=self._headers
+            )
+        return self._calls, self._polls
 
     async def aclose(self) -> None:
-        await self._calls.aclose()
-        await self._polls.aclose()
+        for session in (self._calls, self._polls):
+            if session is not None:
+                await session.close()
 
     async def enrol(self, request: EnrolRequest) -> EnrolResponse:
         body = request.model_dump_json(exclude_none=True)
-        response = await self._call(self._calls, "POST", "/api/v1/enrol", "", content=body)
-        return EnrolResponse.model_validate_json(response.content)
+        answer = await self._call("POST", "/api/v1/enrol", "", data=body)
+        return EnrolResponse.model_validate_json(answer)
 
     async def desired(
         self, device_id: str, token: str, *, after: int | None, wait_s: float
     ) -> DesiredState:
-        params = {"wait": wait_s} if after is None else {"after": after, "wait": wait_s}
-        response = await self._call(
-            self._polls,
+        query = f"wait={wait_s}" if after is None else f"after={after}&wait={wait_s}"
+        answer = await self._call(
             "GET",
-            f"/api/v1/devices/{device_id}/desired",
+            f"/api/v1/devices/{device_id}/desired?{query}",
             token,
-            params=params,
-            timeout=wait_s + 30,
+            poll_s=wait_s + 30,
         )
-        return DesiredState.model_validate_json(response.content)
+        return DesiredState.model_validate_json(answer)
 
     async def report(self, device_id: str, token: str, state: ReportedState) -> None:
         await self._call(
-            self._calls,
-            "PUT",
-            f"/api/v1/devices/{device_id}/reported",
-            token,
-            content=state.model_dump_json(),
+            "PUT", f"/api/v1/devices/{device_id}/reported", token, data=state.model_dump_json()
         )
 
     async def ingest(self, device_id: str, token: str, kind: str, gzipped: bytes) -> IngestAck:
-        response = await self._call(
-            self._calls,
-            "POST",
-            f"/api/v1/devices/{device_id}/{kind}",
-            token,
-            content=gzipped,
-            headers={"Content-Encoding": "gzip"},
+        answer = await self._call(
+            "POST", f"/api/v1/devices/{device_id}/{kind}", token, data=gzipped, gzipped=True
         )
-        return IngestAck.model_validate_json(response.content)
+        return IngestAck.model_validate_json(answer)
 
     async def download(self, token: str, digest: str) -> int:
-        response = await self._call(self._calls, "GET", f"/api/v1/artifacts/{digest}", token)
-        return len(response.content)
+        return len(await self._call("GET", f"/api/v1/artifacts/{digest}", token))
 
     async def _call(
         self,
-        client: httpx.AsyncClient,
         method: str,
-        url: str,
+        path: str,
         token: str,
         *,
-        content: str | bytes | None = None,
-        headers: dict[str, str] | None = None,
-        params: dict[str, float] | None = None,
-        timeout: float | None = None,
-    ) -> httpx.Response:
-        sent = {"Content-Type": "application/json", **(headers or {})}
+        data: str | bytes | None = None,
+        gzipped: bool = False,
+        poll_s: float | None = None,
+    ) -> bytes:
+        """The body of the hub's answer; `poll_s`: a long-poll, on a socket of its own."""
+        calls, polls = self._sessions()
+        headers = {"Content-Type": "application/json"}
         if token:
-            sent["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"Bearer {token}"
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        session = calls if poll_s is None else polls
+        timeout = aiohttp.ClientTimeout(total=poll_s) if poll_s is not None else None
         try:
-            response = await client.request(
-                method,
-                url,
-                content=content,
-                headers=sent,
-                params=params,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.TransportError as exc:
-            raise Unavailable(f"{method} {url}: {exc!r}") from exc
-        if response.status_code >= 500 or response.status_code in _RETRY_STATUSES:
-            retry = response.headers.get("Retry-After", "")
+            async with session.request(
+                method, self._base + path, data=data, headers=headers, timeout=timeout
+            ) as response:
+                body = await response.read()
+                status = response.status
+                retry = response.headers.get("Retry-After", "")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"{method} {path}: {exc!r}") from exc
+        if status >= 500 or status in _RETRY_STATUSES:
             raise Unavailable(
-                f"{method} {url}: hub answered {response.status_code}",
+                f"{method} {path}: hub answered {status}",
                 float(retry) if retry.isdigit() else None,
             )
-        if response.status_code >= 400:
-            raise Refused(response.status_code, problem_detail(response.content))
-        return response
+        if status >= 400:
+            raise Refused(status, problem_detail(body))
+        return body
 
 
 TRANSPORTS: dict[str, type[HttpTransport]] = {"http": HttpTransport}
