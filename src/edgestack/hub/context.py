@@ -10,6 +10,7 @@ from contextlib import ExitStack
 
 from edgestack.bundle import BundleStore, TrustedKeys
 from edgestack.hub import datadir
+from edgestack.hub.ingest import GroupCommit
 from edgestack.hub.notify import DesiredNotifier
 from edgestack.hub.ratelimit import SlidingWindow
 from edgestack.hub.settings import HubSettings
@@ -39,6 +40,7 @@ class HubContext:
         self._keys: HubKeys | None = None
         self._artifacts: CheckedArtifacts | None = None
         self._serving: Answering | None = None
+        self._telemetry: GroupCommit | None = None
 
     @property
     def db(self) -> Database:
@@ -63,6 +65,13 @@ class HubContext:
         if self._artifacts is None:
             raise RuntimeError("the hub is not started; run the app inside its lifespan")
         return self._artifacts
+
+    @property
+    def telemetry(self) -> GroupCommit:
+        """Where devices' telemetry batches are stored, many to a transaction."""
+        if self._telemetry is None:
+            raise RuntimeError("the hub is not started; run the app inside its lifespan")
+        return self._telemetry
 
     @property
     def serving(self) -> Answering:
@@ -100,12 +109,15 @@ class HubContext:
         self._bundles = BundleStore(data_dir / "artifacts")
         self._keys = HubKeys(data_dir / "keys")
         self._artifacts = CheckedArtifacts(self._bundles)
+        self._telemetry = GroupCommit(self._db)
         # Its own keys, as a device pins them: a bundle signed after a rotation carries the
         # chain that endorses the newer key.
         self._serving = Answering(ModelServer("cloud", TrustedKeys(self._keys.public())))
 
     def close(self) -> None:
         self.notifier.close()
+        if self._telemetry is not None:
+            self._telemetry.close()
         if self._db is not None:
             self._db.close()
         self._held.close()
@@ -114,3 +126,4 @@ class HubContext:
         self._keys = None
         self._artifacts = None
         self._serving = None
+        self._telemetry = None
