@@ -10,6 +10,7 @@ from contextlib import ExitStack
 
 from edgestack.bundle import BundleStore, TrustedKeys
 from edgestack.hub import datadir
+from edgestack.hub.devicetokens import DeviceTokens
 from edgestack.hub.ingest import GroupCommit
 from edgestack.hub.notify import DesiredNotifier
 from edgestack.hub.ratelimit import SlidingWindow
@@ -30,6 +31,7 @@ class HubContext:
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
         self.notifier = DesiredNotifier()
+        self.device_tokens = DeviceTokens()
         self.login_failures = SlidingWindow(settings.login_failures, settings.login_window_s)
         self.enrolments = SlidingWindow(settings.enrol_attempts, settings.enrol_window_s)
         # One dataset freeze at a time, since each chooses the next version's number.

@@ -86,4 +86,5 @@ def enrol(
             f"`edgestack devices approve {device_id}` (POST /api/v1/devices/{device_id}/approval)"
         )
     session.commit()
+    hub.device_tokens.forget(device_id)
     return EnrolResponse(device_id=device_id, device_token=token, signing_keys=hub.keys.public())

@@ -106,8 +106,10 @@ def _engine(path: Path) -> Engine:
         f"sqlite:///{path}",
         # Sessions are used from FastAPI's worker threads, one thread at a time.
         connect_args={"check_same_thread": False},
-        pool_size=10,
-        max_overflow=30,
+        # As many as FastAPI's worker threads (40): a connection opened past the pool is
+        # closed again after each use, and opening one costs more than the query it serves.
+        pool_size=40,
+        max_overflow=10,
     )
     event.listen(engine, "connect", _on_connect)
     turn = _WriterTurn()
