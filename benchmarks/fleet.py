@@ -15,6 +15,8 @@ events now and then). A report is one device's telemetry batch.
 - `anchor_reports_per_s`: the same load against a bare HTTP endpoint in one process that
   parses each batch and stores nothing: what the machine, the simulator and HTTP allow.
   `http_vs_anchor` is the hub's peak against it.
+- `hub_cpu_ms_per_report`: the hub process's CPU time per report at its peak, which other
+  work on the machine changes less than it changes rates.
 - `reports_per_s_postgres`, `reports_per_s_mqtt`, `db_growth_bounded`: null, with the reason in
   the table, until the hub stores in PostgreSQL, takes devices over MQTT and keeps telemetry
   for a bounded time (`_PENDING` says what each awaits).
@@ -72,9 +74,12 @@ def main() -> None:
         fleet.start_hub(env={"EDGESTACK_HUB_ENROL_ATTEMPTS": str(10 * args.devices)})
         steady, twin = _steady(fleet, args)
         stored = _stored(root / "hub" / "hub.db", args.prefix)
+        hub_pid = fleet.pids[0]
+        cpu_before = _cpu_s(hub_pid)
         peak = simulate(_peak_options(args, fleet.hub_url, fleet.enrol_token, root, "peak-"))
+        cpu_ms = 1000 * (_cpu_s(hub_pid) - cpu_before) / max(1, peak.reports_acked)
     anchor = _anchor(args, root)
-    _report(args, steady, stored, twin, peak, anchor)
+    _report(args, steady, stored, twin, peak, anchor, cpu_ms)
 
 
 def _arguments() -> argparse.Namespace:
@@ -219,6 +224,13 @@ def _stored(database: Path, prefix: str) -> int:
     return int(row[0])
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds process `pid` has used, user and system: the hub's cost per report holds
+    still when other work on the machine takes cores from it, as its rate does not."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _p99(values: list[float]) -> float | None:
     return round(float(np.percentile(values, 99)), 3) if values else None
 
@@ -230,6 +242,7 @@ def _report(
     twin: list[float],
     peak: SimSummary,
     anchor: SimSummary,
+    cpu_ms: float,
 ) -> None:
     result = {
         "devices": steady.devices_up,
@@ -242,38 +255,34 @@ def _report(
         "db_growth_bounded": None,
         "anchor_reports_per_s": anchor.reports_per_s,
         "http_vs_anchor": round(peak.reports_per_s / max(anchor.reports_per_s, 1e-9), 3),
+        "hub_cpu_ms_per_report": round(cpu_ms, 3),
     }
     table = Table(title=f"one hub on SQLite, {os.cpu_count()} cores shared with the simulator")
     for column in ("measure", "value", "goal", "how"):
         table.add_column(column)
-    rows = [
-        (
-            "devices",
-            "devices",
-            ">= 10000",
-            f"up of {args.devices}, a report each {args.interval:g} s",
-        ),
-        ("lost", "lost", "0", f"{steady.reports_acked} acked, {stored} stored"),
-        ("ingest_p99_ms", "ingest_p99_ms", "<= 500", f"p50 {steady.ingest_p50_ms} ms"),
-        ("twin_p99_s", "twin_p99_s", "<= 5", f"{len(twin)} of {steady.devices_up} followed"),
-        (
-            "reports_per_s_http",
-            "reports_per_s_http",
-            ">= 5000",
-            f"{args.peak_devices} devices flat out, {peak.reports_failed} failed",
-        ),
-        ("anchor_reports_per_s", "anchor_reports_per_s", "-", "the same load, a bare endpoint"),
-        ("http_vs_anchor", "http_vs_anchor", "-", "hub against anchor"),
-        *((key, key, "", reason) for key, reason in _PENDING.items()),
-    ]
-    goals = {
+    pending_goals = {
         "reports_per_s_postgres": ">= 5000",
         "reports_per_s_mqtt": ">= 20000",
         "db_growth_bounded": "true",
     }
-    for name, key, goal, how in rows:
+    rows = [
+        ("devices", ">= 10000", f"up of {args.devices}, a report each {args.interval:g} s"),
+        ("lost", "0", f"{steady.reports_acked} acked, {stored} stored"),
+        ("ingest_p99_ms", "<= 500", f"p50 {steady.ingest_p50_ms} ms"),
+        ("twin_p99_s", "<= 5", f"{len(twin)} of {steady.devices_up} followed"),
+        (
+            "reports_per_s_http",
+            ">= 5000",
+            f"{args.peak_devices} devices flat out, {peak.reports_failed} failed",
+        ),
+        ("anchor_reports_per_s", "-", "the same load, a bare endpoint"),
+        ("http_vs_anchor", "-", "hub against anchor"),
+        ("hub_cpu_ms_per_report", "-", "the hub's CPU time at peak"),
+        *((key, pending_goals[key], reason) for key, reason in _PENDING.items()),
+    ]
+    for key, goal, how in rows:
         value = result[key]
-        table.add_row(name, "null" if value is None else str(value), goal or goals[key], how)
+        table.add_row(key, "null" if value is None else str(value), goal, how)
     Console(width=140).print(table)
     print(json.dumps(result))
 

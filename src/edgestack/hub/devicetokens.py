@@ -15,7 +15,7 @@ class DeviceTokens:
     process sharing the database is learnt at the latest `ttl_s` later.
     """
 
-    def __init__(self, ttl_s: float = 10.0) -> None:
+    def __init__(self, ttl_s: float = 30.0) -> None:
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
         self._known: dict[str, tuple[str, float]] = {}

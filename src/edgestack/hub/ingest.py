@@ -22,7 +22,7 @@ log = logging.getLogger("edgestack.hub")
 
 # The most batches in one transaction: enough for a fleet's burst, few enough that a
 # transaction stays short for the other writers waiting on the file.
-_MOST = 256
+_MOST = 64
 
 
 @dataclass(frozen=True)
