@@ -145,7 +145,7 @@ async def _slice(
     """Run devices `ids` in this process until the run's end; what they did and their tokens."""
     tally = Tally()
     rng = random.Random(f"{options.seed}-{index}")
-    transport = TRANSPORTS[options.transport](options.hub, connections=options.connections)
+    transport = TRANSPORTS[options.transport](options.hub, options.connections)
     stop = asyncio.Event()
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C or a SIGTERM ends the run as its deadline would: with a summary.

@@ -5,6 +5,7 @@ so one connection pool serves a whole process of devices, as one HTTP client per
 would not (ten thousand pools, ten thousand idle sockets).
 """
 
+from collections.abc import Callable
 from typing import Protocol
 
 import aiohttp
@@ -22,6 +23,7 @@ from edgestack.protocol import (
 
 __all__ = ["TRANSPORTS", "HttpTransport", "Refused", "Transport", "Unavailable"]
 
+_CALL_TIMEOUT = aiohttp.ClientTimeout(total=30)
 # Answers that say "not now": the same call may succeed later.
 _RETRY_STATUSES = frozenset({408, 425, 429})
 
@@ -73,7 +75,7 @@ class HttpTransport:
     simulator, not the hub, would be what is measured.
     """
 
-    def __init__(self, hub_url: str, *, connections: int = 64) -> None:
+    def __init__(self, hub_url: str, connections: int = 64) -> None:
         self._base = hub_url.rstrip("/")
         self._headers = {PROTOCOL_HEADER: str(PROTOCOL)}
         self._calls: aiohttp.ClientSession | None = None
@@ -86,7 +88,6 @@ class HttpTransport:
             self._calls = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connections),
                 headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=30),
             )
             self._polls = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0), headers=self._headers
@@ -147,7 +148,7 @@ class HttpTransport:
         if gzipped:
             headers["Content-Encoding"] = "gzip"
         session = calls if poll_s is None else polls
-        timeout = aiohttp.ClientTimeout(total=poll_s) if poll_s is not None else None
+        timeout = _CALL_TIMEOUT if poll_s is None else aiohttp.ClientTimeout(total=poll_s)
         try:
             async with session.request(
                 method, self._base + path, data=data, headers=headers, timeout=timeout
@@ -167,6 +168,6 @@ class HttpTransport:
         return body
 
 
-TRANSPORTS: dict[str, type[HttpTransport]] = {"http": HttpTransport}
-"""Transports by the scheme `--transport` names; MQTT joins once the broker's topic layout
-is settled."""
+TRANSPORTS: dict[str, Callable[[str, int], Transport]] = {"http": HttpTransport}
+"""Transports by the name `--transport` gives, each made from the hub's address and the
+connections one process may hold; MQTT joins once the broker's topic layout is settled."""
