@@ -56,6 +56,7 @@ class Tally:
     errors: dict[str, int] = field(default_factory=dict)
     ingest_ms: list[float] = field(default_factory=list)
     desired_seen_at: list[float] = field(default_factory=list)
+    acked_batches: list[str] = field(default_factory=list)
 
     def error(self, exc: Exception) -> None:
         reason = type(exc).__name__ if not isinstance(exc, Refused) else f"refused {exc.status}"
@@ -202,6 +203,7 @@ class SimDevice:
         self._tally.ingest_ms.append((time.monotonic() - sent) * 1000)
         self._tally.reports_acked += ack.accepted
         self._tally.reports_duplicate += int(ack.duplicate)
+        self._tally.acked_batches.append(str(ack.batch_id))
         return True
 
     def _batch(self) -> bytes:

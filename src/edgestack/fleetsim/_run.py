@@ -85,6 +85,9 @@ class SimSummary(BaseModel):
     bundles_downloaded: int
     errors: dict[str, int]
     desired_seen_at: list[float]
+    acked_batches: list[str] = Field(
+        default_factory=list, description="the id of every batch acked, first or again"
+    )
 
 
 def simulate(
@@ -255,7 +258,14 @@ def _worker(
 ) -> None:
     def report(_devices: int, tally: Tally) -> None:
         # Progress carries counts only; the latencies come once, at the end.
-        news.put((index, False, {**asdict(tally), "ingest_ms": [], "desired_seen_at": []}, {}))
+        news.put(
+            (
+                index,
+                False,
+                {**asdict(tally), "ingest_ms": [], "desired_seen_at": [], "acked_batches": []},
+                {},
+            )
+        )
 
     tally, held = asyncio.run(_slice(options, ids, tokens, index, report))
     news.put((index, True, asdict(tally), held))
@@ -288,6 +298,7 @@ def _summary(options: SimOptions, tallies: list[Tally]) -> SimSummary:
         bundles_downloaded=sum(t.bundles_downloaded for t in tallies),
         errors=errors,
         desired_seen_at=sorted(at for t in tallies for at in t.desired_seen_at),
+        acked_batches=[batch for t in tallies for batch in t.acked_batches],
     )
 
 
