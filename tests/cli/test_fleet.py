@@ -23,6 +23,8 @@ NO_HUB = {"EDGESTACK_HUB_URL": "http://127.0.0.1:9"}
         (["devices", "list", "--tag", "site"], "--tag 'site'"),
         (["devices", "list", "--status", "asleep"], "--status 'asleep'"),
         (["jobs", "list", "--state", "asleep"], "--state 'asleep'"),
+        (["fleet", "simulate", "--transport", "pigeon"], "--transport 'pigeon'"),
+        (["fleet", "simulate", "--prefix", "Sim_"], "--prefix"),
     ],
 )
 def test_a_bad_option_is_named_in_one_line_before_the_hub_is_asked(

@@ -82,6 +82,24 @@ async def test_enrolling_again_with_the_device_token_rotates_it_and_keeps_the_de
     assert new.json()["telemetry_interval_s"] == 1.0
 
 
+async def test_a_token_the_hub_remembers_from_calls_is_refused_at_once_after_enrolling_again(
+    client: httpx.AsyncClient, enrol: Enrol
+) -> None:
+    first = await enrol("motor-1")
+    calls = [
+        await client.get("/api/v1/devices/motor-1/desired", headers=first.auth) for _ in range(2)
+    ]
+
+    answer = await client.post("/api/v1/enrol", json=_enrolment(device_token=first.token))
+    second = Device("motor-1", answer.json()["device_token"])
+
+    assert [c.status_code for c in calls] == [200, 200]
+    old = await client.get("/api/v1/devices/motor-1/desired", headers=first.auth)
+    new = await client.get("/api/v1/devices/motor-1/desired", headers=second.auth)
+    assert old.status_code == 401
+    assert new.status_code == 200
+
+
 async def test_enrol_with_a_bad_device_id_names_the_field(
     client: httpx.AsyncClient, hub: HubContext
 ) -> None:

@@ -172,3 +172,26 @@ def test_replicas_starting_together_on_a_new_database_all_open_it(postgres_url: 
         reached = list(pool.map(lambda _: start(), range(3)))
 
     assert reached == [schema.head()] * 3
+
+
+async def test_a_token_enrolled_again_on_one_replica_is_refused_at_once_on_another(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    first = await _enrol(a, "motor-1")
+    # b has answered the device before, as it would remember a token between calls.
+    before = await b.client.get("/api/v1/devices/motor-1/desired", headers=first.auth)
+    again = {
+        "device_id": "motor-1",
+        "enrol_token": ENROL_TOKEN,
+        "device_token": first.token,
+        "hardware": HARDWARE.model_dump(),
+    }
+    answer = await a.client.post("/api/v1/enrol", json=again)
+    second = Device("motor-1", answer.json()["device_token"])
+
+    old = await b.client.get("/api/v1/devices/motor-1/desired", headers=first.auth)
+    new = await b.client.get("/api/v1/devices/motor-1/desired", headers=second.auth)
+
+    assert before.status_code == 200
+    assert (old.status_code, new.status_code) == (401, 200)

@@ -114,6 +114,24 @@ async def test_a_gzip_body_is_accepted(client: httpx.AsyncClient, device: Device
     assert (await _totals(client)).batches == 1
 
 
+async def test_a_gzip_body_that_unpacks_large_is_accepted_whole(
+    client: httpx.AsyncClient, device: Device
+) -> None:
+    # Small bodies are unpacked on the event loop; this one, padded with the blanks JSON
+    # allows, unpacks past that size.
+    body = telemetry_batch(1).model_dump_json().encode() + b" " * (70 * 1024)
+
+    response = await client.post(
+        URL,
+        content=gzip.compress(body),
+        headers={**device.auth, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+
+    assert len(body) > 64 * 1024
+    assert response.status_code == 200
+    assert (await _totals(client)).batches == 1
+
+
 async def test_a_body_that_is_not_gzip_is_400(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:

@@ -8,7 +8,7 @@ devices over MQTT. `export` writes a
 model as C for a microcontroller; `offload` sends a device's hard windows to a bigger model,
 `split` cuts a multi-exit net between a device and a server, and `tradeoff` measures what
 sharing inference with the cloud tier costs and gains; `fl` trains a model on windows devices
-keep, by federated learning."""
+keep, by federated learning; `fleet simulate` loads a hub with simulated devices."""
 
 import typer
 
@@ -28,6 +28,7 @@ from edgestack.cli import (
     processes,
     review,
     rollouts,
+    simulate,
     spec,
     split,
     tokens,
@@ -77,3 +78,4 @@ app.add_typer(tokens.app, name="tokens")
 app.command()(tokens.audit)
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(broker.app, name="broker")
+app.add_typer(simulate.app, name="fleet")

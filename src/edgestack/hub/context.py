@@ -13,6 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from edgestack.bundle import BundleStore, TrustedKeys
 from edgestack.hub import datadir
+from edgestack.hub.devicetokens import DeviceTokens
+from edgestack.hub.ingest import GroupCommit
 from edgestack.hub.notify import DesiredChannel, DesiredNotifier
 from edgestack.hub.ratelimit import SlidingWindow
 from edgestack.hub.settings import HubSettings
@@ -35,6 +37,10 @@ class HubContext:
         self.notifier = DesiredNotifier()
         # Who this process is to the other replicas on its database, for leases.
         self.holder = leases.holder_id()
+        # Replicas on one database learn of another's enrolments only from the database, so
+        # there every call looks its token up: a revoked token must fail at once everywhere.
+        shared = settings.database_url is not None and datadir.shared(settings.database_url)
+        self.device_tokens = DeviceTokens(ttl_s=0.0 if shared else 30.0)
         self.login_failures = SlidingWindow(settings.login_failures, settings.login_window_s)
         self.enrolments = SlidingWindow(settings.enrol_attempts, settings.enrol_window_s)
         # One dataset freeze at a time, since each chooses the next version's number.
@@ -48,6 +54,7 @@ class HubContext:
         self._artifacts: CheckedArtifacts | None = None
         self._serving: Answering | None = None
         self._channel: DesiredChannel | None = None
+        self._telemetry: GroupCommit | None = None
 
     @property
     def db(self) -> Database:
@@ -72,6 +79,13 @@ class HubContext:
         if self._artifacts is None:
             raise RuntimeError("the hub is not started; run the app inside its lifespan")
         return self._artifacts
+
+    @property
+    def telemetry(self) -> GroupCommit:
+        """Where devices' telemetry batches are stored, many to a transaction."""
+        if self._telemetry is None:
+            raise RuntimeError("the hub is not started; run the app inside its lifespan")
+        return self._telemetry
 
     @property
     def serving(self) -> Answering:
@@ -115,6 +129,7 @@ class HubContext:
         self._bundles = BundleStore(data_dir / "artifacts")
         self._keys = HubKeys(data_dir / "keys")
         self._artifacts = CheckedArtifacts(self._bundles)
+        self._telemetry = GroupCommit(self._db)
         # Its own keys, as a device pins them: a bundle signed after a rotation carries the
         # chain that endorses the newer key.
         self._serving = Answering(ModelServer("cloud", TrustedKeys(self._keys.public())))
@@ -142,6 +157,8 @@ class HubContext:
 
     def close(self) -> None:
         self.notifier.close()
+        if self._telemetry is not None:
+            self._telemetry.close()
         if self._db is not None:
             self._db.close()
         self._held.close()
@@ -151,3 +168,4 @@ class HubContext:
         self._artifacts = None
         self._serving = None
         self._channel = None
+        self._telemetry = None

@@ -88,4 +88,5 @@ def enrol(
     session.commit()
     for enrolled in hub.on_enrol:
         enrolled(device_id)
+    hub.device_tokens.forget(device_id)
     return EnrolResponse(device_id=device_id, device_token=token, signing_keys=hub.keys.public())

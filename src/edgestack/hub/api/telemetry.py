@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from edgestack.hub.api.body import json_body
-from edgestack.hub.api.deps import DeviceDep, SessionDep, ViewerDep, WindowDep, WriteSessionDep
+from edgestack.hub.api.deps import DeviceDep, HubDep, SessionDep, ViewerDep, WindowDep
 from edgestack.hub.api.paging import PagerDep
 from edgestack.hub.store import telemetry
 from edgestack.protocol import DeviceId, IngestAck, TelemetryBatch, TelemetryView
@@ -16,14 +16,11 @@ TelemetryBody = Annotated[TelemetryBatch, Depends(json_body(TelemetryBatch))]
 
 
 @router.post("/devices/{device_id}/telemetry", operation_id="telemetry-ingest")
-def ingest_telemetry(
-    device_id: DeviceDep, batch: TelemetryBody, session: WriteSessionDep
-) -> IngestAck:
+async def ingest_telemetry(device_id: DeviceDep, batch: TelemetryBody, hub: HubDep) -> IngestAck:
     """Store a batch once and add it to the device's totals; a batch sent again is acked
-    with `duplicate: true` and changes nothing. The body may be gzip-compressed."""
-    ack = telemetry.ingest(session, device_id, batch)
-    session.commit()
-    return ack
+    with `duplicate: true` and changes nothing. The body may be gzip-compressed. The answer
+    comes once the batch is committed, with other devices' batches of the same moment."""
+    return await hub.telemetry.ingest(device_id, batch)
 
 
 @router.get("/devices/{device_id}/telemetry", operation_id="telemetry-list")

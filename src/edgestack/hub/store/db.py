@@ -1,6 +1,7 @@
 """The hub's database, opened once per process from a URL: a SQLite file in WAL mode by
 default, or a PostgreSQL database that several hub processes may share."""
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -191,11 +192,17 @@ def _sqlite(url: URL) -> Engine:
         url,
         # Sessions are used from FastAPI's worker threads, one thread at a time.
         connect_args={"check_same_thread": False},
-        pool_size=10,
-        max_overflow=30,
+        # As many as FastAPI's worker threads (40): a connection opened past the pool is
+        # closed again after each use, and opening one costs more than the query it serves.
+        pool_size=40,
+        max_overflow=10,
     )
     event.listen(engine, "connect", _on_connect)
-    event.listen(engine, "begin", _on_begin)
+    turn = _WriterTurn()
+    event.listen(engine, "begin", turn.begin)
+    event.listen(engine, "commit", turn.end)
+    event.listen(engine, "rollback", turn.end)
+    event.listen(engine, "checkin", turn.checkin)
     return engine
 
 
@@ -214,7 +221,7 @@ def _postgresql(url: URL) -> Engine:
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Take transactions away from the sqlite3 module, which begins them only before
-    # writes; `_on_begin` issues BEGIN itself, as SQLAlchemy's documentation recommends.
+    # writes; `_WriterTurn.begin` issues BEGIN itself, as SQLAlchemy's documentation recommends.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
@@ -224,11 +231,6 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
     finally:
         cursor.close()
-
-
-def _on_begin(connection: Connection) -> None:
-    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _on_pg_begin(connection: Connection) -> None:
@@ -248,3 +250,42 @@ def _reach(engine: Engine) -> None:
             "server runs and that the URL names a user, password and database it has "
             "(--database-url, or EDGESTACK_HUB_DATABASE_URL)"
         ) from None
+
+
+class _WriterTurn:
+    """Writers of this process queue for SQLite's write lock on a lock of their own.
+
+    Left to SQLite, a writer that finds the lock taken sleeps in its busy handler, for up to
+    100 ms at a time, and may wake long after the lock came free: under many concurrent
+    writes the file sits idle between them. Here the next writer in line starts the moment
+    the last commits. Writers of other processes (job workers) still meet the busy handler.
+    """
+
+    # A writer waiting this long goes on to SQLite's busy handler, as it did before: a
+    # writer that waits on itself (a writer opened inside another on one thread) then fails
+    # as SQLite says, rather than hanging.
+    _WAIT_S = 10.0
+    _HELD = "edgestack_writer_turn"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def begin(self, connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode == "IMMEDIATE" and self._lock.acquire(timeout=self._WAIT_S):
+            connection.info[self._HELD] = True
+        try:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            self.end(connection)
+            raise
+
+    def end(self, connection: Connection) -> None:
+        if connection.info.pop(self._HELD, False):
+            self._lock.release()
+
+    def checkin(self, _dbapi_connection: Any, record: Any) -> None:
+        # A connection returned to the pool mid-transaction (its session was dropped) is
+        # rolled back there, without a rollback event: its turn ends here.
+        if record.info.pop(self._HELD, False):
+            self._lock.release()
