@@ -1,15 +1,27 @@
 """Telemetry stored many batches to a transaction: each answered once committed, one that
-fails failing alone."""
+fails failing alone, alerts moved on as one batch to a transaction moves them."""
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.errors import NotFound
+from edgestack.hub.store import alerts, feedback, telemetry
 from edgestack.hub.store import devices as stored
-from edgestack.hub.store.tables import TelemetryRow
-from edgestack.protocol import TelemetryTotals
+from edgestack.hub.store.tables import AlertRow, AlertStreakRow, EventRow, TelemetryRow
+from edgestack.protocol import (
+    AlertRule,
+    AlertRules,
+    FeedbackBatch,
+    FeedbackSpan,
+    MonitorReport,
+    TelemetryBatch,
+    TelemetryTotals,
+)
 
 from .factories import Enrol, count, telemetry_batch
 
@@ -48,3 +60,92 @@ async def test_a_batch_that_fails_fails_alone(hub: HubContext, enrol: Enrol) -> 
     assert isinstance(results[-1], NotFound)
     assert all(not isinstance(r, BaseException) and r.accepted for r in results[:-1])
     assert count(hub, TelemetryRow) == 5
+
+
+def slow(seq: int, p99_ms: float) -> TelemetryBatch:
+    return telemetry_batch(seq, bad_input={}, monitoring=MonitorReport(p99_ms=p99_ms))
+
+
+def alerts_of(hub: HubContext, device_id: str) -> list[tuple[object, ...]]:
+    """What a device's alerts, streaks and alert events say, without ids and times."""
+    with hub.db.session() as session:
+        raised = session.scalars(select(AlertRow).where(AlertRow.device_id == device_id))
+        streaks = session.scalars(
+            select(AlertStreakRow).where(AlertStreakRow.device_id == device_id)
+        )
+        said = session.scalars(
+            select(EventRow.event["message"].as_string())
+            .where(
+                EventRow.device_id == device_id,
+                EventRow.event["kind"].as_string().in_(["alert_raised", "alert_cleared"]),
+            )
+            .order_by(EventRow.id)
+        )
+        return [
+            *sorted(
+                (a.signal, a.first_value, a.worst_value, a.last_value, a.cleared_at is None)
+                for a in raised
+            ),
+            *sorted((s.signal, s.batches) for s in streaks),
+            *said,
+        ]
+
+
+async def test_a_group_moves_alerts_on_as_a_transaction_per_batch_does(
+    hub: HubContext, enrol: Enrol
+) -> None:
+    await enrol("motor-1")
+    await enrol("motor-2")
+    with hub.db.writer() as session:
+        rule = AlertRule(signal="p99_ms", raise_at=20, clear_at=10)
+        alerts.set_rules(session, AlertRules(rules=[rule]))
+        session.commit()
+    # Raised at 30, cleared at 8, a streak of one left: each step within the one group.
+    values = [25, 30, 50, 5, 8, 25]
+
+    with hub.db.writer() as session:
+        telemetry.ingest_many(
+            session, [("motor-1", slow(seq, v)) for seq, v in enumerate(values, 1)]
+        )
+        session.commit()
+    for seq, value in enumerate(values, 1):
+        with hub.db.writer() as session:
+            telemetry.ingest(session, "motor-2", slow(seq, value))
+            session.commit()
+
+    grouped, alone = alerts_of(hub, "motor-1"), alerts_of(hub, "motor-2")
+    assert grouped == alone
+    assert ("p99_ms", 30.0, 50.0, 8.0, False) in grouped
+    assert ("p99_ms", 1) in grouped
+    assert len(grouped) == 5  # an alert, two streaks (p99, bad input), raised, cleared
+
+
+async def test_a_group_reads_the_labels_of_the_devices_that_have_some(
+    hub: HubContext, enrol: Enrol
+) -> None:
+    await enrol("motor-1")
+    await enrol("motor-2")
+    # Every window of motor-1 was wrong, by its label; motor-2 has no label at all.
+    spans = [
+        FeedbackSpan(
+            device_id="motor-1",
+            start=datetime(2024, 1, 1, tzinfo=UTC),
+            end=datetime(2026, 1, 1, tzinfo=UTC),
+            label="broken",
+        )
+    ]
+    with hub.db.writer() as session:
+        feedback.ingest(session, FeedbackBatch(batch_id=uuid.uuid4(), spans=spans))
+        session.commit()
+
+    with hub.db.writer() as session:
+        telemetry.ingest_many(
+            session,
+            [(device, telemetry_batch(seq)) for seq in (1, 2) for device in ("motor-1", "motor-2")],
+        )
+        session.commit()
+
+    assert ("accuracy", 0.0, 0.0, 0.0, True) in alerts_of(hub, "motor-1")
+    assert not any(
+        isinstance(said, tuple) and said[0] == "accuracy" for said in alerts_of(hub, "motor-2")
+    )

@@ -79,7 +79,9 @@ class GroupCommit:
     def _commit(self, group: list[_Batch]) -> None:
         try:
             with self._db.writer() as session:
-                acks = [telemetry.ingest(session, item.device_id, item.batch) for item in group]
+                acks = telemetry.ingest_many(
+                    session, [(item.device_id, item.batch) for item in group]
+                )
                 session.commit()
         except Exception as exc:
             if len(group) == 1:

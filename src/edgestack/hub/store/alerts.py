@@ -7,6 +7,7 @@ alert when `for_batches` batches in a row are at or past its `raise_at`, and cle
 raise and clear is one hub event. Evaluated in the transaction that stores the batch.
 """
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import get_args
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from edgestack.hub.store import events, feedback
 from edgestack.hub.store.db import Window, utcnow
-from edgestack.hub.store.tables import AlertRow, AlertRuleRow, AlertStreakRow
+from edgestack.hub.store.tables import AlertRow, AlertRuleRow, AlertStreakRow, FeedbackRow
 from edgestack.protocol import (
     LOW_SIGNALS,
     AlertRule,
@@ -29,6 +30,7 @@ from edgestack.protocol import (
 __all__ = [
     "DEFAULT_RULES",
     "SIGNALS",
+    "Lookups",
     "evaluate",
     "listing",
     "open_counts",
@@ -83,12 +85,77 @@ def _rule(row: AlertRuleRow) -> AlertRule:
     )
 
 
+class Lookups:
+    """What the alerts of the batches of `device_ids` stored in one transaction read, read
+    once for them all: the rules, the registered models, each device's streaks and open
+    alerts, and which devices have a labelled span. Rows added through it stay in it, so a
+    device's second batch of the transaction sees what its first one changed. Ask it only of
+    the devices it was made for."""
+
+    def __init__(self, session: Session, device_ids: Iterable[str]) -> None:
+        self.models = feedback.Models(session)
+        self._session = session
+        self._devices = set(device_ids)
+        self._rules: dict[str, AlertRule] | None = None
+        self._labelled: set[str] | None = None
+        self._streaks: dict[tuple[str, str], AlertStreakRow] | None = None
+        self._open: dict[tuple[str, str], AlertRow] | None = None
+
+    def rules(self) -> dict[str, AlertRule]:
+        """Every signal's rule by signal."""
+        if self._rules is None:
+            self._rules = {rule.signal: rule for rule in rules(self._session)}
+        return self._rules
+
+    def labelled(self, device_id: str) -> bool:
+        """Whether `device_id` may have a span labelling its batches: a device with none
+        needs no look-up of a label per batch."""
+        if self._labelled is None:
+            self._labelled = set(
+                self._session.scalars(
+                    select(FeedbackRow.device_id)
+                    .where(FeedbackRow.device_id.in_(self._devices))
+                    .distinct()
+                )
+            )
+        return device_id in self._labelled
+
+    def streak(self, device_id: str, signal: str) -> AlertStreakRow:
+        """The streak of `device_id`'s `signal`, a new one at 0 batches if it had none."""
+        if self._streaks is None:
+            self._streaks = {
+                (row.device_id, row.signal): row
+                for row in self._session.scalars(
+                    select(AlertStreakRow).where(AlertStreakRow.device_id.in_(self._devices))
+                )
+            }
+        key = (device_id, signal)
+        if key not in self._streaks:
+            streak = AlertStreakRow(device_id=device_id, signal=signal, batches=0)
+            self._session.add(streak)
+            self._streaks[key] = streak
+        return self._streaks[key]
+
+    def open_alerts(self) -> dict[tuple[str, str], AlertRow]:
+        """The open alerts of the devices by device and signal; raise and clear keep it true."""
+        if self._open is None:
+            self._open = {
+                (row.device_id, row.signal): row
+                for row in self._session.scalars(
+                    select(AlertRow).where(
+                        AlertRow.device_id.in_(self._devices), AlertRow.cleared_at.is_(None)
+                    )
+                )
+            }
+        return self._open
+
+
 def signals(
     session: Session,
     device_id: str,
     batch: TelemetryBatch,
     totals: TelemetryTotals,
-    models: feedback.Models,
+    lookups: Lookups,
 ) -> dict[AlertSignal, float]:
     """The value of each signal a batch of `device_id` gives, with the device's `totals` after
     it; a signal it says nothing of (no monitoring, no chunks counted, no label, no
@@ -102,8 +169,12 @@ def signals(
         "anomaly_max": monitoring.anomaly_max if monitoring else None,
         "error_rate": batch.failed_chunks / batch.chunks if batch.chunks else None,
         "bad_input_rate": _bad_share(bad, batch.raw_bytes),
-        "estimated_accuracy": feedback.estimated_accuracy(models, batch),
-        "accuracy": feedback.batch_accuracy(session, device_id, batch),
+        "estimated_accuracy": feedback.estimated_accuracy(lookups.models, batch),
+        "accuracy": (
+            feedback.batch_accuracy(session, device_id, batch)
+            if lookups.labelled(device_id)
+            else None
+        ),
     }
     return {signal: value for signal, value in values.items() if value is not None}
 
@@ -127,40 +198,31 @@ def _good(signal: str, value: float, clear_at: float) -> bool:
 
 
 def evaluate(
-    session: Session, device_id: str, batch: TelemetryBatch, totals: TelemetryTotals
+    session: Session,
+    device_id: str,
+    batch: TelemetryBatch,
+    totals: TelemetryTotals,
+    lookups: Lookups,
 ) -> None:
     """Move the device's alerts on by one batch, its newest, with the device's `totals` after
     it: raise and clear them by their rules, each change an event."""
-    models = feedback.Models(session)
-    values = signals(session, device_id, batch, totals, models)
+    values = signals(session, device_id, batch, totals, lookups)
     if not values:
         return
-    by_signal = {rule.signal: rule for rule in rules(session)}
-    streaks = {
-        row.signal: row
-        for row in session.scalars(
-            select(AlertStreakRow).where(AlertStreakRow.device_id == device_id)
-        )
-    }
-    open_alerts = {
-        row.signal: row
-        for row in session.scalars(
-            select(AlertRow).where(AlertRow.device_id == device_id, AlertRow.cleared_at.is_(None))
-        )
-    }
+    by_signal = lookups.rules()
+    open_alerts = lookups.open_alerts()
     now = utcnow()
     for signal, value in values.items():
         rule = by_signal[signal]
-        streak = streaks.get(signal)
-        if streak is None:
-            streak = AlertStreakRow(device_id=device_id, signal=signal, batches=0)
-            session.add(streak)
-        alert = open_alerts.get(signal)
+        streak = lookups.streak(device_id, signal)
+        alert = open_alerts.get((device_id, signal))
         if alert is None:
             streak.batches = streak.batches + 1 if _bad(signal, value, rule.raise_at) else 0
             if streak.batches >= rule.for_batches:
                 streak.batches = 0
-                _raise(session, device_id, rule, value, batch.bundle_digest, models, now)
+                open_alerts[device_id, signal] = _raise(
+                    session, device_id, rule, value, batch.bundle_digest, lookups.models, now
+                )
         else:
             alert.last_value = value
             alert.worst_value = _worse(signal, alert.worst_value, value)
@@ -168,6 +230,7 @@ def evaluate(
             if streak.batches >= rule.clear_batches:
                 streak.batches = 0
                 alert.cleared_at = now
+                del open_alerts[device_id, signal]
                 events.record(
                     session,
                     "alert_cleared",
@@ -187,18 +250,17 @@ def _raise(
     digest: str | None,
     models: feedback.Models,
     now: datetime,
-) -> None:
-    session.add(
-        AlertRow(
-            device_id=device_id,
-            signal=rule.signal,
-            bundle_digest=digest,
-            first_value=value,
-            worst_value=value,
-            last_value=value,
-            raised_at=now,
-        )
+) -> AlertRow:
+    alert = AlertRow(
+        device_id=device_id,
+        signal=rule.signal,
+        bundle_digest=digest,
+        first_value=value,
+        worst_value=value,
+        last_value=value,
+        raised_at=now,
     )
+    session.add(alert)
     manifest = None if digest is None else models.manifest(digest)
     model = (
         f"{manifest.name} v{manifest.version}" if manifest else digest[:12] if digest else "none"
@@ -212,6 +274,7 @@ def _raise(
         severity="warning",
         bundle_digest=digest,
     )
+    return alert
 
 
 def _worse(signal: str, a: float, b: float) -> float:

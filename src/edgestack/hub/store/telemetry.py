@@ -7,18 +7,17 @@ windows, and scored against the bundle's reference as the registry holds it.
 
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from edgestack.bundle import Manifest
-from edgestack.hub.store import alerts, devices
+from edgestack.hub.store import alerts, devices, feedback
 from edgestack.hub.store import batches as batches_received
 from edgestack.hub.store.db import Window, utcnow
-from edgestack.hub.store.tables import ModelRow, TelemetryRow
+from edgestack.hub.store.tables import DeviceRow, TelemetryRow
 from edgestack.monitoring import ks, psi
 from edgestack.protocol import (
     IngestAck,
@@ -29,7 +28,7 @@ from edgestack.protocol import (
     TelemetryView,
 )
 
-__all__ = ["DRIFT_BATCHES", "DRIFT_WINDOWS", "batches", "ingest"]
+__all__ = ["DRIFT_BATCHES", "DRIFT_WINDOWS", "batches", "ingest", "ingest_many"]
 
 DRIFT_WINDOWS = 120
 """Windows the rolling drift needs before it gives a score: PSI over fewer is mostly noise
@@ -50,6 +49,30 @@ def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck
     """Store a batch, add it to the totals, and move the device's alerts on by it when it is
     the device's newest; a batch already stored changes nothing."""
     row = devices.get(session, device_id)
+    return _ingest(session, row, batch, alerts.Lookups(session, [device_id]))
+
+
+def ingest_many(
+    session: Session, received: Sequence[tuple[str, TelemetryBatch]]
+) -> list[IngestAck]:
+    """`ingest` each batch of `received` (device id, batch), in order, reading what they all
+    need alike once: the devices' rows, the alert rules and the models."""
+    ids = {device_id for device_id, _ in received}
+    rows = {
+        row.device_id: row
+        for row in session.scalars(select(DeviceRow).where(DeviceRow.device_id.in_(ids)))
+    }
+    lookups = alerts.Lookups(session, ids)
+    return [
+        _ingest(session, rows.get(device_id) or devices.get(session, device_id), batch, lookups)
+        for device_id, batch in received
+    ]
+
+
+def _ingest(
+    session: Session, row: DeviceRow, batch: TelemetryBatch, lookups: alerts.Lookups
+) -> IngestAck:
+    device_id = row.device_id
     before = TelemetryTotals.model_validate(row.telemetry)
     stored = session.scalar(
         select(TelemetryRow.id).where(
@@ -77,13 +100,13 @@ def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck
     )
     totals = _add(before, batch)
     if batch.seq >= before.last_seq:
-        totals = totals.model_copy(update=_drift(session, device_id, batch))
+        totals = totals.model_copy(update=_drift(session, device_id, batch, lookups.models))
     row.telemetry = totals.model_dump(mode="json")
     row.last_seen = now
     # Alerts say how a device is now: a batch older than one seen, resent after an outage,
     # would only break the streaks in a row.
     if batch.seq > before.last_seq:
-        alerts.evaluate(session, device_id, batch, totals)
+        alerts.evaluate(session, device_id, batch, totals, lookups)
     return IngestAck(batch_id=batch.batch_id, accepted=1, duplicate=False)
 
 
@@ -182,14 +205,15 @@ def _no_drift() -> dict[str, Any]:
     }
 
 
-def _drift(session: Session, device_id: str, latest: TelemetryBatch) -> dict[str, Any]:
+def _drift(
+    session: Session, device_id: str, latest: TelemetryBatch, models: feedback.Models
+) -> dict[str, Any]:
     """The rolling drift fields of the totals, with `latest` the device's latest batch."""
     none = _no_drift()
     digest = latest.bundle_digest
     if digest is None or latest.monitoring is None or latest.monitoring.drift is None:
         return none
-    stored = session.scalar(select(ModelRow.manifest).where(ModelRow.digest == digest))
-    manifest = Manifest.model_validate(stored) if stored else None
+    manifest = models.manifest(digest)
     if manifest is None or manifest.reference is None:
         return none  # a bundle this hub did not register, or one without reference statistics
     reference = manifest.reference
