@@ -69,7 +69,9 @@ _cookie = APIKeyCookie(
 SessionCookie = Annotated[str | None, Depends(_cookie)]
 
 
-def _hub(request: Request) -> HubContext:
+async def _hub(request: Request) -> HubContext:
+    # Async although it awaits nothing: FastAPI runs a plain function on a worker thread,
+    # a hop that cost each request more than the rest of its dependencies together.
     hub: HubContext = request.app.state.hub
     return hub
 
