@@ -149,3 +149,24 @@ async def test_a_group_reads_the_labels_of_the_devices_that_have_some(
     assert not any(
         isinstance(said, tuple) and said[0] == "accuracy" for said in alerts_of(hub, "motor-2")
     )
+
+
+async def test_a_batch_twice_in_one_group_is_stored_once(hub: HubContext, enrol: Enrol) -> None:
+    await enrol("motor-1")
+    await enrol("motor-2")
+    first, again = telemetry_batch(1), telemetry_batch(2)
+    # The same id from another device is that device's own batch.
+    other = telemetry_batch(1, batch_id=first.batch_id)
+    with hub.db.writer() as session:
+        telemetry.ingest(session, "motor-1", first)
+        session.commit()
+
+    with hub.db.writer() as session:
+        acks = telemetry.ingest_many(
+            session,
+            [("motor-1", again), ("motor-1", first), ("motor-2", other), ("motor-1", again)],
+        )
+        session.commit()
+
+    assert [a.duplicate for a in acks] == [False, True, False, True]
+    assert count(hub, TelemetryRow) == 3

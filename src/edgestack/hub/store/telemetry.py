@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from edgestack.hub.store import alerts, devices, feedback
@@ -49,43 +49,60 @@ def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck
     """Store a batch, add it to the totals, and move the device's alerts on by it when it is
     the device's newest; a batch already stored changes nothing."""
     row = devices.get(session, device_id)
-    return _ingest(session, row, batch, alerts.Lookups(session, [device_id]))
+    stored = _stored(session, [(device_id, batch)])
+    return _ingest(session, row, batch, alerts.Lookups(session, [device_id]), stored)
 
 
 def ingest_many(
     session: Session, received: Sequence[tuple[str, TelemetryBatch]]
 ) -> list[IngestAck]:
     """`ingest` each batch of `received` (device id, batch), in order, reading what they all
-    need alike once: the devices' rows, the alert rules and the models."""
+    need alike once: the devices' rows, which batches are stored, the alert rules and the
+    models."""
     ids = {device_id for device_id, _ in received}
     rows = {
         row.device_id: row
         for row in session.scalars(select(DeviceRow).where(DeviceRow.device_id.in_(ids)))
     }
+    stored = _stored(session, received)
     lookups = alerts.Lookups(session, ids)
     return [
-        _ingest(session, rows.get(device_id) or devices.get(session, device_id), batch, lookups)
+        _ingest(
+            session, rows.get(device_id) or devices.get(session, device_id), batch, lookups, stored
+        )
         for device_id, batch in received
     ]
 
 
+def _stored(
+    session: Session, received: Sequence[tuple[str, TelemetryBatch]]
+) -> set[tuple[str, str]]:
+    """Which of the batches `received` are stored, as (device id, batch id)."""
+    keys = [(device_id, str(batch.batch_id)) for device_id, batch in received]
+    pair = (TelemetryRow.device_id, TelemetryRow.batch_id)
+    found = session.execute(select(*pair).where(tuple_(*pair).in_(keys)))
+    return {(device_id, batch_id) for device_id, batch_id in found}
+
+
 def _ingest(
-    session: Session, row: DeviceRow, batch: TelemetryBatch, lookups: alerts.Lookups
+    session: Session,
+    row: DeviceRow,
+    batch: TelemetryBatch,
+    lookups: alerts.Lookups,
+    stored: set[tuple[str, str]],
 ) -> IngestAck:
+    """`ingest`, with `stored` the batches stored until now, this one added once it is."""
     device_id = row.device_id
     before = TelemetryTotals.model_validate(row.telemetry)
-    stored = session.scalar(
-        select(TelemetryRow.id).where(
-            TelemetryRow.device_id == device_id, TelemetryRow.batch_id == str(batch.batch_id)
-        )
-    )
+    key = (device_id, str(batch.batch_id))
     # Only a batch no newer than the latest could be one retention removed: the usual, newer
     # one costs no second look-up.
-    if stored is not None or (
+    if key in stored or (
         batch.seq <= before.last_seq
         and batches_received.seen(session, device_id, "telemetry", batch.batch_id)
     ):
         return IngestAck(batch_id=batch.batch_id, accepted=0, duplicate=True)
+    stored.add(key)
     now = utcnow()
     session.add(
         TelemetryRow(
