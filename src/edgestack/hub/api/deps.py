@@ -134,7 +134,7 @@ def refuse_protocol(where: str, version: object) -> HTTPException:
     )
 
 
-def check_protocol(
+async def check_protocol(
     # Not named after anything a route's path holds (`version`), or it would be taken for it.
     protocol_header: Annotated[
         str | None,
@@ -148,6 +148,7 @@ def check_protocol(
 ) -> int:
     """The protocol the caller speaks; a call whose protocol this hub does not speak is
     refused."""
+    # Async although it awaits nothing, as `_hub` is: it runs on every call.
     stated = str(_HEADERLESS) if protocol_header is None else protocol_header.strip()
     if (
         not (stated.isascii() and stated.isdigit())

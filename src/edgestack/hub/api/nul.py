@@ -28,8 +28,9 @@ def nul_at(value: object, at: Where = ()) -> Where | None:
     return None
 
 
-def refuse_nul_in_url(connection: HTTPConnection) -> None:
+async def refuse_nul_in_url(connection: HTTPConnection) -> None:
     """Refuse, as a 422 naming each, the path and query parameters that hold a NUL."""
+    # Async although it awaits nothing: a plain function would run on a worker thread.
     if connection.scope["type"] != "http":
         # A WebSocket's parameters are ids, tags and kinds whose patterns admit no NUL.
         return
