@@ -1,6 +1,7 @@
 """Agents reaching the hub through a real Mosquitto with per-device accounts and ACLs, as
 `edgestack broker config` sets it up: one broker, hub and two agents for the whole file."""
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -49,8 +50,10 @@ class MqttFleet:
         self.pid_file.write_text(str(self.broker.pid))
 
 
-@pytest.fixture(scope="module")
-def mqtt_fleet() -> Iterator[MqttFleet]:
+@contextlib.contextmanager
+def broker_and_hub(agents: list[str], hub_env: dict[str, str] | None = None) -> Iterator[MqttFleet]:
+    """A Mosquitto set up by `edgestack broker config`, a hub with its accounts and ACL
+    (`hub_env` added to its environment) and agents `agents` reporting through it."""
     binary = mosquitto_binary()
     # Not under pytest's temporary directory, which only its owner may enter: the broker
     # drops to a user of its own when started as root.
@@ -70,18 +73,19 @@ def mqtt_fleet() -> Iterator[MqttFleet]:
     broker = Mosquitto(binary, workdir, config=accounts / "mosquitto.conf", port=port)
     url, pid_file = f"mqtt://127.0.0.1:{port}", workdir / "pid"
     hub_env = {
+        **(hub_env or {}),
         "EDGESTACK_HUB_BROKER_URL": url,
         "EDGESTACK_HUB_BROKER_PASSWORD": HUB_PASSWORD,
         "EDGESTACK_HUB_BROKER_ACCOUNTS": str(accounts),
         "EDGESTACK_HUB_BROKER_RELOAD": f"sh -c 'kill -HUP $(cat {pid_file})'",
     }
-    setup = MqttFleet(LocalFleet(workdir / "fleet", DEVICES), broker, url, pid_file, hub_env)
+    setup = MqttFleet(LocalFleet(workdir / "fleet", agents), broker, url, pid_file, hub_env)
     try:
         setup.restart_broker()
         setup.fleet.start_hub(env=hub_env)
-        for device in DEVICES:
+        for device in agents:
             setup.fleet.start_agent(device, transport=setup.url)
-        for device in DEVICES:
+        for device in agents:
             wait_until(
                 lambda d=device: _reported(setup.fleet, d),  # type: ignore[misc]
                 timeout_s=WAIT_S,
@@ -92,6 +96,12 @@ def mqtt_fleet() -> Iterator[MqttFleet]:
         setup.fleet.stop()
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mqtt_fleet() -> Iterator[MqttFleet]:
+    with broker_and_hub(DEVICES) as setup:
+        yield setup
 
 
 def test_telemetry_published_by_an_agent_is_stored(mqtt_fleet: MqttFleet) -> None:
