@@ -9,13 +9,22 @@ and a PostgreSQL server, each a process of its own on a free port.
 import glob
 import itertools
 import os
+import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-__all__ = ["Mosquitto", "Postgres", "find_mosquitto", "free_port", "postgres_bindir"]
+__all__ = [
+    "HubBroker",
+    "Mosquitto",
+    "Postgres",
+    "find_mosquitto",
+    "free_port",
+    "postgres_bindir",
+]
 
 _BROKER_START_S = 10.0
 
@@ -184,3 +193,50 @@ def find_mosquitto() -> str | None:
     """The `mosquitto` broker binary, or None where it is not installed."""
     # Debian installs the broker in /usr/sbin, which is not on every user's PATH.
     return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+
+
+class HubBroker:
+    """Mosquitto as `edgestack broker config` sets it up in `workdir`, not started: the hub's
+    account (password `hub_password`) and the per-device accounts and ACL the hub keeps;
+    `hub_env` holds the hub's settings for it, `url` its address."""
+
+    def __init__(self, binary: str, workdir: Path, hub_password: str) -> None:
+        accounts = workdir / "accounts"
+        port = free_port()
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "edgestack", "broker", "config"),
+                *("--accounts", str(accounts), "--port", str(port)),
+            ],
+            env={**os.environ, "EDGESTACK_HUB_BROKER_PASSWORD": hub_password},
+            check=True,
+            capture_output=True,
+        )
+        if os.geteuid() == 0 and _user_exists("mosquitto"):
+            # The broker drops to a user of its own when started as root.
+            shutil.chown(accounts, "mosquitto")
+        self.mosquitto = Mosquitto(binary, workdir, config=accounts / "mosquitto.conf", port=port)
+        self.url = f"mqtt://{Mosquitto.host}:{port}"
+        self._pid_file = workdir / "pid"
+        self.hub_env = {
+            "EDGESTACK_HUB_BROKER_URL": self.url,
+            "EDGESTACK_HUB_BROKER_PASSWORD": hub_password,
+            "EDGESTACK_HUB_BROKER_ACCOUNTS": str(accounts),
+            "EDGESTACK_HUB_BROKER_RELOAD": f"sh -c 'kill -HUP $(cat {self._pid_file})'",
+        }
+
+    def start(self) -> None:
+        """Start the broker, or start it again, where the hub's reload command finds it."""
+        self.mosquitto.start()
+        self._pid_file.write_text(str(self.mosquitto.pid))
+
+    def stop(self) -> None:
+        self.mosquitto.stop()
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
