@@ -202,6 +202,28 @@ def test_batches_published_while_the_hub_was_down_wait_in_the_broker_for_it(
     )
 
 
+def test_more_batches_than_mosquittos_default_queue_wait_in_the_broker_for_the_hub(
+    mqtt_fleet: MqttFleet,
+) -> None:
+    client = mqtt_fleet.fleet.client
+    token = _enrol(mqtt_fleet, "dev-e")
+    # Past Mosquitto's default of 1000 messages queued for a subscriber that is away.
+    batches = [_batch() for _ in range(1100)]
+
+    with _Session(mqtt_fleet, "dev-e", token) as device:
+        mqtt_fleet.fleet.stop_hub()
+        topic = device_topic("dev-e", "telemetry")
+        refused = [b for b in batches if device.publish(topic, b).is_failure]
+    mqtt_fleet.fleet.start_hub(env=mqtt_fleet.hub_env)
+
+    assert refused == []
+    wait_until(
+        lambda: client.device("dev-e").telemetry.batches == len(batches),
+        timeout_s=WAIT_S,
+        what="every batch the broker acked while the hub was away to be stored",
+    )
+
+
 class _Session:
     """A paho MQTT 5 client of the test's, waited on with bounded waits."""
 
