@@ -61,7 +61,8 @@ def simulate_fleet(
     try:
         transport_scheme(transport)
     except ValueError as exc:
-        raise fail(f"--transport: {exc}", 2) from None
+        # The library names the option as `transport`; here it is `--transport`.
+        raise fail(f"--{exc}", 2) from None
     try:
         options = SimOptions(
             hub=load_settings(ClientSettings, hub_url=hub).hub_url,

@@ -27,6 +27,6 @@ def transport_scheme(transport: str) -> str:
             raise ValueError(transport)
     except ValueError:
         raise ValueError(
-            f"transport {transport!r} is not known; write http, or mqtt://host:port for a broker"
+            f"transport {transport!r}: write http, or mqtt://host:port for a broker"
         ) from None
     return scheme
