@@ -1,7 +1,9 @@
-"""The fleet simulator's summary as the command line prints it."""
+"""The fleet simulator on the command line: its summary, the transports it takes."""
+
+import pytest
 
 from edgestack.cli.simulate import summary_listing
-from edgestack.fleetsim import SimSummary
+from edgestack.fleetsim import SimSummary, transport_scheme
 
 
 def test_the_summary_names_what_was_sent_acked_and_failed_and_the_latencies() -> None:
@@ -58,3 +60,14 @@ def test_a_run_without_acked_reports_has_no_latency() -> None:
 
     assert rows["ingest latency p50 / p99"] == "- / -"
     assert rows["errors"] == "-"
+
+
+@pytest.mark.parametrize("transport", ["mqtt", "tcp://127.0.0.1:1883", "mqtt://:1883", "https"])
+def test_a_transport_of_no_known_form_is_refused_naming_the_forms(transport: str) -> None:
+    with pytest.raises(ValueError, match=r"write http, or mqtt://host:port"):
+        transport_scheme(transport)
+
+
+def test_a_broker_address_picks_the_mqtt_transport() -> None:
+    assert transport_scheme("mqtt://127.0.0.1:1883") == "mqtt"
+    assert transport_scheme("http") == "http"

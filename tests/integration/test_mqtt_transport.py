@@ -1,10 +1,8 @@
 """Agents reaching the hub through a real Mosquitto with per-device accounts and ACLs, as
 `edgestack broker config` sets it up: one broker, hub and two agents for the whole file."""
 
-import os
-import pwd
+import contextlib
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,9 +20,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from conftest import Mosquitto, free_port, mosquitto_binary
+from conftest import Mosquitto, mosquitto_binary
 from edgestack.client import HubError
 from edgestack.demo import LocalFleet, wait_until
+from edgestack.demo.services import HubBroker
 from edgestack.mqttwire import PROTOCOL_PROPERTY, decode, decode_desired, device_topic, encode
 from edgestack.protocol import PROTOCOL, DesiredPatch, Hardware, ReportedState, TelemetryBatch
 
@@ -39,49 +38,40 @@ _EDGESTACK = [sys.executable, "-m", "edgestack"]
 @dataclass
 class MqttFleet:
     fleet: LocalFleet
-    broker: Mosquitto
-    url: str
-    pid_file: Path
-    hub_env: dict[str, str]
+    hub_broker: HubBroker
+
+    @property
+    def broker(self) -> Mosquitto:
+        return self.hub_broker.mosquitto
+
+    @property
+    def url(self) -> str:
+        return self.hub_broker.url
+
+    @property
+    def hub_env(self) -> dict[str, str]:
+        return self.hub_broker.hub_env
 
     def restart_broker(self) -> None:
-        self.broker.start()
-        self.pid_file.write_text(str(self.broker.pid))
+        self.hub_broker.start()
 
 
-@pytest.fixture(scope="module")
-def mqtt_fleet() -> Iterator[MqttFleet]:
-    binary = mosquitto_binary()
+@contextlib.contextmanager
+def broker_and_hub(agents: list[str], hub_env: dict[str, str] | None = None) -> Iterator[MqttFleet]:
+    """A Mosquitto set up by `edgestack broker config`, a hub with its accounts and ACL
+    (`hub_env` added to its environment) and agents `agents` reporting through it."""
     # Not under pytest's temporary directory, which only its owner may enter: the broker
     # drops to a user of its own when started as root.
     workdir = Path(tempfile.mkdtemp(prefix="edgestack-mqtt-"))
     workdir.chmod(0o755)
-    accounts = workdir / "accounts"
-    port = free_port()
-    env = {**os.environ, "EDGESTACK_HUB_BROKER_PASSWORD": HUB_PASSWORD}
-    subprocess.run(
-        [*_EDGESTACK, "broker", "config", "--accounts", str(accounts), "--port", str(port)],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    if os.geteuid() == 0 and _user_exists("mosquitto"):
-        shutil.chown(accounts, "mosquitto")
-    broker = Mosquitto(binary, workdir, config=accounts / "mosquitto.conf", port=port)
-    url, pid_file = f"mqtt://127.0.0.1:{port}", workdir / "pid"
-    hub_env = {
-        "EDGESTACK_HUB_BROKER_URL": url,
-        "EDGESTACK_HUB_BROKER_PASSWORD": HUB_PASSWORD,
-        "EDGESTACK_HUB_BROKER_ACCOUNTS": str(accounts),
-        "EDGESTACK_HUB_BROKER_RELOAD": f"sh -c 'kill -HUP $(cat {pid_file})'",
-    }
-    setup = MqttFleet(LocalFleet(workdir / "fleet", DEVICES), broker, url, pid_file, hub_env)
+    broker = HubBroker(mosquitto_binary(), workdir, HUB_PASSWORD)
+    setup = MqttFleet(LocalFleet(workdir / "fleet", agents), broker)
     try:
         setup.restart_broker()
-        setup.fleet.start_hub(env=hub_env)
-        for device in DEVICES:
+        setup.fleet.start_hub(env={**(hub_env or {}), **broker.hub_env})
+        for device in agents:
             setup.fleet.start_agent(device, transport=setup.url)
-        for device in DEVICES:
+        for device in agents:
             wait_until(
                 lambda d=device: _reported(setup.fleet, d),  # type: ignore[misc]
                 timeout_s=WAIT_S,
@@ -92,6 +82,12 @@ def mqtt_fleet() -> Iterator[MqttFleet]:
         setup.fleet.stop()
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mqtt_fleet() -> Iterator[MqttFleet]:
+    with broker_and_hub(DEVICES) as setup:
+        yield setup
 
 
 def test_telemetry_published_by_an_agent_is_stored(mqtt_fleet: MqttFleet) -> None:
@@ -203,6 +199,28 @@ def test_batches_published_while_the_hub_was_down_wait_in_the_broker_for_it(
         ),
         timeout_s=WAIT_S,
         what="the batches published while the hub was down to be stored",
+    )
+
+
+def test_more_batches_than_mosquittos_default_queue_wait_in_the_broker_for_the_hub(
+    mqtt_fleet: MqttFleet,
+) -> None:
+    client = mqtt_fleet.fleet.client
+    token = _enrol(mqtt_fleet, "dev-e")
+    # Past Mosquitto's default of 1000 messages queued for a subscriber that is away.
+    batches = [_batch() for _ in range(1100)]
+
+    with _Session(mqtt_fleet, "dev-e", token) as device:
+        mqtt_fleet.fleet.stop_hub()
+        topic = device_topic("dev-e", "telemetry")
+        refused = [b for b in batches if device.publish(topic, b).is_failure]
+    mqtt_fleet.fleet.start_hub(env=mqtt_fleet.hub_env)
+
+    assert refused == []
+    wait_until(
+        lambda: client.device("dev-e").telemetry.batches == len(batches),
+        timeout_s=WAIT_S,
+        what="every batch the broker acked while the hub was away to be stored",
     )
 
 
@@ -321,11 +339,3 @@ def _batch() -> TelemetryBatch:
 
 def _protocol(msg: mqtt.MQTTMessage) -> str | None:
     return dict(getattr(msg.properties, "UserProperty", None) or []).get(PROTOCOL_PROPERTY)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgestack.fleetsim._device import SimDevice, Tally
-from edgestack.fleetsim._transport import TRANSPORTS
+from edgestack.fleetsim._registry import TRANSPORTS, transport_scheme
 
 __all__ = ["SimOptions", "SimProgress", "SimSummary", "simulate"]
 
@@ -26,7 +26,8 @@ _PROGRESS_EVERY_S = 0.5
 
 
 class SimOptions(BaseModel):
-    """What to simulate: `devices` devices named `prefix` + a number, over `transport`, each
+    """What to simulate: `devices` devices named `prefix` + a number, over `transport` (`http`
+    or `mqtt://host:port`: through that broker, with each device's own account), each
     sending a telemetry batch every `interval_s` (give or take a tenth) for `duration_s`
     seconds (None: until cancelled), spread over `processes` processes. Tokens are kept in
     `state_file` so the next run against the same hub enrols nobody again."""
@@ -98,10 +99,7 @@ def simulate(
     """Run the fleet of `options` to its end, or until `stop` is set or SIGINT or SIGTERM
     ends it early (when called on the main thread), and sum up what it did."""
     ended = stop or threading.Event()
-    if options.transport not in TRANSPORTS:
-        raise ValueError(
-            f"transport {options.transport!r} is not known; choose one of {', '.join(TRANSPORTS)}"
-        )
+    transport_scheme(options.transport)
     ids = options.device_ids()
     tokens = _load_tokens(options)
     slices = [ids[p :: options.processes] for p in range(options.processes)]
@@ -148,7 +146,8 @@ async def _slice(
     """Run devices `ids` in this process until the run's end; what they did and their tokens."""
     tally = Tally()
     rng = random.Random(f"{options.seed}-{index}")
-    transport = TRANSPORTS[options.transport](options.hub, options.connections)
+    make = TRANSPORTS[transport_scheme(options.transport)]
+    transport = make(options.hub, options.transport, options.connections)
     stop = asyncio.Event()
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C or a SIGTERM ends the run as its deadline would: with a summary.

@@ -5,7 +5,6 @@ so one connection pool serves a whole process of devices, as one HTTP client per
 would not (ten thousand pools, ten thousand idle sockets).
 """
 
-from collections.abc import Callable
 from typing import Protocol
 
 import aiohttp
@@ -21,7 +20,7 @@ from edgestack.protocol import (
     problem_detail,
 )
 
-__all__ = ["TRANSPORTS", "HttpTransport", "Refused", "Transport", "Unavailable"]
+__all__ = ["HttpTransport", "Refused", "Transport", "Unavailable"]
 
 _CALL_TIMEOUT = aiohttp.ClientTimeout(total=30)
 # Answers that say "not now": the same call may succeed later.
@@ -166,8 +165,3 @@ class HttpTransport:
         if status >= 400:
             raise Refused(status, problem_detail(body))
         return body
-
-
-TRANSPORTS: dict[str, Callable[[str, int], Transport]] = {"http": HttpTransport}
-"""Transports by the name `--transport` gives, each made from the hub's address and the
-connections one process may hold; MQTT joins once the broker's topic layout is settled."""
