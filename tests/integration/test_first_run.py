@@ -42,8 +42,10 @@ def test_a_development_hub_prints_an_agent_command_that_enrols_as_printed(
         command = _printed(hub_log, "edgestack agent ")
         cli_env = dict(item.split("=", 1) for item in shlex.split(export)[1:])
         with (tmp_path / "agent.log").open("wb") as out:
+            # Run as printed, but not through a shell: stopping the shell would leave the
+            # agent running.
             agent = subprocess.Popen(
-                command, shell=True, cwd=tmp_path, env=env, stdout=out, stderr=out
+                shlex.split(command), cwd=tmp_path, env=env, stdout=out, stderr=out
             )
         dashboard_url = _printed(hub_log, "http://")
         admin = {"Authorization": f"Bearer {cli_env['EDGESTACK_ADMIN_TOKEN']}"}
