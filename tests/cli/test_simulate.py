@@ -23,7 +23,7 @@ def test_the_summary_names_what_was_sent_acked_and_failed_and_the_latencies() ->
         events_acked=2,
         desired_changes=9,
         bundles_downloaded=9,
-        errors={"Unavailable": 3},
+        errors={"HubUnavailable": 3},
         desired_seen_at=[],
     )
 
@@ -32,7 +32,7 @@ def test_the_summary_names_what_was_sent_acked_and_failed_and_the_latencies() ->
     assert rows["devices up"] == "9/10 (10 enrolled)"
     assert rows["reports sent / acked / failed"] == "40 / 37 / 3"
     assert rows["ingest latency p50 / p99"] == "12.5 ms / 80.2 ms"
-    assert rows["errors"] == "3 Unavailable"
+    assert rows["errors"] == "3 HubUnavailable"
 
 
 def test_a_run_without_acked_reports_has_no_latency() -> None:

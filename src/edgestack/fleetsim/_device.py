@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from edgestack.fleetsim._transport import Refused, Transport, Unavailable
+from edgestack.agent.link import HubRejected, HubUnavailable
+from edgestack.fleetsim._transport import Transport
 from edgestack.protocol import (
     DesiredState,
     EnrolRequest,
@@ -59,7 +60,7 @@ class Tally:
     acked_batches: list[str] = field(default_factory=list)
 
     def error(self, exc: Exception) -> None:
-        reason = type(exc).__name__ if not isinstance(exc, Refused) else f"refused {exc.status}"
+        reason = type(exc).__name__ if not isinstance(exc, HubRejected) else f"refused {exc.status}"
         self.errors[reason] = self.errors.get(reason, 0) + 1
 
 
@@ -103,7 +104,7 @@ class SimDevice:
         while True:
             try:
                 self.token = (await self._transport.enrol(request)).device_token
-            except Unavailable as exc:
+            except HubUnavailable as exc:
                 await asyncio.sleep((exc.retry_after_s or 1.0) * (1 + self._rng.random()))
                 continue
             self._tally.enrolled += 1
@@ -115,7 +116,7 @@ class SimDevice:
         counts the reason and stops."""
         try:
             version = await _unless(stop, self._start())
-        except Refused as exc:
+        except HubRejected as exc:
             self._tally.error(exc)
             return
         if version is None:
@@ -139,10 +140,10 @@ class SimDevice:
                 )
                 await self._follow(desired)
                 return desired.version
-            except Unavailable as exc:
+            except HubUnavailable as exc:
                 self._tally.error(exc)
                 await asyncio.sleep(exc.retry_after_s or self._rng.uniform(0.5, 1.5))
-            except Refused as exc:
+            except HubRejected as exc:
                 if exc.status != 401 or not self.token:
                     raise
                 # The token of an earlier run is no longer known (a fresh hub): enrol afresh.
@@ -159,7 +160,7 @@ class SimDevice:
                     self._tally.desired_changes += 1
                     self._tally.desired_seen_at.append(time.time())
                     version = desired.version
-            except (Unavailable, Refused) as exc:
+            except (HubUnavailable, HubRejected) as exc:
                 self._tally.error(exc)
                 await asyncio.sleep(self._interval_s)
 
@@ -196,7 +197,7 @@ class SimDevice:
         sent = time.monotonic()
         try:
             ack = await self._transport.ingest(self.device_id, self.token, "telemetry", body)
-        except (Unavailable, Refused) as exc:
+        except (HubUnavailable, HubRejected) as exc:
             self._tally.reports_failed += 1
             self._tally.error(exc)
             return False
@@ -243,7 +244,7 @@ class SimDevice:
             await self._transport.ingest(
                 self.device_id, self.token, "events", gzip.compress(body, compresslevel=1)
             )
-        except (Unavailable, Refused) as exc:
+        except (HubUnavailable, HubRejected) as exc:
             self._tally.error(exc)
             return
         self._tally.events_acked += 1

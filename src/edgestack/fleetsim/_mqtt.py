@@ -20,7 +20,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edgestack.fleetsim._transport import HttpTransport, Refused, Unavailable
+from edgestack.agent.link import HubRejected, HubUnavailable
+from edgestack.fleetsim._transport import HttpTransport
 from edgestack.mqttwire import (
     PROTOCOL_PROPERTY,
     BadMessage,
@@ -76,7 +77,7 @@ class _Device:
         self.client.on_message = self._on_message
 
     async def connect(self) -> None:
-        """Connect, or raise `Unavailable` when the broker is out of reach or refuses the
+        """Connect, or raise `HubUnavailable` when the broker is out of reach or refuses the
         account (the hub may not have had it reread its accounts yet)."""
         connection = self._connection
         if connection is None or (connection.done() and connection.exception() is not None):
@@ -86,14 +87,14 @@ class _Device:
                 # does not answers at once with a refusal, so the loop is not held.
                 self.client.connect(*self._address, keepalive=_KEEPALIVE_S, clean_start=True)
             except OSError as exc:
-                self._down(Unavailable(f"broker {self._address}: {exc!r}"))
-                raise Unavailable(f"broker {self._address}: {exc!r}") from exc
+                self._down(HubUnavailable(f"broker {self._address}: {exc!r}"))
+                raise HubUnavailable(f"broker {self._address}: {exc!r}") from exc
         try:
             # Shielded: calls waiting on the same connect each time out on their own.
             await asyncio.wait_for(asyncio.shield(connection), _CONNECT_S)
         except TimeoutError:
             self.client.disconnect()
-            raise Unavailable(f"broker {self._address}: no answer to connect") from None
+            raise HubUnavailable(f"broker {self._address}: no answer to connect") from None
 
     async def publish(self, kind: str, payload: bytes) -> None:
         await self.connect()
@@ -103,18 +104,18 @@ class _Device:
         acked = self._loop.create_future()
         info = self.client.publish(topic, payload, qos=1, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise Unavailable(f"publish {topic}: {mqtt.error_string(info.rc)}")
+            raise HubUnavailable(f"publish {topic}: {mqtt.error_string(info.rc)}")
         self._acks[info.mid] = acked
         try:
             await asyncio.wait_for(acked, _ACK_S)
         except TimeoutError:
-            raise Unavailable(f"publish {topic}: the broker did not acknowledge it") from None
+            raise HubUnavailable(f"publish {topic}: the broker did not acknowledge it") from None
         finally:
             self._acks.pop(info.mid, None)
 
     def close(self) -> None:
         self.client.disconnect()
-        self._down(Unavailable("the device stopped"))
+        self._down(HubUnavailable("the device stopped"))
 
     def misc(self) -> None:
         self.client.loop_misc()
@@ -156,7 +157,7 @@ class _Device:
         _properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            self._down(Unavailable(f"the broker refused {self._device_id}: {reason}"))
+            self._down(HubUnavailable(f"the broker refused {self._device_id}: {reason}"))
             return
         client.subscribe(device_topic(self._device_id, "desired"), qos=1)
         if self._connection is not None and not self._connection.done():
@@ -170,7 +171,7 @@ class _Device:
         reason: ReasonCode,
         _properties: Properties | None,
     ) -> None:
-        self._down(Unavailable(f"the broker connection was lost: {reason}"))
+        self._down(HubUnavailable(f"the broker connection was lost: {reason}"))
 
     def _on_publish(
         self,
@@ -184,7 +185,7 @@ class _Device:
         if acked is None or acked.done():
             return
         if reason.is_failure:
-            acked.set_exception(Refused(403, f"the broker refused the message: {reason}"))
+            acked.set_exception(HubRejected(403, f"the broker refused the message: {reason}"))
         else:
             acked.set_result(None)
 
@@ -237,7 +238,7 @@ class MqttTransport:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(device.desired_changed.wait(), wait)
         if device.desired is None:
-            raise Unavailable(f"{device_id}: no desired state came from the broker")
+            raise HubUnavailable(f"{device_id}: no desired state came from the broker")
         return device.desired
 
     async def report(self, device_id: str, token: str, state: ReportedState) -> None:

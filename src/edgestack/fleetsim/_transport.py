@@ -9,6 +9,8 @@ from typing import Protocol
 
 import aiohttp
 
+# A simulated device meets the hub's answers as an agent does.
+from edgestack.agent.link import HubRejected, HubUnavailable
 from edgestack.protocol import (
     PROTOCOL,
     PROTOCOL_HEADER,
@@ -20,27 +22,11 @@ from edgestack.protocol import (
     problem_detail,
 )
 
-__all__ = ["HttpTransport", "Refused", "Transport", "Unavailable"]
+__all__ = ["HttpTransport", "Transport"]
 
 _CALL_TIMEOUT = aiohttp.ClientTimeout(total=30)
 # Answers that say "not now": the same call may succeed later.
 _RETRY_STATUSES = frozenset({408, 425, 429})
-
-
-class Unavailable(Exception):
-    """The hub could not be reached, failed or asked to wait; `retry_after_s` when it said."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class Refused(Exception):
-    """The hub refused the call; sending it again will not help."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"hub answered {status}: {detail}")
-        self.status = status
 
 
 class Transport(Protocol):
@@ -156,12 +142,12 @@ class HttpTransport:
                 status = response.status
                 retry = response.headers.get("Retry-After", "")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Unavailable(f"{method} {path}: {exc!r}") from exc
+            raise HubUnavailable(f"{method} {path}: {exc!r}") from exc
         if status >= 500 or status in _RETRY_STATUSES:
-            raise Unavailable(
+            raise HubUnavailable(
                 f"{method} {path}: hub answered {status}",
                 float(retry) if retry.isdigit() else None,
             )
         if status >= 400:
-            raise Refused(status, problem_detail(body))
+            raise HubRejected(status, problem_detail(body))
         return body
