@@ -28,11 +28,17 @@ __all__ = [
     "HubUnavailable",
     "Link",
     "ProtocolRefused",
+    "retryable",
 ]
 
 
 # Answers that say "not now" rather than "never": the same call is tried again later.
 _RETRY_STATUSES = frozenset({408, 425, 429})
+
+
+def retryable(status: int) -> bool:
+    """Whether an answer with `status` says "not now" rather than "never"."""
+    return status >= 500 or status in _RETRY_STATUSES
 
 
 class HubUnavailable(Exception):
@@ -203,7 +209,7 @@ class HubLink:
                 await response.aread()
         except httpx.TransportError as exc:
             raise HubUnavailable(f"{method} {url}: {exc!r}") from exc
-        if response.status_code >= 500 or response.status_code in _RETRY_STATUSES:
+        if retryable(response.status_code):
             raise HubUnavailable(
                 f"{method} {url}: hub answered {response.status_code}",
                 _retry_after(response.headers.get("Retry-After")),

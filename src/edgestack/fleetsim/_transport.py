@@ -10,7 +10,7 @@ from typing import Protocol
 import aiohttp
 
 # A simulated device meets the hub's answers as an agent does.
-from edgestack.agent.link import HubRejected, HubUnavailable
+from edgestack.agent.link import HubRejected, HubUnavailable, retryable
 from edgestack.protocol import (
     PROTOCOL,
     PROTOCOL_HEADER,
@@ -25,8 +25,6 @@ from edgestack.protocol import (
 __all__ = ["HttpTransport", "Transport"]
 
 _CALL_TIMEOUT = aiohttp.ClientTimeout(total=30)
-# Answers that say "not now": the same call may succeed later.
-_RETRY_STATUSES = frozenset({408, 425, 429})
 
 
 class Transport(Protocol):
@@ -143,7 +141,7 @@ class HttpTransport:
                 retry = response.headers.get("Retry-After", "")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise HubUnavailable(f"{method} {path}: {exc!r}") from exc
-        if status >= 500 or status in _RETRY_STATUSES:
+        if retryable(status):
             raise HubUnavailable(
                 f"{method} {path}: hub answered {status}",
                 float(retry) if retry.isdigit() else None,
