@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -77,8 +78,13 @@ SHIFTED = [[0, 0, 0, 40], [10, 10, 10, 10]]  # 40 windows, the first feature abo
 
 async def registered_with_reference(client: httpx.AsyncClient) -> str:
     """Register a bundle of `SPEC` whose manifest carries `REFERENCE`; its signed digest."""
+    return await registered(client, reference=REFERENCE)
+
+
+async def registered(client: httpx.AsyncClient, **manifest: Any) -> str:
+    """Register a bundle "motor" of `SPEC` with `manifest`'s other fields; its signed digest."""
     bundle = Bundle.create(
-        name="motor", labels=["normal", "worn"], input=SPEC, model=b"m", reference=REFERENCE
+        name="motor", labels=["normal", "worn"], input=SPEC, model=b"m", **manifest
     )
     response = await client.post(
         "/api/v1/models",

@@ -16,7 +16,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 from typer.testing import CliRunner
 
-from edgestack.bundle import Bundle, Calibration
+from edgestack.bundle import Calibration
 from edgestack.cli import app
 from edgestack.hub import HubSettings, datadir
 from edgestack.hub import retention as hub_retention
@@ -51,6 +51,7 @@ from .factories import (
     collecting,
     count,
     event_batch,
+    registered,
     sample_batch,
     telemetry_batch,
 )
@@ -104,17 +105,7 @@ async def send(client: httpx.AsyncClient, device: Device, *batches: TelemetryBat
 
 
 async def register(client: httpx.AsyncClient) -> str:
-    bundle = Bundle.create(
-        name="motor", labels=["normal", "worn"], input=SPEC, model=b"m", calibration=CALIBRATION
-    )
-    response = await client.post(
-        "/api/v1/models",
-        content=bundle.pack(),
-        headers={**ADMIN, "Content-Type": "application/octet-stream"},
-    )
-    assert response.status_code == 201, response.text
-    digest: str = response.json()["digest"]
-    return digest
+    return await registered(client, calibration=CALIBRATION)
 
 
 def monitored(seq: int, digest: str, bin_: int, **changes: object) -> TelemetryBatch:
