@@ -158,6 +158,25 @@ async def test_telemetry_past_its_age_is_rolled_up_by_hour_and_removed_and_newer
     )
 
 
+async def test_roll_ups_are_made_in_the_order_batches_came_whatever_order_rows_are_stored_in(
+    client: httpx.AsyncClient, hub: HubContext, device: Device
+) -> None:
+    await send(client, device, *(telemetry_batch(seq) for seq in range(1, 5)))
+    first_id, second_id, third_id, _ = ids(hub, TelemetryRow.id)
+    # Aged newest first: PostgreSQL writes each updated row after the others, so a scan
+    # without an order meets them the other way round.
+    for days, row_id in ((8, third_id), (8 + 2 / 24, second_id), (8 + 4 / 24, first_id)):
+        age(hub, TelemetryRow.received_at, days, row_id)
+
+    hub_retention.run(hub.db, hub.settings)
+
+    with hub.db.session() as session:
+        by_id = session.scalars(select(TelemetryRollupRow.hour).order_by(TelemetryRollupRow.id))
+        hours = list(by_id)
+    # Roll-ups are removed oldest id first, so a newer hour with an older id holds them back.
+    assert len(hours) == 3 and hours == sorted(hours)
+
+
 async def test_retention_leaves_accuracy_and_the_devices_totals_as_they_were(
     client: httpx.AsyncClient, hub: HubContext, device: Device
 ) -> None:

@@ -72,7 +72,11 @@ def roll_up(session: Session, before: datetime, limit: int) -> int:
             TelemetryRow.batch_id,
             TelemetryRow.received_at,
             TelemetryRow.batch,
-        ).where(TelemetryRow.id.in_(ids))
+        )
+        .where(TelemetryRow.id.in_(ids))
+        # Roll-ups made in the batches' order get ids in their hours' order, the order
+        # remove_rollups takes; PostgreSQL returns rows in the order it stores them.
+        .order_by(TelemetryRow.id)
     )
     rows = [(row, TelemetryBatch.model_validate(row.batch)) for row in found]
     labels = feedback.batch_labels(session, TelemetryRow.id.in_(ids))
