@@ -4,9 +4,11 @@ fails failing alone, alerts moved on as one batch to a transaction moves them.""
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.errors import NotFound
@@ -23,7 +25,15 @@ from edgestack.protocol import (
     TelemetryTotals,
 )
 
-from .factories import Enrol, count, telemetry_batch
+from .factories import (
+    SHIFTED,
+    STEADY,
+    Enrol,
+    count,
+    monitored_batch,
+    registered_with_reference,
+    telemetry_batch,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -170,3 +180,80 @@ async def test_a_batch_twice_in_one_group_is_stored_once(hub: HubContext, enrol:
 
     assert [a.duplicate for a in acks] == [False, True, False, True]
     assert count(hub, TelemetryRow) == 3
+
+
+async def test_a_group_of_drift_batches_scores_drift_as_batches_sent_one_by_one(
+    client: httpx.AsyncClient, hub: HubContext, enrol: Enrol
+) -> None:
+    digest = await registered_with_reference(client)
+    await enrol("motor-1")
+    await enrol("motor-2")
+    sketches = [STEADY, STEADY, SHIFTED]
+    sent = [
+        TelemetryBatch.model_validate_json(monitored_batch(seq, digest, counts))
+        for seq, counts in enumerate(sketches, 1)
+    ]
+
+    # Each batch's rolling drift reads the batches before it, in the same group too.
+    with hub.db.writer() as session:
+        telemetry.ingest_many(session, [("motor-1", batch) for batch in sent])
+        session.commit()
+    for batch in sent:
+        with hub.db.writer() as session:
+            telemetry.ingest(
+                session, "motor-2", batch.model_copy(update={"batch_id": uuid.uuid4()})
+            )
+            session.commit()
+
+    grouped, alone = totals_of(hub, "motor-1"), totals_of(hub, "motor-2")
+    assert grouped.drift_windows == alone.drift_windows == 120
+    assert grouped.drift_psi == alone.drift_psi is not None
+
+
+async def test_a_twin_loaded_before_in_the_transaction_shows_the_totals_after(
+    hub: HubContext, enrol: Enrol
+) -> None:
+    await enrol("motor-1")
+
+    with hub.db.writer() as session:
+        row = stored.get(session, "motor-1")
+        telemetry.ingest(session, "motor-1", telemetry_batch(1))
+        seen = TelemetryTotals.model_validate(row.telemetry).batches
+        session.commit()
+
+    assert seen == 1 and totals_of(hub, "motor-1").batches == 1
+
+
+async def test_no_statement_of_a_group_reads_every_stored_batch(
+    hub: HubContext, enrol: Enrol
+) -> None:
+    if hub.db.engine.dialect.name != "sqlite":
+        pytest.skip("the plan asked of is SQLite's; PostgreSQL scans small tables whole anyway")
+    await enrol("motor-1")
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(hub.db.engine, "before_cursor_execute", seen)
+    try:
+        with hub.db.writer() as session:
+            telemetry.ingest_many(session, [("motor-1", telemetry_batch(seq)) for seq in (1, 2)])
+            session.commit()
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", seen)
+
+    with hub.db.engine.connect() as conn:
+        plans = [
+            row[-1]
+            for statement, parameters in statements
+            for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        ]
+    # A scan of the batches, growing with every one stored, once slowed each group down.
+    assert statements and not [plan for plan in plans if plan.startswith("SCAN telemetry")]
+
+
+def totals_of(hub: HubContext, device_id: str) -> TelemetryTotals:
+    with hub.db.session() as session:
+        return TelemetryTotals.model_validate(stored.get(session, device_id).telemetry)

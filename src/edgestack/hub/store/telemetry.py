@@ -8,10 +8,11 @@ windows, and scored against the bundle's reference as the registry holds it.
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from edgestack.hub.store import alerts, devices, feedback
@@ -48,83 +49,117 @@ _OTHER = "other"
 def ingest(session: Session, device_id: str, batch: TelemetryBatch) -> IngestAck:
     """Store a batch, add it to the totals, and move the device's alerts on by it when it is
     the device's newest; a batch already stored changes nothing."""
-    row = devices.get(session, device_id)
-    stored = _stored(session, [(device_id, batch)])
-    return _ingest(session, row, batch, alerts.Lookups(session, [device_id]), stored)
+    return ingest_many(session, [(device_id, batch)])[0]
 
 
 def ingest_many(
     session: Session, received: Sequence[tuple[str, TelemetryBatch]]
 ) -> list[IngestAck]:
     """`ingest` each batch of `received` (device id, batch), in order, reading what they all
-    need alike once: the devices' rows, which batches are stored, the alert rules and the
-    models."""
-    ids = {device_id for device_id, _ in received}
-    rows = {
-        row.device_id: row
-        for row in session.scalars(select(DeviceRow).where(DeviceRow.device_id.in_(ids)))
-    }
-    stored = _stored(session, received)
-    lookups = alerts.Lookups(session, ids)
-    return [
-        _ingest(
-            session, rows.get(device_id) or devices.get(session, device_id), batch, lookups, stored
+    need alike once (the devices' totals, which batches are stored, the alert rules and the
+    models) and writing the batches and totals in one statement each."""
+    group = _Group(session, received)
+    acks = [group.ingest(device_id, batch) for device_id, batch in received]
+    group.write()
+    return acks
+
+
+class _Group:
+    """Batches stored together. Rows and totals are plain values, not ORM objects: loading a
+    device's whole twin and flushing object by object cost most of a batch's time."""
+
+    def __init__(self, session: Session, received: Sequence[tuple[str, TelemetryBatch]]) -> None:
+        self._session = session
+        ids = {device_id for device_id, _ in received}
+        found = session.execute(
+            select(DeviceRow.device_id, DeviceRow.telemetry).where(DeviceRow.device_id.in_(ids))
         )
-        for device_id, batch in received
-    ]
+        self._totals = {
+            device_id: TelemetryTotals.model_validate(totals) for device_id, totals in found
+        }
+        self._stored = _stored(session, received)
+        self._lookups = alerts.Lookups(session, ids)
+        self._rows: list[dict[str, Any]] = []
+        self._seen: dict[str, datetime] = {}
+
+    def ingest(self, device_id: str, batch: TelemetryBatch) -> IngestAck:
+        """`ingest`, the batches of this group before it counted."""
+        session = self._session
+        if device_id not in self._totals:
+            devices.get(session, device_id)  # says it is not enrolled
+        before = self._totals[device_id]
+        key = (device_id, str(batch.batch_id))
+        # Only a batch no newer than the latest could be one retention removed: the usual,
+        # newer one costs no second look-up.
+        if key in self._stored or (
+            batch.seq <= before.last_seq
+            and batches_received.seen(session, device_id, "telemetry", batch.batch_id)
+        ):
+            return IngestAck(batch_id=batch.batch_id, accepted=0, duplicate=True)
+        self._stored.add(key)
+        now = utcnow()
+        self._rows.append(
+            {
+                "device_id": device_id,
+                "batch_id": key[1],
+                "seq": batch.seq,
+                "start": batch.start,
+                "end": batch.end,
+                "received_at": now,
+                "batch": batch.model_dump(mode="json"),
+            }
+        )
+        totals = _add(before, batch)
+        if batch.seq >= before.last_seq:
+            if batch.monitoring is not None and batch.monitoring.drift is not None:
+                self._insert()  # the rolling drift reads the device's batches back
+            drift = _drift(session, device_id, batch, self._lookups.models)
+            totals = totals.model_copy(update=drift)
+        self._totals[device_id] = totals
+        self._seen[device_id] = now
+        # Alerts say how a device is now: a batch older than one seen, resent after an
+        # outage, would only break the streaks in a row.
+        if batch.seq > before.last_seq:
+            alerts.evaluate(session, device_id, batch, totals, self._lookups)
+        return IngestAck(batch_id=batch.batch_id, accepted=1, duplicate=False)
+
+    def write(self) -> None:
+        """Write the batches and the totals they changed."""
+        self._insert()
+        if not self._seen:
+            return
+        self._session.execute(
+            update(DeviceRow),
+            [
+                {
+                    "device_id": device_id,
+                    "telemetry": self._totals[device_id].model_dump(mode="json"),
+                    "last_seen": at,
+                }
+                for device_id, at in self._seen.items()
+            ],
+        )
+
+    def _insert(self) -> None:
+        if self._rows:
+            self._session.execute(insert(TelemetryRow), self._rows)
+            self._rows = []
 
 
 def _stored(
     session: Session, received: Sequence[tuple[str, TelemetryBatch]]
 ) -> set[tuple[str, str]]:
     """Which of the batches `received` are stored, as (device id, batch id)."""
-    keys = [(device_id, str(batch.batch_id)) for device_id, batch in received]
-    pair = (TelemetryRow.device_id, TelemetryRow.batch_id)
-    found = session.execute(select(*pair).where(tuple_(*pair).in_(keys)))
-    return {(device_id, batch_id) for device_id, batch_id in found}
-
-
-def _ingest(
-    session: Session,
-    row: DeviceRow,
-    batch: TelemetryBatch,
-    lookups: alerts.Lookups,
-    stored: set[tuple[str, str]],
-) -> IngestAck:
-    """`ingest`, with `stored` the batches stored until now, this one added once it is."""
-    device_id = row.device_id
-    before = TelemetryTotals.model_validate(row.telemetry)
-    key = (device_id, str(batch.batch_id))
-    # Only a batch no newer than the latest could be one retention removed: the usual, newer
-    # one costs no second look-up.
-    if key in stored or (
-        batch.seq <= before.last_seq
-        and batches_received.seen(session, device_id, "telemetry", batch.batch_id)
-    ):
-        return IngestAck(batch_id=batch.batch_id, accepted=0, duplicate=True)
-    stored.add(key)
-    now = utcnow()
-    session.add(
-        TelemetryRow(
-            device_id=device_id,
-            batch_id=str(batch.batch_id),
-            seq=batch.seq,
-            start=batch.start,
-            end=batch.end,
-            received_at=now,
-            batch=batch.model_dump(mode="json"),
+    keys = {(device_id, str(batch.batch_id)) for device_id, batch in received}
+    # Two lists rather than a list of pairs: SQLite scans the whole table for pairs, and
+    # finds these in the (device, batch id) index; the few pairs the lists cross are dropped.
+    found = session.execute(
+        select(TelemetryRow.device_id, TelemetryRow.batch_id).where(
+            TelemetryRow.device_id.in_({device_id for device_id, _ in keys}),
+            TelemetryRow.batch_id.in_({batch_id for _, batch_id in keys}),
         )
     )
-    totals = _add(before, batch)
-    if batch.seq >= before.last_seq:
-        totals = totals.model_copy(update=_drift(session, device_id, batch, lookups.models))
-    row.telemetry = totals.model_dump(mode="json")
-    row.last_seen = now
-    # Alerts say how a device is now: a batch older than one seen, resent after an outage,
-    # would only break the streaks in a row.
-    if batch.seq > before.last_seq:
-        alerts.evaluate(session, device_id, batch, totals, lookups)
-    return IngestAck(batch_id=batch.batch_id, accepted=1, duplicate=False)
+    return {(device_id, batch_id) for device_id, batch_id in found} & keys
 
 
 def batches(session: Session, device_id: str, window: Window) -> list[TelemetryView]:
