@@ -1,4 +1,4 @@
-"""Telemetry stored many batches to a transaction: each answered once committed, one that
+"""Devices' writes stored many to a transaction: each answered once committed, one that
 fails failing alone, alerts moved on as one batch to a transaction moves them."""
 
 import asyncio
@@ -18,14 +18,18 @@ from edgestack.hub.store.tables import AlertRow, AlertStreakRow, EventRow, Telem
 from edgestack.protocol import (
     AlertRule,
     AlertRules,
+    DesiredState,
     FeedbackBatch,
     FeedbackSpan,
+    IngestAck,
     MonitorReport,
+    ReportedState,
     TelemetryBatch,
     TelemetryTotals,
 )
 
 from .factories import (
+    HARDWARE,
     SHIFTED,
     STEADY,
     Enrol,
@@ -46,8 +50,12 @@ async def test_batches_sent_at_once_are_each_stored_and_acked(
     resent = batches["motor-0"][0]
 
     acks = await asyncio.gather(
-        *(hub.telemetry.ingest(d, b) for d, sent in batches.items() for b in sent),
-        hub.telemetry.ingest("motor-0", resent),
+        *(
+            hub.writes.store(telemetry.ingest_many, (d, b))
+            for d, sent in batches.items()
+            for b in sent
+        ),
+        hub.writes.store(telemetry.ingest_many, ("motor-0", resent)),
     )
 
     assert sum(a.accepted for a in acks) == 40
@@ -62,8 +70,11 @@ async def test_a_batch_that_fails_fails_alone(hub: HubContext, enrol: Enrol) -> 
     await enrol("motor-1")
 
     results = await asyncio.gather(
-        *(hub.telemetry.ingest("motor-1", telemetry_batch(seq)) for seq in range(1, 6)),
-        hub.telemetry.ingest("motor-9", telemetry_batch(1)),
+        *(
+            hub.writes.store(telemetry.ingest_many, ("motor-1", telemetry_batch(seq)))
+            for seq in range(1, 6)
+        ),
+        hub.writes.store(telemetry.ingest_many, ("motor-9", telemetry_batch(1))),
         return_exceptions=True,
     )
 
@@ -257,3 +268,35 @@ async def test_no_statement_of_a_group_reads_every_stored_batch(
 def totals_of(hub: HubContext, device_id: str) -> TelemetryTotals:
     with hub.db.session() as session:
         return TelemetryTotals.model_validate(stored.get(session, device_id).telemetry)
+
+
+async def test_writes_of_each_kind_queued_together_are_stored_and_answered_each(
+    hub: HubContext, enrol: Enrol
+) -> None:
+    for n in range(3):
+        await enrol(f"motor-{n}")
+    with hub.db.session() as session:
+        enrolled_seen = stored.get(session, "motor-2").last_seen
+    running, failed = (
+        ReportedState(desired_version=version, status=status, hardware=HARDWARE)
+        for version, status in ((1, "running"), (2, "failed"))
+    )
+
+    answers = await asyncio.gather(
+        hub.writes.store(stored.report_many, ("motor-0", running)),
+        hub.writes.store(telemetry.ingest_many, ("motor-1", telemetry_batch(1))),
+        hub.writes.store(stored.seen_many, "motor-2"),
+        hub.writes.store(stored.report_many, ("motor-0", failed)),
+        hub.writes.store(stored.report_many, ("motor-9", running)),
+        hub.writes.store(stored.seen_many, "motor-9"),
+        return_exceptions=True,
+    )
+
+    assert answers[0] == running and answers[3] == failed
+    assert isinstance(answers[1], IngestAck) and answers[1].accepted == 1
+    assert isinstance(answers[2], DesiredState) and answers[2].version == 0
+    assert [type(a) for a in answers[4:]] == [NotFound, NotFound]
+    with hub.db.session() as session:
+        assert ReportedState.model_validate(stored.get(session, "motor-0").reported) == failed
+        last_seen = stored.get(session, "motor-2").last_seen
+    assert enrolled_seen is not None and last_seen is not None and last_seen > enrolled_seen

@@ -54,7 +54,7 @@ class HubContext:
         self._artifacts: CheckedArtifacts | None = None
         self._serving: Answering | None = None
         self._channel: DesiredChannel | None = None
-        self._telemetry: GroupCommit | None = None
+        self._writes: GroupCommit | None = None
 
     @property
     def db(self) -> Database:
@@ -81,11 +81,12 @@ class HubContext:
         return self._artifacts
 
     @property
-    def telemetry(self) -> GroupCommit:
-        """Where devices' telemetry batches are stored, many to a transaction."""
-        if self._telemetry is None:
+    def writes(self) -> GroupCommit:
+        """Where devices' frequent writes (telemetry, reported states, long-polls seen) are
+        stored, many to a transaction."""
+        if self._writes is None:
             raise RuntimeError("the hub is not started; run the app inside its lifespan")
-        return self._telemetry
+        return self._writes
 
     @property
     def serving(self) -> Answering:
@@ -129,7 +130,7 @@ class HubContext:
         self._bundles = BundleStore(data_dir / "artifacts")
         self._keys = HubKeys(data_dir / "keys")
         self._artifacts = CheckedArtifacts(self._bundles)
-        self._telemetry = GroupCommit(self._db)
+        self._writes = GroupCommit(self._db)
         # Its own keys, as a device pins them: a bundle signed after a rotation carries the
         # chain that endorses the newer key.
         self._serving = Answering(ModelServer("cloud", TrustedKeys(self._keys.public())))
@@ -157,8 +158,8 @@ class HubContext:
 
     def close(self) -> None:
         self.notifier.close()
-        if self._telemetry is not None:
-            self._telemetry.close()
+        if self._writes is not None:
+            self._writes.close()
         if self._db is not None:
             self._db.close()
         self._held.close()
@@ -168,4 +169,4 @@ class HubContext:
         self._artifacts = None
         self._serving = None
         self._channel = None
-        self._telemetry = None
+        self._writes = None

@@ -1,9 +1,9 @@
-"""Group commit for telemetry: batches of many requests stored in one transaction.
+"""Group commit for devices' frequent writes: those of many requests in one transaction.
 
 One SQLite file takes one writer at a time. A transaction per request spends most of its
 time beginning, committing and handing the write lock from thread to thread; one thread
-that takes whatever batches have queued up while it was busy and stores them together pays
-that once for all of them. Each request is still answered only once its batch is committed.
+that takes whatever writes have queued up while it was busy and stores them together pays
+that once for all of them. Each request is still answered only once its write is committed.
 """
 
 import asyncio
@@ -11,44 +11,54 @@ import concurrent.futures
 import logging
 import queue
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from edgestack.hub.store import Database, telemetry
-from edgestack.protocol import IngestAck, TelemetryBatch
+from sqlalchemy.orm import Session
 
-__all__ = ["GroupCommit"]
+from edgestack.hub.store import Database
+
+__all__ = ["GroupCommit", "StoreMany"]
 
 log = logging.getLogger("edgestack.hub")
 
-# The most batches in one transaction: enough for a fleet's burst, few enough that a
+# The most writes in one transaction: enough for a fleet's burst, few enough that a
 # transaction stays short for the other writers waiting on the file.
 _MOST = 64
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+StoreMany = Callable[[Session, Sequence[T]], list[R]]
+"""Stores items in the caller's transaction, in order, as storing each alone would; the
+result of each. It raises for the whole group when one fails: each is then tried alone."""
+
 
 @dataclass(frozen=True)
-class _Batch:
-    device_id: str
-    batch: TelemetryBatch
-    answer: "concurrent.futures.Future[IngestAck]"
+class _Write:
+    store: StoreMany[Any, Any]
+    item: object
+    answer: "concurrent.futures.Future[Any]"
 
 
 class GroupCommit:
-    """Stores telemetry batches on a thread of its own, as many per transaction as have
-    queued up; `close` stores what is queued, then stops the thread."""
+    """Stores items on a thread of its own, as many per transaction as have queued up, each
+    kind through one call of its `StoreMany`; `close` stores what is queued, then stops."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="telemetry-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="group-writer", daemon=True)
         self._thread.start()
 
-    async def ingest(self, device_id: str, batch: TelemetryBatch) -> IngestAck:
-        """Store `batch` of `device_id` as `telemetry.ingest` does, once it is committed."""
+    async def store(self, store: StoreMany[T, R], item: T) -> R:
+        """`store([item])`'s result, once it is committed with the writes queued beside it."""
         if self._closed:
-            raise RuntimeError("the hub is stopping; the batch was not stored")
-        answer: concurrent.futures.Future[IngestAck] = concurrent.futures.Future()
-        self._queue.put(_Batch(device_id, batch, answer))
+            raise RuntimeError("the hub is stopping; nothing was stored")
+        answer: concurrent.futures.Future[R] = concurrent.futures.Future()
+        self._queue.put(_Write(store, item, answer))
         return await asyncio.wrap_future(answer)
 
     def close(self) -> None:
@@ -70,27 +80,32 @@ class GroupCommit:
                 group.append(following)
             self._store(group)
 
-    def _store(self, group: list[_Batch]) -> None:
-        # A request given up on (its client left) is not stored: it was never acked.
-        waiting = [item for item in group if item.answer.set_running_or_notify_cancel()]
+    def _store(self, group: list[_Write]) -> None:
+        # A request given up on (its client left) is not stored: it was never answered.
+        waiting = [write for write in group if write.answer.set_running_or_notify_cancel()]
         if waiting:
             self._commit(waiting)
 
-    def _commit(self, group: list[_Batch]) -> None:
+    def _commit(self, group: list[_Write]) -> None:
+        kinds: dict[StoreMany[Any, Any], list[_Write]] = {}
+        for write in group:
+            kinds.setdefault(write.store, []).append(write)
         try:
             with self._db.writer() as session:
-                acks = telemetry.ingest_many(
-                    session, [(item.device_id, item.batch) for item in group]
-                )
+                results = {
+                    store: store(session, [write.item for write in writes])
+                    for store, writes in kinds.items()
+                }
                 session.commit()
         except Exception as exc:
             if len(group) == 1:
                 group[0].answer.set_exception(exc)
                 return
-            # One batch failing must not fail the others: each on its own, to learn which.
-            log.debug("a group of %d batches failed (%r); storing each alone", len(group), exc)
-            for item in group:
-                self._commit([item])
+            # One write failing must not fail the others: each on its own, to learn which.
+            log.debug("a group of %d writes failed (%r); storing each alone", len(group), exc)
+            for write in group:
+                self._commit([write])
             return
-        for item, ack in zip(group, acks, strict=True):
-            item.answer.set_result(ack)
+        for store, writes in kinds.items():
+            for write, result in zip(writes, results[store], strict=True):
+                write.answer.set_result(result)

@@ -20,7 +20,7 @@ async def ingest_telemetry(device_id: DeviceDep, batch: TelemetryBody, hub: HubD
     """Store a batch once and add it to the device's totals; a batch sent again is acked
     with `duplicate: true` and changes nothing. The body may be gzip-compressed. The answer
     comes once the batch is committed, with other devices' batches of the same moment."""
-    return await hub.telemetry.ingest(device_id, batch)
+    return await hub.writes.store(telemetry.ingest_many, (device_id, batch))
 
 
 @router.get("/devices/{device_id}/telemetry", operation_id="telemetry-list")

@@ -67,7 +67,7 @@ async def get_desired(
     copy, and the device must learn the truth rather than wait for a number it will not see.
     """
     changed = hub.notifier.watch(device_id)
-    state = await run_in_threadpool(_seen, hub, device_id)
+    state = await hub.writes.store(devices.seen_many, device_id)
     if after is not None and state.version == after:
         with suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout=wait)
@@ -103,12 +103,10 @@ def patch_desired(
 
 
 @router.put("/devices/{device_id}/reported", operation_id="twin-put-reported")
-def put_reported(
-    device_id: DeviceDep, reported: ReportedBody, session: WriteSessionDep
-) -> ReportedState:
-    stored = devices.report(session, device_id, reported)
-    session.commit()
-    return stored
+async def put_reported(device_id: DeviceDep, reported: ReportedBody, hub: HubDep) -> ReportedState:
+    """Store the device's reported state; the answer comes once it is committed, with other
+    devices' writes of the same moment."""
+    return await hub.writes.store(devices.report_many, (device_id, reported))
 
 
 def _check_offload(session: Session, model: BundleRef) -> None:
@@ -121,14 +119,6 @@ def _check_offload(session: Session, model: BundleRef) -> None:
             f"offload.model: {model.name} v{model.version} is registered as bundle "
             f"{registered.digest}, not {model.digest}; name it by its digest (edgestack models)"
         )
-
-
-def _seen(hub: HubContext, device_id: str) -> DesiredState:
-    with hub.db.writer() as session:
-        devices.touch(session, device_id)
-        state = devices.desired(session, device_id)
-        session.commit()
-    return state
 
 
 def _current(hub: HubContext, device_id: str) -> DesiredState:

@@ -42,10 +42,11 @@ __all__ = [
     "not_enrolled",
     "profile",
     "report",
+    "report_many",
+    "seen_many",
     "steer",
     "tag",
     "token_hash",
-    "touch",
     "update_desired",
     "view",
     "views",
@@ -131,10 +132,24 @@ def device_for_token(session: Session, token_sha256: str) -> str | None:
     )
 
 
-def touch(session: Session, device_id: str) -> None:
+def seen_many(session: Session, device_ids: Sequence[str]) -> list[DesiredState]:
+    """Mark each of `device_ids` seen now; the desired state of each, in order."""
+    wanted = set(device_ids)
     session.execute(
-        update(DeviceRow).where(DeviceRow.device_id == device_id).values(last_seen=utcnow())
+        update(DeviceRow).where(DeviceRow.device_id.in_(wanted)).values(last_seen=utcnow())
     )
+    found = session.execute(
+        select(DeviceRow.device_id, DeviceRow.desired, DeviceRow.desired_version).where(
+            DeviceRow.device_id.in_(wanted)
+        )
+    )
+    states = {
+        device_id: DesiredState.model_validate({**state, "version": version})
+        for device_id, state, version in found
+    }
+    if missing := wanted - states.keys():
+        raise not_enrolled(min(missing))
+    return [states[device_id] for device_id in device_ids]
 
 
 def desired(session: Session, device_id: str) -> DesiredState:
@@ -219,10 +234,29 @@ def profile(row: DeviceRow) -> DeviceProfile:
 
 
 def report(session: Session, device_id: str, reported: ReportedState) -> ReportedState:
-    row = get(session, device_id)
-    row.reported = reported.model_dump(mode="json")
-    row.last_seen = utcnow()
-    return reported
+    return report_many(session, [(device_id, reported)])[0]
+
+
+def report_many(
+    session: Session, reported: Sequence[tuple[str, ReportedState]]
+) -> list[ReportedState]:
+    """Store each device's reported state of `reported` (device id, state), the last one
+    given for a device the one that stays; the states, in order."""
+    latest = dict(reported)
+    enrolled = set(
+        session.scalars(select(DeviceRow.device_id).where(DeviceRow.device_id.in_(latest)))
+    )
+    if missing := latest.keys() - enrolled:
+        raise not_enrolled(min(missing))
+    now = utcnow()
+    session.execute(
+        update(DeviceRow),
+        [
+            {"device_id": device_id, "reported": state.model_dump(mode="json"), "last_seen": now}
+            for device_id, state in latest.items()
+        ],
+    )
+    return [state for _, state in reported]
 
 
 def view(session: Session, device_id: str) -> DeviceView:
