@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from edgestack.hub.api.nul import MESSAGE
 from edgestack.hub.api.problems import describe_errors
 
-from .factories import ADMIN
+from .factories import ADMIN, Device
 
 pytestmark = pytest.mark.anyio
 
@@ -119,3 +119,41 @@ async def test_a_nul_character_anywhere_is_refused_naming_where_on_either_databa
     assert response.status_code == 422, response.text
     assert response.json()["detail"] == f"{where}: {MESSAGE}"
     assert webhooks.json() == []
+
+
+async def test_a_device_that_leaves_mid_body_gets_no_server_error(
+    app: FastAPI, client: httpx.AsyncClient, device: Device
+) -> None:
+    path = f"/api/v1/devices/{device.device_id}/telemetry"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"hub"),
+            (b"authorization", f"Bearer {device.token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"1000"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("hub", 80),
+    }
+    # The device's timeout ran out a few bytes in: the server then says it disconnected.
+    received = iter([{"type": "http.request", "body": b'{"batch_id', "more_body": True}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(received, {"type": "http.disconnect"})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)  # a server error raises here, and the server logs it
+
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from edgestack.hub.errors import HubProblem
 from edgestack.protocol import Problem
@@ -28,6 +29,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(HubProblem, _problem)
+    app.add_exception_handler(ClientDisconnect, _left)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -66,6 +68,12 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 async def _problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HubProblem)
     return _answer(exc.status, exc.detail, exc.headers)
+
+
+async def _left(request: Request, exc: Exception) -> JSONResponse:
+    # Nobody reads this answer. Left to the catch-all, a client giving up on a busy hub
+    # cost a logged traceback each, and the hub got busier the more clients gave up.
+    return _answer(400, "the client left before its request's body arrived")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
