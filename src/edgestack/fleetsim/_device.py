@@ -79,6 +79,7 @@ class SimDevice:
         poll_s: float,
         event_share: float,
         rng: random.Random,
+        starting: asyncio.Semaphore,
     ) -> None:
         self.device_id = device_id
         self.token = token
@@ -89,6 +90,7 @@ class SimDevice:
         self._poll_s = poll_s
         self._event_share = event_share
         self._rng = rng
+        self._starting = starting
         self._seq = 0
         self._unsent: list[bytes] = []
         self._bundle_digest: str | None = None
@@ -115,7 +117,8 @@ class SimDevice:
         answered first, so every batch acked is counted. A device the hub refuses for good
         counts the reason and stops."""
         try:
-            version = await _unless(stop, self._start())
+            async with self._starting:
+                version = await _unless(stop, self._start())
         except HubRejected as exc:
             self._tally.error(exc)
             return

@@ -23,6 +23,8 @@ __all__ = ["SimOptions", "SimProgress", "SimSummary", "simulate"]
 
 # How often each process says how far it got.
 _PROGRESS_EVERY_S = 0.5
+# The most devices of one process enrolling or catching up with their twin at once.
+_STARTING = 64
 
 
 class SimOptions(BaseModel):
@@ -154,6 +156,10 @@ async def _slice(
         loop = asyncio.get_running_loop()
         for ending in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(ending, stop.set)
+    # Devices come up as fast as the hub answers them: thousands enrolling at once would
+    # wait past their timeout, and one whose enrolment the hub took but whose answer it
+    # never heard may not enrol again without an operator's approval.
+    starting = asyncio.Semaphore(_STARTING)
     devices = [
         SimDevice(
             device_id,
@@ -165,6 +171,7 @@ async def _slice(
             poll_s=options.poll_s,
             event_share=options.event_share,
             rng=random.Random(rng.random()),
+            starting=starting,
         )
         for device_id in ids
     ]
