@@ -20,6 +20,7 @@ log = logging.getLogger("edgestack.hub")
 
 # Long-polls are answered at once when a stop is asked for, so this only bounds a stuck client.
 GRACE_S = 10
+_GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def serve(settings: HubSettings) -> None:
@@ -44,9 +45,12 @@ def serve(settings: HubSettings) -> None:
 
     def listening(port: int) -> None:
         # What the hub made to start (modules, routes, models) lives as long as it does:
-        # frozen, the collector stops walking it at every full collection, a third of a
-        # telemetry batch's time under load.
+        # frozen, the collector stops walking it at every full collection. Thousands of
+        # devices' connections and long-polls live long too, and collections as often as
+        # Python's defaults took half the hub's time at 6,000 devices; requests' garbage
+        # goes by reference count, so cycles may wait for fewer, later collections.
         gc.freeze()
+        gc.set_threshold(*_GC_THRESHOLDS)
         if settings.jobs_worker:
             # Started once the port is known: the worker reaches the hub through its API.
             workers.append(

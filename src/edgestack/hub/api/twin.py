@@ -69,9 +69,11 @@ async def get_desired(
     changed = hub.notifier.watch(device_id)
     state = await hub.writes.store(devices.seen_many, device_id)
     if after is not None and state.version == after:
+        # Watched before the state was read: a change made since, here or on a replica, wakes
+        # it, so a wait that ends without one answers the state read, as it still is.
         with suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout=wait)
-        state = await run_in_threadpool(_current, hub, device_id)
+            state = await run_in_threadpool(_current, hub, device_id)
     return JSONResponse(state.for_protocol(protocol))
 
 
