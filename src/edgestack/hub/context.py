@@ -39,8 +39,10 @@ class HubContext:
         self.holder = leases.holder_id()
         # Replicas on one database learn of another's enrolments only from the database, so
         # there every call looks its token up: a revoked token must fail at once everywhere.
+        # Alone, the hub makes every token change itself (enrolments forget theirs), and the
+        # age bound only covers a database changed under it.
         shared = settings.database_url is not None and datadir.shared(settings.database_url)
-        self.device_tokens = DeviceTokens(ttl_s=0.0 if shared else 30.0)
+        self.device_tokens = DeviceTokens(ttl_s=0.0 if shared else 600.0)
         self.login_failures = SlidingWindow(settings.login_failures, settings.login_window_s)
         self.enrolments = SlidingWindow(settings.enrol_attempts, settings.enrol_window_s)
         # One dataset freeze at a time, since each chooses the next version's number.
