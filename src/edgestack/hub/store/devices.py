@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from edgestack.hub.errors import Conflict, NotFound, Unprocessable
 from edgestack.hub.store import accounts, targets
 from edgestack.hub.store.db import utcnow
-from edgestack.hub.store.tables import DeviceRow
+from edgestack.hub.store.tables import DeviceRow, Json
 from edgestack.profiles import PROFILES, DeviceProfile, profile_for
 from edgestack.protocol import (
     MAX_TAGS,
@@ -143,10 +143,7 @@ def seen_many(session: Session, device_ids: Sequence[str]) -> list[DesiredState]
             DeviceRow.device_id.in_(wanted)
         )
     )
-    states = {
-        device_id: DesiredState.model_validate({**state, "version": version})
-        for device_id, state, version in found
-    }
+    states = {device_id: _state(state, version) for device_id, state, version in found}
     if missing := wanted - states.keys():
         raise not_enrolled(min(missing))
     return [states[device_id] for device_id in device_ids]
@@ -285,7 +282,12 @@ def views(
 
 
 def _desired(row: DeviceRow) -> DesiredState:
-    return DesiredState.model_validate({**row.desired, "version": row.desired_version})
+    return _state(row.desired, row.desired_version)
+
+
+def _state(desired: Json, version: int) -> DesiredState:
+    """The desired state a row's `desired` and `desired_version` columns hold."""
+    return DesiredState.model_validate({**desired, "version": version})
 
 
 def _dump_desired(state: DesiredState) -> dict[str, object]:

@@ -86,7 +86,7 @@ class _Group:
         """`ingest`, the batches of this group before it counted."""
         session = self._session
         if device_id not in self._totals:
-            devices.get(session, device_id)  # says it is not enrolled
+            raise devices.not_enrolled(device_id)
         before = self._totals[device_id]
         key = (device_id, str(batch.batch_id))
         # Only a batch no newer than the latest could be one retention removed: the usual,
