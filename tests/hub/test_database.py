@@ -1,8 +1,10 @@
 """Opening the hub's database from its URL, and what its writers promise on PostgreSQL."""
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -10,6 +12,7 @@ from sqlalchemy import text
 from conftest import Postgres, free_port
 from edgestack.hub.errors import StartRefused
 from edgestack.hub.store import Database, schema
+from edgestack.hub.store.db import _WriterTurn, sqlite_url
 
 
 def test_an_unreachable_database_is_refused_naming_it_without_its_password() -> None:
@@ -73,6 +76,43 @@ def test_a_writer_waits_for_the_one_before_and_reads_what_it_committed(
     assert not second.is_alive()
     # Had the second read before the first committed, one increment would be lost.
     assert final == 2
+
+
+def test_a_writer_kept_waiting_past_its_turn_says_so_and_goes_on_to_sqlites_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_WriterTurn, "_WAIT_S", 0.2)
+    database = Database(sqlite_url(tmp_path / "hub.db"))
+    with database.writer() as session:
+        session.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
+        session.execute(text("INSERT INTO counter VALUES (0)"))
+        session.commit()
+    holding = threading.Event()
+
+    def hold_the_turn() -> None:
+        with database.writer() as session:
+            session.execute(text("UPDATE counter SET n = n + 1"))
+            holding.set()
+            time.sleep(1.0)
+            session.commit()
+
+    holder = threading.Thread(target=hold_the_turn)
+    holder.start()
+    assert holding.wait(timeout=30)
+    # Past its turn's wait, SQLite's busy handler holds it until the holder commits.
+    with (
+        caplog.at_level(logging.WARNING, logger="edgestack.hub.store"),
+        database.writer() as session,
+    ):
+        session.execute(text("UPDATE counter SET n = n + 1"))
+        session.commit()
+    holder.join(timeout=30)
+    with database.session() as session:
+        final = session.execute(text("SELECT n FROM counter")).scalar_one()
+    database.close()
+
+    assert final == 2
+    assert any("waited 0.2 s for its turn" in record.getMessage() for record in caplog.records)
 
 
 def _wait_for_a_writer_waiting(database: Database) -> None:

@@ -1,6 +1,7 @@
 """The hub's database, opened once per process from a URL: a SQLite file in WAL mode by
 default, or a PostgreSQL database that several hub processes may share."""
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,8 @@ from edgestack.hub.errors import StartRefused
 from edgestack.hub.store import schema
 
 __all__ = ["Base", "Database", "UTCDateTime", "Window", "masked", "sqlite_url", "utcnow"]
+
+log = logging.getLogger("edgestack.hub.store")
 
 Q = TypeVar("Q", bound=Select[Any])
 
@@ -272,8 +275,15 @@ class _WriterTurn:
 
     def begin(self, connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        if mode == "IMMEDIATE" and self._lock.acquire(timeout=self._WAIT_S):
-            connection.info[self._HELD] = True
+        if mode == "IMMEDIATE":
+            if self._lock.acquire(timeout=self._WAIT_S):
+                connection.info[self._HELD] = True
+            else:
+                log.warning(
+                    "a writer waited %g s for its turn on the database; it goes on to "
+                    "SQLite's own lock",
+                    self._WAIT_S,
+                )
         try:
             connection.exec_driver_sql(f"BEGIN {mode}")
         except BaseException:
