@@ -4,10 +4,11 @@ no broker needed (tests/integration/test_mqtt_transport.py has one)."""
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from edgestack.hub import HubSettings
 from edgestack.hub.bridge import Bridge
@@ -218,3 +219,33 @@ def test_messages_taken_together_are_stored_together_and_a_refused_one_leaves_th
     with opened.db.session() as session:
         kinds = [row.event["kind"] for row in session.scalars(select(EventRow))]
     assert kinds == ["error"]  # the device is told; nothing it forged is stored
+
+
+def test_telemetry_taken_together_is_written_in_one_statement_as_the_http_routes_group(
+    opened: HubContext,
+) -> None:
+    _enrol(opened, "motor-1")
+    _enrol(opened, "motor-2")
+    bridge = Bridge(opened)
+    inserts: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO TELEMETRY"):
+            inserts.append(statement)
+
+    event.listen(opened.db.engine, "before_cursor_execute", seen)
+    try:
+        outcomes = bridge.store_all(
+            [
+                (device_topic(device_id, "telemetry"), encode("telemetry", batch), SPOKEN)
+                for device_id in ("motor-1", "motor-2")
+                for batch in (telemetry_batch(1), telemetry_batch(2))
+            ]
+        )
+    finally:
+        event.remove(opened.db.engine, "before_cursor_execute", seen)
+
+    assert outcomes == ["stored"] * 4
+    assert count(opened, TelemetryRow) == 4
+    # One executemany for the four, not a statement a message.
+    assert len(inserts) == 1

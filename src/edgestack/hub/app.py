@@ -77,6 +77,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         app.include_router(router)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    for router in ROUTERS:
         app.include_router(router, prefix=LEGACY_PREFIX, include_in_schema=False)
     document_bodies(app, API_PREFIX, ROUTERS)
     document_answers(app, API_PREFIX, ROUTERS)

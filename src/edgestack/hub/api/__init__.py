@@ -40,13 +40,15 @@ LEGACY_PREFIX = "/v1"
 # Outside any version: probes and scrapers call them by a fixed path.
 ROOT_ROUTERS = (health.router, metrics.router)
 
+# Matched in this order, router after router, every one of a prefix before the next prefix:
+# what every device calls every few seconds comes first.
 ROUTERS = (
+    telemetry.router,
+    twin.router,
+    events.router,
     session.router,
     enrolment.router,
-    twin.router,
     devices.router,
-    telemetry.router,
-    events.router,
     samples.router,
     datasets.router,
     models.router,

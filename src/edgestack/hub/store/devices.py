@@ -65,6 +65,13 @@ def find(session: Session, device_id: str) -> DeviceRow | None:
     return session.get(DeviceRow, device_id)
 
 
+def enrolled(session: Session, device_ids: Iterable[str]) -> set[str]:
+    """Those of `device_ids` that are enrolled."""
+    return set(
+        session.scalars(select(DeviceRow.device_id).where(DeviceRow.device_id.in_(device_ids)))
+    )
+
+
 def get(session: Session, device_id: str) -> DeviceRow:
     row = session.get(DeviceRow, device_id)
     if row is None:
@@ -240,10 +247,7 @@ def report_many(
     """Store each device's reported state of `reported` (device id, state), the last one
     given for a device the one that stays; the states, in order."""
     latest = dict(reported)
-    enrolled = set(
-        session.scalars(select(DeviceRow.device_id).where(DeviceRow.device_id.in_(latest)))
-    )
-    if missing := latest.keys() - enrolled:
+    if missing := latest.keys() - enrolled(session, latest):
         raise not_enrolled(min(missing))
     now = utcnow()
     session.execute(
