@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from conftest import Mosquitto, mosquitto_binary
+from edgestack.agent.store import LocalStore
 from edgestack.client import HubError
 from edgestack.demo import LocalFleet, wait_until
 from edgestack.demo.services import HubBroker
@@ -145,6 +146,31 @@ def test_a_wrong_password_is_refused(mqtt_fleet: MqttFleet) -> None:
 
     with pytest.raises(ConnectionRefusedError):
         _Session(mqtt_fleet, "dev-d", "not-its-token", retry=False).__enter__()
+
+
+def test_an_agent_whose_token_the_broker_refuses_asks_the_hub_and_enrols_again() -> None:
+    with broker_and_hub(["dev-r"]) as setup:
+        store = LocalStore(setup.fleet.root / "dev-r" / "agent.db")
+        held = store.get("device_token")
+        store.close()
+        assert isinstance(held, str)
+        _enrol(setup, "dev-r", device_token=held)  # rotated elsewhere: the agent's is revoked
+        log = setup.fleet.root / "dev-r.log"
+        seen = len(log.read_text())
+        # Mosquitto keeps a connection made before its accounts changed; the next one is refused.
+        setup.broker.stop()
+        setup.restart_broker()
+
+        wait_until(
+            lambda: "hub refused our token" in log.read_text()[seen:],
+            timeout_s=WAIT_S,
+            what="dev-r to learn from the hub that its token is gone",
+        )
+        wait_until(
+            lambda: "waiting for approval" in log.read_text()[seen:],
+            timeout_s=WAIT_S,
+            what="dev-r to enrol again, waiting for approval as a device that lost its token",
+        )
 
 
 def test_batches_cut_while_the_broker_was_down_arrive_once_when_it_returns(
@@ -318,11 +344,13 @@ def _reported(fleet: LocalFleet, device_id: str) -> ReportedState | None:
         return None
 
 
-def _enrol(setup: MqttFleet, device_id: str) -> str:
+def _enrol(setup: MqttFleet, device_id: str, device_token: str | None = None) -> str:
+    """A new token for `device_id`; given the one it holds, the hub rotates it at once."""
     body = {
         "device_id": device_id,
         "enrol_token": setup.fleet.enrol_token,
         "hardware": Hardware(cores=1, ram_mb=64, arch="x86_64", providers=[]).model_dump(),
+        "device_token": device_token,
     }
     response = httpx.post(f"{setup.fleet.hub_url}/api/v1/enrol", json=body, timeout=10)
     response.raise_for_status()

@@ -38,6 +38,9 @@ _RECONNECT_MIN_S = 1
 _RECONNECT_MAX_S = 5
 # MQTT's fixed header, the topic's length and the packet id, beside topic and payload.
 _PUBLISH_OVERHEAD = 8
+# MQTT 5's CONNACK reasons for an account the broker does not take: bad user name or
+# password, not authorized.
+_ACCOUNT_REFUSED = frozenset({134, 135})
 
 
 class MqttLink:
@@ -46,8 +49,10 @@ class MqttLink:
     from the device's retained desired-state topic. The broker connection opens once
     `token` is set, and opens again with each new token.
 
-    A broker out of reach, or refusing the device's account (the hub may not have had it
-    reread its accounts yet), raises `HubUnavailable`, so the call is tried again later."""
+    A broker out of reach raises `HubUnavailable`, so the call is tried again later. So does
+    one refusing the device's account while the hub takes its token (the hub may not have had
+    the broker reread its accounts yet); a token the hub refuses too raises the hub's
+    refusal, as `HubLink` would, so the agent enrols again rather than wait for ever."""
 
     def __init__(
         self, hub_url: str, broker_url: str, device_id: str, *, ack_timeout_s: float = 10.0
@@ -59,7 +64,7 @@ class MqttLink:
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = False
-        self._refused: str | None = None
+        self._refused: ReasonCode | None = None
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._early: dict[int, ReasonCode] = {}
         self._desired: DesiredState | None = None
@@ -103,6 +108,7 @@ class MqttLink:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), wait_s)
         if self._desired is None:
+            await self._ask_hub_of_a_refused_token()
             raise HubUnavailable(self._why_not("no desired state arrived from the broker yet"))
         return self._desired
 
@@ -131,6 +137,7 @@ class MqttLink:
     async def _publish(self, topic: str, payload: bytes) -> None:
         client = self._client
         if client is None or not self._connected:
+            await self._ask_hub_of_a_refused_token()
             raise HubUnavailable(self._why_not(f"publish {topic}: not connected to the broker"))
         properties = Properties(PacketTypes.PUBLISH)
         properties.UserProperty = (PROTOCOL_PROPERTY, str(PROTOCOL))
@@ -161,7 +168,13 @@ class MqttLink:
         else:
             acked.set_result(None)
 
-    def _up(self, refused: str | None) -> None:
+    async def _ask_hub_of_a_refused_token(self) -> None:
+        """Raise the hub's refusal (`HubRejected`, 401) of the token the broker refused: the
+        hub, not the broker, says whether a token is still the device's."""
+        if self._refused is not None and self._refused.value in _ACCOUNT_REFUSED:
+            await self._http.desired(self._device_id, after=0, wait_s=0)
+
+    def _up(self, refused: ReasonCode | None) -> None:
         self._connected = refused is None
         self._refused = refused
 
@@ -178,7 +191,8 @@ class MqttLink:
         self._desired_changed = asyncio.Event()
 
     def _why_not(self, what: str) -> str:
-        return f"{what}; the broker refused the device: {self._refused}" if self._refused else what
+        refused = self._refused
+        return what if refused is None else f"{what}; the broker refused the device: {refused}"
 
     def _open(self, token: str) -> mqtt.Client:
         client = mqtt.Client(
@@ -198,6 +212,7 @@ class MqttLink:
         """Stop the connection of the previous token, off the loop: it joins a thread."""
         client, self._client = self._client, None
         self._down()
+        self._refused = None  # the previous token's
         if client is not None and self._loop is not None:
             client.disconnect()
             self._loop.run_in_executor(None, client.loop_stop)
@@ -214,7 +229,7 @@ class MqttLink:
     ) -> None:
         if reason.is_failure:
             log.warning("the broker refused %s: %s", self._device_id, reason)
-            self._on_loop(self._up, str(reason))
+            self._on_loop(self._up, reason)
             return
         client.subscribe(device_topic(self._device_id, "desired"), qos=1)
         self._on_loop(self._up, None)
