@@ -2,13 +2,16 @@
 fails failing alone, alerts moved on as one batch to a transaction moves them."""
 
 import asyncio
+import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from edgestack.hub.context import HubContext
 from edgestack.hub.errors import NotFound
@@ -300,3 +303,39 @@ async def test_writes_of_each_kind_queued_together_are_stored_and_answered_each(
         assert ReportedState.model_validate(stored.get(session, "motor-0").reported) == failed
         last_seen = stored.get(session, "motor-2").last_seen
     assert enrolled_seen is not None and last_seen is not None and last_seen > enrolled_seen
+
+
+async def test_token_look_ups_queued_while_the_reader_is_busy_are_one_statement(
+    hub: HubContext, enrol: Enrol
+) -> None:
+    held = {device_id: (await enrol(device_id)).token for device_id in ("motor-0", "motor-1")}
+    busy, go_on = threading.Event(), threading.Event()
+    calls: list[list[str]] = []
+
+    def hold(_session: Session, items: Sequence[None]) -> list[None]:
+        busy.set()
+        go_on.wait(timeout=30)
+        return [None for _ in items]
+
+    def token_hashes(session: Session, device_ids: Sequence[str]) -> list[str | None]:
+        calls.append(list(device_ids))
+        return stored.token_hashes(session, device_ids)
+
+    holding = asyncio.ensure_future(hub.reads.store(hold, None))
+    await asyncio.to_thread(busy.wait, 30)
+    asked = [
+        asyncio.ensure_future(hub.reads.store(token_hashes, device_id))
+        for device_id in ("motor-1", "motor-9", "motor-0", "motor-1")
+    ]
+    await asyncio.sleep(0.05)
+    go_on.set()
+    answers = await asyncio.gather(*asked)
+    await holding
+
+    assert calls == [["motor-1", "motor-9", "motor-0", "motor-1"]]
+    assert answers == [
+        stored.hash_token(held["motor-1"]),
+        None,
+        stored.hash_token(held["motor-0"]),
+        stored.hash_token(held["motor-1"]),
+    ]

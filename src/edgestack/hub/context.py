@@ -57,6 +57,7 @@ class HubContext:
         self._serving: Answering | None = None
         self._channel: DesiredChannel | None = None
         self._writes: GroupCommit | None = None
+        self._reads: GroupCommit | None = None
 
     @property
     def db(self) -> Database:
@@ -89,6 +90,14 @@ class HubContext:
         if self._writes is None:
             raise RuntimeError("the hub is not started; run the app inside its lifespan")
         return self._writes
+
+    @property
+    def reads(self) -> GroupCommit:
+        """Where devices' frequent reads (their tokens, where none is remembered) are made,
+        many to a transaction."""
+        if self._reads is None:
+            raise RuntimeError("the hub is not started; run the app inside its lifespan")
+        return self._reads
 
     @property
     def serving(self) -> Answering:
@@ -133,6 +142,7 @@ class HubContext:
         self._keys = HubKeys(data_dir / "keys")
         self._artifacts = CheckedArtifacts(self._bundles)
         self._writes = GroupCommit(self._db)
+        self._reads = GroupCommit(self._db, reads=True)
         # Its own keys, as a device pins them: a bundle signed after a rotation carries the
         # chain that endorses the newer key.
         self._serving = Answering(ModelServer("cloud", TrustedKeys(self._keys.public())))
@@ -160,8 +170,9 @@ class HubContext:
 
     def close(self) -> None:
         self.notifier.close()
-        if self._writes is not None:
-            self._writes.close()
+        for grouped in (self._writes, self._reads):
+            if grouped is not None:
+                grouped.close()
         if self._db is not None:
             self._db.close()
         self._held.close()
@@ -172,3 +183,4 @@ class HubContext:
         self._serving = None
         self._channel = None
         self._writes = None
+        self._reads = None

@@ -4,6 +4,9 @@ One SQLite file takes one writer at a time. A transaction per request spends mos
 time beginning, committing and handing the write lock from thread to thread; one thread
 that takes whatever writes have queued up while it was busy and stores them together pays
 that once for all of them. Each request is still answered only once its write is committed.
+Reads every device call makes (its token, where replicas share a database and none is
+remembered) are grouped the same way, in read-only transactions: one statement and round
+trip for many calls.
 """
 
 import asyncio
@@ -44,13 +47,16 @@ class _Write:
 
 class GroupCommit:
     """Stores items on a thread of its own, as many per transaction as have queued up, each
-    kind through one call of its `StoreMany`; `close` stores what is queued, then stops."""
+    kind through one call of its `StoreMany`; `close` stores what is queued, then stops.
+    With `reads`, the calls only read, each group in a reader's transaction."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, reads: bool = False) -> None:
         self._db = db
+        self._reads = reads
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="group-writer", daemon=True)
+        name = "group-reader" if reads else "group-writer"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     async def store(self, store: StoreMany[T, R], item: T) -> R:
@@ -91,7 +97,7 @@ class GroupCommit:
         for write in group:
             kinds.setdefault(write.store, []).append(write)
         try:
-            with self._db.writer() as session:
+            with self._db.session() if self._reads else self._db.writer() as session:
                 results = {
                     store: store(session, [write.item for write in writes])
                     for store, writes in kinds.items()

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Header, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.requests import HTTPConnection
 from fastapi.routing import APIRoute
@@ -400,7 +399,10 @@ def _auditing(role: Role) -> Callable[..., Audit]:
 async def _authenticate_device(device_id: str, hub: HubDep, credentials: Credentials) -> str:
     stored = hub.device_tokens.get(device_id)
     if stored is None:
-        stored = await run_in_threadpool(_token_hash, hub, device_id)
+        mark = hub.device_tokens.mark()
+        stored = await hub.reads.store(devices.token_hashes, device_id)
+        if stored is not None:
+            hub.device_tokens.put(device_id, stored, mark)
     # An unknown id gets the same answer as a wrong token, so ids cannot be probed for.
     given = "" if credentials is None else devices.hash_token(credentials.credentials)
     if not hmac.compare_digest(given, stored or _NO_DEVICE):
@@ -409,16 +411,6 @@ async def _authenticate_device(device_id: str, hub: HubDep, credentials: Credent
             "<device_token>' as returned by POST /v1/enrol; enrol again if it was lost"
         )
     return device_id
-
-
-def _token_hash(hub: HubContext, device_id: str) -> str | None:
-    mark = hub.device_tokens.mark()
-    # A short session of its own: a long-poll must not hold a connection while it waits.
-    with hub.db.session() as session:
-        stored = devices.token_hash(session, device_id)
-    if stored is not None:
-        hub.device_tokens.put(device_id, stored, mark)
-    return stored
 
 
 def _require_fleet_member(hub: HubDep, credentials: Credentials) -> None:

@@ -46,7 +46,7 @@ __all__ = [
     "seen_many",
     "steer",
     "tag",
-    "token_hash",
+    "token_hashes",
     "update_desired",
     "view",
     "views",
@@ -129,8 +129,15 @@ def approve(session: Session, device_id: str) -> DeviceView:
     return _view(row)
 
 
-def token_hash(session: Session, device_id: str) -> str | None:
-    return session.scalar(select(DeviceRow.token_sha256).where(DeviceRow.device_id == device_id))
+def token_hashes(session: Session, device_ids: Sequence[str]) -> list[str | None]:
+    """The hash of each device's token, in order; None for an id not enrolled."""
+    found = session.execute(
+        select(DeviceRow.device_id, DeviceRow.token_sha256).where(
+            DeviceRow.device_id.in_(set(device_ids))
+        )
+    )
+    hashes = {device_id: token_sha256 for device_id, token_sha256 in found}
+    return [hashes.get(device_id) for device_id in device_ids]
 
 
 def device_for_token(session: Session, token_sha256: str) -> str | None:
