@@ -232,3 +232,20 @@ async def test_a_job_running_when_the_hub_stopped_is_failed_when_it_starts_again
     assert "submit it again" in jobs[running["id"]]["error"]
     assert [e["event"]["kind"] for e in events] == ["job_started", "job_failed"]
     assert jobs[queued["id"]]["state"] == "queued"
+
+
+async def test_a_hub_running_jobs_on_ray_refuses_a_federated_job_when_submitted(
+    settings: HubSettings,
+) -> None:
+    on_ray = settings.model_copy(update={"jobs": "ray://127.0.0.1:1"})
+    federated = {"job": {"kind": "federated", "dataset": "motors", "to": ["all"]}}
+
+    async with _hub(on_ray) as client:
+        refused = await client.post("/api/v1/jobs", json=federated, headers=ADMIN)
+        trained = await _submit(client)
+        listed = (await client.get("/api/v1/jobs", headers=ADMIN)).json()
+
+    assert refused.status_code == 409
+    assert refused.json()["detail"].startswith("job.kind: a federated job runs Flower's")
+    assert "--jobs local" in refused.json()["detail"]
+    assert [job["id"] for job in listed] == [trained["id"]]  # nothing of the refused one queued

@@ -11,7 +11,7 @@ from conftest import free_port
 from edgestack.cli import app
 from edgestack.hub import HubSettings
 from edgestack.hub import worker as worker_module
-from edgestack.hub.ray_jobs import RayCluster, RayRun, RayUnavailable, parse_jobs
+from edgestack.hub.ray_jobs import RayCluster, RayRun, RayUnavailable, parse_jobs, refuses
 from edgestack.hub.worker import Worker
 
 
@@ -120,3 +120,12 @@ def test_a_cluster_nobody_listens_on_is_unavailable_with_its_address_and_the_fix
     message = str(refused.value)
     assert cluster.address in message
     assert f"--ray-client-server-port {cluster.port}" in message and "--jobs local" in message
+
+
+def test_a_federated_job_is_the_one_kind_a_ray_cluster_refuses_naming_it_and_the_fix() -> None:
+    cluster = RayCluster("head.example", 7000)
+
+    why = refuses(cluster, "federated")
+
+    assert why is not None and "ray://head.example:7000" in why and "--jobs local" in why
+    assert [refuses(cluster, kind) for kind in ("train", "optimise", "evaluate")] == [None] * 3

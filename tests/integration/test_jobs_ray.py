@@ -20,6 +20,7 @@ import pytest
 
 import edgestack
 from conftest import free_port
+from edgestack.client import HubError
 from edgestack.demo import LocalFleet, wait_until
 from edgestack.protocol import FederatedRequest, JobView, TrainRequest
 
@@ -227,13 +228,11 @@ def test_a_cancel_kills_the_jobs_ray_worker_and_a_dead_worker_fails_its_job(
 def test_a_federated_job_is_refused_on_ray_with_the_fix(
     fleet: LocalFleet, ray_head: RayHead
 ) -> None:
-    federated = fleet.client.submit_job(FederatedRequest(dataset="motors", to=["all"]))
-    refused = wait_until(
-        lambda: _ended(fleet, federated.id), timeout_s=30, what="the federated job to end"
-    )
+    with pytest.raises(HubError) as refused:
+        fleet.client.submit_job(FederatedRequest(dataset="motors", to=["all"]))
 
-    assert refused.state == "failed" and refused.error is not None
-    assert "--jobs local" in refused.error and ray_head.address in refused.error
+    assert refused.value.status == 409
+    assert "--jobs local" in str(refused.value) and ray_head.address in str(refused.value)
 
 
 def test_jobs_fail_naming_a_cluster_nobody_listens_on_and_the_worker_goes_on(

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_CLIENT_PORT", "RayCluster", "RayRun", "RayUnavailable", "parse_jobs", "where"]
+__all__ = [
+    "DEFAULT_CLIENT_PORT",
+    "RayCluster",
+    "RayRun",
+    "RayUnavailable",
+    "parse_jobs",
+    "refuses",
+    "where",
+]
 
 DEFAULT_CLIENT_PORT = 10001
 """The port of Ray Client's server on a head started with Ray's defaults."""
@@ -66,6 +74,17 @@ def parse_jobs(value: str) -> RayCluster | None:
     if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.username:
         raise ValueError(f"'{value[:100]}' is not of the form ray://HOST:PORT; {_FIX}")
     return RayCluster(parts.hostname, DEFAULT_CLIENT_PORT if port is None else port)
+
+
+def refuses(cluster: RayCluster, kind: str) -> str | None:
+    """Why a job of `kind` cannot run on `cluster`, naming the fix; None when it can."""
+    if kind != "federated":
+        return None
+    return (
+        "a federated job runs Flower's aggregator, which devices dial on the hub's fl_host and "
+        f"fl_port; a task on the Ray cluster at {cluster.address} would listen on a node the "
+        "devices were not told of: run federated jobs on a hub started with --jobs local"
+    )
 
 
 def where() -> str:

@@ -28,7 +28,14 @@ from typing import Any, Protocol
 from pydantic import TypeAdapter
 
 from edgestack.client import HubClient, HubError
-from edgestack.hub.ray_jobs import RayCluster, RayRun, RayUnavailable, parse_jobs, where
+from edgestack.hub.ray_jobs import (
+    RayCluster,
+    RayRun,
+    RayUnavailable,
+    parse_jobs,
+    refuses,
+    where,
+)
 from edgestack.protocol import JobReport, JobRequest, JobView
 
 __all__ = ["POLL_S", "Worker", "main", "run_worker"]
@@ -189,13 +196,9 @@ def _start(
     request = job.job.model_dump(mode="json")
     if cluster is None:
         return _LocalRun(url, admin_token, job.id, request, aggregator)
-    if job.job.kind == "federated":
-        raise _Refused(
-            "a federated job runs Flower's aggregator, which devices dial on the hub's "
-            f"fl_host and fl_port; a task on the Ray cluster at {cluster.address} would listen "
-            "on a node the devices were not told of: run federated jobs on a hub started with "
-            "--jobs local"
-        )
+    # Refused when submitted too; a job queued by a replica that runs jobs locally lands here.
+    if (why := refuses(cluster, job.job.kind)) is not None:
+        raise _Refused(why)
     return RayRun.start(cluster, _run_on_ray, jobs_hub_url, admin_token, job.id, request)
 
 

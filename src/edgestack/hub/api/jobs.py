@@ -13,6 +13,8 @@ from edgestack.hub.api.deps import (
     WriteSessionDep,
 )
 from edgestack.hub.api.paging import PagerDep
+from edgestack.hub.errors import Conflict
+from edgestack.hub.ray_jobs import parse_jobs, refuses
 from edgestack.hub.store import jobs
 from edgestack.protocol import INT64_MAX, JobLog, JobReport, JobState, JobSubmit, JobView
 
@@ -27,10 +29,16 @@ JobId = Annotated[int, Path(ge=1, le=INT64_MAX, description="the job's id")]
 
 @router.post("/jobs", status_code=201, operation_id="jobs-submit")
 def submit_job(
-    audit: AuditedOperatorDep, submission: SubmitBody, session: WriteSessionDep
+    audit: AuditedOperatorDep, submission: SubmitBody, session: WriteSessionDep, hub: HubDep
 ) -> JobView:
     """Queue a training, optimisation or evaluation for the hub's worker process, which runs
-    it as `edgestack train`, `optimize` or `evaluate` would and registers what it makes."""
+    it as `edgestack train`, `optimize` or `evaluate` would and registers what it makes.
+
+    409 for a job that cannot run where this hub runs jobs (a federated job on a Ray
+    cluster), naming the fix; nothing is queued."""
+    cluster = parse_jobs(hub.settings.jobs)
+    if cluster is not None and (why := refuses(cluster, submission.job.kind)) is not None:
+        raise Conflict(f"job.kind: {why}")
     row = jobs.submit(session, submission)
     session.flush()  # for its id
     view = jobs.view(row)
